@@ -1,0 +1,359 @@
+// Package store is the persistence contract of the gateway: the domain types
+// it keeps (workflows and their versions, executions with their node states
+// and events, encrypted secrets, named resources) and the Store interface that
+// every backend implements. Backends live in store/sqlite and store/postgres;
+// store/storetest is the conformance suite both pass.
+//
+// The store never sees protobuf types and never sees a secret in clear text.
+// JSON-like values (parameters, results, configs) are map[string]any holding
+// only JSON-compatible Go values: nil, bool, float64, int64, string, []any and
+// map[string]any. Backends may return whole numbers as float64 after a round
+// trip; consumers must accept either.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors that callers branch on. Backends translate driver errors into these.
+var (
+	// ErrNotFound reports that the named thing does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrAlreadyExists reports a duplicate create (same key or version).
+	ErrAlreadyExists = errors.New("already exists")
+	// ErrConflict reports a write that lost a race (stale version or seq).
+	ErrConflict = errors.New("conflict")
+)
+
+// Store is the persistence contract. Implementations are safe for concurrent
+// use by many goroutines (and, for shared backends, many processes).
+// Every method honours ctx cancellation.
+type Store interface {
+	// CreateWorkflowVersion stores w as the next version of w.Name (1 for a new
+	// name), setting w.Version and w.CreateTime, and returns the stored copy.
+	// Concurrent calls for one name get distinct, dense versions.
+	CreateWorkflowVersion(ctx context.Context, w *Workflow) (*Workflow, error)
+	// GetWorkflow returns one version of a workflow; version 0 means the latest.
+	// Unknown names or versions give ErrNotFound.
+	GetWorkflow(ctx context.Context, name string, version int32) (*Workflow, error)
+	// ListWorkflows returns summaries ordered by name, starting after the name
+	// in page.After. The returned cursor is empty when there is nothing more.
+	ListWorkflows(ctx context.Context, page Page) ([]*WorkflowSummary, string, error)
+	// DeleteWorkflow removes every version of a workflow; ErrNotFound if none.
+	DeleteWorkflow(ctx context.Context, name string) error
+
+	// CreateExecution journals a new execution (its header, request and node
+	// states). It fails with ErrAlreadyExists when the id exists, or when
+	// e.IdempotencyKey is set and another execution of the same e.Caller
+	// already has that key.
+	CreateExecution(ctx context.Context, e *Execution) error
+	// GetExecution returns an execution with its node states and results.
+	GetExecution(ctx context.Context, id string) (*Execution, error)
+	// FindExecutionByIdempotencyKey returns the execution that caller created
+	// with key, or ErrNotFound.
+	FindExecutionByIdempotencyKey(ctx context.Context, caller, key string) (*Execution, error)
+	// ListExecutions returns executions newest first (by CreateTime, then ID),
+	// filtered by q, starting after the opaque cursor in q.Page.After.
+	ListExecutions(ctx context.Context, q ExecutionQuery) ([]*Execution, string, error)
+	// WriteJournal applies b atomically: execution header updates, node state
+	// upserts and appended events. An event whose (execution, seq) already
+	// exists fails the whole batch with ErrConflict.
+	WriteJournal(ctx context.Context, b *JournalBatch) error
+	// ListEvents returns up to limit events of an execution with seq > afterSeq,
+	// in seq order.
+	ListEvents(ctx context.Context, executionID string, afterSeq int64, limit int) ([]*Event, error)
+	// ClaimExecutions makes owner the owner of every unfinished execution whose
+	// owner's heartbeat is older than staleBefore (or that has no owner), and
+	// returns them. Used for recovery after a crash.
+	ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*Execution, error)
+	// Heartbeat records that owner is alive at now.
+	Heartbeat(ctx context.Context, owner string, now time.Time) error
+	// DeleteExecutionsBefore removes finished executions (and their node states
+	// and events) that ended before t, returning how many were removed.
+	DeleteExecutionsBefore(ctx context.Context, t time.Time) (int, error)
+
+	// InsertSecretVersion stores one encrypted secret version. The caller picks
+	// the version (the name and version are bound into the ciphertext), so an
+	// existing (name, version) gives ErrAlreadyExists.
+	InsertSecretVersion(ctx context.Context, s *SecretRecord) error
+	// GetSecret returns one version of a secret; 0 means the latest.
+	GetSecret(ctx context.Context, name string, version int32) (*SecretRecord, error)
+	// ListSecrets returns the latest version of each secret ordered by name.
+	ListSecrets(ctx context.Context, page Page) ([]*SecretRecord, string, error)
+	// DeleteSecret removes every version of a secret; ErrNotFound if none.
+	DeleteSecret(ctx context.Context, name string) error
+	// RewrapSecrets replaces, in one transaction, the WrappedKey of every
+	// secret version with rewrap's answer and sets the master-key check value
+	// to keyCheck. If rewrap fails, nothing changes.
+	RewrapSecrets(ctx context.Context, rewrap func(*SecretRecord) ([]byte, error), keyCheck []byte) error
+	// GetKeyCheck returns the stored master-key check value, or ErrNotFound.
+	GetKeyCheck(ctx context.Context) ([]byte, error)
+	// PutKeyCheck stores the master-key check value if none exists yet;
+	// ErrAlreadyExists otherwise.
+	PutKeyCheck(ctx context.Context, keyCheck []byte) error
+
+	// PutResource creates or replaces a named resource. CreateTime is kept on
+	// replace; UpdateTime is set. Returns the stored copy.
+	PutResource(ctx context.Context, r *Resource) (*Resource, error)
+	// GetResource returns a named resource or ErrNotFound.
+	GetResource(ctx context.Context, name string) (*Resource, error)
+	// ListResources returns named resources ordered by name.
+	ListResources(ctx context.Context, page Page) ([]*Resource, string, error)
+	// DeleteResource removes a named resource; ErrNotFound if none.
+	DeleteResource(ctx context.Context, name string) error
+
+	// Close releases the backend's connections.
+	Close() error
+}
+
+// Page selects one page of a list: at most Limit items (Limit > 0) after the
+// cursor After ("" = from the start). Cursors are backend-produced strings;
+// the server wraps them in signed page tokens.
+type Page struct {
+	After string
+	Limit int
+}
+
+// Workflow is one registered version of a workflow definition.
+type Workflow struct {
+	Name           string
+	Version        int32
+	Description    string
+	Nodes          []Node
+	Connections    []Connection
+	Timeout        time.Duration // 0 = default
+	Labels         map[string]string
+	CreateTime     time.Time
+	DisableJournal bool
+}
+
+// Node is one code node of a workflow.
+type Node struct {
+	ID                string
+	Code              string
+	RequiredResources []string
+	Timeout           time.Duration // 0 = default
+	Retry             RetryPolicy
+	Description       string
+}
+
+// RetryPolicy is a node's retry policy; zero fields mean the defaults.
+type RetryPolicy struct {
+	MaxAttempts    int32
+	InitialBackoff time.Duration
+	MaxBackoff     time.Duration
+	Multiplier     float64
+}
+
+// Connection carries an upstream result (or one key of it) to a downstream node.
+type Connection struct {
+	FromNode   string
+	FromOutput string // "" = pass all
+	ToNode     string
+	ToInput    string // "" = FromOutput
+}
+
+// WorkflowSummary is what ListWorkflows reports per workflow (its latest version).
+type WorkflowSummary struct {
+	Name              string
+	LatestVersion     int32
+	Description       string
+	NodeCount         int
+	RequiredResources []string
+	Labels            map[string]string
+	CreateTime        time.Time
+}
+
+// ExecutionStatus is the lifecycle state of an execution. Values match kgw.v1.
+type ExecutionStatus int32
+
+// Execution statuses.
+const (
+	ExecutionUnspecified ExecutionStatus = iota
+	ExecutionPending
+	ExecutionRunning
+	ExecutionCompleted
+	ExecutionFailed
+	ExecutionCancelled
+	ExecutionTimedOut
+)
+
+// Terminal reports whether s is a final state.
+func (s ExecutionStatus) Terminal() bool { return s >= ExecutionCompleted }
+
+// NodeStatus is the lifecycle state of one node. Values match kgw.v1.
+type NodeStatus int32
+
+// Node statuses.
+const (
+	NodeUnspecified NodeStatus = iota
+	NodePending
+	NodeRunning
+	NodeRetrying
+	NodeCompleted
+	NodeFailed
+	NodeSkipped
+	NodeCancelled
+	NodeTimedOut
+)
+
+// ResourceSpec describes a resource in a request or a named resource.
+// It never holds credentials, only the name of the secret that does.
+type ResourceSpec struct {
+	Type           string         `json:"type,omitempty"`
+	Config         map[string]any `json:"config,omitempty"`
+	CredentialsRef string         `json:"credentials_ref,omitempty"`
+	CredentialsKey string         `json:"credentials_key,omitempty"`
+	Ref            string         `json:"ref,omitempty"`
+}
+
+// ExecutionRequest is what a caller asked to run, as journalled.
+type ExecutionRequest struct {
+	Parameters map[string]any          `json:"parameters,omitempty"`
+	Resources  map[string]ResourceSpec `json:"resources,omitempty"`
+	Context    map[string]any          `json:"context,omitempty"`
+	Timeout    time.Duration           `json:"timeout,omitempty"`
+}
+
+// ExecError describes a failure of a node or an execution.
+type ExecError struct {
+	NodeID    string `json:"node_id,omitempty"`
+	Code      string `json:"code,omitempty"`
+	Message   string `json:"message,omitempty"`
+	Traceback string `json:"traceback,omitempty"`
+}
+
+// Execution is one run of one workflow version.
+type Execution struct {
+	ID             string
+	Workflow       string
+	Version        int32
+	Status         ExecutionStatus
+	Request        ExecutionRequest
+	Error          *ExecError
+	Nodes          []*NodeState // in workflow order; results live here
+	CreateTime     time.Time
+	StartTime      time.Time
+	EndTime        time.Time
+	IdempotencyKey string
+	Caller         string // authenticated principal that created it ("" = anonymous)
+	Owner          string // gateway process that runs it
+}
+
+// NodeState is the journalled state of one node of an execution.
+type NodeState struct {
+	NodeID    string
+	Status    NodeStatus
+	Attempts  int32
+	StartTime time.Time
+	EndTime   time.Time
+	Error     *ExecError
+	Result    map[string]any // set when Status == NodeCompleted
+}
+
+// ExecutionQuery filters ListExecutions.
+type ExecutionQuery struct {
+	Workflow string          // "" = any
+	Status   ExecutionStatus // ExecutionUnspecified = any
+	Page     Page
+}
+
+// JournalBatch is a set of journal writes applied atomically.
+type JournalBatch struct {
+	// Executions whose header fields (Status, Error, StartTime, EndTime, Owner)
+	// are updated. Request, Nodes and identity fields are ignored.
+	Executions []*Execution
+	// Node state upserts.
+	Nodes []NodeUpdate
+	// Events to append.
+	Events []*Event
+}
+
+// NodeUpdate is one node state upsert in a JournalBatch.
+type NodeUpdate struct {
+	ExecutionID string
+	State       *NodeState
+}
+
+// EventKind says what an Event reports.
+type EventKind int32
+
+// Event kinds; the terminal ones carry the final execution.
+const (
+	EventUnspecified EventKind = iota
+	EventExecutionStarted
+	EventNodeStarted
+	EventNodeLog
+	EventNodeRetrying
+	EventNodeCompleted
+	EventNodeFailed
+	EventExecutionCompleted
+	EventExecutionFailed
+	EventExecutionCancelled
+	EventExecutionTimedOut
+)
+
+// Terminal reports whether k ends an execution's event stream.
+func (k EventKind) Terminal() bool { return k >= EventExecutionCompleted }
+
+// LogLevel is the severity of a node log line. Values match kgw.v1.
+type LogLevel int32
+
+// Log levels.
+const (
+	LogUnspecified LogLevel = iota
+	LogDebug
+	LogInfo
+	LogWarning
+	LogError
+)
+
+// Event is one step of an execution: the single event type the executor
+// emits, the journal stores and the streams deliver. Which fields are set
+// depends on Kind.
+type Event struct {
+	ExecutionID string
+	Seq         int64
+	Time        time.Time
+	Kind        EventKind
+
+	Workflow string // ExecutionStarted
+	Version  int32  // ExecutionStarted
+	Resumed  bool   // ExecutionStarted
+
+	NodeID   string         // node events
+	Attempt  int32          // node events
+	Level    LogLevel       // NodeLog
+	Message  string         // NodeLog
+	Fields   map[string]any // NodeLog
+	Result   map[string]any // NodeCompleted
+	Error    *ExecError     // NodeRetrying, NodeFailed
+	Backoff  time.Duration  // NodeRetrying
+	Duration time.Duration  // NodeCompleted
+
+	Execution *Execution // terminal kinds: the final execution
+}
+
+// SecretRecord is one encrypted secret version as stored. The value exists
+// only as Ciphertext, sealed with a data key that exists only as WrappedKey.
+type SecretRecord struct {
+	Name         string
+	Version      int32
+	Keys         []string // names of the value's fields, sorted
+	Description  string
+	CreateTime   time.Time
+	ExpireTime   time.Time // zero = never
+	AllowedHosts []string
+	WrappedKey   []byte // data key sealed by the master key
+	Ciphertext   []byte // value sealed by the data key
+}
+
+// Resource is a named, server-side resource.
+type Resource struct {
+	Name       string
+	Spec       ResourceSpec
+	CreateTime time.Time
+	UpdateTime time.Time
+}
