@@ -1,0 +1,343 @@
+package testenv
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const pgInstallHint = "apt-get install -y postgresql"
+
+// PostgresServer is a PostgreSQL server for tests: one that testenv started
+// (StartPostgres, NewPostgres, Postgres) or an external one
+// (KGW_TEST_POSTGRES_DSN). Its methods are safe for concurrent use.
+type PostgresServer struct {
+	// DSN connects as a superuser to the server's maintenance database,
+	// e.g. "postgres://postgres@127.0.0.1:54321/postgres?sslmode=disable".
+	DSN string
+	// Port is the TCP port on 127.0.0.1 (0 for an external server).
+	Port int
+
+	external bool
+	baseDir  string // temp dir holding data/ and postgres.log
+	binDir   string // where initdb and postgres live
+	cred     *syscall.Credential
+
+	mu   sync.Mutex
+	proc *process // nil while stopped
+}
+
+var dbCounter atomic.Int64
+
+// StartPostgres initialises a new cluster in a temporary directory and starts
+// postgres on a free 127.0.0.1 port with durability off (fsync=off) for speed.
+// The caller must Close it.
+func StartPostgres() (*PostgresServer, error) {
+	initdb, err := lookBinary("initdb", pgInstallHint, pgBinDirs()...)
+	if err != nil {
+		return nil, err
+	}
+	binDir := filepath.Dir(initdb)
+	if _, err := os.Stat(filepath.Join(binDir, "postgres")); err != nil {
+		return nil, fmt.Errorf("postgres not found next to %s: install it with `%s`", initdb, pgInstallHint)
+	}
+	s := &PostgresServer{binDir: binDir}
+	if os.Geteuid() == 0 {
+		// PostgreSQL refuses to run as root.
+		cred, err := postgresCredential()
+		if err != nil {
+			return nil, err
+		}
+		s.cred = cred
+	}
+	s.baseDir, err = os.MkdirTemp("", "kgw-testenv-pg-")
+	if err != nil {
+		return nil, fmt.Errorf("postgres temp dir: %w", err)
+	}
+	if s.cred != nil {
+		if err := os.Chown(s.baseDir, int(s.cred.Uid), int(s.cred.Gid)); err != nil {
+			_ = os.RemoveAll(s.baseDir)
+			return nil, fmt.Errorf("postgres temp dir: %w", err)
+		}
+	}
+	if err := s.initdb(); err != nil {
+		_ = os.RemoveAll(s.baseDir)
+		return nil, err
+	}
+	// A port found free may be taken before postgres binds it: try a few.
+	for attempt := 0; ; attempt++ {
+		s.Port, err = freePort()
+		if err == nil {
+			s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
+			err = s.Start()
+		}
+		if err == nil {
+			return s, nil
+		}
+		if attempt == 2 {
+			_ = os.RemoveAll(s.baseDir)
+			return nil, err
+		}
+	}
+}
+
+// NewPostgres starts a private server for tb (for fault injection) and
+// closes it when tb ends. It fails tb if the server cannot be started.
+func NewPostgres(tb testing.TB) *PostgresServer {
+	tb.Helper()
+	s, err := StartPostgres()
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("testenv: %v", err)
+		}
+	})
+	return s
+}
+
+// ExternalPostgres uses an existing server; dsn must connect as a role that
+// may create databases. Stop, Start, Restart and Kill return ErrExternal.
+func ExternalPostgres(dsn string) (*PostgresServer, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", EnvPostgresDSN, err)
+	}
+	defer conn.Close(context.Background())
+	return &PostgresServer{DSN: dsn, external: true}, nil
+}
+
+func pgBinDirs() []string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	// Highest major version first.
+	sort.Slice(dirs, func(i, j int) bool {
+		vi, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[i])))
+		vj, _ := strconv.Atoi(filepath.Base(filepath.Dir(dirs[j])))
+		return vi > vj
+	})
+	return dirs
+}
+
+func postgresCredential() (*syscall.Credential, error) {
+	u, err := user.Lookup("postgres")
+	if err != nil {
+		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no 'postgres' user: create it with `useradd --system --user-group postgres` (%w)", err)
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres uid %q: %w", u.Uid, err)
+	}
+	gid, err := strconv.ParseUint(u.Gid, 10, 32)
+	if err != nil {
+		return nil, fmt.Errorf("postgres gid %q: %w", u.Gid, err)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), NoSetGroups: true}, nil
+}
+
+func (s *PostgresServer) dataDir() string { return filepath.Join(s.baseDir, "data") }
+func (s *PostgresServer) logFile() string { return filepath.Join(s.baseDir, "postgres.log") }
+
+func (s *PostgresServer) command(name string, args ...string) *exec.Cmd {
+	cmd := exec.Command(filepath.Join(s.binDir, name), args...)
+	cmd.Dir = s.baseDir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "LC_ALL=C", "LANG=C", "TZ=UTC", "HOME=" + s.baseDir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+	return cmd
+}
+
+func (s *PostgresServer) initdb() error {
+	cmd := s.command("initdb", "-D", s.dataDir(), "-U", "postgres", "-A", "trust",
+		"-E", "UTF8", "--locale=C", "--no-sync")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("initdb: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// Start starts a stopped server on its port and waits until it accepts
+// connections. Starting a running server is a no-op.
+func (s *PostgresServer) Start() error {
+	if s.external {
+		return ErrExternal
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc != nil && !s.proc.exited() {
+		return nil
+	}
+	logf, err := os.OpenFile(s.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("postgres log: %w", err)
+	}
+	defer logf.Close() // the child has its own descriptor
+	cmd := s.command("postgres", "-D", s.dataDir(),
+		"-p", strconv.Itoa(s.Port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories=",
+		"-F", // fsync off
+		"-c", "synchronous_commit=off",
+		"-c", "full_page_writes=off",
+		"-c", "max_connections=300",
+		"-c", "shared_buffers=32MB",
+	)
+	cmd.Stdout = logf
+	cmd.Stderr = logf
+	// If the test binary dies, take the server down with it (immediate shutdown).
+	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+	proc, err := startProcess(cmd)
+	if err != nil {
+		return err
+	}
+	if err := s.waitReady(proc, 60*time.Second); err != nil {
+		_ = proc.signalAndWait(5*time.Second, syscall.SIGQUIT, syscall.SIGKILL)
+		return fmt.Errorf("postgres on port %d: %w\n%s", s.Port, err, tail(s.logFile(), 2048))
+	}
+	s.proc = proc
+	return nil
+}
+
+func (s *PostgresServer) waitReady(proc *process, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		conn, err := pgx.Connect(ctx, s.DSN)
+		if err == nil {
+			err = conn.Ping(ctx)
+			_ = conn.Close(ctx)
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if proc.exited() {
+			return fmt.Errorf("server exited: %v", proc.err)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %v: %w", timeout, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Stop shuts the server down (fast shutdown: sessions are disconnected,
+// data is kept). Clients get "connection refused" until Start.
+func (s *PostgresServer) Stop() error {
+	return s.stop(syscall.SIGINT)
+}
+
+// Kill stops the server as a crash would (immediate shutdown: no
+// checkpoint, crash recovery runs at the next Start).
+func (s *PostgresServer) Kill() error {
+	return s.stop(syscall.SIGQUIT)
+}
+
+func (s *PostgresServer) stop(sig syscall.Signal) error {
+	if s.external {
+		return ErrExternal
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return nil
+	}
+	err := s.proc.signalAndWait(20*time.Second, sig, syscall.SIGQUIT, syscall.SIGKILL)
+	s.proc = nil
+	return err
+}
+
+// Restart stops and starts the server on the same port.
+func (s *PostgresServer) Restart() error {
+	if err := s.Stop(); err != nil {
+		return err
+	}
+	return s.Start()
+}
+
+// Close stops the server and removes its directory. It does nothing for an
+// external server.
+func (s *PostgresServer) Close() error {
+	if s.external {
+		return nil
+	}
+	err := s.Stop()
+	return errors.Join(err, os.RemoveAll(s.baseDir))
+}
+
+// NewDatabase creates a fresh, empty database for tb, drops it when tb ends,
+// and returns a DSN that connects to it as the superuser.
+func (s *PostgresServer) NewDatabase(tb testing.TB) string {
+	tb.Helper()
+	name := fmt.Sprintf("kgw_test_%d_%d", os.Getpid(), dbCounter.Add(1))
+	dsn, err := s.CreateDatabase(context.Background(), name)
+	if err != nil {
+		tb.Fatalf("testenv: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.DropDatabase(context.Background(), name); err != nil {
+			tb.Errorf("testenv: %v", err)
+		}
+	})
+	return dsn
+}
+
+// CreateDatabase creates the database name (a plain SQL identifier) and
+// returns a DSN for it.
+func (s *PostgresServer) CreateDatabase(ctx context.Context, name string) (string, error) {
+	if err := s.exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		return "", fmt.Errorf("create database %s: %w", name, err)
+	}
+	return s.DatabaseDSN(name)
+}
+
+// DropDatabase drops the database name, disconnecting its sessions.
+func (s *PostgresServer) DropDatabase(ctx context.Context, name string) error {
+	if err := s.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+		return fmt.Errorf("drop database %s: %w", name, err)
+	}
+	return nil
+}
+
+// DatabaseDSN returns s.DSN with its database replaced by name.
+func (s *PostgresServer) DatabaseDSN(name string) (string, error) {
+	if strings.HasPrefix(s.DSN, "postgres://") || strings.HasPrefix(s.DSN, "postgresql://") {
+		u, err := url.Parse(s.DSN)
+		if err != nil {
+			return "", fmt.Errorf("parse DSN: %w", err)
+		}
+		u.Path = "/" + name
+		return u.String(), nil
+	}
+	// keyword=value form: a later keyword wins.
+	return s.DSN + " dbname=" + name, nil
+}
+
+func (s *PostgresServer) exec(ctx context.Context, sql string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.DSN)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	_, err = conn.Exec(ctx, sql)
+	return err
+}
