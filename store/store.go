@@ -33,7 +33,10 @@ var (
 type Store interface {
 	// CreateWorkflowVersion stores w as the next version of w.Name (1 for a new
 	// name), setting w.Version and w.CreateTime, and returns the stored copy.
-	// Concurrent calls for one name get distinct, dense versions.
+	// Concurrent calls for one name get distinct, dense versions. Versions
+	// are never reused: after DeleteWorkflow the name continues from its last
+	// version, so a journalled execution can never resume against different
+	// code under the same version number.
 	CreateWorkflowVersion(ctx context.Context, w *Workflow) (*Workflow, error)
 	// GetWorkflow returns one version of a workflow; version 0 means the latest.
 	// Unknown names or versions give ErrNotFound.
@@ -47,7 +50,7 @@ type Store interface {
 	// CreateExecution journals a new execution (its header, request and node
 	// states). It fails with ErrAlreadyExists when the id exists, or when
 	// e.IdempotencyKey is set and another execution of the same e.Caller
-	// already has that key.
+	// already has that key. A zero e.CreateTime is set to now (in e).
 	CreateExecution(ctx context.Context, e *Execution) error
 	// GetExecution returns an execution with its node states and results.
 	GetExecution(ctx context.Context, id string) (*Execution, error)
@@ -58,20 +61,29 @@ type Store interface {
 	// filtered by q, starting after the opaque cursor in q.Page.After.
 	ListExecutions(ctx context.Context, q ExecutionQuery) ([]*Execution, string, error)
 	// WriteJournal applies b atomically: execution header updates, node state
-	// upserts and appended events. An event whose (execution, seq) already
-	// exists fails the whole batch with ErrConflict.
+	// upserts (a node not yet journalled is appended after the others) and
+	// appended events. An event whose (execution, seq) already exists fails
+	// the whole batch with ErrConflict; a write to an unknown execution fails
+	// it with ErrNotFound. Either way nothing of the batch is applied.
 	WriteJournal(ctx context.Context, b *JournalBatch) error
 	// ListEvents returns up to limit events of an execution with seq > afterSeq,
-	// in seq order.
+	// in seq order (limit <= 0 means the backend's default, 1000). An unknown
+	// execution has no events (no error).
 	ListEvents(ctx context.Context, executionID string, afterSeq int64, limit int) ([]*Event, error)
 	// ClaimExecutions makes owner the owner of every unfinished execution whose
-	// owner's heartbeat is older than staleBefore (or that has no owner), and
-	// returns them. Used for recovery after a crash.
+	// owner's heartbeat is older than staleBefore (or that has no owner, or
+	// whose owner never heart-beat), and returns them with their nodes, oldest
+	// first. Used for recovery after a crash. Concurrent claimers take
+	// disjoint sets. A claimer should Heartbeat before claiming, or another
+	// claimer may take over what it just claimed; owner names should be
+	// unique per process.
 	ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*Execution, error)
-	// Heartbeat records that owner is alive at now.
+	// Heartbeat records that owner is alive at now (a heartbeat never moves
+	// an owner's time backwards).
 	Heartbeat(ctx context.Context, owner string, now time.Time) error
 	// DeleteExecutionsBefore removes finished executions (and their node states
-	// and events) that ended before t, returning how many were removed.
+	// and events) that ended before t, returning how many were removed. A
+	// finished execution without an EndTime counts as ended at CreateTime.
 	DeleteExecutionsBefore(ctx context.Context, t time.Time) (int, error)
 
 	// InsertSecretVersion stores one encrypted secret version. The caller picks
@@ -86,7 +98,8 @@ type Store interface {
 	DeleteSecret(ctx context.Context, name string) error
 	// RewrapSecrets replaces, in one transaction, the WrappedKey of every
 	// secret version with rewrap's answer and sets the master-key check value
-	// to keyCheck. If rewrap fails, nothing changes.
+	// to keyCheck. If rewrap fails, nothing changes and its error is returned
+	// wrapped.
 	RewrapSecrets(ctx context.Context, rewrap func(*SecretRecord) ([]byte, error), keyCheck []byte) error
 	// GetKeyCheck returns the stored master-key check value, or ErrNotFound.
 	GetKeyCheck(ctx context.Context) ([]byte, error)
@@ -94,8 +107,9 @@ type Store interface {
 	// ErrAlreadyExists otherwise.
 	PutKeyCheck(ctx context.Context, keyCheck []byte) error
 
-	// PutResource creates or replaces a named resource. CreateTime is kept on
-	// replace; UpdateTime is set. Returns the stored copy.
+	// PutResource creates or replaces a named resource. The store sets the
+	// times: CreateTime = UpdateTime = now on create; on replace CreateTime is
+	// kept and UpdateTime set to now. Returns the stored copy.
 	PutResource(ctx context.Context, r *Resource) (*Resource, error)
 	// GetResource returns a named resource or ErrNotFound.
 	GetResource(ctx context.Context, name string) (*Resource, error)
@@ -108,9 +122,12 @@ type Store interface {
 	Close() error
 }
 
-// Page selects one page of a list: at most Limit items (Limit > 0) after the
-// cursor After ("" = from the start). Cursors are backend-produced strings;
-// the server wraps them in signed page tokens.
+// Page selects one page of a list: at most Limit items after the cursor
+// After ("" = from the start); Limit <= 0 means the backend's default
+// (1000). Cursors are backend-produced strings; the server wraps them in
+// signed page tokens. A returned cursor is empty only when there is nothing
+// more, and paging is stable: items created or deleted between pages never
+// make another item appear twice or be skipped.
 type Page struct {
 	After string
 	Limit int

@@ -1,0 +1,416 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// querier is what both the pool and a transaction offer.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+const (
+	sqlInsertExecution = `INSERT INTO executions (id, workflow, version, status, request, error,
+		create_time, start_time, end_time, idempotency_key, caller, owner)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
+	sqlInsertNode = `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
+		start_time, end_time, error, result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	sqlUpdateExecution = `UPDATE executions SET status = $1, error = $2, start_time = $3, end_time = $4, owner = $5
+		WHERE id = $6`
+	sqlUpsertNode = `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
+		start_time, end_time, error, result)
+		VALUES ($1, $2, (SELECT count(*) FROM execution_nodes WHERE execution_id = $1), $3, $4, $5, $6, $7, $8)
+		ON CONFLICT (execution_id, node_id) DO UPDATE SET status = excluded.status,
+		attempts = excluded.attempts, start_time = excluded.start_time, end_time = excluded.end_time,
+		error = excluded.error, result = excluded.result`
+	sqlInsertEvent = `INSERT INTO execution_events (execution_id, seq, time, kind, body) VALUES ($1, $2, $3, $4, $5)`
+)
+
+// CreateExecution implements store.Store. A zero e.CreateTime is set to now.
+func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
+	if e.CreateTime.IsZero() {
+		e.CreateTime = time.Unix(0, time.Now().UnixNano()).UTC()
+	}
+	req, err := encodeRequest(&e.Request)
+	if err != nil {
+		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+	}
+	errJSON, err := encodeError(e.Error)
+	if err != nil {
+		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+	}
+	// One implicit transaction, one round trip.
+	b := &pgx.Batch{}
+	b.Queue(sqlInsertExecution, e.ID, e.Workflow, e.Version, int32(e.Status), req, errJSON,
+		nanos(e.CreateTime), nanos(e.StartTime), nanos(e.EndTime), e.IdempotencyKey, e.Caller, e.Owner)
+	for i, n := range e.Nodes {
+		nerr, err := encodeError(n.Error)
+		if err != nil {
+			return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+		}
+		res, err := encodeMap(n.Result)
+		if err != nil {
+			return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+		}
+		b.Queue(sqlInsertNode, e.ID, n.NodeID, i, int32(n.Status), n.Attempts,
+			nanos(n.StartTime), nanos(n.EndTime), nerr, res)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("postgres: create execution %s: %w", e.ID, translate(err))
+	}
+	return nil
+}
+
+const executionColumns = `id, workflow, version, status, request, error, create_time, start_time, end_time,
+	idempotency_key, caller, owner`
+
+func scanExecution(row pgx.Row) (*store.Execution, error) {
+	var (
+		e                  store.Execution
+		req                string
+		errJSON            *string
+		status             int32
+		create, start, end int64
+	)
+	if err := row.Scan(&e.ID, &e.Workflow, &e.Version, &status, &req, &errJSON, &create, &start, &end,
+		&e.IdempotencyKey, &e.Caller, &e.Owner); err != nil {
+		return nil, err
+	}
+	e.Status = store.ExecutionStatus(status)
+	e.CreateTime, e.StartTime, e.EndTime = fromNanos(create), fromNanos(start), fromNanos(end)
+	var err error
+	if e.Request, err = decodeRequest(req); err != nil {
+		return nil, err
+	}
+	if e.Error, err = decodeError(errJSON); err != nil {
+		return nil, err
+	}
+	return &e, nil
+}
+
+func scanExecutions(rows pgx.Rows) ([]*store.Execution, error) {
+	defer rows.Close()
+	var out []*store.Execution
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// loadNodes fills the Nodes of each execution, in workflow order.
+func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
+	if len(execs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*store.Execution, len(execs))
+	ids := make([]string, len(execs))
+	for i, e := range execs {
+		byID[e.ID] = e
+		ids[i] = e.ID
+	}
+	rows, err := q.Query(ctx, `SELECT execution_id, node_id, status, attempts, start_time, end_time, error, result
+		FROM execution_nodes WHERE execution_id = ANY($1) ORDER BY execution_id, position`, ids)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			id           string
+			n            store.NodeState
+			status       int32
+			start, end   int64
+			errJSON, res *string
+		)
+		if err := rows.Scan(&id, &n.NodeID, &status, &n.Attempts, &start, &end, &errJSON, &res); err != nil {
+			return err
+		}
+		n.Status = store.NodeStatus(status)
+		n.StartTime, n.EndTime = fromNanos(start), fromNanos(end)
+		if n.Error, err = decodeError(errJSON); err != nil {
+			return err
+		}
+		if n.Result, err = decodeMap(res); err != nil {
+			return err
+		}
+		byID[id].Nodes = append(byID[id].Nodes, &n)
+	}
+	return rows.Err()
+}
+
+// readTx runs fn in a REPEATABLE READ, read-only transaction (one snapshot).
+func (s *Store) readTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return pgx.BeginTxFunc(ctx, s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}, fn)
+}
+
+func (s *Store) getExecution(ctx context.Context, where string, args ...any) (*store.Execution, error) {
+	var e *store.Execution
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		var err error
+		e, err = scanExecution(tx.QueryRow(ctx, `SELECT `+executionColumns+` FROM executions WHERE `+where, args...))
+		if err != nil {
+			return translate(err)
+		}
+		return loadNodes(ctx, tx, []*store.Execution{e})
+	})
+	return e, err
+}
+
+// GetExecution implements store.Store.
+func (s *Store) GetExecution(ctx context.Context, id string) (*store.Execution, error) {
+	e, err := s.getExecution(ctx, `id = $1`, id)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get execution %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// FindExecutionByIdempotencyKey implements store.Store.
+func (s *Store) FindExecutionByIdempotencyKey(ctx context.Context, caller, key string) (*store.Execution, error) {
+	if key == "" {
+		return nil, fmt.Errorf("postgres: find execution by empty idempotency key: %w", store.ErrNotFound)
+	}
+	e, err := s.getExecution(ctx, `caller = $1 AND idempotency_key = $2`, caller, key)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: find execution by idempotency key: %w", err)
+	}
+	return e, nil
+}
+
+// ListExecutions implements store.Store.
+func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error) {
+	limit := pageLimit(q.Page.Limit)
+	var (
+		conds []string
+		args  []any
+	)
+	arg := func(v any) string {
+		args = append(args, v)
+		return "$" + strconv.Itoa(len(args))
+	}
+	if q.Workflow != "" {
+		conds = append(conds, "workflow = "+arg(q.Workflow))
+	}
+	if q.Status != store.ExecutionUnspecified {
+		conds = append(conds, "status = "+arg(int32(q.Status)))
+	}
+	if q.Page.After != "" {
+		ct, id, err := parseExecutionCursor(q.Page.After)
+		if err != nil {
+			return nil, "", fmt.Errorf("postgres: list executions: %w", err)
+		}
+		conds = append(conds, "(create_time, id) < ("+arg(ct)+", "+arg(id)+")")
+	}
+	where := ""
+	if len(conds) > 0 {
+		where = "WHERE " + strings.Join(conds, " AND ")
+	}
+	query := `SELECT ` + executionColumns + ` FROM executions ` + where +
+		` ORDER BY create_time DESC, id DESC LIMIT ` + arg(limit+1)
+	var (
+		out  []*store.Execution
+		more bool
+	)
+	err := s.readTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		if out, err = scanExecutions(rows); err != nil {
+			return err
+		}
+		if len(out) > limit {
+			out, more = out[:limit], true
+		}
+		return loadNodes(ctx, tx, out)
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list executions: %w", err)
+	}
+	next := ""
+	if more {
+		last := out[len(out)-1]
+		next = executionCursor(nanos(last.CreateTime), last.ID)
+	}
+	return out, next, nil
+}
+
+// WriteJournal implements store.Store. Updating an unknown execution, or
+// writing nodes or events of one, fails with store.ErrNotFound.
+func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
+	batch := &pgx.Batch{}
+	for _, e := range b.Executions {
+		errJSON, err := encodeError(e.Error)
+		if err != nil {
+			return fmt.Errorf("postgres: write journal: %w", err)
+		}
+		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, nanos(e.StartTime), nanos(e.EndTime), e.Owner, e.ID)
+	}
+	for _, u := range b.Nodes {
+		n := u.State
+		errJSON, err := encodeError(n.Error)
+		if err != nil {
+			return fmt.Errorf("postgres: write journal: %w", err)
+		}
+		res, err := encodeMap(n.Result)
+		if err != nil {
+			return fmt.Errorf("postgres: write journal: %w", err)
+		}
+		batch.Queue(sqlUpsertNode, u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
+			nanos(n.StartTime), nanos(n.EndTime), errJSON, res)
+	}
+	for _, ev := range b.Events {
+		body, err := encodeEventBody(ev)
+		if err != nil {
+			return fmt.Errorf("postgres: write journal: %w", err)
+		}
+		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, nanos(ev.Time), int32(ev.Kind), body)
+	}
+	if batch.Len() == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		br := tx.SendBatch(ctx, batch)
+		defer br.Close()
+		for _, e := range b.Executions {
+			tag, err := br.Exec()
+			if err != nil {
+				return translate(err)
+			}
+			if tag.RowsAffected() == 0 {
+				return fmt.Errorf("execution %s: %w", e.ID, store.ErrNotFound)
+			}
+		}
+		for range b.Nodes {
+			if _, err := br.Exec(); err != nil {
+				return translate(err)
+			}
+		}
+		for _, ev := range b.Events {
+			if _, err := br.Exec(); err != nil {
+				if pgCode(err) == codeUniqueViolation {
+					return fmt.Errorf("event %s/%d: %w", ev.ExecutionID, ev.Seq, store.ErrConflict)
+				}
+				return translate(err)
+			}
+		}
+		return br.Close()
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: write journal: %w", err)
+	}
+	return nil
+}
+
+// ListEvents implements store.Store. A limit <= 0 means 1000.
+func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int64, limit int) ([]*store.Event, error) {
+	rows, err := s.pool.Query(ctx, `SELECT seq, time, kind, body FROM execution_events
+		WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, executionID, afterSeq, pageLimit(limit))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list events of %s: %w", executionID, err)
+	}
+	defer rows.Close()
+	var out []*store.Event
+	for rows.Next() {
+		ev := &store.Event{ExecutionID: executionID}
+		var (
+			t    int64
+			kind int32
+			body string
+		)
+		if err := rows.Scan(&ev.Seq, &t, &kind, &body); err != nil {
+			return nil, fmt.Errorf("postgres: list events of %s: %w", executionID, err)
+		}
+		ev.Time, ev.Kind = fromNanos(t), store.EventKind(kind)
+		if err := decodeEventBody(body, ev); err != nil {
+			return nil, fmt.Errorf("postgres: list events of %s: %w", executionID, err)
+		}
+		out = append(out, ev)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("postgres: list events of %s: %w", executionID, err)
+	}
+	return out, nil
+}
+
+// ClaimExecutions implements store.Store. Rows another claimer holds are
+// skipped (SKIP LOCKED), so concurrent claimers take disjoint sets.
+func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
+	var out []*store.Execution
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE executions e SET owner = $1
+			FROM (SELECT x.id FROM executions x
+				WHERE x.status < $2 AND (x.owner = '' OR NOT EXISTS (
+					SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $3))
+				FOR UPDATE SKIP LOCKED) c
+			WHERE e.id = c.id
+			RETURNING `+qualified("e", executionColumns),
+			owner, int32(store.ExecutionCompleted), nanos(staleBefore))
+		if err != nil {
+			return err
+		}
+		if out, err = scanExecutions(rows); err != nil {
+			return err
+		}
+		return loadNodes(ctx, tx, out)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim executions for %s: %w", owner, err)
+	}
+	sortByCreation(out)
+	return out, nil
+}
+
+func sortByCreation(execs []*store.Execution) {
+	sort.Slice(execs, func(i, j int) bool {
+		if !execs[i].CreateTime.Equal(execs[j].CreateTime) {
+			return execs[i].CreateTime.Before(execs[j].CreateTime)
+		}
+		return execs[i].ID < execs[j].ID
+	})
+}
+
+// qualified prefixes each column of a comma-separated list with alias.
+func qualified(alias, columns string) string {
+	parts := strings.Split(columns, ",")
+	for i, p := range parts {
+		parts[i] = alias + "." + strings.TrimSpace(p)
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Heartbeat implements store.Store. A heartbeat never moves backwards.
+func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) error {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO owners (owner, heartbeat) VALUES ($1, $2)
+		ON CONFLICT (owner) DO UPDATE SET heartbeat = greatest(owners.heartbeat, excluded.heartbeat)`,
+		owner, nanos(now)); err != nil {
+		return fmt.Errorf("postgres: heartbeat of %s: %w", owner, err)
+	}
+	return nil
+}
+
+// DeleteExecutionsBefore implements store.Store. A finished execution
+// without an end time counts as ended at its creation.
+func (s *Store) DeleteExecutionsBefore(ctx context.Context, t time.Time) (int, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM executions WHERE status >= $1
+		AND create_time < $2 AND (CASE WHEN end_time = 0 THEN create_time ELSE end_time END) < $2`,
+		int32(store.ExecutionCompleted), nanos(t))
+	if err != nil {
+		return 0, fmt.Errorf("postgres: delete executions before %v: %w", t, err)
+	}
+	return int(tag.RowsAffected()), nil
+}

@@ -1,0 +1,93 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// PutResource implements store.Store.
+func (s *Store) PutResource(ctx context.Context, r *store.Resource) (*store.Resource, error) {
+	spec, err := encodeSpec(&r.Spec)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: put resource %s: %w", r.Name, err)
+	}
+	now := time.Now().UnixNano()
+	out := *r
+	var create, update int64
+	err = s.pool.QueryRow(ctx, `INSERT INTO resources (name, spec, create_time, update_time)
+		VALUES ($1, $2, $3, $3)
+		ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, update_time = excluded.update_time
+		RETURNING create_time, update_time`, r.Name, spec, now).Scan(&create, &update)
+	out.CreateTime, out.UpdateTime = fromNanos(create), fromNanos(update)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: put resource %s: %w", r.Name, translate(err))
+	}
+	return &out, nil
+}
+
+const resourceColumns = `name, spec, create_time, update_time`
+
+func scanResource(row interface{ Scan(...any) error }) (*store.Resource, error) {
+	var (
+		r              store.Resource
+		spec           string
+		create, update int64
+	)
+	if err := row.Scan(&r.Name, &spec, &create, &update); err != nil {
+		return nil, err
+	}
+	r.CreateTime, r.UpdateTime = fromNanos(create), fromNanos(update)
+	var err error
+	if r.Spec, err = decodeSpec(spec); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// GetResource implements store.Store.
+func (s *Store) GetResource(ctx context.Context, name string) (*store.Resource, error) {
+	r, err := scanResource(s.pool.QueryRow(ctx, `SELECT `+resourceColumns+` FROM resources WHERE name = $1`, name))
+	if err != nil {
+		return nil, fmt.Errorf("postgres: get resource %s: %w", name, translate(err))
+	}
+	return r, nil
+}
+
+// ListResources implements store.Store.
+func (s *Store) ListResources(ctx context.Context, page store.Page) ([]*store.Resource, string, error) {
+	limit := pageLimit(page.Limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+resourceColumns+` FROM resources WHERE name > $1
+		ORDER BY name LIMIT $2`, page.After, limit+1)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list resources: %w", err)
+	}
+	defer rows.Close()
+	var out []*store.Resource
+	for rows.Next() {
+		r, err := scanResource(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("postgres: list resources: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("postgres: list resources: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = out[limit-1].Name
+	}
+	return out, next, nil
+}
+
+// DeleteResource implements store.Store.
+func (s *Store) DeleteResource(ctx context.Context, name string) error {
+	if err := s.deleteByName(ctx, `DELETE FROM resources WHERE name = $1`, name); err != nil {
+		return fmt.Errorf("postgres: delete resource %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,80 @@
+package sqlite_test
+
+import (
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/sqlite"
+	"github.com/kailash-gateway/kgw/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func openTemp(tb testing.TB) *sqlite.Store {
+	tb.Helper()
+	s, err := sqlite.Open(tb.Context(), filepath.Join(tb.TempDir(), "kgw.db"))
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
+}
+
+func TestConformanceInMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := sqlite.Open(t.Context(), ":memory:")
+		if err != nil {
+			t.Fatalf("Open(:memory:): %v", err)
+		}
+		return s
+	})
+}
+
+func TestReopenKeepsDataAndSkipsApplied(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kgw.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	w, err := s.CreateWorkflowVersion(t.Context(), &store.Workflow{Name: "kept", Nodes: []store.Node{{ID: "a", Code: "result = {}"}}})
+	if err != nil {
+		t.Fatalf("CreateWorkflowVersion: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	s, err = sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatalf("second Open: %v", err)
+	}
+	defer s.Close()
+	got, err := s.GetWorkflow(t.Context(), "kept", 0)
+	if err != nil || got.Version != w.Version || len(got.Nodes) != 1 {
+		t.Fatalf("GetWorkflow after reopen = %+v, %v; want version %d with 1 node", got, err, w.Version)
+	}
+}
+
+func TestOpenRejectsEmptyPath(t *testing.T) {
+	if s, err := sqlite.Open(t.Context(), ""); err == nil {
+		s.Close()
+		t.Fatalf("Open(\"\") succeeded, want an error")
+	}
+}
+
+func BenchmarkJournal(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	storetest.BenchmarkJournal(b, s)
+}
+
+func BenchmarkJournalParallel(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	storetest.BenchmarkJournalParallel(b, s, 16)
+}

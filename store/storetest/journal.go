@@ -1,0 +1,466 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kailash-gateway/kgw/store"
+)
+
+func testJournalWrite(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	e := sampleExecution("j1", at(0))
+	must(t, "CreateExecution", s.CreateExecution(ctx, e))
+
+	started := &store.Event{ExecutionID: "j1", Seq: 1, Time: at(time.Second), Kind: store.EventExecutionStarted,
+		Workflow: "orders", Version: 2, Resumed: true}
+	nodeStarted := &store.Event{ExecutionID: "j1", Seq: 2, Time: at(2 * time.Second), Kind: store.EventNodeStarted,
+		NodeID: "fetch", Attempt: 1}
+	b1 := &store.JournalBatch{
+		Executions: []*store.Execution{{ID: "j1", Status: store.ExecutionRunning, StartTime: at(time.Second), Owner: "gw-2",
+			Workflow: "ignored", Caller: "ignored"}},
+		Nodes: []store.NodeUpdate{
+			{ExecutionID: "j1", State: &store.NodeState{NodeID: "fetch", Status: store.NodeRunning, Attempts: 1, StartTime: at(2 * time.Second)}},
+			{ExecutionID: "j1", State: &store.NodeState{NodeID: "extra", Status: store.NodeSkipped}},
+		},
+		Events: []*store.Event{started, nodeStarted},
+	}
+	must(t, "WriteJournal #1", s.WriteJournal(ctx, b1))
+
+	want := sampleExecution("j1", at(0))
+	want.Status, want.StartTime, want.Owner = store.ExecutionRunning, at(time.Second), "gw-2"
+	want.Nodes[0] = b1.Nodes[0].State
+	want.Nodes = append(want.Nodes, b1.Nodes[1].State)
+	got, err := s.GetExecution(ctx, "j1")
+	must(t, "GetExecution", err)
+	if d := diff(want, got); d != "" {
+		t.Errorf("after WriteJournal #1 (-want +got):\n%s", d)
+	}
+
+	log := &store.Event{ExecutionID: "j1", Seq: 3, Time: at(3 * time.Second), Kind: store.EventNodeLog,
+		NodeID: "fetch", Attempt: 1, Level: store.LogWarning, Message: "slow", Fields: jsonValue()}
+	retry := &store.Event{ExecutionID: "j1", Seq: 4, Time: at(4 * time.Second), Kind: store.EventNodeRetrying,
+		NodeID: "fetch", Attempt: 1, Error: &store.ExecError{NodeID: "fetch", Code: "TIMEOUT", Message: "deadline"},
+		Backoff: 1500 * time.Millisecond}
+	done := &store.NodeState{NodeID: "fetch", Status: store.NodeCompleted, Attempts: 2,
+		StartTime: at(2 * time.Second), EndTime: at(5 * time.Second), Result: jsonValue()}
+	completed := &store.Event{ExecutionID: "j1", Seq: 5, Time: at(5 * time.Second), Kind: store.EventNodeCompleted,
+		NodeID: "fetch", Attempt: 2, Result: jsonValue(), Duration: 3 * time.Second}
+	want.Nodes[0] = done
+	want.Status, want.EndTime = store.ExecutionFailed, at(6*time.Second)
+	want.Error = &store.ExecError{NodeID: "transform", Code: "ERR", Message: "boom", Traceback: "line 1"}
+	final := &store.Event{ExecutionID: "j1", Seq: 6, Time: at(6 * time.Second), Kind: store.EventExecutionFailed,
+		Execution: want}
+	b2 := &store.JournalBatch{
+		Executions: []*store.Execution{{ID: "j1", Status: want.Status, StartTime: want.StartTime, EndTime: want.EndTime,
+			Error: want.Error, Owner: "gw-2"}},
+		Nodes:  []store.NodeUpdate{{ExecutionID: "j1", State: done}},
+		Events: []*store.Event{log, retry, completed, final},
+	}
+	must(t, "WriteJournal #2", s.WriteJournal(ctx, b2))
+	got, err = s.GetExecution(ctx, "j1")
+	must(t, "GetExecution", err)
+	if d := diff(want, got); d != "" {
+		t.Errorf("after WriteJournal #2 (-want +got):\n%s", d)
+	}
+
+	allEvents := []*store.Event{started, nodeStarted, log, retry, completed, final}
+	events, err := s.ListEvents(ctx, "j1", 0, 0)
+	must(t, "ListEvents", err)
+	if d := diff(allEvents, events); d != "" {
+		t.Errorf("ListEvents(j1, 0, 0) (-want +got):\n%s", d)
+	}
+	events, err = s.ListEvents(ctx, "j1", 2, 2)
+	must(t, "ListEvents", err)
+	if d := diff(allEvents[2:4], events); d != "" {
+		t.Errorf("ListEvents(j1, 2, 2) (-want +got):\n%s", d)
+	}
+	events, err = s.ListEvents(ctx, "j1", 6, 10)
+	must(t, "ListEvents", err)
+	if len(events) != 0 {
+		t.Errorf("ListEvents(j1, 6, 10) = %d events, want 0", len(events))
+	}
+	events, err = s.ListEvents(ctx, "unknown", 0, 10)
+	must(t, "ListEvents(unknown)", err)
+	if len(events) != 0 {
+		t.Errorf("ListEvents(unknown) = %d events, want 0", len(events))
+	}
+	// An empty batch is fine.
+	must(t, "WriteJournal(empty)", s.WriteJournal(ctx, &store.JournalBatch{}))
+}
+
+func testJournalConflict(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "CreateExecution", s.CreateExecution(ctx, sampleExecution("c1", at(0))))
+	must(t, "WriteJournal", s.WriteJournal(ctx, &store.JournalBatch{
+		Events: []*store.Event{
+			{ExecutionID: "c1", Seq: 1, Time: at(time.Second), Kind: store.EventExecutionStarted},
+			{ExecutionID: "c1", Seq: 2, Time: at(time.Second), Kind: store.EventNodeStarted, NodeID: "fetch"},
+		},
+	}))
+	before, err := s.GetExecution(ctx, "c1")
+	must(t, "GetExecution", err)
+
+	err = s.WriteJournal(ctx, &store.JournalBatch{
+		Executions: []*store.Execution{{ID: "c1", Status: store.ExecutionCompleted, EndTime: at(time.Minute), Owner: "x"}},
+		Nodes: []store.NodeUpdate{
+			{ExecutionID: "c1", State: &store.NodeState{NodeID: "fetch", Status: store.NodeCompleted, Result: map[string]any{"a": "b"}}},
+			{ExecutionID: "c1", State: &store.NodeState{NodeID: "new", Status: store.NodeRunning}},
+		},
+		Events: []*store.Event{
+			{ExecutionID: "c1", Seq: 3, Time: at(time.Minute), Kind: store.EventNodeCompleted, NodeID: "fetch"},
+			{ExecutionID: "c1", Seq: 2, Time: at(time.Minute), Kind: store.EventExecutionCompleted},
+		},
+	})
+	wantErr(t, "WriteJournal with a duplicate seq", err, store.ErrConflict)
+
+	after, err := s.GetExecution(ctx, "c1")
+	must(t, "GetExecution", err)
+	if d := diff(before, after); d != "" {
+		t.Errorf("a failed batch changed the execution (-before +after):\n%s", d)
+	}
+	events, err := s.ListEvents(ctx, "c1", 0, 100)
+	must(t, "ListEvents", err)
+	if len(events) != 2 || events[1].Kind != store.EventNodeStarted {
+		t.Errorf("after a failed batch: %d events (last %v), want the 2 earlier ones", len(events), events[len(events)-1].Kind)
+	}
+}
+
+func testJournalUnknownExecution(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "CreateExecution", s.CreateExecution(ctx, sampleExecution("known", at(0))))
+	batches := map[string]*store.JournalBatch{
+		"header": {Executions: []*store.Execution{{ID: "ghost", Status: store.ExecutionRunning}}},
+		"node":   {Nodes: []store.NodeUpdate{{ExecutionID: "ghost", State: &store.NodeState{NodeID: "n", Status: store.NodeRunning}}}},
+		"event":  {Events: []*store.Event{{ExecutionID: "ghost", Seq: 1, Time: at(0), Kind: store.EventExecutionStarted}}},
+	}
+	for name, b := range batches {
+		// Each batch also carries a valid write that must not be applied.
+		b.Events = append(b.Events, &store.Event{ExecutionID: "known", Seq: 1, Time: at(0), Kind: store.EventExecutionStarted})
+		wantErr(t, "WriteJournal("+name+" of unknown execution)", s.WriteJournal(ctx, b), store.ErrNotFound)
+	}
+	events, err := s.ListEvents(ctx, "known", 0, 10)
+	must(t, "ListEvents", err)
+	if len(events) != 0 {
+		t.Errorf("failed batches appended %d events to another execution", len(events))
+	}
+}
+
+func claimedIDs(execs []*store.Execution) []string {
+	var ids []string
+	for _, e := range execs {
+		ids = append(ids, e.ID)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+func testClaim(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	t0 := time.Now().UTC().Truncate(time.Microsecond)
+	must(t, "Heartbeat(a)", s.Heartbeat(ctx, "a", t0))
+	must(t, "Heartbeat(c)", s.Heartbeat(ctx, "c", t0.Add(10*time.Minute)))
+	create := func(id, owner string, status store.ExecutionStatus) {
+		e := sampleExecution(id, at(0))
+		e.Owner, e.Status = owner, status
+		must(t, "CreateExecution", s.CreateExecution(ctx, e))
+	}
+	create("stale-owner", "a", store.ExecutionRunning)
+	create("no-owner", "", store.ExecutionPending)
+	create("finished", "", store.ExecutionCompleted)
+	create("failed", "a", store.ExecutionFailed)
+	create("never-beat", "b", store.ExecutionRunning)
+	create("fresh-owner", "c", store.ExecutionRunning)
+
+	staleBefore := t0.Add(time.Minute)
+	got, err := s.ClaimExecutions(ctx, "d", staleBefore)
+	must(t, "ClaimExecutions(d)", err)
+	if d := diff([]string{"never-beat", "no-owner", "stale-owner"}, claimedIDs(got)); d != "" {
+		t.Fatalf("ClaimExecutions(d) ids (-want +got):\n%s", d)
+	}
+	for _, e := range got {
+		if e.Owner != "d" || len(e.Nodes) != 3 {
+			t.Errorf("claimed %s: owner %q with %d nodes, want d with 3", e.ID, e.Owner, len(e.Nodes))
+		}
+		stored, err := s.GetExecution(ctx, e.ID)
+		must(t, "GetExecution", err)
+		if stored.Owner != "d" {
+			t.Errorf("stored owner of %s = %q, want d", e.ID, stored.Owner)
+		}
+	}
+	fresh, err := s.GetExecution(ctx, "fresh-owner")
+	must(t, "GetExecution", err)
+	if fresh.Owner != "c" {
+		t.Errorf("owner of fresh-owner = %q, want c (its owner is alive)", fresh.Owner)
+	}
+
+	// Once d heart-beats, nobody can take its executions.
+	must(t, "Heartbeat(d)", s.Heartbeat(ctx, "d", t0.Add(5*time.Minute)))
+	got, err = s.ClaimExecutions(ctx, "e", staleBefore)
+	must(t, "ClaimExecutions(e)", err)
+	if len(got) != 0 {
+		t.Errorf("ClaimExecutions(e) = %v, want none", claimedIDs(got))
+	}
+	// When c stops heart-beating (its last beat is now older than the
+	// threshold), its execution can be claimed.
+	got, err = s.ClaimExecutions(ctx, "e", t0.Add(time.Hour))
+	must(t, "ClaimExecutions(e, later)", err)
+	if d := diff([]string{"fresh-owner", "never-beat", "no-owner", "stale-owner"}, claimedIDs(got)); d != "" {
+		t.Errorf("ClaimExecutions(e, later) ids (-want +got):\n%s", d)
+	}
+}
+
+func testConcurrentClaims(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const executions, claimers = 30, 5
+	t0 := time.Now().UTC()
+	for i := range executions {
+		e := sampleExecution("cc-"+string(rune('a'+i/10))+string(rune('0'+i%10)), at(time.Duration(i)))
+		e.Owner, e.Status = "", store.ExecutionRunning
+		must(t, "CreateExecution", s.CreateExecution(ctx, e))
+	}
+	for i := range claimers {
+		must(t, "Heartbeat", s.Heartbeat(ctx, claimer(i), t0.Add(time.Hour)))
+	}
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		claimed = map[string]string{}
+		errs    []error
+	)
+	for i := range claimers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := s.ClaimExecutions(ctx, claimer(i), t0)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			for _, e := range got {
+				if prev, dup := claimed[e.ID]; dup {
+					errs = append(errs, errorf("%s claimed by %s and %s", e.ID, prev, claimer(i)))
+				}
+				claimed[e.ID] = claimer(i)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("concurrent ClaimExecutions: %v", errs)
+	}
+	if len(claimed) != executions {
+		t.Errorf("concurrent claims took %d executions, want %d", len(claimed), executions)
+	}
+	for id, owner := range claimed {
+		e, err := s.GetExecution(ctx, id)
+		must(t, "GetExecution", err)
+		if e.Owner != owner {
+			t.Errorf("%s: stored owner %q, but %s was told it claimed it", id, e.Owner, owner)
+		}
+	}
+}
+
+func claimer(i int) string { return "claimer-" + string(rune('0'+i)) }
+
+func testDeleteBefore(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	create := func(id string, status store.ExecutionStatus, created, ended time.Time) {
+		e := sampleExecution(id, created)
+		e.Status, e.EndTime = status, ended
+		must(t, "CreateExecution", s.CreateExecution(ctx, e))
+		must(t, "WriteJournal", s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{
+			{ExecutionID: id, Seq: 1, Time: created, Kind: store.EventExecutionStarted},
+			{ExecutionID: id, Seq: 2, Time: created, Kind: store.EventNodeStarted, NodeID: "fetch"},
+		}}))
+	}
+	cutoff := at(10 * time.Hour)
+	create("old-completed", store.ExecutionCompleted, at(0), at(time.Hour))
+	create("old-failed", store.ExecutionFailed, at(0), at(2*time.Hour))
+	create("old-cancelled", store.ExecutionCancelled, at(0), at(3*time.Hour))
+	create("new-completed", store.ExecutionCompleted, at(0), at(11*time.Hour))
+	create("old-running", store.ExecutionRunning, at(0), time.Time{})
+	create("old-pending", store.ExecutionPending, at(0), time.Time{})
+
+	n, err := s.DeleteExecutionsBefore(ctx, cutoff)
+	must(t, "DeleteExecutionsBefore", err)
+	if n != 3 {
+		t.Errorf("DeleteExecutionsBefore = %d, want 3", n)
+	}
+	for _, id := range []string{"old-completed", "old-failed", "old-cancelled"} {
+		_, err := s.GetExecution(ctx, id)
+		wantErr(t, "GetExecution("+id+")", err, store.ErrNotFound)
+		events, err := s.ListEvents(ctx, id, 0, 10)
+		must(t, "ListEvents", err)
+		if len(events) != 0 {
+			t.Errorf("ListEvents(%s) after delete = %d events, want 0", id, len(events))
+		}
+	}
+	for _, id := range []string{"new-completed", "old-running", "old-pending"} {
+		e, err := s.GetExecution(ctx, id)
+		must(t, "GetExecution("+id+")", err)
+		if len(e.Nodes) != 3 {
+			t.Errorf("%s lost its nodes", id)
+		}
+		events, err := s.ListEvents(ctx, id, 0, 10)
+		must(t, "ListEvents", err)
+		if len(events) != 2 {
+			t.Errorf("ListEvents(%s) = %d events, want 2", id, len(events))
+		}
+	}
+	n, err = s.DeleteExecutionsBefore(ctx, cutoff)
+	must(t, "DeleteExecutionsBefore again", err)
+	if n != 0 {
+		t.Errorf("second DeleteExecutionsBefore = %d, want 0", n)
+	}
+}
+
+// testCancelled checks that a cancelled context fails reads and writes.
+func testCancelled(t *testing.T, s store.Store) {
+	must(t, "CreateExecution", s.CreateExecution(t.Context(), sampleExecution("x", at(0))))
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	calls := map[string]func() error{
+		"CreateWorkflowVersion": func() error { _, err := s.CreateWorkflowVersion(ctx, sampleWorkflow("w", 1)); return err },
+		"GetWorkflow":           func() error { _, err := s.GetWorkflow(ctx, "w", 0); return err },
+		"ListWorkflows":         func() error { _, _, err := s.ListWorkflows(ctx, store.Page{Limit: 10}); return err },
+		"CreateExecution":       func() error { return s.CreateExecution(ctx, sampleExecution("y", at(0))) },
+		"GetExecution":          func() error { _, err := s.GetExecution(ctx, "x"); return err },
+		"ListExecutions": func() error {
+			_, _, err := s.ListExecutions(ctx, store.ExecutionQuery{Page: store.Page{Limit: 10}})
+			return err
+		},
+		"WriteJournal": func() error {
+			return s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{{ExecutionID: "x", Seq: 1, Time: at(0), Kind: store.EventExecutionStarted}}})
+		},
+		"ListEvents":      func() error { _, err := s.ListEvents(ctx, "x", 0, 10); return err },
+		"ClaimExecutions": func() error { _, err := s.ClaimExecutions(ctx, "o", at(0)); return err },
+		"Heartbeat":       func() error { return s.Heartbeat(ctx, "o", at(0)) },
+		"GetSecret":       func() error { _, err := s.GetSecret(ctx, "s", 0); return err },
+		"PutResource": func() error {
+			_, err := s.PutResource(ctx, &store.Resource{Name: "r", Spec: store.ResourceSpec{Ref: "x"}})
+			return err
+		},
+	}
+	for name, call := range calls {
+		if err := call(); !errorsIsCanceled(err) {
+			t.Errorf("%s with a cancelled context: err = %v, want context.Canceled", name, err)
+		}
+	}
+	// Nothing was written.
+	if _, err := s.GetExecution(t.Context(), "y"); err == nil {
+		t.Errorf("CreateExecution with a cancelled context stored the execution")
+	}
+	events, err := s.ListEvents(t.Context(), "x", 0, 10)
+	must(t, "ListEvents", err)
+	if len(events) != 0 {
+		t.Errorf("WriteJournal with a cancelled context appended %d events", len(events))
+	}
+}
+
+// testConcurrentJournalWriters checks that concurrent batches, some of
+// which conflict, each get their own outcome (backends that commit several
+// writers' batches together must not let one failure spill over).
+func testConcurrentJournalWriters(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "CreateExecution", s.CreateExecution(ctx, sampleExecution("cw", at(0))))
+	const writers, distinct = 32, 16
+	var (
+		wg            sync.WaitGroup
+		mu            sync.Mutex
+		ok, conflicts int
+		unexpected    []error
+	)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seq := int64(i%distinct) + 1
+			err := s.WriteJournal(ctx, &store.JournalBatch{
+				Nodes: []store.NodeUpdate{{ExecutionID: "cw", State: &store.NodeState{NodeID: "fetch", Status: store.NodeRunning, Attempts: int32(i)}}},
+				Events: []*store.Event{{ExecutionID: "cw", Seq: seq, Time: at(time.Duration(i)), Kind: store.EventNodeLog,
+					NodeID: "fetch", Message: "writer", Fields: map[string]any{"writer": int64(i)}}},
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, store.ErrConflict):
+				conflicts++
+			default:
+				unexpected = append(unexpected, err)
+			}
+		}()
+	}
+	wg.Wait()
+	if len(unexpected) > 0 {
+		t.Fatalf("concurrent WriteJournal: %v", unexpected)
+	}
+	if ok != distinct || conflicts != writers-distinct {
+		t.Errorf("concurrent WriteJournal: %d ok, %d conflicts; want %d and %d", ok, conflicts, distinct, writers-distinct)
+	}
+	events, err := s.ListEvents(ctx, "cw", 0, 100)
+	must(t, "ListEvents", err)
+	if len(events) != distinct {
+		t.Fatalf("ListEvents = %d events, want %d", len(events), distinct)
+	}
+	for i, ev := range events {
+		if ev.Seq != int64(i)+1 {
+			t.Errorf("events[%d].Seq = %d, want %d", i, ev.Seq, i+1)
+		}
+	}
+}
+
+// testConcurrentExecutions journals many executions at once, as a busy
+// gateway does, and checks that every write landed.
+func testConcurrentExecutions(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := "par-" + strconv.Itoa(i)
+			if errs[i] = s.CreateExecution(ctx, sampleExecution(id, at(time.Duration(i)))); errs[i] != nil {
+				return
+			}
+			for seq := int64(1); seq <= 3 && errs[i] == nil; seq++ {
+				errs[i] = s.WriteJournal(ctx, &store.JournalBatch{
+					Executions: []*store.Execution{{ID: id, Status: store.ExecutionRunning, Owner: "gw"}},
+					Nodes: []store.NodeUpdate{{ExecutionID: id, State: &store.NodeState{
+						NodeID: "fetch", Status: store.NodeRunning, Attempts: int32(seq)}}},
+					Events: []*store.Event{{ExecutionID: id, Seq: seq, Time: at(0), Kind: store.EventNodeStarted, NodeID: "fetch"}},
+				})
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("execution %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		id := "par-" + strconv.Itoa(i)
+		e, err := s.GetExecution(ctx, id)
+		must(t, "GetExecution", err)
+		if e.Status != store.ExecutionRunning || e.Nodes[0].Attempts != 3 {
+			t.Errorf("%s: status %v, fetch attempts %d; want RUNNING and 3", id, e.Status, e.Nodes[0].Attempts)
+		}
+		events, err := s.ListEvents(ctx, id, 0, 10)
+		must(t, "ListEvents", err)
+		if len(events) != 3 {
+			t.Errorf("%s: %d events, want 3", id, len(events))
+		}
+	}
+}
