@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
 )
 
 // querier is what both the pool and a transaction offer.
@@ -41,29 +42,29 @@ func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
 	if e.CreateTime.IsZero() {
 		e.CreateTime = time.Unix(0, time.Now().UnixNano()).UTC()
 	}
-	req, err := encodeRequest(&e.Request)
+	req, err := codec.EncodeRequest(&e.Request)
 	if err != nil {
 		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
 	}
-	errJSON, err := encodeError(e.Error)
+	errJSON, err := codec.EncodeError(e.Error)
 	if err != nil {
 		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
 	}
 	// One implicit transaction, one round trip.
 	b := &pgx.Batch{}
 	b.Queue(sqlInsertExecution, e.ID, e.Workflow, e.Version, int32(e.Status), req, errJSON,
-		nanos(e.CreateTime), nanos(e.StartTime), nanos(e.EndTime), e.IdempotencyKey, e.Caller, e.Owner)
+		codec.Nanos(e.CreateTime), codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.IdempotencyKey, e.Caller, e.Owner)
 	for i, n := range e.Nodes {
-		nerr, err := encodeError(n.Error)
+		nerr, err := codec.EncodeError(n.Error)
 		if err != nil {
 			return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
 		}
-		res, err := encodeMap(n.Result)
+		res, err := codec.EncodeMap(n.Result)
 		if err != nil {
 			return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
 		}
 		b.Queue(sqlInsertNode, e.ID, n.NodeID, i, int32(n.Status), n.Attempts,
-			nanos(n.StartTime), nanos(n.EndTime), nerr, res)
+			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), nerr, res)
 	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("postgres: create execution %s: %w", e.ID, translate(err))
@@ -71,38 +72,11 @@ func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
 	return nil
 }
 
-const executionColumns = `id, workflow, version, status, request, error, create_time, start_time, end_time,
-	idempotency_key, caller, owner`
-
-func scanExecution(row pgx.Row) (*store.Execution, error) {
-	var (
-		e                  store.Execution
-		req                string
-		errJSON            *string
-		status             int32
-		create, start, end int64
-	)
-	if err := row.Scan(&e.ID, &e.Workflow, &e.Version, &status, &req, &errJSON, &create, &start, &end,
-		&e.IdempotencyKey, &e.Caller, &e.Owner); err != nil {
-		return nil, err
-	}
-	e.Status = store.ExecutionStatus(status)
-	e.CreateTime, e.StartTime, e.EndTime = fromNanos(create), fromNanos(start), fromNanos(end)
-	var err error
-	if e.Request, err = decodeRequest(req); err != nil {
-		return nil, err
-	}
-	if e.Error, err = decodeError(errJSON); err != nil {
-		return nil, err
-	}
-	return &e, nil
-}
-
 func scanExecutions(rows pgx.Rows) ([]*store.Execution, error) {
 	defer rows.Close()
 	var out []*store.Execution
 	for rows.Next() {
-		e, err := scanExecution(rows)
+		e, err := codec.ScanExecution(rows)
 		if err != nil {
 			return nil, err
 		}
@@ -122,32 +96,18 @@ func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
 		byID[e.ID] = e
 		ids[i] = e.ID
 	}
-	rows, err := q.Query(ctx, `SELECT execution_id, node_id, status, attempts, start_time, end_time, error, result
+	rows, err := q.Query(ctx, `SELECT `+codec.NodeColumns+`
 		FROM execution_nodes WHERE execution_id = ANY($1) ORDER BY execution_id, position`, ids)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			id           string
-			n            store.NodeState
-			status       int32
-			start, end   int64
-			errJSON, res *string
-		)
-		if err := rows.Scan(&id, &n.NodeID, &status, &n.Attempts, &start, &end, &errJSON, &res); err != nil {
+		id, n, err := codec.ScanNodeState(rows)
+		if err != nil {
 			return err
 		}
-		n.Status = store.NodeStatus(status)
-		n.StartTime, n.EndTime = fromNanos(start), fromNanos(end)
-		if n.Error, err = decodeError(errJSON); err != nil {
-			return err
-		}
-		if n.Result, err = decodeMap(res); err != nil {
-			return err
-		}
-		byID[id].Nodes = append(byID[id].Nodes, &n)
+		byID[id].Nodes = append(byID[id].Nodes, n)
 	}
 	return rows.Err()
 }
@@ -161,7 +121,7 @@ func (s *Store) getExecution(ctx context.Context, where string, args ...any) (*s
 	var e *store.Execution
 	err := s.readTx(ctx, func(tx pgx.Tx) error {
 		var err error
-		e, err = scanExecution(tx.QueryRow(ctx, `SELECT `+executionColumns+` FROM executions WHERE `+where, args...))
+		e, err = codec.ScanExecution(tx.QueryRow(ctx, `SELECT `+codec.ExecutionColumns+` FROM executions WHERE `+where, args...))
 		if err != nil {
 			return translate(err)
 		}
@@ -193,7 +153,7 @@ func (s *Store) FindExecutionByIdempotencyKey(ctx context.Context, caller, key s
 
 // ListExecutions implements store.Store.
 func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error) {
-	limit := pageLimit(q.Page.Limit)
+	limit := codec.PageLimit(q.Page.Limit)
 	var (
 		conds []string
 		args  []any
@@ -209,7 +169,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		conds = append(conds, "status = "+arg(int32(q.Status)))
 	}
 	if q.Page.After != "" {
-		ct, id, err := parseExecutionCursor(q.Page.After)
+		ct, id, err := codec.ParseExecutionCursor(q.Page.After)
 		if err != nil {
 			return nil, "", fmt.Errorf("postgres: list executions: %w", err)
 		}
@@ -219,7 +179,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 	if len(conds) > 0 {
 		where = "WHERE " + strings.Join(conds, " AND ")
 	}
-	query := `SELECT ` + executionColumns + ` FROM executions ` + where +
+	query := `SELECT ` + codec.ExecutionColumns + ` FROM executions ` + where +
 		` ORDER BY create_time DESC, id DESC LIMIT ` + arg(limit+1)
 	var (
 		out  []*store.Execution
@@ -244,7 +204,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 	next := ""
 	if more {
 		last := out[len(out)-1]
-		next = executionCursor(nanos(last.CreateTime), last.ID)
+		next = codec.ExecutionCursor(codec.Nanos(last.CreateTime), last.ID)
 	}
 	return out, next, nil
 }
@@ -254,31 +214,31 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	batch := &pgx.Batch{}
 	for _, e := range b.Executions {
-		errJSON, err := encodeError(e.Error)
+		errJSON, err := codec.EncodeError(e.Error)
 		if err != nil {
 			return fmt.Errorf("postgres: write journal: %w", err)
 		}
-		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, nanos(e.StartTime), nanos(e.EndTime), e.Owner, e.ID)
+		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID)
 	}
 	for _, u := range b.Nodes {
 		n := u.State
-		errJSON, err := encodeError(n.Error)
+		errJSON, err := codec.EncodeError(n.Error)
 		if err != nil {
 			return fmt.Errorf("postgres: write journal: %w", err)
 		}
-		res, err := encodeMap(n.Result)
+		res, err := codec.EncodeMap(n.Result)
 		if err != nil {
 			return fmt.Errorf("postgres: write journal: %w", err)
 		}
 		batch.Queue(sqlUpsertNode, u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
-			nanos(n.StartTime), nanos(n.EndTime), errJSON, res)
+			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res)
 	}
 	for _, ev := range b.Events {
-		body, err := encodeEventBody(ev)
+		body, err := codec.EncodeEventBody(ev)
 		if err != nil {
 			return fmt.Errorf("postgres: write journal: %w", err)
 		}
-		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, nanos(ev.Time), int32(ev.Kind), body)
+		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body)
 	}
 	if batch.Len() == 0 {
 		return nil
@@ -318,25 +278,16 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 
 // ListEvents implements store.Store. A limit <= 0 means 1000.
 func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int64, limit int) ([]*store.Event, error) {
-	rows, err := s.pool.Query(ctx, `SELECT seq, time, kind, body FROM execution_events
-		WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, executionID, afterSeq, pageLimit(limit))
+	rows, err := s.pool.Query(ctx, `SELECT `+codec.EventColumns+` FROM execution_events
+		WHERE execution_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`, executionID, afterSeq, codec.PageLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: list events of %s: %w", executionID, err)
 	}
 	defer rows.Close()
 	var out []*store.Event
 	for rows.Next() {
-		ev := &store.Event{ExecutionID: executionID}
-		var (
-			t    int64
-			kind int32
-			body string
-		)
-		if err := rows.Scan(&ev.Seq, &t, &kind, &body); err != nil {
-			return nil, fmt.Errorf("postgres: list events of %s: %w", executionID, err)
-		}
-		ev.Time, ev.Kind = fromNanos(t), store.EventKind(kind)
-		if err := decodeEventBody(body, ev); err != nil {
+		ev, err := codec.ScanEvent(rows, executionID)
+		if err != nil {
 			return nil, fmt.Errorf("postgres: list events of %s: %w", executionID, err)
 		}
 		out = append(out, ev)
@@ -358,8 +309,8 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 					SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $3))
 				FOR UPDATE SKIP LOCKED) c
 			WHERE e.id = c.id
-			RETURNING `+qualified("e", executionColumns),
-			owner, int32(store.ExecutionCompleted), nanos(staleBefore))
+			RETURNING `+qualified("e", codec.ExecutionColumns),
+			owner, int32(store.ExecutionCompleted), codec.Nanos(staleBefore))
 		if err != nil {
 			return err
 		}
@@ -397,7 +348,7 @@ func qualified(alias, columns string) string {
 func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) error {
 	if _, err := s.pool.Exec(ctx, `INSERT INTO owners (owner, heartbeat) VALUES ($1, $2)
 		ON CONFLICT (owner) DO UPDATE SET heartbeat = greatest(owners.heartbeat, excluded.heartbeat)`,
-		owner, nanos(now)); err != nil {
+		owner, codec.Nanos(now)); err != nil {
 		return fmt.Errorf("postgres: heartbeat of %s: %w", owner, err)
 	}
 	return nil
@@ -408,7 +359,7 @@ func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) erro
 func (s *Store) DeleteExecutionsBefore(ctx context.Context, t time.Time) (int, error) {
 	tag, err := s.pool.Exec(ctx, `DELETE FROM executions WHERE status >= $1
 		AND create_time < $2 AND (CASE WHEN end_time = 0 THEN create_time ELSE end_time END) < $2`,
-		int32(store.ExecutionCompleted), nanos(t))
+		int32(store.ExecutionCompleted), codec.Nanos(t))
 	if err != nil {
 		return 0, fmt.Errorf("postgres: delete executions before %v: %w", t, err)
 	}

@@ -6,11 +6,12 @@ import (
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
 )
 
 // PutResource implements store.Store.
 func (s *Store) PutResource(ctx context.Context, r *store.Resource) (*store.Resource, error) {
-	spec, err := encodeSpec(&r.Spec)
+	spec, err := codec.EncodeSpec(&r.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: put resource %s: %w", r.Name, err)
 	}
@@ -21,35 +22,16 @@ func (s *Store) PutResource(ctx context.Context, r *store.Resource) (*store.Reso
 		VALUES ($1, $2, $3, $3)
 		ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, update_time = excluded.update_time
 		RETURNING create_time, update_time`, r.Name, spec, now).Scan(&create, &update)
-	out.CreateTime, out.UpdateTime = fromNanos(create), fromNanos(update)
+	out.CreateTime, out.UpdateTime = codec.FromNanos(create), codec.FromNanos(update)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: put resource %s: %w", r.Name, translate(err))
 	}
 	return &out, nil
 }
 
-const resourceColumns = `name, spec, create_time, update_time`
-
-func scanResource(row interface{ Scan(...any) error }) (*store.Resource, error) {
-	var (
-		r              store.Resource
-		spec           string
-		create, update int64
-	)
-	if err := row.Scan(&r.Name, &spec, &create, &update); err != nil {
-		return nil, err
-	}
-	r.CreateTime, r.UpdateTime = fromNanos(create), fromNanos(update)
-	var err error
-	if r.Spec, err = decodeSpec(spec); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // GetResource implements store.Store.
 func (s *Store) GetResource(ctx context.Context, name string) (*store.Resource, error) {
-	r, err := scanResource(s.pool.QueryRow(ctx, `SELECT `+resourceColumns+` FROM resources WHERE name = $1`, name))
+	r, err := codec.ScanResource(s.pool.QueryRow(ctx, `SELECT `+codec.ResourceColumns+` FROM resources WHERE name = $1`, name))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get resource %s: %w", name, translate(err))
 	}
@@ -58,8 +40,8 @@ func (s *Store) GetResource(ctx context.Context, name string) (*store.Resource, 
 
 // ListResources implements store.Store.
 func (s *Store) ListResources(ctx context.Context, page store.Page) ([]*store.Resource, string, error) {
-	limit := pageLimit(page.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT `+resourceColumns+` FROM resources WHERE name > $1
+	limit := codec.PageLimit(page.Limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+codec.ResourceColumns+` FROM resources WHERE name > $1
 		ORDER BY name LIMIT $2`, page.After, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list resources: %w", err)
@@ -67,7 +49,7 @@ func (s *Store) ListResources(ctx context.Context, page store.Page) ([]*store.Re
 	defer rows.Close()
 	var out []*store.Resource
 	for rows.Next() {
-		r, err := scanResource(rows)
+		r, err := codec.ScanResource(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("postgres: list resources: %w", err)
 		}

@@ -7,54 +7,32 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
 )
 
 // InsertSecretVersion implements store.Store.
 func (s *Store) InsertSecretVersion(ctx context.Context, r *store.SecretRecord) error {
 	_, err := s.pool.Exec(ctx, `INSERT INTO secrets (name, version, keys, description, create_time,
 		expire_time, allowed_hosts, wrapped_key, ciphertext) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		r.Name, r.Version, encodeStrings(r.Keys), r.Description, nanos(r.CreateTime), nanos(r.ExpireTime),
-		encodeStrings(r.AllowedHosts), r.WrappedKey, r.Ciphertext)
+		r.Name, r.Version, codec.EncodeStrings(r.Keys), r.Description, codec.Nanos(r.CreateTime), codec.Nanos(r.ExpireTime),
+		codec.EncodeStrings(r.AllowedHosts), r.WrappedKey, r.Ciphertext)
 	if err != nil {
 		return fmt.Errorf("postgres: insert secret %s version %d: %w", r.Name, r.Version, translate(err))
 	}
 	return nil
 }
 
-const secretColumns = `name, version, keys, description, create_time, expire_time, allowed_hosts, wrapped_key, ciphertext`
-
-func scanSecret(row interface{ Scan(...any) error }) (*store.SecretRecord, error) {
-	var (
-		r             store.SecretRecord
-		keys, hosts   string
-		create, expir int64
-	)
-	if err := row.Scan(&r.Name, &r.Version, &keys, &r.Description, &create, &expir, &hosts,
-		&r.WrappedKey, &r.Ciphertext); err != nil {
-		return nil, err
-	}
-	r.CreateTime, r.ExpireTime = fromNanos(create), fromNanos(expir)
-	var err error
-	if r.Keys, err = decodeStrings(keys); err != nil {
-		return nil, err
-	}
-	if r.AllowedHosts, err = decodeStrings(hosts); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // GetSecret implements store.Store.
 func (s *Store) GetSecret(ctx context.Context, name string, version int32) (*store.SecretRecord, error) {
 	var row pgx.Row
 	if version == 0 {
-		row = s.pool.QueryRow(ctx, `SELECT `+secretColumns+` FROM secrets WHERE name = $1
+		row = s.pool.QueryRow(ctx, `SELECT `+codec.SecretColumns+` FROM secrets WHERE name = $1
 			ORDER BY version DESC LIMIT 1`, name)
 	} else {
-		row = s.pool.QueryRow(ctx, `SELECT `+secretColumns+` FROM secrets WHERE name = $1 AND version = $2`,
+		row = s.pool.QueryRow(ctx, `SELECT `+codec.SecretColumns+` FROM secrets WHERE name = $1 AND version = $2`,
 			name, version)
 	}
-	r, err := scanSecret(row)
+	r, err := codec.ScanSecret(row)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get secret %s version %d: %w", name, version, translate(err))
 	}
@@ -63,8 +41,8 @@ func (s *Store) GetSecret(ctx context.Context, name string, version int32) (*sto
 
 // ListSecrets implements store.Store.
 func (s *Store) ListSecrets(ctx context.Context, page store.Page) ([]*store.SecretRecord, string, error) {
-	limit := pageLimit(page.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT `+secretColumns+` FROM secrets s
+	limit := codec.PageLimit(page.Limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+codec.SecretColumns+` FROM secrets s
 		WHERE name > $1 AND version = (SELECT max(version) FROM secrets WHERE name = s.name)
 		ORDER BY name LIMIT $2`, page.After, limit+1)
 	if err != nil {
@@ -73,7 +51,7 @@ func (s *Store) ListSecrets(ctx context.Context, page store.Page) ([]*store.Secr
 	defer rows.Close()
 	var out []*store.SecretRecord
 	for rows.Next() {
-		r, err := scanSecret(rows)
+		r, err := codec.ScanSecret(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("postgres: list secrets: %w", err)
 		}
@@ -105,13 +83,13 @@ func (s *Store) RewrapSecrets(ctx context.Context, rewrap func(*store.SecretReco
 		if _, err := tx.Exec(ctx, `SELECT 1 FROM key_check WHERE id = 1 FOR UPDATE`); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `SELECT `+secretColumns+` FROM secrets ORDER BY name, version FOR UPDATE`)
+		rows, err := tx.Query(ctx, `SELECT `+codec.SecretColumns+` FROM secrets ORDER BY name, version FOR UPDATE`)
 		if err != nil {
 			return err
 		}
 		var all []*store.SecretRecord
 		for rows.Next() {
-			r, err := scanSecret(rows)
+			r, err := codec.ScanSecret(rows)
 			if err != nil {
 				rows.Close()
 				return err

@@ -8,11 +8,12 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
 )
 
 // CreateWorkflowVersion implements store.Store.
 func (s *Store) CreateWorkflowVersion(ctx context.Context, w *store.Workflow) (*store.Workflow, error) {
-	def, err := encodeWorkflowDef(w)
+	def, err := codec.EncodeWorkflowDef(w)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: create workflow %s: %w", w.Name, err)
 	}
@@ -27,7 +28,7 @@ func (s *Store) CreateWorkflowVersion(ctx context.Context, w *store.Workflow) (*
 			return err
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO workflows (name, version, description, definition, create_time)
-			VALUES ($1, $2, $3, $4, $5)`, out.Name, out.Version, out.Description, def, nanos(out.CreateTime))
+			VALUES ($1, $2, $3, $4, $5)`, out.Name, out.Version, out.Description, def, codec.Nanos(out.CreateTime))
 		return err
 	})
 	if err != nil {
@@ -37,35 +38,17 @@ func (s *Store) CreateWorkflowVersion(ctx context.Context, w *store.Workflow) (*
 	return &out, nil
 }
 
-const workflowColumns = `name, version, description, definition, create_time`
-
-func scanWorkflow(row interface{ Scan(...any) error }) (*store.Workflow, error) {
-	var (
-		w   store.Workflow
-		def string
-		ct  int64
-	)
-	if err := row.Scan(&w.Name, &w.Version, &w.Description, &def, &ct); err != nil {
-		return nil, err
-	}
-	w.CreateTime = fromNanos(ct)
-	if err := decodeWorkflowDef(def, &w); err != nil {
-		return nil, err
-	}
-	return &w, nil
-}
-
 // GetWorkflow implements store.Store.
 func (s *Store) GetWorkflow(ctx context.Context, name string, version int32) (*store.Workflow, error) {
 	var row pgx.Row
 	if version == 0 {
-		row = s.pool.QueryRow(ctx, `SELECT `+workflowColumns+` FROM workflows WHERE name = $1
+		row = s.pool.QueryRow(ctx, `SELECT `+codec.WorkflowColumns+` FROM workflows WHERE name = $1
 			ORDER BY version DESC LIMIT 1`, name)
 	} else {
-		row = s.pool.QueryRow(ctx, `SELECT `+workflowColumns+` FROM workflows WHERE name = $1 AND version = $2`,
+		row = s.pool.QueryRow(ctx, `SELECT `+codec.WorkflowColumns+` FROM workflows WHERE name = $1 AND version = $2`,
 			name, version)
 	}
-	w, err := scanWorkflow(row)
+	w, err := codec.ScanWorkflow(row)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get workflow %s version %d: %w", name, version, translate(err))
 	}
@@ -74,8 +57,8 @@ func (s *Store) GetWorkflow(ctx context.Context, name string, version int32) (*s
 
 // ListWorkflows implements store.Store.
 func (s *Store) ListWorkflows(ctx context.Context, page store.Page) ([]*store.WorkflowSummary, string, error) {
-	limit := pageLimit(page.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT `+workflowColumns+` FROM workflows w
+	limit := codec.PageLimit(page.Limit)
+	rows, err := s.pool.Query(ctx, `SELECT `+codec.WorkflowColumns+` FROM workflows w
 		WHERE name > $1 AND version = (SELECT max(version) FROM workflows WHERE name = w.name)
 		ORDER BY name LIMIT $2`, page.After, limit+1)
 	if err != nil {
@@ -84,11 +67,11 @@ func (s *Store) ListWorkflows(ctx context.Context, page store.Page) ([]*store.Wo
 	defer rows.Close()
 	var out []*store.WorkflowSummary
 	for rows.Next() {
-		w, err := scanWorkflow(rows)
+		w, err := codec.ScanWorkflow(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("postgres: list workflows: %w", err)
 		}
-		out = append(out, summarize(w))
+		out = append(out, codec.Summarize(w))
 	}
 	if err := rows.Err(); err != nil {
 		return nil, "", fmt.Errorf("postgres: list workflows: %w", err)

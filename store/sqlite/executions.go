@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
 )
 
 // querier is what both *sql.DB and *sql.Tx offer for reads.
@@ -21,11 +22,11 @@ func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
 	if e.CreateTime.IsZero() {
 		e.CreateTime = time.Unix(0, time.Now().UnixNano()).UTC()
 	}
-	req, err := encodeRequest(&e.Request)
+	req, err := codec.EncodeRequest(&e.Request)
 	if err != nil {
 		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
 	}
-	errJSON, err := encodeError(e.Error)
+	errJSON, err := codec.EncodeError(e.Error)
 	if err != nil {
 		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
 	}
@@ -36,24 +37,24 @@ func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
 	nodes := make([]nodeRow, len(e.Nodes))
 	for i, n := range e.Nodes {
 		nodes[i].state = n
-		if nodes[i].errJSON, err = encodeError(n.Error); err != nil {
+		if nodes[i].errJSON, err = codec.EncodeError(n.Error); err != nil {
 			return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
 		}
-		if nodes[i].res, err = encodeMap(n.Result); err != nil {
+		if nodes[i].res, err = codec.EncodeMap(n.Result); err != nil {
 			return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
 		}
 	}
 	err = s.groupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
 		if _, err := tx.StmtContext(ctx, s.insertExecution).ExecContext(ctx,
 			e.ID, e.Workflow, e.Version, int32(e.Status), req, errJSON,
-			nanos(e.CreateTime), nanos(e.StartTime), nanos(e.EndTime),
+			codec.Nanos(e.CreateTime), codec.Nanos(e.StartTime), codec.Nanos(e.EndTime),
 			e.IdempotencyKey, e.Caller, e.Owner); err != nil {
 			return err
 		}
 		ins := tx.StmtContext(ctx, s.insertNode)
 		for i, n := range nodes {
 			if _, err := ins.ExecContext(ctx, e.ID, n.state.NodeID, i, int32(n.state.Status), n.state.Attempts,
-				nanos(n.state.StartTime), nanos(n.state.EndTime), n.errJSON, n.res); err != nil {
+				codec.Nanos(n.state.StartTime), codec.Nanos(n.state.EndTime), n.errJSON, n.res); err != nil {
 				return err
 			}
 		}
@@ -63,33 +64,6 @@ func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
 		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, translate(err))
 	}
 	return nil
-}
-
-const executionColumns = `id, workflow, version, status, request, error, create_time, start_time, end_time,
-	idempotency_key, caller, owner`
-
-func scanExecution(row interface{ Scan(...any) error }) (*store.Execution, error) {
-	var (
-		e                  store.Execution
-		req                string
-		errJSON            *string
-		status             int32
-		create, start, end int64
-	)
-	if err := row.Scan(&e.ID, &e.Workflow, &e.Version, &status, &req, &errJSON, &create, &start, &end,
-		&e.IdempotencyKey, &e.Caller, &e.Owner); err != nil {
-		return nil, err
-	}
-	e.Status = store.ExecutionStatus(status)
-	e.CreateTime, e.StartTime, e.EndTime = fromNanos(create), fromNanos(start), fromNanos(end)
-	var err error
-	if e.Request, err = decodeRequest(req); err != nil {
-		return nil, err
-	}
-	if e.Error, err = decodeError(errJSON); err != nil {
-		return nil, err
-	}
-	return &e, nil
 }
 
 // loadNodes fills the Nodes of each execution, in workflow order.
@@ -103,40 +77,26 @@ func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
 		byID[e.ID] = e
 		args[i] = e.ID
 	}
-	rows, err := q.QueryContext(ctx, `SELECT execution_id, node_id, status, attempts, start_time, end_time, error, result
+	rows, err := q.QueryContext(ctx, `SELECT `+codec.NodeColumns+`
 		FROM execution_nodes WHERE execution_id IN (`+placeholders(len(args))+`) ORDER BY execution_id, position`, args...)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
-		var (
-			id           string
-			n            store.NodeState
-			status       int32
-			start, end   int64
-			errJSON, res *string
-		)
-		if err := rows.Scan(&id, &n.NodeID, &status, &n.Attempts, &start, &end, &errJSON, &res); err != nil {
-			return err
-		}
-		n.Status = store.NodeStatus(status)
-		n.StartTime, n.EndTime = fromNanos(start), fromNanos(end)
-		if n.Error, err = decodeError(errJSON); err != nil {
-			return err
-		}
-		if n.Result, err = decodeMap(res); err != nil {
+		id, n, err := codec.ScanNodeState(rows)
+		if err != nil {
 			return err
 		}
 		e := byID[id]
-		e.Nodes = append(e.Nodes, &n)
+		e.Nodes = append(e.Nodes, n)
 	}
 	return rows.Err()
 }
 
 // getExecution reads one execution with its nodes through q.
 func getExecution(ctx context.Context, q querier, where string, args ...any) (*store.Execution, error) {
-	e, err := scanExecution(q.QueryRowContext(ctx, `SELECT `+executionColumns+` FROM executions WHERE `+where, args...))
+	e, err := codec.ScanExecution(q.QueryRowContext(ctx, `SELECT `+codec.ExecutionColumns+` FROM executions WHERE `+where, args...))
 	if err != nil {
 		return nil, translate(err)
 	}
@@ -179,7 +139,7 @@ func (s *Store) FindExecutionByIdempotencyKey(ctx context.Context, caller, key s
 
 // ListExecutions implements store.Store.
 func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error) {
-	limit := pageLimit(q.Page.Limit)
+	limit := codec.PageLimit(q.Page.Limit)
 	where, args := "1 = 1", []any{}
 	if q.Workflow != "" {
 		where += " AND workflow = ?"
@@ -190,7 +150,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		args = append(args, int32(q.Status))
 	}
 	if q.Page.After != "" {
-		ct, id, err := parseExecutionCursor(q.Page.After)
+		ct, id, err := codec.ParseExecutionCursor(q.Page.After)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
 		}
@@ -203,14 +163,14 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		more bool
 	)
 	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+executionColumns+` FROM executions WHERE `+where+`
+		rows, err := tx.QueryContext(ctx, `SELECT `+codec.ExecutionColumns+` FROM executions WHERE `+where+`
 			ORDER BY create_time DESC, id DESC LIMIT ?`, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			e, err := scanExecution(rows)
+			e, err := codec.ScanExecution(rows)
 			if err != nil {
 				return err
 			}
@@ -230,7 +190,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 	next := ""
 	if more {
 		last := out[len(out)-1]
-		next = executionCursor(nanos(last.CreateTime), last.ID)
+		next = codec.ExecutionCursor(codec.Nanos(last.CreateTime), last.ID)
 	}
 	return out, next, nil
 }
@@ -257,22 +217,22 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	var err error
 	for i, e := range b.Executions {
 		execs[i].e = e
-		if execs[i].errJSON, err = encodeError(e.Error); err != nil {
+		if execs[i].errJSON, err = codec.EncodeError(e.Error); err != nil {
 			return fmt.Errorf("sqlite: write journal: %w", err)
 		}
 	}
 	for i, u := range b.Nodes {
 		nodes[i].u = u
-		if nodes[i].errJSON, err = encodeError(u.State.Error); err != nil {
+		if nodes[i].errJSON, err = codec.EncodeError(u.State.Error); err != nil {
 			return fmt.Errorf("sqlite: write journal: %w", err)
 		}
-		if nodes[i].res, err = encodeMap(u.State.Result); err != nil {
+		if nodes[i].res, err = codec.EncodeMap(u.State.Result); err != nil {
 			return fmt.Errorf("sqlite: write journal: %w", err)
 		}
 	}
 	for i, ev := range b.Events {
 		events[i].ev = ev
-		if events[i].body, err = encodeEventBody(ev); err != nil {
+		if events[i].body, err = codec.EncodeEventBody(ev); err != nil {
 			return fmt.Errorf("sqlite: write journal: %w", err)
 		}
 	}
@@ -281,7 +241,7 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 			upd := tx.StmtContext(ctx, s.updateExecution)
 			for _, r := range execs {
 				e := r.e
-				res, err := upd.ExecContext(ctx, int32(e.Status), r.errJSON, nanos(e.StartTime), nanos(e.EndTime), e.Owner, e.ID)
+				res, err := upd.ExecContext(ctx, int32(e.Status), r.errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID)
 				if err != nil {
 					return translate(err)
 				}
@@ -297,7 +257,7 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 			for _, r := range nodes {
 				n := r.u.State
 				if _, err := up.ExecContext(ctx, r.u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
-					nanos(n.StartTime), nanos(n.EndTime), r.errJSON, r.res); err != nil {
+					codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), r.errJSON, r.res); err != nil {
 					return translate(err)
 				}
 			}
@@ -308,7 +268,7 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 			args := make([]any, 0, 5*n)
 			for _, r := range rest[:n] {
 				ev := r.ev
-				args = append(args, ev.ExecutionID, ev.Seq, nanos(ev.Time), int32(ev.Kind), r.body)
+				args = append(args, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), r.body)
 			}
 			if _, err := tx.StmtContext(ctx, s.insertEvents[n]).ExecContext(ctx, args...); err != nil {
 				if isUnique(err) {
@@ -328,25 +288,16 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 
 // ListEvents implements store.Store. A limit <= 0 means 1000.
 func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int64, limit int) ([]*store.Event, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT seq, time, kind, body FROM execution_events
-		WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`, executionID, afterSeq, pageLimit(limit))
+	rows, err := s.r.QueryContext(ctx, `SELECT `+codec.EventColumns+` FROM execution_events
+		WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`, executionID, afterSeq, codec.PageLimit(limit))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list events of %s: %w", executionID, err)
 	}
 	defer rows.Close()
 	var out []*store.Event
 	for rows.Next() {
-		ev := &store.Event{ExecutionID: executionID}
-		var (
-			t    int64
-			kind int32
-			body string
-		)
-		if err := rows.Scan(&ev.Seq, &t, &kind, &body); err != nil {
-			return nil, fmt.Errorf("sqlite: list events of %s: %w", executionID, err)
-		}
-		ev.Time, ev.Kind = fromNanos(t), store.EventKind(kind)
-		if err := decodeEventBody(body, ev); err != nil {
+		ev, err := codec.ScanEvent(rows, executionID)
+		if err != nil {
 			return nil, fmt.Errorf("sqlite: list events of %s: %w", executionID, err)
 		}
 		out = append(out, ev)
@@ -364,14 +315,14 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 		rows, err := tx.QueryContext(ctx, `UPDATE executions SET owner = ?
 			WHERE status < ? AND (owner = '' OR NOT EXISTS (
 				SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?))
-			RETURNING `+executionColumns,
-			owner, int32(store.ExecutionCompleted), nanos(staleBefore))
+			RETURNING `+codec.ExecutionColumns,
+			owner, int32(store.ExecutionCompleted), codec.Nanos(staleBefore))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			e, err := scanExecution(rows)
+			e, err := codec.ScanExecution(rows)
 			if err != nil {
 				return err
 			}
@@ -401,7 +352,7 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO owners (owner, heartbeat) VALUES (?, ?)
-			ON CONFLICT (owner) DO UPDATE SET heartbeat = max(heartbeat, excluded.heartbeat)`, owner, nanos(now))
+			ON CONFLICT (owner) DO UPDATE SET heartbeat = max(heartbeat, excluded.heartbeat)`, owner, codec.Nanos(now))
 		return err
 	})
 	if err != nil {
@@ -417,7 +368,7 @@ func (s *Store) DeleteExecutionsBefore(ctx context.Context, t time.Time) (int, e
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE status >= ?1
 			AND create_time < ?2 AND (CASE WHEN end_time = 0 THEN create_time ELSE end_time END) < ?2`,
-			int32(store.ExecutionCompleted), nanos(t))
+			int32(store.ExecutionCompleted), codec.Nanos(t))
 		if err != nil {
 			return err
 		}

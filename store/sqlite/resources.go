@@ -7,11 +7,12 @@ import (
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
 )
 
 // PutResource implements store.Store.
 func (s *Store) PutResource(ctx context.Context, r *store.Resource) (*store.Resource, error) {
-	spec, err := encodeSpec(&r.Spec)
+	spec, err := codec.EncodeSpec(&r.Spec)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: put resource %s: %w", r.Name, err)
 	}
@@ -25,7 +26,7 @@ func (s *Store) PutResource(ctx context.Context, r *store.Resource) (*store.Reso
 			RETURNING create_time, update_time`, r.Name, spec, now, now).Scan(&create, &update); err != nil {
 			return err
 		}
-		out.CreateTime, out.UpdateTime = fromNanos(create), fromNanos(update)
+		out.CreateTime, out.UpdateTime = codec.FromNanos(create), codec.FromNanos(update)
 		return nil
 	})
 	if err != nil {
@@ -34,28 +35,9 @@ func (s *Store) PutResource(ctx context.Context, r *store.Resource) (*store.Reso
 	return &out, nil
 }
 
-const resourceColumns = `name, spec, create_time, update_time`
-
-func scanResource(row interface{ Scan(...any) error }) (*store.Resource, error) {
-	var (
-		r              store.Resource
-		spec           string
-		create, update int64
-	)
-	if err := row.Scan(&r.Name, &spec, &create, &update); err != nil {
-		return nil, err
-	}
-	r.CreateTime, r.UpdateTime = fromNanos(create), fromNanos(update)
-	var err error
-	if r.Spec, err = decodeSpec(spec); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // GetResource implements store.Store.
 func (s *Store) GetResource(ctx context.Context, name string) (*store.Resource, error) {
-	r, err := scanResource(s.r.QueryRowContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE name = ?`, name))
+	r, err := codec.ScanResource(s.r.QueryRowContext(ctx, `SELECT `+codec.ResourceColumns+` FROM resources WHERE name = ?`, name))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get resource %s: %w", name, translate(err))
 	}
@@ -64,8 +46,8 @@ func (s *Store) GetResource(ctx context.Context, name string) (*store.Resource, 
 
 // ListResources implements store.Store.
 func (s *Store) ListResources(ctx context.Context, page store.Page) ([]*store.Resource, string, error) {
-	limit := pageLimit(page.Limit)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+resourceColumns+` FROM resources WHERE name > ?
+	limit := codec.PageLimit(page.Limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+codec.ResourceColumns+` FROM resources WHERE name > ?
 		ORDER BY name LIMIT ?`, page.After, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list resources: %w", err)
@@ -73,7 +55,7 @@ func (s *Store) ListResources(ctx context.Context, page store.Page) ([]*store.Re
 	defer rows.Close()
 	var out []*store.Resource
 	for rows.Next() {
-		r, err := scanResource(rows)
+		r, err := codec.ScanResource(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list resources: %w", err)
 		}

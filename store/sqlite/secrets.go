@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
 )
 
 // InsertSecretVersion implements store.Store.
@@ -13,8 +14,8 @@ func (s *Store) InsertSecretVersion(ctx context.Context, r *store.SecretRecord) 
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO secrets (name, version, keys, description, create_time,
 			expire_time, allowed_hosts, wrapped_key, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			r.Name, r.Version, encodeStrings(r.Keys), r.Description, nanos(r.CreateTime), nanos(r.ExpireTime),
-			encodeStrings(r.AllowedHosts), r.WrappedKey, r.Ciphertext)
+			r.Name, r.Version, codec.EncodeStrings(r.Keys), r.Description, codec.Nanos(r.CreateTime), codec.Nanos(r.ExpireTime),
+			codec.EncodeStrings(r.AllowedHosts), r.WrappedKey, r.Ciphertext)
 		return err
 	})
 	if err != nil {
@@ -23,40 +24,17 @@ func (s *Store) InsertSecretVersion(ctx context.Context, r *store.SecretRecord) 
 	return nil
 }
 
-const secretColumns = `name, version, keys, description, create_time, expire_time, allowed_hosts, wrapped_key, ciphertext`
-
-func scanSecret(row interface{ Scan(...any) error }) (*store.SecretRecord, error) {
-	var (
-		r             store.SecretRecord
-		keys, hosts   string
-		create, expir int64
-	)
-	if err := row.Scan(&r.Name, &r.Version, &keys, &r.Description, &create, &expir, &hosts,
-		&r.WrappedKey, &r.Ciphertext); err != nil {
-		return nil, err
-	}
-	r.CreateTime, r.ExpireTime = fromNanos(create), fromNanos(expir)
-	var err error
-	if r.Keys, err = decodeStrings(keys); err != nil {
-		return nil, err
-	}
-	if r.AllowedHosts, err = decodeStrings(hosts); err != nil {
-		return nil, err
-	}
-	return &r, nil
-}
-
 // GetSecret implements store.Store.
 func (s *Store) GetSecret(ctx context.Context, name string, version int32) (*store.SecretRecord, error) {
 	var row *sql.Row
 	if version == 0 {
-		row = s.r.QueryRowContext(ctx, `SELECT `+secretColumns+` FROM secrets WHERE name = ?
+		row = s.r.QueryRowContext(ctx, `SELECT `+codec.SecretColumns+` FROM secrets WHERE name = ?
 			ORDER BY version DESC LIMIT 1`, name)
 	} else {
-		row = s.r.QueryRowContext(ctx, `SELECT `+secretColumns+` FROM secrets WHERE name = ? AND version = ?`,
+		row = s.r.QueryRowContext(ctx, `SELECT `+codec.SecretColumns+` FROM secrets WHERE name = ? AND version = ?`,
 			name, version)
 	}
-	r, err := scanSecret(row)
+	r, err := codec.ScanSecret(row)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: get secret %s version %d: %w", name, version, translate(err))
 	}
@@ -65,8 +43,8 @@ func (s *Store) GetSecret(ctx context.Context, name string, version int32) (*sto
 
 // ListSecrets implements store.Store.
 func (s *Store) ListSecrets(ctx context.Context, page store.Page) ([]*store.SecretRecord, string, error) {
-	limit := pageLimit(page.Limit)
-	rows, err := s.r.QueryContext(ctx, `SELECT `+secretColumns+` FROM secrets s
+	limit := codec.PageLimit(page.Limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT `+codec.SecretColumns+` FROM secrets s
 		WHERE name > ? AND version = (SELECT max(version) FROM secrets WHERE name = s.name)
 		ORDER BY name LIMIT ?`, page.After, limit+1)
 	if err != nil {
@@ -75,7 +53,7 @@ func (s *Store) ListSecrets(ctx context.Context, page store.Page) ([]*store.Secr
 	defer rows.Close()
 	var out []*store.SecretRecord
 	for rows.Next() {
-		r, err := scanSecret(rows)
+		r, err := codec.ScanSecret(rows)
 		if err != nil {
 			return nil, "", fmt.Errorf("sqlite: list secrets: %w", err)
 		}
@@ -122,13 +100,13 @@ func (s *Store) deleteByName(ctx context.Context, query, name string) error {
 // RewrapSecrets implements store.Store.
 func (s *Store) RewrapSecrets(ctx context.Context, rewrap func(*store.SecretRecord) ([]byte, error), keyCheck []byte) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+secretColumns+` FROM secrets ORDER BY name, version`)
+		rows, err := tx.QueryContext(ctx, `SELECT `+codec.SecretColumns+` FROM secrets ORDER BY name, version`)
 		if err != nil {
 			return err
 		}
 		var all []*store.SecretRecord
 		for rows.Next() {
-			r, err := scanSecret(rows)
+			r, err := codec.ScanSecret(rows)
 			if err != nil {
 				rows.Close()
 				return err
