@@ -1,0 +1,117 @@
+package executor_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+
+	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+func benchExecutor(b *testing.B, st store.Store) *executor.Executor {
+	b.Helper()
+	e := executor.New(executor.Config{Store: st, Logger: slog.New(slog.DiscardHandler)})
+	b.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			b.Errorf("Close: %v", err)
+		}
+	})
+	return e
+}
+
+func benchExecute(b *testing.B, e *executor.Executor, req *executor.Request) {
+	x, err := e.Execute(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if x.Status != store.ExecutionCompleted {
+		b.Fatalf("status %v: %+v", x.Status, x.Error)
+	}
+}
+
+// BenchmarkTrivialNode measures one execution of a one-node workflow whose
+// node does nothing, journal disabled: the executor's per-node overhead plus
+// a minimal Starlark run.
+func BenchmarkTrivialNode(b *testing.B) {
+	e := benchExecutor(b, nil)
+	w := workflow("trivial", []store.Node{codeNode("n", "result = {}")})
+	w.DisableJournal = true
+	req := &executor.Request{Workflow: w}
+	benchExecute(b, e, req) // compile outside the loop
+	b.ReportAllocs()
+	for b.Loop() {
+		benchExecute(b, e, req)
+	}
+}
+
+// BenchmarkTrivialNodeRuntime runs the same node code directly in the
+// runtime: the baseline to subtract from BenchmarkTrivialNode to get the
+// executor's own overhead.
+func BenchmarkTrivialNodeRuntime(b *testing.B) {
+	prog, err := node.Compile("n", "result = {}")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		a := &node.Attempt{NodeID: "n", Execution: node.ExecutionInfo{ID: "x", Workflow: "trivial", Version: 1, Attempt: 1}}
+		if _, err := prog.Run(ctx, a); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkChain40 runs a 40-node sequential chain in process, journal
+// disabled; each node adds one to its input.
+func BenchmarkChain40(b *testing.B) {
+	e := benchExecutor(b, nil)
+	nodes := make([]store.Node, 40)
+	var conns []store.Connection
+	for i := range nodes {
+		nodes[i] = codeNode(fmt.Sprintf("n%02d", i), `result = {"v": v + 1}`)
+		if i > 0 {
+			conns = append(conns, conn(nodes[i-1].ID, "v", nodes[i].ID, ""))
+		}
+	}
+	w := workflow("chain40", nodes, conns...)
+	w.DisableJournal = true
+	req := &executor.Request{Workflow: w, Parameters: map[string]any{"v": int64(0)}}
+	benchExecute(b, e, req)
+	b.ReportAllocs()
+	for b.Loop() {
+		benchExecute(b, e, req)
+	}
+}
+
+// noopBatch is how many executions each iteration of the no-op throughput
+// benchmarks runs concurrently, as a loaded gateway would.
+const noopBatch = 32
+
+func benchNoop(b *testing.B, durable bool) {
+	e := benchExecutor(b, openStore(b))
+	w := workflow("noop", []store.Node{codeNode("n", "result = {}")})
+	w.DisableJournal = !durable
+	req := &executor.Request{Workflow: w}
+	benchExecute(b, e, req)
+	b.ReportAllocs()
+	for b.Loop() {
+		var wg sync.WaitGroup
+		for range noopBatch {
+			wg.Go(func() { benchExecute(b, e, req) })
+		}
+		wg.Wait()
+	}
+	b.ReportMetric(float64(b.N*noopBatch)/b.Elapsed().Seconds(), "execs/s")
+}
+
+// BenchmarkNoopDurable: no-op workflow throughput, journalled to SQLite.
+func BenchmarkNoopDurable(b *testing.B) { benchNoop(b, true) }
+
+// BenchmarkNoopEphemeral: the same workflow with the journal disabled, on the
+// same kind of store (the baseline of BenchmarkNoopDurable).
+func BenchmarkNoopEphemeral(b *testing.B) { benchNoop(b, false) }

@@ -1,0 +1,65 @@
+package executor
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Errors that callers branch on.
+var (
+	// ErrClosed reports that the Executor is closed (or closing) and accepts
+	// no more work. Runs interrupted by Close end with it too.
+	ErrClosed = errors.New("executor closed")
+	// ErrInvalidWorkflow reports a workflow definition the executor cannot
+	// run (unknown node in a connection, a cycle, code that does not compile).
+	// Registration validates workflows, so this indicates a bypassed check.
+	ErrInvalidWorkflow = errors.New("invalid workflow")
+	// ErrLagging reports a subscriber that fell behind its buffer. The error
+	// message names the seq to resume from (Subscribe's afterSeq).
+	ErrLagging = errors.New("subscriber fell behind")
+	// ErrNotLocal reports an unfinished execution that this process does not
+	// run (another replica owns it, or it awaits recovery).
+	ErrNotLocal = errors.New("execution is not running in this process")
+)
+
+// Error codes that the executor puts in store.ExecError.Code. The codes of
+// the node runtime (NODE_ERROR, STEP_LIMIT, RESULT_INVALID, RESOURCE_ERROR,
+// PANIC, …) pass through unchanged.
+const (
+	// CodeMissingOutput: a named connection asked for a key the upstream
+	// result does not have.
+	CodeMissingOutput = "MISSING_OUTPUT"
+	// CodeTimeout: a node attempt or the whole execution ran out of time.
+	CodeTimeout = "TIMEOUT"
+	// CodeCancelled: the execution was cancelled, or a node was cancelled
+	// because another node failed.
+	CodeCancelled = "CANCELLED"
+	// CodePanic: the runtime or a resource panicked during an attempt.
+	CodePanic = "PANIC"
+	// CodeNodeError: any other failure of a node.
+	CodeNodeError = "NODE_ERROR"
+)
+
+// LaggingError is the error a lagging subscription ends with. It satisfies
+// errors.Is(err, ErrLagging); ResumeAfter is the seq of the last event the
+// subscriber received, to pass as afterSeq to Subscribe.
+type LaggingError struct {
+	ExecutionID string
+	ResumeAfter int64
+}
+
+// Error says from which seq to resume.
+func (e *LaggingError) Error() string {
+	return fmt.Sprintf("%v: execution %s: resume from seq %d", ErrLagging, e.ExecutionID, e.ResumeAfter)
+}
+
+// Unwrap returns ErrLagging.
+func (e *LaggingError) Unwrap() error { return ErrLagging }
+
+// Run-context causes; they never leave the package.
+var (
+	errCancelled       = errors.New("execution cancelled")
+	errWorkflowTimeout = errors.New("workflow timed out")
+	errNodeTimeout     = errors.New("node timed out")
+	errFailFast        = errors.New("another node failed")
+)

@@ -1,0 +1,478 @@
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// Defaults of DESIGN.md §3 and §4 and of Config.
+const (
+	// DefaultWorkflowTimeout bounds an execution whose request and workflow
+	// set no timeout.
+	DefaultWorkflowTimeout = 300 * time.Second
+	// DefaultNodeTimeout bounds each attempt of a node that sets no timeout.
+	DefaultNodeTimeout = 30 * time.Second
+	// DefaultMaxConcurrentNodes is the default of Config.MaxConcurrentNodes.
+	DefaultMaxConcurrentNodes = 64
+	// DefaultMaxParallelPerExecution is the default of
+	// Config.MaxParallelPerExecution.
+	DefaultMaxParallelPerExecution = 8
+	// DefaultSubscriberBuffer is the default of Config.SubscriberBuffer.
+	DefaultSubscriberBuffer = 256
+	// DefaultWorkflowCacheEntries is the default of
+	// Config.WorkflowCacheEntries.
+	DefaultWorkflowCacheEntries = 1000
+)
+
+// Retry defaults of DESIGN.md §3 and the size of the finished-run cache.
+const (
+	defaultInitialBackoff = time.Second
+	defaultMaxBackoff     = 60 * time.Second
+	defaultMultiplier     = 2.0
+	recentRuns            = 256 // finished runs kept in memory for Get/Subscribe
+)
+
+// A Redactor removes secret values from text and values. Each execution gets
+// its own (Config.NewRedactor); the resource broker teaches it the secrets it
+// resolves for that execution. Implementations must be safe for concurrent
+// use and must keep the shape of values (a map stays a map).
+type Redactor interface {
+	// String returns s with every known secret replaced by "[REDACTED]".
+	String(s string) string
+	// Value returns a copy of a JSON-like value with secrets replaced in
+	// every string it contains.
+	Value(v any) any
+}
+
+// A ResourceBroker lends resources to node attempts. It is defined here, by
+// its consumer; package resources implements it. Safe for concurrent use.
+type ResourceBroker interface {
+	// Session returns the resources of one node attempt of execution execID,
+	// built from the request's specs. Values the broker resolves (secrets)
+	// are registered with redact so they never leave the execution.
+	Session(execID string, specs map[string]store.ResourceSpec, redact Redactor) AttemptResources
+}
+
+// AttemptResources are the resources of one node attempt. Open may be called
+// from several goroutines of the attempt (parallel.map); Close is called once
+// when the attempt ends and releases everything Open lent.
+type AttemptResources interface {
+	// Open returns the handle of the resource named name.
+	Open(ctx context.Context, name string) (starlark.Value, error)
+	// Close releases the handles of the attempt.
+	Close()
+}
+
+// Config configures an Executor. Zero fields take the documented defaults.
+type Config struct {
+	// Store journals executions and serves history. Nil means every run is
+	// ephemeral (as if its workflow disabled the journal).
+	Store store.Store
+	// Resources opens resource handles for nodes; nil means no resources.
+	Resources ResourceBroker
+	// MaxConcurrentNodes bounds node attempts running at once across all
+	// executions (default 64).
+	MaxConcurrentNodes int
+	// MaxParallelPerExecution bounds nodes running at once in one execution
+	// (default 8).
+	MaxParallelPerExecution int
+	// SubscriberBuffer is how many events a subscriber may fall behind the
+	// live execution before it is closed with ErrLagging (default 256).
+	SubscriberBuffer int
+	// WorkflowCacheEntries bounds each workflow's workflow_cache (default 1000).
+	WorkflowCacheEntries int
+	// Limits bound every node attempt; zero fields take the runtime defaults.
+	Limits node.Limits
+	// Owner identifies this process in the journal (Execution.Owner);
+	// default a random id.
+	Owner string
+	// Logger receives node log lines and executor diagnostics
+	// (default slog.Default()).
+	Logger *slog.Logger
+	// Now returns the current time (default time.Now).
+	Now func() time.Time
+	// NewRedactor returns the redactor of a new execution; nil means no
+	// redaction.
+	NewRedactor func() Redactor
+}
+
+// Request asks the Executor to run one workflow version.
+type Request struct {
+	// Workflow is the version to run, as stored (its Name and Version are
+	// journalled with the execution).
+	Workflow *store.Workflow
+	// Parameters become variables of every node and its `parameters` dict.
+	Parameters map[string]any
+	// Context is visible to every node as `context`.
+	Context map[string]any
+	// Resources are the request's resource specs by name.
+	Resources map[string]store.ResourceSpec
+	// Timeout bounds the whole execution; 0 takes the workflow's timeout,
+	// which defaults to 300 s.
+	Timeout time.Duration
+	// IdempotencyKey, when set, makes a second request of the same Caller
+	// with the same key attach to the first execution instead of running
+	// the workflow again.
+	IdempotencyKey string
+	// Caller is the authenticated principal ("" = anonymous).
+	Caller string
+}
+
+// An Executor runs workflows. It is safe for concurrent use. Close must be
+// called to stop it; it waits for every goroutine the Executor started.
+type Executor struct {
+	cfg     Config
+	st      store.Store
+	log     *slog.Logger
+	now     func() time.Time
+	sem     chan struct{} // global node slots
+	journal *journal      // nil without a store
+	progs   programCache
+
+	baseCtx    context.Context
+	baseCancel context.CancelCauseFunc
+	wg         sync.WaitGroup // runs
+	closeOnce  sync.Once
+
+	mu     sync.Mutex
+	closed bool
+	runs   map[string]*run // live and recently finished, by id
+	byKey  map[string]*run // idempotency index: caller + "\x00" + key
+	recent []*run          // ring of finished runs, oldest first
+	caches map[string]*node.WorkflowCache
+}
+
+// New returns an Executor configured by cfg. It starts the journal writer
+// goroutine when cfg.Store is set.
+func New(cfg Config) *Executor {
+	if cfg.MaxConcurrentNodes <= 0 {
+		cfg.MaxConcurrentNodes = DefaultMaxConcurrentNodes
+	}
+	if cfg.MaxParallelPerExecution <= 0 {
+		cfg.MaxParallelPerExecution = DefaultMaxParallelPerExecution
+	}
+	if cfg.SubscriberBuffer <= 0 {
+		cfg.SubscriberBuffer = DefaultSubscriberBuffer
+	}
+	if cfg.WorkflowCacheEntries <= 0 {
+		cfg.WorkflowCacheEntries = DefaultWorkflowCacheEntries
+	}
+	if cfg.Owner == "" {
+		cfg.Owner = "kgw-" + rand.Text()[:12]
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	e := &Executor{
+		cfg:    cfg,
+		st:     cfg.Store,
+		log:    cfg.Logger,
+		now:    cfg.Now,
+		sem:    make(chan struct{}, cfg.MaxConcurrentNodes),
+		runs:   make(map[string]*run),
+		byKey:  make(map[string]*run),
+		caches: make(map[string]*node.WorkflowCache),
+	}
+	e.progs.m = make(map[progKey]*node.Program)
+	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
+	if e.st != nil {
+		e.journal = newJournal(e.st, e.log)
+	}
+	return e
+}
+
+// Execute runs req and waits for the end. A workflow that fails is not an
+// error: the returned execution has status FAILED (or CANCELLED, TIMED_OUT)
+// and an Error. Errors are for requests that cannot run (ErrInvalidWorkflow,
+// ErrClosed, a journal failure) and for ctx ending first, in which case the
+// run continues and can be followed with Get or Subscribe.
+func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution, error) {
+	r, id, err := e.start(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil { // attached to an execution this process does not run
+		return e.waitStored(ctx, id)
+	}
+	return r.wait(ctx)
+}
+
+// Start starts req and returns the execution id at once. The run belongs to
+// the Executor and continues after ctx ends; ctx bounds only the start
+// (journalling the new execution). With an IdempotencyKey already used by
+// req.Caller it returns the existing execution's id.
+func (e *Executor) Start(ctx context.Context, req *Request) (string, error) {
+	_, id, err := e.start(ctx, req)
+	return id, err
+}
+
+// Get returns the current state of an execution: from memory while it runs
+// here (and shortly after), else from the store. Unknown ids give an error
+// satisfying errors.Is(err, store.ErrNotFound). The returned value is a copy;
+// its result maps are shared and must not be modified.
+func (e *Executor) Get(ctx context.Context, id string) (*store.Execution, error) {
+	if r := e.lookup(id); r != nil {
+		return r.snapshot(), nil
+	}
+	if e.st == nil {
+		return nil, fmt.Errorf("get execution %s: %w", id, store.ErrNotFound)
+	}
+	x, err := e.st.GetExecution(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("get execution %s: %w", id, err)
+	}
+	return x, nil
+}
+
+// Cancel cancels a running execution and waits until it has ended (running
+// nodes see their context cancelled; the status becomes CANCELLED), or until
+// ctx ends. Cancelling a finished execution returns it unchanged. An
+// unfinished execution run by another process gives ErrNotLocal.
+func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, error) {
+	if r := e.lookup(id); r != nil {
+		r.cancel(errCancelled)
+		return r.wait(ctx)
+	}
+	x, err := e.Get(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("cancel: %w", err)
+	}
+	if !x.Status.Terminal() {
+		return x, fmt.Errorf("cancel execution %s: %w", id, ErrNotLocal)
+	}
+	return x, nil
+}
+
+// Close stops accepting work (Start then fails with ErrClosed), lets running
+// executions finish until ctx ends, then interrupts the rest, and waits for
+// every goroutine of the Executor, including the journal writer. Durable runs
+// interrupted by Close are left unfinished in the journal, for recovery; the
+// others end CANCELLED. Close returns ctx's error if it had to interrupt runs.
+// It may be called more than once.
+func (e *Executor) Close(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+
+	drained := make(chan struct{})
+	go func() { // waited for below on every path
+		e.wg.Wait()
+		close(drained)
+	}()
+	var err error
+	select {
+	case <-drained:
+	case <-ctx.Done():
+		err = ctx.Err()
+		e.baseCancel(ErrClosed)
+		<-drained
+	}
+	e.baseCancel(ErrClosed)
+	e.closeOnce.Do(func() {
+		if e.journal != nil {
+			e.journal.close()
+		}
+	})
+	return err
+}
+
+// Results returns the execution result of DESIGN.md §4: node id → the result
+// of each completed node.
+func Results(x *store.Execution) map[string]any {
+	out := make(map[string]any, len(x.Nodes))
+	for _, n := range x.Nodes {
+		if n.Status == store.NodeCompleted {
+			out[n.NodeID] = n.Result
+		}
+	}
+	return out
+}
+
+// start registers and starts a run for req, or finds the one req's
+// idempotency key names. It returns the run (nil when the execution is not
+// run by this process) and its id.
+func (e *Executor) start(ctx context.Context, req *Request) (*run, string, error) {
+	if req == nil || req.Workflow == nil {
+		return nil, "", fmt.Errorf("start execution: %w: no workflow", ErrInvalidWorkflow)
+	}
+	p, err := e.plan(req.Workflow)
+	if err != nil {
+		return nil, "", fmt.Errorf("start execution of %s v%d: %w", req.Workflow.Name, req.Workflow.Version, err)
+	}
+	var key string
+	if req.IdempotencyKey != "" {
+		key = req.Caller + "\x00" + req.IdempotencyKey
+	}
+
+	r := e.newRun(req, p)
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		r.stop()
+		return nil, "", fmt.Errorf("start execution: %w", ErrClosed)
+	}
+	if prev := e.byKey[key]; key != "" && prev != nil {
+		e.mu.Unlock()
+		r.stop()
+		return e.attach(ctx, prev)
+	}
+	e.runs[r.id] = r
+	if key != "" {
+		e.byKey[key] = r
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+
+	if r.durable {
+		if err := e.st.CreateExecution(ctx, r.snapshot()); err != nil {
+			r.createErr = fmt.Errorf("journal new execution: %w", err)
+			if key != "" && errors.Is(err, store.ErrAlreadyExists) {
+				if x, ferr := e.st.FindExecutionByIdempotencyKey(ctx, req.Caller, req.IdempotencyKey); ferr == nil {
+					r.redirect = x.ID
+				}
+			}
+			e.mu.Lock()
+			delete(e.runs, r.id)
+			if e.byKey[key] == r {
+				delete(e.byKey, key)
+			}
+			e.mu.Unlock()
+			r.mu.Lock()
+			r.err = r.createErr
+			r.ended = true
+			r.mu.Unlock()
+			close(r.created)
+			r.stop()
+			close(r.done)
+			e.wg.Done()
+			if r.redirect != "" {
+				return e.attachStored(ctx, r.redirect)
+			}
+			return nil, "", r.createErr
+		}
+	}
+	close(r.created)
+	go r.loop()
+	return r, r.id, nil
+}
+
+// attach returns the run a duplicate request attaches to, once that run is
+// journalled.
+func (e *Executor) attach(ctx context.Context, r *run) (*run, string, error) {
+	select {
+	case <-r.created:
+	case <-ctx.Done():
+		return nil, "", fmt.Errorf("attach to execution %s: %w", r.id, ctx.Err())
+	}
+	if r.redirect != "" {
+		return e.attachStored(ctx, r.redirect)
+	}
+	if r.createErr != nil {
+		return nil, "", r.createErr
+	}
+	return r, r.id, nil
+}
+
+// attachStored resolves an execution found in the store by idempotency key.
+func (e *Executor) attachStored(_ context.Context, id string) (*run, string, error) {
+	if r := e.lookup(id); r != nil {
+		return r, id, nil
+	}
+	return nil, id, nil
+}
+
+// waitStored waits for an execution this process does not run by polling
+// the store.
+func (e *Executor) waitStored(ctx context.Context, id string) (*store.Execution, error) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if r := e.lookup(id); r != nil {
+			return r.wait(ctx)
+		}
+		x, err := e.Get(ctx, id)
+		if err != nil || x.Status.Terminal() {
+			return x, err
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("wait for execution %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+// lookup returns the live or recently finished run with id, or nil.
+func (e *Executor) lookup(id string) *run {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.runs[id]
+}
+
+// finished moves r from the live runs to the ring of recent ones.
+func (e *Executor) finished(r *run) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.recent = append(e.recent, r)
+	if len(e.recent) <= recentRuns {
+		return
+	}
+	old := e.recent[0]
+	e.recent[0] = nil
+	e.recent = e.recent[1:]
+	delete(e.runs, old.id)
+	if old.key != "" && e.byKey[old.key] == old {
+		delete(e.byKey, old.key)
+	}
+}
+
+// workflowCache returns the workflow_cache shared by executions of name.
+func (e *Executor) workflowCache(name string) *node.WorkflowCache {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.caches[name]
+	if c == nil {
+		c = node.NewWorkflowCache(e.cfg.WorkflowCacheEntries)
+		e.caches[name] = c
+	}
+	return c
+}
+
+// newID returns a random UUID (version 4).
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	const hex = "0123456789abcdef"
+	var s [36]byte
+	j := 0
+	for i, c := range b {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			s[j] = '-'
+			j++
+		}
+		s[j], s[j+1] = hex[c>>4], hex[c&0x0f]
+		j += 2
+	}
+	return string(s[:])
+}
+
+// noRedactor is the Redactor used when Config.NewRedactor is nil.
+type noRedactor struct{}
+
+func (noRedactor) String(s string) string { return s }
+func (noRedactor) Value(v any) any        { return v }

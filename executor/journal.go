@@ -1,0 +1,156 @@
+package executor
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// journalItem is one state transition of one run: an event with the node
+// states and execution header it changed.
+type journalItem struct {
+	run    *run
+	event  *store.Event
+	header *store.Execution
+	nodes  []store.NodeUpdate
+	wait   chan struct{} // closed after the item is written and published
+}
+
+// journal is the single journal writer. Runs enqueue items (never
+// blocking); the writer goroutine takes everything queued, writes it in one
+// store.WriteJournal call (group commit across executions), then publishes
+// the events in order. Items of one run are enqueued under that run's mutex
+// in seq order, so they are written and published in seq order.
+type journal struct {
+	st  store.Store
+	log *slog.Logger
+
+	mu      sync.Mutex
+	queue   []*journalItem
+	closing bool
+	wake    chan struct{} // capacity 1
+	done    chan struct{}
+}
+
+// maxGroup bounds the items written in one transaction.
+const maxGroup = 1024
+
+// writeTimeout bounds one WriteJournal call.
+const writeTimeout = 30 * time.Second
+
+func newJournal(st store.Store, log *slog.Logger) *journal {
+	j := &journal{st: st, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	go j.loop()
+	return j
+}
+
+func (j *journal) enqueue(it *journalItem) {
+	j.mu.Lock()
+	j.queue = append(j.queue, it)
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// close writes what is queued, stops the writer and waits for it.
+func (j *journal) close() {
+	j.mu.Lock()
+	j.closing = true
+	j.mu.Unlock()
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+	<-j.done
+}
+
+func (j *journal) loop() {
+	defer close(j.done)
+	for {
+		j.mu.Lock()
+		items := j.queue
+		j.queue = nil
+		closing := j.closing
+		j.mu.Unlock()
+		if len(items) == 0 {
+			if closing {
+				return
+			}
+			<-j.wake
+			continue
+		}
+		for rest := items; len(rest) > 0; {
+			n := min(len(rest), maxGroup)
+			j.write(rest[:n])
+			rest = rest[n:]
+		}
+	}
+}
+
+// write journals items in one batch and publishes their events. If the
+// batch fails, each item is retried alone so that one bad execution does
+// not fail the others.
+func (j *journal) write(items []*journalItem) {
+	err := j.writeBatch(items)
+	if err != nil && len(items) > 1 {
+		for _, it := range items {
+			j.finish(it, j.writeBatch([]*journalItem{it}))
+		}
+		return
+	}
+	for _, it := range items {
+		j.finish(it, err)
+	}
+}
+
+func (j *journal) finish(it *journalItem, err error) {
+	it.run.journalled(it.event, err)
+	if it.wait != nil {
+		close(it.wait)
+	}
+}
+
+func (j *journal) writeBatch(items []*journalItem) error {
+	b := &store.JournalBatch{Events: make([]*store.Event, 0, len(items))}
+	if len(items) == 1 {
+		it := items[0]
+		if it.header != nil {
+			b.Executions = []*store.Execution{it.header}
+		}
+		b.Nodes = it.nodes
+		b.Events = append(b.Events, it.event)
+	} else {
+		// Later states of the same execution or node replace earlier ones.
+		type nodeKey struct{ exec, node string }
+		headers := make(map[string]int)
+		nodes := make(map[nodeKey]int)
+		for _, it := range items {
+			if it.header != nil {
+				if k, ok := headers[it.header.ID]; ok {
+					b.Executions[k] = it.header
+				} else {
+					headers[it.header.ID] = len(b.Executions)
+					b.Executions = append(b.Executions, it.header)
+				}
+			}
+			for _, u := range it.nodes {
+				key := nodeKey{u.ExecutionID, u.State.NodeID}
+				if k, ok := nodes[key]; ok {
+					b.Nodes[k] = u
+				} else {
+					nodes[key] = len(b.Nodes)
+					b.Nodes = append(b.Nodes, u)
+				}
+			}
+			b.Events = append(b.Events, it.event)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	return j.st.WriteJournal(ctx, b)
+}

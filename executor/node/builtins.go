@@ -1,0 +1,368 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+	"go.starlark.net/syntax"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kailash-gateway/kgw/internal/starval"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+type builtinFunc = func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
+
+// builtin returns a Starlark builtin that turns a Go panic in fn into an
+// error, so that the node fails with code PANIC and the process lives.
+func builtin(name string, fn builtinFunc) *starlark.Builtin {
+	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (v starlark.Value, err error) {
+		defer func() {
+			if p := recover(); p != nil {
+				v, err = nil, recovered(name, p)
+			}
+		}()
+		return fn(th, b, args, kwargs)
+	})
+}
+
+// module returns a frozen module of builtins.
+func module(name string, members map[string]builtinFunc) *starlarkstruct.Module {
+	m := &starlarkstruct.Module{Name: name, Members: starlark.StringDict{}}
+	for k, fn := range members {
+		m.Members[k] = builtin(name+"."+k, fn)
+	}
+	return m
+}
+
+// builtins are the predeclared names shared by every attempt. Per-attempt
+// names (parameters, inputs, context, execution, workflow_cache) are bound
+// by run.lookup.
+var builtins starlark.StringDict
+
+// moduleNames lists the modules for import hints.
+var moduleNames = []string{"base64", "hashlib", "hmac", "json", "math", "re", "time", "uuid"}
+
+func init() {
+	builtins = starlark.StringDict{
+		"get_resource": builtin("get_resource", getResource),
+		"catch":        builtin("catch", catch),
+		"logger": module("logger", map[string]builtinFunc{
+			"debug":   logAt(store.LogDebug),
+			"info":    logAt(store.LogInfo),
+			"warning": logAt(store.LogWarning),
+			"warn":    logAt(store.LogWarning),
+			"error":   logAt(store.LogError),
+		}),
+		"parallel": module("parallel", map[string]builtinFunc{"map": parallelMap}),
+		"json":     jsonModule(),
+		"time":     timeModule(),
+		"math":     mathModule(),
+		"re":       reModule(),
+		"uuid":     uuidModule(),
+		"base64":   base64Module(),
+		"hashlib":  hashlibModule(),
+		"hmac":     hmacModule(),
+		"struct":   starlark.NewBuiltin("struct", starlarkstruct.Make),
+		"str":      depthGuarded("str"),
+		"repr":     depthGuarded("repr"),
+		"print":    depthGuarded("print"),
+	}
+	builtins.Freeze()
+}
+
+// getResource implements get_resource(name).
+func getResource(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var name string
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &name); err != nil {
+		return nil, err
+	}
+	r := runOf(th)
+	if !slices.Contains(r.a.RequiredResources, name) {
+		return nil, &resourceError{fmt.Errorf("resource '%s' is not in required_resources of node '%s'", name, r.a.NodeID)}
+	}
+	r.resMu.Lock()
+	defer r.resMu.Unlock()
+	if v, ok := r.resources[name]; ok {
+		return v, nil
+	}
+	if r.a.Resources == nil {
+		return nil, &resourceError{fmt.Errorf("resource '%s' was not provided in the request", name)}
+	}
+	v, err := r.a.Resources.Open(starval.Context(th), name)
+	if errors.Is(err, ErrNotProvided) {
+		return nil, &resourceError{fmt.Errorf("resource '%s' was not provided in the request", name)}
+	}
+	if err != nil {
+		return nil, &resourceError{fmt.Errorf("resource '%s': %w", name, err)}
+	}
+	if r.resources == nil {
+		r.resources = map[string]starlark.Value{}
+	}
+	r.resources[name] = v
+	return v, nil
+}
+
+// logAt implements logger.<level>(msg, *args, **fields): msg % args when
+// args are given; fields become structured log fields.
+func logAt(level store.LogLevel) builtinFunc {
+	return func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if len(args) == 0 {
+			return nil, fmt.Errorf("%s: missing argument msg", b.Name())
+		}
+		msg := text(args[0])
+		if len(args) > 1 {
+			v, err := starlark.Binary(syntax.PERCENT, args[0], args[1:])
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", b.Name(), err)
+			}
+			msg = text(v)
+		}
+		var fields map[string]any
+		if len(kwargs) > 0 {
+			fields = make(map[string]any, len(kwargs))
+			for _, kv := range kwargs {
+				k := string(kv[0].(starlark.String))
+				if v, err := starval.FromStarlark(kv[1]); err == nil {
+					fields[k] = v
+				} else {
+					fields[k] = kv[1].String()
+				}
+			}
+		}
+		runOf(th).log(level, msg, fields)
+		return starlark.None, nil
+	}
+}
+
+// text is str(v): strings without quotes, everything else as repr.
+func text(v starlark.Value) string {
+	if s, ok := starlark.AsString(v); ok {
+		return s
+	}
+	return v.String()
+}
+
+// fatal reports whether err must not be caught: the attempt is ending
+// (cancelled, out of steps) or a Go panic happened.
+func fatal(th *starlark.Thread, err error) bool {
+	var pe *panicError
+	if errors.As(err, &pe) {
+		return true
+	}
+	r := runOf(th)
+	return r.budget.exhausted.Load() || r.callDepthExceeded.Load() || starval.Context(th).Err() != nil
+}
+
+// catch implements catch(fn, *args, **kwargs).
+func catch(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	if len(args) == 0 {
+		return nil, fmt.Errorf("catch: missing argument fn")
+	}
+	fn, ok := args[0].(starlark.Callable)
+	if !ok {
+		return nil, fmt.Errorf("catch: fn must be callable, got %s", args[0].Type())
+	}
+	v, err := starlark.Call(th, fn, args[1:], kwargs)
+	fields := starlark.StringDict{}
+	if err != nil {
+		if fatal(th, err) {
+			return nil, err
+		}
+		tb := ""
+		var ev *starlark.EvalError
+		if errors.As(err, &ev) {
+			tb = ev.Backtrace()
+		}
+		fields["ok"] = starlark.False
+		fields["value"] = starlark.None
+		fields["error"] = starlark.String(runOf(th).describe(err))
+		fields["traceback"] = starlark.String(tb)
+	} else {
+		fields["ok"] = starlark.True
+		fields["value"] = v
+		fields["error"] = starlark.None
+		fields["traceback"] = starlark.None
+	}
+	return starlarkstruct.FromStringDict(starlarkstruct.Default, fields), nil
+}
+
+// parallelMap implements parallel.map(fn, items, limit=10).
+func parallelMap(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var fn starlark.Callable
+	var items starlark.Iterable
+	limit := 10
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn", &fn, "items", &items, "limit?", &limit); err != nil {
+		return nil, err
+	}
+	if limit < 1 {
+		return nil, fmt.Errorf("%s: limit must be at least 1, got %d", b.Name(), limit)
+	}
+	// Freeze what the function can reach so that the threads cannot race:
+	// the function (its defaults and closure), the globals it reads and
+	// the items.
+	r := runOf(th)
+	r.freezeReachable(fn)
+	items.Freeze()
+	var list []starlark.Value
+	iter := items.Iterate()
+	var x starlark.Value
+	for iter.Next(&x) {
+		list = append(list, x)
+	}
+	iter.Done()
+
+	parent := starval.Context(th)
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	results := make([]starlark.Value, len(list))
+	g := errgroup.Group{}
+	g.SetLimit(limit)
+	var firstErr error
+	var once sync.Once
+	for i, item := range list {
+		if ctx.Err() != nil {
+			break
+		}
+		g.Go(func() (err error) {
+			child := r.newThread(ctx, fmt.Sprintf("%s/parallel[%d]", th.Name, i))
+			stop := context.AfterFunc(ctx, func() { child.Cancel(context.Cause(ctx).Error()) })
+			defer stop()
+			defer r.budget.giveBack(child)
+			defer func() {
+				if p := recover(); p != nil {
+					err = recovered("parallel.map", p)
+				}
+				if err != nil {
+					once.Do(func() {
+						firstErr = &itemError{index: i, err: err, msg: r.describe(err)}
+						cancel(fmt.Errorf("parallel.map item %d failed", i))
+					})
+				}
+			}()
+			v, err := starlark.Call(child, fn, starlark.Tuple{item}, nil)
+			if err != nil {
+				return err
+			}
+			results[i] = v
+			return nil
+		})
+	}
+	_ = g.Wait() // the first error is recorded in firstErr
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	if err := parent.Err(); err != nil {
+		return nil, fmt.Errorf("parallel.map: %w", context.Cause(parent))
+	}
+	return starlark.NewList(results), nil
+}
+
+// itemError is the failure of one parallel.map item; it keeps the item's
+// own traceback.
+type itemError struct {
+	index int
+	err   error
+	msg   string
+}
+
+func (e *itemError) Error() string {
+	s := fmt.Sprintf("item %d failed: %s", e.index, e.msg)
+	var ev *starlark.EvalError
+	if errors.As(e.err, &ev) {
+		s += "\n" + ev.Backtrace()
+	}
+	return s
+}
+
+func (e *itemError) Unwrap() error { return e.err }
+
+// freezeReachable freezes fn (its defaults and closure) and the module
+// globals that its body, or the body of any function those globals hold,
+// reads. Other globals stay mutable.
+func (r *run) freezeReachable(fn starlark.Callable) {
+	fn.Freeze()
+	f, ok := fn.(*starlark.Function)
+	if !ok {
+		return
+	}
+	globals := f.Globals()
+	seen := map[*starlark.Function]bool{}
+	var visit func(f *starlark.Function)
+	visit = func(f *starlark.Function) {
+		if seen[f] {
+			return
+		}
+		seen[f] = true
+		f.Freeze()
+		pos := f.Position()
+		names, ok := r.prog.funcGlobals[[2]int32{pos.Line, pos.Col}]
+		if !ok { // not a function of this code: be safe
+			globals.Freeze()
+			return
+		}
+		for _, name := range names {
+			v, ok := globals[name]
+			if !ok {
+				continue
+			}
+			v.Freeze()
+			if g, ok := v.(*starlark.Function); ok {
+				visit(g)
+			}
+		}
+	}
+	visit(f)
+}
+
+// maxPrintDepth bounds the nesting that str, repr and print accept:
+// Starlark's printer is quadratic in the nesting depth and cannot be
+// interrupted, so a list nested 100,000 deep would stall the node.
+const maxPrintDepth = 1000
+
+// nestedDeeper reports whether v nests lists, tuples or dicts deeper than
+// limit.
+func nestedDeeper(v starlark.Value, limit int) bool {
+	if limit < 0 {
+		return true
+	}
+	switch v := v.(type) {
+	case *starlark.List:
+		for i := range v.Len() {
+			if nestedDeeper(v.Index(i), limit-1) {
+				return true
+			}
+		}
+	case starlark.Tuple:
+		for _, x := range v {
+			if nestedDeeper(x, limit-1) {
+				return true
+			}
+		}
+	case *starlark.Dict:
+		for _, kv := range v.Items() {
+			if nestedDeeper(kv[1], limit-1) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// depthGuarded wraps a universal builtin that prints its arguments.
+func depthGuarded(name string) *starlark.Builtin {
+	orig := starlark.Universe[name].(*starlark.Builtin)
+	return builtin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		for _, a := range args {
+			if nestedDeeper(a, maxPrintDepth) {
+				return nil, fmt.Errorf("%s: value is nested more than %d levels deep", name, maxPrintDepth)
+			}
+		}
+		return starlark.Call(th, orig, args, kwargs)
+	})
+}

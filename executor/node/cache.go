@@ -1,0 +1,252 @@
+package node
+
+import (
+	"container/list"
+	"errors"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	stime "go.starlark.net/lib/time"
+	"go.starlark.net/starlark"
+	"go.starlark.net/starlarkstruct"
+)
+
+// WorkflowCache is the process-local cache that the executions of one
+// workflow share, visible to node code as `workflow_cache`. It holds at most
+// maxEntries entries, evicting the least recently used. Values are stored
+// as frozen deep copies, so a node can neither change a stored value nor
+// see later changes of the value it stored. A WorkflowCache is safe for
+// concurrent use; the zero value is not usable, call NewWorkflowCache.
+type WorkflowCache struct {
+	mu    sync.Mutex
+	max   int
+	ll    *list.List // front = most recently used; elements are *cacheEntry
+	items map[string]*list.Element
+	now   func() time.Time
+}
+
+type cacheEntry struct {
+	key     string
+	value   starlark.Value
+	expires time.Time // zero: never
+}
+
+// NewWorkflowCache returns an empty cache holding at most maxEntries
+// entries (at least 1).
+func NewWorkflowCache(maxEntries int) *WorkflowCache {
+	return &WorkflowCache{max: max(maxEntries, 1), ll: list.New(), items: map[string]*list.Element{}, now: time.Now}
+}
+
+// ErrNotCacheable reports a value that cannot be stored: a function, a
+// resource handle or anything else that is not plain data.
+var ErrNotCacheable = errors.New("value cannot be cached")
+
+// Get returns the value stored under key, if any and not expired.
+func (c *WorkflowCache) Get(key string) (starlark.Value, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if !ok {
+		return nil, false
+	}
+	e := el.Value.(*cacheEntry)
+	if !e.expires.IsZero() && !c.now().Before(e.expires) {
+		c.ll.Remove(el)
+		delete(c.items, key)
+		return nil, false
+	}
+	c.ll.MoveToFront(el)
+	return e.value, true
+}
+
+// Set stores a frozen deep copy of v under key; ttl > 0 makes it expire.
+// Values that are not plain data (None, bool, int, float, str, bytes,
+// time values, and lists, tuples, dicts, sets and structs of those) fail
+// with ErrNotCacheable.
+func (c *WorkflowCache) Set(key string, v starlark.Value, ttl time.Duration) error {
+	cp, err := deepCopy(v, 0)
+	if err != nil {
+		return err
+	}
+	cp.Freeze()
+	e := &cacheEntry{key: key, value: cp}
+	if ttl > 0 {
+		e.expires = c.now().Add(ttl)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if el, ok := c.items[key]; ok {
+		el.Value = e
+		c.ll.MoveToFront(el)
+		return nil
+	}
+	c.items[key] = c.ll.PushFront(e)
+	for c.ll.Len() > c.max {
+		last := c.ll.Back()
+		c.ll.Remove(last)
+		delete(c.items, last.Value.(*cacheEntry).key)
+	}
+	return nil
+}
+
+// Delete removes key and reports whether it was present.
+func (c *WorkflowCache) Delete(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.items[key]
+	if ok {
+		c.ll.Remove(el)
+		delete(c.items, key)
+	}
+	return ok
+}
+
+// Len returns the number of entries, expired ones included.
+func (c *WorkflowCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.ll.Len()
+}
+
+const maxCopyDepth = 64
+
+// deepCopy copies plain data.
+func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
+	if depth > maxCopyDepth {
+		return nil, fmt.Errorf("value is nested more than %d levels deep: %w", maxCopyDepth, ErrNotCacheable)
+	}
+	switch v := v.(type) {
+	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes, stime.Time, stime.Duration:
+		return v, nil
+	case *starlark.List:
+		elems := make([]starlark.Value, v.Len())
+		for i := range elems {
+			x, err := deepCopy(v.Index(i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			elems[i] = x
+		}
+		return starlark.NewList(elems), nil
+	case starlark.Tuple:
+		out := make(starlark.Tuple, len(v))
+		for i, x := range v {
+			y, err := deepCopy(x, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = y
+		}
+		return out, nil
+	case *starlark.Dict:
+		d := starlark.NewDict(v.Len())
+		for _, kv := range v.Items() {
+			k, err := deepCopy(kv[0], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			x, err := deepCopy(kv[1], depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if err := d.SetKey(k, x); err != nil {
+				return nil, err
+			}
+		}
+		return d, nil
+	case *starlark.Set:
+		s := starlark.NewSet(v.Len())
+		iter := v.Iterate()
+		defer iter.Done()
+		var x starlark.Value
+		for iter.Next(&x) {
+			y, err := deepCopy(x, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			if err := s.Insert(y); err != nil {
+				return nil, err
+			}
+		}
+		return s, nil
+	case *starlarkstruct.Struct:
+		fields := starlark.StringDict{}
+		for _, name := range v.AttrNames() {
+			f, err := v.Attr(name)
+			if err != nil {
+				return nil, err
+			}
+			y, err := deepCopy(f, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			fields[name] = y
+		}
+		return starlarkstruct.FromStringDict(v.Constructor(), fields), nil
+	}
+	return nil, fmt.Errorf("a %s: %w (store plain data: None, bool, int, float, str, bytes, time, list, tuple, dict, set, struct)", v.Type(), ErrNotCacheable)
+}
+
+// cacheValue is the `workflow_cache` object of node code.
+type cacheValue struct{ c *WorkflowCache }
+
+var _ starlark.HasAttrs = (*cacheValue)(nil)
+
+func (v *cacheValue) String() string        { return "<workflow_cache>" }
+func (v *cacheValue) Type() string          { return "workflow_cache" }
+func (v *cacheValue) Freeze()               {}
+func (v *cacheValue) Truth() starlark.Bool  { return true }
+func (v *cacheValue) Hash() (uint32, error) { return 0, fmt.Errorf("unhashable: workflow_cache") }
+func (v *cacheValue) AttrNames() []string   { return []string{"delete", "get", "set"} }
+
+func (v *cacheValue) Attr(name string) (starlark.Value, error) {
+	switch name {
+	case "get":
+		return builtin("workflow_cache.get", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var key string
+			var dflt starlark.Value = starlark.None
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "default?", &dflt); err != nil {
+				return nil, err
+			}
+			if x, ok := v.c.Get(key); ok {
+				return x, nil
+			}
+			return dflt, nil
+		}), nil
+	case "set":
+		return builtin("workflow_cache.set", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var key string
+			var value, ttl starlark.Value = nil, starlark.None
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "key", &key, "value", &value, "ttl?", &ttl); err != nil {
+				return nil, err
+			}
+			var d time.Duration
+			switch t := ttl.(type) {
+			case starlark.NoneType:
+			case stime.Duration:
+				d = time.Duration(t)
+			default:
+				f, ok := starlark.AsFloat(ttl)
+				if !ok || f <= 0 || f > math.MaxInt64/float64(time.Second) {
+					return nil, fmt.Errorf("%s: ttl must be a positive number of seconds, got %s", b.Name(), ttl)
+				}
+				d = time.Duration(f * float64(time.Second))
+			}
+			if err := v.c.Set(key, value, d); err != nil {
+				return nil, fmt.Errorf("%s: %w", b.Name(), err)
+			}
+			return starlark.None, nil
+		}), nil
+	case "delete":
+		return builtin("workflow_cache.delete", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var key string
+			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &key); err != nil {
+				return nil, err
+			}
+			return starlark.Bool(v.c.Delete(key)), nil
+		}), nil
+	}
+	return nil, nil
+}

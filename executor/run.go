@@ -1,0 +1,559 @@
+package executor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// A run is one execution in progress (or recently finished) in this process.
+// The run goroutine (loop) owns scheduling; node goroutines report to it.
+// Everything under mu may be read by Get, Subscribe and the journal writer.
+type run struct {
+	e       *Executor
+	id      string
+	key     string // idempotency index key, "" if none
+	wf      *store.Workflow
+	p       *plan
+	req     *Request
+	durable bool
+	redact  Redactor
+	cache   *node.WorkflowCache
+	timeout time.Duration // of the whole execution
+
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	stopTimer context.CancelFunc
+
+	created   chan struct{} // closed once CreateExecution has answered
+	createErr error         // set before created is closed
+	redirect  string        // idempotency hit found in the store
+	done      chan struct{} // closed when the run has ended
+
+	mu      sync.Mutex
+	x       *store.Execution // live state
+	seq     int64            // last assigned event seq
+	history []*store.Event   // published events; history[i].Seq == i+1
+	subs    map[*Subscription]struct{}
+	ended   bool             // no event will follow (terminal published, or Close)
+	final   *store.Execution // set at the end (nil if interrupted by Close)
+	err     error            // journal failure or ErrClosed
+	failed  string           // id of the node that failed the execution
+}
+
+// outcome is what a node goroutine reports to the scheduler.
+type outcome struct {
+	i           int
+	result      map[string]any // completed
+	err         *store.ExecError
+	interrupted bool // stopped by the run's context, not by its own failure
+}
+
+func (e *Executor) newRun(req *Request, p *plan) *run {
+	w := req.Workflow
+	r := &run{
+		e:       e,
+		id:      newID(),
+		wf:      w,
+		p:       p,
+		req:     req,
+		durable: e.st != nil && !w.DisableJournal,
+		redact:  noRedactor{},
+		created: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	if req.IdempotencyKey != "" {
+		r.key = req.Caller + "\x00" + req.IdempotencyKey
+	}
+	if e.cfg.NewRedactor != nil {
+		if rd := e.cfg.NewRedactor(); rd != nil {
+			r.redact = rd
+		}
+	}
+	r.timeout = req.Timeout
+	if r.timeout <= 0 {
+		r.timeout = w.Timeout
+	}
+	if r.timeout <= 0 {
+		r.timeout = DefaultWorkflowTimeout
+	}
+	ctx, cancel := context.WithCancelCause(e.baseCtx)
+	r.ctx, r.stopTimer = context.WithTimeoutCause(ctx, r.timeout, errWorkflowTimeout)
+	r.cancel = cancel
+
+	states := make([]store.NodeState, len(p.nodes))
+	nodes := make([]*store.NodeState, len(p.nodes))
+	for i := range p.nodes {
+		states[i] = store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}
+		nodes[i] = &states[i]
+	}
+	r.x = &store.Execution{
+		ID:       r.id,
+		Workflow: w.Name,
+		Version:  w.Version,
+		Status:   store.ExecutionPending,
+		Request: store.ExecutionRequest{
+			Parameters: req.Parameters,
+			Resources:  req.Resources,
+			Context:    req.Context,
+			Timeout:    req.Timeout,
+		},
+		Nodes:          nodes,
+		CreateTime:     e.now(),
+		IdempotencyKey: req.IdempotencyKey,
+		Caller:         req.Caller,
+		Owner:          e.cfg.Owner,
+	}
+	return r
+}
+
+// stop releases the run's contexts.
+func (r *run) stop() {
+	r.stopTimer()
+	r.cancel(context.Canceled)
+}
+
+// wait waits for the end of the run (or ctx) and returns its final state.
+func (r *run) wait(ctx context.Context) (*store.Execution, error) {
+	select {
+	case <-r.done:
+	case <-ctx.Done():
+		return nil, fmt.Errorf("wait for execution %s: %w", r.id, ctx.Err())
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.final == nil {
+		return nil, fmt.Errorf("execution %s: %w", r.id, r.err)
+	}
+	return copyExecution(r.final), r.err
+}
+
+// snapshot returns a copy of the live state.
+func (r *run) snapshot() *store.Execution {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return copyExecution(r.x)
+}
+
+// loop runs the execution from start to end. It is the run's goroutine.
+func (r *run) loop() {
+	r.cache = r.e.workflowCache(r.wf.Name)
+	r.mu.Lock()
+	now := r.e.now()
+	r.x.Status = store.ExecutionRunning
+	r.x.StartTime = now
+	r.commitLocked(&store.Event{
+		Kind: store.EventExecutionStarted, Time: now,
+		Workflow: r.wf.Name, Version: r.wf.Version,
+	}, nil, true, nil)
+	r.mu.Unlock()
+
+	failure := r.schedule()
+	r.finish(failure)
+
+	r.e.finished(r)
+	r.stop()
+	close(r.done)
+	r.e.wg.Done()
+}
+
+// schedule runs the nodes as their upstreams complete and returns the
+// outcome that failed the execution, if any. It returns only when no node
+// goroutine is left.
+func (r *run) schedule() *outcome {
+	nodes := r.p.nodes
+	waiting := make([]int, len(nodes)) // upstreams not yet completed
+	for i := range nodes {
+		waiting[i] = nodes[i].indeg
+	}
+	results := make([]map[string]any, len(nodes))
+	passed := make([]map[string]any, len(nodes)) // received through pass-all
+	ready := append(make([]int, 0, len(nodes)), r.p.roots...)
+	outcomes := make(chan outcome, len(nodes)) // never blocks a node goroutine
+	limit := r.e.cfg.MaxParallelPerExecution
+	running := 0
+	var failure *outcome
+
+	for {
+		for failure == nil && r.ctx.Err() == nil && running < limit && len(ready) > 0 {
+			i := ready[0]
+			ready = ready[1:]
+			inputs, pa, xe := r.scope(i, results, passed)
+			if xe != nil {
+				r.nodeFailed(i, 0, xe, store.NodeFailed)
+				failure = &outcome{i: i, err: xe}
+				r.failFast(failure)
+				break
+			}
+			passed[i] = pa
+			running++
+			if running == 1 && len(ready) == 0 {
+				// The only node that can run: run it on this goroutine,
+				// saving a goroutine start and stack growth per node.
+				outcomes <- r.runNode(i, inputs)
+				break
+			}
+			go func() { outcomes <- r.runNode(i, inputs) }()
+		}
+		if running == 0 {
+			return failure
+		}
+		o := <-outcomes
+		running--
+		switch {
+		case o.err == nil && !o.interrupted:
+			results[o.i] = o.result
+			for _, d := range nodes[o.i].out {
+				if waiting[d]--; waiting[d] == 0 {
+					ready = append(ready, d)
+				}
+			}
+		case failure == nil && !o.interrupted:
+			failure = &o
+			r.failFast(failure)
+		}
+	}
+}
+
+// failFast records the node that failed the execution and cancels the rest.
+func (r *run) failFast(o *outcome) {
+	r.mu.Lock()
+	r.failed = r.p.nodes[o.i].def.ID
+	r.mu.Unlock()
+	r.cancel(errFailFast)
+}
+
+// runNode runs the attempts of node i until one succeeds, the retries are
+// exhausted or the run is interrupted.
+func (r *run) runNode(i int, inputs map[string]any) outcome {
+	pn := &r.p.nodes[i]
+	for attempt := int32(1); ; attempt++ {
+		select {
+		case r.e.sem <- struct{}{}:
+		case <-r.ctx.Done():
+			return r.interrupted(i, attempt-1)
+		}
+		started := r.nodeStarted(i, attempt)
+		res, err, nodeTimeout := r.attempt(i, attempt, inputs)
+		<-r.e.sem
+		if err == nil {
+			res = r.redactResult(res)
+			r.nodeCompleted(i, attempt, res, started)
+			return outcome{i: i, result: res}
+		}
+		if r.ctx.Err() != nil {
+			return r.interrupted(i, attempt)
+		}
+		xe := r.execError(pn, err, nodeTimeout)
+		if attempt >= pn.retry.MaxAttempts {
+			status := store.NodeFailed
+			if nodeTimeout {
+				status = store.NodeTimedOut
+			}
+			r.nodeFailed(i, attempt, xe, status)
+			return outcome{i: i, err: xe}
+		}
+		wait := backoff(pn.retry, attempt)
+		r.nodeRetrying(i, attempt, xe, wait)
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-r.ctx.Done():
+			t.Stop()
+			return r.interrupted(i, attempt)
+		}
+	}
+}
+
+// attempt runs one attempt of node i. nodeTimeout reports that the node's
+// own timeout (not the run's) stopped it.
+func (r *run) attempt(i int, attempt int32, inputs map[string]any) (res map[string]any, err error, nodeTimeout bool) {
+	pn := &r.p.nodes[i]
+	ctx, cancel := context.WithTimeoutCause(r.ctx, pn.timeout, errNodeTimeout)
+	defer cancel()
+	defer func() {
+		if p := recover(); p != nil {
+			err = &node.Error{NodeID: pn.def.ID, Code: CodePanic, Message: fmt.Sprintf("internal error: %v", p)}
+			r.e.log.Error("panic in node attempt", "execution_id", r.id, "node", pn.def.ID, "panic", r.redact.String(fmt.Sprint(p)))
+		}
+		nodeTimeout = err != nil && r.ctx.Err() == nil && errors.Is(context.Cause(ctx), errNodeTimeout)
+	}()
+	a := &node.Attempt{
+		NodeID: pn.def.ID,
+		Execution: node.ExecutionInfo{
+			ID: r.id, Workflow: r.wf.Name, Version: r.wf.Version, Attempt: attempt,
+		},
+		Parameters:        r.req.Parameters,
+		Inputs:            inputs,
+		Context:           r.req.Context,
+		RequiredResources: pn.def.RequiredResources,
+		Log: func(level store.LogLevel, msg string, fields map[string]any) {
+			r.nodeLog(i, attempt, level, msg, fields)
+		},
+		Cache:  r.cache,
+		Limits: r.e.cfg.Limits,
+	}
+	if r.e.cfg.Resources != nil && len(pn.def.RequiredResources) > 0 {
+		sess := r.e.cfg.Resources.Session(r.id, r.req.Resources, r.redact)
+		defer sess.Close()
+		a.Resources = sess
+	}
+	res, err = pn.prog.Run(ctx, a)
+	return res, err, false
+}
+
+// execError describes a failed attempt of pn: the node, Starlark line:col,
+// the cause, code and traceback, with secrets redacted. The runtime's
+// *node.Error already says all that in its Message.
+func (r *run) execError(pn *planNode, err error, nodeTimeout bool) *store.ExecError {
+	xe := &store.ExecError{NodeID: pn.def.ID, Code: CodeNodeError}
+	msg := fmt.Sprintf("node '%s' failed: %v", pn.def.ID, err)
+	where := ""
+	if ne, ok := errors.AsType[*node.Error](err); ok {
+		if ne.Code != "" {
+			xe.Code = ne.Code
+		}
+		if ne.Message != "" {
+			msg = ne.Message
+		}
+		if ne.Line > 0 {
+			where = fmt.Sprintf(" at %d:%d", ne.Line, ne.Col)
+		}
+		xe.Traceback = r.redact.String(ne.Traceback)
+	}
+	if nodeTimeout {
+		xe.Code = CodeTimeout
+		msg = fmt.Sprintf("node '%s' timed out after %s%s", pn.def.ID, pn.timeout, where)
+	}
+	xe.Message = r.redact.String(msg)
+	return xe
+}
+
+// interrupted ends node i stopped by the run's context after attempt
+// attempts (0: it never started and will be reported SKIPPED).
+func (r *run) interrupted(i int, attempt int32) outcome {
+	o := outcome{i: i, interrupted: true}
+	if attempt == 0 {
+		return o
+	}
+	cause := context.Cause(r.ctx)
+	status, code, msg := store.NodeCancelled, CodeCancelled, "execution cancelled"
+	switch {
+	case errors.Is(cause, errWorkflowTimeout):
+		status, code, msg = store.NodeTimedOut, CodeTimeout, fmt.Sprintf("workflow timed out after %s", r.timeout)
+	case errors.Is(cause, ErrClosed):
+		msg = "gateway shutting down"
+	case errors.Is(cause, errFailFast):
+		r.mu.Lock()
+		msg = fmt.Sprintf("cancelled because node '%s' failed", r.failed)
+		r.mu.Unlock()
+	}
+	o.err = &store.ExecError{NodeID: r.p.nodes[i].def.ID, Code: code, Message: msg}
+	r.nodeFailed(i, attempt, o.err, status)
+	return o
+}
+
+// redactResult applies the redactor to a node result.
+func (r *run) redactResult(res map[string]any) map[string]any {
+	if res == nil {
+		return map[string]any{}
+	}
+	if _, none := r.redact.(noRedactor); none {
+		return res
+	}
+	if m, ok := r.redact.Value(res).(map[string]any); ok {
+		return m
+	}
+	return map[string]any{}
+}
+
+// The node transitions: each updates the node state and emits its event in
+// one journal item.
+
+func (r *run) nodeStarted(i int, attempt int32) time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.e.now()
+	s := r.x.Nodes[i]
+	if attempt == 1 {
+		s.StartTime = now
+	}
+	s.Status, s.Attempts, s.Error = store.NodeRunning, attempt, nil
+	r.commitLocked(&store.Event{Kind: store.EventNodeStarted, Time: now, NodeID: s.NodeID, Attempt: attempt},
+		r.p.self(i), false, nil)
+	return now
+}
+
+func (r *run) nodeCompleted(i int, attempt int32, res map[string]any, started time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.e.now()
+	s := r.x.Nodes[i]
+	s.Status, s.EndTime, s.Result, s.Error = store.NodeCompleted, now, res, nil
+	r.commitLocked(&store.Event{
+		Kind: store.EventNodeCompleted, Time: now, NodeID: s.NodeID, Attempt: attempt,
+		Result: res, Duration: now.Sub(started),
+	}, r.p.self(i), false, nil)
+}
+
+func (r *run) nodeFailed(i int, attempt int32, xe *store.ExecError, status store.NodeStatus) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.e.now()
+	s := r.x.Nodes[i]
+	s.Status, s.EndTime, s.Error = status, now, xe
+	if attempt > s.Attempts {
+		s.Attempts = attempt
+	}
+	r.commitLocked(&store.Event{Kind: store.EventNodeFailed, Time: now, NodeID: s.NodeID, Attempt: attempt, Error: xe},
+		r.p.self(i), false, nil)
+}
+
+func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := r.e.now()
+	s := r.x.Nodes[i]
+	s.Status, s.Error = store.NodeRetrying, xe
+	r.commitLocked(&store.Event{
+		Kind: store.EventNodeRetrying, Time: now, NodeID: s.NodeID, Attempt: attempt,
+		Error: xe, Backoff: wait,
+	}, r.p.self(i), false, nil)
+}
+
+func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fields map[string]any) {
+	msg = r.redact.String(msg)
+	if len(fields) > 0 {
+		if m, ok := r.redact.Value(fields).(map[string]any); ok {
+			fields = m
+		} else {
+			fields = nil
+		}
+	}
+	id := r.p.nodes[i].def.ID
+	if lv := slogLevel(level); r.e.log.Enabled(context.Background(), lv) {
+		attrs := make([]any, 0, 3+len(fields))
+		attrs = append(attrs, slog.String("execution_id", r.id), slog.String("node", id), slog.Int("attempt", int(attempt)))
+		for k, v := range fields {
+			attrs = append(attrs, slog.Any(k, v))
+		}
+		r.e.log.Log(context.Background(), lv, msg, slog.Group("node_log", attrs...))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.commitLocked(&store.Event{
+		Kind: store.EventNodeLog, Time: r.e.now(), NodeID: id, Attempt: attempt,
+		Level: level, Message: msg, Fields: fields,
+	}, nil, false, nil)
+}
+
+func slogLevel(l store.LogLevel) slog.Level {
+	switch l {
+	case store.LogDebug:
+		return slog.LevelDebug
+	case store.LogWarning:
+		return slog.LevelWarn
+	case store.LogError:
+		return slog.LevelError
+	default:
+		return slog.LevelInfo
+	}
+}
+
+// finish decides the final status, marks nodes that never ran SKIPPED and
+// emits the terminal event. It waits until that event is journalled.
+func (r *run) finish(failure *outcome) {
+	r.mu.Lock()
+	now := r.e.now()
+	var cause error
+	if r.ctx.Err() != nil {
+		cause = context.Cause(r.ctx)
+	}
+	allDone := true
+	for _, s := range r.x.Nodes {
+		allDone = allDone && s.Status == store.NodeCompleted
+	}
+	var (
+		status store.ExecutionStatus
+		xe     *store.ExecError
+	)
+	switch {
+	case failure != nil:
+		status, xe = store.ExecutionFailed, failure.err
+		if xe.Code == CodeTimeout {
+			status = store.ExecutionTimedOut
+		}
+	case allDone:
+		status = store.ExecutionCompleted
+	case errors.Is(cause, errWorkflowTimeout):
+		status = store.ExecutionTimedOut
+		xe = &store.ExecError{Code: CodeTimeout, Message: fmt.Sprintf("workflow timed out after %s", r.timeout)}
+		for _, s := range r.x.Nodes {
+			if s.Status == store.NodeTimedOut {
+				xe.NodeID = s.NodeID
+				xe.Message = fmt.Sprintf("workflow timed out after %s while node '%s' was running", r.timeout, s.NodeID)
+				break
+			}
+		}
+	case errors.Is(cause, ErrClosed):
+		if r.durable {
+			// Left unfinished in the journal: recovery resumes it.
+			r.err = ErrClosed
+			r.closeSubsLocked(fmt.Errorf("execution %s: %w", r.id, ErrClosed))
+			r.mu.Unlock()
+			return
+		}
+		status = store.ExecutionCancelled
+		xe = &store.ExecError{Code: CodeCancelled, Message: "gateway shutting down"}
+	case errors.Is(cause, errCancelled):
+		status = store.ExecutionCancelled
+		xe = &store.ExecError{Code: CodeCancelled, Message: "execution cancelled"}
+	default:
+		status = store.ExecutionFailed
+		xe = &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf("execution stopped: %v", cause)}
+	}
+	var skipped []int
+	for i, s := range r.x.Nodes {
+		if s.Status == store.NodePending {
+			s.Status = store.NodeSkipped
+			skipped = append(skipped, i)
+		}
+	}
+	r.x.Status, r.x.Error, r.x.EndTime = status, xe, now
+	r.final = copyExecution(r.x)
+	journalled := make(chan struct{})
+	r.commitLocked(&store.Event{Kind: terminalKind(status), Time: now, Execution: r.final}, skipped, true, journalled)
+	r.mu.Unlock()
+	<-journalled
+}
+
+func terminalKind(s store.ExecutionStatus) store.EventKind {
+	switch s {
+	case store.ExecutionCompleted:
+		return store.EventExecutionCompleted
+	case store.ExecutionCancelled:
+		return store.EventExecutionCancelled
+	case store.ExecutionTimedOut:
+		return store.EventExecutionTimedOut
+	default:
+		return store.EventExecutionFailed
+	}
+}
+
+// copyExecution copies x and its node states; result maps are shared.
+func copyExecution(x *store.Execution) *store.Execution {
+	c := *x
+	states := make([]store.NodeState, len(x.Nodes))
+	c.Nodes = make([]*store.NodeState, len(x.Nodes))
+	for i, s := range x.Nodes {
+		states[i] = *s
+		c.Nodes[i] = &states[i]
+	}
+	return &c
+}

@@ -1,0 +1,237 @@
+package resources
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+
+	"go.starlark.net/starlark"
+
+	"github.com/kailash-gateway/kgw/resources/httppool"
+	"github.com/kailash-gateway/kgw/resources/postgres"
+	"github.com/kailash-gateway/kgw/resources/redis"
+	"github.com/kailash-gateway/kgw/secrets"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+// backend is a pool of one of the resource types.
+type backend interface {
+	stats() PoolStats
+	Ping(ctx context.Context) error
+	Close()
+	handle(name string) handle
+}
+
+// handle is a Starlark handle that gives back what it holds on Close.
+type handle interface {
+	starlark.Value
+	Close()
+}
+
+// plan is a resolved spec: everything needed to find or create its pool.
+type plan struct {
+	typ          string
+	key          string
+	lineage      string
+	target       string
+	secret       string
+	version      secretVersion
+	poolRedactor *secrets.Redactor
+	create       func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error)
+}
+
+// plan resolves spec (ref, credentials) for the resource called name and
+// adds resolved secret values to red.
+func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec, red *secrets.Redactor) (*plan, error) {
+	if spec.Ref != "" {
+		if spec.Type != "" || len(spec.Config) > 0 || spec.CredentialsRef != "" || spec.CredentialsKey != "" {
+			return nil, fmt.Errorf("resource '%s': give ref or type/config/credentials_ref, not both: %w", name, ErrInvalidSpec)
+		}
+		if b.cfg.Resources == nil {
+			return nil, fmt.Errorf("resource '%s': named resources are not available: %w", name, ErrInvalidSpec)
+		}
+		r, err := b.cfg.Resources.GetResource(ctx, spec.Ref)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, fmt.Errorf("resource '%s': named resource '%s' not found: %w", name, spec.Ref, err)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("resource '%s': look up named resource '%s': %w", name, spec.Ref, err)
+		}
+		spec = r.Spec
+		if spec.Ref != "" {
+			return nil, fmt.Errorf("resource '%s': named resource '%s' refers to another one: %w", name, r.Name, ErrInvalidSpec)
+		}
+	} else if b.cfg.DisableInline {
+		return nil, fmt.Errorf("resource '%s': %w on this gateway; use a named resource ({\"ref\": \"...\"})", name, ErrInlineDisabled)
+	}
+
+	var values map[string]any
+	var resolved *secrets.Resolved
+	if spec.CredentialsRef != "" {
+		if b.cfg.Secrets == nil {
+			return nil, fmt.Errorf("resource '%s': secrets are not available: %w", name, ErrInvalidSpec)
+		}
+		var err error
+		resolved, err = b.cfg.Secrets.Resolve(ctx, spec.CredentialsRef)
+		if err != nil {
+			return nil, fmt.Errorf("resource '%s': %w", name, err)
+		}
+		values = resolved.Values
+		if red != nil {
+			red.Add(values)
+		}
+	} else if spec.CredentialsKey != "" {
+		return nil, fmt.Errorf("resource '%s': credentials_key without credentials_ref: %w", name, ErrInvalidSpec)
+	}
+
+	pl := &plan{typ: spec.Type, poolRedactor: secrets.NewRedactor()}
+	var canonical any
+	var hosts []string
+	switch spec.Type {
+	case TypeDatabase:
+		c, err := postgres.ParseConfig(spec.Config)
+		if err != nil {
+			return nil, invalid(name, err)
+		}
+		canonical = c
+		if values != nil {
+			v, err := subKey(values, spec.CredentialsKey)
+			if err != nil {
+				return nil, invalid(name, err)
+			}
+			if err := c.MergeCredentials(v); err != nil {
+				return nil, invalid(name, err)
+			}
+		}
+		hosts, pl.target = c.Hosts(), c.Target()
+		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
+			p, err := postgres.New(ctx, c, postgres.Options{Dial: dial, OnError: onError})
+			if err != nil {
+				return nil, err
+			}
+			return pgBackend{p}, nil
+		}
+	case TypeCache:
+		c, err := redis.ParseConfig(spec.Config)
+		if err != nil {
+			return nil, invalid(name, err)
+		}
+		canonical = c
+		if values != nil {
+			v, err := subKey(values, spec.CredentialsKey)
+			if err != nil {
+				return nil, invalid(name, err)
+			}
+			if err := c.MergeCredentials(v); err != nil {
+				return nil, invalid(name, err)
+			}
+		}
+		hosts, pl.target = c.Hosts(), c.Target()
+		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
+			p, err := redis.New(ctx, c, redis.Options{Dial: dial, OnError: onError})
+			if err != nil {
+				return nil, err
+			}
+			return redisBackend{p}, nil
+		}
+	case TypeHTTPClient:
+		c, err := httppool.ParseConfig(spec.Config)
+		if err != nil {
+			return nil, invalid(name, err)
+		}
+		canonical = c
+		if values != nil {
+			if err := c.MergeCredentials(values, spec.CredentialsKey); err != nil {
+				return nil, invalid(name, err)
+			}
+			for _, v := range c.CredentialHeaderValues() {
+				pl.poolRedactor.AddString(v)
+				if red != nil {
+					red.AddString(v)
+				}
+			}
+		}
+		hosts, pl.target = c.Hosts(), c.Target()
+		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
+			p, err := httppool.New(ctx, c, httppool.Options{Dial: dial, OnError: onError})
+			if err != nil {
+				return nil, err
+			}
+			return httpBackend{p}, nil
+		}
+	case "":
+		return nil, fmt.Errorf("resource '%s': type is missing (database, cache or http_client): %w", name, ErrInvalidSpec)
+	default:
+		return nil, fmt.Errorf("resource '%s': unknown type %q (want database, cache or http_client): %w", name, spec.Type, ErrInvalidSpec)
+	}
+
+	if resolved != nil {
+		// Check before any connection exists: nothing is sent to a host the
+		// secret does not allow.
+		for _, h := range hosts {
+			if !secrets.HostAllowed(resolved.AllowedHosts, h) {
+				return nil, fmt.Errorf("resource '%s': secret '%s' may not be sent to host '%s' (not in its allowed_hosts): %w",
+					name, resolved.Name, h, ErrHostNotAllowed)
+			}
+		}
+		pl.secret = resolved.Name
+		pl.version = secretVersion{version: resolved.Version, created: resolved.CreateTime}
+		pl.poolRedactor.Add(values)
+	}
+	pl.lineage, pl.key = poolKeys(spec.Type, canonical, pl.secret, spec.CredentialsKey, pl.version)
+	return pl, nil
+}
+
+func invalid(name string, err error) error {
+	return fmt.Errorf("resource '%s': %w: %w", name, err, ErrInvalidSpec)
+}
+
+// subKey picks values[key] (a map) when credentials_key is set.
+func subKey(values map[string]any, key string) (map[string]any, error) {
+	if key == "" {
+		return values, nil
+	}
+	v, ok := values[key]
+	if !ok {
+		return nil, fmt.Errorf("the secret has no key %q (credentials_key)", key)
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("secret key %q (credentials_key) must hold a map of credentials", key)
+	}
+	return m, nil
+}
+
+type pgBackend struct{ p *postgres.Pool }
+
+func (b pgBackend) stats() PoolStats {
+	s := b.p.Stats()
+	return PoolStats{Size: s.Size, Idle: s.Idle, InUse: s.InUse, Max: s.Max,
+		Acquires: s.Acquires, AcquireWait: s.AcquireWait}
+}
+func (b pgBackend) Ping(ctx context.Context) error { return b.p.Ping(ctx) }
+func (b pgBackend) Close()                         { b.p.Close() }
+func (b pgBackend) handle(name string) handle      { return b.p.Handle(name) }
+
+type redisBackend struct{ p *redis.Pool }
+
+func (b redisBackend) stats() PoolStats {
+	s := b.p.Stats()
+	return PoolStats{Size: s.Size, Idle: max(s.Size-s.InUse, 0), InUse: s.InUse, Max: s.Size, Acquires: s.Acquires}
+}
+func (b redisBackend) Ping(ctx context.Context) error { return b.p.Ping(ctx) }
+func (b redisBackend) Close()                         { b.p.Close() }
+func (b redisBackend) handle(name string) handle      { return b.p.Handle(name) }
+
+type httpBackend struct{ p *httppool.Pool }
+
+func (b httpBackend) stats() PoolStats {
+	s := b.p.Stats()
+	return PoolStats{Size: s.Size, Idle: s.Idle, InUse: s.InUse, Max: s.Max, Acquires: s.Acquires}
+}
+func (b httpBackend) Ping(ctx context.Context) error { return b.p.Ping(ctx) }
+func (b httpBackend) Close()                         { b.p.Close() }
+func (b httpBackend) handle(name string) handle      { return b.p.Handle(name) }

@@ -1,0 +1,137 @@
+// Package postgres is the database resource: a pgx pool shared by every
+// execution that uses the same config and secret version, and the Starlark
+// handle ("database") through which node code runs queries on it.
+//
+// A Pool is created by the resource broker. Each node attempt gets its own
+// Handle from Pool.Handle; everything the attempt checks out through the
+// handle (acquire(), transactions) is given back by Handle.Close, whatever
+// way the attempt ended.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/kailash-gateway/kgw/resources/internal/poolerr"
+)
+
+// Options are the broker's hooks into a Pool.
+type Options struct {
+	// Dial opens network connections (address guard, per-target cap).
+	// Nil means a plain net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// OnError, if set, is called with every error a database operation
+	// returns (not cancellations), for pool statistics.
+	OnError func(error)
+}
+
+// Pool is a pgx connection pool for one database resource config. It is
+// safe for concurrent use.
+type Pool struct {
+	cfg  Config
+	opts Options
+	pool *pgxpool.Pool
+}
+
+// Stats are a pool's live counters.
+type Stats struct {
+	Size        int           // open connections
+	Idle        int           // open and not in use
+	InUse       int           // checked out
+	Max         int           // max_size
+	Acquires    int64         // successful acquires so far
+	AcquireWait time.Duration // total time spent waiting in acquire
+}
+
+// New creates a pool for cfg. It does not connect (unless min_size > 0, in
+// which case connections are opened in the background); the first query
+// does. Close must be called.
+func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
+	pc, err := cfg.poolConfig()
+	if err != nil {
+		return nil, err
+	}
+	if opts.Dial != nil {
+		pc.ConnConfig.DialFunc = opts.Dial
+	}
+	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		registerJSON(c.TypeMap())
+		return nil
+	}
+	p, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("create database pool: %w", err)
+	}
+	return &Pool{cfg: cfg, opts: opts, pool: p}, nil
+}
+
+// Config returns the pool's config.
+func (p *Pool) Config() Config { return p.cfg }
+
+// Stats returns the pool's live counters.
+func (p *Pool) Stats() Stats {
+	s := p.pool.Stat()
+	return Stats{
+		Size:        int(s.TotalConns()),
+		Idle:        int(s.IdleConns()),
+		InUse:       int(s.AcquiredConns()),
+		Max:         int(s.MaxConns()),
+		Acquires:    s.AcquireCount(),
+		AcquireWait: s.AcquireDuration(),
+	}
+}
+
+// Ping acquires a connection and checks that the server answers.
+func (p *Pool) Ping(ctx context.Context) error {
+	c, err := p.acquire(ctx, "check")
+	if err != nil {
+		return err
+	}
+	defer c.Release()
+	if err := c.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool. It blocks until every checked-out connection has
+// been returned, so the broker calls it once no handle uses the pool.
+func (p *Pool) Close() { p.pool.Close() }
+
+var errAcquireTimeout = errors.New("acquire timeout")
+
+// acquire checks out a connection, waiting at most the config's timeout.
+// If the pool stayed full for that long the error wraps ErrExhausted.
+func (p *Pool) acquire(ctx context.Context, name string) (*pgxpool.Conn, error) {
+	start := time.Now()
+	actx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout, errAcquireTimeout)
+	defer cancel()
+	c, err := p.pool.Acquire(actx)
+	if err == nil {
+		return c, nil
+	}
+	if ctx.Err() == nil && errors.Is(context.Cause(actx), errAcquireTimeout) {
+		s := p.pool.Stat()
+		if s.TotalConns() >= s.MaxConns() || errors.Is(err, poolerr.ErrExhausted) {
+			err = poolerr.Exhausted(name, p.cfg.MaxSize, time.Since(start))
+		} else {
+			err = fmt.Errorf("connect to database timed out after %s: %w", p.cfg.Timeout, err)
+		}
+	}
+	p.noteError(err)
+	return nil, err
+}
+
+// noteError reports err to the broker unless it is a cancellation.
+func (p *Pool) noteError(err error) {
+	if err == nil || p.opts.OnError == nil || errors.Is(err, context.Canceled) {
+		return
+	}
+	p.opts.OnError(err)
+}

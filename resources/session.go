@@ -1,0 +1,84 @@
+package resources
+
+import (
+	"context"
+	"fmt"
+	"sync"
+
+	"go.starlark.net/starlark"
+
+	"github.com/kailash-gateway/kgw/secrets"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// A Session is the resources of one node attempt: the specs of the
+// request, opened on demand. Open and Close are safe for concurrent use.
+// Close must be called when the attempt ends, however it ends.
+type Session struct {
+	b        *Broker
+	specs    map[string]store.ResourceSpec
+	redactor *secrets.Redactor
+
+	mu     sync.Mutex
+	open   map[string]*opened
+	closed bool
+}
+
+type opened struct {
+	pool   *pool
+	handle handle
+}
+
+// Session starts a session over specs (the request's resources, by name).
+// Secret values resolved for it are added to redactor (nil: none).
+func (b *Broker) Session(specs map[string]store.ResourceSpec, redactor *secrets.Redactor) *Session {
+	return &Session{b: b, specs: specs, redactor: redactor, open: map[string]*opened{}}
+}
+
+// Open returns the handle of the resource called name, opening its pool
+// if needed; opening the same name again returns the same handle. A name
+// the request lacks gives an error wrapping ErrNotProvided ("resource 'x'
+// was not provided in the request").
+func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, fmt.Errorf("resource '%s': the node attempt has ended", name)
+	}
+	if o, ok := s.open[name]; ok {
+		return o.handle, nil
+	}
+	spec, ok := s.specs[name]
+	if !ok {
+		return nil, fmt.Errorf("resource '%s' was not provided in the request: %w", name, ErrNotProvided)
+	}
+	pl, err := s.b.plan(ctx, name, spec, s.redactor)
+	if err != nil {
+		return nil, err
+	}
+	p, err := s.b.acquirePool(ctx, pl)
+	if err != nil {
+		return nil, fmt.Errorf("resource '%s': %w", name, err)
+	}
+	h := p.backend.handle(name)
+	s.open[name] = &opened{pool: p, handle: h}
+	return h, nil
+}
+
+// Close gives back every connection the session's handles hold (rolling
+// back open transactions) and releases its pools. It is idempotent.
+func (s *Session) Close() {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.closed = true
+	open := s.open
+	s.open = nil
+	s.mu.Unlock()
+	for _, o := range open {
+		o.handle.Close()
+		s.b.releasePool(o.pool)
+	}
+}
