@@ -21,6 +21,7 @@ package testenv
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -94,6 +95,11 @@ func Redis(tb testing.TB) *RedisServer {
 // from TestMain. opts are passed to goleak.Find.
 func Main(m *testing.M, opts ...goleak.Option) {
 	code := m.Run()
+	if fuzzWorker() {
+		// A fuzz worker is driven by the fuzzing coordinator and keeps its
+		// own goroutines alive between inputs; a leak check would stall it.
+		os.Exit(code)
+	}
 	if err := StopShared(); err != nil {
 		fmt.Fprintf(os.Stderr, "testenv: stopping shared servers: %v\n", err)
 		code = 1
@@ -105,6 +111,12 @@ func Main(m *testing.M, opts ...goleak.Option) {
 		}
 	}
 	os.Exit(code)
+}
+
+// fuzzWorker reports whether this process is a worker of `go test -fuzz`.
+func fuzzWorker() bool {
+	f := flag.Lookup("test.fuzzworker")
+	return f != nil && f.Value.String() == "true"
 }
 
 // StopShared stops and removes the shared servers started by Postgres and
