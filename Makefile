@@ -12,6 +12,7 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION := v1.9.4
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: run build generate check-generate lint test test-go test-clients bench tools deps clean
 
@@ -19,9 +20,9 @@ GRPCURL_VERSION := v1.9.4
 run: build
 	$(BIN)/kgw serve
 
-## build: compile bin/kgw
+## build: compile bin/kgw (version from git describe; override with VERSION=…)
 build:
-	$(GO) build -o $(BIN)/kgw ./cmd/kgw
+	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/kgw ./cmd/kgw
 
 $(BIN)/buf:
 	GOBIN=$(BIN) $(GO) install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)

@@ -1,0 +1,273 @@
+package kgw_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	kgw "github.com/kailash-gateway/kgw/clients/go"
+	"github.com/kailash-gateway/kgw/internal/testenv"
+)
+
+// startGateway builds cmd/kgw from this tree, starts `kgw serve` on free
+// loopback ports with a fresh data directory, waits for its "kgw ready" log
+// line and returns the gRPC address. The process is stopped at cleanup.
+func startGateway(t *testing.T) string {
+	t.Helper()
+	out, err := exec.CommandContext(t.Context(), "go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	root := filepath.Dir(strings.TrimSpace(string(out)))
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "kgw")
+	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/kgw")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./cmd/kgw: %v\n%s", err, out)
+	}
+
+	cmd := exec.CommandContext(t.Context(), bin, "serve",
+		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
+		"--data-dir", filepath.Join(dir, "data"), "--log-format", "json")
+	cmd.Env = append(os.Environ(), "KGW_LOG_LEVEL=info")
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second // then SIGKILL
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start kgw serve: %v", err)
+	}
+	var (
+		mu      sync.Mutex
+		logText strings.Builder
+	)
+	logged := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return logText.String()
+	}
+	ready := make(chan string, 1)
+	done := make(chan struct{})
+	go func() { // ends at EOF, when the process exits
+		defer close(done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			mu.Lock()
+			logText.WriteString(sc.Text() + "\n")
+			mu.Unlock()
+			var rec struct {
+				Msg      string `json:"msg"`
+				GRPCAddr string `json:"grpc_addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "kgw ready" && rec.GRPCAddr != "" {
+				select {
+				case ready <- rec.GRPCAddr:
+				default:
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		// t.Context() is done here, so cmd.Cancel has sent SIGTERM.
+		<-done
+		// Wait reports the cancelled context even when the gateway shut
+		// down cleanly on SIGTERM; only a failing exit status counts.
+		if err := cmd.Wait(); err != nil && !cmd.ProcessState.Success() && !t.Failed() {
+			t.Errorf("kgw serve exited with %v:\n%s", err, logged())
+		}
+		if t.Failed() {
+			t.Logf("kgw serve log:\n%s", logged())
+		}
+	})
+	select {
+	case addr := <-ready:
+		return addr
+	case <-done:
+		t.Fatalf("kgw serve exited before logging \"kgw ready\":\n%s", logged())
+		return ""
+	}
+}
+
+func TestEndToEnd(t *testing.T) {
+	pg := testenv.Postgres(t)
+	u, err := url.Parse(pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dbName := strings.TrimPrefix(u.Path, "/")
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		t.Fatalf("port of the test DSN: %v", err)
+	}
+	addr := startGateway(t)
+	ctx := t.Context()
+
+	// The README quick start: secret, builder, register, execute.
+	t.Run("quick start", func(t *testing.T) {
+		msg, err := quickStart(ctx, addr, port, dbName)
+		if err != nil {
+			t.Fatalf("quick start: %v", err)
+		}
+		if msg != "Hello from kgw" {
+			t.Fatalf(`quick start result["query"]["message"] = %#v, want "Hello from kgw"`, msg)
+		}
+	})
+
+	c, err := kgw.Dial(ctx, addr, kgw.WithBlock())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+
+	t.Run("secret metadata only", func(t *testing.T) {
+		s, err := c.StoreSecret(ctx, "e2e_creds", map[string]any{"user": u.User.Username(), "password": "not-used-with-trust-auth"},
+			kgw.SecretDescription("e2e"), kgw.AllowedHosts("127.0.0.1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.GetName() != "e2e_creds" || s.GetVersion() < 1 || !slices.Equal(s.GetKeys(), []string{"password", "user"}) {
+			t.Errorf("StoreSecret() = %v, want name e2e_creds, keys [password user]", s)
+		}
+		if strings.Contains(s.String(), "not-used-with-trust-auth") {
+			t.Errorf("StoreSecret() response contains the secret value: %v", s)
+		}
+		if _, err := c.GetSecret(ctx, "no_such_secret"); !kgw.IsNotFound(err) || !errors.Is(err, kgw.ErrSecretNotFound) {
+			t.Errorf("GetSecret(unknown) error = %v, want not found", err)
+		}
+	})
+
+	wf, err := kgw.NewWorkflow("e2e_hello").
+		AddCode("query", "db = get_resource(\"db\")\nmsg = db.fetchval(\"SELECT 'Hello from kgw'\")\nresult = {\"message\": msg}\n",
+			kgw.RequiredResources("db")).
+		Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := c.Register(ctx, wf)
+	if err != nil {
+		t.Fatalf("Register() error = %v", err)
+	}
+	if stored.GetVersion() != 1 {
+		t.Errorf("Register() version = %d, want 1", stored.GetVersion())
+	}
+	db := kgw.Resource("db", kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: dbName, CredentialsRef: "e2e_creds"})
+
+	var firstID string
+	t.Run("execute", func(t *testing.T) {
+		ex, err := c.Execute(ctx, "e2e_hello", db)
+		if err != nil {
+			t.Fatalf("Execute() error = %v", err)
+		}
+		if ex.Status != kgw.StatusCompleted || ex.Result["query"]["message"] != "Hello from kgw" {
+			t.Fatalf("Execute() = %s %v (error %v), want completed with the message", ex.Status, ex.Result, ex.Error)
+		}
+		firstID = ex.ID
+		got, err := c.GetExecution(ctx, ex.ID)
+		if err != nil || got.Status != kgw.StatusCompleted || got.Workflow != "e2e_hello" {
+			t.Errorf("GetExecution() = %+v, %v", got, err)
+		}
+	})
+
+	t.Run("stream", func(t *testing.T) {
+		var events []*kgw.Event
+		for ev, err := range c.Stream(ctx, "e2e_hello", db) {
+			if err != nil {
+				t.Fatalf("Stream() error = %v", err)
+			}
+			events = append(events, ev)
+		}
+		if len(events) == 0 {
+			t.Fatal("Stream() yielded no events")
+		}
+		for i, ev := range events {
+			if ev.Seq != int64(i+1) {
+				t.Errorf("event %d has seq %d, want %d", i, ev.Seq, i+1)
+			}
+		}
+		last := events[len(events)-1]
+		if last.Kind != kgw.EventExecutionCompleted || last.Execution == nil ||
+			last.Execution.Result["query"]["message"] != "Hello from kgw" {
+			t.Errorf("last event = %+v, want execution_completed with the message", last)
+		}
+		if !slices.ContainsFunc(events, func(e *kgw.Event) bool { return e.Kind == kgw.EventNodeCompleted && e.NodeID == "query" }) {
+			t.Errorf("no node_completed event for query in %d events", len(events))
+		}
+	})
+
+	t.Run("watch", func(t *testing.T) {
+		if firstID == "" {
+			t.Skip("execute failed")
+		}
+		var kinds []kgw.EventKind
+		for ev, err := range c.Watch(ctx, firstID, 0) {
+			if err != nil {
+				t.Fatalf("Watch() error = %v", err)
+			}
+			kinds = append(kinds, ev.Kind)
+		}
+		if len(kinds) == 0 || kinds[len(kinds)-1] != kgw.EventExecutionCompleted {
+			t.Errorf("Watch() kinds = %v, want them to end with execution_completed", kinds)
+		}
+		// Stopping the loop early ends the call (goleak in TestMain checks
+		// that nothing is left running).
+		for range c.Watch(ctx, firstID, 0) {
+			break
+		}
+	})
+
+	t.Run("unknown workflow", func(t *testing.T) {
+		_, err := c.Execute(ctx, "no_such_workflow")
+		if !kgw.IsNotFound(err) || !errors.Is(err, kgw.ErrWorkflowNotFound) {
+			t.Errorf("Execute(unknown) error = %v, want not found", err)
+		}
+		var e *kgw.Error
+		if !errors.As(err, &e) || e.Reason != kgw.ReasonWorkflowNotFound {
+			t.Errorf("Execute(unknown) error = %#v, want an *Error with reason WORKFLOW_NOT_FOUND", err)
+		}
+		if _, err := c.GetWorkflow(ctx, "no_such_workflow", 0); !errors.Is(err, kgw.ErrWorkflowNotFound) {
+			t.Errorf("GetWorkflow(unknown) error = %v, want ErrWorkflowNotFound", err)
+		}
+		for _, err := range c.Stream(ctx, "no_such_workflow") {
+			if !errors.Is(err, kgw.ErrWorkflowNotFound) {
+				t.Errorf("Stream(unknown) error = %v, want ErrWorkflowNotFound", err)
+			}
+		}
+	})
+
+	t.Run("invalid workflow", func(t *testing.T) {
+		bad := &kgw.Workflow{Name: "bad", Nodes: []*kgw.Node{{Id: "a", Code: "x = (("}}}
+		_, err := c.Register(ctx, bad)
+		var e *kgw.Error
+		if !errors.Is(err, kgw.ErrInvalidWorkflow) || !errors.As(err, &e) || len(e.Violations) == 0 {
+			t.Errorf("Register(bad code) error = %v, want INVALID_WORKFLOW with violations", err)
+		}
+	})
+
+	t.Run("list workflows", func(t *testing.T) {
+		var names []string
+		for s, err := range c.ListWorkflows(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			names = append(names, s.GetName())
+		}
+		if !slices.Contains(names, "e2e_hello") {
+			t.Errorf("ListWorkflows() = %v, want e2e_hello among them", names)
+		}
+	})
+}

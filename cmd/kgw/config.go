@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kailash-gateway/kgw/secrets"
+)
+
+// serveConfig is the parsed configuration of `kgw serve`.
+type serveConfig struct {
+	GRPCAddr      string
+	AdminAddr     string // "" disables the admin HTTP server
+	DataDir       string
+	Store         string // sqlite://<path> or postgres://…
+	MasterKeyFile string
+	// MasterKey is KGW_MASTER_KEY, parsed; nil means use MasterKeyFile.
+	MasterKey *secrets.MasterKey
+	// DisableInlineResources refuses inline resource specs: requests may
+	// only name server-side resources ({"ref": name}).
+	DisableInlineResources bool
+	LogLevel               slog.Level
+	LogFormat              string // text or json
+	ShutdownDelay          time.Duration
+	ShutdownTimeout        time.Duration
+}
+
+// parseServeConfig parses the flags of `kgw serve`. Every flag has a KGW_*
+// environment equivalent (DESIGN.md §10); a flag on the command line wins
+// over the environment, which wins over the default.
+func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
+	fs := flag.NewFlagSet("kgw serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var (
+		cfg                           serveConfig
+		level                         string
+		shutdownDelay, shutdownTimout string
+	)
+	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
+	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
+	fs.StringVar(&cfg.DataDir, "data-dir", env("KGW_DATA_DIR", "./kgw-data"), "directory for the embedded state: SQLite database and master key file (env KGW_DATA_DIR)")
+	fs.StringVar(&cfg.Store, "store", env("KGW_STORE", ""), "store DSN: sqlite://<path> or postgres://… (env KGW_STORE; default sqlite://<data-dir>/kgw.db)")
+	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", env("KGW_MASTER_KEY_FILE", ""), "master key file (env KGW_MASTER_KEY_FILE; default <data-dir>/master.key; KGW_MASTER_KEY wins if set)")
+	var problems []string
+	inlineOff := false
+	if v := getenv("KGW_DISABLE_INLINE_RESOURCES"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_DISABLE_INLINE_RESOURCES %q: want true or false", v))
+		}
+		inlineOff = b
+	}
+	fs.BoolVar(&cfg.DisableInlineResources, "disable-inline-resources", inlineOff, "refuse inline resource specs in requests; only named resources ({\"ref\": name}) are usable (env KGW_DISABLE_INLINE_RESOURCES)")
+	fs.StringVar(&level, "log-level", env("KGW_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env KGW_LOG_LEVEL)")
+	fs.StringVar(&cfg.LogFormat, "log-format", env("KGW_LOG_FORMAT", "text"), "log format: text or json (env KGW_LOG_FORMAT)")
+	fs.StringVar(&shutdownDelay, "shutdown-delay", env("KGW_SHUTDOWN_DELAY", "0s"), "on shutdown, how long to report NOT_SERVING before draining (env KGW_SHUTDOWN_DELAY)")
+	fs.StringVar(&shutdownTimout, "shutdown-timeout", env("KGW_SHUTDOWN_TIMEOUT", "30s"), "on shutdown, how long running RPCs may take before connections are closed (env KGW_SHUTDOWN_TIMEOUT)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "kgw serve: unexpected arguments %q\n", fs.Args())
+		return nil, errUsage
+	}
+
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		problems = append(problems, fmt.Sprintf("log level %q: want debug, info, warn or error", level))
+	}
+	cfg.LogFormat = strings.ToLower(cfg.LogFormat)
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		problems = append(problems, fmt.Sprintf("log format %q: want text or json", cfg.LogFormat))
+	}
+	var err error
+	if v := getenv("KGW_MASTER_KEY"); v != "" {
+		// The error never repeats the key.
+		key, err := secrets.ParseMasterKey(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_MASTER_KEY: %v", err))
+		} else {
+			cfg.MasterKey = &key
+		}
+	}
+	if cfg.ShutdownDelay, err = time.ParseDuration(shutdownDelay); err != nil || cfg.ShutdownDelay < 0 {
+		problems = append(problems, fmt.Sprintf("shutdown delay %q: want a duration such as 5s", shutdownDelay))
+	}
+	if cfg.ShutdownTimeout, err = time.ParseDuration(shutdownTimout); err != nil || cfg.ShutdownTimeout <= 0 {
+		problems = append(problems, fmt.Sprintf("shutdown timeout %q: want a positive duration such as 30s", shutdownTimout))
+	}
+	if cfg.DataDir == "" {
+		problems = append(problems, "data dir is empty")
+	}
+	if cfg.Store == "" {
+		cfg.Store = "sqlite://" + filepath.Join(cfg.DataDir, "kgw.db")
+	}
+	if _, _, err := storeKind(cfg.Store); err != nil {
+		problems = append(problems, err.Error())
+	}
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Join(cfg.DataDir, "master.key")
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("invalid configuration: %s", strings.Join(problems, "; "))
+	}
+	return &cfg, nil
+}
+
+// storeKind splits a store DSN into its backend ("sqlite" or "postgres") and
+// what that backend opens (a file path or the DSN itself). Errors never echo
+// a postgres DSN, which may hold a password.
+func storeKind(dsn string) (kind, target string, err error) {
+	switch {
+	case strings.HasPrefix(dsn, "sqlite://"):
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		if path == "" {
+			return "", "", errors.New("store: sqlite:// needs a file path, e.g. sqlite://./kgw-data/kgw.db")
+		}
+		return "sqlite", path, nil
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return "postgres", dsn, nil
+	default:
+		scheme, _, _ := strings.Cut(dsn, ":")
+		if len(scheme) > 20 {
+			scheme = scheme[:20]
+		}
+		return "", "", fmt.Errorf("store: unsupported scheme %q: want sqlite://<path> or postgres://…", scheme)
+	}
+}
+
+// newLogger returns the process logger described by cfg, writing to w.
+func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

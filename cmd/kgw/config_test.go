@@ -1,0 +1,176 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/kailash-gateway/kgw/secrets"
+)
+
+func envOf(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestParseServeConfig(t *testing.T) {
+	defaults := serveConfig{
+		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
+		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
+		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
+	}
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want func(c *serveConfig)
+	}{
+		{"defaults", nil, nil, func(*serveConfig) {}},
+		{"env", nil, map[string]string{
+			"KGW_GRPC_ADDR": "[::1]:7000", "KGW_ADMIN_ADDR": "", "KGW_DATA_DIR": "/var/lib/kgw",
+			"KGW_LOG_LEVEL": "debug", "KGW_LOG_FORMAT": "JSON", "KGW_SHUTDOWN_TIMEOUT": "5s",
+		}, func(c *serveConfig) {
+			c.GRPCAddr, c.DataDir, c.LogLevel, c.LogFormat = "[::1]:7000", "/var/lib/kgw", slog.LevelDebug, "json"
+			c.Store, c.MasterKeyFile, c.ShutdownTimeout = "sqlite:///var/lib/kgw/kgw.db", "/var/lib/kgw/master.key", 5*time.Second
+		}},
+		{"flags win over env", []string{"--grpc-addr", "127.0.0.1:1", "--store", "postgres://u@127.0.0.1/kgw", "--master-key-file", "/k", "--admin-addr="},
+			map[string]string{"KGW_GRPC_ADDR": "127.0.0.1:2", "KGW_STORE": "sqlite://x.db"},
+			func(c *serveConfig) {
+				c.GRPCAddr, c.Store, c.MasterKeyFile, c.AdminAddr = "127.0.0.1:1", "postgres://u@127.0.0.1/kgw", "/k", ""
+			}},
+		{"env store", nil, map[string]string{"KGW_STORE": "sqlite:///tmp/x.db", "KGW_MASTER_KEY_FILE": "/etc/kgw.key"},
+			func(c *serveConfig) { c.Store, c.MasterKeyFile = "sqlite:///tmp/x.db", "/etc/kgw.key" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseServeConfig(tt.args, envOf(tt.env), io.Discard)
+			if err != nil {
+				t.Fatalf("parseServeConfig: %v", err)
+			}
+			want := defaults
+			tt.want(&want)
+			if diff := cmp.Diff(&want, got); diff != "" {
+				t.Fatalf("parseServeConfig (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseServeConfigErrors(t *testing.T) {
+	tests := []struct {
+		name   string
+		args   []string
+		env    map[string]string
+		substr string // "" = usage error
+	}{
+		{"unknown flag", []string{"--nope"}, nil, ""},
+		{"extra argument", []string{"now"}, nil, ""},
+		{"bad level", []string{"--log-level", "loud"}, nil, "log level"},
+		{"bad format", nil, map[string]string{"KGW_LOG_FORMAT": "xml"}, "log format"},
+		{"bad store", []string{"--store", "mysql://root:hunter2@db/kgw"}, nil, `unsupported scheme "mysql"`},
+		{"empty sqlite path", []string{"--store", "sqlite://"}, nil, "needs a file path"},
+		{"bad timeout", nil, map[string]string{"KGW_SHUTDOWN_TIMEOUT": "soon"}, "shutdown timeout"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out strings.Builder
+			_, err := parseServeConfig(tt.args, envOf(tt.env), &out)
+			if tt.substr == "" {
+				if !errors.Is(err, errUsage) {
+					t.Fatalf("parseServeConfig = %v, want a usage error", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.substr) {
+				t.Fatalf("parseServeConfig = %v, want an error containing %q", err, tt.substr)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("error %q echoes a password", err)
+			}
+		})
+	}
+}
+
+func TestCheckListenAddr(t *testing.T) {
+	tests := []struct {
+		addr string
+		auth bool
+		ok   bool
+	}{
+		{"127.0.0.1:50051", false, true},
+		{"127.1.2.3:0", false, true},
+		{"[::1]:50051", false, true},
+		{"localhost:50051", false, true},
+		{"[::ffff:127.0.0.1]:1", false, true},
+		{"0.0.0.0:50051", false, false},
+		{":50051", false, false},
+		{"[::]:50051", false, false},
+		{"10.0.0.5:50051", false, false},
+		{"example.com:50051", false, false},
+		{"0.0.0.0:50051", true, true},
+		{"no-port", false, false},
+	}
+	for _, tt := range tests {
+		err := checkListenAddr(tt.addr, tt.auth)
+		if (err == nil) != tt.ok {
+			t.Errorf("checkListenAddr(%q, %v) = %v, want ok=%v", tt.addr, tt.auth, err, tt.ok)
+		}
+		if !tt.ok && tt.addr != "no-port" && !errors.Is(err, errNotLoopback) {
+			t.Errorf("checkListenAddr(%q) = %v, want errNotLoopback", tt.addr, err)
+		}
+	}
+}
+
+func TestDispatch(t *testing.T) {
+	tests := []struct {
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{[]string{"version"}, 0, "kgw ", ""},
+		{[]string{"--version"}, 0, "kgw ", ""},
+		{[]string{"help"}, 0, "serve", ""},
+		{nil, 2, "", "Usage: kgw"},
+		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{[]string{"serve", "--bogus"}, 2, "", "flag provided but not defined"},
+		{[]string{"serve", "--grpc-addr", "0.0.0.0:0"}, 1, "", "refusing to listen"},
+	}
+	for _, tt := range tests {
+		var out, errOut strings.Builder
+		c := &cli{stdout: &out, stderr: &errOut, getenv: envOf(map[string]string{"KGW_DATA_DIR": t.TempDir()})}
+		code := dispatch(t.Context(), c, tt.args)
+		if code != tt.code || !strings.Contains(out.String(), tt.stdout) || !strings.Contains(errOut.String(), tt.stderr) {
+			t.Errorf("dispatch(%q) = %d, stdout %q, stderr %q; want %d, %q, %q",
+				tt.args, code, out.String(), errOut.String(), tt.code, tt.stdout, tt.stderr)
+		}
+	}
+}
+
+func TestParseServeConfigSecretsAndInline(t *testing.T) {
+	key := secrets.NewMasterKey()
+	cfg, err := parseServeConfig(nil, envOf(map[string]string{"KGW_MASTER_KEY": key.Base64(), "KGW_DISABLE_INLINE_RESOURCES": "true"}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MasterKey == nil || *cfg.MasterKey != key || !cfg.DisableInlineResources {
+		t.Fatalf("config = master key set %v, inline disabled %v; want the env key and inline disabled", cfg.MasterKey != nil, cfg.DisableInlineResources)
+	}
+	cfg, err = parseServeConfig([]string{"--disable-inline-resources=false"}, envOf(map[string]string{"KGW_DISABLE_INLINE_RESOURCES": "1"}), io.Discard)
+	if err != nil || cfg.DisableInlineResources {
+		t.Fatalf("flag false over env true = %v, %v, want false", cfg.DisableInlineResources, err)
+	}
+	for _, env := range []map[string]string{
+		{"KGW_MASTER_KEY": "c2hvcnQ="},
+		{"KGW_DISABLE_INLINE_RESOURCES": "maybe"},
+	} {
+		_, err := parseServeConfig(nil, envOf(env), io.Discard)
+		if err == nil || strings.Contains(err.Error(), "c2hvcnQ=") {
+			t.Fatalf("parseServeConfig(%v) = %v, want an error that does not repeat the key", env, err)
+		}
+	}
+}

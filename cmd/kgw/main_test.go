@@ -1,0 +1,11 @@
+package main
+
+import (
+	"testing"
+
+	"github.com/kailash-gateway/kgw/internal/testenv"
+)
+
+func TestMain(m *testing.M) {
+	testenv.Main(m)
+}

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/resources"
+	"github.com/kailash-gateway/kgw/secrets"
+	"github.com/kailash-gateway/kgw/server"
+	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/postgres"
+	"github.com/kailash-gateway/kgw/store/sqlite"
+)
+
+func runServe(ctx context.Context, c *cli, args []string) error {
+	cfg, err := parseServeConfig(args, c.getenv, c.stderr)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, newLogger(cfg, c.stderr))
+}
+
+// serve builds the gateway's components in dependency order (store, master
+// key, secrets manager, resource broker, executor, gRPC server), serves until
+// ctx is done, then shuts down in the order of STYLE.md §4: report
+// NOT_SERVING, drain gRPC (falling back to a hard stop after the shutdown
+// timeout), stop the admin server, stop the executor, close the pools, close
+// the store.
+func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) {
+	// Fail closed (DESIGN.md §9): no authentication exists yet, so only
+	// loopback addresses are allowed.
+	const authConfigured = false
+	if err := checkListenAddr(cfg.GRPCAddr, authConfigured); err != nil {
+		return err
+	}
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data dir: %w", err)
+	}
+	st, kind, err := openStore(ctx, cfg.Store)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := st.Close(); cerr != nil {
+			log.Error("close store", "err", cerr)
+		}
+		if err == nil {
+			log.Info("kgw stopped")
+		}
+	}()
+
+	key, err := loadMasterKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	mgr, err := secrets.NewManager(ctx, st, key, secrets.Options{})
+	if err != nil {
+		if errors.Is(err, secrets.ErrWrongMasterKey) {
+			return fmt.Errorf("%w: the store's secrets were encrypted under another master key; start with the key they were stored with (KGW_MASTER_KEY or --master-key-file %s)", err, cfg.MasterKeyFile)
+		}
+		return fmt.Errorf("open secrets: %w", err)
+	}
+	broker := resources.NewBroker(resources.Config{
+		Resources:     st,
+		Secrets:       mgr,
+		DisableInline: cfg.DisableInlineResources,
+		Logger:        log,
+	})
+	// Deferred calls run in reverse: the executor stops (its runs give
+	// their connections back) before the broker closes the pools, and both
+	// before the store closes.
+	defer broker.Close()
+	exec := executor.New(executor.Config{
+		Store:       st,
+		Resources:   server.ExecutorResources(broker),
+		NewRedactor: server.NewRedactor,
+		Logger:      log,
+	})
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := exec.Close(ctx); err != nil {
+			log.Warn("executor shutdown timeout: interrupted running executions", "timeout", cfg.ShutdownTimeout, "err", err)
+		}
+	}()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	srv, err := server.New(server.Config{
+		Store:                  st,
+		Executor:               exec,
+		Secrets:                mgr,
+		Broker:                 broker,
+		DisableInlineResources: cfg.DisableInlineResources,
+		Logger:                 log,
+		Compile:                server.CompileNode,
+		PageTokenKey:           pageTokenKey(key),
+		Metrics:                reg,
+	})
+	if err != nil {
+		return err
+	}
+
+	var lc net.ListenConfig
+	grpcLis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC: %w", err)
+	}
+	var ready atomic.Bool
+	var admin *http.Server
+	var adminLis net.Listener
+	if cfg.AdminAddr != "" {
+		if adminLis, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+			grpcLis.Close()
+			return fmt.Errorf("listen for admin HTTP: %w", err)
+		}
+		admin = &http.Server{Handler: adminHandler(reg, &ready), ReadHeaderTimeout: 10 * time.Second}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Serve(grpcLis) })
+	if admin != nil {
+		g.Go(func() error {
+			if err := admin.Serve(adminLis); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serve admin HTTP: %w", err)
+			}
+			return nil
+		})
+	}
+
+	ready.Store(true)
+	attrs := []any{"grpc_addr", grpcLis.Addr().String(), "store", kind, "version", buildVersion(),
+		"inline_resources", !cfg.DisableInlineResources}
+	if adminLis != nil {
+		attrs = append(attrs, "admin_addr", adminLis.Addr().String())
+	}
+	log.Info("kgw ready", attrs...)
+
+	<-gctx.Done()
+	ready.Store(false)
+	log.Info("kgw shutting down", "cause", context.Cause(gctx).Error())
+	srv.Drain()
+	if cfg.ShutdownDelay > 0 {
+		time.Sleep(cfg.ShutdownDelay)
+	}
+	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	if !srv.Stop(stopCtx) {
+		log.Warn("shutdown timeout: closed connections with RPCs still running", "timeout", cfg.ShutdownTimeout)
+	}
+	if admin != nil {
+		if err := admin.Shutdown(stopCtx); err != nil {
+			admin.Close()
+		}
+	}
+	return g.Wait()
+}
+
+// openStore opens the backend named by dsn and returns it with its kind.
+func openStore(ctx context.Context, dsn string) (store.Store, string, error) {
+	kind, target, err := storeKind(dsn)
+	if err != nil {
+		return nil, "", err
+	}
+	switch kind {
+	case "sqlite":
+		s, err := sqlite.Open(ctx, target)
+		if err != nil {
+			return nil, "", fmt.Errorf("open sqlite store %s: %w", target, err)
+		}
+		return s, kind, nil
+	default:
+		s, err := postgres.Open(ctx, target)
+		if err != nil {
+			// The DSN is not echoed: it may hold a password.
+			return nil, "", fmt.Errorf("open postgres store: %w", err)
+		}
+		return s, kind, nil
+	}
+}
+
+// adminHandler serves /healthz (the process is alive), /readyz (it accepts
+// RPCs; 503 before ready and while shutting down) and /metrics.
+func adminHandler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !ready.Load() {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	return mux
+}
+
+// loadMasterKey returns KGW_MASTER_KEY when set, else the key in the key
+// file, creating the file (mode 0600) with a new random key on first start
+// and logging one line that it did. The key itself is never logged.
+func loadMasterKey(cfg *serveConfig, log *slog.Logger) (secrets.MasterKey, error) {
+	if cfg.MasterKey != nil {
+		log.Info("using the master key from KGW_MASTER_KEY")
+		return *cfg.MasterKey, nil
+	}
+	key, created, err := secrets.LoadOrCreateKeyFile(cfg.MasterKeyFile)
+	if err != nil {
+		return secrets.MasterKey{}, fmt.Errorf("master key: %w", err)
+	}
+	if created {
+		log.Info("created a new master key file; back it up: secrets stored by this gateway cannot be decrypted without it",
+			"path", cfg.MasterKeyFile)
+	}
+	return key, nil
+}
+
+// pageTokenLabel is the HKDF info that derives the page-token signing key
+// from the master key. Changing it invalidates every outstanding token.
+const pageTokenLabel = "kgw page-token signing key v1"
+
+// pageTokenKey derives the page-token signing key from the master key, so
+// tokens survive restarts and every replica sharing the key accepts them,
+// while the master key itself never signs anything.
+func pageTokenKey(key secrets.MasterKey) []byte {
+	k, err := hkdf.Key(sha256.New, key[:], nil, pageTokenLabel, 32)
+	if err != nil {
+		panic(fmt.Sprintf("derive page token key: %v", err)) // only for lengths HKDF-SHA256 cannot produce
+	}
+	return k
+}

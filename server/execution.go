@@ -1,0 +1,300 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"regexp"
+	"strconv"
+
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/kailash-gateway/kgw/executor"
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/server/pagetoken"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// executionRunner is the part of *executor.Executor the execution service
+// uses.
+type executionRunner interface {
+	Execute(ctx context.Context, req *executor.Request) (*store.Execution, error)
+	Start(ctx context.Context, req *executor.Request) (string, error)
+	Subscribe(ctx context.Context, id string, afterSeq int64) (*executor.Subscription, error)
+	Get(ctx context.Context, id string) (*store.Execution, error)
+	Cancel(ctx context.Context, id string) (*store.Execution, error)
+}
+
+// executionStore is the part of store.Store the execution service uses.
+type executionStore interface {
+	GetWorkflow(ctx context.Context, name string, version int32) (*store.Workflow, error)
+	ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error)
+}
+
+// executionService implements kgw.v1.ExecutionService over an executor.
+type executionService struct {
+	kgwv1.UnimplementedExecutionServiceServer
+
+	store          executionStore
+	exec           executionRunner
+	pages          *pagetoken.Codec
+	inlineDisabled bool
+	log            *slog.Logger
+}
+
+const listExecutionsScope = "kgw.v1.ExecutionService/ListExecutions"
+
+var executionIDRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,128}$`)
+
+// runRequest is what ExecuteWorkflow, StartExecution and StreamExecution
+// requests have in common.
+type runRequest interface {
+	GetWorkflow() string
+	GetVersion() int32
+	GetParameters() *structpb.Struct
+	GetResources() map[string]*kgwv1.ResourceSpec
+	GetContext() *structpb.Struct
+	GetTimeout() *durationpb.Duration
+	GetIdempotencyKey() string
+}
+
+// request validates r, loads the workflow version it names and builds the
+// executor request. The caller is anonymous until authentication exists.
+func (s *executionService) request(ctx context.Context, r runRequest) (*executor.Request, error) {
+	var v validationErrors
+	validateWorkflowName(&v, "workflow", r.GetWorkflow())
+	if r.GetVersion() < 0 {
+		v.add("version", "%d is negative: want 0 (latest) or a version number", r.GetVersion())
+	}
+	validateRequestResources(&v, r.GetResources(), s.inlineDisabled)
+	checkDuration(&v, "timeout", r.GetTimeout(), maxWorkflowTimeout)
+	if len(r.GetIdempotencyKey()) > maxIdempotencyKey {
+		v.add("idempotency_key", "longer than %d bytes", maxIdempotencyKey)
+	}
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	w, err := s.store.GetWorkflow(ctx, r.GetWorkflow(), r.GetVersion())
+	if err != nil {
+		if r.GetVersion() != 0 {
+			return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' version %d not found", r.GetWorkflow(), r.GetVersion())
+		}
+		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", r.GetWorkflow())
+	}
+	req := &executor.Request{
+		Workflow:       w,
+		Parameters:     structToMap(r.GetParameters()),
+		Context:        structToMap(r.GetContext()),
+		Timeout:        durationFromProto(r.GetTimeout()),
+		IdempotencyKey: r.GetIdempotencyKey(),
+		Caller:         "", // anonymous: authentication is not built yet
+	}
+	if len(r.GetResources()) > 0 {
+		req.Resources = make(map[string]store.ResourceSpec, len(r.GetResources()))
+		for name, spec := range r.GetResources() {
+			req.Resources[name] = specFromProto(spec)
+		}
+	}
+	return req, nil
+}
+
+func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.ExecuteWorkflowRequest) (*kgwv1.ExecuteWorkflowResponse, error) {
+	xr, err := s.request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	x, err := s.exec.Execute(ctx, xr)
+	if err != nil {
+		return nil, err
+	}
+	px, err := executionToProto(x)
+	if err != nil {
+		return nil, err
+	}
+	return &kgwv1.ExecuteWorkflowResponse{Execution: px}, nil
+}
+
+func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartExecutionRequest) (*kgwv1.StartExecutionResponse, error) {
+	xr, err := s.request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	id, err := s.exec.Start(ctx, xr)
+	if err != nil {
+		return nil, err
+	}
+	return &kgwv1.StartExecutionResponse{ExecutionId: id}, nil
+}
+
+// StreamExecution starts the execution, then subscribes from seq 0: the
+// subscription replays what already happened, so no event is missed.
+func (s *executionService) StreamExecution(req *kgwv1.StreamExecutionRequest, stream kgwv1.ExecutionService_StreamExecutionServer) error {
+	ctx := stream.Context()
+	xr, err := s.request(ctx, req)
+	if err != nil {
+		return err
+	}
+	id, err := s.exec.Start(ctx, xr)
+	if err != nil {
+		return err
+	}
+	return s.follow(ctx, id, 0, false, func(ev *kgwv1.ExecutionEvent) error {
+		return stream.Send(&kgwv1.StreamExecutionResponse{Event: ev})
+	})
+}
+
+func (s *executionService) WatchExecution(req *kgwv1.WatchExecutionRequest, stream kgwv1.ExecutionService_WatchExecutionServer) error {
+	ctx := stream.Context()
+	var v validationErrors
+	validateExecutionID(&v, req.GetExecutionId())
+	if req.GetAfterSeq() < 0 {
+		v.add("after_seq", "%d is negative: want 0 (from the start) or the last seq received", req.GetAfterSeq())
+	}
+	if len(v) > 0 {
+		return &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	x, err := s.exec.Get(ctx, req.GetExecutionId())
+	if err != nil {
+		return executionNotFound(err, req.GetExecutionId())
+	}
+	return s.follow(ctx, req.GetExecutionId(), req.GetAfterSeq(), x.Status.Terminal(), func(ev *kgwv1.ExecutionEvent) error {
+		return stream.Send(&kgwv1.WatchExecutionResponse{Event: ev})
+	})
+}
+
+// follow sends the events of execution id with seq > after until the
+// terminal event. Only the calling (handler) goroutine sends. A subscriber
+// that falls behind ends with the executor's *LaggingError, which becomes
+// RESOURCE_EXHAUSTED / WATCH_LAGGING naming the seq to resume after.
+//
+// For an execution already finished (ended), the subscription replays the
+// whole history and events up to after are skipped here: the history of a
+// finished execution always ends with its terminal event, so the stream ends
+// even when after is at or beyond it.
+func (s *executionService) follow(ctx context.Context, id string, after int64, ended bool, send func(*kgwv1.ExecutionEvent) error) error {
+	from := after
+	if ended {
+		from = 0
+	}
+	sub, err := s.exec.Subscribe(ctx, id, from)
+	if err != nil {
+		return executionNotFound(err, id)
+	}
+	defer sub.Close()
+	for {
+		ev, err := sub.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if ev.Seq <= after {
+			continue
+		}
+		pev, err := eventToProto(ev)
+		if err != nil {
+			return err
+		}
+		if err := send(pev); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *executionService) GetExecution(ctx context.Context, req *kgwv1.GetExecutionRequest) (*kgwv1.GetExecutionResponse, error) {
+	if err := checkExecutionID(req.GetExecutionId()); err != nil {
+		return nil, err
+	}
+	x, err := s.exec.Get(ctx, req.GetExecutionId())
+	if err != nil {
+		return nil, executionNotFound(err, req.GetExecutionId())
+	}
+	px, err := executionToProto(x)
+	if err != nil {
+		return nil, err
+	}
+	return &kgwv1.GetExecutionResponse{Execution: px}, nil
+}
+
+func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListExecutionsRequest) (*kgwv1.ListExecutionsResponse, error) {
+	var v validationErrors
+	if req.GetWorkflow() != "" {
+		validateWorkflowName(&v, "workflow", req.GetWorkflow())
+	}
+	if st := req.GetStatus(); st < kgwv1.ExecutionStatus_EXECUTION_STATUS_UNSPECIFIED || st > kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT {
+		v.add("status", "%d is not an execution status", int32(st))
+	}
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	limit, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus()))}
+	cursor, err := decodePageToken(s.pages, req.GetPageToken(), bind...)
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.ListExecutions(ctx, store.ExecutionQuery{
+		Workflow: req.GetWorkflow(),
+		Status:   store.ExecutionStatus(req.GetStatus()),
+		Page:     store.Page{After: cursor, Limit: limit},
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp := &kgwv1.ListExecutionsResponse{Executions: make([]*kgwv1.Execution, 0, len(items))}
+	for _, it := range items {
+		px, err := executionToProto(it)
+		if err != nil {
+			return nil, err
+		}
+		resp.Executions = append(resp.Executions, px)
+	}
+	if resp.NextPageToken, err = s.pages.Encode(next, bind...); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (s *executionService) CancelExecution(ctx context.Context, req *kgwv1.CancelExecutionRequest) (*kgwv1.CancelExecutionResponse, error) {
+	if err := checkExecutionID(req.GetExecutionId()); err != nil {
+		return nil, err
+	}
+	x, err := s.exec.Cancel(ctx, req.GetExecutionId())
+	if err != nil {
+		return nil, executionNotFound(err, req.GetExecutionId())
+	}
+	px, err := executionToProto(x)
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "execution cancelled", "execution_id", x.ID, "status", px.GetStatus().String())
+	return &kgwv1.CancelExecutionResponse{Execution: px}, nil
+}
+
+func validateExecutionID(v *validationErrors, id string) {
+	switch {
+	case id == "":
+		v.add("execution_id", "required")
+	case !executionIDRE.MatchString(id):
+		v.add("execution_id", "%q is not an execution id", clip(id))
+	}
+}
+
+func checkExecutionID(id string) error {
+	var v validationErrors
+	validateExecutionID(&v, id)
+	if len(v) > 0 {
+		return &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	return nil
+}
+
+func executionNotFound(err error, id string) error {
+	return notFound(err, ReasonExecutionNotFound, "execution '%s' not found", id)
+}

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/secrets"
+	"github.com/kailash-gateway/kgw/server/pagetoken"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// secretManager is the part of *secrets.Manager the secret service uses.
+// None of its methods returns a value.
+type secretManager interface {
+	Store(ctx context.Context, req secrets.StoreRequest) (*secrets.Metadata, error)
+	Get(ctx context.Context, name string) (*secrets.Metadata, error)
+	List(ctx context.Context, page store.Page) ([]*secrets.Metadata, string, error)
+	Delete(ctx context.Context, name string) error
+}
+
+// secretService implements kgw.v1.SecretService. Responses carry metadata
+// only; values go in (StoreSecret) and never come out.
+type secretService struct {
+	kgwv1.UnimplementedSecretServiceServer
+
+	secrets secretManager
+	pages   *pagetoken.Codec
+	log     *slog.Logger
+}
+
+const listSecretsScope = "kgw.v1.SecretService/ListSecrets"
+
+func (s *secretService) StoreSecret(ctx context.Context, req *kgwv1.StoreSecretRequest) (*kgwv1.StoreSecretResponse, error) {
+	var v validationErrors
+	if t := req.GetExpireTime(); t != nil && t.CheckValid() != nil {
+		v.add("expire_time", "malformed timestamp")
+	}
+	if d := req.GetTtl(); d != nil && d.CheckValid() != nil {
+		v.add("ttl", "malformed duration")
+	}
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	// Validation of name, value, expiry and hosts is the Manager's; its
+	// *secrets.ValidationError becomes INVALID_ARGUMENT in toStatus, and
+	// its descriptions never repeat any part of the value.
+	md, err := s.secrets.Store(ctx, secrets.StoreRequest{
+		Name:         req.GetName(),
+		Value:        structToMap(req.GetValue()),
+		ExpireTime:   timestampOrZero(req.GetExpireTime()),
+		TTL:          durationFromProto(req.GetTtl()),
+		Description:  req.GetDescription(),
+		AllowedHosts: req.GetAllowedHosts(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "secret stored", "secret", md.Name, "version", md.Version)
+	return &kgwv1.StoreSecretResponse{Secret: secretToProto(md)}, nil
+}
+
+func (s *secretService) GetSecret(ctx context.Context, req *kgwv1.GetSecretRequest) (*kgwv1.GetSecretResponse, error) {
+	if err := checkSecretName(req.GetName()); err != nil {
+		return nil, err
+	}
+	md, err := s.secrets.Get(ctx, req.GetName())
+	if err != nil {
+		return nil, notFound(err, ReasonSecretNotFound, "secret '%s' not found", req.GetName())
+	}
+	return &kgwv1.GetSecretResponse{Secret: secretToProto(md)}, nil
+}
+
+func (s *secretService) ListSecrets(ctx context.Context, req *kgwv1.ListSecretsRequest) (*kgwv1.ListSecretsResponse, error) {
+	limit, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := decodePageToken(s.pages, req.GetPageToken(), listSecretsScope)
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := s.secrets.List(ctx, store.Page{After: cursor, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	resp := &kgwv1.ListSecretsResponse{Secrets: make([]*kgwv1.Secret, 0, len(items))}
+	for _, md := range items {
+		resp.Secrets = append(resp.Secrets, secretToProto(md))
+	}
+	if resp.NextPageToken, err = s.pages.Encode(next, listSecretsScope); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (s *secretService) DeleteSecret(ctx context.Context, req *kgwv1.DeleteSecretRequest) (*kgwv1.DeleteSecretResponse, error) {
+	if err := checkSecretName(req.GetName()); err != nil {
+		return nil, err
+	}
+	if err := s.secrets.Delete(ctx, req.GetName()); err != nil {
+		return nil, notFound(err, ReasonSecretNotFound, "secret '%s' not found", req.GetName())
+	}
+	s.log.InfoContext(ctx, "secret deleted", "secret", req.GetName())
+	return &kgwv1.DeleteSecretResponse{}, nil
+}
+
+func checkSecretName(name string) error {
+	var v validationErrors
+	switch {
+	case name == "":
+		v.add("name", "required")
+	case !secrets.ValidName(name):
+		v.add("name", "%q is not a valid secret name: want a letter or digit, then up to 127 letters, digits, '_', '.' or '-'", clip(name))
+	}
+	if len(v) > 0 {
+		return &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	return nil
+}

@@ -1,0 +1,191 @@
+// Package server is the gRPC edge of the gateway: it implements the kgw.v1
+// services over the domain packages, converts between protobuf and domain
+// types, validates requests, and turns domain errors into gRPC statuses
+// (errors.go is the only place that builds a status).
+//
+// A Server also serves grpc.health.v1 and server reflection, recovers from
+// handler panics (the RPC gets INTERNAL, the server keeps serving), logs one
+// line per RPC with log/slog and records Prometheus metrics.
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/kailash-gateway/kgw/executor"
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/resources"
+	"github.com/kailash-gateway/kgw/secrets"
+	"github.com/kailash-gateway/kgw/server/pagetoken"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// Default message size limits.
+const (
+	DefaultMaxRecvMsgSize = 8 << 20
+	DefaultMaxSendMsgSize = 64 << 20
+)
+
+// Config configures a Server. Store is required; every other field has a
+// usable zero value.
+type Config struct {
+	// Store persists workflows, executions, secrets and named resources.
+	Store store.Store
+	// Executor runs workflows; nil leaves ExecutionService UNIMPLEMENTED.
+	Executor *executor.Executor
+	// Secrets stores and describes secrets; nil leaves SecretService
+	// UNIMPLEMENTED.
+	Secrets *secrets.Manager
+	// Broker reports pools and checks resources; nil makes ListPools and
+	// CheckResource answer UNIMPLEMENTED (named resources still work).
+	Broker *resources.Broker
+	// DisableInlineResources refuses inline resource specs in requests
+	// (only {"ref": name} is accepted), matching the broker's policy.
+	DisableInlineResources bool
+	// Logger receives request logs and internal errors; nil discards them.
+	Logger *slog.Logger
+	// Compile checks node code at registration; nil means CompileNode.
+	Compile CompileFunc
+	// PageTokenKey signs page tokens (at least 32 bytes). Nil picks a random
+	// key, so tokens do not survive a restart.
+	PageTokenKey []byte
+	// Metrics registers the gRPC request metrics; nil keeps them unregistered.
+	Metrics prometheus.Registerer
+	// MaxRecvMsgSize and MaxSendMsgSize bound message sizes in bytes;
+	// 0 means DefaultMaxRecvMsgSize / DefaultMaxSendMsgSize.
+	MaxRecvMsgSize int
+	MaxSendMsgSize int
+}
+
+// Server is the gateway's gRPC server. Its methods are safe for concurrent
+// use.
+type Server struct {
+	grpc    *grpc.Server
+	health  *health.Server
+	log     *slog.Logger
+	metrics *rpcMetrics
+}
+
+// serviceNames are the kgw.v1 services a Server registers, for health.
+var serviceNames = []string{
+	kgwv1.WorkflowService_ServiceDesc.ServiceName,
+	kgwv1.ExecutionService_ServiceDesc.ServiceName,
+	kgwv1.SecretService_ServiceDesc.ServiceName,
+	kgwv1.ResourceService_ServiceDesc.ServiceName,
+}
+
+// New builds a Server with every kgw.v1 service, health and reflection
+// registered. Services whose component is missing from cfg answer
+// UNIMPLEMENTED.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("server: Config.Store is required")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	key := cfg.PageTokenKey
+	if key == nil {
+		key = make([]byte, 32)
+		rand.Read(key)
+	}
+	pages, err := pagetoken.New(key)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	m, err := newRPCMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
+	recv, send := cfg.MaxRecvMsgSize, cfg.MaxSendMsgSize
+	if recv <= 0 {
+		recv = DefaultMaxRecvMsgSize
+	}
+	if send <= 0 {
+		send = DefaultMaxSendMsgSize
+	}
+
+	compile := cfg.Compile
+	if compile == nil {
+		compile = CompileNode
+	}
+
+	s := &Server{health: health.NewServer(), log: log, metrics: m}
+	s.grpc = grpc.NewServer(
+		grpc.MaxRecvMsgSize(recv),
+		grpc.MaxSendMsgSize(send),
+		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, unaryRecover),
+		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, streamRecover),
+	)
+
+	kgwv1.RegisterWorkflowServiceServer(s.grpc, &workflowService{
+		store: cfg.Store, compile: compile, pages: pages, log: log,
+	})
+	if cfg.Executor != nil {
+		kgwv1.RegisterExecutionServiceServer(s.grpc, &executionService{
+			store: cfg.Store, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log,
+		})
+	} else {
+		kgwv1.RegisterExecutionServiceServer(s.grpc, kgwv1.UnimplementedExecutionServiceServer{})
+	}
+	if cfg.Secrets != nil {
+		kgwv1.RegisterSecretServiceServer(s.grpc, &secretService{secrets: cfg.Secrets, pages: pages, log: log})
+	} else {
+		kgwv1.RegisterSecretServiceServer(s.grpc, kgwv1.UnimplementedSecretServiceServer{})
+	}
+	rs := &resourceService{store: cfg.Store, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log}
+	if cfg.Broker != nil {
+		rs.broker = cfg.Broker
+	}
+	kgwv1.RegisterResourceServiceServer(s.grpc, rs)
+
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range serviceNames {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	return s, nil
+}
+
+// RegisterService registers an additional service (before Serve). It makes
+// Server a grpc.ServiceRegistrar; the interceptors apply to it too.
+func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	s.grpc.RegisterService(desc, impl)
+}
+
+// Serve accepts connections on lis until Stop; it returns nil after a stop.
+func (s *Server) Serve(lis net.Listener) error {
+	if err := s.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+		return fmt.Errorf("serve gRPC: %w", err)
+	}
+	return nil
+}
+
+// Drain reports NOT_SERVING for every service through grpc.health.v1, so
+// load balancers stop sending new work. RPCs are still served.
+func (s *Server) Drain() {
+	s.health.Shutdown()
+}
+
+// Stop drains (see Drain), then stops gracefully: it waits for running RPCs
+// to finish, or until ctx is done, when it closes every connection. It
+// reports whether the stop was graceful. Stop blocks until the server has
+// stopped.
+func (s *Server) Stop(ctx context.Context) (graceful bool) {
+	s.Drain()
+	stop := context.AfterFunc(ctx, s.grpc.Stop)
+	s.grpc.GracefulStop()
+	return stop()
+}

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"fmt"
+	"regexp"
+	"sort"
+	"strings"
+
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/resources"
+	"github.com/kailash-gateway/kgw/resources/httppool"
+	"github.com/kailash-gateway/kgw/resources/postgres"
+	"github.com/kailash-gateway/kgw/resources/redis"
+	"github.com/kailash-gateway/kgw/secrets"
+)
+
+// Limits on execution requests.
+const (
+	maxRequestResources = 64
+	maxIdempotencyKey   = 256
+	maxExecutionIDLen   = 128
+)
+
+// namedResourceRE is the pattern of a named (server-side) resource.
+var namedResourceRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// validateNamedResourceName checks the name of a named resource in field.
+func validateNamedResourceName(v *validationErrors, field, name string) {
+	switch {
+	case name == "":
+		v.add(field, "required")
+	case !namedResourceRE.MatchString(name):
+		v.add(field, "%q is not a valid resource name: want [a-z0-9][a-z0-9_-]{0,62}", clip(name))
+	}
+}
+
+// validateRequestResources checks the resources map of an execution request.
+func validateRequestResources(v *validationErrors, res map[string]*kgwv1.ResourceSpec, inlineDisabled bool) {
+	if len(res) > maxRequestResources {
+		v.add("resources", "%d resources, at most %d allowed", len(res), maxRequestResources)
+		return
+	}
+	names := make([]string, 0, len(res))
+	for name := range res {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		field := fmt.Sprintf("resources[%q]", clip(name))
+		if !resourceNameRE.MatchString(name) {
+			v.add(field, "%q is not a valid resource name: want [a-z][a-z0-9_]{0,62}", clip(name))
+			continue
+		}
+		validateSpec(v, field, res[name], false, inlineDisabled)
+	}
+}
+
+// validateSpec checks a resource spec in field without connecting anywhere:
+// either ref alone, or a known type with a config that parses. A spec of a
+// named resource (named) may not use ref. With inlineDisabled, only ref is
+// accepted.
+func validateSpec(v *validationErrors, field string, s *kgwv1.ResourceSpec, named, inlineDisabled bool) {
+	if s == nil {
+		v.add(field, "required")
+		return
+	}
+	if s.GetRef() != "" {
+		if named {
+			v.add(field+".ref", "a named resource cannot refer to another one: give type, config and credentials_ref")
+			return
+		}
+		validateNamedResourceName(v, field+".ref", s.GetRef())
+		if s.GetType() != "" || len(s.GetConfig().GetFields()) > 0 || s.GetCredentialsRef() != "" || s.GetCredentialsKey() != "" {
+			v.add(field+".ref", "give ref or type/config/credentials_ref, not both")
+		}
+		return
+	}
+	if inlineDisabled && !named {
+		v.add(field, `inline resource specs are disabled on this gateway; use a named resource: {"ref": "name"}`)
+		return
+	}
+	config := structToMap(s.GetConfig())
+	var err error
+	switch s.GetType() {
+	case "":
+		v.add(field+".type", "required: database, cache or http_client (or give ref)")
+	case resources.TypeDatabase:
+		_, err = postgres.ParseConfig(config)
+	case resources.TypeCache:
+		_, err = redis.ParseConfig(config)
+	case resources.TypeHTTPClient:
+		_, err = httppool.ParseConfig(config)
+	default:
+		v.add(field+".type", "%q is not a resource type: want database, cache or http_client", clip(s.GetType()))
+	}
+	if err != nil {
+		// Config parse errors name keys and describe values; configs never
+		// hold credentials (those come from credentials_ref).
+		v.add(field+".config", "%s", strings.TrimSpace(err.Error()))
+	}
+	switch ref := s.GetCredentialsRef(); {
+	case ref == "" && s.GetCredentialsKey() != "":
+		v.add(field+".credentials_key", "needs credentials_ref")
+	case ref != "" && !secrets.ValidName(ref):
+		v.add(field+".credentials_ref", "%q is not a valid secret name", clip(ref))
+	}
+}

@@ -1,0 +1,97 @@
+package server
+
+import (
+	"context"
+	"log/slog"
+
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/server/pagetoken"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// workflowStore is the part of store.Store the workflow service uses.
+type workflowStore interface {
+	CreateWorkflowVersion(ctx context.Context, w *store.Workflow) (*store.Workflow, error)
+	GetWorkflow(ctx context.Context, name string, version int32) (*store.Workflow, error)
+	ListWorkflows(ctx context.Context, page store.Page) ([]*store.WorkflowSummary, string, error)
+	DeleteWorkflow(ctx context.Context, name string) error
+}
+
+// workflowService implements kgw.v1.WorkflowService.
+type workflowService struct {
+	kgwv1.UnimplementedWorkflowServiceServer
+
+	store   workflowStore
+	compile CompileFunc
+	pages   *pagetoken.Codec
+	log     *slog.Logger
+}
+
+const listWorkflowsScope = "kgw.v1.WorkflowService/ListWorkflows"
+
+func (s *workflowService) RegisterWorkflow(ctx context.Context, req *kgwv1.RegisterWorkflowRequest) (*kgwv1.RegisterWorkflowResponse, error) {
+	if err := validateWorkflow(req.GetWorkflow(), s.compile); err != nil {
+		return nil, err
+	}
+	stored, err := s.store.CreateWorkflowVersion(ctx, workflowFromProto(req.GetWorkflow()))
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "workflow registered", "workflow", stored.Name, "version", stored.Version, "nodes", len(stored.Nodes))
+	return &kgwv1.RegisterWorkflowResponse{Workflow: workflowToProto(stored)}, nil
+}
+
+func (s *workflowService) GetWorkflow(ctx context.Context, req *kgwv1.GetWorkflowRequest) (*kgwv1.GetWorkflowResponse, error) {
+	var v validationErrors
+	validateWorkflowName(&v, "name", req.GetName())
+	if req.GetVersion() < 0 {
+		v.add("version", "%d is negative: want 0 (latest) or a version number", req.GetVersion())
+	}
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	w, err := s.store.GetWorkflow(ctx, req.GetName(), req.GetVersion())
+	if err != nil {
+		if req.GetVersion() != 0 {
+			return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' version %d not found", req.GetName(), req.GetVersion())
+		}
+		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", req.GetName())
+	}
+	return &kgwv1.GetWorkflowResponse{Workflow: workflowToProto(w)}, nil
+}
+
+func (s *workflowService) ListWorkflows(ctx context.Context, req *kgwv1.ListWorkflowsRequest) (*kgwv1.ListWorkflowsResponse, error) {
+	limit, err := pageSize(req.GetPageSize())
+	if err != nil {
+		return nil, err
+	}
+	cursor, err := decodePageToken(s.pages, req.GetPageToken(), listWorkflowsScope)
+	if err != nil {
+		return nil, err
+	}
+	items, next, err := s.store.ListWorkflows(ctx, store.Page{After: cursor, Limit: limit})
+	if err != nil {
+		return nil, err
+	}
+	resp := &kgwv1.ListWorkflowsResponse{Workflows: make([]*kgwv1.WorkflowSummary, 0, len(items))}
+	for _, it := range items {
+		resp.Workflows = append(resp.Workflows, workflowSummaryToProto(it))
+	}
+	if resp.NextPageToken, err = s.pages.Encode(next, listWorkflowsScope); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+func (s *workflowService) DeleteWorkflow(ctx context.Context, req *kgwv1.DeleteWorkflowRequest) (*kgwv1.DeleteWorkflowResponse, error) {
+	var v validationErrors
+	validateWorkflowName(&v, "name", req.GetName())
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	if err := s.store.DeleteWorkflow(ctx, req.GetName()); err != nil {
+		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", req.GetName())
+	}
+	s.log.InfoContext(ctx, "workflow deleted", "workflow", req.GetName())
+	return &kgwv1.DeleteWorkflowResponse{}, nil
+}
