@@ -14,7 +14,7 @@ PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION := v1.9.4
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build generate check-generate lint test test-go test-clients bench tools deps clean
+.PHONY: run build generate check-generate lint test test-go test-python test-ts bench tools deps clean
 
 ## run: start the gateway on its embedded default (SQLite + key file in ./kgw-data, gRPC on 127.0.0.1:50051)
 run: build
@@ -72,15 +72,40 @@ deps:
 	@command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
 		{ echo "PostgreSQL server binaries (initdb, postgres) are missing: apt-get install postgresql"; exit 1; }
 
-## test: install what is missing, then run every test (Go, clients, examples)
-test: deps tools test-go
+PYCLIENT := $(CURDIR)/clients/python
+PYCLIENT_VENV := $(PYCLIENT)/.venv
 
+## test: install what is missing, then run every test (Go incl. examples, Python client, TypeScript client)
+test: deps tools build test-go test-python test-ts
+
+## test-go: Go unit and integration tests, the store conformance suites and the examples, with -race
 test-go:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
+
+$(PYCLIENT_VENV)/.installed: clients/python/pyproject.toml
+	python3 -m venv $(PYCLIENT_VENV)
+	$(PYCLIENT_VENV)/bin/pip install -q --upgrade pip
+	$(PYCLIENT_VENV)/bin/pip install -q '$(PYCLIENT)[dev]'
+	touch $@
+
+## test-python: the Python client (mypy --strict, unit tests, end to end against bin/kgw)
+test-python: build $(PYCLIENT_VENV)/.installed
+	$(PYCLIENT_VENV)/bin/pip install -q --no-deps --force-reinstall '$(PYCLIENT)'
+	cd $(PYCLIENT) && .venv/bin/mypy
+	cd $(PYCLIENT) && KGW_BINARY=$(BIN)/kgw .venv/bin/python -m pytest -q
+
+clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-lock.json
+	cd clients/ts && npm ci --no-audit --no-fund
+	touch $@
+
+## test-ts: the TypeScript client (tsc, unit tests, end to end against bin/kgw)
+test-ts: build clients/ts/node_modules/.installed
+	cd clients/ts && npm test
+	cd clients/ts && KGW_BINARY=$(BIN)/kgw npm run test:e2e
 
 ## bench: print benchmark figures next to their in-run baselines
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
 
 clean:
-	rm -rf $(BIN) $(VENV) tools/node_modules
+	rm -rf $(BIN) $(VENV) tools/node_modules $(PYCLIENT_VENV) clients/ts/node_modules clients/ts/dist clients/ts/gen

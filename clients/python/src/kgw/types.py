@@ -1,0 +1,406 @@
+"""Plain Python views of the gateway's messages.
+
+The client converts every response into these frozen dataclasses: statuses
+become lower-case strings (``"completed"``), Structs become dicts of plain
+values, Timestamps become aware UTC datetimes and Durations timedeltas.
+Each object keeps the message it was made from in ``proto`` for anything the
+view leaves out.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar
+
+from google.protobuf import message as _message
+
+from kgw._values import from_duration, from_struct, from_timestamp
+from kgw.v1 import execution_pb2, secret_pb2, workflow_pb2
+
+__all__ = [
+    "EventType",
+    "Execution",
+    "ExecutionError",
+    "ExecutionEvent",
+    "ExecutionStatus",
+    "NodeExecution",
+    "NodeStatus",
+    "Page",
+    "Secret",
+    "TERMINAL_STATUSES",
+    "WorkflowInfo",
+    "WorkflowSummary",
+]
+
+#: The status of an execution, as execute_workflow and get_execution report it.
+ExecutionStatus = Literal["pending", "running", "completed", "failed", "cancelled", "timed_out", "unspecified"]
+
+#: The status of one node of an execution.
+NodeStatus = Literal[
+    "pending", "running", "retrying", "completed", "failed", "skipped", "cancelled", "timed_out", "unspecified"
+]
+
+#: The kind of an execution event.
+EventType = Literal[
+    "execution_started",
+    "node_started",
+    "node_log",
+    "node_retrying",
+    "node_completed",
+    "node_failed",
+    "execution_completed",
+    "execution_failed",
+    "execution_cancelled",
+    "execution_timed_out",
+    "unknown",
+]
+
+#: Statuses after which an execution never changes again.
+TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "timed_out"})
+
+_T = TypeVar("_T")
+
+
+def _enum_name(prefix: str, name: str) -> str:
+    return name[len(prefix) :].lower() if name.startswith(prefix) else name.lower()
+
+
+def execution_status_name(value: int) -> ExecutionStatus:
+    """Returns the lower-case name of an ExecutionStatus enum value."""
+    name = execution_pb2.ExecutionStatus.Name(value) if value in execution_pb2.ExecutionStatus.values() else ""
+    text = _enum_name("EXECUTION_STATUS_", name) or "unspecified"
+    return text  # type: ignore[return-value]
+
+
+def execution_status_value(name: str) -> int:
+    """Returns the ExecutionStatus enum value for a lower-case name such as "failed"."""
+    try:
+        return execution_pb2.ExecutionStatus.Value("EXECUTION_STATUS_" + name.upper())
+    except ValueError:
+        raise ValueError(
+            f"unknown execution status {name!r}; use one of pending, running, completed, failed, cancelled, timed_out"
+        ) from None
+
+
+def _node_status_name(value: int) -> NodeStatus:
+    name = execution_pb2.NodeStatus.Name(value) if value in execution_pb2.NodeStatus.values() else ""
+    text = _enum_name("NODE_STATUS_", name) or "unspecified"
+    return text  # type: ignore[return-value]
+
+
+def _has(msg: _message.Message, name: str) -> bool:
+    return msg.HasField(name)
+
+
+@dataclass(frozen=True)
+class ExecutionError:
+    """Why a node or an execution failed."""
+
+    node_id: str
+    code: str
+    message: str
+    traceback: str
+
+    @classmethod
+    def from_proto(cls, msg: execution_pb2.ExecutionError) -> ExecutionError:
+        """Converts an ExecutionError message."""
+        return cls(node_id=msg.node_id, code=msg.code, message=msg.message, traceback=msg.traceback)
+
+    def __str__(self) -> str:
+        where = f"node {self.node_id!r}: " if self.node_id else ""
+        return f"{self.code}: {where}{self.message}"
+
+
+@dataclass(frozen=True)
+class NodeExecution:
+    """The state of one node within an execution."""
+
+    node_id: str
+    status: NodeStatus
+    attempts: int
+    start_time: datetime.datetime | None
+    end_time: datetime.datetime | None
+    duration: datetime.timedelta | None
+    error: ExecutionError | None
+
+    @classmethod
+    def from_proto(cls, msg: execution_pb2.NodeExecution) -> NodeExecution:
+        """Converts a NodeExecution message."""
+        return cls(
+            node_id=msg.node_id,
+            status=_node_status_name(msg.status),
+            attempts=msg.attempts,
+            start_time=from_timestamp(msg.start_time, _has(msg, "start_time")),
+            end_time=from_timestamp(msg.end_time, _has(msg, "end_time")),
+            duration=from_duration(msg.duration, _has(msg, "duration")),
+            error=ExecutionError.from_proto(msg.error) if _has(msg, "error") else None,
+        )
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One run of one workflow version: what ``execute_workflow`` returns.
+
+    ``result`` maps node id to that node's ``result`` dict, so
+    ``execution.result["query"]["message"]`` reads the ``message`` key of
+    node ``query``. A failed run has ``status == "failed"`` and an ``error``.
+    """
+
+    execution_id: str
+    workflow: str
+    version: int
+    status: ExecutionStatus
+    result: dict[str, dict[str, Any]]
+    error: ExecutionError | None
+    nodes: list[NodeExecution]
+    create_time: datetime.datetime | None
+    start_time: datetime.datetime | None
+    end_time: datetime.datetime | None
+    idempotency_key: str
+    proto: execution_pb2.Execution = field(repr=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        """The execution id (same as ``execution_id``)."""
+        return self.execution_id
+
+    @property
+    def done(self) -> bool:
+        """True when the execution has ended (completed, failed, cancelled or timed out)."""
+        return self.status in TERMINAL_STATUSES
+
+    @property
+    def succeeded(self) -> bool:
+        """True when every node completed."""
+        return self.status == "completed"
+
+    @classmethod
+    def from_proto(cls, msg: execution_pb2.Execution) -> Execution:
+        """Converts an Execution message."""
+        return cls(
+            execution_id=msg.id,
+            workflow=msg.workflow,
+            version=msg.version,
+            status=execution_status_name(msg.status),
+            result={node: from_struct(value) for node, value in msg.result.items()},
+            error=ExecutionError.from_proto(msg.error) if _has(msg, "error") else None,
+            nodes=[NodeExecution.from_proto(n) for n in msg.nodes],
+            create_time=from_timestamp(msg.create_time, _has(msg, "create_time")),
+            start_time=from_timestamp(msg.start_time, _has(msg, "start_time")),
+            end_time=from_timestamp(msg.end_time, _has(msg, "end_time")),
+            idempotency_key=msg.idempotency_key,
+            proto=msg,
+        )
+
+
+@dataclass(frozen=True)
+class ExecutionEvent:
+    """One step of an execution, as stream_workflow and watch_execution yield it.
+
+    ``type`` says what happened; the fields that apply to it are set and the
+    others are None:
+
+    ============================  ===================================================
+    type                          fields
+    ============================  ===================================================
+    execution_started             workflow, version, resumed
+    node_started                  node_id, attempt
+    node_log                      node_id, attempt, level, message, fields
+    node_retrying                 node_id, attempt, error, backoff
+    node_completed                node_id, attempt, result, duration
+    node_failed                   node_id, attempt, error
+    execution_completed / _failed execution (the final Execution); ``terminal`` is True
+    / _cancelled / _timed_out
+    ============================  ===================================================
+    """
+
+    execution_id: str
+    seq: int
+    time: datetime.datetime | None
+    type: EventType
+    node_id: str | None = None
+    attempt: int | None = None
+    workflow: str | None = None
+    version: int | None = None
+    resumed: bool | None = None
+    level: str | None = None
+    message: str | None = None
+    fields: dict[str, Any] | None = None
+    result: dict[str, Any] | None = None
+    error: ExecutionError | None = None
+    backoff: datetime.timedelta | None = None
+    duration: datetime.timedelta | None = None
+    execution: Execution | None = None
+    proto: execution_pb2.ExecutionEvent | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def terminal(self) -> bool:
+        """True for the last event of an execution (it carries ``execution``)."""
+        return self.type in ("execution_completed", "execution_failed", "execution_cancelled", "execution_timed_out")
+
+    @classmethod
+    def from_proto(cls, msg: execution_pb2.ExecutionEvent) -> ExecutionEvent:
+        """Converts an ExecutionEvent message."""
+        base: dict[str, Any] = {
+            "execution_id": msg.execution_id,
+            "seq": msg.seq,
+            "time": from_timestamp(msg.time, _has(msg, "time")),
+            "proto": msg,
+        }
+        kind = msg.WhichOneof("event")
+        if kind == "execution_started":
+            s = msg.execution_started
+            return cls(type="execution_started", workflow=s.workflow, version=s.version, resumed=s.resumed, **base)
+        if kind == "node_started":
+            ns = msg.node_started
+            return cls(type="node_started", node_id=ns.node_id, attempt=ns.attempt, **base)
+        if kind == "node_log":
+            lg = msg.node_log
+            return cls(
+                type="node_log",
+                node_id=lg.node_id,
+                attempt=lg.attempt,
+                level=_enum_name("LOG_LEVEL_", execution_pb2.LogLevel.Name(lg.level))
+                if lg.level in execution_pb2.LogLevel.values()
+                else "unspecified",
+                message=lg.message,
+                fields=from_struct(lg.fields),
+                **base,
+            )
+        if kind == "node_retrying":
+            r = msg.node_retrying
+            return cls(
+                type="node_retrying",
+                node_id=r.node_id,
+                attempt=r.attempt,
+                error=ExecutionError.from_proto(r.error) if r.HasField("error") else None,
+                backoff=from_duration(r.backoff, r.HasField("backoff")),
+                **base,
+            )
+        if kind == "node_completed":
+            c = msg.node_completed
+            return cls(
+                type="node_completed",
+                node_id=c.node_id,
+                attempt=c.attempt,
+                result=from_struct(c.result),
+                duration=from_duration(c.duration, c.HasField("duration")),
+                **base,
+            )
+        if kind == "node_failed":
+            f = msg.node_failed
+            return cls(
+                type="node_failed",
+                node_id=f.node_id,
+                attempt=f.attempt,
+                error=ExecutionError.from_proto(f.error) if f.HasField("error") else None,
+                **base,
+            )
+        if kind == "execution_completed":
+            return cls(type="execution_completed", execution=Execution.from_proto(msg.execution_completed.execution), **base)
+        if kind == "execution_failed":
+            return cls(type="execution_failed", execution=Execution.from_proto(msg.execution_failed.execution), **base)
+        if kind == "execution_cancelled":
+            return cls(type="execution_cancelled", execution=Execution.from_proto(msg.execution_cancelled.execution), **base)
+        if kind == "execution_timed_out":
+            return cls(type="execution_timed_out", execution=Execution.from_proto(msg.execution_timed_out.execution), **base)
+        return cls(type="unknown", **base)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """Metadata of one secret version. The value is never returned by the gateway."""
+
+    name: str
+    version: int
+    keys: list[str]
+    description: str
+    create_time: datetime.datetime | None
+    expire_time: datetime.datetime | None
+    allowed_hosts: list[str]
+
+    @classmethod
+    def from_proto(cls, msg: secret_pb2.Secret) -> Secret:
+        """Converts a Secret message."""
+        return cls(
+            name=msg.name,
+            version=msg.version,
+            keys=list(msg.keys),
+            description=msg.description,
+            create_time=from_timestamp(msg.create_time, msg.HasField("create_time")),
+            expire_time=from_timestamp(msg.expire_time, msg.HasField("expire_time")),
+            allowed_hosts=list(msg.allowed_hosts),
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowInfo:
+    """A stored workflow version, as register_workflow and get_workflow return it."""
+
+    name: str
+    version: int
+    description: str
+    node_ids: list[str]
+    timeout: datetime.timedelta | None
+    labels: dict[str, str]
+    create_time: datetime.datetime | None
+    proto: workflow_pb2.Workflow = field(repr=False, compare=False)
+
+    @classmethod
+    def from_proto(cls, msg: workflow_pb2.Workflow) -> WorkflowInfo:
+        """Converts a Workflow message."""
+        return cls(
+            name=msg.name,
+            version=msg.version,
+            description=msg.description,
+            node_ids=[n.id for n in msg.nodes],
+            timeout=from_duration(msg.timeout, msg.HasField("timeout")),
+            labels=dict(msg.labels),
+            create_time=from_timestamp(msg.create_time, msg.HasField("create_time")),
+            proto=msg,
+        )
+
+
+@dataclass(frozen=True)
+class WorkflowSummary:
+    """One entry of list_workflows."""
+
+    name: str
+    latest_version: int
+    description: str
+    node_count: int
+    required_resources: list[str]
+    labels: dict[str, str]
+    create_time: datetime.datetime | None
+
+    @classmethod
+    def from_proto(cls, msg: workflow_pb2.WorkflowSummary) -> WorkflowSummary:
+        """Converts a WorkflowSummary message."""
+        return cls(
+            name=msg.name,
+            latest_version=msg.latest_version,
+            description=msg.description,
+            node_count=msg.node_count,
+            required_resources=list(msg.required_resources),
+            labels=dict(msg.labels),
+            create_time=from_timestamp(msg.create_time, msg.HasField("create_time")),
+        )
+
+
+@dataclass(frozen=True)
+class Page(Generic[_T]):
+    """One page of a list RPC. Iterate it for the items; pass ``next_page_token``
+    as ``page_token`` to get the next page ("" means this was the last)."""
+
+    items: Sequence[_T]
+    next_page_token: str
+
+    def __iter__(self) -> Iterator[_T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
