@@ -27,19 +27,22 @@ func quickStartRegion(t *testing.T) string {
 	return strings.Join(lines, "\n")
 }
 
-// TestDocsQuickStart checks that the Go quick start in docs/clients.md is
-// the code TestEndToEnd runs.
+// TestDocsQuickStart checks that the Go quick starts in README.md and
+// docs/clients.md are the code TestEndToEnd runs.
 func TestDocsQuickStart(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "clients.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, rest, ok := strings.Cut(string(doc), "<!-- quickstart:go -->\n```go\n")
-	block, _, ok2 := strings.Cut(rest, "\n```")
-	if !ok || !ok2 {
-		t.Fatal("docs/clients.md lacks the <!-- quickstart:go --> block")
-	}
-	if want := quickStartRegion(t); block != want {
-		t.Errorf("docs/clients.md Go quick start differs from example_test.go:\n--- docs\n%s\n--- example_test.go\n%s", block, want)
+	want := quickStartRegion(t)
+	for _, path := range []string{"README.md", filepath.Join("docs", "clients.md")} {
+		doc, err := os.ReadFile(filepath.Join("..", "..", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rest, ok := strings.Cut(string(doc), "<!-- quickstart:go -->\n```go\n")
+		block, _, ok2 := strings.Cut(rest, "\n```")
+		if !ok || !ok2 {
+			t.Fatalf("%s lacks the <!-- quickstart:go --> block", path)
+		}
+		if block != want {
+			t.Errorf("%s Go quick start differs from example_test.go:\n--- docs\n%s\n--- example_test.go\n%s", path, block, want)
+		}
 	}
 }
