@@ -2,7 +2,9 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"testing"
@@ -115,3 +117,59 @@ func BenchmarkNoopDurable(b *testing.B) { benchNoop(b, true) }
 // BenchmarkNoopEphemeral: the same workflow with the journal disabled, on the
 // same kind of store (the baseline of BenchmarkNoopDurable).
 func BenchmarkNoopEphemeral(b *testing.B) { benchNoop(b, false) }
+
+// logLines is how many NODE_LOG events the watcher benchmark's node emits.
+const logLines = 500
+
+func benchEvents(b *testing.B, durable bool) {
+	e := executor.New(executor.Config{Store: openStore(b), Logger: slog.New(slog.DiscardHandler), SubscriberBuffer: 4 * logLines})
+	b.Cleanup(func() {
+		if err := e.Close(context.Background()); err != nil {
+			b.Errorf("Close: %v", err)
+		}
+	})
+	w := workflow("chatty", []store.Node{codeNode("n", fmt.Sprintf(`for i in range(%d):
+    logger.info("line", i = i)
+result = {}`, logLines))})
+	w.DisableJournal = !durable
+	req := &executor.Request{Workflow: w}
+	ctx := context.Background()
+	events := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		id, err := e.Start(ctx, req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		sub, err := e.Subscribe(ctx, id, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for {
+			ev, err := sub.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			if ev.Seq != int64(events%(logLines+4))+1 {
+				b.Fatalf("event seq %d out of order", ev.Seq)
+			}
+			events++
+		}
+		sub.Close()
+	}
+	if want := b.N * (logLines + 4); events != want {
+		b.Fatalf("watcher received %d events, want %d", events, want)
+	}
+	b.ReportMetric(float64(events)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkEventsToWatcherDurable: events per second delivered to one
+// watcher (Subscribe + Next) of a workflow whose node logs 500 lines,
+// journalled to SQLite (events reach watchers once journalled).
+func BenchmarkEventsToWatcherDurable(b *testing.B) { benchEvents(b, true) }
+
+// BenchmarkEventsToWatcherEphemeral: the same with the journal disabled.
+func BenchmarkEventsToWatcherEphemeral(b *testing.B) { benchEvents(b, false) }

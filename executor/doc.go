@@ -21,6 +21,35 @@
 // seq order; Execute and Cancel return only after the terminal state is
 // journalled.
 //
+// The create of a new execution travels through the journal writer too,
+// in the same write as its ExecutionStarted event (store.JournalBatch
+// Creates); its first node runs only once that write is committed. The
+// writer waits (at most a millisecond) while runs that will soon enqueue
+// are busy, so one commit carries the next step of every execution in
+// progress. Execution ids are time-ordered UUIDs (version 7), which keeps
+// the store's indexes appending instead of touching a random page per
+// execution.
+//
+// # Recovery
+//
+// A durable execution belongs to the process that runs it
+// (Config.Owner), which heart-beats in the store every
+// Config.HeartbeatInterval from New until Close. Recover, called once at
+// start-up, claims the unfinished executions of owners that stopped
+// heart-beating (Config.StaleAfter; with Config.RecoverAllOnStart, for a
+// store no other process uses, of every previous owner at once) and
+// resumes them: completed nodes keep their journalled results (pass-all
+// scopes are rebuilt from them) and are not run again; the other nodes,
+// including the one that was running, run, its attempts numbered on from
+// the journalled count (an interrupted attempt does not use up a retry);
+// seqs continue after the last journalled event, and an ExecutionStarted
+// event with Resumed set marks the resume. The workflow timeout counts from
+// the original start. After Recover the Executor repeats the claim every
+// Config.RecoveryInterval and deletes finished executions older than
+// Config.Retention. Close leaves interrupted durable executions unfinished
+// and without an owner, so that another replica can take them over at
+// once.
+//
 // Subscribe follows an execution from any seq. A subscriber has a bounded
 // buffer; one that falls behind is closed with ErrLagging, whose message says
 // from which seq to resume. Subscribers never slow an execution down.

@@ -62,4 +62,5 @@ var (
 	errWorkflowTimeout = errors.New("workflow timed out")
 	errNodeTimeout     = errors.New("node timed out")
 	errFailFast        = errors.New("another node failed")
+	errCrashed         = errors.New("executor crashed (test hook)")
 )

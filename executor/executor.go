@@ -3,7 +3,6 @@ package executor
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -32,6 +31,14 @@ const (
 	// DefaultWorkflowCacheEntries is the default of
 	// Config.WorkflowCacheEntries.
 	DefaultWorkflowCacheEntries = 1000
+	// DefaultHeartbeatInterval is the default of Config.HeartbeatInterval.
+	DefaultHeartbeatInterval = 5 * time.Second
+	// DefaultStaleAfter is the default of Config.StaleAfter.
+	DefaultStaleAfter = 30 * time.Second
+	// DefaultRecoveryInterval is the default of Config.RecoveryInterval.
+	DefaultRecoveryInterval = 15 * time.Second
+	// DefaultRetention is the default of Config.Retention.
+	DefaultRetention = 7 * 24 * time.Hour
 )
 
 // Retry defaults of DESIGN.md §3 and the size of the finished-run cache.
@@ -93,9 +100,32 @@ type Config struct {
 	WorkflowCacheEntries int
 	// Limits bound every node attempt; zero fields take the runtime defaults.
 	Limits node.Limits
-	// Owner identifies this process in the journal (Execution.Owner);
-	// default a random id.
+	// Owner identifies this process in the journal (Execution.Owner) and
+	// in heartbeats. It must be unique per process and must differ from
+	// the owner of any earlier process on the same store; the default
+	// (host name, process id and a random part) is.
 	Owner string
+	// HeartbeatInterval is how often the Executor records in the store
+	// that its owner is alive (default 5 s). Heart-beating starts in New.
+	HeartbeatInterval time.Duration
+	// StaleAfter is how long an owner may go without a heartbeat before
+	// other processes take over its unfinished executions (default 30 s).
+	// It must be well above HeartbeatInterval.
+	StaleAfter time.Duration
+	// RecoveryInterval is how often, after Recover, the Executor looks for
+	// unfinished executions of stale owners (default 15 s).
+	RecoveryInterval time.Duration
+	// RecoverAllOnStart makes the first Recover take over every unfinished
+	// execution of any other owner at once, without waiting for that owner
+	// to go stale. Set it when this process is the only user of its store
+	// (the embedded SQLite store), so that a restart resumes at once what
+	// the previous process left. Never set it on a store shared by
+	// replicas: it would take over executions that a live replica runs.
+	RecoverAllOnStart bool
+	// Retention is how long finished executions and their events are kept
+	// (default 7 days); a negative value keeps them forever. Deletion runs
+	// after Recover, periodically, and on DeleteExpired.
+	Retention time.Duration
 	// Logger receives node log lines and executor diagnostics
 	// (default slog.Default()).
 	Logger *slog.Logger
@@ -144,6 +174,14 @@ type Executor struct {
 	wg         sync.WaitGroup // runs
 	closeOnce  sync.Once
 
+	// Background loops (heartbeat; recovery and retention after Recover).
+	loopCtx    context.Context
+	loopCancel context.CancelFunc
+	loops      sync.WaitGroup
+	beating    chan struct{} // closed after the first heartbeat attempt
+	recovering sync.Once     // starts the maintenance loop
+	firstPass  bool          // guarded by mu: the first Recover has claimed
+
 	mu     sync.Mutex
 	closed bool
 	runs   map[string]*run // live and recently finished, by id
@@ -168,7 +206,19 @@ func New(cfg Config) *Executor {
 		cfg.WorkflowCacheEntries = DefaultWorkflowCacheEntries
 	}
 	if cfg.Owner == "" {
-		cfg.Owner = "kgw-" + rand.Text()[:12]
+		cfg.Owner = defaultOwner()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = DefaultStaleAfter
+	}
+	if cfg.RecoveryInterval <= 0 {
+		cfg.RecoveryInterval = DefaultRecoveryInterval
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -188,8 +238,14 @@ func New(cfg Config) *Executor {
 	}
 	e.progs.m = make(map[progKey]*node.Program)
 	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
+	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
+	e.beating = make(chan struct{})
 	if e.st != nil {
 		e.journal = newJournal(e.st, e.log)
+		e.loops.Add(1)
+		go e.heartbeatLoop()
+	} else {
+		close(e.beating)
 	}
 	return e
 }
@@ -256,12 +312,14 @@ func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, err
 	return x, nil
 }
 
-// Close stops accepting work (Start then fails with ErrClosed), lets running
-// executions finish until ctx ends, then interrupts the rest, and waits for
-// every goroutine of the Executor, including the journal writer. Durable runs
-// interrupted by Close are left unfinished in the journal, for recovery; the
-// others end CANCELLED. Close returns ctx's error if it had to interrupt runs.
-// It may be called more than once.
+// Close stops accepting work (Start then fails with ErrClosed), stops the
+// heartbeat, recovery and retention loops, lets running executions finish
+// until ctx ends, then interrupts the rest, and waits for every goroutine of
+// the Executor, including the journal writer. Durable runs interrupted by
+// Close are left unfinished in the journal without an owner, so that
+// recovery (of this store's next process, or at once of another replica)
+// resumes them; the others end CANCELLED. Close returns ctx's error if it
+// had to interrupt runs. It may be called more than once.
 func (e *Executor) Close(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
@@ -281,6 +339,7 @@ func (e *Executor) Close(ctx context.Context) error {
 		<-drained
 	}
 	e.baseCancel(ErrClosed)
+	e.stopLoops() // heart-beating until here keeps draining runs owned
 	e.closeOnce.Do(func() {
 		if e.journal != nil {
 			e.journal.close()
@@ -317,17 +376,47 @@ func (e *Executor) start(ctx context.Context, req *Request) (*run, string, error
 		key = req.Caller + "\x00" + req.IdempotencyKey
 	}
 
-	r := e.newRun(req, p)
+	if r := e.runFor(key); r != nil { // fast path: attach without building a run
+		return e.attach(ctx, r)
+	}
+	durable := e.st != nil && !req.Workflow.DisableJournal
+	if durable {
+		select { // executions are created only once the owner is heart-beating
+		case <-e.beating:
+		case <-ctx.Done():
+			return nil, "", fmt.Errorf("start execution: %w", ctx.Err())
+		}
+	}
+	r, prev, err := e.register(req, p, key, durable)
+	if err != nil {
+		return nil, "", err
+	}
+	if prev != nil {
+		return e.attach(ctx, prev)
+	}
+	return e.attach(ctx, r)
+}
+
+// register creates and begins the run of req, or returns the run that
+// already has its idempotency key (prev).
+func (e *Executor) register(req *Request, p *plan, key string, durable bool) (r, prev *run, err error) {
+	if durable {
+		// Tell the journal writer that this run's create is coming, so
+		// that it joins the commit of its concurrent peers.
+		e.journal.busy.Add(1)
+		defer e.journal.busy.Add(-1)
+	}
+	r = e.newRun(req, p)
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		r.stop()
-		return nil, "", fmt.Errorf("start execution: %w", ErrClosed)
+		return nil, nil, fmt.Errorf("start execution: %w", ErrClosed)
 	}
 	if prev := e.byKey[key]; key != "" && prev != nil {
 		e.mu.Unlock()
 		r.stop()
-		return e.attach(ctx, prev)
+		return nil, prev, nil
 	}
 	e.runs[r.id] = r
 	if key != "" {
@@ -336,41 +425,23 @@ func (e *Executor) start(ctx context.Context, req *Request) (*run, string, error
 	e.wg.Add(1)
 	e.mu.Unlock()
 
-	if r.durable {
-		if err := e.st.CreateExecution(ctx, r.snapshot()); err != nil {
-			r.createErr = fmt.Errorf("journal new execution: %w", err)
-			if key != "" && errors.Is(err, store.ErrAlreadyExists) {
-				if x, ferr := e.st.FindExecutionByIdempotencyKey(ctx, req.Caller, req.IdempotencyKey); ferr == nil {
-					r.redirect = x.ID
-				}
-			}
-			e.mu.Lock()
-			delete(e.runs, r.id)
-			if e.byKey[key] == r {
-				delete(e.byKey, key)
-			}
-			e.mu.Unlock()
-			r.mu.Lock()
-			r.err = r.createErr
-			r.ended = true
-			r.mu.Unlock()
-			close(r.created)
-			r.stop()
-			close(r.done)
-			e.wg.Done()
-			if r.redirect != "" {
-				return e.attachStored(ctx, r.redirect)
-			}
-			return nil, "", r.createErr
-		}
-	}
-	close(r.created)
+	r.begin()
 	go r.loop()
-	return r, r.id, nil
+	return r, nil, nil
 }
 
-// attach returns the run a duplicate request attaches to, once that run is
-// journalled.
+// runFor returns the run registered under an idempotency index key, or nil.
+func (e *Executor) runFor(key string) *run {
+	if key == "" {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.byKey[key]
+}
+
+// attach returns r once it is journalled (or the execution its duplicate
+// idempotency key led to). ctx bounds only the wait: r runs on regardless.
 func (e *Executor) attach(ctx context.Context, r *run) (*run, string, error) {
 	select {
 	case <-r.created:
@@ -451,11 +522,33 @@ func (e *Executor) workflowCache(name string) *node.WorkflowCache {
 	return c
 }
 
-// newID returns a random UUID (version 4).
+// idClock makes execution ids increase within the process.
+var idClock struct {
+	sync.Mutex
+	last int64 // last id's 48-bit millisecond time << 12 | 12-bit sequence
+}
+
+// newID returns a time-ordered UUID (version 7, RFC 9562): 48 bits of Unix
+// milliseconds, a 12-bit sequence that keeps ids of one millisecond in
+// order, and 62 random bits. Ordered ids keep the store's indexes on
+// execution ids appending at their right edge instead of touching a
+// random page per execution, which roughly halves the cost of the journal.
 func newID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	b[6] = b[6]&0x0f | 0x40
+	ts := time.Now().UnixMilli() << 12
+	idClock.Lock()
+	if ts <= idClock.last {
+		ts = idClock.last + 1 // same millisecond (or the clock stepped back)
+	}
+	idClock.last = ts
+	idClock.Unlock()
+	ms, seq := ts>>12, ts&0xfff
+	for i := range 6 {
+		b[i] = byte(ms >> (40 - 8*i))
+	}
+	b[6] = 0x70 | byte(seq>>8)
+	b[7] = byte(seq)
 	b[8] = b[8]&0x3f | 0x80
 	const hex = "0123456789abcdef"
 	var s [36]byte

@@ -4,16 +4,19 @@ import (
 	"context"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
 )
 
 // journalItem is one state transition of one run: an event with the node
-// states and execution header it changed.
+// states and execution header it changed, or the creation of the execution
+// with its first event.
 type journalItem struct {
 	run    *run
-	event  *store.Event
+	event  *store.Event     // nil for a header-only item
+	create *store.Execution // the whole new execution (then header and nodes are nil)
 	header *store.Execution
 	nodes  []store.NodeUpdate
 	wait   chan struct{} // closed after the item is written and published
@@ -31,12 +34,21 @@ type journal struct {
 	mu      sync.Mutex
 	queue   []*journalItem
 	closing bool
+	crashed bool          // test hook: drop every item unwritten, as a crash would
 	wake    chan struct{} // capacity 1
-	done    chan struct{}
+
+	// busy counts durable runs that may enqueue items soon: journalled,
+	// not yet finishing and not waiting for the journal.
+	busy atomic.Int64
+	done chan struct{}
 }
 
 // maxGroup bounds the items written in one transaction.
 const maxGroup = 1024
+
+// maxGatherDelay bounds how long the writer waits for busy runs to add to
+// a commit (see gather).
+const maxGatherDelay = time.Millisecond
 
 // writeTimeout bounds one WriteJournal call.
 const writeTimeout = 30 * time.Second
@@ -84,9 +96,21 @@ func (j *journal) loop() {
 			<-j.wake
 			continue
 		}
+		if len(items) < maxGroup && j.busy.Load() > 0 && !closing {
+			items = j.gather(items)
+		}
 		for rest := items; len(rest) > 0; {
 			n := min(len(rest), maxGroup)
-			j.write(rest[:n])
+			j.mu.Lock()
+			crashed := j.crashed
+			j.mu.Unlock()
+			if crashed {
+				for _, it := range rest[:n] {
+					j.finish(it, errCrashed)
+				}
+			} else {
+				j.write(rest[:n])
+			}
 			rest = rest[n:]
 		}
 	}
@@ -108,8 +132,54 @@ func (j *journal) write(items []*journalItem) {
 	}
 }
 
+// gather waits, at most maxGatherDelay, until no durable run is busy (each
+// waits for the journal or has ended), adding what they enqueue to items:
+// one commit then carries the next step of every execution in progress
+// instead of one commit per few of them.
+func (j *journal) gather(items []*journalItem) []*journalItem {
+	t := time.NewTimer(maxGatherDelay)
+	defer t.Stop()
+	for j.busy.Load() > 0 && len(items) < maxGroup {
+		select {
+		case <-j.wake:
+		case <-t.C:
+			return j.take(items)
+		}
+		items = j.take(items)
+	}
+	return items
+}
+
+// take appends the queued items to items and empties the queue.
+func (j *journal) take(items []*journalItem) []*journalItem {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	items = append(items, j.queue...)
+	j.queue = nil
+	return items
+}
+
+// crash makes the writer drop every item not yet being written.
+func (j *journal) crash() {
+	j.mu.Lock()
+	j.crashed = true
+	j.mu.Unlock()
+}
+
 func (j *journal) finish(it *journalItem, err error) {
-	it.run.journalled(it.event, err)
+	switch {
+	case it.create != nil && err != nil:
+		it.run.createErr = err // read by the run after wait is closed
+	case it.create != nil:
+		// The run is busy from now until it finishes (run.finish): it is
+		// counted before it can enqueue anything.
+		j.busy.Add(1)
+		it.run.journalled(it.event, nil)
+	case it.event != nil:
+		it.run.journalled(it.event, err)
+	case err != nil:
+		j.log.Error("journal write failed", "execution_id", it.run.id, "error", err)
+	}
 	if it.wait != nil {
 		close(it.wait)
 	}
@@ -119,17 +189,25 @@ func (j *journal) writeBatch(items []*journalItem) error {
 	b := &store.JournalBatch{Events: make([]*store.Event, 0, len(items))}
 	if len(items) == 1 {
 		it := items[0]
+		if it.create != nil {
+			b.Creates = []*store.Execution{it.create}
+		}
 		if it.header != nil {
 			b.Executions = []*store.Execution{it.header}
 		}
 		b.Nodes = it.nodes
-		b.Events = append(b.Events, it.event)
+		if it.event != nil {
+			b.Events = append(b.Events, it.event)
+		}
 	} else {
 		// Later states of the same execution or node replace earlier ones.
 		type nodeKey struct{ exec, node string }
 		headers := make(map[string]int)
 		nodes := make(map[nodeKey]int)
 		for _, it := range items {
+			if it.create != nil {
+				b.Creates = append(b.Creates, it.create)
+			}
 			if it.header != nil {
 				if k, ok := headers[it.header.ID]; ok {
 					b.Executions[k] = it.header
@@ -147,7 +225,9 @@ func (j *journal) writeBatch(items []*journalItem) error {
 					b.Nodes = append(b.Nodes, u)
 				}
 			}
-			b.Events = append(b.Events, it.event)
+			if it.event != nil {
+				b.Events = append(b.Events, it.event)
+			}
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)

@@ -3,9 +3,9 @@ package executor_test
 import (
 	"testing"
 
-	"go.uber.org/goleak"
+	"github.com/kailash-gateway/kgw/internal/testenv"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	testenv.Main(m)
 }

@@ -14,6 +14,7 @@ import (
 type plan struct {
 	nodes []planNode
 	roots []int // nodes without upstreams, in workflow order
+	topo  []int // every node, upstreams before downstreams
 	order []int // 0, 1, …, len(nodes)-1 (see self)
 }
 
@@ -106,6 +107,7 @@ func (e *Executor) plan(w *store.Workflow) (*plan, error) {
 	if len(queue) != len(p.nodes) {
 		return nil, fmt.Errorf("%w: the connections form a cycle", ErrInvalidWorkflow)
 	}
+	p.topo = queue
 	return p, nil
 }
 
@@ -178,6 +180,16 @@ func (c *programCache) compile(nodeID, code string) (*node.Program, error) {
 	c.m[k] = p
 	c.mu.Unlock()
 	return p, nil
+}
+
+// index returns the index of the node with id.
+func (p *plan) index(id string) (int, bool) {
+	for i := range p.nodes {
+		if p.nodes[i].def.ID == id {
+			return i, true
+		}
+	}
+	return 0, false
 }
 
 // self returns the one-element slice {i}, without allocating.

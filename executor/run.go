@@ -31,10 +31,12 @@ type run struct {
 	cancel    context.CancelCauseFunc
 	stopTimer context.CancelFunc
 
-	created   chan struct{} // closed once CreateExecution has answered
-	createErr error         // set before created is closed
-	redirect  string        // idempotency hit found in the store
-	done      chan struct{} // closed when the run has ended
+	journalledCreate chan struct{} // closed by the journal writer once the create is answered
+	created          chan struct{} // closed once the run is journalled, or failed to be
+	createErr        error         // set before created is closed
+	redirect         string        // idempotency hit found in the store
+	done             chan struct{} // closed when the run has ended
+	failedBefore     []int32       // resumed runs: failed attempts per node before the resume
 
 	mu      sync.Mutex
 	x       *store.Execution // live state
@@ -65,8 +67,10 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 		req:     req,
 		durable: e.st != nil && !w.DisableJournal,
 		redact:  noRedactor{},
-		created: make(chan struct{}),
-		done:    make(chan struct{}),
+
+		journalledCreate: make(chan struct{}),
+		created:          make(chan struct{}),
+		done:             make(chan struct{}),
 	}
 	if req.IdempotencyKey != "" {
 		r.key = req.Caller + "\x00" + req.IdempotencyKey
@@ -83,9 +87,7 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 	if r.timeout <= 0 {
 		r.timeout = DefaultWorkflowTimeout
 	}
-	ctx, cancel := context.WithCancelCause(e.baseCtx)
-	r.ctx, r.stopTimer = context.WithTimeoutCause(ctx, r.timeout, errWorkflowTimeout)
-	r.cancel = cancel
+	r.initContext(r.timeout)
 
 	states := make([]store.NodeState, len(p.nodes))
 	nodes := make([]*store.NodeState, len(p.nodes))
@@ -111,6 +113,13 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 		Owner:          e.cfg.Owner,
 	}
 	return r
+}
+
+// initContext derives the run's context, ending after timeout.
+func (r *run) initContext(timeout time.Duration) {
+	ctx, cancel := context.WithCancelCause(r.e.baseCtx)
+	r.ctx, r.stopTimer = context.WithTimeoutCause(ctx, timeout, errWorkflowTimeout)
+	r.cancel = cancel
 }
 
 // stop releases the run's contexts.
@@ -141,18 +150,36 @@ func (r *run) snapshot() *store.Execution {
 	return copyExecution(r.x)
 }
 
-// loop runs the execution from start to end. It is the run's goroutine.
-func (r *run) loop() {
-	r.cache = r.e.workflowCache(r.wf.Name)
+// begin marks the run started and emits ExecutionStarted; for a durable
+// run the same journal write creates the execution (journalledCreate is
+// closed when it is answered).
+func (r *run) begin() {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	now := r.e.now()
 	r.x.Status = store.ExecutionRunning
-	r.x.StartTime = now
-	r.commitLocked(&store.Event{
-		Kind: store.EventExecutionStarted, Time: now,
-		Workflow: r.wf.Name, Version: r.wf.Version,
-	}, nil, true, nil)
-	r.mu.Unlock()
+	r.x.CreateTime, r.x.StartTime = now, now
+	ev := &store.Event{Kind: store.EventExecutionStarted, Time: now, Workflow: r.wf.Name, Version: r.wf.Version}
+	if !r.durable {
+		r.commitLocked(ev, nil, false, nil)
+		close(r.journalledCreate)
+		return
+	}
+	r.seq++
+	ev.ExecutionID, ev.Seq = r.id, r.seq
+	r.e.journal.enqueue(&journalItem{run: r, event: ev, create: copyExecution(r.x), wait: r.journalledCreate})
+}
+
+// loop runs the execution from start to end. It is the run's goroutine.
+func (r *run) loop() {
+	defer r.e.wg.Done()
+	<-r.journalledCreate
+	if r.createErr != nil {
+		r.abandon()
+		return
+	}
+	close(r.created)
+	r.cache = r.e.workflowCache(r.wf.Name)
 
 	failure := r.schedule()
 	r.finish(failure)
@@ -160,7 +187,36 @@ func (r *run) loop() {
 	r.e.finished(r)
 	r.stop()
 	close(r.done)
-	r.e.wg.Done()
+}
+
+// abandon ends a run whose execution could not be journalled. If the
+// store refused it for a duplicate idempotency key, created leads to the
+// execution that has the key (redirect).
+func (r *run) abandon() {
+	err := r.createErr
+	if r.key != "" && errors.Is(err, store.ErrAlreadyExists) {
+		ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+		x, ferr := r.e.st.FindExecutionByIdempotencyKey(ctx, r.req.Caller, r.req.IdempotencyKey)
+		cancel()
+		if ferr == nil {
+			r.redirect = x.ID
+		}
+	}
+	r.createErr = fmt.Errorf("journal new execution: %w", err)
+	e := r.e
+	e.mu.Lock()
+	delete(e.runs, r.id)
+	if e.byKey[r.key] == r {
+		delete(e.byKey, r.key)
+	}
+	e.mu.Unlock()
+	r.mu.Lock()
+	r.err = r.createErr
+	r.endedLocked(r.createErr)
+	r.mu.Unlock()
+	close(r.created)
+	r.stop()
+	close(r.done)
 }
 
 // schedule runs the nodes as their upstreams complete and returns the
@@ -168,17 +224,15 @@ func (r *run) loop() {
 // goroutine is left.
 func (r *run) schedule() *outcome {
 	nodes := r.p.nodes
-	waiting := make([]int, len(nodes)) // upstreams not yet completed
-	for i := range nodes {
-		waiting[i] = nodes[i].indeg
-	}
 	results := make([]map[string]any, len(nodes))
 	passed := make([]map[string]any, len(nodes)) // received through pass-all
-	ready := append(make([]int, 0, len(nodes)), r.p.roots...)
+	waiting, ready, failure := r.resumePoint(results, passed)
+	if failure != nil {
+		return failure
+	}
 	outcomes := make(chan outcome, len(nodes)) // never blocks a node goroutine
 	limit := r.e.cfg.MaxParallelPerExecution
 	running := 0
-	var failure *outcome
 
 	for {
 		for failure == nil && r.ctx.Err() == nil && running < limit && len(ready) > 0 {
@@ -221,6 +275,63 @@ func (r *run) schedule() *outcome {
 	}
 }
 
+// resumePoint prepares scheduling from the journalled node states: the
+// results of completed nodes (and, in topological order, what they
+// received through pass-all connections), the count of upstreams each node
+// still waits for, and the nodes ready to run. For a new run no node is
+// completed and the roots are ready. A node journalled FAILED or TIMED_OUT
+// (a resumed run that crashed while failing) is returned as the failure.
+func (r *run) resumePoint(results, passed []map[string]any) (waiting, ready []int, failure *outcome) {
+	nodes := r.p.nodes
+	completed := make([]bool, len(nodes))
+	r.mu.Lock()
+	for i, s := range r.x.Nodes {
+		switch s.Status {
+		case store.NodeCompleted:
+			completed[i] = true
+			results[i] = s.Result
+			if results[i] == nil {
+				results[i] = map[string]any{}
+			}
+		case store.NodeFailed, store.NodeTimedOut:
+			if failure == nil {
+				xe := s.Error
+				if xe == nil {
+					xe = &store.ExecError{NodeID: s.NodeID, Code: CodeNodeError, Message: fmt.Sprintf("node '%s' failed", s.NodeID)}
+				}
+				failure = &outcome{i: i, err: xe}
+			}
+		}
+	}
+	r.mu.Unlock()
+	if failure != nil {
+		r.mu.Lock()
+		r.failed = nodes[failure.i].def.ID
+		r.mu.Unlock()
+		return nil, nil, failure
+	}
+	waiting = make([]int, len(nodes)) // upstreams not yet completed
+	for _, i := range r.p.topo {
+		if completed[i] {
+			if nodes[i].passAll {
+				_, passed[i], _ = r.scope(i, results, passed)
+			}
+			for _, d := range nodes[i].out {
+				waiting[d]--
+			}
+		}
+	}
+	for _, i := range r.p.topo {
+		waiting[i] += nodes[i].indeg
+	}
+	for i := range nodes {
+		if !completed[i] && waiting[i] == 0 {
+			ready = append(ready, i)
+		}
+	}
+	return waiting, ready, nil
+}
+
 // failFast records the node that failed the execution and cancels the rest.
 func (r *run) failFast(o *outcome) {
 	r.mu.Lock()
@@ -233,7 +344,14 @@ func (r *run) failFast(o *outcome) {
 // exhausted or the run is interrupted.
 func (r *run) runNode(i int, inputs map[string]any) outcome {
 	pn := &r.p.nodes[i]
-	for attempt := int32(1); ; attempt++ {
+	r.mu.Lock()
+	first := r.x.Nodes[i].Attempts + 1 // a resumed node continues its count
+	r.mu.Unlock()
+	var failed int32 // attempts that failed; an interrupted one does not count
+	if r.failedBefore != nil {
+		failed = r.failedBefore[i]
+	}
+	for attempt := first; ; attempt++ {
 		select {
 		case r.e.sem <- struct{}{}:
 		case <-r.ctx.Done():
@@ -251,7 +369,7 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			return r.interrupted(i, attempt)
 		}
 		xe := r.execError(pn, err, nodeTimeout)
-		if attempt >= pn.retry.MaxAttempts {
+		if failed++; failed >= pn.retry.MaxAttempts {
 			status := store.NodeFailed
 			if nodeTimeout {
 				status = store.NodeTimedOut
@@ -259,7 +377,7 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			r.nodeFailed(i, attempt, xe, status)
 			return outcome{i: i, err: xe}
 		}
-		wait := backoff(pn.retry, attempt)
+		wait := backoff(pn.retry, failed)
 		r.nodeRetrying(i, attempt, xe, wait)
 		t := time.NewTimer(wait)
 		select {
@@ -381,7 +499,7 @@ func (r *run) nodeStarted(i int, attempt int32) time.Time {
 	defer r.mu.Unlock()
 	now := r.e.now()
 	s := r.x.Nodes[i]
-	if attempt == 1 {
+	if s.StartTime.IsZero() {
 		s.StartTime = now
 	}
 	s.Status, s.Attempts, s.Error = store.NodeRunning, attempt, nil
@@ -469,6 +587,9 @@ func slogLevel(l store.LogLevel) slog.Level {
 // finish decides the final status, marks nodes that never ran SKIPPED and
 // emits the terminal event. It waits until that event is journalled.
 func (r *run) finish(failure *outcome) {
+	if r.durable {
+		r.e.journal.busy.Add(-1) // its next item is its last (see journal.finish)
+	}
 	r.mu.Lock()
 	now := r.e.now()
 	var cause error
@@ -503,9 +624,14 @@ func (r *run) finish(failure *outcome) {
 		}
 	case errors.Is(cause, ErrClosed):
 		if r.durable {
-			// Left unfinished in the journal: recovery resumes it.
+			// Left unfinished in the journal, without an owner, so that
+			// recovery (here after a restart, or by another replica at
+			// once) resumes it.
 			r.err = ErrClosed
 			r.closeSubsLocked(fmt.Errorf("execution %s: %w", r.id, ErrClosed))
+			h := *r.x
+			h.Nodes, h.Request, h.Owner = nil, store.ExecutionRequest{}, ""
+			r.e.journal.enqueue(&journalItem{run: r, header: &h})
 			r.mu.Unlock()
 			return
 		}

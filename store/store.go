@@ -60,11 +60,14 @@ type Store interface {
 	// ListExecutions returns executions newest first (by CreateTime, then ID),
 	// filtered by q, starting after the opaque cursor in q.Page.After.
 	ListExecutions(ctx context.Context, q ExecutionQuery) ([]*Execution, string, error)
-	// WriteJournal applies b atomically: execution header updates, node state
-	// upserts (a node not yet journalled is appended after the others) and
-	// appended events. An event whose (execution, seq) already exists fails
-	// the whole batch with ErrConflict; a write to an unknown execution fails
-	// it with ErrNotFound. Either way nothing of the batch is applied.
+	// WriteJournal applies b atomically, in this order: new executions
+	// (b.Creates, as by CreateExecution), execution header updates, node
+	// state upserts (a node not yet journalled is appended after the others)
+	// and appended events. A create that CreateExecution would refuse fails
+	// the whole batch with ErrAlreadyExists; an event whose (execution, seq)
+	// already exists fails it with ErrConflict; a write to an unknown
+	// execution fails it with ErrNotFound. Either way nothing of the batch is
+	// applied.
 	WriteJournal(ctx context.Context, b *JournalBatch) error
 	// ListEvents returns up to limit events of an execution with seq > afterSeq,
 	// in seq order (limit <= 0 means the backend's default, 1000). An unknown
@@ -279,6 +282,10 @@ type ExecutionQuery struct {
 
 // JournalBatch is a set of journal writes applied atomically.
 type JournalBatch struct {
+	// Creates are new executions, journalled as by CreateExecution (a zero
+	// CreateTime is set to now, in the Execution) before the rest of the
+	// batch, so that the batch may carry their first events.
+	Creates []*Execution
 	// Executions whose header fields (Status, Error, StartTime, EndTime, Owner)
 	// are updated. Request, Nodes and identity fields are ignored.
 	Executions []*Execution

@@ -39,35 +39,44 @@ const (
 
 // CreateExecution implements store.Store. A zero e.CreateTime is set to now.
 func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
+	// One implicit transaction, one round trip.
+	b := &pgx.Batch{}
+	if err := queueCreate(b, e); err != nil {
+		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+	}
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("postgres: create execution %s: %w", e.ID, translate(err))
+	}
+	return nil
+}
+
+// queueCreate queues the inserts of a new execution (1 + len(e.Nodes)
+// statements), setting a zero CreateTime to now.
+func queueCreate(b *pgx.Batch, e *store.Execution) error {
 	if e.CreateTime.IsZero() {
 		e.CreateTime = time.Unix(0, time.Now().UnixNano()).UTC()
 	}
 	req, err := codec.EncodeRequest(&e.Request)
 	if err != nil {
-		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+		return err
 	}
 	errJSON, err := codec.EncodeError(e.Error)
 	if err != nil {
-		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+		return err
 	}
-	// One implicit transaction, one round trip.
-	b := &pgx.Batch{}
 	b.Queue(sqlInsertExecution, e.ID, e.Workflow, e.Version, int32(e.Status), req, errJSON,
 		codec.Nanos(e.CreateTime), codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.IdempotencyKey, e.Caller, e.Owner)
 	for i, n := range e.Nodes {
 		nerr, err := codec.EncodeError(n.Error)
 		if err != nil {
-			return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+			return err
 		}
 		res, err := codec.EncodeMap(n.Result)
 		if err != nil {
-			return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
+			return err
 		}
 		b.Queue(sqlInsertNode, e.ID, n.NodeID, i, int32(n.Status), n.Attempts,
 			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), nerr, res)
-	}
-	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("postgres: create execution %s: %w", e.ID, translate(err))
 	}
 	return nil
 }
@@ -213,6 +222,11 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 // writing nodes or events of one, fails with store.ErrNotFound.
 func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	batch := &pgx.Batch{}
+	for _, e := range b.Creates {
+		if err := queueCreate(batch, e); err != nil {
+			return fmt.Errorf("postgres: write journal: create execution %s: %w", e.ID, err)
+		}
+	}
 	for _, e := range b.Executions {
 		errJSON, err := codec.EncodeError(e.Error)
 		if err != nil {
@@ -246,6 +260,13 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
 		defer br.Close()
+		for _, e := range b.Creates {
+			for range 1 + len(e.Nodes) {
+				if _, err := br.Exec(); err != nil {
+					return fmt.Errorf("create execution %s: %w", e.ID, translate(err))
+				}
+			}
+		}
 		for _, e := range b.Executions {
 			tag, err := br.Exec()
 			if err != nil {

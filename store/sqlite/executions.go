@@ -19,49 +19,66 @@ type querier interface {
 
 // CreateExecution implements store.Store. A zero e.CreateTime is set to now.
 func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
+	row, err := encodeCreate(e)
+	if err != nil {
+		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
+	}
+	if err := s.groupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		return s.insertCreate(ctx, tx, row)
+	}); err != nil {
+		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, translate(err))
+	}
+	return nil
+}
+
+// createRow is a new execution encoded for insertion.
+type createRow struct {
+	e        *store.Execution
+	req      string
+	errJSON  *string
+	nodeErrs []*string
+	nodeRes  []*string
+}
+
+// encodeCreate encodes e, setting a zero CreateTime to now.
+func encodeCreate(e *store.Execution) (*createRow, error) {
 	if e.CreateTime.IsZero() {
 		e.CreateTime = time.Unix(0, time.Now().UnixNano()).UTC()
 	}
-	req, err := codec.EncodeRequest(&e.Request)
-	if err != nil {
-		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
+	row := &createRow{e: e, nodeErrs: make([]*string, len(e.Nodes)), nodeRes: make([]*string, len(e.Nodes))}
+	var err error
+	if row.req, err = codec.EncodeRequest(&e.Request); err != nil {
+		return nil, err
 	}
-	errJSON, err := codec.EncodeError(e.Error)
-	if err != nil {
-		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
+	if row.errJSON, err = codec.EncodeError(e.Error); err != nil {
+		return nil, err
 	}
-	type nodeRow struct {
-		state        *store.NodeState
-		errJSON, res *string
-	}
-	nodes := make([]nodeRow, len(e.Nodes))
 	for i, n := range e.Nodes {
-		nodes[i].state = n
-		if nodes[i].errJSON, err = codec.EncodeError(n.Error); err != nil {
-			return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
+		if row.nodeErrs[i], err = codec.EncodeError(n.Error); err != nil {
+			return nil, err
 		}
-		if nodes[i].res, err = codec.EncodeMap(n.Result); err != nil {
-			return fmt.Errorf("sqlite: create execution %s: %w", e.ID, err)
+		if row.nodeRes[i], err = codec.EncodeMap(n.Result); err != nil {
+			return nil, err
 		}
 	}
-	err = s.groupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
-		if _, err := tx.StmtContext(ctx, s.insertExecution).ExecContext(ctx,
-			e.ID, e.Workflow, e.Version, int32(e.Status), req, errJSON,
-			codec.Nanos(e.CreateTime), codec.Nanos(e.StartTime), codec.Nanos(e.EndTime),
-			e.IdempotencyKey, e.Caller, e.Owner); err != nil {
+	return row, nil
+}
+
+// insertCreate inserts an encoded execution and its node states.
+func (s *Store) insertCreate(ctx context.Context, tx *sql.Tx, row *createRow) error {
+	e := row.e
+	if _, err := tx.StmtContext(ctx, s.insertExecution).ExecContext(ctx,
+		e.ID, e.Workflow, e.Version, int32(e.Status), row.req, row.errJSON,
+		codec.Nanos(e.CreateTime), codec.Nanos(e.StartTime), codec.Nanos(e.EndTime),
+		e.IdempotencyKey, e.Caller, e.Owner); err != nil {
+		return err
+	}
+	ins := tx.StmtContext(ctx, s.insertNode)
+	for i, n := range e.Nodes {
+		if _, err := ins.ExecContext(ctx, e.ID, n.NodeID, i, int32(n.Status), n.Attempts,
+			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), row.nodeErrs[i], row.nodeRes[i]); err != nil {
 			return err
 		}
-		ins := tx.StmtContext(ctx, s.insertNode)
-		for i, n := range nodes {
-			if _, err := ins.ExecContext(ctx, e.ID, n.state.NodeID, i, int32(n.state.Status), n.state.Attempts,
-				codec.Nanos(n.state.StartTime), codec.Nanos(n.state.EndTime), n.errJSON, n.res); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("sqlite: create execution %s: %w", e.ID, translate(err))
 	}
 	return nil
 }
@@ -211,6 +228,14 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 		ev   *store.Event
 		body string
 	}
+	creates := make([]*createRow, len(b.Creates))
+	for i, e := range b.Creates {
+		row, err := encodeCreate(e)
+		if err != nil {
+			return fmt.Errorf("sqlite: write journal: create execution %s: %w", e.ID, err)
+		}
+		creates[i] = row
+	}
 	execs := make([]execRow, len(b.Executions))
 	nodes := make([]nodeRow, len(b.Nodes))
 	events := make([]eventRow, len(b.Events))
@@ -237,6 +262,11 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 		}
 	}
 	err = s.groupTx(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		for _, row := range creates {
+			if err := s.insertCreate(ctx, tx, row); err != nil {
+				return fmt.Errorf("create execution %s: %w", row.e.ID, translate(err))
+			}
+		}
 		if len(execs) > 0 {
 			upd := tx.StmtContext(ctx, s.updateExecution)
 			for _, r := range execs {

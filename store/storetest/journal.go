@@ -94,6 +94,61 @@ func testJournalWrite(t *testing.T, s store.Store) {
 	must(t, "WriteJournal(empty)", s.WriteJournal(ctx, &store.JournalBatch{}))
 }
 
+// Executions created in a batch are inserted before the batch's other
+// writes, and a create that CreateExecution would refuse fails the batch.
+func testJournalCreate(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	a := sampleExecution("b1", at(0))
+	a.Status, a.StartTime, a.IdempotencyKey = store.ExecutionRunning, at(0), "key-b"
+	other := sampleExecution("b2", time.Time{})
+	started := &store.Event{ExecutionID: "b1", Seq: 1, Time: at(0), Kind: store.EventExecutionStarted, Workflow: "orders", Version: 2}
+	running := &store.NodeState{NodeID: "fetch", Status: store.NodeRunning, Attempts: 1, StartTime: at(time.Second)}
+	must(t, "WriteJournal with creates", s.WriteJournal(ctx, &store.JournalBatch{
+		Creates: []*store.Execution{a, other},
+		Nodes:   []store.NodeUpdate{{ExecutionID: "b1", State: running}},
+		Events: []*store.Event{started,
+			{ExecutionID: "b1", Seq: 2, Time: at(time.Second), Kind: store.EventNodeStarted, NodeID: "fetch", Attempt: 1}},
+	}))
+	if other.CreateTime.IsZero() {
+		t.Errorf("a zero CreateTime of a created execution was not set")
+	}
+	want := sampleExecution("b1", at(0))
+	want.Status, want.StartTime, want.IdempotencyKey = store.ExecutionRunning, at(0), "key-b"
+	want.Nodes[0] = running
+	got, err := s.GetExecution(ctx, "b1")
+	must(t, "GetExecution", err)
+	if d := diff(want, got); d != "" {
+		t.Errorf("created in a batch (-want +got):\n%s", d)
+	}
+	events, err := s.ListEvents(ctx, "b1", 0, 0)
+	must(t, "ListEvents", err)
+	if len(events) != 2 || events[0].Kind != store.EventExecutionStarted {
+		t.Errorf("events of an execution created in a batch: %d, want 2 starting with ExecutionStarted", len(events))
+	}
+	if _, err := s.GetExecution(ctx, "b2"); err != nil {
+		t.Errorf("second execution of the batch: %v", err)
+	}
+
+	dupKey := sampleExecution("b3", at(time.Minute))
+	dupKey.IdempotencyKey = "key-b"
+	refused := map[string]*store.Execution{"duplicate id": sampleExecution("b1", at(time.Minute)), "duplicate idempotency key": dupKey}
+	for name, e := range refused {
+		err := s.WriteJournal(ctx, &store.JournalBatch{
+			Creates: []*store.Execution{sampleExecution("b4", at(time.Minute)), e},
+			Events:  []*store.Event{{ExecutionID: "b2", Seq: 1, Time: at(time.Minute), Kind: store.EventExecutionStarted}},
+		})
+		wantErr(t, "WriteJournal creating an execution with a "+name, err, store.ErrAlreadyExists)
+	}
+	for _, id := range []string{"b3", "b4"} {
+		if _, err := s.GetExecution(ctx, id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("GetExecution(%s) after refused batches = %v, want ErrNotFound", id, err)
+		}
+	}
+	if events, err := s.ListEvents(ctx, "b2", 0, 0); err != nil || len(events) != 0 {
+		t.Errorf("refused batches appended %d events (error %v), want 0", len(events), err)
+	}
+}
+
 func testJournalConflict(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	must(t, "CreateExecution", s.CreateExecution(ctx, sampleExecution("c1", at(0))))

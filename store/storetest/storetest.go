@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"Execution/IdempotencyKeyPerCaller", testExecutionIdempotency},
 		{"Execution/ListNewestFirstFilteredPaged", testExecutionList},
 		{"Journal/WriteAndListEvents", testJournalWrite},
+		{"Journal/CreateInBatch", testJournalCreate},
 		{"Journal/DuplicateSeqAppliesNothing", testJournalConflict},
 		{"Journal/UnknownExecution", testJournalUnknownExecution},
 		{"Journal/ConcurrentWritersConflictIndividually", testConcurrentJournalWriters},

@@ -1,0 +1,354 @@
+package executor
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// retentionInterval is how often the maintenance loop deletes expired
+// executions.
+const retentionInterval = 10 * time.Minute
+
+// defaultOwner returns an owner id unique to this process: host name,
+// process id and a random part (a restarted process on the same host may
+// reuse its pid).
+func defaultOwner() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "kgw"
+	}
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), rand.Text()[:8])
+}
+
+// heartbeatLoop records every Config.HeartbeatInterval that the owner is
+// alive, starting at once; beating is closed after the first attempt.
+func (e *Executor) heartbeatLoop() {
+	defer e.loops.Done()
+	t := time.NewTicker(e.cfg.HeartbeatInterval)
+	defer t.Stop()
+	first := true
+	for {
+		if err := e.heartbeat(e.loopCtx); err != nil && e.loopCtx.Err() == nil {
+			e.log.Error("executor heartbeat failed; other replicas may take over this process's executions",
+				"owner", e.cfg.Owner, "error", err)
+		}
+		if first {
+			close(e.beating)
+			first = false
+		}
+		select {
+		case <-t.C:
+		case <-e.loopCtx.Done():
+			return
+		}
+	}
+}
+
+// heartbeat records that the owner is alive now.
+func (e *Executor) heartbeat(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.HeartbeatInterval)
+	defer cancel()
+	return e.st.Heartbeat(ctx, e.cfg.Owner, e.now())
+}
+
+// stopLoops stops the heartbeat and maintenance loops and waits for them.
+func (e *Executor) stopLoops() {
+	e.loopCancel()
+	e.loops.Wait()
+}
+
+// Recover resumes the unfinished executions of the store that no live
+// process runs, and returns how many it resumed. It is what a gateway
+// calls once at start-up, after New and before serving:
+//
+//   - it heart-beats, then claims (store.ClaimExecutions) every unfinished
+//     execution whose owner has not heart-beaten for Config.StaleAfter, or
+//     with Config.RecoverAllOnStart (first call only) of any other owner;
+//   - each claimed execution resumes: completed nodes keep their journalled
+//     results and are not run again, the others (including the one that was
+//     running) run, event seqs continue after the last journalled one, and
+//     an ExecutionStarted event with Resumed set is emitted. An execution
+//     whose workflow version no longer exists fails with an error saying
+//     so;
+//   - the first call deletes expired executions (Config.Retention) and
+//     starts a loop, stopped by Close, that repeats the claim every
+//     Config.RecoveryInterval (taking over executions of replicas that
+//     died) and the deletion every 10 minutes.
+//
+// Without a store Recover does nothing. After Close it fails with
+// ErrClosed. Errors of single executions are logged and the execution is
+// left for a later attempt; the error returned is that of the claim.
+func (e *Executor) Recover(ctx context.Context) (int, error) {
+	if e.st == nil {
+		return 0, nil
+	}
+	e.mu.Lock()
+	closed, all := e.closed, e.cfg.RecoverAllOnStart && !e.firstPass
+	e.firstPass = true
+	e.mu.Unlock()
+	if closed {
+		return 0, fmt.Errorf("recover: %w", ErrClosed)
+	}
+	n, err := e.recoverPass(ctx, all)
+	e.recovering.Do(func() {
+		if _, err := e.DeleteExpired(ctx); err != nil {
+			e.log.Error("deleting expired executions failed", "error", err)
+		}
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		if !e.closed { // Close waits for loops started before it set closed
+			e.loops.Add(1)
+			go e.maintenanceLoop()
+		}
+	})
+	return n, err
+}
+
+// maintenanceLoop repeats recovery and retention until Close.
+func (e *Executor) maintenanceLoop() {
+	defer e.loops.Done()
+	recovery := time.NewTicker(e.cfg.RecoveryInterval)
+	defer recovery.Stop()
+	retention := time.NewTicker(retentionInterval)
+	defer retention.Stop()
+	for {
+		select {
+		case <-recovery.C:
+			if _, err := e.recoverPass(e.loopCtx, false); err != nil && e.loopCtx.Err() == nil {
+				e.log.Error("recovering executions failed", "error", err)
+			}
+		case <-retention.C:
+			if _, err := e.DeleteExpired(e.loopCtx); err != nil && e.loopCtx.Err() == nil {
+				e.log.Error("deleting expired executions failed", "error", err)
+			}
+		case <-e.loopCtx.Done():
+			return
+		}
+	}
+}
+
+// DeleteExpired deletes the finished executions (with their events) that
+// ended more than Config.Retention ago and returns how many it deleted.
+// The Executor calls it periodically after Recover; with a negative
+// Retention or without a store it does nothing.
+func (e *Executor) DeleteExpired(ctx context.Context) (int, error) {
+	if e.st == nil || e.cfg.Retention < 0 {
+		return 0, nil
+	}
+	n, err := e.st.DeleteExecutionsBefore(ctx, e.now().Add(-e.cfg.Retention))
+	if err != nil {
+		return 0, fmt.Errorf("delete expired executions: %w", err)
+	}
+	if n > 0 {
+		e.log.Info("deleted expired executions", "count", n, "retention", e.cfg.Retention)
+	}
+	return n, nil
+}
+
+// recoverPass heart-beats, claims and resumes. With all, executions of
+// every owner that has not heart-beaten since this one did are claimed.
+func (e *Executor) recoverPass(ctx context.Context, all bool) (int, error) {
+	now := e.now()
+	if err := e.st.Heartbeat(ctx, e.cfg.Owner, now); err != nil {
+		return 0, fmt.Errorf("recover: %w", err)
+	}
+	staleBefore := now.Add(-e.cfg.StaleAfter)
+	if all {
+		staleBefore = now // this owner's heartbeat is at now: not stale
+	}
+	claimed, err := e.st.ClaimExecutions(ctx, e.cfg.Owner, staleBefore)
+	if err != nil {
+		return 0, fmt.Errorf("recover: %w", err)
+	}
+	n := 0
+	for _, x := range claimed {
+		if e.lookup(x.ID) != nil {
+			continue // runs here already
+		}
+		started, err := e.resume(ctx, x)
+		if err != nil {
+			e.log.Error("resuming execution failed; it is left for a later attempt",
+				"execution_id", x.ID, "workflow", x.Workflow, "version", x.Version, "error", err)
+			e.release(x)
+			continue
+		}
+		if started {
+			n++
+		}
+	}
+	if len(claimed) > 0 {
+		e.log.Info("recovered executions", "claimed", len(claimed), "resumed", n, "owner", e.cfg.Owner)
+	}
+	return n, nil
+}
+
+// release gives up the ownership of a claimed execution that could not be
+// resumed, so that a later pass (of any process) claims it again.
+func (e *Executor) release(x *store.Execution) {
+	h := *x
+	h.Nodes, h.Request, h.Owner = nil, store.ExecutionRequest{}, ""
+	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
+	defer cancel()
+	if err := e.st.WriteJournal(ctx, &store.JournalBatch{Executions: []*store.Execution{&h}}); err != nil {
+		e.log.Error("releasing execution failed", "execution_id", x.ID, "error", err)
+	}
+}
+
+// resume starts a run for the claimed execution x from its journal. It
+// reports false when x cannot run any more and was failed instead.
+func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error) {
+	events, err := e.loadEvents(ctx, x.ID)
+	if err != nil {
+		return false, err
+	}
+	w, err := e.st.GetWorkflow(ctx, x.Workflow, x.Version)
+	if errors.Is(err, store.ErrNotFound) {
+		return false, e.failUnresumable(ctx, x, events, fmt.Sprintf(
+			"cannot resume execution after a restart: workflow '%s' version %d was deleted", x.Workflow, x.Version))
+	}
+	if err != nil {
+		return false, fmt.Errorf("load workflow %s v%d: %w", x.Workflow, x.Version, err)
+	}
+	p, err := e.plan(w)
+	if err != nil {
+		return false, e.failUnresumable(ctx, x, events, fmt.Sprintf(
+			"cannot resume execution after a restart: workflow '%s' version %d: %v", x.Workflow, x.Version, err))
+	}
+	req := &Request{
+		Workflow:       w,
+		Parameters:     x.Request.Parameters,
+		Context:        x.Request.Context,
+		Resources:      x.Request.Resources,
+		Timeout:        x.Request.Timeout,
+		IdempotencyKey: x.IdempotencyKey,
+		Caller:         x.Caller,
+	}
+	r := e.newRun(req, p)
+	r.stop() // replaced below: the deadline counts from the original start
+	r.id = x.ID
+	start := x.StartTime
+	if start.IsZero() {
+		start = x.CreateTime
+	}
+	r.initContext(r.timeout - e.now().Sub(start)) // the time before the crash counts
+
+	// The journalled state, in workflow order.
+	byID := make(map[string]*store.NodeState, len(x.Nodes))
+	for _, s := range x.Nodes {
+		byID[s.NodeID] = s
+	}
+	r.failedBefore = make([]int32, len(p.nodes))
+	for i := range p.nodes {
+		if s := byID[p.nodes[i].def.ID]; s != nil {
+			c := *s
+			r.x.Nodes[i] = &c
+		}
+	}
+	for _, ev := range events {
+		if ev.Kind == store.EventNodeRetrying {
+			if i, ok := p.index(ev.NodeID); ok {
+				r.failedBefore[i]++
+			}
+		}
+	}
+	r.x.ID, r.x.Status, r.x.Owner = x.ID, store.ExecutionRunning, e.cfg.Owner
+	r.x.CreateTime, r.x.StartTime = x.CreateTime, start
+	r.x.Request = x.Request
+	r.history = events
+	for _, ev := range events {
+		r.seq = max(r.seq, ev.Seq)
+	}
+	if len(events) > 0 && int64(len(events)) != r.seq {
+		e.log.Warn("journalled events of a resumed execution have gaps", "execution_id", x.ID,
+			"events", len(events), "last_seq", r.seq)
+	}
+	close(r.journalledCreate) // nothing to create: loop closes created
+
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		r.stop()
+		return false, fmt.Errorf("resume: %w", ErrClosed)
+	}
+	if prev := e.runs[r.id]; prev != nil {
+		e.mu.Unlock()
+		r.stop()
+		return false, nil
+	}
+	e.runs[r.id] = r
+	if r.key != "" {
+		e.byKey[r.key] = r
+	}
+	e.wg.Add(1)
+	e.mu.Unlock()
+
+	if r.durable {
+		e.journal.busy.Add(1) // until run.finish
+	}
+	r.mu.Lock()
+	r.commitLocked(&store.Event{
+		Kind: store.EventExecutionStarted, Time: e.now(),
+		Workflow: w.Name, Version: w.Version, Resumed: true,
+	}, nil, true, nil)
+	r.mu.Unlock()
+	go r.loop()
+	return true, nil
+}
+
+// loadEvents reads every journalled event of an execution.
+func (e *Executor) loadEvents(ctx context.Context, id string) ([]*store.Event, error) {
+	const page = 1000
+	var out []*store.Event
+	var after int64
+	for {
+		evs, err := e.st.ListEvents(ctx, id, after, page)
+		if err != nil {
+			return nil, fmt.Errorf("load events of %s: %w", id, err)
+		}
+		out = append(out, evs...)
+		if len(evs) < page {
+			return out, nil
+		}
+		after = evs[len(evs)-1].Seq
+	}
+}
+
+// failUnresumable ends a claimed execution that cannot run any more with
+// a FAILED terminal event carrying msg.
+func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, events []*store.Event, msg string) error {
+	var seq int64
+	for _, ev := range events {
+		seq = max(seq, ev.Seq)
+	}
+	now := e.now()
+	final := *x
+	final.Nodes = make([]*store.NodeState, len(x.Nodes))
+	b := &store.JournalBatch{}
+	for i, s := range x.Nodes {
+		c := *s
+		if c.Status != store.NodeCompleted && c.Status != store.NodeFailed && c.Status != store.NodeTimedOut {
+			c.Status = store.NodeSkipped
+			b.Nodes = append(b.Nodes, store.NodeUpdate{ExecutionID: x.ID, State: &c})
+		}
+		final.Nodes[i] = &c
+	}
+	final.Status, final.EndTime, final.Owner = store.ExecutionFailed, now, e.cfg.Owner
+	final.Error = &store.ExecError{Code: CodeNodeError, Message: msg}
+	h := final
+	h.Nodes, h.Request = nil, store.ExecutionRequest{}
+	b.Executions = []*store.Execution{&h}
+	b.Events = []*store.Event{{
+		ExecutionID: x.ID, Seq: seq + 1, Time: now, Kind: store.EventExecutionFailed, Execution: &final,
+	}}
+	if err := e.st.WriteJournal(ctx, b); err != nil {
+		return fmt.Errorf("fail execution %s: %w", x.ID, err)
+	}
+	e.log.Error("execution failed at recovery", "execution_id", x.ID, "error", msg)
+	return nil
+}
