@@ -103,9 +103,9 @@ test-ts: build clients/ts/node_modules/.installed
 	cd clients/ts && npm test
 	cd clients/ts && KGW_BINARY=$(BIN)/kgw npm run test:e2e
 
-## bench: print benchmark figures next to their in-run baselines
-bench:
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./...
+## bench: run the benchmarks, then print each scenario next to its baseline from the same run, as a ratio
+bench: deps
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchtime 2s -timeout 30m ./... | $(GO) run ./internal/benchreport
 
 clean:
 	rm -rf $(BIN) $(VENV) tools/node_modules $(PYCLIENT_VENV) clients/ts/node_modules clients/ts/dist clients/ts/gen

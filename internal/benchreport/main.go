@@ -1,0 +1,177 @@
+// Command benchreport reads `go test -bench` output on stdin, echoes it, and
+// then prints each fixed scenario of `make bench` next to the baseline that
+// was measured in the same run, as a ratio, with the target it should meet.
+//
+// Usage: go test -run '^$' -bench . ./... | go run ./internal/benchreport
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// result is one benchmark line: its metrics by unit (ns/op, execs/s, …).
+type result map[string]float64
+
+// results maps "package.BenchmarkName" (without the -GOMAXPROCS suffix) to
+// its metrics.
+type results map[string]result
+
+// parse reads benchmark output, copying every line to echo.
+func parse(r io.Reader, echo io.Writer) (results, error) {
+	out := results{}
+	pkg := ""
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintln(echo, line)
+		if p, ok := strings.CutPrefix(line, "pkg: "); ok {
+			pkg = strings.TrimSpace(p)
+			continue
+		}
+		if !strings.HasPrefix(line, "Benchmark") {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) < 4 {
+			continue
+		}
+		name := f[0]
+		if i := strings.LastIndex(name, "-"); i > 0 {
+			if _, err := strconv.Atoi(name[i+1:]); err == nil {
+				name = name[:i]
+			}
+		}
+		m := result{}
+		for i := 2; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				break
+			}
+			m[f[i+1]] = v
+		}
+		out[pkg[strings.LastIndex(pkg, "/")+1:]+"."+name] = m
+	}
+	return out, sc.Err()
+}
+
+// scenario is one line of the report.
+type scenario struct {
+	name string
+	// report computes the figure and whether it meets the target; ok is
+	// false when a benchmark it needs did not run.
+	report func(results) (figure string, target string, met, ok bool)
+}
+
+func nsPerOp(rs results, key string) (float64, bool) {
+	r, ok := rs[key]
+	if !ok {
+		return 0, false
+	}
+	v, ok := r["ns/op"]
+	return v, ok && v > 0
+}
+
+// ratio reports candidate throughput as a fraction of the baseline's, both
+// measured as ns/op in the same run.
+func ratio(baseline, candidate string, min float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		b, ok1 := nsPerOp(rs, baseline)
+		c, ok2 := nsPerOp(rs, candidate)
+		if !ok1 || !ok2 {
+			return "", "", false, false
+		}
+		r := b / c
+		fig := fmt.Sprintf("%.2f× (%s/op vs baseline %s/op)", r, dur(c), dur(b))
+		return fig, fmt.Sprintf("≥ %.2f×", min), r >= min, true
+	}
+}
+
+// overhead reports candidate minus baseline latency.
+func overhead(baseline, candidate string, maxNs float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		b, ok1 := nsPerOp(rs, baseline)
+		c, ok2 := nsPerOp(rs, candidate)
+		if !ok1 || !ok2 {
+			return "", "", false, false
+		}
+		d := c - b
+		fig := fmt.Sprintf("%s (%s/op vs runtime alone %s/op)", dur(d), dur(c), dur(b))
+		return fig, "≤ " + dur(maxNs), d <= maxNs, true
+	}
+}
+
+// rate reports a throughput metric of candidate next to the same metric of
+// baseline; it has no target.
+func rate(candidate, baseline, unit string) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		c, ok1 := rs[candidate][unit]
+		b, ok2 := rs[baseline][unit]
+		if !ok1 || !ok2 || b == 0 {
+			return "", "", false, false
+		}
+		return fmt.Sprintf("%.0f %s (%.2f× of %.0f %s with the journal disabled)", c, unit, c/b, b, unit), "none", true, true
+	}
+}
+
+// latency reports one benchmark's ns/op against a ceiling.
+func latency(key string, maxNs float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		v, ok := nsPerOp(rs, key)
+		if !ok {
+			return "", "", false, false
+		}
+		return fmt.Sprintf("%s/op (%.0f/s)", dur(v), 1e9/v), "≤ " + dur(maxNs), v <= maxNs, true
+	}
+}
+
+func dur(ns float64) string {
+	switch {
+	case ns >= 1e6:
+		return fmt.Sprintf("%.2fms", ns/1e6)
+	case ns >= 1e3:
+		return fmt.Sprintf("%.1fµs", ns/1e3)
+	default:
+		return fmt.Sprintf("%.0fns", ns)
+	}
+}
+
+var scenarios = []scenario{
+	{"executor overhead of a trivial node", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNode", 20e3)},
+	{"40-node sequential chain (in process)", latency("executor.BenchmarkChain40", 2e6)},
+	{"durable no-op workflow vs journal disabled (SQLite)", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40)},
+	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
+	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
+}
+
+func main() {
+	rs, err := parse(os.Stdin, os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
+	}
+	fmt.Println()
+	fmt.Println("== kgw benchmark report (ratios against baselines measured in this run) ==")
+	missing := 0
+	for _, s := range scenarios {
+		fig, target, met, ok := s.report(rs)
+		if !ok {
+			fmt.Printf("%-58s  not measured (benchmark missing from this run)\n", s.name)
+			missing++
+			continue
+		}
+		verdict := "meets target"
+		if !met {
+			verdict = "BELOW TARGET"
+		}
+		fmt.Printf("%-58s  %s  target %s  %s\n", s.name, fig, target, verdict)
+	}
+	if missing > 0 {
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"io"
+	"strings"
+	"testing"
+)
+
+const sample = `goos: linux
+pkg: github.com/kailash-gateway/kgw/executor
+BenchmarkTrivialNodeRuntime-2   	  300000	      4000 ns/op	    2368 B/op	      25 allocs/op
+BenchmarkTrivialNode-2          	   50000	     19000 ns/op
+BenchmarkNoopDurable-2          	     100	    800000 ns/op	      5000 execs/s
+BenchmarkNoopEphemeral-2        	     300	    200000 ns/op	     20000 execs/s
+pkg: github.com/kailash-gateway/kgw/server
+BenchmarkFetchval/bare-pgxpool-2         	  50000	     30000 ns/op
+BenchmarkFetchval/workflow-node-2        	  30000	     50000 ns/op
+`
+
+func TestParse(t *testing.T) {
+	rs, err := parse(strings.NewReader(sample), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rs["executor.BenchmarkNoopDurable"]["execs/s"]; got != 5000 {
+		t.Errorf("NoopDurable execs/s = %v, want 5000", got)
+	}
+	if got := rs["server.BenchmarkFetchval/workflow-node"]["ns/op"]; got != 50000 {
+		t.Errorf("Fetchval/workflow-node ns/op = %v, want 50000", got)
+	}
+}
+
+func TestScenarios(t *testing.T) {
+	rs, err := parse(strings.NewReader(sample), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		report  func(results) (string, string, bool, bool)
+		wantMet bool
+		wantOK  bool
+	}{
+		{"overhead within target", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNode", 20e3), true, true},
+		{"durable ratio below target", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40), false, true},
+		{"fetchval ratio meets target", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5), true, true},
+		{"missing benchmark", latency("executor.BenchmarkChain40", 2e6), false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fig, _, met, ok := tc.report(rs)
+			if ok != tc.wantOK || met != tc.wantMet {
+				t.Errorf("report = %q met=%v ok=%v, want met=%v ok=%v", fig, met, ok, tc.wantMet, tc.wantOK)
+			}
+		})
+	}
+}
