@@ -38,7 +38,8 @@ const (
 	ExecutionStatus_EXECUTION_STATUS_COMPLETED ExecutionStatus = 3
 	// A node failed after its retries.
 	ExecutionStatus_EXECUTION_STATUS_FAILED ExecutionStatus = 4
-	// Cancelled by CancelExecution or by the caller going away.
+	// Cancelled by CancelExecution. A caller that goes away (cancels its
+	// ExecuteWorkflow or StreamExecution call) does not cancel the execution.
 	ExecutionStatus_EXECUTION_STATUS_CANCELLED ExecutionStatus = 5
 	// The workflow or a node exceeded its timeout.
 	ExecutionStatus_EXECUTION_STATUS_TIMED_OUT ExecutionStatus = 6

@@ -1117,7 +1117,8 @@ export enum ExecutionStatus {
   FAILED = 4,
 
   /**
-   * Cancelled by CancelExecution or by the caller going away.
+   * Cancelled by CancelExecution. A caller that goes away (cancels its
+   * ExecuteWorkflow or StreamExecution call) does not cancel the execution.
    *
    * @generated from enum value: EXECUTION_STATUS_CANCELLED = 5;
    */
