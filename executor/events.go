@@ -97,6 +97,7 @@ type Subscription struct {
 	limit  int   // most unread events before ErrLagging
 	after  int64 // seq of the last event handed out (or asked to skip)
 	done   bool  // the terminal event was handed out
+	ended  bool  // no event will follow those queued (the run ended)
 	err    error // how the subscription ends after its queue
 	closed bool
 }
@@ -140,6 +141,7 @@ func (r *run) attach(s *Subscription) {
 	}
 	s.limit = len(s.queue) + r.e.cfg.SubscriberBuffer
 	if r.ended {
+		s.ended = true
 		if s.err == nil {
 			s.err = r.err
 		}
@@ -176,6 +178,7 @@ func (s *Subscription) push(ev *store.Event) bool {
 func (s *Subscription) fail(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.ended = true
 	if s.err == nil && err != nil {
 		s.err = err
 	}
@@ -217,6 +220,13 @@ func (s *Subscription) Next(ctx context.Context) (*store.Event, error) {
 			err := s.err
 			s.mu.Unlock()
 			return nil, err
+		}
+		if s.ended {
+			// The run ended and the subscriber asked to start at or after
+			// its terminal event: there is nothing more to deliver.
+			s.done = true
+			s.mu.Unlock()
+			return nil, io.EOF
 		}
 		fromStore := s.r == nil
 		s.mu.Unlock()

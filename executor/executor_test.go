@@ -892,3 +892,47 @@ result = {}`)
 		}
 	}
 }
+
+// TestSubscribeFromTheEnd: a subscriber that asks for events after the
+// terminal seq (or beyond it) of a finished or still running execution ends
+// with io.EOF instead of waiting forever.
+func TestSubscribeFromTheEnd(t *testing.T) {
+	broker := &testBroker{barrier: newBarrier(2)}
+	e := newExecutor(t, executor.Config{Resources: broker})
+	n := codeNode("wait", `get_resource("barrier")
+result = {}`)
+	n.RequiredResources = []string{"barrier"}
+	req := &executor.Request{Workflow: workflow("ending", []store.Node{n})}
+	id, err := e.Start(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Subscribed while running, asking past the end the run will reach.
+	early, err := e.Subscribe(t.Context(), id, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer early.Close()
+	if err := broker.barrier.arrive(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if ev, err := early.Next(ctx); !errors.Is(err, io.EOF) {
+		t.Fatalf("Next after seq 100 while running = %v, %v; want io.EOF", ev, err)
+	}
+
+	// ExecutionStarted, NodeStarted, NodeCompleted, terminal.
+	const last = 4
+	for _, after := range []int64{last, last + 3} {
+		s, err := e.Subscribe(t.Context(), id, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev, err := s.Next(ctx)
+		s.Close()
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("Next after seq %d of a finished run = %v, %v; want io.EOF", after, ev, err)
+		}
+	}
+}

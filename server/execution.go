@@ -140,7 +140,7 @@ func (s *executionService) StreamExecution(req *kgwv1.StreamExecutionRequest, st
 	if err != nil {
 		return err
 	}
-	return s.follow(ctx, id, 0, false, func(ev *kgwv1.ExecutionEvent) error {
+	return s.follow(ctx, id, 0, func(ev *kgwv1.ExecutionEvent) error {
 		return stream.Send(&kgwv1.StreamExecutionResponse{Event: ev})
 	})
 }
@@ -155,11 +155,7 @@ func (s *executionService) WatchExecution(req *kgwv1.WatchExecutionRequest, stre
 	if len(v) > 0 {
 		return &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
-	x, err := s.exec.Get(ctx, req.GetExecutionId())
-	if err != nil {
-		return executionNotFound(err, req.GetExecutionId())
-	}
-	return s.follow(ctx, req.GetExecutionId(), req.GetAfterSeq(), x.Status.Terminal(), func(ev *kgwv1.ExecutionEvent) error {
+	return s.follow(ctx, req.GetExecutionId(), req.GetAfterSeq(), func(ev *kgwv1.ExecutionEvent) error {
 		return stream.Send(&kgwv1.WatchExecutionResponse{Event: ev})
 	})
 }
@@ -168,17 +164,8 @@ func (s *executionService) WatchExecution(req *kgwv1.WatchExecutionRequest, stre
 // terminal event. Only the calling (handler) goroutine sends. A subscriber
 // that falls behind ends with the executor's *LaggingError, which becomes
 // RESOURCE_EXHAUSTED / WATCH_LAGGING naming the seq to resume after.
-//
-// For an execution already finished (ended), the subscription replays the
-// whole history and events up to after are skipped here: the history of a
-// finished execution always ends with its terminal event, so the stream ends
-// even when after is at or beyond it.
-func (s *executionService) follow(ctx context.Context, id string, after int64, ended bool, send func(*kgwv1.ExecutionEvent) error) error {
-	from := after
-	if ended {
-		from = 0
-	}
-	sub, err := s.exec.Subscribe(ctx, id, from)
+func (s *executionService) follow(ctx context.Context, id string, after int64, send func(*kgwv1.ExecutionEvent) error) error {
+	sub, err := s.exec.Subscribe(ctx, id, after)
 	if err != nil {
 		return executionNotFound(err, id)
 	}
@@ -190,9 +177,6 @@ func (s *executionService) follow(ctx context.Context, id string, after int64, e
 		}
 		if err != nil {
 			return err
-		}
-		if ev.Seq <= after {
-			continue
 		}
 		pev, err := eventToProto(ev)
 		if err != nil {
