@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sync"
 
@@ -73,7 +74,36 @@ func init() {
 		"repr":     depthGuarded("repr"),
 		"print":    depthGuarded("print"),
 	}
+	for _, name := range chargedBuiltins {
+		builtins[name] = charged(name)
+	}
 	builtins.Freeze()
+}
+
+// chargedBuiltins are the universal builtins that build or scan a whole
+// sequence in one call, where the interpreter counts no steps and cannot
+// cancel: list(range(10**9)) would allocate 16 GiB, max(range(10**18))
+// would spin for ever. Each call is charged one step per element of its
+// sequence arguments, so both fail with the step limit at once.
+var chargedBuiltins = []string{"all", "any", "dict", "enumerate", "list", "max", "min", "reversed", "set", "sorted", "tuple", "zip"}
+
+// charged wraps the universal builtin name.
+func charged(name string) *starlark.Builtin {
+	orig := starlark.Universe[name].(*starlark.Builtin)
+	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		var n int64
+		for _, a := range args {
+			if s, ok := a.(starlark.Sequence); ok {
+				n += min(int64(s.Len()), math.MaxInt64-n) // saturating
+			}
+		}
+		if n > 0 {
+			if r := runOf(th); r != nil && !r.budget.charge(th, n) {
+				return nil, fmt.Errorf("%s: too many steps: %d elements exceed the remaining step budget of the node", name, n)
+			}
+		}
+		return orig.CallInternal(th, args, kwargs)
+	})
 }
 
 // getResource implements get_resource(name).
@@ -156,7 +186,7 @@ func fatal(th *starlark.Thread, err error) bool {
 		return true
 	}
 	r := runOf(th)
-	return r.budget.exhausted.Load() || r.callDepthExceeded.Load() || starval.Context(th).Err() != nil
+	return r.budget.exhausted.Load() || r.callDepthExceeded.Load() || r.memTrip.Load() != nil || starval.Context(th).Err() != nil
 }
 
 // catch implements catch(fn, *args, **kwargs).
@@ -220,6 +250,7 @@ func parallelMap(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	parent := starval.Context(th)
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
+	defer r.addStopper(&cancel)()
 	results := make([]starlark.Value, len(list))
 	g := errgroup.Group{}
 	g.SetLimit(limit)
@@ -259,6 +290,9 @@ func parallelMap(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	}
 	if err := parent.Err(); err != nil {
 		return nil, fmt.Errorf("parallel.map: %w", context.Cause(parent))
+	}
+	if ctx.Err() != nil { // stopped by the memory watchdog
+		return nil, fmt.Errorf("parallel.map: %w", context.Cause(ctx))
 	}
 	return starlark.NewList(results), nil
 }

@@ -12,5 +12,9 @@
 //
 // Limits (steps, call depth, result size, nesting depth, log lines) come
 // from Attempt.Limits; the node timeout and cancellation come from the
-// context given to Run. docs/node-api.md describes what node code sees.
+// context given to Run. A process-wide memory watchdog (MemoryConfig,
+// SetMemoryConfig, StopMemoryWatchdog) stops running attempts with code
+// MEMORY_LIMIT when the heap grows past its limit, since Starlark does not
+// account for memory. Errors of resource handles that wrap a
+// *starval.ResourceError are reported with code RESOURCE_ERROR. docs/node-api.md describes what node code sees.
 package node

@@ -21,8 +21,9 @@ const (
 	CodeTimeout       = "TIMEOUT"        // the context's deadline passed
 	CodeCancelled     = "CANCELLED"      // the context was cancelled
 	CodeResultInvalid = "RESULT_INVALID" // result is not a JSON-compatible dict within the limits
-	CodeResourceError = "RESOURCE_ERROR" // get_resource failed
+	CodeResourceError = "RESOURCE_ERROR" // get_resource or a resource handle's method failed
 	CodePanic         = "PANIC"          // a Go panic in a builtin or conversion
+	CodeMemoryLimit   = "MEMORY_LIMIT"   // the memory watchdog stopped the attempt (see MemoryConfig)
 )
 
 // Error is a failed attempt. Message names the node, the line:col and the
@@ -138,6 +139,9 @@ func (r *run) classify(ctx context.Context, err error) *Error {
 	case errors.As(err, &pe):
 		e.Code, cause = CodePanic, pe.Error()
 		e.Err = fmt.Errorf("%w\n%s", err, pe.stack)
+	case r.memTrip.Load() != nil:
+		e.Code, cause = CodeMemoryLimit, memoryMessage(r.memTrip.Load())
+		e.Err = fmt.Errorf("%w (%w)", err, errMemoryLimit)
 	case r.budget.exhausted.Load():
 		e.Code = CodeStepLimit
 		cause = fmt.Sprintf("too many steps: the node exceeded its limit of %d Starlark steps (an endless loop?)", r.lim.MaxSteps)
@@ -147,7 +151,7 @@ func (r *run) classify(ctx context.Context, err error) *Error {
 	case ctx.Err() != nil:
 		e.Code, cause = CodeCancelled, "cancelled: "+context.Cause(ctx).Error()
 		e.Err = fmt.Errorf("%w (%w)", err, ctx.Err())
-	case errors.As(err, &re):
+	case errors.As(err, &re) || starval.IsResourceError(err):
 		e.Code, cause = CodeResourceError, r.describe(err)
 	case errors.As(err, &ce):
 		e.Code, cause = CodeResultInvalid, ce.Error()

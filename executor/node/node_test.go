@@ -14,10 +14,21 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/internal/starval"
 	"github.com/kailash-gateway/kgw/store"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(stopWatchdog{m}) }
+
+// stopWatchdog stops the memory watchdog after the tests, before the leak
+// check.
+type stopWatchdog struct{ m *testing.M }
+
+func (s stopWatchdog) Run() int {
+	code := s.m.Run()
+	node.StopMemoryWatchdog()
+	return code
+}
 
 // logLine is one captured log call.
 type logLine struct {
@@ -295,6 +306,24 @@ func TestHugeAllocation(t *testing.T) {
 		e := mustFail(t, code, nil, node.CodeNodeError)
 		t.Logf("%s: %s", code, e.Message)
 	}
+	// Builtins that build or scan a whole sequence are charged one step
+	// per element, so they cannot allocate or spin without bound.
+	for _, code := range []string{
+		`x = list(range(1000000000))`,
+		`x = sorted(range(1 << 40))`,
+		`x = max(range(1 << 62))`,
+		`x = zip(range(1 << 62), range(1 << 62))`,
+		`x = catch(list, range(1 << 40))`,
+	} {
+		e := mustFail(t, code, nil, node.CodeStepLimit)
+		if !strings.Contains(e.Message, "too many steps") {
+			t.Errorf("%s: %q", code, e.Message)
+		}
+	}
+	got := mustRun(t, `result = {"n": len(list(range(1000))) + len(sorted([3, 1, 2])) + max([1, 5])}`, &node.Attempt{Limits: node.Limits{MaxSteps: 2000}})
+	if got["n"] != int64(1008) {
+		t.Errorf("charged builtins within the budget: %v", got)
+	}
 	// List growth by append stops at the step limit.
 	mustFail(t, "l = []\nwhile True:\n    l.append(1)", &node.Attempt{Limits: node.Limits{MaxSteps: 100000}}, node.CodeStepLimit)
 }
@@ -453,6 +482,13 @@ func (o *testOpener) Open(ctx context.Context, name string) (starlark.Value, err
 		}), nil
 	case "broken":
 		return nil, errors.New("connection refused")
+	case "flaky": // a handle whose method fails as the resource (a driver error)
+		return starlark.NewBuiltin("flaky.fetch", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
+			if len(args) > 0 {
+				return nil, fmt.Errorf("%s: sql must be a string", b.Name()) // the code's mistake
+			}
+			return nil, starval.NewResourceError("flaky", "fetch", errors.New("connection reset by peer"))
+		}), nil
 	}
 	return nil, fmt.Errorf("%q: %w", name, node.ErrNotProvided)
 }
@@ -478,6 +514,34 @@ func TestGetResource(t *testing.T) {
 		if !strings.Contains(e.Message, tc.want) {
 			t.Errorf("%s: %q, want %q", tc.code, e.Message, tc.want)
 		}
+	}
+}
+
+// TestResourceErrors: failures of a handle's methods that wrap
+// starval.ResourceError are RESOURCE_ERROR, with position and traceback,
+// also inside parallel.map; catch catches them; other handle errors stay
+// NODE_ERROR.
+func TestResourceErrors(t *testing.T) {
+	a := &node.Attempt{RequiredResources: []string{"flaky"}, Resources: &testOpener{}}
+	e := mustFail(t, "db = get_resource(\"flaky\")\nrows = db()", a, node.CodeResourceError)
+	if want := "node 'n1' failed at 2:10: flaky.fetch: connection reset by peer"; e.Message != want {
+		t.Errorf("message = %q, want %q", e.Message, want)
+	}
+	if !strings.Contains(e.Traceback, "node.star:2:10: in <toplevel>") || !strings.Contains(e.Traceback, "Error in flaky.fetch") {
+		t.Errorf("traceback = %q", e.Traceback)
+	}
+	var re *starval.ResourceError
+	if !errors.As(e, &re) || re.Resource != "flaky" || re.Op != "fetch" {
+		t.Errorf("error chain %v does not hold the *starval.ResourceError", e.Err)
+	}
+	e = mustFail(t, "def f(i):\n    return get_resource(\"flaky\")()\nparallel.map(f, range(3))", a, node.CodeResourceError)
+	if e.Line != 2 || !strings.Contains(e.Message, "flaky.fetch: connection reset by peer") {
+		t.Errorf("in parallel.map: %q at line %d", e.Message, e.Line)
+	}
+	mustFail(t, `get_resource("flaky")("SELECT 1")`, a, node.CodeNodeError)
+	got := mustRun(t, "r = catch(get_resource(\"flaky\"))\nresult = {\"ok\": r.ok, \"error\": r.error}", a)
+	if diff := cmp.Diff(map[string]any{"ok": false, "error": "flaky.fetch: connection reset by peer"}, got); diff != "" {
+		t.Errorf("catch of a resource error (-want +got):\n%s", diff)
 	}
 }
 

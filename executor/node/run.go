@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -28,6 +29,13 @@ type run struct {
 
 	callDepthExceeded atomic.Bool
 
+	// memTrip is set when the memory watchdog stops the attempt; it then
+	// cancels the main thread and the running parallel.map calls.
+	memTrip  atomic.Pointer[memTrip]
+	stopMu   sync.Mutex
+	main     *starlark.Thread
+	stoppers map[*context.CancelCauseFunc]struct{} // of running parallel.map calls
+
 	logMu    sync.Mutex
 	logLines int
 
@@ -45,14 +53,18 @@ func runOf(th *starlark.Thread) *run {
 // top-level dict `result` converted to JSON-compatible Go values ({} when
 // unset). Run is safe for concurrent use. It honours ctx: cancellation and
 // the deadline stop the code within a Starlark step or an interruptible
-// builtin. Every failure, including a Go panic inside a builtin, is an
+// builtin. While it runs, the memory watchdog (see MemoryConfig) may stop
+// it with code MEMORY_LIMIT. Every failure, including a Go panic inside a builtin, is an
 // *Error with one of the Code constants; Run never panics.
 func (p *Program) Run(ctx context.Context, a *Attempt) (result map[string]any, err error) {
 	r := &run{prog: p, a: a, lim: a.Limits.withDefaults()}
 	r.budget.left.Store(int64(min(r.lim.MaxSteps, 1<<62)))
 	th := r.newThread(ctx, a.NodeID)
+	r.main = th
 	stop := context.AfterFunc(ctx, func() { th.Cancel(context.Cause(ctx).Error()) })
 	defer stop()
+	watch.register(r)
+	defer watch.unregister(r)
 	defer func() {
 		if v := recover(); v != nil {
 			result, err = nil, r.classify(ctx, recovered("node runtime", v))
@@ -146,6 +158,38 @@ func (b *budget) take() uint64 {
 			return uint64(g)
 		}
 	}
+}
+
+// charge counts n steps of work done outside the interpreter (see
+// charged) on th, which must be the calling thread: from what th drew and
+// has not used, then from the shared budget. It reports false, cancels th
+// and marks the budget exhausted if there were not enough.
+func (b *budget) charge(th *starlark.Thread, n int64) bool {
+	limit, ok := th.Local(limitKey).(*uint64)
+	if !ok {
+		return true
+	}
+	var own int64
+	if *limit > th.Steps {
+		own = int64(min(*limit-th.Steps, math.MaxInt64))
+	}
+	if need := n - own; need > 0 {
+		for {
+			left := b.left.Load()
+			if left < need {
+				b.exhausted.Store(true)
+				th.Cancel("too many steps")
+				return false
+			}
+			if b.left.CompareAndSwap(left, left-need) {
+				break
+			}
+		}
+		*limit += uint64(need)
+		th.SetMaxExecutionSteps(*limit)
+	}
+	th.Steps += uint64(n)
+	return true
 }
 
 const limitKey = "kgw.steplimit"

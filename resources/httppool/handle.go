@@ -94,7 +94,7 @@ func (h *Handle) call(th *starlark.Thread, fn, verb string, args starlark.Tuple,
 		return nil, err
 	}
 	if h.closed.Load() {
-		return nil, fmt.Errorf("%s.%s: resource '%s' is no longer available: the node attempt that opened it has ended", h.name, fn, h.name)
+		return nil, starval.NewResourceError(h.name, fn, fmt.Errorf("resource '%s' is no longer available: the node attempt that opened it has ended", h.name))
 	}
 	req, err := h.build(th, verb, rawURL, params, headers, jsonBody, data)
 	if err != nil {
@@ -111,7 +111,7 @@ func (h *Handle) call(th *starlark.Thread, fn, verb string, args starlark.Tuple,
 	resp, err := h.send(req, d)
 	if err != nil {
 		h.pool.noteError(err)
-		return nil, fmt.Errorf("%s.%s: %w", h.name, fn, err)
+		return nil, starval.NewResourceError(h.name, fn, err)
 	}
 	return resp, nil
 }
@@ -240,6 +240,7 @@ func (h *Handle) send(req *http.Request, timeout time.Duration) (*Response, erro
 	}
 	hd.Freeze()
 	return &Response{
+		name:    h.name,
 		status:  resp.StatusCode,
 		reason:  http.StatusText(resp.StatusCode),
 		url:     resp.Request.URL.String(),
@@ -294,6 +295,7 @@ func scalar(v starlark.Value) (string, error) {
 
 // Response is what the request methods return. It is immutable.
 type Response struct {
+	name    string // of the resource, for errors
 	status  int
 	reason  string
 	url     string
@@ -353,7 +355,7 @@ func (r *Response) Attr(name string) (starlark.Value, error) {
 				if r.status >= 500 {
 					kind = "Server"
 				}
-				return nil, fmt.Errorf("%d %s Error: %s for url: %s", r.status, kind, r.reason, r.url)
+				return nil, starval.NewResourceError(r.name, b.Name(), fmt.Errorf("%d %s Error: %s for url: %s", r.status, kind, r.reason, r.url))
 			}
 			return starlark.None, nil
 		}), nil

@@ -198,8 +198,10 @@ func (h *Handle) acquire(th *starlark.Thread, b *starlark.Builtin, args starlark
 	return cv, nil
 }
 
+// wrap marks err, a failure of the database during method, as a
+// resource error ("db.fetch: cause").
 func (h *Handle) wrap(method string, err error) error {
-	return fmt.Errorf("%s.%s: %w", h.name, method, err)
+	return starval.NewResourceError(h.name, method, err)
 }
 
 // release rolls back an open transaction and returns the connection.

@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"go.starlark.net/starlark"
+
+	"github.com/kailash-gateway/kgw/internal/starval"
 )
 
 // commandTable maps each cache method to its implementation.
@@ -260,7 +262,7 @@ func do(h *Handle, th *starlark.Thread, name string, args starlark.Tuple, kwargs
 	}
 	v, err := toValue(msg)
 	if err != nil {
-		return nil, fmt.Errorf("%s.%s: %w", h.name, name, err)
+		return nil, starval.NewResourceError(h.name, name, err)
 	}
 	return v, nil
 }

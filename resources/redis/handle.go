@@ -73,7 +73,7 @@ var blocking = map[string]bool{
 // send runs one command and returns its reply.
 func (h *Handle) send(th *starlark.Thread, method string, args ...string) (rueidis.RedisMessage, error) {
 	if h.closed.Load() {
-		return rueidis.RedisMessage{}, fmt.Errorf("%s.%s: resource '%s' is no longer available: the node attempt that opened it has ended", h.name, method, h.name)
+		return rueidis.RedisMessage{}, starval.NewResourceError(h.name, method, fmt.Errorf("resource '%s' is no longer available: the node attempt that opened it has ended", h.name))
 	}
 	c := h.pool.client
 	b := c.B().Arbitrary(args[0]).Args(args[1:]...)
@@ -87,7 +87,7 @@ func (h *Handle) send(th *starlark.Thread, method string, args ...string) (rueid
 	h.pool.inFlight.Add(-1)
 	if err != nil && !rueidis.IsRedisNil(err) {
 		h.pool.noteError(err)
-		return msg, fmt.Errorf("%s.%s: %w", h.name, method, err)
+		return msg, starval.NewResourceError(h.name, method, err)
 	}
 	return msg, nil
 }

@@ -1,0 +1,380 @@
+package node
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"runtime/debug"
+	"runtime/metrics"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MemoryConfig configures the memory watchdog of the node runtime: a
+// process-wide sampler that stops running attempts when the Go heap grows
+// past Limit. Starlark itself does not account for memory, so code such as
+// `l = l + l` in a loop can double its memory at every step within a
+// small step budget; the watchdog turns that into a node failure with
+// code MEMORY_LIMIT instead of an out-of-memory kill of the process.
+type MemoryConfig struct {
+	// Limit is the heap size in bytes (live and not yet collected objects,
+	// runtime/metrics "/memory/classes/heap/objects:bytes") above which
+	// running attempts are stopped. 0 means DefaultMemoryLimit(); a
+	// negative value disables the watchdog.
+	Limit int64
+	// Interval is the time between two heap samples; 0 means
+	// DefaultMemoryInterval.
+	Interval time.Duration
+}
+
+// DefaultMemoryInterval is the default sampling interval of the memory
+// watchdog.
+const DefaultMemoryInterval = 5 * time.Millisecond
+
+// fallbackMemoryLimit is the default limit when neither GOMEMLIMIT nor the
+// machine's memory is known.
+const fallbackMemoryLimit = 2 << 30
+
+// SetMemoryConfig replaces the configuration of the memory watchdog and
+// returns the previous one. It is safe for concurrent use and takes effect
+// at the next sample (a new Interval at the next start of the watchdog).
+func SetMemoryConfig(c MemoryConfig) MemoryConfig {
+	watch.mu.Lock()
+	defer watch.mu.Unlock()
+	prev := watch.cfg
+	watch.cfg = c
+	return prev
+}
+
+// DefaultMemoryLimit returns the limit used when MemoryConfig.Limit is 0:
+// three quarters of the Go memory limit when one is set (GOMEMLIMIT or
+// debug.SetMemoryLimit); otherwise a quarter of the memory available to
+// the process (the cgroup limit if there is one, else the machine's
+// total memory); otherwise 2 GiB. A quarter leaves room for the overshoot
+// of a runaway attempt: the operation in progress when the watchdog
+// samples may still allocate up to twice the largest value the attempt
+// holds before the attempt stops.
+func DefaultMemoryLimit() int64 {
+	if gl := debug.SetMemoryLimit(-1); gl > 0 && gl < math.MaxInt64 {
+		return gl / 4 * 3
+	}
+	if total := availableMemory(); total > 0 {
+		return total / 4
+	}
+	return fallbackMemoryLimit
+}
+
+// StopMemoryWatchdog stops the watchdog's goroutine and waits until it
+// has exited. The next attempt to start starts it again. The goroutine
+// also exits by itself once no attempt has run for a sampling interval,
+// so calling this is only needed where a goroutine leak check runs right
+// after the last attempt (TestMain with goleak) or at shutdown.
+func StopMemoryWatchdog() {
+	watch.mu.Lock()
+	done := watch.done
+	if watch.running {
+		close(watch.stop)
+		watch.running = false
+	}
+	watch.mu.Unlock()
+	if done != nil {
+		<-done
+	}
+}
+
+// watch is the process-wide watchdog.
+var watch = &watchdog{runs: map[*run]struct{}{}}
+
+// watchdog samples the heap while attempts run. Its goroutine starts with
+// the first registered attempt and exits after an interval with none.
+type watchdog struct {
+	mu      sync.Mutex
+	cfg     MemoryConfig
+	runs    map[*run]struct{}
+	started uint64 // registrations so far, to detect idleness
+	running bool
+	stop    chan struct{}
+	done    chan struct{} // closed when the latest goroutine (and all earlier ones) exited
+}
+
+// memTrip records why the watchdog stopped an attempt.
+type memTrip struct {
+	heap, limit int64
+}
+
+// errMemoryLimit is the cancellation cause of attempts the watchdog stops.
+var errMemoryLimit = errors.New("memory limit exceeded")
+
+// register adds r to the attempts the watchdog may stop, starting the
+// watchdog if needed. It does nothing when the watchdog is disabled.
+func (w *watchdog) register(r *run) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cfg.Limit < 0 {
+		return
+	}
+	w.runs[r] = struct{}{}
+	w.started++
+	if !w.running {
+		w.running = true
+		w.stop = make(chan struct{})
+		prev, done := w.done, make(chan struct{})
+		w.done = done
+		interval := w.cfg.Interval
+		if interval <= 0 {
+			interval = DefaultMemoryInterval
+		}
+		go w.loop(w.stop, prev, done, interval)
+	}
+}
+
+// unregister removes r.
+func (w *watchdog) unregister(r *run) {
+	w.mu.Lock()
+	delete(w.runs, r)
+	w.mu.Unlock()
+}
+
+// The runtime/metrics names of the sampled heap sizes: all heap objects
+// (live or not yet freed) and the live heap marked by the last collection.
+const (
+	heapMetric = "/memory/classes/heap/objects:bytes"
+	liveMetric = "/gc/heap/live:bytes"
+)
+
+// readHeap reads the two metrics of s.
+func readHeap(s []metrics.Sample) (heap, live int64) {
+	metrics.Read(s)
+	v := func(i int) int64 {
+		if s[i].Value.Kind() != metrics.KindUint64 {
+			return 0
+		}
+		return int64(min(s[i].Value.Uint64(), math.MaxInt64))
+	}
+	return v(0), v(1)
+}
+
+// loop samples the heap every interval until stop is closed or no attempt
+// registered during a whole interval. It closes done after prev (the done
+// channel of the previous goroutine) so that waiting for the latest done
+// waits for all of them.
+//
+// The sampled heap includes garbage that the collector has not freed yet,
+// which may reach about twice the live heap (GOGC=100). So the watchdog
+// trips when the live heap marked by the last collection exceeds the
+// limit, or when the heap exceeds twice the limit (growth faster than the
+// collector runs). After a trip it waits until the stopped attempts have
+// ended, then forces a collection (in the background, watching the growth
+// beyond the garbage meanwhile) so that their garbage neither stays in
+// memory nor trips the next attempts.
+func (w *watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- struct{}, interval time.Duration) {
+	defer close(done)
+	if prev != nil {
+		defer func() { <-prev }()
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	sample := []metrics.Sample{{Name: heapMetric}, {Name: liveMetric}}
+	var tripped []*run        // stopped attempts not yet ended
+	var cleanup chan struct{} // closed when the collection after a trip is done
+	var base int64            // heap size when that collection started
+	hurried := false          // sampling at the fast rate
+	defer func() {
+		if cleanup != nil {
+			<-cleanup
+		}
+	}()
+	w.mu.Lock()
+	seen := w.started
+	w.mu.Unlock()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		w.mu.Lock()
+		limit := w.cfg.Limit
+		if len(w.runs) == 0 && w.started == seen && tripped == nil {
+			// Idle for a whole interval: exit; the next attempt restarts us.
+			if w.stop == stop {
+				w.running = false
+			}
+			w.mu.Unlock()
+			return
+		}
+		seen = w.started
+		tripped = slices.DeleteFunc(tripped, func(r *run) bool {
+			_, ok := w.runs[r]
+			return !ok
+		})
+		w.mu.Unlock()
+		if limit == 0 {
+			limit = DefaultMemoryLimit()
+		}
+		heap, live := readHeap(sample)
+		if cleanup != nil {
+			select {
+			case <-cleanup:
+				cleanup = nil
+			default:
+			}
+		}
+		switch {
+		case tripped != nil:
+			// Wait for the stopped attempts to end, then collect their
+			// garbage in the background and keep watching meanwhile.
+			if len(tripped) == 0 {
+				tripped = nil
+				cleanup, base = make(chan struct{}), heap
+				go func(done chan<- struct{}) {
+					defer close(done)
+					debug.FreeOSMemory()
+				}(cleanup)
+			}
+		case limit < 0:
+		case cleanup != nil:
+			// The heap still holds the garbage of the stopped attempts and
+			// live is stale: watch the growth beyond it.
+			if heap-base > limit {
+				tripped = w.trip(heap, limit)
+			}
+		case live > limit || heap > 2*limit:
+			tripped = w.trip(max(heap, live), limit)
+		}
+		// Sample faster near the limit: a doubling value gets there quickly.
+		if fast := heap > limit/2; fast != hurried {
+			hurried = fast
+			t.Reset(cond(fast, max(interval/5, time.Millisecond), interval))
+		}
+	}
+}
+
+func cond[T any](c bool, a, b T) T {
+	if c {
+		return a
+	}
+	return b
+}
+
+// trip stops every running attempt: Go cannot attribute heap to
+// goroutines, so each attempt running when the heap passed the limit
+// fails with MEMORY_LIMIT.
+// It returns the attempts it stopped (never nil).
+func (w *watchdog) trip(heap, limit int64) []*run {
+	w.mu.Lock()
+	runs := make([]*run, 0, len(w.runs))
+	for r := range w.runs {
+		runs = append(runs, r)
+	}
+	w.mu.Unlock()
+	m := &memTrip{heap: heap, limit: limit}
+	for _, r := range runs {
+		r.stopForMemory(m)
+	}
+	return runs
+}
+
+// stopForMemory cancels the attempt because the heap passed the limit:
+// its main thread and, through their contexts, the threads of its running
+// parallel.map calls. Builtins in progress (a sleep, a resource call)
+// finish first.
+func (r *run) stopForMemory(m *memTrip) {
+	if !r.memTrip.CompareAndSwap(nil, m) {
+		return
+	}
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	r.main.Cancel(errMemoryLimit.Error())
+	for stop := range r.stoppers {
+		(*stop)(errMemoryLimit)
+	}
+}
+
+// addStopper registers the cancel function of a parallel.map call for
+// stopForMemory and returns its unregistration. If the attempt was already
+// stopped, it calls cancel at once.
+func (r *run) addStopper(cancel *context.CancelCauseFunc) (remove func()) {
+	r.stopMu.Lock()
+	defer r.stopMu.Unlock()
+	if r.memTrip.Load() != nil {
+		(*cancel)(errMemoryLimit)
+	}
+	if r.stoppers == nil {
+		r.stoppers = map[*context.CancelCauseFunc]struct{}{}
+	}
+	r.stoppers[cancel] = struct{}{}
+	return func() {
+		r.stopMu.Lock()
+		delete(r.stoppers, cancel)
+		r.stopMu.Unlock()
+	}
+}
+
+// memoryMessage is the cause in the message of a MEMORY_LIMIT failure.
+func memoryMessage(m *memTrip) string {
+	return fmt.Sprintf("exceeded the memory limit (%d MiB): the gateway's heap reached %d MiB while the node ran, so it was stopped (does a list, dict or string grow without bound, e.g. l = l + l in a loop?)",
+		m.limit>>20, m.heap>>20)
+}
+
+var memTotal struct {
+	once sync.Once
+	n    int64
+}
+
+// availableMemory returns the memory available to the process: the
+// smaller of the cgroup limit and the machine's total memory, or 0 if
+// neither is known.
+func availableMemory() int64 {
+	memTotal.once.Do(func() {
+		n := meminfoTotal()
+		for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
+			if c := readLimitFile(path); c > 0 && (n == 0 || c < n) {
+				n = c
+			}
+		}
+		memTotal.n = n
+	})
+	return memTotal.n
+}
+
+// readLimitFile reads a cgroup memory limit; 0 when absent or unlimited.
+func readLimitFile(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil || n <= 0 || n >= 1<<60 { // "max", or cgroup v1's "unlimited"
+		return 0
+	}
+	return n
+}
+
+// meminfoTotal returns MemTotal of /proc/meminfo in bytes, or 0.
+func meminfoTotal() int64 {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
+			fields := strings.Fields(rest)
+			if len(fields) == 2 && fields[1] == "kB" {
+				if n, err := strconv.ParseInt(fields[0], 10, 64); err == nil {
+					return n << 10
+				}
+			}
+			return 0
+		}
+	}
+	return 0
+}
