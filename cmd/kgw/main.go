@@ -1,13 +1,20 @@
 // Command kgw is Kailash Gateway: `kgw serve` runs the gRPC workflow gateway;
-// other subcommands print the version or (later) talk to a running gateway.
+// the other subcommands are its command-line client (docs/cli.md).
 //
 // Usage:
 //
-//	kgw serve [flags]   run the gateway (see `kgw serve -h`)
-//	kgw secrets rotate-master-key [flags]
-//	                    re-wrap every secret under a new master key (offline)
-//	kgw version         print the version
-//	kgw help            list the commands
+//	kgw serve [flags]                          run the gateway (see `kgw serve -h`)
+//	kgw workflow register|list|get|delete      manage workflows
+//	kgw run WORKFLOW [flags]                   execute a workflow
+//	kgw executions list|get|watch|cancel       inspect and cancel executions
+//	kgw secrets put|list|get|delete            manage secrets
+//	kgw secrets rotate-master-key [flags]      re-wrap every secret under a new master key (offline)
+//	kgw resources put|list|get|delete|pools|check  manage named resources and pools
+//	kgw version                                print the version
+//	kgw help                                   list the commands
+//
+// Exit status: 0 success; 1 an execution ended FAILED, TIMED_OUT or
+// CANCELLED (or a local failure); 2 a usage error; 3 a failed RPC.
 package main
 
 import (
@@ -19,11 +26,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	kgw "github.com/kailash-gateway/kgw/clients/go"
 )
 
 // cli is what a subcommand may use of its environment, so tests can run
 // subcommands in-process.
 type cli struct {
+	stdin          io.Reader // nil reads as empty
 	stdout, stderr io.Writer
 	getenv         func(string) string
 }
@@ -40,7 +50,11 @@ var commands []command
 func init() {
 	commands = []command{
 		{"serve", "run the gateway", runServe},
-		{"secrets", "offline secret maintenance: rotate-master-key", runSecrets},
+		{"workflow", "register, list, get and delete workflows", workflowGroup.run},
+		{"run", "execute a workflow and print its result (or --watch its events)", runRun},
+		{"executions", "list, get, watch and cancel executions", executionsGroup.run},
+		{"secrets", "store, list, get and delete secrets; rotate-master-key (offline)", secretsGroup.run},
+		{"resources", "manage named resources; list pools; check a resource", resourcesGroup.run},
 		{"version", "print the version", runVersion},
 		{"help", "list the commands", runHelp},
 	}
@@ -55,7 +69,7 @@ func main() {
 	// After the first signal, restore the default handling so that a second
 	// one kills the process at once.
 	context.AfterFunc(ctx, stop)
-	code := dispatch(ctx, &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
+	code := dispatch(ctx, &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}, os.Args[1:])
 	stop()
 	os.Exit(code)
 }
@@ -78,11 +92,17 @@ func dispatch(ctx context.Context, c *cli, args []string) int {
 			continue
 		}
 		err := cmd.run(ctx, c, args[1:])
+		var rpcErr *kgw.Error
 		switch {
 		case err == nil, errors.Is(err, flag.ErrHelp):
-			return 0
+			return exitOK
 		case errors.Is(err, errUsage):
-			return 2
+			return exitUsage
+		case errors.Is(err, errNotCompleted):
+			return exitNotCompleted
+		case errors.As(err, &rpcErr):
+			printRPCError(c.stderr, commandName(name, args[1:]), rpcErr)
+			return exitRPC
 		default:
 			fmt.Fprintf(c.stderr, "kgw %s: %v\n", name, err)
 			return 1
@@ -93,15 +113,37 @@ func dispatch(ctx context.Context, c *cli, args []string) int {
 	return 2
 }
 
+// commandName names the command for messages: "workflow get" for a
+// group's subcommand, "run" for a plain command.
+func commandName(name string, args []string) string {
+	switch name {
+	case "workflow", "executions", "secrets", "resources":
+		if len(args) > 0 {
+			return name + " " + args[0]
+		}
+	}
+	return name
+}
+
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "Usage: kgw <command> [flags]\n\nCommands:")
 	for _, cmd := range commands {
-		fmt.Fprintf(w, "  %-10s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", cmd.name, cmd.summary)
 	}
-	fmt.Fprintln(w, "\nRun 'kgw <command> -h' for the flags of a command.")
+	fmt.Fprintln(w, "\nRun 'kgw <command> --help' for the subcommands and flags of a command.")
+	fmt.Fprintln(w, "Exit status: 0 success; 1 execution not COMPLETED; 2 usage error; 3 RPC error.")
 }
 
-func runHelp(_ context.Context, c *cli, _ []string) error {
+// runHelp prints the command list, or with an argument the help of that
+// command (`kgw help workflow` is `kgw workflow --help`).
+func runHelp(ctx context.Context, c *cli, args []string) error {
+	if len(args) > 0 && args[0] != "help" {
+		for _, cmd := range commands {
+			if cmd.name == args[0] {
+				return cmd.run(ctx, c, append(args[1:], "--help"))
+			}
+		}
+	}
 	usage(c.stdout)
 	return nil
 }

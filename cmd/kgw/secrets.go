@@ -12,26 +12,6 @@ import (
 	"github.com/kailash-gateway/kgw/secrets"
 )
 
-// runSecrets dispatches `kgw secrets <subcommand>`. Only the offline
-// rotate-master-key exists so far; put, list and delete will talk to a
-// running gateway.
-func runSecrets(ctx context.Context, c *cli, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(c.stderr, "Usage: kgw secrets rotate-master-key [flags]\n\n  rotate-master-key  re-wrap every secret's data key under a new master key (offline, against the store)")
-		if len(args) == 0 {
-			return errUsage
-		}
-		return nil
-	}
-	switch args[0] {
-	case "rotate-master-key":
-		return runRotateMasterKey(ctx, c, args[1:])
-	default:
-		fmt.Fprintf(c.stderr, "kgw secrets: unknown subcommand %q (want rotate-master-key)\n", args[0])
-		return errUsage
-	}
-}
-
 // runRotateMasterKey re-wraps every data key in the store from the current
 // master key to a new one, then leaves the new key where `kgw serve` will
 // find it. It never prints either key.

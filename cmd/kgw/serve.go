@@ -91,6 +91,10 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Resources:   server.ExecutorResources(broker),
 		NewRedactor: server.NewRedactor,
 		Logger:      log,
+		// An SQLite file has one gateway process, so whatever the previous
+		// process left running is resumed at once; replicas sharing a
+		// PostgreSQL store wait until the owner's heartbeat is stale.
+		RecoverAllOnStart: kind == "sqlite",
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -99,6 +103,15 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 			log.Warn("executor shutdown timeout: interrupted running executions", "timeout", cfg.ShutdownTimeout, "err", err)
 		}
 	}()
+	// Resume the executions a crashed or stopped gateway left unfinished
+	// (and start the recovery and retention loop that Close stops).
+	resumed, err := exec.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("recover executions: %w", err)
+	}
+	if resumed > 0 {
+		log.Info("resumed unfinished executions", "count", resumed)
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

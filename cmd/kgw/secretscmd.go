@@ -1,0 +1,230 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"time"
+
+	kgw "github.com/kailash-gateway/kgw/clients/go"
+)
+
+var secretsGroup = &group{
+	name: "secrets",
+	summary: "Store, list, show and delete secrets on the gateway (values are write-only:\n" +
+		"no command prints them), and rotate the master key of a stopped gateway.",
+	subs: []subcommand{
+		{"put", "NAME (--from-stdin | --value-file F | --value JSON)", "store the next version of a secret", runSecretsPut},
+		{"list", "", "list secrets (metadata only)", runSecretsList},
+		{"get", "NAME", "show a secret's metadata (never its value)", runSecretsGet},
+		{"delete", "NAME", "delete a secret and all its versions", runSecretsDelete},
+		{"rotate-master-key", "[flags]", "re-wrap every secret's data key under a new master key (offline, against the store)", runRotateMasterKey},
+	},
+}
+
+const secretsPutSummary = `Stores a JSON object, e.g. {"user": "app", "password": "..."}, as the next version
+of secret NAME, encrypted by the gateway. Resources name it with credentials_ref.
+The value is never printed, logged or returned by any command.
+
+Prefer --from-stdin or --value-file: --value puts the secret in your shell
+history and in the process list of this machine.
+  kgw secrets put db_creds --from-stdin < creds.json
+  kgw secrets put db_creds --value-file creds.json`
+
+func runSecretsPut(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "secrets put", "NAME (--from-stdin | --value-file F | --value JSON) [flags]", secretsPutSummary)
+	var (
+		value, valueFile, ttl, expire, description string
+		fromStdin                                  bool
+		hosts                                      stringsFlag
+	)
+	k.fs.BoolVar(&fromStdin, "from-stdin", false, "read the value (a JSON object) from standard input")
+	k.fs.StringVar(&valueFile, "value-file", "", "read the value from a JSON (or .yaml/.yml) `file` holding an object (- for standard input)")
+	k.fs.StringVar(&value, "value", "", "the value as a JSON object (lands in shell history: prefer --from-stdin)")
+	k.fs.StringVar(&ttl, "ttl", "", "expire this `duration` after storing, e.g. 24h")
+	k.fs.StringVar(&expire, "expire-time", "", "expire at this RFC 3339 `time`, e.g. 2030-01-02T15:04:05Z")
+	k.fs.StringVar(&description, "description", "", "what the secret is for")
+	k.fs.Var(&hosts, "allowed-host", "a `host` pattern the credentials may be sent to, e.g. db.internal or *.example.com (repeatable; none = any host)")
+	pos, err := k.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	sources := 0
+	for _, set := range []bool{fromStdin, valueFile != "", flagGiven(k, "value")} {
+		if set {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return k.usageErr("give the value with exactly one of --from-stdin, --value-file or --value")
+	}
+	var opts []kgw.SecretOption
+	switch {
+	case ttl != "" && expire != "":
+		return k.usageErr("--ttl and --expire-time exclude each other")
+	case ttl != "":
+		d, err := time.ParseDuration(ttl)
+		if err != nil || d <= 0 {
+			return k.usageErr("--ttl %q: want a positive duration such as 24h", ttl)
+		}
+		opts = append(opts, kgw.TTL(d))
+	case expire != "":
+		t, err := time.Parse(time.RFC3339, expire)
+		if err != nil {
+			return k.usageErr("--expire-time %q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", expire)
+		}
+		opts = append(opts, kgw.ExpireTime(t))
+	}
+	if description != "" {
+		opts = append(opts, kgw.SecretDescription(description))
+	}
+	if len(hosts) > 0 {
+		opts = append(opts, kgw.AllowedHosts(hosts...))
+	}
+
+	var (
+		data []byte
+		yaml bool
+	)
+	switch {
+	case fromStdin:
+		data, err = c.readInput("-")
+	case valueFile != "":
+		data, err = c.readInput(valueFile)
+		ext := strings.ToLower(filepath.Ext(valueFile))
+		yaml = ext == ".yaml" || ext == ".yml"
+	default:
+		fmt.Fprintln(c.stderr, "kgw secrets put: warning: --value puts the secret in your shell history and the process list; prefer --from-stdin or --value-file")
+		data = []byte(value)
+	}
+	if err != nil {
+		return k.usageErr("read the value: %v", err)
+	}
+	secret, err := secretValue(data, yaml)
+	if err != nil {
+		// The message never quotes the value.
+		return k.usageErr("value: %v", err)
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		md, err := cl.StoreSecret(ctx, pos[0], secret, opts...)
+		if err != nil {
+			return err
+		}
+		if k.json() {
+			return k.printProto("secret", md)
+		}
+		fmt.Fprintf(c.stdout, "stored secret %s version %d (keys: %s)\n", md.GetName(), md.GetVersion(), strings.Join(md.GetKeys(), ", "))
+		return nil
+	})
+}
+
+// flagGiven reports whether the flag name was set on the command line.
+func flagGiven(k *clientCmd, name string) bool {
+	given := false
+	k.fs.Visit(func(f *flag.Flag) { given = given || f.Name == name })
+	return given
+}
+
+// secretValue decodes a secret value: a JSON (or YAML) object. Errors
+// describe the problem without quoting the data.
+func secretValue(data []byte, isYAML bool) (map[string]any, error) {
+	if len(strings.TrimSpace(string(data))) == 0 {
+		return nil, errors.New("empty: want a JSON object such as {\"user\": \"app\", \"password\": \"...\"}")
+	}
+	if isYAML {
+		m, err := yamlObject(data)
+		if err != nil {
+			return nil, errors.New("not a YAML mapping of JSON-compatible values")
+		}
+		return m, nil
+	}
+	m, err := jsonObject(data)
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func runSecretsList(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "secrets list", "[flags]", "Lists the secrets: metadata only, never values.")
+	if _, err := k.parse(args, 0, 0); err != nil {
+		return err
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		var all []*kgw.Secret
+		for s, err := range cl.ListSecrets(ctx) {
+			if err != nil {
+				return err
+			}
+			all = append(all, s)
+		}
+		if k.json() {
+			return printList(k, "secrets", all)
+		}
+		rows := make([][]string, 0, len(all))
+		for _, s := range all {
+			rows = append(rows, []string{s.GetName(), itoa(s.GetVersion()), orDash(strings.Join(s.GetKeys(), ",")),
+				expiry(s), orDash(strings.Join(s.GetAllowedHosts(), ",")), orDash(s.GetDescription())})
+		}
+		k.table("NAME\tVERSION\tKEYS\tEXPIRES\tALLOWED HOSTS\tDESCRIPTION", rows)
+		return nil
+	})
+}
+
+func expiry(s *kgw.Secret) string {
+	if s.GetExpireTime() == nil {
+		return "never"
+	}
+	return formatTime(s.GetExpireTime().AsTime())
+}
+
+func runSecretsGet(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "secrets get", "NAME [flags]", "Shows the metadata of a secret's latest version: keys, never values.")
+	pos, err := k.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		s, err := cl.GetSecret(ctx, pos[0])
+		if err != nil {
+			return err
+		}
+		if k.json() {
+			return k.printProto("secret", s)
+		}
+		w := c.stdout
+		fmt.Fprintf(w, "name:          %s\n", s.GetName())
+		fmt.Fprintf(w, "version:       %d\n", s.GetVersion())
+		fmt.Fprintf(w, "keys:          %s\n", orDash(strings.Join(s.GetKeys(), ", ")))
+		fmt.Fprintf(w, "description:   %s\n", orDash(s.GetDescription()))
+		fmt.Fprintf(w, "created:       %s\n", formatTime(s.GetCreateTime().AsTime()))
+		fmt.Fprintf(w, "expires:       %s\n", expiry(s))
+		hosts := "any"
+		if len(s.GetAllowedHosts()) > 0 {
+			hosts = strings.Join(s.GetAllowedHosts(), ", ")
+		}
+		fmt.Fprintf(w, "allowed hosts: %s\n", hosts)
+		return nil
+	})
+}
+
+func runSecretsDelete(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "secrets delete", "NAME [flags]", "Deletes a secret and all its versions. Resources naming it stop working.")
+	pos, err := k.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		if err := cl.DeleteSecret(ctx, pos[0]); err != nil {
+			return err
+		}
+		if k.json() {
+			return k.printDoc(nil)
+		}
+		fmt.Fprintf(c.stdout, "deleted secret %s\n", pos[0])
+		return nil
+	})
+}

@@ -1,0 +1,227 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	kgw "github.com/kailash-gateway/kgw/clients/go"
+)
+
+var workflowGroup = &group{
+	name:    "workflow",
+	summary: "Register, list, get and delete workflows on the gateway.",
+	subs: []subcommand{
+		{"register", "-f FILE", "register a workflow from a YAML or JSON file (a new version if the name exists)", runWorkflowRegister},
+		{"list", "", "list registered workflows", runWorkflowList},
+		{"get", "NAME [--version N]", "show a workflow; -o yaml prints a file that registers again", runWorkflowGet},
+		{"delete", "NAME", "delete a workflow and all its versions", runWorkflowDelete},
+	},
+}
+
+func runWorkflowRegister(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "workflow register", "-f FILE [flags]",
+		"Registers the workflow defined in FILE (YAML or JSON; nodes with inline code or\ncode_file paths relative to FILE, see docs/workflow-files.md). FILE - reads\nstandard input (code_file paths then relative to the working directory).\nRegistering an existing name stores the next version.")
+	var file string
+	k.fs.StringVar(&file, "file", "", "workflow file (.yaml, .yml or .json; - for standard input)")
+	k.alias("f", "file")
+	if _, err := k.parse(args, 0, 0); err != nil {
+		return err
+	}
+	if file == "" {
+		return k.usageErr("missing -f FILE")
+	}
+	var (
+		wf  *kgw.Workflow
+		err error
+	)
+	if file == "-" {
+		var data []byte
+		if data, err = c.readInput("-"); err == nil {
+			wf, err = kgw.ParseWorkflow(data, "", "")
+		}
+	} else {
+		wf, err = kgw.LoadWorkflowFile(file)
+	}
+	if err != nil {
+		var fe *kgw.FileError
+		if errors.As(err, &fe) {
+			fmt.Fprintf(c.stderr, "kgw %s: invalid workflow file:\n%v\n", k.name, err)
+			return errUsage
+		}
+		return k.usageErr("%v", err)
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		got, err := cl.Register(ctx, wf)
+		if err != nil {
+			return err
+		}
+		if k.json() {
+			return k.printProto("workflow", got)
+		}
+		fmt.Fprintf(c.stdout, "registered workflow %s version %d (%d nodes)\n", got.GetName(), got.GetVersion(), len(got.GetNodes()))
+		return nil
+	})
+}
+
+func runWorkflowList(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "workflow list", "[flags]", "Lists the registered workflows with their latest version.")
+	if _, err := k.parse(args, 0, 0); err != nil {
+		return err
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		var all []*kgw.WorkflowSummary
+		for w, err := range cl.ListWorkflows(ctx) {
+			if err != nil {
+				return err
+			}
+			all = append(all, w)
+		}
+		if k.json() {
+			return printList(k, "workflows", all)
+		}
+		rows := make([][]string, 0, len(all))
+		for _, w := range all {
+			rows = append(rows, []string{
+				w.GetName(), itoa(w.GetLatestVersion()), itoa(w.GetNodeCount()),
+				orDash(strings.Join(w.GetRequiredResources(), ",")), formatLabels(w.GetLabels()),
+				formatTime(w.GetCreateTime().AsTime()), orDash(w.GetDescription()),
+			})
+		}
+		k.table("NAME\tVERSION\tNODES\tRESOURCES\tLABELS\tCREATED\tDESCRIPTION", rows)
+		return nil
+	})
+}
+
+func runWorkflowGet(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "workflow get", "NAME [--version N] [flags]",
+		"Shows a workflow version (the latest by default). -o yaml prints it as a workflow\nfile with the code inline, which `kgw workflow register -f` accepts again.",
+		"text", "json", "yaml")
+	var version int
+	k.fs.IntVar(&version, "version", 0, "version to show (0 = latest)")
+	pos, err := k.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if version < 0 {
+		return k.usageErr("--version must not be negative")
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		wf, err := cl.GetWorkflow(ctx, pos[0], version)
+		if err != nil {
+			return err
+		}
+		switch k.flags.output {
+		case "json":
+			return k.printProto("workflow", wf)
+		case "yaml":
+			b, err := kgw.MarshalWorkflow(wf, "yaml")
+			if err != nil {
+				return fmt.Errorf("write workflow file: %w", err)
+			}
+			_, err = c.stdout.Write(b)
+			return err
+		}
+		printWorkflow(k, wf)
+		return nil
+	})
+}
+
+// printWorkflow writes the text form of wf: its fields, its nodes and its
+// connections (the code only with -o yaml).
+func printWorkflow(k *clientCmd, wf *kgw.Workflow) {
+	w := k.c.stdout
+	timeout := "300s (default)"
+	if d := wf.GetTimeout(); d != nil && d.AsDuration() > 0 {
+		timeout = d.AsDuration().String()
+	}
+	fmt.Fprintf(w, "name:        %s\n", wf.GetName())
+	fmt.Fprintf(w, "version:     %d\n", wf.GetVersion())
+	fmt.Fprintf(w, "description: %s\n", orDash(wf.GetDescription()))
+	fmt.Fprintf(w, "timeout:     %s\n", timeout)
+	fmt.Fprintf(w, "labels:      %s\n", formatLabels(wf.GetLabels()))
+	if wf.GetDisableJournal() {
+		fmt.Fprintf(w, "journal:     disabled\n")
+	}
+	fmt.Fprintf(w, "created:     %s\n\n", formatTime(wf.GetCreateTime().AsTime()))
+	rows := make([][]string, 0, len(wf.GetNodes()))
+	for _, n := range wf.GetNodes() {
+		nt := "-"
+		if d := n.GetTimeout(); d != nil && d.AsDuration() > 0 {
+			nt = d.AsDuration().String()
+		}
+		rows = append(rows, []string{
+			n.GetId(), orDash(strings.Join(n.GetRequiredResources(), ",")), nt,
+			formatRetry(n.GetRetry()), itoa(strings.Count(strings.TrimRight(n.GetCode(), "\n"), "\n") + 1), orDash(n.GetDescription()),
+		})
+	}
+	k.table("NODE\tRESOURCES\tTIMEOUT\tRETRY\tLINES\tDESCRIPTION", rows)
+	if len(wf.GetConnections()) > 0 {
+		fmt.Fprintln(w, "\nCONNECTIONS")
+		for _, cn := range wf.GetConnections() {
+			switch {
+			case cn.GetFromOutput() == "":
+				fmt.Fprintf(w, "  %s -> %s (pass all)\n", cn.GetFromNode(), cn.GetToNode())
+			case cn.GetToInput() == "" || cn.GetToInput() == cn.GetFromOutput():
+				fmt.Fprintf(w, "  %s.%s -> %s\n", cn.GetFromNode(), cn.GetFromOutput(), cn.GetToNode())
+			default:
+				fmt.Fprintf(w, "  %s.%s -> %s.%s\n", cn.GetFromNode(), cn.GetFromOutput(), cn.GetToNode(), cn.GetToInput())
+			}
+		}
+	}
+	fmt.Fprintf(w, "\nThe code: kgw workflow get %s --version %d -o yaml\n", wf.GetName(), wf.GetVersion())
+}
+
+// formatRetry describes a retry policy: "3 attempts, 1s..1m0s x2".
+func formatRetry(r *kgw.RetryPolicy) string {
+	if r == nil || r.GetMaxAttempts() <= 1 {
+		return "-"
+	}
+	s := fmt.Sprintf("%d attempts", r.GetMaxAttempts())
+	if r.GetInitialBackoff() != nil || r.GetMaxBackoff() != nil {
+		lo, hi := "1s", "1m0s"
+		if r.GetInitialBackoff() != nil {
+			lo = r.GetInitialBackoff().AsDuration().String()
+		}
+		if r.GetMaxBackoff() != nil {
+			hi = r.GetMaxBackoff().AsDuration().String()
+		}
+		s += ", " + lo + ".." + hi
+	}
+	if m := r.GetMultiplier(); m > 0 {
+		s += fmt.Sprintf(" x%g", m)
+	}
+	return s
+}
+
+// formatLabels prints labels as k=v,k=v in key order.
+func formatLabels(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "-"
+	}
+	parts := make([]string, 0, len(labels))
+	for _, key := range sortedKeys(labels) {
+		parts = append(parts, key+"="+labels[key])
+	}
+	return strings.Join(parts, ",")
+}
+
+func runWorkflowDelete(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "workflow delete", "NAME [flags]",
+		"Deletes a workflow and all its versions; running executions finish.")
+	pos, err := k.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		if err := cl.DeleteWorkflow(ctx, pos[0]); err != nil {
+			return err
+		}
+		if k.json() {
+			return k.printDoc(nil)
+		}
+		fmt.Fprintf(c.stdout, "deleted workflow %s\n", pos[0])
+		return nil
+	})
+}
