@@ -1,107 +1,16 @@
 package kgw_test
 
 import (
-	"bufio"
-	"encoding/json"
 	"errors"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	kgw "github.com/kailash-gateway/kgw/clients/go"
 	"github.com/kailash-gateway/kgw/internal/testenv"
 )
-
-// startGateway builds cmd/kgw from this tree, starts `kgw serve` on free
-// loopback ports with a fresh data directory, waits for its "kgw ready" log
-// line and returns the gRPC address. The process is stopped at cleanup.
-func startGateway(t *testing.T) string {
-	t.Helper()
-	out, err := exec.CommandContext(t.Context(), "go", "env", "GOMOD").Output()
-	if err != nil {
-		t.Fatalf("go env GOMOD: %v", err)
-	}
-	root := filepath.Dir(strings.TrimSpace(string(out)))
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "kgw")
-	build := exec.CommandContext(t.Context(), "go", "build", "-o", bin, "./cmd/kgw")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build ./cmd/kgw: %v\n%s", err, out)
-	}
-
-	cmd := exec.CommandContext(t.Context(), bin, "serve",
-		"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--data-dir", filepath.Join(dir, "data"), "--log-format", "json")
-	cmd.Env = append(os.Environ(), "KGW_LOG_LEVEL=info")
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 30 * time.Second // then SIGKILL
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start kgw serve: %v", err)
-	}
-	var (
-		mu      sync.Mutex
-		logText strings.Builder
-	)
-	logged := func() string {
-		mu.Lock()
-		defer mu.Unlock()
-		return logText.String()
-	}
-	ready := make(chan string, 1)
-	done := make(chan struct{})
-	go func() { // ends at EOF, when the process exits
-		defer close(done)
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			mu.Lock()
-			logText.WriteString(sc.Text() + "\n")
-			mu.Unlock()
-			var rec struct {
-				Msg      string `json:"msg"`
-				GRPCAddr string `json:"grpc_addr"`
-			}
-			if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Msg == "kgw ready" && rec.GRPCAddr != "" {
-				select {
-				case ready <- rec.GRPCAddr:
-				default:
-				}
-			}
-		}
-	}()
-	t.Cleanup(func() {
-		// t.Context() is done here, so cmd.Cancel has sent SIGTERM.
-		<-done
-		// Wait reports the cancelled context even when the gateway shut
-		// down cleanly on SIGTERM; only a failing exit status counts.
-		if err := cmd.Wait(); err != nil && !cmd.ProcessState.Success() && !t.Failed() {
-			t.Errorf("kgw serve exited with %v:\n%s", err, logged())
-		}
-		if t.Failed() {
-			t.Logf("kgw serve log:\n%s", logged())
-		}
-	})
-	select {
-	case addr := <-ready:
-		return addr
-	case <-done:
-		t.Fatalf("kgw serve exited before logging \"kgw ready\":\n%s", logged())
-		return ""
-	}
-}
 
 func TestEndToEnd(t *testing.T) {
 	pg := testenv.Postgres(t)
@@ -114,7 +23,7 @@ func TestEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("port of the test DSN: %v", err)
 	}
-	addr := startGateway(t)
+	addr := testenv.Gateway(t).Addr
 	ctx := t.Context()
 
 	// The README quick start: secret, builder, register, execute.
