@@ -30,6 +30,13 @@ type serveConfig struct {
 	LogFormat              string // text or json
 	ShutdownDelay          time.Duration
 	ShutdownTimeout        time.Duration
+	// Retention is how long finished executions and their events are
+	// kept; negative keeps them forever.
+	Retention time.Duration
+	// NodeMemoryLimit is the heap size in bytes above which running node
+	// attempts are stopped; 0 means the runtime's default, negative
+	// disables the watchdog.
+	NodeMemoryLimit int64
 }
 
 // parseServeConfig parses the flags of `kgw serve`. Every flag has a KGW_*
@@ -48,6 +55,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		cfg                           serveConfig
 		level                         string
 		shutdownDelay, shutdownTimout string
+		retention, memLimit           string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -68,6 +76,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.LogFormat, "log-format", env("KGW_LOG_FORMAT", "text"), "log format: text or json (env KGW_LOG_FORMAT)")
 	fs.StringVar(&shutdownDelay, "shutdown-delay", env("KGW_SHUTDOWN_DELAY", "0s"), "on shutdown, how long to report NOT_SERVING before draining (env KGW_SHUTDOWN_DELAY)")
 	fs.StringVar(&shutdownTimout, "shutdown-timeout", env("KGW_SHUTDOWN_TIMEOUT", "30s"), "on shutdown, how long running RPCs may take before connections are closed (env KGW_SHUTDOWN_TIMEOUT)")
+	fs.StringVar(&retention, "retention", env("KGW_RETENTION", "168h"), "how long finished executions and their events are kept; 0 or negative keeps them forever (env KGW_RETENTION)")
+	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which running nodes are stopped with MEMORY_LIMIT; 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -101,6 +111,16 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if cfg.ShutdownTimeout, err = time.ParseDuration(shutdownTimout); err != nil || cfg.ShutdownTimeout <= 0 {
 		problems = append(problems, fmt.Sprintf("shutdown timeout %q: want a positive duration such as 30s", shutdownTimout))
+	}
+	if cfg.Retention, err = time.ParseDuration(retention); err != nil {
+		problems = append(problems, fmt.Sprintf("retention %q: want a duration such as 168h", retention))
+	} else if cfg.Retention == 0 {
+		cfg.Retention = -1 // keep forever; the executor reads 0 as its default
+	}
+	if mib, err := strconv.ParseInt(memLimit, 10, 64); err != nil {
+		problems = append(problems, fmt.Sprintf("node memory limit %q: want a whole number of MiB", memLimit))
+	} else {
+		cfg.NodeMemoryLimit = mib << 20
 	}
 	if cfg.DataDir == "" {
 		problems = append(problems, "data dir is empty")

@@ -22,6 +22,7 @@ func TestParseServeConfig(t *testing.T) {
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
+		Retention: 168 * time.Hour,
 	}
 	tests := []struct {
 		name string
@@ -44,6 +45,10 @@ func TestParseServeConfig(t *testing.T) {
 			}},
 		{"env store", nil, map[string]string{"KGW_STORE": "sqlite:///tmp/x.db", "KGW_MASTER_KEY_FILE": "/etc/kgw.key"},
 			func(c *serveConfig) { c.Store, c.MasterKeyFile = "sqlite:///tmp/x.db", "/etc/kgw.key" }},
+		{"retention and memory limit", []string{"--retention", "24h"}, map[string]string{"KGW_NODE_MEMORY_LIMIT": "512"},
+			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = 24*time.Hour, 512<<20 }},
+		{"keep forever, no watchdog", []string{"--retention", "0s", "--node-memory-limit", "-1"}, nil,
+			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -74,6 +79,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad store", []string{"--store", "mysql://root:hunter2@db/kgw"}, nil, `unsupported scheme "mysql"`},
 		{"empty sqlite path", []string{"--store", "sqlite://"}, nil, "needs a file path"},
 		{"bad timeout", nil, map[string]string{"KGW_SHUTDOWN_TIMEOUT": "soon"}, "shutdown timeout"},
+		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
+		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/resources"
 	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/server"
@@ -86,6 +87,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	// their connections back) before the broker closes the pools, and both
 	// before the store closes.
 	defer broker.Close()
+	node.SetMemoryConfig(node.MemoryConfig{Limit: cfg.NodeMemoryLimit})
+	defer node.StopMemoryWatchdog()
 	exec := executor.New(executor.Config{
 		Store:       st,
 		Resources:   server.ExecutorResources(broker),
@@ -95,6 +98,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		// process left running is resumed at once; replicas sharing a
 		// PostgreSQL store wait until the owner's heartbeat is stale.
 		RecoverAllOnStart: kind == "sqlite",
+		Retention:         cfg.Retention,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
