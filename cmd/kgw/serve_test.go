@@ -9,9 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kailash-gateway/kgw/internal/testenv"
 )
 
 // repoRoot returns the module root (this test runs in cmd/kgw).
@@ -186,19 +189,26 @@ func TestServeReadmeQuickStart(t *testing.T) {
 		t.Fatal(`README.md has no sh blocks under a "grpcurl quick start" heading`)
 	}
 
+	// The hello-database blocks need a real PostgreSQL: the README's port
+	// is replaced by the test server's (its superuser trusts loopback).
+	pgPort := strconv.Itoa(testenv.Postgres(t).Port)
 	p := startKGW(t, root)
 	rpcRE := regexp.MustCompile(`kgw\.v1\.\w+Service/(\w+)`)
-	expect := map[string]string{
-		"list":             "kgw.v1.WorkflowService",
-		"RegisterWorkflow": `"version": 1`,
-		"GetWorkflow":      `"name": "hello"`,
-		"ListWorkflows":    `"latestVersion": 1`,
-		"DeleteWorkflow":   "{",
-		"ExecuteWorkflow":  `"loud": "HELLO KGW"`,
+	// Each block's output must contain one of its RPC's wanted strings, and
+	// every wanted string must be seen in some block.
+	expect := map[string][]string{
+		"list":             {"kgw.v1.WorkflowService"},
+		"RegisterWorkflow": {`"version": 1`},
+		"GetWorkflow":      {`"name": "hello"`},
+		"ListWorkflows":    {`"latestVersion": 1`},
+		"DeleteWorkflow":   {"{"},
+		"ExecuteWorkflow":  {`"loud": "HELLO KGW"`, `"message": "Hello from kgw"`},
+		"StoreSecret":      {`"keys": [`},
 	}
-	ran := map[string]bool{}
+	seen := map[string]bool{}
 	for i, block := range blocks {
 		script := strings.ReplaceAll(block, "127.0.0.1:50051", p.grpcAddr)
+		script = strings.ReplaceAll(script, `"port": 5432`, `"port": `+pgPort)
 		cmd := exec.CommandContext(t.Context(), "bash", "-euo", "pipefail", "-c", script)
 		cmd.Env = append(os.Environ(), "PATH="+filepath.Join(root, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
 		out, err := cmd.CombinedOutput()
@@ -209,13 +219,21 @@ func TestServeReadmeQuickStart(t *testing.T) {
 		if m := rpcRE.FindStringSubmatch(block); m != nil {
 			kind = m[1]
 		}
-		want, ok := expect[kind]
+		wants, ok := expect[kind]
 		if !ok {
 			continue
 		}
-		ran[kind] = true
-		if !strings.Contains(string(out), want) {
-			t.Errorf("README block %d (%s) output lacks %q:\n%s", i, kind, want, out)
+		matched := false
+		for _, want := range wants {
+			if strings.Contains(string(out), want) {
+				seen[want], matched = true, true
+			}
+		}
+		if !matched {
+			t.Errorf("README block %d (%s) output lacks any of %q:\n%s", i, kind, wants, out)
+		}
+		if strings.Contains(string(out), "change-me") {
+			t.Errorf("README block %d (%s) output shows the secret's password:\n%s", i, kind, out)
 		}
 		if kind == "list" {
 			for _, svc := range []string{
@@ -228,9 +246,11 @@ func TestServeReadmeQuickStart(t *testing.T) {
 			}
 		}
 	}
-	for kind := range expect {
-		if !ran[kind] {
-			t.Errorf("README quick start has no %s example", kind)
+	for kind, wants := range expect {
+		for _, want := range wants {
+			if !seen[want] {
+				t.Errorf("README quick start has no %s example answering %q", kind, want)
+			}
 		}
 	}
 
@@ -242,7 +262,7 @@ func TestServeReadmeQuickStart(t *testing.T) {
 		t.Errorf("/readyz = %d %q, want 200", code, body)
 	}
 	code, metrics := httpGet(t, admin+"/metrics")
-	want := `kgw_grpc_requests_total{code="OK",method="/kgw.v1.WorkflowService/RegisterWorkflow"} 1`
+	want := `kgw_grpc_requests_total{code="OK",method="/kgw.v1.WorkflowService/RegisterWorkflow"} 2`
 	if code != http.StatusOK || !strings.Contains(metrics, want) || !strings.Contains(metrics, "kgw_grpc_request_duration_seconds_bucket") {
 		t.Errorf("/metrics = %d, want it to contain %q and the duration histogram", code, want)
 	}
