@@ -165,8 +165,7 @@ type GatewayProcess struct {
 	logs   *logBuffer
 	tmpDir string
 
-	mu   sync.Mutex
-	proc *process // nil while stopped
+	child child
 }
 
 // Gateway builds kgw (once per test binary) and starts `kgw serve` in a
@@ -175,16 +174,7 @@ type GatewayProcess struct {
 // ends. It fails tb if the gateway cannot be started.
 func Gateway(tb testing.TB, opts ...GatewayOption) *GatewayProcess {
 	tb.Helper()
-	g, err := StartGateway(opts...)
-	if err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := g.Close(); err != nil {
-			tb.Errorf("testenv: %v", err)
-		}
-	})
-	return g
+	return startForTest(tb, func() (*GatewayProcess, error) { return StartGateway(opts...) })
 }
 
 // StartGateway is Gateway without a testing.TB: the caller must Close the
@@ -209,31 +199,19 @@ func StartGateway(opts ...GatewayOption) (*GatewayProcess, error) {
 		logs:    &logBuffer{},
 		tmpDir:  tmp,
 	}
-	for attempt := 0; ; attempt++ {
-		err = g.listenOnFreePorts(cfg)
-		if err == nil {
-			err = g.Start()
-		}
-		if err == nil {
-			return g, nil
-		}
-		if attempt == 2 {
-			_ = os.RemoveAll(tmp)
-			return nil, err
-		}
+	err = onFreePorts(2, func(ports []int) error {
+		g.listenOn(cfg, ports[0], ports[1])
+		return g.Start()
+	})
+	if err != nil {
+		_ = os.RemoveAll(tmp)
+		return nil, err
 	}
+	return g, nil
 }
 
-// listenOnFreePorts picks the addresses and builds the command line.
-func (g *GatewayProcess) listenOnFreePorts(cfg gatewayConfig) error {
-	grpcPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	adminPort, err := freePort()
-	if err != nil {
-		return err
-	}
+// listenOn sets the addresses and builds the command line.
+func (g *GatewayProcess) listenOn(cfg gatewayConfig, grpcPort, adminPort int) {
 	g.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(grpcPort))
 	g.AdminAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(adminPort))
 	g.args = []string{"serve",
@@ -245,7 +223,6 @@ func (g *GatewayProcess) listenOnFreePorts(cfg gatewayConfig) error {
 		g.args = append(g.args, "--store", cfg.store)
 	}
 	g.args = append(g.args, cfg.args...)
-	return nil
 }
 
 // gatewayEnv is the parent's environment without its KGW_* variables (a
@@ -264,28 +241,20 @@ func gatewayEnv(parent, extra []string) []string {
 // directory and waits until it is ready. Starting a running gateway is a
 // no-op.
 func (g *GatewayProcess) Start() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.proc != nil && !g.proc.exited() {
-		return nil
-	}
-	from := g.logs.Len()
-	cmd := exec.Command(g.bin, g.args...)
-	cmd.Dir = g.tmpDir
-	cmd.Env = g.env
-	cmd.Stdout = g.logs
-	cmd.Stderr = g.logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	proc, err := startProcess(cmd)
-	if err != nil {
-		return fmt.Errorf("start gateway: %w", err)
-	}
-	if err := g.logs.waitFor(proc.done, from, gatewayReadyLine, gatewayStartTimeout); err != nil {
-		_ = proc.signalAndWait(0, syscall.SIGKILL)
-		return fmt.Errorf("gateway on %s did not become ready: %w\n%s", g.Addr, err, lastLines(g.logs.From(from), 40))
-	}
-	g.proc = proc
-	return nil
+	return g.child.start(func() (*process, error) {
+		from := g.logs.Len()
+		cmd := exec.Command(g.bin, g.args...)
+		cmd.Dir = g.tmpDir
+		cmd.Env = g.env
+		cmd.Stdout = g.logs
+		cmd.Stderr = g.logs
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		ready := func(p *process) error { return g.logs.waitFor(p.done, from, gatewayReadyLine, gatewayStartTimeout) }
+		failed := func(err error) error {
+			return fmt.Errorf("gateway on %s did not become ready: %w\n%s", g.Addr, err, lastLines(g.logs.From(from), 40))
+		}
+		return launch(cmd, ready, failed, syscall.SIGKILL)
+	})
 }
 
 // Stop sends SIGTERM (graceful shutdown) and waits for the process to exit,
@@ -302,14 +271,7 @@ func (g *GatewayProcess) Kill() error {
 }
 
 func (g *GatewayProcess) stop(sig syscall.Signal) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.proc == nil {
-		return nil
-	}
-	p := g.proc
-	g.proc = nil
-	if err := p.signalAndWait(gatewayStopTimeout, sig, syscall.SIGKILL); err != nil {
+	if err := g.child.stop(gatewayStopTimeout, sig, syscall.SIGKILL); err != nil {
 		return fmt.Errorf("stop gateway: %w", err)
 	}
 	return nil
@@ -318,17 +280,12 @@ func (g *GatewayProcess) stop(sig syscall.Signal) error {
 // Restart stops the gateway gracefully and starts it again with the same
 // addresses and data directory.
 func (g *GatewayProcess) Restart() error {
-	if err := g.Stop(); err != nil {
-		return err
-	}
-	return g.Start()
+	return restart(g.Stop, g.Start)
 }
 
 // Running reports whether the gateway process is alive.
 func (g *GatewayProcess) Running() bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.proc != nil && !g.proc.exited()
+	return g.child.running()
 }
 
 // Logs returns everything the gateway wrote to stdout and stderr since it

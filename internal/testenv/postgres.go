@@ -12,7 +12,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -38,8 +37,7 @@ type PostgresServer struct {
 	binDir   string // where initdb and postgres live
 	cred     *syscall.Credential
 
-	mu   sync.Mutex
-	proc *process // nil while stopped
+	child child
 }
 
 var dbCounter atomic.Int64
@@ -79,37 +77,23 @@ func StartPostgres() (*PostgresServer, error) {
 		_ = os.RemoveAll(s.baseDir)
 		return nil, err
 	}
-	// A port found free may be taken before postgres binds it: try a few.
-	for attempt := 0; ; attempt++ {
-		s.Port, err = freePort()
-		if err == nil {
-			s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
-			err = s.Start()
-		}
-		if err == nil {
-			return s, nil
-		}
-		if attempt == 2 {
-			_ = os.RemoveAll(s.baseDir)
-			return nil, err
-		}
+	err = onFreePorts(1, func(ports []int) error {
+		s.Port = ports[0]
+		s.DSN = fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", s.Port)
+		return s.Start()
+	})
+	if err != nil {
+		_ = os.RemoveAll(s.baseDir)
+		return nil, err
 	}
+	return s, nil
 }
 
 // NewPostgres starts a private server for tb (for fault injection) and
 // closes it when tb ends. It fails tb if the server cannot be started.
 func NewPostgres(tb testing.TB) *PostgresServer {
 	tb.Helper()
-	s, err := StartPostgres()
-	if err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("testenv: %v", err)
-		}
-	})
-	return s
+	return startForTest(tb, StartPostgres)
 }
 
 // ExternalPostgres uses an existing server; dsn must connect as a role that
@@ -179,63 +163,44 @@ func (s *PostgresServer) Start() error {
 	if s.external {
 		return ErrExternal
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
-		return nil
-	}
-	logf, err := os.OpenFile(s.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("postgres log: %w", err)
-	}
-	defer logf.Close() // the child has its own descriptor
-	cmd := s.command("postgres", "-D", s.dataDir(),
-		"-p", strconv.Itoa(s.Port),
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories=",
-		"-F", // fsync off
-		"-c", "synchronous_commit=off",
-		"-c", "full_page_writes=off",
-		"-c", "max_connections=300",
-		"-c", "shared_buffers=32MB",
-	)
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	// If the test binary dies, take the server down with it (immediate shutdown).
-	cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
-	proc, err := startProcess(cmd)
+	return s.child.start(func() (*process, error) {
+		logf, err := openLog(s.logFile())
+		if err != nil {
+			return nil, fmt.Errorf("postgres log: %w", err)
+		}
+		defer logf.Close() // the child has its own descriptor
+		cmd := s.command("postgres", "-D", s.dataDir(),
+			"-p", strconv.Itoa(s.Port),
+			"-c", "listen_addresses=127.0.0.1",
+			"-c", "unix_socket_directories=",
+			"-F", // fsync off
+			"-c", "synchronous_commit=off",
+			"-c", "full_page_writes=off",
+			"-c", "max_connections=300",
+			"-c", "shared_buffers=32MB",
+		)
+		cmd.Stdout = logf
+		cmd.Stderr = logf
+		// If the test binary dies, take the server down with it (immediate shutdown).
+		cmd.SysProcAttr.Pdeathsig = syscall.SIGQUIT
+		ready := func(p *process) error { return p.poll(60*time.Second, 50*time.Millisecond, s.ping) }
+		failed := func(err error) error {
+			return fmt.Errorf("postgres on port %d: %w\n%s", s.Port, err, tail(s.logFile(), 2048))
+		}
+		return launch(cmd, ready, failed, syscall.SIGQUIT, syscall.SIGKILL)
+	})
+}
+
+// ping connects to the server and pings it.
+func (s *PostgresServer) ping() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.DSN)
 	if err != nil {
 		return err
 	}
-	if err := s.waitReady(proc, 60*time.Second); err != nil {
-		_ = proc.signalAndWait(5*time.Second, syscall.SIGQUIT, syscall.SIGKILL)
-		return fmt.Errorf("postgres on port %d: %w\n%s", s.Port, err, tail(s.logFile(), 2048))
-	}
-	s.proc = proc
-	return nil
-}
-
-func (s *PostgresServer) waitReady(proc *process, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		conn, err := pgx.Connect(ctx, s.DSN)
-		if err == nil {
-			err = conn.Ping(ctx)
-			_ = conn.Close(ctx)
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if proc.exited() {
-			return fmt.Errorf("server exited: %v", proc.err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after %v: %w", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	defer conn.Close(ctx)
+	return conn.Ping(ctx)
 }
 
 // Stop shuts the server down (fast shutdown: sessions are disconnected,
@@ -254,22 +219,12 @@ func (s *PostgresServer) stop(sig syscall.Signal) error {
 	if s.external {
 		return ErrExternal
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return nil
-	}
-	err := s.proc.signalAndWait(20*time.Second, sig, syscall.SIGQUIT, syscall.SIGKILL)
-	s.proc = nil
-	return err
+	return s.child.stop(20*time.Second, sig, syscall.SIGQUIT, syscall.SIGKILL)
 }
 
 // Restart stops and starts the server on the same port.
 func (s *PostgresServer) Restart() error {
-	if err := s.Stop(); err != nil {
-		return err
-	}
-	return s.Start()
+	return restart(s.Stop, s.Start)
 }
 
 // Close stops the server and removes its directory. It does nothing for an

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -32,8 +31,7 @@ type RedisServer struct {
 	bin      string
 	dir      string
 
-	mu   sync.Mutex
-	proc *process // nil while stopped
+	child child
 }
 
 var prefixCounter atomic.Int64
@@ -50,36 +48,23 @@ func StartRedis() (*RedisServer, error) {
 		return nil, fmt.Errorf("redis temp dir: %w", err)
 	}
 	s := &RedisServer{bin: bin, dir: dir}
-	for attempt := 0; ; attempt++ {
-		s.Port, err = freePort()
-		if err == nil {
-			s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
-			err = s.Start()
-		}
-		if err == nil {
-			return s, nil
-		}
-		if attempt == 2 {
-			_ = os.RemoveAll(dir)
-			return nil, err
-		}
+	err = onFreePorts(1, func(ports []int) error {
+		s.Port = ports[0]
+		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.Port))
+		return s.Start()
+	})
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
 	}
+	return s, nil
 }
 
 // NewRedis starts a private server for tb (for fault injection) and closes
 // it when tb ends. It fails tb if the server cannot be started.
 func NewRedis(tb testing.TB) *RedisServer {
 	tb.Helper()
-	s, err := StartRedis()
-	if err != nil {
-		tb.Fatalf("testenv: %v", err)
-	}
-	tb.Cleanup(func() {
-		if err := s.Close(); err != nil {
-			tb.Errorf("testenv: %v", err)
-		}
-	})
-	return s
+	return startForTest(tb, StartRedis)
 }
 
 // ExternalRedis uses an existing server at addr. Stop, Start, Restart and
@@ -99,46 +84,32 @@ func (s *RedisServer) Start() error {
 	if s.external {
 		return ErrExternal
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc != nil && !s.proc.exited() {
-		return nil
-	}
-	logf, err := os.OpenFile(s.logFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return fmt.Errorf("redis log: %w", err)
-	}
-	defer logf.Close() // the child has its own descriptor
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.Port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--dir", s.dir,
-		"--daemonize", "no",
-	)
-	cmd.Dir = s.dir
-	cmd.Stdout = logf
-	cmd.Stderr = logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	proc, err := startProcess(cmd)
-	if err != nil {
-		return err
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err = redisPing(s.Addr, time.Second)
-		if err == nil {
-			break
+	return s.child.start(func() (*process, error) {
+		logf, err := openLog(s.logFile())
+		if err != nil {
+			return nil, fmt.Errorf("redis log: %w", err)
 		}
-		if proc.exited() || time.Now().After(deadline) {
-			_ = proc.signalAndWait(5*time.Second, syscall.SIGKILL)
+		defer logf.Close() // the child has its own descriptor
+		cmd := exec.Command(s.bin,
+			"--port", strconv.Itoa(s.Port),
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--dir", s.dir,
+			"--daemonize", "no",
+		)
+		cmd.Dir = s.dir
+		cmd.Stdout = logf
+		cmd.Stderr = logf
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		ready := func(p *process) error {
+			return p.poll(30*time.Second, 20*time.Millisecond, func() error { return redisPing(s.Addr, time.Second) })
+		}
+		failed := func(err error) error {
 			return fmt.Errorf("redis-server on port %d: %w\n%s", s.Port, err, tail(s.logFile(), 2048))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	s.proc = proc
-	return nil
+		return launch(cmd, ready, failed, syscall.SIGKILL)
+	})
 }
 
 // Stop shuts the server down; its data is lost (no persistence). Clients
@@ -156,22 +127,12 @@ func (s *RedisServer) stop(sig syscall.Signal) error {
 	if s.external {
 		return ErrExternal
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.proc == nil {
-		return nil
-	}
-	err := s.proc.signalAndWait(10*time.Second, sig, syscall.SIGKILL)
-	s.proc = nil
-	return err
+	return s.child.stop(10*time.Second, sig, syscall.SIGKILL)
 }
 
 // Restart stops and starts the server on the same port.
 func (s *RedisServer) Restart() error {
-	if err := s.Stop(); err != nil {
-		return err
-	}
-	return s.Start()
+	return restart(s.Stop, s.Start)
 }
 
 // Close stops the server and removes its directory. It does nothing for an

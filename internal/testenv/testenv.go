@@ -23,13 +23,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 )
@@ -46,12 +44,8 @@ const (
 )
 
 var shared struct {
-	pgOnce    sync.Once
-	pg        *PostgresServer
-	pgErr     error
-	redisOnce sync.Once
-	redis     *RedisServer
-	redisErr  error
+	pg    sharedServer[*PostgresServer]
+	redis sharedServer[*RedisServer]
 }
 
 // Postgres returns the PostgreSQL server shared by the tests of this package,
@@ -59,17 +53,7 @@ var shared struct {
 // tb if the server cannot be started. Main stops it.
 func Postgres(tb testing.TB) *PostgresServer {
 	tb.Helper()
-	shared.pgOnce.Do(func() {
-		if dsn := os.Getenv(EnvPostgresDSN); dsn != "" {
-			shared.pg, shared.pgErr = ExternalPostgres(dsn)
-			return
-		}
-		shared.pg, shared.pgErr = StartPostgres()
-	})
-	if shared.pgErr != nil {
-		tb.Fatalf("testenv: %v", shared.pgErr)
-	}
-	return shared.pg
+	return shared.pg.get(tb, EnvPostgresDSN, ExternalPostgres, StartPostgres)
 }
 
 // Redis returns the Redis server shared by the tests of this package,
@@ -77,17 +61,42 @@ func Postgres(tb testing.TB) *PostgresServer {
 // the server cannot be started. Main stops it.
 func Redis(tb testing.TB) *RedisServer {
 	tb.Helper()
-	shared.redisOnce.Do(func() {
-		if addr := os.Getenv(EnvRedisAddr); addr != "" {
-			shared.redis, shared.redisErr = ExternalRedis(addr)
-			return
+	return shared.redis.get(tb, EnvRedisAddr, ExternalRedis, StartRedis)
+}
+
+// sharedServer is a server shared by the tests of a package: started on
+// first use, or the external one its environment variable names.
+type sharedServer[S interface{ Close() error }] struct {
+	once sync.Once
+	srv  S
+	err  error
+	up   bool // srv is set and must be closed
+}
+
+// get returns the server, starting it (or connecting to the one named by
+// the environment variable env) on first use. It fails tb if that failed.
+func (sh *sharedServer[S]) get(tb testing.TB, env string, external func(string) (S, error), start func() (S, error)) S {
+	tb.Helper()
+	sh.once.Do(func() {
+		if v := os.Getenv(env); v != "" {
+			sh.srv, sh.err = external(v)
+		} else {
+			sh.srv, sh.err = start()
 		}
-		shared.redis, shared.redisErr = StartRedis()
+		sh.up = sh.err == nil
 	})
-	if shared.redisErr != nil {
-		tb.Fatalf("testenv: %v", shared.redisErr)
+	if sh.err != nil {
+		tb.Fatalf("testenv: %v", sh.err)
 	}
-	return shared.redis
+	return sh.srv
+}
+
+// close closes the server if get started (or connected to) it.
+func (sh *sharedServer[S]) close() error {
+	if !sh.up {
+		return nil
+	}
+	return sh.srv.Close()
 }
 
 // Main runs the tests, stops the shared servers, checks for leaked
@@ -122,27 +131,7 @@ func fuzzWorker() bool {
 // StopShared stops and removes the shared servers started by Postgres and
 // Redis. Main calls it; a custom TestMain that does not use Main must.
 func StopShared() error {
-	var errs []error
-	if shared.pg != nil {
-		errs = append(errs, shared.pg.Close())
-	}
-	if shared.redis != nil {
-		errs = append(errs, shared.redis.Close())
-	}
-	return errors.Join(errs...)
-}
-
-// freePort asks the kernel for a free TCP port on 127.0.0.1.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	return port, nil
+	return errors.Join(shared.pg.close(), shared.redis.close())
 }
 
 // lookBinary finds name in PATH or in the extra directories, and otherwise
@@ -172,51 +161,7 @@ func tail(path string, n int64) string {
 	return strings.TrimSpace(string(b))
 }
 
-// process is a server child process whose exit is observed by one goroutine.
-type process struct {
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
-	err  error         // Wait's result, valid after done is closed
-}
-
-func startProcess(cmd *exec.Cmd) (*process, error) {
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
-	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
-}
-
-// exited reports whether the process has ended.
-func (p *process) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// signalAndWait sends each signal in turn, waiting up to wait after each for
-// the process to exit.
-func (p *process) signalAndWait(wait time.Duration, sigs ...os.Signal) error {
-	for _, sig := range sigs {
-		if p.exited() {
-			return nil
-		}
-		if err := p.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			return fmt.Errorf("signal %v: %w", sig, err)
-		}
-		select {
-		case <-p.done:
-			return nil
-		case <-time.After(wait):
-		}
-	}
-	<-p.done
-	return nil
+// openLog opens a server's log file for appending, creating it if needed.
+func openLog(path string) (*os.File, error) {
+	return os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 }

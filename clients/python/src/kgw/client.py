@@ -9,26 +9,17 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
-from kgw import _channel, _requests, resources
+from kgw import _calls, _channel, resources
 from kgw._requests import ResourceArg
 from kgw._values import Seconds
 from kgw.errors import from_rpc_error
 from kgw.types import Execution, ExecutionEvent, Page, Secret, WorkflowInfo, WorkflowSummary
-from kgw.v1 import execution_pb2, secret_pb2, workflow_pb2
+from kgw.v1 import workflow_pb2
 
 __all__ = ["AsyncSecrets", "KailashClient"]
 
-_Req = TypeVar("_Req", bound=Message)
-_Resp = TypeVar("_Resp", bound=Message)
-_EventResp = TypeVar(
-    "_EventResp", execution_pb2.StreamExecutionResponse, execution_pb2.WatchExecutionResponse
-)
-
-_WF = _requests.WORKFLOW_SERVICE
-_EX = _requests.EXECUTION_SERVICE
-_SE = _requests.SECRET_SERVICE
+_T = TypeVar("_T")
 
 
 class KailashClient:
@@ -111,53 +102,27 @@ class KailashClient:
                 self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
         return self._channel
 
-    async def _unary(self, path: str, request: _Req, response_type: type[_Resp]) -> _Resp:
-        call = self._open().unary_unary(
-            path,
-            request_serializer=type(request).SerializeToString,
-            response_deserializer=response_type.FromString,
-        )
+    async def _call(self, call: _calls.Unary[Any, _T]) -> _T:
+        multi = call.bind(self._open().unary_unary)
         try:
-            return await call(request, metadata=self._metadata)
+            response = await multi(call.request, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err) from None
+        return call.convert(response)
 
-    async def _events(
-        self, path: str, request: _Req, response_type: type[_EventResp]
-    ) -> AsyncIterator[ExecutionEvent]:
-        multi = self._open().unary_stream(
-            path,
-            request_serializer=type(request).SerializeToString,
-            response_deserializer=response_type.FromString,
-        )
-        call: Any = multi(request, metadata=self._metadata)
-        tracker = _requests.ResumeTracker()
-        try:
-            while True:
-                try:
-                    async for response in call:
-                        event = ExecutionEvent.from_proto(response.event)
-                        tracker.saw(event.execution_id, event.seq)
-                        yield event
-                    return
-                except grpc.aio.AioRpcError as err:
-                    error = from_rpc_error(err)
-                    resume = tracker.resume_point(error)
-                    if resume is None:
-                        raise error from None
+    async def _events(self, call: _calls.Stream) -> AsyncIterator[ExecutionEvent]:
+        events = _calls.Events()
+        while True:
+            stream: Any = call.bind(self._open().unary_stream)(call.request, metadata=self._metadata)
+            try:
+                async for response in stream:
+                    yield events.event(response)
+                return
+            except grpc.aio.AioRpcError as err:
                 # The gateway dropped a stream that fell behind: resume after the last event seen.
-                call.cancel()
-                watch = self._open().unary_stream(
-                    _requests.method_path(_EX, "WatchExecution"),
-                    request_serializer=execution_pb2.WatchExecutionRequest.SerializeToString,
-                    response_deserializer=execution_pb2.WatchExecutionResponse.FromString,
-                )
-                call = watch(
-                    execution_pb2.WatchExecutionRequest(execution_id=resume[0], after_seq=resume[1]),
-                    metadata=self._metadata,
-                )
-        finally:
-            call.cancel()
+                call = events.resume(from_rpc_error(err))
+            finally:
+                stream.cancel()
 
     # Workflows.
 
@@ -167,31 +132,19 @@ class KailashClient:
         Registering an existing name stores the next version. Raises
         :class:`kgw.InvalidWorkflow` with one violation per problem.
         """
-        request = _requests.register_request(name, workflow)
-        path = _requests.method_path(_WF, "RegisterWorkflow")
-        response = await self._unary(path, request, workflow_pb2.RegisterWorkflowResponse)
-        return WorkflowInfo.from_proto(response.workflow)
+        return await self._call(_calls.register_workflow(name, workflow))
 
     async def get_workflow(self, name: str, version: int = 0) -> WorkflowInfo:
         """Returns one version of a workflow (the latest for 0). Raises :class:`kgw.WorkflowNotFound`."""
-        request = workflow_pb2.GetWorkflowRequest(name=name, version=version)
-        response = await self._unary(
-            _requests.method_path(_WF, "GetWorkflow"), request, workflow_pb2.GetWorkflowResponse
-        )
-        return WorkflowInfo.from_proto(response.workflow)
+        return await self._call(_calls.get_workflow(name, version))
 
     async def list_workflows(self, page_size: int = 0, page_token: str = "") -> Page[WorkflowSummary]:
         """Returns one page of workflow summaries, ordered by name."""
-        request = workflow_pb2.ListWorkflowsRequest(page_size=page_size, page_token=page_token)
-        response = await self._unary(
-            _requests.method_path(_WF, "ListWorkflows"), request, workflow_pb2.ListWorkflowsResponse
-        )
-        return Page([WorkflowSummary.from_proto(w) for w in response.workflows], response.next_page_token)
+        return await self._call(_calls.list_workflows(page_size, page_token))
 
     async def delete_workflow(self, name: str) -> None:
         """Deletes a workflow and all its versions; running executions finish."""
-        request = workflow_pb2.DeleteWorkflowRequest(name=name)
-        await self._unary(_requests.method_path(_WF, "DeleteWorkflow"), request, workflow_pb2.DeleteWorkflowResponse)
+        await self._call(_calls.delete_workflow(name))
 
     # Executions.
 
@@ -219,20 +172,8 @@ class KailashClient:
 
         Returns the finished :class:`Execution`; check ``status`` and ``error``.
         """
-        request = _requests.execution_request(
-            execution_pb2.ExecuteWorkflowRequest(),
-            name,
-            parameters=parameters,
-            resources=resources,
-            context=context,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            version=version,
-        )
-        response = await self._unary(
-            _requests.method_path(_EX, "ExecuteWorkflow"), request, execution_pb2.ExecuteWorkflowResponse
-        )
-        return Execution.from_proto(response.execution)
+        args = _calls.ExecutionArgs(name, parameters, resources, context, timeout, idempotency_key, version)
+        return await self._call(_calls.execute_workflow(args))
 
     async def start_execution(
         self,
@@ -246,20 +187,8 @@ class KailashClient:
         version: int = 0,
     ) -> str:
         """Starts a workflow and returns the execution id at once (see execute_workflow for the arguments)."""
-        request = _requests.execution_request(
-            execution_pb2.StartExecutionRequest(),
-            name,
-            parameters=parameters,
-            resources=resources,
-            context=context,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            version=version,
-        )
-        response = await self._unary(
-            _requests.method_path(_EX, "StartExecution"), request, execution_pb2.StartExecutionResponse
-        )
-        return response.execution_id
+        args = _calls.ExecutionArgs(name, parameters, resources, context, timeout, idempotency_key, version)
+        return await self._call(_calls.start_execution(args))
 
     def stream_workflow(
         self,
@@ -280,36 +209,18 @@ class KailashClient:
 
         Leaving the loop early cancels the stream, not the execution.
         """
-        request = _requests.execution_request(
-            execution_pb2.StreamExecutionRequest(),
-            name,
-            parameters=parameters,
-            resources=resources,
-            context=context,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            version=version,
-        )
-        return self._events(
-            _requests.method_path(_EX, "StreamExecution"), request, execution_pb2.StreamExecutionResponse
-        )
+        args = _calls.ExecutionArgs(name, parameters, resources, context, timeout, idempotency_key, version)
+        return self._events(_calls.stream_workflow(args))
 
     def watch_execution(self, execution_id: str, after_seq: int = 0) -> AsyncIterator[ExecutionEvent]:
         """Yields the events of an existing execution with seq greater than ``after_seq``,
         live until it ends. To resume after a broken stream, pass the last seq seen:
         nothing is missed and nothing is seen twice."""
-        request = execution_pb2.WatchExecutionRequest(execution_id=execution_id, after_seq=after_seq)
-        return self._events(
-            _requests.method_path(_EX, "WatchExecution"), request, execution_pb2.WatchExecutionResponse
-        )
+        return self._events(_calls.watch_execution(execution_id, after_seq))
 
     async def get_execution(self, execution_id: str) -> Execution:
         """Returns an execution's current state. Raises :class:`kgw.ExecutionNotFound`."""
-        request = execution_pb2.GetExecutionRequest(execution_id=execution_id)
-        response = await self._unary(
-            _requests.method_path(_EX, "GetExecution"), request, execution_pb2.GetExecutionResponse
-        )
-        return Execution.from_proto(response.execution)
+        return await self._call(_calls.get_execution(execution_id))
 
     async def list_executions(
         self,
@@ -321,19 +232,11 @@ class KailashClient:
     ) -> Page[Execution]:
         """Returns one page of executions, newest first, optionally filtered by
         workflow and status (``"failed"``, ``"running"``, …)."""
-        request = _requests.list_executions_request(workflow, status, page_size, page_token)
-        response = await self._unary(
-            _requests.method_path(_EX, "ListExecutions"), request, execution_pb2.ListExecutionsResponse
-        )
-        return Page([Execution.from_proto(e) for e in response.executions], response.next_page_token)
+        return await self._call(_calls.list_executions(workflow, status, page_size, page_token))
 
     async def cancel_execution(self, execution_id: str) -> Execution:
         """Cancels an execution and returns its state after cancellation."""
-        request = execution_pb2.CancelExecutionRequest(execution_id=execution_id)
-        response = await self._unary(
-            _requests.method_path(_EX, "CancelExecution"), request, execution_pb2.CancelExecutionResponse
-        )
-        return Execution.from_proto(response.execution)
+        return await self._call(_calls.cancel_execution(execution_id))
 
 
 class AsyncSecrets:
@@ -361,33 +264,16 @@ class AsyncSecrets:
             allowed_hosts: host patterns the credentials may be sent to; empty means any.
             description: human-readable description.
         """
-        request = _requests.store_secret_request(
-            name, value, ttl=ttl, expire_time=expire_time, allowed_hosts=allowed_hosts, description=description
-        )
-        response = await self._client._unary(
-            _requests.method_path(_SE, "StoreSecret"), request, secret_pb2.StoreSecretResponse
-        )
-        return Secret.from_proto(response.secret)
+        return await self._client._call(_calls.store_secret(name, value, ttl, expire_time, allowed_hosts, description))
 
     async def get_secret(self, name: str) -> Secret:
         """Returns the metadata of the latest version. Raises :class:`kgw.SecretNotFound`."""
-        request = secret_pb2.GetSecretRequest(name=name)
-        response = await self._client._unary(
-            _requests.method_path(_SE, "GetSecret"), request, secret_pb2.GetSecretResponse
-        )
-        return Secret.from_proto(response.secret)
+        return await self._client._call(_calls.get_secret(name))
 
     async def list_secrets(self, page_size: int = 0, page_token: str = "") -> Page[Secret]:
         """Returns one page of secret metadata, ordered by name."""
-        request = secret_pb2.ListSecretsRequest(page_size=page_size, page_token=page_token)
-        response = await self._client._unary(
-            _requests.method_path(_SE, "ListSecrets"), request, secret_pb2.ListSecretsResponse
-        )
-        return Page([Secret.from_proto(s) for s in response.secrets], response.next_page_token)
+        return await self._client._call(_calls.list_secrets(page_size, page_token))
 
     async def delete_secret(self, name: str) -> None:
         """Deletes every version of a secret."""
-        request = secret_pb2.DeleteSecretRequest(name=name)
-        await self._client._unary(
-            _requests.method_path(_SE, "DeleteSecret"), request, secret_pb2.DeleteSecretResponse
-        )
+        await self._client._call(_calls.delete_secret(name))

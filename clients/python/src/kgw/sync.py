@@ -18,26 +18,17 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
-from google.protobuf.message import Message
 
-from kgw import _channel, _requests, resources
+from kgw import _calls, _channel, resources
 from kgw._requests import ResourceArg
 from kgw._values import Seconds
 from kgw.errors import from_rpc_error
 from kgw.types import Execution, ExecutionEvent, Page, Secret, WorkflowInfo, WorkflowSummary
-from kgw.v1 import execution_pb2, secret_pb2, workflow_pb2
+from kgw.v1 import workflow_pb2
 
 __all__ = ["KailashClient", "Secrets", "SyncKailashClient"]
 
-_Req = TypeVar("_Req", bound=Message)
-_Resp = TypeVar("_Resp", bound=Message)
-_EventResp = TypeVar(
-    "_EventResp", execution_pb2.StreamExecutionResponse, execution_pb2.WatchExecutionResponse
-)
-
-_WF = _requests.WORKFLOW_SERVICE
-_EX = _requests.EXECUTION_SERVICE
-_SE = _requests.SECRET_SERVICE
+_T = TypeVar("_T")
 
 
 class SyncKailashClient:
@@ -94,78 +85,43 @@ class SyncKailashClient:
         except grpc.FutureTimeoutError:
             raise TimeoutError(f"gateway at {self.target} not ready after {seconds} s") from None
 
-    def _unary(self, path: str, request: _Req, response_type: type[_Resp]) -> _Resp:
-        call = self._channel.unary_unary(
-            path,
-            request_serializer=type(request).SerializeToString,
-            response_deserializer=response_type.FromString,
-        )
+    def _call(self, call: _calls.Unary[Any, _T]) -> _T:
+        multi = call.bind(self._channel.unary_unary)
         try:
-            return call(request, metadata=self._metadata)
+            response = multi(call.request, metadata=self._metadata)
         except grpc.RpcError as err:
             raise from_rpc_error(err) from None
+        return call.convert(response)
 
-    def _events(self, path: str, request: _Req, response_type: type[_EventResp]) -> Iterator[ExecutionEvent]:
-        multi = self._channel.unary_stream(
-            path,
-            request_serializer=type(request).SerializeToString,
-            response_deserializer=response_type.FromString,
-        )
-        call: Any = multi(request, metadata=self._metadata)
-        tracker = _requests.ResumeTracker()
-        try:
-            while True:
-                try:
-                    for response in call:
-                        event = ExecutionEvent.from_proto(response.event)
-                        tracker.saw(event.execution_id, event.seq)
-                        yield event
-                    return
-                except grpc.RpcError as err:
-                    error = from_rpc_error(err)
-                    resume = tracker.resume_point(error)
-                    if resume is None:
-                        raise error from None
+    def _events(self, call: _calls.Stream) -> Iterator[ExecutionEvent]:
+        events = _calls.Events()
+        while True:
+            stream: Any = call.bind(self._channel.unary_stream)(call.request, metadata=self._metadata)
+            try:
+                for response in stream:
+                    yield events.event(response)
+                return
+            except grpc.RpcError as err:
                 # The gateway dropped a stream that fell behind: resume after the last event seen.
-                call.cancel()
-                watch = self._channel.unary_stream(
-                    _requests.method_path(_EX, "WatchExecution"),
-                    request_serializer=execution_pb2.WatchExecutionRequest.SerializeToString,
-                    response_deserializer=execution_pb2.WatchExecutionResponse.FromString,
-                )
-                call = watch(
-                    execution_pb2.WatchExecutionRequest(execution_id=resume[0], after_seq=resume[1]),
-                    metadata=self._metadata,
-                )
-        finally:
-            call.cancel()
+                call = events.resume(from_rpc_error(err))
+            finally:
+                stream.cancel()
 
     def register_workflow(self, name: str | None, workflow: workflow_pb2.Workflow) -> WorkflowInfo:
         """Registers a workflow; see :meth:`kgw.KailashClient.register_workflow`."""
-        request = _requests.register_request(name, workflow)
-        response = self._unary(
-            _requests.method_path(_WF, "RegisterWorkflow"), request, workflow_pb2.RegisterWorkflowResponse
-        )
-        return WorkflowInfo.from_proto(response.workflow)
+        return self._call(_calls.register_workflow(name, workflow))
 
     def get_workflow(self, name: str, version: int = 0) -> WorkflowInfo:
         """Returns one version of a workflow (the latest for 0)."""
-        request = workflow_pb2.GetWorkflowRequest(name=name, version=version)
-        response = self._unary(_requests.method_path(_WF, "GetWorkflow"), request, workflow_pb2.GetWorkflowResponse)
-        return WorkflowInfo.from_proto(response.workflow)
+        return self._call(_calls.get_workflow(name, version))
 
     def list_workflows(self, page_size: int = 0, page_token: str = "") -> Page[WorkflowSummary]:
         """Returns one page of workflow summaries, ordered by name."""
-        request = workflow_pb2.ListWorkflowsRequest(page_size=page_size, page_token=page_token)
-        response = self._unary(
-            _requests.method_path(_WF, "ListWorkflows"), request, workflow_pb2.ListWorkflowsResponse
-        )
-        return Page([WorkflowSummary.from_proto(w) for w in response.workflows], response.next_page_token)
+        return self._call(_calls.list_workflows(page_size, page_token))
 
     def delete_workflow(self, name: str) -> None:
         """Deletes a workflow and all its versions."""
-        request = workflow_pb2.DeleteWorkflowRequest(name=name)
-        self._unary(_requests.method_path(_WF, "DeleteWorkflow"), request, workflow_pb2.DeleteWorkflowResponse)
+        self._call(_calls.delete_workflow(name))
 
     def execute_workflow(
         self,
@@ -179,20 +135,8 @@ class SyncKailashClient:
         version: int = 0,
     ) -> Execution:
         """Runs a workflow and waits for it to end; see :meth:`kgw.KailashClient.execute_workflow`."""
-        request = _requests.execution_request(
-            execution_pb2.ExecuteWorkflowRequest(),
-            name,
-            parameters=parameters,
-            resources=resources,
-            context=context,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            version=version,
-        )
-        response = self._unary(
-            _requests.method_path(_EX, "ExecuteWorkflow"), request, execution_pb2.ExecuteWorkflowResponse
-        )
-        return Execution.from_proto(response.execution)
+        args = _calls.ExecutionArgs(name, parameters, resources, context, timeout, idempotency_key, version)
+        return self._call(_calls.execute_workflow(args))
 
     def start_execution(
         self,
@@ -206,20 +150,8 @@ class SyncKailashClient:
         version: int = 0,
     ) -> str:
         """Starts a workflow and returns the execution id at once."""
-        request = _requests.execution_request(
-            execution_pb2.StartExecutionRequest(),
-            name,
-            parameters=parameters,
-            resources=resources,
-            context=context,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            version=version,
-        )
-        response = self._unary(
-            _requests.method_path(_EX, "StartExecution"), request, execution_pb2.StartExecutionResponse
-        )
-        return response.execution_id
+        args = _calls.ExecutionArgs(name, parameters, resources, context, timeout, idempotency_key, version)
+        return self._call(_calls.start_execution(args))
 
     def stream_workflow(
         self,
@@ -233,34 +165,16 @@ class SyncKailashClient:
         version: int = 0,
     ) -> Iterator[ExecutionEvent]:
         """Starts a workflow and yields its events up to the terminal one."""
-        request = _requests.execution_request(
-            execution_pb2.StreamExecutionRequest(),
-            name,
-            parameters=parameters,
-            resources=resources,
-            context=context,
-            timeout=timeout,
-            idempotency_key=idempotency_key,
-            version=version,
-        )
-        return self._events(
-            _requests.method_path(_EX, "StreamExecution"), request, execution_pb2.StreamExecutionResponse
-        )
+        args = _calls.ExecutionArgs(name, parameters, resources, context, timeout, idempotency_key, version)
+        return self._events(_calls.stream_workflow(args))
 
     def watch_execution(self, execution_id: str, after_seq: int = 0) -> Iterator[ExecutionEvent]:
         """Yields the events of an existing execution after ``after_seq``, live until it ends."""
-        request = execution_pb2.WatchExecutionRequest(execution_id=execution_id, after_seq=after_seq)
-        return self._events(
-            _requests.method_path(_EX, "WatchExecution"), request, execution_pb2.WatchExecutionResponse
-        )
+        return self._events(_calls.watch_execution(execution_id, after_seq))
 
     def get_execution(self, execution_id: str) -> Execution:
         """Returns an execution's current state."""
-        request = execution_pb2.GetExecutionRequest(execution_id=execution_id)
-        response = self._unary(
-            _requests.method_path(_EX, "GetExecution"), request, execution_pb2.GetExecutionResponse
-        )
-        return Execution.from_proto(response.execution)
+        return self._call(_calls.get_execution(execution_id))
 
     def list_executions(
         self,
@@ -271,19 +185,11 @@ class SyncKailashClient:
         page_token: str = "",
     ) -> Page[Execution]:
         """Returns one page of executions, newest first."""
-        request = _requests.list_executions_request(workflow, status, page_size, page_token)
-        response = self._unary(
-            _requests.method_path(_EX, "ListExecutions"), request, execution_pb2.ListExecutionsResponse
-        )
-        return Page([Execution.from_proto(e) for e in response.executions], response.next_page_token)
+        return self._call(_calls.list_executions(workflow, status, page_size, page_token))
 
     def cancel_execution(self, execution_id: str) -> Execution:
         """Cancels an execution and returns its state after cancellation."""
-        request = execution_pb2.CancelExecutionRequest(execution_id=execution_id)
-        response = self._unary(
-            _requests.method_path(_EX, "CancelExecution"), request, execution_pb2.CancelExecutionResponse
-        )
-        return Execution.from_proto(response.execution)
+        return self._call(_calls.cancel_execution(execution_id))
 
 
 class Secrets:
@@ -303,32 +209,19 @@ class Secrets:
         description: str = "",
     ) -> Secret:
         """Stores ``value`` as the next version of secret ``name`` and returns its metadata."""
-        request = _requests.store_secret_request(
-            name, value, ttl=ttl, expire_time=expire_time, allowed_hosts=allowed_hosts, description=description
-        )
-        response = self._client._unary(
-            _requests.method_path(_SE, "StoreSecret"), request, secret_pb2.StoreSecretResponse
-        )
-        return Secret.from_proto(response.secret)
+        return self._client._call(_calls.store_secret(name, value, ttl, expire_time, allowed_hosts, description))
 
     def get_secret(self, name: str) -> Secret:
         """Returns the metadata of the latest version."""
-        request = secret_pb2.GetSecretRequest(name=name)
-        response = self._client._unary(_requests.method_path(_SE, "GetSecret"), request, secret_pb2.GetSecretResponse)
-        return Secret.from_proto(response.secret)
+        return self._client._call(_calls.get_secret(name))
 
     def list_secrets(self, page_size: int = 0, page_token: str = "") -> Page[Secret]:
         """Returns one page of secret metadata, ordered by name."""
-        request = secret_pb2.ListSecretsRequest(page_size=page_size, page_token=page_token)
-        response = self._client._unary(
-            _requests.method_path(_SE, "ListSecrets"), request, secret_pb2.ListSecretsResponse
-        )
-        return Page([Secret.from_proto(s) for s in response.secrets], response.next_page_token)
+        return self._client._call(_calls.list_secrets(page_size, page_token))
 
     def delete_secret(self, name: str) -> None:
         """Deletes every version of a secret."""
-        request = secret_pb2.DeleteSecretRequest(name=name)
-        self._client._unary(_requests.method_path(_SE, "DeleteSecret"), request, secret_pb2.DeleteSecretResponse)
+        self._client._call(_calls.delete_secret(name))
 
 
 #: ``kgw.sync.KailashClient`` is the blocking client under the SDK's name.

@@ -60,6 +60,14 @@ EventType = Literal[
 #: Statuses after which an execution never changes again.
 TERMINAL_STATUSES: frozenset[str] = frozenset({"completed", "failed", "cancelled", "timed_out"})
 
+#: Event types that end an execution; each carries the final execution.
+_TERMINAL_EVENTS: tuple[EventType, ...] = (
+    "execution_completed",
+    "execution_failed",
+    "execution_cancelled",
+    "execution_timed_out",
+)
+
 _T = TypeVar("_T")
 
 
@@ -238,7 +246,7 @@ class ExecutionEvent:
     @property
     def terminal(self) -> bool:
         """True for the last event of an execution (it carries ``execution``)."""
-        return self.type in ("execution_completed", "execution_failed", "execution_cancelled", "execution_timed_out")
+        return self.type in _TERMINAL_EVENTS
 
     @classmethod
     def from_proto(cls, msg: execution_pb2.ExecutionEvent) -> ExecutionEvent:
@@ -298,14 +306,9 @@ class ExecutionEvent:
                 error=ExecutionError.from_proto(f.error) if f.HasField("error") else None,
                 **base,
             )
-        if kind == "execution_completed":
-            return cls(type="execution_completed", execution=Execution.from_proto(msg.execution_completed.execution), **base)
-        if kind == "execution_failed":
-            return cls(type="execution_failed", execution=Execution.from_proto(msg.execution_failed.execution), **base)
-        if kind == "execution_cancelled":
-            return cls(type="execution_cancelled", execution=Execution.from_proto(msg.execution_cancelled.execution), **base)
-        if kind == "execution_timed_out":
-            return cls(type="execution_timed_out", execution=Execution.from_proto(msg.execution_timed_out.execution), **base)
+        if kind in _TERMINAL_EVENTS:
+            ended = getattr(msg, kind)  # ExecutionCompleted, ExecutionFailed, … each carry the final execution
+            return cls(type=kind, execution=Execution.from_proto(ended.execution), **base)
         return cls(type="unknown", **base)
 
 
