@@ -58,9 +58,10 @@ check-generate: generate
 	if ! git diff --quiet --exit-code -- gen; then \
 		git --no-pager diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; fi
 
-## lint: buf lint, go vet, gofmt
+## lint: buf lint, buf breaking (FILE rules, against main), go vet, gofmt
 lint: $(BIN)/buf
 	$(BIN)/buf lint
+	$(BIN)/buf breaking --against '.git#branch=main' 
 	$(GO) vet ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
