@@ -132,9 +132,12 @@ func timeModule() *starlarkstruct.Module {
 	for k, v := range stime.Module.Members {
 		m.Members[k] = v
 	}
+	// time.time() is Python's: float seconds since the epoch. With
+	// arguments it is Starlark's constructor, time.time(year=…, month=…).
+	construct := stime.Module.Members["time"].(*starlark.Builtin)
 	m.Members["time"] = builtin("time.time", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 0); err != nil {
-			return nil, err
+		if len(args) > 0 || len(kwargs) > 0 {
+			return starlark.Call(th, construct, args, kwargs)
 		}
 		return starlark.Float(float64(time.Now().UnixNano()) / 1e9), nil
 	})

@@ -599,9 +599,11 @@ result = {"enc": json.encode(d), "dumps": json.dumps(d, sort_keys=True), "indent
 		{"time", `
 t = time.parse_time("2024-01-02T03:04:05Z")
 now = time.time()
+built = time.time(year=2024, month=3, day=5, location="UTC")
 time.sleep(0.001)
-result = {"year": t.year, "now_ok": now > 1.7e9, "fmt": t.format("2006-01-02"), "d": str(time.parse_duration("1m") * 2)}`,
-			map[string]any{"year": int64(2024), "now_ok": true, "fmt": "2024-01-02", "d": "2m0s"}},
+result = {"year": t.year, "now_ok": now > 1.7e9, "fmt": t.format("2006-01-02"), "d": str(time.parse_duration("1m") * 2),
+          "built": built.format("2006-01-02")}`,
+			map[string]any{"year": int64(2024), "now_ok": true, "fmt": "2024-01-02", "d": "2m0s", "built": "2024-03-05"}},
 		{"math", `result = {"s": math.sqrt(16.0), "p": math.pow(2, 10), "f": math.floor(2.7)}`,
 			map[string]any{"s": 4.0, "p": 1024.0, "f": int64(2)}},
 		{"re", `
