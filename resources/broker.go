@@ -101,6 +101,8 @@ type Broker struct {
 	targets map[string]chan struct{} // host:port → connection slots
 	closed  bool
 
+	plans planCache
+
 	stop chan struct{}
 	wg   sync.WaitGroup
 }

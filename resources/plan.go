@@ -32,15 +32,20 @@ type handle interface {
 }
 
 // plan is a resolved spec: everything needed to find or create its pool.
+// A plan is immutable once built and shared through the broker's cache.
 type plan struct {
 	typ          string
 	key          string
 	lineage      string
 	target       string
+	hosts        []string // where the pool connects, for allowed_hosts
 	secret       string
 	version      secretVersion
 	poolRedactor *secrets.Redactor
-	create       func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error)
+	// derivedSecrets are forms of the secret's values the pool sends (an
+	// encoded Authorization header) that a session's redactor must hide too.
+	derivedSecrets []string
+	create         func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error)
 }
 
 // plan resolves spec (ref, credentials) for the resource called name and
@@ -87,9 +92,53 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 		return nil, fmt.Errorf("resource '%s': credentials_key without credentials_ref: %w", name, ErrInvalidSpec)
 	}
 
+	bufp := fingerprintBufs.Get().(*[]byte)
+	defer fingerprintBufs.Put(bufp)
+	fp, cacheable := fingerprint((*bufp)[:0], spec, resolved)
+	*bufp = fp
+	var pl *plan
+	if cacheable {
+		pl = b.plans.get(fp)
+	}
+	if pl == nil {
+		var err error
+		if pl, err = buildPlan(name, spec, resolved); err != nil {
+			return nil, err
+		}
+		if cacheable {
+			b.plans.put(fp, pl)
+		}
+	}
+
+	if resolved != nil {
+		if red != nil {
+			for _, v := range pl.derivedSecrets {
+				red.AddString(v)
+			}
+		}
+		// Check before any connection exists: nothing is sent to a host the
+		// secret does not allow. Allowed hosts can change without a new
+		// secret version, so this runs on every use of a cached plan.
+		for _, h := range pl.hosts {
+			if !secrets.HostAllowed(resolved.AllowedHosts, h) {
+				return nil, fmt.Errorf("resource '%s': secret '%s' may not be sent to host '%s' (not in its allowed_hosts): %w",
+					name, resolved.Name, h, ErrHostNotAllowed)
+			}
+		}
+	}
+	return pl, nil
+}
+
+// buildPlan parses and checks spec's config, merges the resolved secret's
+// values (nil: none) into it and computes the pool keys. The plan it
+// returns depends on nothing else, so the broker caches it.
+func buildPlan(name string, spec store.ResourceSpec, resolved *secrets.Resolved) (*plan, error) {
+	var values map[string]any
+	if resolved != nil {
+		values = resolved.Values
+	}
 	pl := &plan{typ: spec.Type, poolRedactor: secrets.NewRedactor()}
 	var canonical any
-	var hosts []string
 	switch spec.Type {
 	case TypeDatabase:
 		c, err := postgres.ParseConfig(spec.Config)
@@ -106,7 +155,7 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 				return nil, invalid(name, err)
 			}
 		}
-		hosts, pl.target = c.Hosts(), c.Target()
+		pl.hosts, pl.target = c.Hosts(), c.Target()
 		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
 			p, err := postgres.New(ctx, c, postgres.Options{Dial: dial, OnError: onError})
 			if err != nil {
@@ -129,7 +178,7 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 				return nil, invalid(name, err)
 			}
 		}
-		hosts, pl.target = c.Hosts(), c.Target()
+		pl.hosts, pl.target = c.Hosts(), c.Target()
 		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
 			p, err := redis.New(ctx, c, redis.Options{Dial: dial, OnError: onError})
 			if err != nil {
@@ -149,12 +198,10 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 			}
 			for _, v := range c.CredentialHeaderValues() {
 				pl.poolRedactor.AddString(v)
-				if red != nil {
-					red.AddString(v)
-				}
+				pl.derivedSecrets = append(pl.derivedSecrets, v)
 			}
 		}
-		hosts, pl.target = c.Hosts(), c.Target()
+		pl.hosts, pl.target = c.Hosts(), c.Target()
 		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
 			p, err := httppool.New(ctx, c, httppool.Options{Dial: dial, OnError: onError})
 			if err != nil {
@@ -169,14 +216,6 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 	}
 
 	if resolved != nil {
-		// Check before any connection exists: nothing is sent to a host the
-		// secret does not allow.
-		for _, h := range hosts {
-			if !secrets.HostAllowed(resolved.AllowedHosts, h) {
-				return nil, fmt.Errorf("resource '%s': secret '%s' may not be sent to host '%s' (not in its allowed_hosts): %w",
-					name, resolved.Name, h, ErrHostNotAllowed)
-			}
-		}
 		pl.secret = resolved.Name
 		pl.version = secretVersion{version: resolved.Version, created: resolved.CreateTime}
 		pl.poolRedactor.Add(values)

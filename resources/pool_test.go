@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -171,8 +172,10 @@ db.transaction(f)`, // cancelled below
 		}()
 	}
 	wg.Wait()
-	// A connection released in the middle of a cancelled query is closed
-	// by pgxpool in the background; wait for that to finish.
+	// A cancelled statement is stopped before its call returns and its
+	// connection goes back to the pool (TestCancelBeforeStatementStarts).
+	// A connection that broke instead (cancelled while connecting) is
+	// closed by pgxpool in the background; wait for that to finish.
 	var p resources.PoolStats
 	for range 500 {
 		pools := b.Pools()
@@ -241,5 +244,42 @@ func TestDatabaseServerRestart(t *testing.T) {
 	}
 	if n := len(b.Pools()); n != 1 {
 		t.Errorf("pools after restart = %d, want the same single pool", n)
+	}
+}
+
+// TestSpecContentDecidesPool opens specs in fresh sessions: equal content
+// in different maps (including a number written as a float) shares a
+// pool, and any changed value, however deep, gets its own, however often
+// the broker has seen the earlier spec.
+func TestSpecContentDecidesPool(t *testing.T) {
+	dsn := testenv.Postgres(t).NewDatabase(t)
+	b := resources.NewBroker(resources.Config{Logger: quiet})
+	defer b.Close()
+	open := func(extra map[string]any) string {
+		t.Helper()
+		sess := b.Session(map[string]store.ResourceSpec{"db": dbSpec(t, dsn, extra)}, nil)
+		defer sess.Close()
+		if _, err := sess.Open(t.Context(), "db"); err != nil {
+			t.Fatal(err)
+		}
+		keys := map[string]bool{}
+		for _, p := range b.Pools() {
+			keys[p.Key] = true
+		}
+		return fmt.Sprint(len(keys))
+	}
+	settings := func(v string) map[string]any {
+		return map[string]any{"max_size": int64(3), "server_settings": map[string]any{"search_path": v}}
+	}
+	got := []string{
+		open(settings("a")),
+		open(settings("a")),
+		open(map[string]any{"max_size": 3.0, "server_settings": map[string]any{"search_path": "a"}}),
+		open(settings("b")),
+		open(settings("a")),
+		open(settings("b")),
+	}
+	if want := []string{"1", "1", "1", "2", "2", "2"}; !slices.Equal(got, want) {
+		t.Errorf("pools after each open = %v, want %v", got, want)
 	}
 }

@@ -32,7 +32,7 @@ type opened struct {
 // Session starts a session over specs (the request's resources, by name).
 // Secret values resolved for it are added to redactor (nil: none).
 func (b *Broker) Session(specs map[string]store.ResourceSpec, redactor *secrets.Redactor) *Session {
-	return &Session{b: b, specs: specs, redactor: redactor, open: map[string]*opened{}}
+	return &Session{b: b, specs: specs, redactor: redactor}
 }
 
 // Open returns the handle of the resource called name, opening its pool
@@ -61,6 +61,9 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 		return nil, fmt.Errorf("resource '%s': %w", name, err)
 	}
 	h := p.backend.handle(name)
+	if s.open == nil {
+		s.open = make(map[string]*opened, len(s.specs))
+	}
 	s.open[name] = &opened{pool: p, handle: h}
 	return h, nil
 }

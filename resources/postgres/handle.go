@@ -70,7 +70,7 @@ var (
 // Handle returns a new handle named name (the resource name, used in
 // errors) for one node attempt.
 func (p *Pool) Handle(name string) *Handle {
-	return &Handle{pool: p, name: name, held: map[*heldConn]struct{}{}}
+	return &Handle{pool: p, name: name}
 }
 
 // Close rolls back open transactions and returns every connection the
@@ -78,11 +78,11 @@ func (p *Pool) Handle(name string) *Handle {
 func (h *Handle) Close() {
 	h.mu.Lock()
 	h.closed = true
-	held := make([]*heldConn, 0, len(h.held))
+	var held []*heldConn
 	for c := range h.held {
 		held = append(held, c)
 	}
-	h.held = map[*heldConn]struct{}{}
+	h.held = nil
 	h.mu.Unlock()
 	for _, c := range held {
 		c.release()
@@ -163,6 +163,9 @@ func (h *Handle) hold(ctx context.Context) (*heldConn, error) {
 		c.Release()
 		return nil, h.checkOpen()
 	}
+	if h.held == nil {
+		h.held = make(map[*heldConn]struct{})
+	}
 	h.held[hc] = struct{}{}
 	h.mu.Unlock()
 	return hc, nil
@@ -193,7 +196,7 @@ func (h *Handle) acquire(th *starlark.Thread, b *starlark.Builtin, args starlark
 		return nil, h.wrap("acquire", err)
 	}
 	cv := &connValue{hc: hc}
-	cv.attrs = methods(cv, h, "")
+	cv.attrs = methods(cv, h)
 	cv.attrs["release"] = starlark.NewBuiltin("release", cv.release)
 	return cv, nil
 }

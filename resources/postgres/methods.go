@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -19,120 +18,132 @@ var methodNames = []string{"execute", "executemany", "fetch", "fetchrow", "fetch
 
 // method returns the builtin called name bound to r, or nil.
 func method(r runner, h *Handle, name string) *starlark.Builtin {
-	if !slices.Contains(methodNames, name) {
-		return nil
-	}
-	return methods(r, h, name)[name]
-}
-
-// methods builds the query builtins shared by the database handle, its
-// acquired connections and its transactions; only builds the one called
-// only if only is not empty.
-func methods(r runner, h *Handle, only string) map[string]*starlark.Builtin {
-	m := map[string]*starlark.Builtin{}
-	query := func(name string, f func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error)) {
-		if only != "" && only != name {
-			return
-		}
-		m[name] = starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-			sql, params, timeout, err := unpackQuery(b.Name(), args, kwargs)
+	switch name {
+	case "fetch":
+		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
+			rows, err := fetchRows(ctx, q, sql, args, -1)
 			if err != nil {
 				return nil, err
 			}
-			ctx, cancel := callContext(th, timeout)
-			defer cancel()
-			var out starlark.Value
-			err = r.run(ctx, func(q querier) error {
-				var err error
-				out, err = f(ctx, q, sql, params)
-				return err
-			})
-			if err != nil {
-				h.pool.noteError(err)
-				return nil, h.wrap(name, err)
+			return starlark.NewList(rows), nil
+		})
+	case "fetchrow":
+		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
+			rows, err := fetchRows(ctx, q, sql, args, 1)
+			if err != nil || len(rows) == 0 {
+				return starlark.None, err
 			}
-			return out, nil
+			return rows[0], nil
+		})
+	case "fetchval":
+		return queryMethod(r, h, name, fetchValue)
+	case "execute":
+		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
+			tag, err := q.Exec(ctx, sql, args...)
+			if err != nil {
+				return nil, err
+			}
+			return starlark.String(tag.String()), nil
+		})
+	case "executemany":
+		return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			return executemany(th, b, args, kwargs, r, h)
+		})
+	case "transaction":
+		return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			var fn starlark.Callable
+			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn", &fn); err != nil {
+				return nil, err
+			}
+			return transaction(th, r, h, fn)
 		})
 	}
-	query("fetch", func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
-		rows, err := fetchRows(ctx, q, sql, args, -1)
+	return nil
+}
+
+// methods builds all the query builtins for r, for the values (acquired
+// connections, transactions) that hold them in a map.
+func methods(r runner, h *Handle) map[string]*starlark.Builtin {
+	m := make(map[string]*starlark.Builtin, len(methodNames)+1)
+	for _, name := range methodNames {
+		m[name] = method(r, h, name)
+	}
+	return m
+}
+
+// queryMethod returns the builtin name(sql, *params, timeout=None) that
+// runs f against r.
+func queryMethod(r runner, h *Handle, name string, f func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error)) *starlark.Builtin {
+	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		sql, params, timeout, err := unpackQuery(b.Name(), args, kwargs)
 		if err != nil {
 			return nil, err
 		}
-		return starlark.NewList(rows), nil
-	})
-	query("fetchrow", func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
-		rows, err := fetchRows(ctx, q, sql, args, 1)
-		if err != nil || len(rows) == 0 {
-			return starlark.None, err
-		}
-		return rows[0], nil
-	})
-	query("fetchval", func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
-		return fetchValue(ctx, q, sql, args)
-	})
-	query("execute", func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
-		tag, err := q.Exec(ctx, sql, args...)
-		if err != nil {
-			return nil, err
-		}
-		return starlark.String(tag.String()), nil
-	})
-	m["executemany"] = starlark.NewBuiltin("executemany", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var sql string
-		var rows starlark.Iterable
-		var timeout starlark.Value = starlark.None
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "sql", &sql, "rows", &rows, "timeout?", &timeout); err != nil {
-			return nil, err
-		}
-		batch := &pgx.Batch{}
-		it := rows.Iterate()
-		defer it.Done()
-		var row starlark.Value
-		for i := 0; it.Next(&row); i++ {
-			seq, ok := row.(starlark.Indexable)
-			if !ok {
-				return nil, fmt.Errorf("%s: row %d is a %s, want a list or tuple", b.Name(), i, row.Type())
-			}
-			params, err := bindArgs(seq)
-			if err != nil {
-				return nil, fmt.Errorf("%s: row %d: %w", b.Name(), i, err)
-			}
-			batch.Queue(sql, params...)
-		}
-		d, err := seconds(b.Name(), timeout)
-		if err != nil {
-			return nil, err
-		}
-		ctx, cancel := callContext(th, d)
+		ctx, cancel := callContext(th, timeout)
 		defer cancel()
-		if batch.Len() == 0 {
-			return starlark.None, nil
-		}
+		var out starlark.Value
 		err = r.run(ctx, func(q querier) error {
-			br := q.SendBatch(ctx, batch)
-			for range batch.Len() {
-				if _, err := br.Exec(); err != nil {
-					_ = br.Close()
-					return err
-				}
-			}
-			return br.Close()
+			var err error
+			out, err = f(ctx, q, sql, params)
+			return err
 		})
 		if err != nil {
+			err = cancelled(ctx, err)
 			h.pool.noteError(err)
-			return nil, h.wrap("executemany", err)
+			return nil, h.wrap(name, err)
 		}
+		return out, nil
+	})
+}
+
+// executemany runs sql once per row of rows as one batch.
+func executemany(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple, r runner, h *Handle) (starlark.Value, error) {
+	var sql string
+	var rows starlark.Iterable
+	var timeout starlark.Value = starlark.None
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "sql", &sql, "rows", &rows, "timeout?", &timeout); err != nil {
+		return nil, err
+	}
+	batch := &pgx.Batch{}
+	it := rows.Iterate()
+	defer it.Done()
+	var row starlark.Value
+	for i := 0; it.Next(&row); i++ {
+		seq, ok := row.(starlark.Indexable)
+		if !ok {
+			return nil, fmt.Errorf("%s: row %d is a %s, want a list or tuple", b.Name(), i, row.Type())
+		}
+		params, err := bindArgs(seq)
+		if err != nil {
+			return nil, fmt.Errorf("%s: row %d: %w", b.Name(), i, err)
+		}
+		batch.Queue(sql, params...)
+	}
+	d, err := seconds(b.Name(), timeout)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := callContext(th, d)
+	defer cancel()
+	if batch.Len() == 0 {
 		return starlark.None, nil
-	})
-	m["transaction"] = starlark.NewBuiltin("transaction", func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var fn starlark.Callable
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn", &fn); err != nil {
-			return nil, err
+	}
+	err = r.run(ctx, func(q querier) error {
+		br := q.SendBatch(ctx, batch)
+		for range batch.Len() {
+			if _, err := br.Exec(); err != nil {
+				_ = br.Close()
+				return err
+			}
 		}
-		return transaction(th, r, h, fn)
+		return br.Close()
 	})
-	return m
+	if err != nil {
+		err = cancelled(ctx, err)
+		h.pool.noteError(err)
+		return nil, h.wrap("executemany", err)
+	}
+	return starlark.None, nil
 }
 
 // transaction runs fn(tx), committing if it returns and rolling back (and
@@ -141,16 +152,18 @@ func transaction(th *starlark.Thread, r runner, h *Handle, fn starlark.Callable)
 	ctx := starval.Context(th)
 	tv, err := r.begin(ctx)
 	if err != nil {
+		err = cancelled(ctx, err)
 		h.pool.noteError(err)
 		return nil, h.wrap("transaction", err)
 	}
-	tv.attrs = methods(tv, h, "")
+	tv.attrs = methods(tv, h)
 	out, callErr := starlark.Call(th, fn, starlark.Tuple{tv}, nil)
 	if callErr != nil {
 		_ = tv.end(ctx, false)
 		return nil, callErr
 	}
 	if err := tv.end(ctx, true); err != nil {
+		err = cancelled(ctx, err)
 		h.pool.noteError(err)
 		return nil, h.wrap("transaction commit", err)
 	}
@@ -212,7 +225,7 @@ func callContext(th *starlark.Thread, timeout time.Duration) (context.Context, c
 	if timeout > 0 {
 		return context.WithTimeout(ctx, timeout)
 	}
-	return context.WithCancel(ctx)
+	return ctx, func() {}
 }
 
 // fetchRows runs a query and returns up to limit rows (all if limit < 0)

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgconn/ctxwatch"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kailash-gateway/kgw/resources/internal/poolerr"
@@ -59,6 +61,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 	}
 	if opts.Dial != nil {
 		pc.ConnConfig.DialFunc = opts.Dial
+	}
+	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
+		return &canceller{conn: c}
 	}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerJSON(c.TypeMap())
