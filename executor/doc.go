@@ -6,7 +6,10 @@
 //
 // An Executor owns its runs: Start returns as soon as the execution is
 // journalled and the run continues after the caller's context ends, until it
-// finishes, is cancelled with Cancel, or the Executor is closed.
+// finishes, is cancelled with Cancel, or the Executor is closed. Runs
+// execute on worker goroutines that wait a while for the next run, so that
+// an execution does not grow a fresh goroutine's stack to the depth the
+// Starlark interpreter needs.
 //
 // # Events and the journal
 //

@@ -172,6 +172,8 @@ type Executor struct {
 	baseCtx    context.Context
 	baseCancel context.CancelCauseFunc
 	wg         sync.WaitGroup // runs
+	handoff    chan *run      // to an idle worker (see spawn)
+	workers    sync.WaitGroup // run goroutines
 	closeOnce  sync.Once
 
 	// Background loops (heartbeat; recovery and retention after Recover).
@@ -238,6 +240,7 @@ func New(cfg Config) *Executor {
 	}
 	e.progs.m = make(map[progKey]*node.Program)
 	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
+	e.handoff = make(chan *run)
 	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
 	e.beating = make(chan struct{})
 	if e.st != nil {
@@ -338,7 +341,8 @@ func (e *Executor) Close(ctx context.Context) error {
 		e.baseCancel(ErrClosed)
 		<-drained
 	}
-	e.baseCancel(ErrClosed)
+	e.baseCancel(ErrClosed) // idle workers exit
+	e.workers.Wait()
 	e.stopLoops() // heart-beating until here keeps draining runs owned
 	e.closeOnce.Do(func() {
 		if e.journal != nil {
@@ -426,7 +430,7 @@ func (e *Executor) register(req *Request, p *plan, key string, durable bool) (r,
 	e.mu.Unlock()
 
 	r.begin()
-	go r.loop()
+	e.spawn(r)
 	return r, nil, nil
 }
 

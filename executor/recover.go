@@ -297,7 +297,7 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		Workflow: w.Name, Version: w.Version, Resumed: true,
 	}, nil, true, nil)
 	r.mu.Unlock()
-	go r.loop()
+	e.spawn(r)
 	return true, nil
 }
 

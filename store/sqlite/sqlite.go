@@ -7,6 +7,16 @@
 // snapshots. Commits are not fsynced individually (synchronous=NORMAL): a
 // power loss may lose the last transactions but never corrupts the file.
 //
+// The journal is written for throughput: WriteJournal encodes everything
+// before it takes the write connection, writes each kind of row (new
+// executions, node states, header updates, events) with a few multi-row
+// statements prepared at Open, and commits the writes of concurrent callers
+// together (group commit, see groupTx). A terminal event written in the
+// same batch as the header update of its execution is stored without its
+// Execution: ListEvents reads it back from the execution's rows, in the
+// same snapshot as the events, so that the final node results are stored
+// once instead of once more per terminal event.
+//
 // The schema is applied by Open from embedded, versioned migrations
 // recorded in the schema_migrations table.
 package sqlite
@@ -36,8 +46,17 @@ var migrations embed.FS
 // readConns is the size of the read pool.
 const readConns = 4
 
-// maxEventsPerInsert is the most events one prepared INSERT appends.
-const maxEventsPerInsert = 8
+// chunkSizes are the row counts of the multi-row statements prepared for
+// the journal: a batch of n rows runs as the binary decomposition of n
+// (larger chunks first), so that any n needs at most a few statements.
+var chunkSizes = [...]int{32, 16, 8, 4, 2, 1}
+
+// multiStmt is one multi-row statement prepared for every chunk size:
+// stmts[k] takes chunkSizes[k] rows of cols arguments each.
+type multiStmt struct {
+	cols  int
+	stmts [len(chunkSizes)]*sql.Stmt
+}
 
 // Store is a store.Store backed by one SQLite file. It is safe for
 // concurrent use by many goroutines of one process; only one process may
@@ -47,11 +66,12 @@ type Store struct {
 	r *sql.DB // read-only pool
 
 	// Prepared statements of the journal hot path, on w.
-	insertExecution *sql.Stmt
-	insertNode      *sql.Stmt
-	updateExecution *sql.Stmt
-	upsertNode      *sql.Stmt
-	insertEvents    [maxEventsPerInsert + 1]*sql.Stmt // [n] inserts n events
+	insertExecutions multiStmt
+	insertNodes      multiStmt
+	updateExecutions multiStmt
+	updateNodes      multiStmt
+	insertEvents     multiStmt
+	upsertNode       *sql.Stmt
 
 	// Group commit of journal writes (see groupTx), guarded by gmu.
 	gmu     sync.Mutex
@@ -124,7 +144,10 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	stmts := append([]*sql.Stmt{s.insertExecution, s.insertNode, s.updateExecution, s.upsertNode}, s.insertEvents[1:]...)
+	stmts := []*sql.Stmt{s.upsertNode}
+	for m := range s.multiStmts() {
+		stmts = append(stmts, m.stmts[:]...)
+	}
 	for _, st := range stmts {
 		if st != nil {
 			errs = append(errs, st.Close())
@@ -140,40 +163,93 @@ func (s *Store) closeDBs() error {
 	return nil
 }
 
+// The multi-row statements of the journal. Each takes rows of values (one
+// "(?, …)" per row, substituted for VALUES_LIST). They resolve conflicts
+// with FAIL rather than the default ABORT, which would keep a statement
+// journal to undo a failed statement alone: a failed journal write rolls
+// back its whole transaction anyway (see groupTx).
+const (
+	insertExecutionsSQL = `INSERT OR FAIL INTO executions (id, workflow, version, status, request, error,
+		create_time, start_time, end_time, idempotency_key, caller, owner) VALUES VALUES_LIST`
+	insertNodesSQL = `INSERT OR FAIL INTO execution_nodes (execution_id, node_id, position, status, attempts,
+		start_time, end_time, error, result) VALUES VALUES_LIST`
+	// Header updates: one lookup by primary key per row.
+	updateExecutionsSQL = `UPDATE OR FAIL executions SET status = v.column2, error = v.column3,
+		start_time = v.column4, end_time = v.column5, owner = v.column6
+		FROM (VALUES VALUES_LIST) AS v WHERE executions.id = v.column1`
+	// Node state updates of nodes already journalled (all but the first
+	// write of a node added after the create).
+	updateNodesSQL = `UPDATE OR FAIL execution_nodes SET status = v.column3, attempts = v.column4,
+		start_time = v.column5, end_time = v.column6, error = v.column7, result = v.column8
+		FROM (VALUES VALUES_LIST) AS v
+		WHERE execution_nodes.execution_id = v.column1 AND execution_nodes.node_id = v.column2`
+	insertEventsSQL = `INSERT OR FAIL INTO execution_events (execution_id, seq, time, kind, body) VALUES VALUES_LIST`
+	// upsertNodeSQL appends a node not yet journalled after the others.
+	upsertNodeSQL = `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
+		start_time, end_time, error, result)
+		VALUES (?1, ?2, (SELECT count(*) FROM execution_nodes WHERE execution_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8)
+		ON CONFLICT (execution_id, node_id) DO UPDATE SET status = excluded.status,
+		attempts = excluded.attempts, start_time = excluded.start_time, end_time = excluded.end_time,
+		error = excluded.error, result = excluded.result`
+)
+
+// multiStmts lists the multi-row statements with their SQL.
+func (s *Store) multiStmts() map[*multiStmt]string {
+	return map[*multiStmt]string{
+		&s.insertExecutions: insertExecutionsSQL,
+		&s.insertNodes:      insertNodesSQL,
+		&s.updateExecutions: updateExecutionsSQL,
+		&s.updateNodes:      updateNodesSQL,
+		&s.insertEvents:     insertEventsSQL,
+	}
+}
+
 func (s *Store) prepare(ctx context.Context) error {
-	stmts := []struct {
-		dst **sql.Stmt
-		sql string
-	}{
-		{&s.insertExecution, `INSERT INTO executions (id, workflow, version, status, request, error,
-			create_time, start_time, end_time, idempotency_key, caller, owner)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&s.insertNode, `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
-			start_time, end_time, error, result) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&s.updateExecution, `UPDATE executions SET status = ?, error = ?, start_time = ?, end_time = ?, owner = ?
-			WHERE id = ?`},
-		{&s.upsertNode, `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
-			start_time, end_time, error, result)
-			VALUES (?1, ?2, (SELECT count(*) FROM execution_nodes WHERE execution_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8)
-			ON CONFLICT (execution_id, node_id) DO UPDATE SET status = excluded.status,
-			attempts = excluded.attempts, start_time = excluded.start_time, end_time = excluded.end_time,
-			error = excluded.error, result = excluded.result`},
+	s.insertExecutions.cols = 12
+	s.insertNodes.cols = 9
+	s.updateExecutions.cols = 6
+	s.updateNodes.cols = 8
+	s.insertEvents.cols = 5
+	var err error
+	if s.upsertNode, err = s.w.PrepareContext(ctx, upsertNodeSQL); err != nil {
+		return fmt.Errorf("sqlite: prepare: %w", err)
 	}
-	for n := 1; n <= maxEventsPerInsert; n++ {
-		stmts = append(stmts, struct {
-			dst **sql.Stmt
-			sql string
-		}{&s.insertEvents[n], `INSERT INTO execution_events (execution_id, seq, time, kind, body) VALUES ` +
-			strings.TrimSuffix(strings.Repeat("(?, ?, ?, ?, ?), ", n), ", ")})
-	}
-	for _, st := range stmts {
-		p, err := s.w.PrepareContext(ctx, st.sql)
-		if err != nil {
-			return fmt.Errorf("sqlite: prepare: %w", err)
+	for m, query := range s.multiStmts() {
+		row := "(" + placeholders(m.cols) + ")"
+		for k, n := range chunkSizes {
+			list := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+			if m.stmts[k], err = s.w.PrepareContext(ctx, strings.Replace(query, "VALUES_LIST", list, 1)); err != nil {
+				return fmt.Errorf("sqlite: prepare: %w", err)
+			}
 		}
-		*st.dst = p
 	}
 	return nil
+}
+
+// execRows runs m in tx for rows (len(args)/m.cols of them, args row after
+// row), as few statements as the chunk sizes allow, and returns how many
+// rows they changed in all.
+func execRows(ctx context.Context, tx *sql.Tx, m *multiStmt, args []any) (int64, error) {
+	var changed int64
+	for rows := len(args) / m.cols; rows > 0; {
+		k := 0
+		for chunkSizes[k] > rows {
+			k++
+		}
+		n := chunkSizes[k] * m.cols
+		res, err := tx.StmtContext(ctx, m.stmts[k]).ExecContext(ctx, args[:n]...)
+		if err != nil {
+			return 0, err
+		}
+		c, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		changed += c
+		args = args[n:]
+		rows -= chunkSizes[k]
+	}
+	return changed, nil
 }
 
 // migrate applies the embedded migrations not yet recorded in

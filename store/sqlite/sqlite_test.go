@@ -78,3 +78,9 @@ func BenchmarkJournalParallel(b *testing.B) {
 	defer s.Close()
 	storetest.BenchmarkJournalParallel(b, s, 16)
 }
+
+func BenchmarkJournalGrouped(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	storetest.BenchmarkJournalGrouped(b, s, 32)
+}

@@ -66,3 +66,50 @@ func journalOne(b *testing.B, s store.Store, id string) {
 		}
 	}
 }
+
+// BenchmarkJournalGrouped measures the journal cost per execution when the
+// writes of many one-node executions are grouped as the executor's journal
+// writer groups them under load: one WriteJournal creating group
+// executions with their ExecutionStarted events, then one carrying, for
+// each, the node's completed state, the NodeStarted, NodeCompleted and
+// terminal events and the final header. One op is one group; ns/exec is
+// the cost per execution.
+func BenchmarkJournalGrouped(b *testing.B, s store.Store, group int) {
+	ctx := context.Background()
+	result := map[string]any{}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		now := time.Now()
+		first := &store.JournalBatch{}
+		second := &store.JournalBatch{}
+		for k := range group {
+			id := "grouped-" + strconv.Itoa(n+k)
+			e := &store.Execution{
+				ID: id, Workflow: "noop", Version: 1, Status: store.ExecutionRunning,
+				Nodes:      []*store.NodeState{{NodeID: "n", Status: store.NodePending}},
+				CreateTime: now, StartTime: now, Owner: "bench-owner-0123456789",
+			}
+			first.Creates = append(first.Creates, e)
+			first.Events = append(first.Events, &store.Event{ExecutionID: id, Seq: 1, Time: now,
+				Kind: store.EventExecutionStarted, Workflow: "noop", Version: 1})
+			done := &store.NodeState{NodeID: "n", Status: store.NodeCompleted, Attempts: 1, StartTime: now, EndTime: now, Result: result}
+			final := *e
+			final.Status, final.EndTime, final.Nodes = store.ExecutionCompleted, now, []*store.NodeState{done}
+			second.Executions = append(second.Executions, &final)
+			second.Nodes = append(second.Nodes, store.NodeUpdate{ExecutionID: id, State: done})
+			second.Events = append(second.Events,
+				&store.Event{ExecutionID: id, Seq: 2, Time: now, Kind: store.EventNodeStarted, NodeID: "n", Attempt: 1},
+				&store.Event{ExecutionID: id, Seq: 3, Time: now, Kind: store.EventNodeCompleted, NodeID: "n", Attempt: 1, Result: result},
+				&store.Event{ExecutionID: id, Seq: 4, Time: now, Kind: store.EventExecutionCompleted, Execution: &final})
+		}
+		if err := s.WriteJournal(ctx, first); err != nil {
+			b.Fatalf("WriteJournal (creates): %v", err)
+		}
+		if err := s.WriteJournal(ctx, second); err != nil {
+			b.Fatalf("WriteJournal (completions): %v", err)
+		}
+		n += group
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/exec")
+}

@@ -375,6 +375,21 @@ func testDeleteBefore(t *testing.T, s store.Store) {
 	if n != 0 {
 		t.Errorf("second DeleteExecutionsBefore = %d, want 0", n)
 	}
+	// Nothing of a deleted execution is left over: one created again
+	// with its id has only its own nodes and events.
+	again := sampleExecution("old-completed", at(12*time.Hour))
+	again.Nodes = again.Nodes[:1]
+	must(t, "CreateExecution(old-completed again)", s.CreateExecution(ctx, again))
+	e, err := s.GetExecution(ctx, "old-completed")
+	must(t, "GetExecution(old-completed again)", err)
+	if d := diff(again, e); d != "" {
+		t.Errorf("execution created again with a deleted id (-want +got):\n%s", d)
+	}
+	events, err := s.ListEvents(ctx, "old-completed", 0, 10)
+	must(t, "ListEvents(old-completed again)", err)
+	if len(events) != 0 {
+		t.Errorf("execution created again with a deleted id has %d events, want 0", len(events))
+	}
 }
 
 // testCancelled checks that a cancelled context fails reads and writes.

@@ -347,7 +347,7 @@ func TestEventBodyRoundTrip(t *testing.T) {
 			}
 			// The columns of their own are not in the body.
 			got := store.Event{ExecutionID: "e1", Seq: 4, Time: t0, Kind: tt.ev.Kind}
-			if err := decodeEventBody(s, &got); err != nil {
+			if _, err := decodeEventBody(s, &got); err != nil {
 				t.Fatalf("decodeEventBody(%s): %v", s, err)
 			}
 			want := tt.ev
@@ -407,4 +407,94 @@ func FuzzJSONMap(f *testing.F) {
 			t.Fatalf("stored form of %q is not stable (-once +twice):\n%s", s, diff)
 		}
 	})
+}
+
+// reflectEventBody is the event body as encoding/json writes eventBody:
+// the reference of EncodeEventBody's direct encoder.
+func reflectEventBody(t *testing.T, ev *store.Event) string {
+	t.Helper()
+	b := eventBody{
+		Workflow: ev.Workflow, Version: ev.Version, Resumed: ev.Resumed,
+		NodeID: ev.NodeID, Attempt: ev.Attempt, Level: ev.Level, Message: ev.Message,
+		Fields: ev.Fields, Result: ev.Result, Error: ev.Error,
+		Backoff: ev.Backoff, Duration: ev.Duration,
+	}
+	if ev.Execution != nil {
+		b.Execution = toExecutionDoc(ev.Execution)
+	}
+	j, err := json.Marshal(&b)
+	if err != nil {
+		t.Fatalf("json.Marshal(eventBody): %v", err)
+	}
+	return string(j)
+}
+
+func TestEventBodyMatchesEncodingJSON(t *testing.T) {
+	tests := []store.Event{
+		{},
+		{Kind: store.EventExecutionStarted, Workflow: "wf", Version: 2, Resumed: true},
+		{Kind: store.EventNodeStarted, NodeID: "n-1", Attempt: 3},
+		{Kind: store.EventNodeLog, NodeID: "a", Attempt: 1, Level: store.LogError,
+			Message: "quote \" backslash \\ tab \t <tag> & amp é \u2028 \x7f bad \xff end",
+			Fields:  map[string]any{"ms": int64(-1200), "s": "<x>"}},
+		{Kind: store.EventNodeLog, NodeID: "ünï", Message: "x", Fields: map[string]any{}},
+		{Kind: store.EventNodeCompleted, NodeID: "a", Attempt: 1, Result: map[string]any{}, Duration: time.Nanosecond},
+		{Kind: store.EventNodeRetrying, Error: &store.ExecError{Code: "E", Message: "m"}, Backoff: -time.Second},
+		{Kind: store.EventExecutionFailed, Execution: &store.Execution{ID: "e", Nodes: []*store.NodeState{{NodeID: "a"}}}},
+	}
+	for i, ev := range tests {
+		got, err := EncodeEventBody(&ev)
+		if err != nil {
+			t.Fatalf("EncodeEventBody(#%d): %v", i, err)
+		}
+		if want := reflectEventBody(t, &ev); got != want {
+			t.Errorf("EncodeEventBody(#%d) = %s\nwant (encoding/json) %s", i, got, want)
+		}
+	}
+	if _, err := EncodeEventBody(&store.Event{Fields: map[string]any{"f": func() {}}}); err == nil {
+		t.Errorf("EncodeEventBody with an unencodable field succeeded, want an error")
+	}
+}
+
+func BenchmarkEncodeEventBody(b *testing.B) {
+	evs := []*store.Event{
+		{Kind: store.EventExecutionStarted, Workflow: "noop", Version: 1},
+		{Kind: store.EventNodeStarted, NodeID: "n", Attempt: 1},
+		{Kind: store.EventNodeCompleted, NodeID: "n", Attempt: 1, Result: map[string]any{}, Duration: time.Millisecond},
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for _, ev := range evs {
+			if _, err := EncodeEventBody(ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
+func TestEventBodyByRef(t *testing.T) {
+	final := &store.Execution{ID: "e1", Status: store.ExecutionCompleted,
+		Nodes: []*store.NodeState{{NodeID: "a", Status: store.NodeCompleted, Result: map[string]any{"big": "result"}}}}
+	ev := store.Event{Kind: store.EventExecutionCompleted, Execution: final}
+	s, err := EncodeEventBodyByRef(&ev)
+	if err != nil {
+		t.Fatalf("EncodeEventBodyByRef: %v", err)
+	}
+	if strings.Contains(s, "result") {
+		t.Errorf("EncodeEventBodyByRef wrote the execution: %s", s)
+	}
+	var got store.Event
+	byRef, err := decodeEventBody(s, &got)
+	if err != nil || !byRef || got.Execution != nil {
+		t.Errorf("decodeEventBody(%s) = byRef %v, Execution %v, %v; want true, nil, nil", s, byRef, got.Execution, err)
+	}
+	// Without an Execution there is nothing to refer to.
+	node := store.Event{Kind: store.EventNodeStarted, NodeID: "a", Attempt: 1}
+	s, err = EncodeEventBodyByRef(&node)
+	if err != nil {
+		t.Fatalf("EncodeEventBodyByRef: %v", err)
+	}
+	if byRef, err := decodeEventBody(s, &got); err != nil || byRef {
+		t.Errorf("decodeEventBody(%s) = byRef %v, %v; want false, nil", s, byRef, err)
+	}
 }

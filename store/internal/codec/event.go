@@ -1,6 +1,9 @@
 package codec
 
 import (
+	"encoding/json"
+	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
@@ -21,6 +24,9 @@ type eventBody struct {
 	Backoff   time.Duration    `json:"backoff,omitempty"`
 	Duration  time.Duration    `json:"duration,omitempty"`
 	Execution *executionDoc    `json:"execution,omitempty"`
+	// ExecutionRef stands for Execution in a body written by
+	// EncodeEventBodyByRef: the reader loads the execution from its rows.
+	ExecutionRef bool `json:"execution_ref,omitempty"`
 }
 
 func (b *eventBody) fixNumbers() error {
@@ -116,24 +122,125 @@ func (d *executionDoc) execution() *store.Execution {
 
 // EncodeEventBody encodes the kind-specific fields of ev as JSON: all but
 // ExecutionID, Seq, Time and Kind, which are columns of their own.
-func EncodeEventBody(ev *store.Event) (string, error) {
-	b := eventBody{
-		Workflow: ev.Workflow, Version: ev.Version, Resumed: ev.Resumed,
-		NodeID: ev.NodeID, Attempt: ev.Attempt, Level: ev.Level, Message: ev.Message,
-		Fields: ev.Fields, Result: ev.Result, Error: ev.Error,
-		Backoff: ev.Backoff, Duration: ev.Duration,
+//
+// It writes the JSON of eventBody (the form decodeEventBody reads, empty
+// fields omitted) directly, without reflection, handing only the maps, the
+// error and the execution to encoding/json: it runs for every event the
+// journal writes.
+func EncodeEventBody(ev *store.Event) (string, error) { return encodeEventBody(ev, false) }
+
+// EncodeEventBodyByRef is EncodeEventBody, except that an event's
+// Execution is not written, only a mark that the event has one: a backend
+// that journals the execution's final state in the same transaction loads
+// it from there when it reads the event back (see ScanEventByRef), instead
+// of storing every node result once more.
+func EncodeEventBodyByRef(ev *store.Event) (string, error) { return encodeEventBody(ev, true) }
+
+func encodeEventBody(ev *store.Event, byRef bool) (string, error) {
+	w := objectWriter{b: make([]byte, 0, 128)}
+	w.b = append(w.b, '{')
+	if ev.Workflow != "" {
+		w.key("workflow")
+		w.b = appendString(w.b, ev.Workflow)
 	}
-	if ev.Execution != nil {
-		b.Execution = toExecutionDoc(ev.Execution)
+	w.int("version", int64(ev.Version))
+	if ev.Resumed {
+		w.key("resumed")
+		w.b = append(w.b, "true"...)
 	}
-	return encodeJSON(&b)
+	if ev.NodeID != "" {
+		w.key("node_id")
+		w.b = appendString(w.b, ev.NodeID)
+	}
+	w.int("attempt", int64(ev.Attempt))
+	w.int("level", int64(ev.Level))
+	if ev.Message != "" {
+		w.key("message")
+		w.b = appendString(w.b, ev.Message)
+	}
+	if len(ev.Fields) > 0 {
+		w.json("fields", ev.Fields)
+	}
+	if len(ev.Result) > 0 {
+		w.json("result", ev.Result)
+	}
+	if ev.Error != nil {
+		w.json("error", ev.Error)
+	}
+	w.int("backoff", int64(ev.Backoff))
+	w.int("duration", int64(ev.Duration))
+	switch {
+	case ev.Execution != nil && byRef:
+		w.key("execution_ref")
+		w.b = append(w.b, "true"...)
+	case ev.Execution != nil:
+		w.json("execution", toExecutionDoc(ev.Execution))
+	}
+	if w.err != nil {
+		return "", fmt.Errorf("encode json: %w", w.err)
+	}
+	w.b = append(w.b, '}')
+	return string(w.b), nil
 }
 
-// decodeEventBody fills the kind-specific fields of ev from s.
-func decodeEventBody(s string, ev *store.Event) error {
+// objectWriter appends the members of a JSON object to b.
+type objectWriter struct {
+	b    []byte
+	more bool // a member was written
+	err  error
+}
+
+func (w *objectWriter) key(k string) {
+	if w.more {
+		w.b = append(w.b, ',')
+	}
+	w.more = true
+	w.b = append(w.b, '"')
+	w.b = append(w.b, k...)
+	w.b = append(w.b, '"', ':')
+}
+
+// int writes a member whose value is a non-zero integer (zero is omitted).
+func (w *objectWriter) int(k string, v int64) {
+	if v != 0 {
+		w.key(k)
+		w.b = strconv.AppendInt(w.b, v, 10)
+	}
+}
+
+// json writes a member encoded by encoding/json.
+func (w *objectWriter) json(k string, v any) {
+	j, err := json.Marshal(v)
+	if err != nil {
+		if w.err == nil {
+			w.err = err
+		}
+		return
+	}
+	w.key(k)
+	w.b = append(w.b, j...)
+}
+
+// appendString appends s as a JSON string. Plain printable ASCII is
+// copied; anything else is left to encoding/json (escapes, invalid UTF-8).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			j, _ := json.Marshal(s) // a string always encodes
+			return append(b, j...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// decodeEventBody fills the kind-specific fields of ev from s and reports
+// whether the body stands for ev's Execution by reference.
+func decodeEventBody(s string, ev *store.Event) (byRef bool, err error) {
 	var b eventBody
 	if err := decodeJSON(s, &b); err != nil {
-		return err
+		return false, err
 	}
 	ev.Workflow, ev.Version, ev.Resumed = b.Workflow, b.Version, b.Resumed
 	ev.NodeID, ev.Attempt, ev.Level, ev.Message = b.NodeID, b.Attempt, b.Level, b.Message
@@ -142,5 +249,5 @@ func decodeEventBody(s string, ev *store.Event) error {
 	if b.Execution != nil {
 		ev.Execution = b.Execution.execution()
 	}
-	return nil
+	return b.ExecutionRef, nil
 }

@@ -1,6 +1,10 @@
 package codec
 
-import "github.com/kailash-gateway/kgw/store"
+import (
+	"fmt"
+
+	"github.com/kailash-gateway/kgw/store"
+)
 
 // A Row is one result row to scan: *sql.Row, *sql.Rows, pgx.Row and
 // pgx.Rows all satisfy it. The Scan functions return its Scan error
@@ -75,20 +79,31 @@ const EventColumns = `seq, time, kind, body`
 // ScanEvent reads an event of the execution executionID from a row of
 // EventColumns.
 func ScanEvent(row Row, executionID string) (*store.Event, error) {
-	ev := &store.Event{ExecutionID: executionID}
+	ev, byRef, err := ScanEventByRef(row, executionID)
+	if err == nil && byRef {
+		err = fmt.Errorf("event %d of %s refers to its execution", ev.Seq, executionID)
+	}
+	return ev, err
+}
+
+// ScanEventByRef is ScanEvent for bodies that EncodeEventBodyByRef may
+// have written: byRef reports that the event's Execution is to be loaded
+// by the caller.
+func ScanEventByRef(row Row, executionID string) (ev *store.Event, byRef bool, err error) {
+	ev = &store.Event{ExecutionID: executionID}
 	var (
 		t    int64
 		kind int32
 		body string
 	)
 	if err := row.Scan(&ev.Seq, &t, &kind, &body); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	ev.Time, ev.Kind = FromNanos(t), store.EventKind(kind)
-	if err := decodeEventBody(body, ev); err != nil {
-		return nil, err
+	if byRef, err = decodeEventBody(body, ev); err != nil {
+		return nil, false, err
 	}
-	return ev, nil
+	return ev, byRef, nil
 }
 
 // WorkflowColumns lists the workflows columns, in the order ScanWorkflow
