@@ -373,8 +373,8 @@ type ExecutionError struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Node that failed; empty for execution-level errors such as a workflow timeout.
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
-	// Stable machine-readable code, e.g. NODE_ERROR, NODE_TIMEOUT, WORKFLOW_TIMEOUT,
-	// CANCELLED, RESOURCE_ERROR, MISSING_OUTPUT, RESULT_INVALID.
+	// Stable machine-readable code: NODE_ERROR, RESOURCE_ERROR, STEP_LIMIT,
+	// MEMORY_LIMIT, RESULT_INVALID, MISSING_OUTPUT, TIMEOUT, CANCELLED or PANIC.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable message; names the node, the Starlark line:col and the cause.
 	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`

@@ -116,8 +116,8 @@ export declare type ExecutionError = Message<"kgw.v1.ExecutionError"> & {
   nodeId: string;
 
   /**
-   * Stable machine-readable code, e.g. NODE_ERROR, NODE_TIMEOUT, WORKFLOW_TIMEOUT,
-   * CANCELLED, RESOURCE_ERROR, MISSING_OUTPUT, RESULT_INVALID.
+   * Stable machine-readable code: NODE_ERROR, RESOURCE_ERROR, STEP_LIMIT,
+   * MEMORY_LIMIT, RESULT_INVALID, MISSING_OUTPUT, TIMEOUT, CANCELLED or PANIC.
    *
    * @generated from field: string code = 2;
    */
