@@ -27,9 +27,9 @@ import (
 // (see valueAAD).
 const (
 	formatV1    byte = 1
-	dataKeySize      = 32
-	nonceSize        = 12
-	tagSize          = 16
+	dataKeySize int  = 32
+	nonceSize   int  = 12
+	tagSize     int  = 16
 	// wrappedKeySize is the exact length of a version 1 WrappedKey.
 	wrappedKeySize = 1 + nonceSize + dataKeySize + tagSize
 )

@@ -65,7 +65,7 @@ func testExecutionCreateGet(t *testing.T, s store.Store) {
 	if got2.CreateTime.IsZero() {
 		t.Errorf("GetExecution: CreateTime is zero, want it set by CreateExecution")
 	}
-	if len(got2.Nodes) != 0 || got2.Request.Parameters != nil && len(got2.Request.Parameters) != 0 {
+	if len(got2.Nodes) != 0 || len(got2.Request.Parameters) != 0 {
 		t.Errorf("GetExecution of an empty execution: nodes %v, parameters %v; want none", got2.Nodes, got2.Request.Parameters)
 	}
 }
