@@ -12,6 +12,7 @@ BUF_VERSION := v1.75.0
 PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GRPCURL_VERSION := v1.9.4
+STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
 .PHONY: run build generate check-generate lint test test-go test-python test-ts bench tools deps clean
@@ -32,6 +33,8 @@ $(BIN)/protoc-gen-go-grpc:
 	GOBIN=$(BIN) $(GO) install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
 $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+$(BIN)/staticcheck:
+	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -58,11 +61,12 @@ check-generate: generate
 	if ! git diff --quiet --exit-code -- gen; then \
 		git --no-pager diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; fi
 
-## lint: buf lint, buf breaking (FILE rules, against main), go vet, gofmt
-lint: $(BIN)/buf
+## lint: buf lint, buf breaking (FILE rules, against main), go vet, staticcheck, gofmt
+lint: $(BIN)/buf $(BIN)/staticcheck
 	$(BIN)/buf lint
 	$(BIN)/buf breaking --against '.git#branch=main' 
 	$(GO) vet ./...
+	$(BIN)/staticcheck ./...
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## deps: install the services the tests run for real (redis-server; PostgreSQL binaries must be present)
