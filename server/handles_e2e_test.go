@@ -92,9 +92,9 @@ def sql_error(tx):
 r = catch(db.transaction, sql_error)
 out["tx_sql_error"] = {"ok": r.ok, "error": r.error}
 
+db.execute("CREATE TABLE scratch (v int4)")  # DDL: that connection is closed, not reused
 held = db.acquire()
 pid = held.fetchval("SELECT pg_backend_pid()")
-held.execute("CREATE TEMP TABLE scratch (v int4)")
 held.executemany("INSERT INTO scratch VALUES ($1)", [(1,), (2,), (3,)])
 out["acquire"] = {
     "same_backend": held.fetchval("SELECT pg_backend_pid()") == pid,

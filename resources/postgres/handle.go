@@ -26,7 +26,10 @@ type querier interface {
 // runner runs f against a querier: the pool checks a connection out for
 // the call, an acquired connection and a transaction use their own.
 type runner interface {
-	run(ctx context.Context, f func(q querier) error) error
+	// run runs f, which runs the statement sql and returns its command
+	// tag. sql and the tag decide whether the connection's session state
+	// may have changed (see session.go).
+	run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error
 	// begin starts a transaction and returns it with a function that ends
 	// the lease it needs (for the pool: releasing the connection).
 	begin(ctx context.Context) (*txValue, error)
@@ -53,12 +56,16 @@ type heldConn struct {
 	conn     pooledConn
 	released bool
 	tx       pgx.Tx // open top-level transaction, if any
+	// dirty is set once a statement run on conn may have changed its
+	// session state: then release closes conn instead of pooling it.
+	dirty bool
 }
 
 // pooledConn is the part of *pgxpool.Conn a heldConn uses.
 type pooledConn interface {
 	Conn() *pgx.Conn
 	Release()
+	Hijack() *pgx.Conn
 }
 
 var (
@@ -135,16 +142,21 @@ func (h *Handle) checkOpen() error {
 	return nil
 }
 
-func (h *Handle) run(ctx context.Context, f func(q querier) error) error {
+func (h *Handle) run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
 	if err := h.checkOpen(); err != nil {
 		return err
 	}
+	clean := cleanSQL(sql)
 	c, err := h.pool.acquire(ctx, h.name)
 	if err != nil {
 		return err
 	}
-	defer c.Release()
-	return f(c.Conn())
+	defer func() { giveBack(c, clean) }()
+	tag, err := f(c.Conn())
+	if err == nil && !cleanTag(tag) {
+		clean = false
+	}
+	return err
 }
 
 // hold checks a connection out and registers it for Close.
@@ -207,7 +219,8 @@ func (h *Handle) wrap(method string, err error) error {
 	return starval.NewResourceError(h.name, method, err)
 }
 
-// release rolls back an open transaction and returns the connection.
+// release rolls back an open transaction and returns the connection, or
+// closes it if its session state may have changed.
 func (c *heldConn) release() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -221,7 +234,7 @@ func (c *heldConn) release() {
 		cancel()
 		c.tx = nil
 	}
-	c.conn.Release()
+	giveBack(c.conn, !c.dirty)
 	c.h.mu.Lock()
 	delete(c.h.held, c)
 	c.h.mu.Unlock()
@@ -234,6 +247,23 @@ func (c *heldConn) use(ctx context.Context, f func(q querier) error) error {
 		return errors.New("connection already released")
 	}
 	return f(c.conn.Conn())
+}
+
+// exec runs f, which runs the statement sql, on the connection, and marks
+// the connection dirty if sql or the command tag f returns may have
+// changed its session state.
+func (c *heldConn) exec(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
+	clean := cleanSQL(sql)
+	return c.use(ctx, func(q querier) error {
+		if !clean {
+			c.dirty = true
+		}
+		tag, err := f(q)
+		if err == nil && !cleanTag(tag) {
+			c.dirty = true
+		}
+		return err
+	})
 }
 
 // connValue is what acquire() returns: one connection held until release()
@@ -263,8 +293,8 @@ func (c *connValue) Attr(name string) (starlark.Value, error) {
 	return nil, nil
 }
 
-func (c *connValue) run(ctx context.Context, f func(q querier) error) error {
-	return c.hc.use(ctx, f)
+func (c *connValue) run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
+	return c.hc.exec(ctx, sql, f)
 }
 
 func (c *connValue) begin(ctx context.Context) (*txValue, error) {
@@ -320,19 +350,24 @@ func (t *txValue) Attr(name string) (starlark.Value, error) {
 	return nil, nil
 }
 
-func (t *txValue) run(ctx context.Context, f func(q querier) error) error {
-	return t.conn.use(ctx, func(querier) error {
+func (t *txValue) run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
+	return t.conn.exec(ctx, sql, func(querier) (pgconn.CommandTag, error) {
 		if t.done {
-			return errors.New("transaction already finished")
+			return pgconn.CommandTag{}, errTxDone
 		}
 		return f(t.tx)
 	})
 }
 
+var errTxDone = errors.New("transaction already finished")
+
 func (t *txValue) begin(ctx context.Context) (*txValue, error) {
 	var tv *txValue
-	err := t.run(ctx, func(q querier) error {
-		sp, err := q.Begin(ctx) // a savepoint
+	err := t.conn.use(ctx, func(querier) error {
+		if t.done {
+			return errTxDone
+		}
+		sp, err := t.tx.Begin(ctx) // a savepoint
 		if err != nil {
 			return err
 		}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.starlark.net/starlark"
 
 	"github.com/kailash-gateway/kgw/internal/starval"
@@ -20,30 +21,30 @@ var methodNames = []string{"execute", "executemany", "fetch", "fetchrow", "fetch
 func method(r runner, h *Handle, name string) *starlark.Builtin {
 	switch name {
 	case "fetch":
-		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
-			rows, err := fetchRows(ctx, q, sql, args, -1)
+		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
+			rows, tag, err := fetchRows(ctx, q, sql, args, -1)
 			if err != nil {
-				return nil, err
+				return nil, tag, err
 			}
-			return starlark.NewList(rows), nil
+			return starlark.NewList(rows), tag, nil
 		})
 	case "fetchrow":
-		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
-			rows, err := fetchRows(ctx, q, sql, args, 1)
+		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
+			rows, tag, err := fetchRows(ctx, q, sql, args, 1)
 			if err != nil || len(rows) == 0 {
-				return starlark.None, err
+				return starlark.None, tag, err
 			}
-			return rows[0], nil
+			return rows[0], tag, nil
 		})
 	case "fetchval":
 		return queryMethod(r, h, name, fetchValue)
 	case "execute":
-		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
+		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
 			tag, err := q.Exec(ctx, sql, args...)
 			if err != nil {
-				return nil, err
+				return nil, tag, err
 			}
-			return starlark.String(tag.String()), nil
+			return starlark.String(tag.String()), tag, nil
 		})
 	case "executemany":
 		return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
@@ -72,8 +73,8 @@ func methods(r runner, h *Handle) map[string]*starlark.Builtin {
 }
 
 // queryMethod returns the builtin name(sql, *params, timeout=None) that
-// runs f against r.
-func queryMethod(r runner, h *Handle, name string, f func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error)) *starlark.Builtin {
+// runs f against r. f returns the statement's command tag with its result.
+func queryMethod(r runner, h *Handle, name string, f func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error)) *starlark.Builtin {
 	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		sql, params, timeout, err := unpackQuery(b.Name(), args, kwargs)
 		if err != nil {
@@ -82,10 +83,11 @@ func queryMethod(r runner, h *Handle, name string, f func(ctx context.Context, q
 		ctx, cancel := callContext(th, timeout)
 		defer cancel()
 		var out starlark.Value
-		err = r.run(ctx, func(q querier) error {
+		err = r.run(ctx, sql, func(q querier) (pgconn.CommandTag, error) {
+			var tag pgconn.CommandTag
 			var err error
-			out, err = f(ctx, q, sql, params)
-			return err
+			out, tag, err = f(ctx, q, sql, params)
+			return tag, err
 		})
 		if err != nil {
 			err = cancelled(ctx, err)
@@ -128,15 +130,20 @@ func executemany(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	if batch.Len() == 0 {
 		return starlark.None, nil
 	}
-	err = r.run(ctx, func(q querier) error {
+	err = r.run(ctx, sql, func(q querier) (pgconn.CommandTag, error) {
 		br := q.SendBatch(ctx, batch)
+		var tag pgconn.CommandTag // the first unclean tag, else the last
 		for range batch.Len() {
-			if _, err := br.Exec(); err != nil {
+			t, err := br.Exec()
+			if err != nil {
 				_ = br.Close()
-				return err
+				return tag, err
+			}
+			if cleanTag(tag) {
+				tag = t
 			}
 		}
-		return br.Close()
+		return tag, br.Close()
 	})
 	if err != nil {
 		err = cancelled(ctx, err)
@@ -229,11 +236,12 @@ func callContext(th *starlark.Thread, timeout time.Duration) (context.Context, c
 }
 
 // fetchRows runs a query and returns up to limit rows (all if limit < 0)
-// as dicts keyed by column name.
-func fetchRows(ctx context.Context, q querier, sql string, args []any, limit int) ([]starlark.Value, error) {
+// as dicts keyed by column name, and its command tag.
+func fetchRows(ctx context.Context, q querier, sql string, args []any, limit int) ([]starlark.Value, pgconn.CommandTag, error) {
+	var tag pgconn.CommandTag
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, err
+		return nil, tag, err
 	}
 	defer rows.Close()
 	fields := rows.FieldDescriptions()
@@ -241,44 +249,45 @@ func fetchRows(ctx context.Context, q querier, sql string, args []any, limit int
 	for (limit < 0 || len(out) < limit) && rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
-			return nil, err
+			return nil, tag, err
 		}
 		d := starlark.NewDict(len(vals))
 		for i, v := range vals {
 			sv, err := toStarlark(v)
 			if err != nil {
-				return nil, fmt.Errorf("column %q: %w", fields[i].Name, err)
+				return nil, tag, fmt.Errorf("column %q: %w", fields[i].Name, err)
 			}
 			if err := d.SetKey(starlark.String(fields[i].Name), sv); err != nil {
-				return nil, err
+				return nil, tag, err
 			}
 		}
 		out = append(out, d)
 	}
 	rows.Close()
-	return out, rows.Err()
+	return out, rows.CommandTag(), rows.Err()
 }
 
-func fetchValue(ctx context.Context, q querier, sql string, args []any) (starlark.Value, error) {
+func fetchValue(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
+	var tag pgconn.CommandTag
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
-		return nil, err
+		return nil, tag, err
 	}
 	defer rows.Close()
 	var out starlark.Value = starlark.None
 	if rows.Next() {
 		vals, err := rows.Values()
 		if err != nil {
-			return nil, err
+			return nil, tag, err
 		}
 		if len(vals) == 0 {
-			return nil, errors.New("query returned no columns")
+			return nil, tag, errors.New("query returned no columns")
 		}
 		out, err = toStarlark(vals[0])
 		if err != nil {
-			return nil, fmt.Errorf("column %q: %w", rows.FieldDescriptions()[0].Name, err)
+			return nil, tag, fmt.Errorf("column %q: %w", rows.FieldDescriptions()[0].Name, err)
 		}
 	}
 	rows.Close()
-	return out, rows.Err()
+	return out, rows.CommandTag(), rows.Err()
 }

@@ -5,7 +5,10 @@
 // A Pool is created by the resource broker. Each node attempt gets its own
 // Handle from Pool.Handle; everything the attempt checks out through the
 // handle (acquire(), transactions) is given back by Handle.Close, whatever
-// way the attempt ended.
+// way the attempt ended. A connection on which a statement may have changed
+// the session state (SET, temporary tables, LISTEN, …) is closed instead of
+// going back to the pool, so that no session state outlives the attempt
+// (session.go has the rules).
 package postgres
 
 import (
@@ -67,6 +70,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 	}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerJSON(c.TypeMap())
+		rememberParams(c.PgConn())
 		return nil
 	}
 	p, err := pgxpool.NewWithConfig(ctx, pc)
