@@ -26,7 +26,11 @@ func benchExecutor(b *testing.B, st store.Store) *executor.Executor {
 }
 
 func benchExecute(b *testing.B, e *executor.Executor, req *executor.Request) {
-	x, err := e.Execute(context.Background(), req)
+	benchExecuteCtx(context.Background(), b, e, req)
+}
+
+func benchExecuteCtx(ctx context.Context, b *testing.B, e *executor.Executor, req *executor.Request) {
+	x, err := e.Execute(ctx, req)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -47,6 +51,23 @@ func BenchmarkTrivialNode(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		benchExecute(b, e, req)
+	}
+}
+
+// BenchmarkTrivialNodeCancellable is BenchmarkTrivialNode with a context
+// that can end, as a gRPC request's: Execute then hands the run to a
+// worker goroutine instead of running it on the caller's.
+func BenchmarkTrivialNodeCancellable(b *testing.B) {
+	e := benchExecutor(b, nil)
+	w := workflow("trivial", []store.Node{codeNode("n", "result = {}")})
+	w.DisableJournal = true
+	req := &executor.Request{Workflow: w}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	benchExecuteCtx(ctx, b, e, req)
+	b.ReportAllocs()
+	for b.Loop() {
+		benchExecuteCtx(ctx, b, e, req)
 	}
 }
 

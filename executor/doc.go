@@ -9,7 +9,12 @@
 // finishes, is cancelled with Cancel, or the Executor is closed. Runs
 // execute on worker goroutines that wait a while for the next run, so that
 // an execution does not grow a fresh goroutine's stack to the depth the
-// Starlark interpreter needs.
+// Starlark interpreter needs. Execute with a context that can never end
+// (context.Background) runs the execution on the caller's goroutine
+// instead, which saves two goroutine switches: nothing could make it return
+// before the end anyway. Workflow versions are planned once (cached by name
+// and version, checked against the definition) and node programs compiled
+// once.
 //
 // # Events and the journal
 //

@@ -161,13 +161,17 @@ type Request struct {
 // An Executor runs workflows. It is safe for concurrent use. Close must be
 // called to stop it; it waits for every goroutine the Executor started.
 type Executor struct {
-	cfg     Config
-	st      store.Store
-	log     *slog.Logger
-	now     func() time.Time
-	sem     chan struct{} // global node slots
-	journal *journal      // nil without a store
-	progs   programCache
+	cfg Config
+	st  store.Store
+	log *slog.Logger
+	now func() time.Time
+	// realClock: now is time.Now, so its readings may also serve timers
+	// (which always use the real clock).
+	realClock bool
+	sem       chan struct{} // global node slots
+	journal   *journal      // nil without a store
+	progs     programCache
+	plans     planCache
 
 	baseCtx    context.Context
 	baseCancel context.CancelCauseFunc
@@ -225,20 +229,23 @@ func New(cfg Config) *Executor {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.Now == nil {
+	realClock := cfg.Now == nil
+	if realClock {
 		cfg.Now = time.Now
 	}
 	e := &Executor{
-		cfg:    cfg,
-		st:     cfg.Store,
-		log:    cfg.Logger,
-		now:    cfg.Now,
-		sem:    make(chan struct{}, cfg.MaxConcurrentNodes),
-		runs:   make(map[string]*run),
-		byKey:  make(map[string]*run),
-		caches: make(map[string]*node.WorkflowCache),
+		cfg:       cfg,
+		realClock: realClock,
+		st:        cfg.Store,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		sem:       make(chan struct{}, cfg.MaxConcurrentNodes),
+		runs:      make(map[string]*run),
+		byKey:     make(map[string]*run),
+		caches:    make(map[string]*node.WorkflowCache),
 	}
 	e.progs.m = make(map[progKey]*node.Program)
+	e.plans.m = make(map[planKey]*plan)
 	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
 	e.handoff = make(chan *run)
 	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
@@ -257,11 +264,24 @@ func New(cfg Config) *Executor {
 // error: the returned execution has status FAILED (or CANCELLED, TIMED_OUT)
 // and an Error. Errors are for requests that cannot run (ErrInvalidWorkflow,
 // ErrClosed, a journal failure) and for ctx ending first, in which case the
-// run continues and can be followed with Get or Subscribe.
+// run continues and can be followed with Get or Subscribe. The returned
+// execution is shared with other waiters and the terminal event: it must
+// not be modified.
 func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution, error) {
-	r, id, err := e.start(ctx, req)
+	// A context that can never end (context.Background, as embedders and
+	// benchmarks use) cannot make Execute return before the run ends, so
+	// the run may as well run on this goroutine: that saves handing it to
+	// a worker and back, two goroutine switches per execution.
+	r, id, mine, err := e.start(ctx, req, ctx.Done() == nil)
 	if err != nil {
 		return nil, err
+	}
+	if mine {
+		r.loop()
+		r, id, err = e.attach(ctx, r)
+		if err != nil {
+			return nil, err
+		}
 	}
 	if r == nil { // attached to an execution this process does not run
 		return e.waitStored(ctx, id)
@@ -274,7 +294,7 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 // (journalling the new execution). With an IdempotencyKey already used by
 // req.Caller it returns the existing execution's id.
 func (e *Executor) Start(ctx context.Context, req *Request) (string, error) {
-	_, id, err := e.start(ctx, req)
+	_, id, _, err := e.start(ctx, req, false)
 	return id, err
 }
 
@@ -299,7 +319,8 @@ func (e *Executor) Get(ctx context.Context, id string) (*store.Execution, error)
 // Cancel cancels a running execution and waits until it has ended (running
 // nodes see their context cancelled; the status becomes CANCELLED), or until
 // ctx ends. Cancelling a finished execution returns it unchanged. An
-// unfinished execution run by another process gives ErrNotLocal.
+// unfinished execution run by another process gives ErrNotLocal. As with
+// Execute, the returned execution must not be modified.
 func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, error) {
 	if r := e.lookup(id); r != nil {
 		r.cancel(errCancelled)
@@ -366,14 +387,15 @@ func Results(x *store.Execution) map[string]any {
 
 // start registers and starts a run for req, or finds the one req's
 // idempotency key names. It returns the run (nil when the execution is not
-// run by this process) and its id.
-func (e *Executor) start(ctx context.Context, req *Request) (*run, string, error) {
+// run by this process) and its id. With inline, a new run is returned
+// before it starts, with mine set: the caller must run its loop.
+func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run, id string, mine bool, err error) {
 	if req == nil || req.Workflow == nil {
-		return nil, "", fmt.Errorf("start execution: %w: no workflow", ErrInvalidWorkflow)
+		return nil, "", false, fmt.Errorf("start execution: %w: no workflow", ErrInvalidWorkflow)
 	}
 	p, err := e.plan(req.Workflow)
 	if err != nil {
-		return nil, "", fmt.Errorf("start execution of %s v%d: %w", req.Workflow.Name, req.Workflow.Version, err)
+		return nil, "", false, fmt.Errorf("start execution of %s v%d: %w", req.Workflow.Name, req.Workflow.Version, err)
 	}
 	var key string
 	if req.IdempotencyKey != "" {
@@ -381,29 +403,36 @@ func (e *Executor) start(ctx context.Context, req *Request) (*run, string, error
 	}
 
 	if r := e.runFor(key); r != nil { // fast path: attach without building a run
-		return e.attach(ctx, r)
+		r, id, err := e.attach(ctx, r)
+		return r, id, false, err
 	}
 	durable := e.st != nil && !req.Workflow.DisableJournal
 	if durable {
 		select { // executions are created only once the owner is heart-beating
 		case <-e.beating:
 		case <-ctx.Done():
-			return nil, "", fmt.Errorf("start execution: %w", ctx.Err())
+			return nil, "", false, fmt.Errorf("start execution: %w", ctx.Err())
 		}
 	}
-	r, prev, err := e.register(req, p, key, durable)
+	r, prev, err := e.register(req, p, key, durable, inline)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	if prev != nil {
-		return e.attach(ctx, prev)
+		r, id, err := e.attach(ctx, prev)
+		return r, id, false, err
 	}
-	return e.attach(ctx, r)
+	if inline {
+		return r, r.id, true, nil
+	}
+	r, id, err = e.attach(ctx, r)
+	return r, id, false, err
 }
 
 // register creates and begins the run of req, or returns the run that
-// already has its idempotency key (prev).
-func (e *Executor) register(req *Request, p *plan, key string, durable bool) (r, prev *run, err error) {
+// already has its idempotency key (prev). Unless inline, it hands the run
+// to a worker goroutine.
+func (e *Executor) register(req *Request, p *plan, key string, durable, inline bool) (r, prev *run, err error) {
 	if durable {
 		// Tell the journal writer that this run's create is coming, so
 		// that it joins the commit of its concurrent peers.
@@ -430,7 +459,9 @@ func (e *Executor) register(req *Request, p *plan, key string, durable bool) (r,
 	e.mu.Unlock()
 
 	r.begin()
-	e.spawn(r)
+	if !inline {
+		e.spawn(r)
+	}
 	return r, nil, nil
 }
 
@@ -532,15 +563,15 @@ var idClock struct {
 	last int64 // last id's 48-bit millisecond time << 12 | 12-bit sequence
 }
 
-// newID returns a time-ordered UUID (version 7, RFC 9562): 48 bits of Unix
+// newID returns, for the current time now, a time-ordered UUID (version 7, RFC 9562): 48 bits of Unix
 // milliseconds, a 12-bit sequence that keeps ids of one millisecond in
 // order, and 62 random bits. Ordered ids keep the store's indexes on
 // execution ids appending at their right edge instead of touching a
 // random page per execution, which roughly halves the cost of the journal.
-func newID() string {
+func newID(now time.Time) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	ts := time.Now().UnixMilli() << 12
+	ts := now.UnixMilli() << 12
 	idClock.Lock()
 	if ts <= idClock.last {
 		ts = idClock.last + 1 // same millisecond (or the clock stepped back)

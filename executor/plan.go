@@ -2,6 +2,7 @@ package executor
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -10,16 +11,19 @@ import (
 )
 
 // A plan is a workflow version prepared for running: nodes indexed in
-// workflow order, their compiled programs and their edges.
+// workflow order, their compiled programs and their edges. It owns copies
+// of the definitions it was built from, so that it can be cached and
+// shared by concurrent runs; it is never modified after plan returns it.
 type plan struct {
 	nodes []planNode
-	roots []int // nodes without upstreams, in workflow order
-	topo  []int // every node, upstreams before downstreams
-	order []int // 0, 1, …, len(nodes)-1 (see self)
+	conns []store.Connection // as planned (see matches)
+	roots []int              // nodes without upstreams, in workflow order; cap == len
+	topo  []int              // every node, upstreams before downstreams
+	order []int              // 0, 1, …, len(nodes)-1 (see self)
 }
 
 type planNode struct {
-	def     *store.Node
+	def     store.Node // a copy; RequiredResources is the plan's own
 	prog    *node.Program
 	in      []edge // incoming connections, in workflow order
 	out     []int  // distinct downstream nodes
@@ -36,10 +40,71 @@ type edge struct {
 	input  string // variable it binds (output when the connection names none)
 }
 
-// plan prepares w. It checks what the executor relies on (known node ids,
-// no cycles, code that compiles) and fails with ErrInvalidWorkflow.
+// plan returns the plan of w: the cached plan of w's name and version when
+// it was built from the same definition, else a new one (see buildPlan).
+// Versions are immutable in the store, so the cache normally always hits;
+// the comparison keeps callers that reuse a name and version for another
+// definition (tests, embedders without a store) correct.
 func (e *Executor) plan(w *store.Workflow) (*plan, error) {
-	p := &plan{nodes: make([]planNode, len(w.Nodes)), order: make([]int, len(w.Nodes))}
+	k := planKey{w.Name, w.Version}
+	e.plans.mu.Lock()
+	p := e.plans.m[k]
+	e.plans.mu.Unlock()
+	if p != nil && p.matches(w) {
+		return p, nil
+	}
+	p, err := e.buildPlan(w)
+	if err != nil {
+		return nil, err
+	}
+	e.plans.mu.Lock()
+	if len(e.plans.m) >= maxPlans {
+		clear(e.plans.m)
+	}
+	e.plans.m[k] = p
+	e.plans.mu.Unlock()
+	return p, nil
+}
+
+// planCache keeps the plans of workflow versions. It is bounded; when full
+// it starts over, which only costs planning again.
+type planCache struct {
+	mu sync.Mutex
+	m  map[planKey]*plan
+}
+
+type planKey struct {
+	name    string
+	version int32
+}
+
+const maxPlans = 1024
+
+// matches reports whether p was built from a definition equal to w's in
+// everything a plan and a run use: node ids, code, resources, timeouts,
+// retry policies and connections.
+func (p *plan) matches(w *store.Workflow) bool {
+	if len(w.Nodes) != len(p.nodes) || !slices.Equal(w.Connections, p.conns) {
+		return false
+	}
+	for i := range w.Nodes {
+		a, b := &w.Nodes[i], &p.nodes[i].def
+		if a.ID != b.ID || a.Code != b.Code || a.Timeout != b.Timeout || a.Retry != b.Retry ||
+			!slices.Equal(a.RequiredResources, b.RequiredResources) {
+			return false
+		}
+	}
+	return true
+}
+
+// buildPlan prepares w. It checks what the executor relies on (known node
+// ids, no cycles, code that compiles) and fails with ErrInvalidWorkflow.
+func (e *Executor) buildPlan(w *store.Workflow) (*plan, error) {
+	p := &plan{
+		nodes: make([]planNode, len(w.Nodes)),
+		conns: slices.Clone(w.Connections),
+		order: make([]int, len(w.Nodes)),
+	}
 	index := make(map[string]int, len(w.Nodes))
 	for i := range w.Nodes {
 		n := &w.Nodes[i]
@@ -53,7 +118,8 @@ func (e *Executor) plan(w *store.Workflow) (*plan, error) {
 			return nil, fmt.Errorf("%w: node %q: %w", ErrInvalidWorkflow, n.ID, err)
 		}
 		pn := &p.nodes[i]
-		pn.def, pn.prog = n, prog
+		pn.def, pn.prog = *n, prog
+		pn.def.RequiredResources = slices.Clip(slices.Clone(n.RequiredResources))
 		pn.timeout = n.Timeout
 		if pn.timeout <= 0 {
 			pn.timeout = DefaultNodeTimeout
@@ -96,7 +162,7 @@ func (e *Executor) plan(w *store.Workflow) (*plan, error) {
 			queue = append(queue, i)
 		}
 	}
-	p.roots = append([]int(nil), queue...)
+	p.roots = slices.Clip(slices.Clone(queue)) // runs append to their copy
 	for k := 0; k < len(queue); k++ {
 		for _, d := range p.nodes[queue[k]].out {
 			if indeg[d]--; indeg[d] == 0 {

@@ -236,7 +236,7 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 	if start.IsZero() {
 		start = x.CreateTime
 	}
-	r.initContext(r.timeout - e.now().Sub(start)) // the time before the crash counts
+	r.initContext(time.Now(), r.timeout-e.now().Sub(start)) // the time before the crash counts
 
 	// The journalled state, in workflow order.
 	byID := make(map[string]*store.NodeState, len(x.Nodes))
@@ -268,7 +268,7 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		e.log.Warn("journalled events of a resumed execution have gaps", "execution_id", x.ID,
 			"events", len(events), "last_seq", r.seq)
 	}
-	close(r.journalledCreate) // nothing to create: loop closes created
+	closeChan(r.journalledCreate) // nothing to create: loop closes created
 
 	e.mu.Lock()
 	if e.closed {

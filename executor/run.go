@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kailash-gateway/kgw/executor/node"
@@ -27,10 +28,17 @@ type run struct {
 	cache   *node.WorkflowCache
 	timeout time.Duration // of the whole execution
 
-	ctx       context.Context
-	cancel    context.CancelCauseFunc
-	stopTimer context.CancelFunc
+	// ctx ends when the run is cancelled (the cause says why: errCancelled,
+	// errFailFast, ErrClosed via the Executor's base context) or at
+	// deadline (cause errWorkflowTimeout). The run has no timer of its
+	// own: each attempt's context ends at the run's deadline at the
+	// latest, and whoever waits between attempts watches the deadline
+	// (see expired, acquire and runNode), which saves a timer per run.
+	ctx      context.Context
+	cancel   context.CancelCauseFunc
+	deadline time.Time
 
+	// For runs without a journal both are closedChan: nothing to wait for.
 	journalledCreate chan struct{} // closed by the journal writer once the create is answered
 	created          chan struct{} // closed once the run is journalled, or failed to be
 	createErr        error         // set before created is closed
@@ -44,9 +52,21 @@ type run struct {
 	history []*store.Event   // published events; history[i].Seq == i+1
 	subs    map[*Subscription]struct{}
 	ended   bool             // no event will follow (terminal published, or Close)
-	final   *store.Execution // set at the end (nil if interrupted by Close)
+	final   *store.Execution // x once ended, never modified again (nil if interrupted by Close)
 	err     error            // journal failure or ErrClosed
 	failed  string           // id of the node that failed the execution
+	events  []store.Event    // slab for the events every run emits (see newEvent)
+
+	// Storage for the live state of a one-node workflow, which saves
+	// allocations on the most frequent shape of workflow.
+	xBuf     store.Execution
+	stateBuf [1]store.NodeState
+	nodeBuf  [1]*store.NodeState
+	histBuf  [4]*store.Event
+	waitBuf  [1]int // see resumePoint
+
+	attemptBuf  node.Attempt // see attempt
+	attemptBusy atomic.Bool
 }
 
 // outcome is what a node goroutine reports to the scheduler.
@@ -59,18 +79,30 @@ type outcome struct {
 
 func (e *Executor) newRun(req *Request, p *plan) *run {
 	w := req.Workflow
+	t0 := time.Now()
 	r := &run{
 		e:       e,
-		id:      newID(),
+		id:      newID(t0),
 		wf:      w,
 		p:       p,
 		req:     req,
 		durable: e.st != nil && !w.DisableJournal,
 		redact:  noRedactor{},
 
-		journalledCreate: make(chan struct{}),
-		created:          make(chan struct{}),
+		journalledCreate: closedChan,
+		created:          closedChan,
 		done:             make(chan struct{}),
+	}
+	// A run emits at least two events per node and two of its own.
+	expected := 2*len(p.nodes) + 2
+	r.events = make([]store.Event, 0, expected)
+	if expected <= len(r.histBuf) {
+		r.history = r.histBuf[:0]
+	} else {
+		r.history = make([]*store.Event, 0, expected)
+	}
+	if r.durable {
+		r.journalledCreate, r.created = make(chan struct{}), make(chan struct{})
 	}
 	if req.IdempotencyKey != "" {
 		r.key = req.Caller + "\x00" + req.IdempotencyKey
@@ -87,15 +119,23 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 	if r.timeout <= 0 {
 		r.timeout = DefaultWorkflowTimeout
 	}
-	r.initContext(r.timeout)
+	r.initContext(t0, r.timeout)
+	created := t0
+	if !e.realClock {
+		created = e.now()
+	}
 
-	states := make([]store.NodeState, len(p.nodes))
-	nodes := make([]*store.NodeState, len(p.nodes))
+	states, nodes := r.stateBuf[:], r.nodeBuf[:]
+	if len(p.nodes) != 1 {
+		states = make([]store.NodeState, len(p.nodes))
+		nodes = make([]*store.NodeState, len(p.nodes))
+	}
 	for i := range p.nodes {
 		states[i] = store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}
 		nodes[i] = &states[i]
 	}
-	r.x = &store.Execution{
+	r.x = &r.xBuf
+	*r.x = store.Execution{
 		ID:       r.id,
 		Workflow: w.Name,
 		Version:  w.Version,
@@ -107,7 +147,7 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 			Timeout:    req.Timeout,
 		},
 		Nodes:          nodes,
-		CreateTime:     e.now(),
+		CreateTime:     created,
 		IdempotencyKey: req.IdempotencyKey,
 		Caller:         req.Caller,
 		Owner:          e.cfg.Owner,
@@ -115,20 +155,86 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 	return r
 }
 
-// initContext derives the run's context, ending after timeout.
-func (r *run) initContext(timeout time.Duration) {
-	ctx, cancel := context.WithCancelCause(r.e.baseCtx)
-	r.ctx, r.stopTimer = context.WithTimeoutCause(ctx, timeout, errWorkflowTimeout)
-	r.cancel = cancel
+// newEvent returns ev stored in the run's slab while it has room, else in
+// a new allocation. r.mu must be held.
+func (r *run) newEvent(ev store.Event) *store.Event {
+	if len(r.events) == cap(r.events) {
+		p := new(store.Event) // not &ev, which would make every ev escape
+		*p = ev
+		return p
+	}
+	r.events = append(r.events, ev)
+	return &r.events[len(r.events)-1]
 }
 
-// stop releases the run's contexts.
-func (r *run) stop() {
-	r.stopTimer()
-	r.cancel(context.Canceled)
+// closedChan stands for the channels of a run that are closed from the
+// start (see run.created).
+var closedChan = func() chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// closeChan closes c unless it is closedChan.
+func closeChan(c chan struct{}) {
+	if c != closedChan {
+		close(c)
+	}
 }
 
-// wait waits for the end of the run (or ctx) and returns its final state.
+// initContext derives the run's context, ending timeout after now.
+func (r *run) initContext(now time.Time, timeout time.Duration) {
+	r.ctx, r.cancel = context.WithCancelCause(r.e.baseCtx)
+	r.deadline = now.Add(timeout)
+	if timeout <= 0 {
+		r.cancel(errWorkflowTimeout)
+	}
+}
+
+// expired reports whether the run's context has ended, first ending it if
+// the run's deadline has passed.
+func (r *run) expired() bool {
+	if r.ctx.Err() != nil {
+		return true
+	}
+	if time.Now().Before(r.deadline) {
+		return false
+	}
+	r.cancel(errWorkflowTimeout)
+	return true
+}
+
+// acquire takes one of the Executor's node slots. It reports false, with
+// no slot taken, when the run's context ends first or has ended.
+func (r *run) acquire() bool {
+	select {
+	case r.e.sem <- struct{}{}:
+		if r.ctx.Err() != nil { // the scheduler checked the deadline
+			<-r.e.sem
+			return false
+		}
+		return true
+	default:
+	}
+	t := time.NewTimer(time.Until(r.deadline))
+	defer t.Stop()
+	select {
+	case r.e.sem <- struct{}{}:
+		return true
+	case <-r.ctx.Done():
+		return false
+	case <-t.C:
+		r.cancel(errWorkflowTimeout)
+		return false
+	}
+}
+
+// stop releases the run's context.
+func (r *run) stop() { r.cancel(context.Canceled) }
+
+// wait waits for the end of the run (or ctx) and returns its final state,
+// shared with the terminal event and every other waiter: it must not be
+// modified.
 func (r *run) wait(ctx context.Context) (*store.Execution, error) {
 	select {
 	case <-r.done:
@@ -140,7 +246,7 @@ func (r *run) wait(ctx context.Context) (*store.Execution, error) {
 	if r.final == nil {
 		return nil, fmt.Errorf("execution %s: %w", r.id, r.err)
 	}
-	return copyExecution(r.final), r.err
+	return r.final, r.err
 }
 
 // snapshot returns a copy of the live state.
@@ -156,13 +262,12 @@ func (r *run) snapshot() *store.Execution {
 func (r *run) begin() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	now := r.e.now()
+	now := r.x.CreateTime // taken in newRun, a moment ago
 	r.x.Status = store.ExecutionRunning
 	r.x.CreateTime, r.x.StartTime = now, now
-	ev := &store.Event{Kind: store.EventExecutionStarted, Time: now, Workflow: r.wf.Name, Version: r.wf.Version}
+	ev := r.newEvent(store.Event{Kind: store.EventExecutionStarted, Time: now, Workflow: r.wf.Name, Version: r.wf.Version})
 	if !r.durable {
-		r.commitLocked(ev, nil, false, nil)
-		close(r.journalledCreate)
+		r.commitLocked(ev, nil, false, nil) // journalledCreate is closedChan
 		return
 	}
 	r.seq++
@@ -178,7 +283,7 @@ func (r *run) loop() {
 		r.abandon()
 		return
 	}
-	close(r.created)
+	closeChan(r.created)
 	r.cache = r.e.workflowCache(r.wf.Name)
 
 	failure := r.schedule()
@@ -214,7 +319,7 @@ func (r *run) abandon() {
 	r.err = r.createErr
 	r.endedLocked(r.createErr)
 	r.mu.Unlock()
-	close(r.created)
+	closeChan(r.created)
 	r.stop()
 	close(r.done)
 }
@@ -224,18 +329,22 @@ func (r *run) abandon() {
 // goroutine is left.
 func (r *run) schedule() *outcome {
 	nodes := r.p.nodes
-	results := make([]map[string]any, len(nodes))
-	passed := make([]map[string]any, len(nodes)) // received through pass-all
+	n := len(nodes)
+	both := make([]map[string]any, 2*n)
+	results := both[:n:n]
+	passed := both[n:] // received through pass-all
 	waiting, ready, failure := r.resumePoint(results, passed)
 	if failure != nil {
 		return failure
 	}
-	outcomes := make(chan outcome, len(nodes)) // never blocks a node goroutine
+	var outcomes chan outcome // made for the first node run on its own goroutine
 	limit := r.e.cfg.MaxParallelPerExecution
 	running := 0
 
 	for {
-		for failure == nil && r.ctx.Err() == nil && running < limit && len(ready) > 0 {
+		var o outcome
+		inline := false
+		for failure == nil && running < limit && len(ready) > 0 && !r.expired() {
 			i := ready[0]
 			ready = ready[1:]
 			inputs, pa, xe := r.scope(i, results, passed)
@@ -250,15 +359,21 @@ func (r *run) schedule() *outcome {
 			if running == 1 && len(ready) == 0 {
 				// The only node that can run: run it on this goroutine,
 				// saving a goroutine start and stack growth per node.
-				outcomes <- r.runNode(i, inputs)
+				o, inline = r.runNode(i, inputs), true
 				break
 			}
-			go func() { outcomes <- r.runNode(i, inputs) }()
+			if outcomes == nil {
+				outcomes = make(chan outcome, n) // never blocks a node goroutine
+			}
+			ch := outcomes // not outcomes itself, which would move it to the heap
+			go func() { ch <- r.runNode(i, inputs) }()
 		}
 		if running == 0 {
 			return failure
 		}
-		o := <-outcomes
+		if !inline {
+			o = <-outcomes
+		}
 		running--
 		switch {
 		case o.err == nil && !o.interrupted:
@@ -269,7 +384,8 @@ func (r *run) schedule() *outcome {
 				}
 			}
 		case failure == nil && !o.interrupted:
-			failure = &o
+			f := o
+			failure = &f
 			r.failFast(failure)
 		}
 	}
@@ -283,6 +399,22 @@ func (r *run) schedule() *outcome {
 // (a resumed run that crashed while failing) is returned as the failure.
 func (r *run) resumePoint(results, passed []map[string]any) (waiting, ready []int, failure *outcome) {
 	nodes := r.p.nodes
+	r.mu.Lock()
+	fresh := true
+	for _, s := range r.x.Nodes {
+		fresh = fresh && s.Status == store.NodePending
+	}
+	r.mu.Unlock()
+	if fresh { // a new run: the roots are ready
+		waiting = r.waitBuf[:]
+		if len(nodes) != 1 {
+			waiting = make([]int, len(nodes))
+		}
+		for i := range nodes {
+			waiting[i] = nodes[i].indeg
+		}
+		return waiting, r.p.roots, nil // roots has no spare capacity: appending copies
+	}
 	completed := make([]bool, len(nodes))
 	r.mu.Lock()
 	for i, s := range r.x.Nodes {
@@ -352,13 +484,11 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 		failed = r.failedBefore[i]
 	}
 	for attempt := first; ; attempt++ {
-		select {
-		case r.e.sem <- struct{}{}:
-		case <-r.ctx.Done():
+		if !r.acquire() {
 			return r.interrupted(i, attempt-1)
 		}
 		started := r.nodeStarted(i, attempt)
-		res, err, nodeTimeout := r.attempt(i, attempt, inputs)
+		res, err, nodeTimeout := r.attempt(i, attempt, inputs, started)
 		<-r.e.sem
 		if err == nil {
 			res = r.redactResult(res)
@@ -379,9 +509,17 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 		}
 		wait := backoff(pn.retry, failed)
 		r.nodeRetrying(i, attempt, xe, wait)
-		t := time.NewTimer(wait)
+		d, late := wait, false // late: the run's deadline comes first
+		if left := time.Until(r.deadline); left < d {
+			d, late = left, true
+		}
+		t := time.NewTimer(d)
 		select {
 		case <-t.C:
+			if late {
+				r.cancel(errWorkflowTimeout)
+				return r.interrupted(i, attempt)
+			}
 		case <-r.ctx.Done():
 			t.Stop()
 			return r.interrupted(i, attempt)
@@ -391,18 +529,47 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 
 // attempt runs one attempt of node i. nodeTimeout reports that the node's
 // own timeout (not the run's) stopped it.
-func (r *run) attempt(i int, attempt int32, inputs map[string]any) (res map[string]any, err error, nodeTimeout bool) {
+func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.Time) (res map[string]any, err error, nodeTimeout bool) {
 	pn := &r.p.nodes[i]
-	ctx, cancel := context.WithTimeoutCause(r.ctx, pn.timeout, errNodeTimeout)
+	if !r.e.realClock {
+		started = time.Now()
+	}
+	// The attempt ends at its own deadline or the run's, whichever comes
+	// first, with the matching cause, as a timeout context derived from a
+	// run context with a deadline would (the run has no timer: see run.ctx).
+	deadline, cause := started.Add(pn.timeout), errNodeTimeout
+	if r.deadline.Before(deadline) {
+		deadline, cause = r.deadline, errWorkflowTimeout
+	}
+	ctx, cancel := context.WithDeadlineCause(r.ctx, deadline, cause)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
 			err = &node.Error{NodeID: pn.def.ID, Code: CodePanic, Message: fmt.Sprintf("internal error: %v", p)}
 			r.e.log.Error("panic in node attempt", "execution_id", r.id, "node", pn.def.ID, "panic", r.redact.String(fmt.Sprint(p)))
 		}
-		nodeTimeout = err != nil && r.ctx.Err() == nil && errors.Is(context.Cause(ctx), errNodeTimeout)
+		if err == nil || r.ctx.Err() != nil {
+			return
+		}
+		switch c := context.Cause(ctx); {
+		case errors.Is(c, errNodeTimeout):
+			nodeTimeout = true
+		case errors.Is(c, errWorkflowTimeout):
+			// The run's deadline passed: end the run, so that the caller
+			// sees the attempt interrupted, not failed.
+			r.cancel(errWorkflowTimeout)
+		}
 	}()
-	a := &node.Attempt{
+	var a *node.Attempt
+	if r.attemptBusy.CompareAndSwap(false, true) {
+		// The runtime keeps no reference to a after Run returns, so
+		// the run's own Attempt serves one attempt at a time.
+		a = &r.attemptBuf
+		defer r.attemptBusy.Store(false)
+	} else {
+		a = new(node.Attempt)
+	}
+	*a = node.Attempt{
 		NodeID: pn.def.ID,
 		Execution: node.ExecutionInfo{
 			ID: r.id, Workflow: r.wf.Name, Version: r.wf.Version, Attempt: attempt,
@@ -503,7 +670,7 @@ func (r *run) nodeStarted(i int, attempt int32) time.Time {
 		s.StartTime = now
 	}
 	s.Status, s.Attempts, s.Error = store.NodeRunning, attempt, nil
-	r.commitLocked(&store.Event{Kind: store.EventNodeStarted, Time: now, NodeID: s.NodeID, Attempt: attempt},
+	r.commitLocked(r.newEvent(store.Event{Kind: store.EventNodeStarted, Time: now, NodeID: s.NodeID, Attempt: attempt}),
 		r.p.self(i), false, nil)
 	return now
 }
@@ -514,10 +681,10 @@ func (r *run) nodeCompleted(i int, attempt int32, res map[string]any, started ti
 	now := r.e.now()
 	s := r.x.Nodes[i]
 	s.Status, s.EndTime, s.Result, s.Error = store.NodeCompleted, now, res, nil
-	r.commitLocked(&store.Event{
+	r.commitLocked(r.newEvent(store.Event{
 		Kind: store.EventNodeCompleted, Time: now, NodeID: s.NodeID, Attempt: attempt,
 		Result: res, Duration: now.Sub(started),
-	}, r.p.self(i), false, nil)
+	}), r.p.self(i), false, nil)
 }
 
 func (r *run) nodeFailed(i int, attempt int32, xe *store.ExecError, status store.NodeStatus) {
@@ -529,7 +696,7 @@ func (r *run) nodeFailed(i int, attempt int32, xe *store.ExecError, status store
 	if attempt > s.Attempts {
 		s.Attempts = attempt
 	}
-	r.commitLocked(&store.Event{Kind: store.EventNodeFailed, Time: now, NodeID: s.NodeID, Attempt: attempt, Error: xe},
+	r.commitLocked(r.newEvent(store.Event{Kind: store.EventNodeFailed, Time: now, NodeID: s.NodeID, Attempt: attempt, Error: xe}),
 		r.p.self(i), false, nil)
 }
 
@@ -539,10 +706,10 @@ func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.
 	now := r.e.now()
 	s := r.x.Nodes[i]
 	s.Status, s.Error = store.NodeRetrying, xe
-	r.commitLocked(&store.Event{
+	r.commitLocked(r.newEvent(store.Event{
 		Kind: store.EventNodeRetrying, Time: now, NodeID: s.NodeID, Attempt: attempt,
 		Error: xe, Backoff: wait,
-	}, r.p.self(i), false, nil)
+	}), r.p.self(i), false, nil)
 }
 
 func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fields map[string]any) {
@@ -565,10 +732,10 @@ func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fi
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.commitLocked(&store.Event{
+	r.commitLocked(r.newEvent(store.Event{
 		Kind: store.EventNodeLog, Time: r.e.now(), NodeID: id, Attempt: attempt,
 		Level: level, Message: msg, Fields: fields,
-	}, nil, false, nil)
+	}), nil, false, nil)
 }
 
 func slogLevel(l store.LogLevel) slog.Level {
@@ -652,11 +819,16 @@ func (r *run) finish(failure *outcome) {
 		}
 	}
 	r.x.Status, r.x.Error, r.x.EndTime = status, xe, now
-	r.final = copyExecution(r.x)
-	journalled := make(chan struct{})
-	r.commitLocked(&store.Event{Kind: terminalKind(status), Time: now, Execution: r.final}, skipped, true, journalled)
+	r.final = r.x // never modified from here on
+	var journalled chan struct{}
+	if r.durable {
+		journalled = make(chan struct{})
+	}
+	r.commitLocked(r.newEvent(store.Event{Kind: terminalKind(status), Time: now, Execution: r.final}), skipped, true, journalled)
 	r.mu.Unlock()
-	<-journalled
+	if journalled != nil {
+		<-journalled
+	}
 }
 
 func terminalKind(s store.ExecutionStatus) store.EventKind {

@@ -106,10 +106,22 @@ func charged(name string) *starlark.Builtin {
 	})
 }
 
+// resourceName unpacks the argument of get_resource(name).
+func resourceName(b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (string, error) {
+	if len(args) == 1 && len(kwargs) == 0 {
+		if s, ok := args[0].(starlark.String); ok {
+			return string(s), nil // the usual call, without an allocation
+		}
+	}
+	var name string // escapes: declared after the usual call returned
+	err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &name)
+	return name, err
+}
+
 // getResource implements get_resource(name).
 func getResource(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var name string
-	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &name); err != nil {
+	name, err := resourceName(b, args, kwargs)
+	if err != nil {
 		return nil, err
 	}
 	r := runOf(th)
@@ -118,8 +130,10 @@ func getResource(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	}
 	r.resMu.Lock()
 	defer r.resMu.Unlock()
-	if v, ok := r.resources[name]; ok {
-		return v, nil
+	for _, o := range r.resources {
+		if o.name == name {
+			return o.v, nil
+		}
 	}
 	if r.a.Resources == nil {
 		return nil, &resourceError{fmt.Errorf("resource '%s' was not provided in the request", name)}
@@ -132,9 +146,9 @@ func getResource(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, &resourceError{fmt.Errorf("resource '%s': %w", name, err)}
 	}
 	if r.resources == nil {
-		r.resources = map[string]starlark.Value{}
+		r.resources = r.resBuf[:0]
 	}
-	r.resources[name] = v
+	r.resources = append(r.resources, openResource{name, v})
 	return v, nil
 }
 
@@ -261,7 +275,7 @@ func parallelMap(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 			break
 		}
 		g.Go(func() (err error) {
-			child := r.newThread(ctx, fmt.Sprintf("%s/parallel[%d]", th.Name, i))
+			child := r.newThread(ctx, fmt.Sprintf("%s/parallel[%d]", th.Name, i), nil)
 			stop := context.AfterFunc(ctx, func() { child.Cancel(context.Cause(ctx).Error()) })
 			defer stop()
 			defer r.budget.giveBack(child)

@@ -30,6 +30,12 @@ type Program struct {
 	// names are the free names the code reads (everything not bound in
 	// the code itself), sorted; each attempt binds only these.
 	names []string
+	// static binds the names that are builtins or Starlark universals;
+	// it is shared by every attempt that needs nothing else (see bind).
+	static starlark.StringDict
+	// dynamic reports that the code reads a reserved name (parameters,
+	// inputs, ...), which each attempt binds to its own value.
+	dynamic bool
 	// funcGlobals maps the position of each def and lambda to the global
 	// names its body reads (for parallel.map freezing).
 	funcGlobals map[[2]int32][]string
@@ -113,7 +119,7 @@ func compileCode(code string) compiled {
 		// and a name nobody provided fails only when its line runs.
 		prog, err = starlark.FileProgram(f, func(string) bool { return true })
 		if err == nil && len(hints) == 0 {
-			return compiled{prog: &Program{prog: prog, names: freeNames(f), funcGlobals: funcGlobals(f)}}
+			return compiled{prog: newProgram(prog, freeNames(f), funcGlobals(f))}
 		}
 	}
 	problems = append(problems, hints...)
@@ -149,6 +155,19 @@ func starlarkProblems(err error) []Problem {
 		return out
 	}
 	return []Problem{{Line: 1, Col: 1, Message: err.Error()}}
+}
+
+// newProgram returns the Program of a compiled file that reads names.
+func newProgram(prog *starlark.Program, names []string, funcs map[[2]int32][]string) *Program {
+	p := &Program{prog: prog, names: names, funcGlobals: funcs, static: starlark.StringDict{}}
+	for _, name := range names {
+		if slices.Contains(reservedNames, name) {
+			p.dynamic = true
+		} else if v := builtinValue(name); v != nil {
+			p.static[name] = v
+		}
+	}
+	return p
 }
 
 // freeNames returns the sorted names the resolved file reads from the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"sync"
 	"testing"
@@ -188,6 +189,28 @@ result = {
 	got = mustRun(t, `result = {"t": time}`, &node.Attempt{Parameters: map[string]any{"time": "10:00"}})
 	if got["t"] != "10:00" {
 		t.Errorf("parameter named time = %v, want 10:00", got["t"])
+	}
+}
+
+// The environment shared by attempts that need no attempt-specific values
+// (builtins only) is not changed by attempts whose parameters or inputs
+// shadow a builtin.
+func TestSharedEnvironment(t *testing.T) {
+	code := `result = {"t": type(time), "j": json.encode(1)}`
+	plain := map[string]any{"t": "module", "j": "1"}
+	for k, tc := range []struct {
+		a    *node.Attempt
+		want map[string]any
+	}{
+		{&node.Attempt{}, plain},
+		{&node.Attempt{Parameters: map[string]any{"time": "10:00"}}, map[string]any{"t": "string", "j": "1"}},
+		{&node.Attempt{Inputs: map[string]any{"time": 1.0}, Parameters: map[string]any{"other": 1.0}}, map[string]any{"t": "int", "j": "1"}},
+		{&node.Attempt{Parameters: map[string]any{"other": 1.0}}, plain},
+		{&node.Attempt{}, plain},
+	} {
+		if diff := cmp.Diff(tc.want, mustRun(t, code, tc.a)); diff != "" {
+			t.Errorf("attempt %d: result mismatch (-want +got):\n%s", k, diff)
+		}
 	}
 }
 
@@ -446,12 +469,28 @@ func TestCancellation(t *testing.T) {
 			}
 		})
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
-	defer cancel()
-	_, err := runCtx(ctx, t, "time.sleep(3600)", nil)
-	e := checkFail(t, nil, err, node.CodeTimeout)
-	if !errors.Is(e, context.DeadlineExceeded) {
-		t.Errorf("error chain does not hold DeadlineExceeded: %v", e.Err)
+	for _, tc := range []struct {
+		name, code string
+		a          *node.Attempt
+	}{
+		{"sleep", "time.sleep(3600)", nil},
+		// The deadline passes while the loop runs: the thread sees it
+		// when it next draws steps.
+		{"busy loop", "while True:\n    pass", &node.Attempt{Limits: node.Limits{MaxSteps: 1 << 62}}},
+		// The deadline passes inside a builtin that does not watch ctx;
+		// the code would finish after it without another step check.
+		{"builtin ignoring ctx", `get_resource("slow")()
+result = {}`, &node.Attempt{RequiredResources: []string{"slow"}, Resources: &testOpener{}}},
+	} {
+		t.Run("deadline/"+tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Millisecond)
+			defer cancel()
+			_, err := runCtx(ctx, t, tc.code, tc.a)
+			e := checkFail(t, nil, err, node.CodeTimeout)
+			if !errors.Is(e, context.DeadlineExceeded) {
+				t.Errorf("error chain does not hold DeadlineExceeded: %v", e.Err)
+			}
+		})
 	}
 }
 
@@ -481,6 +520,11 @@ func (o *testOpener) Open(ctx context.Context, name string) (starlark.Value, err
 		}), nil
 	case "broken":
 		return nil, errors.New("connection refused")
+	case "slow": // a method that takes 30 ms and ignores cancellation
+		return starlark.NewBuiltin("slow", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+			time.Sleep(30 * time.Millisecond)
+			return starlark.None, nil
+		}), nil
 	case "flaky": // a handle whose method fails as the resource (a driver error)
 		return starlark.NewBuiltin("flaky.fetch", func(_ *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
 			if len(args) > 0 {
@@ -499,6 +543,17 @@ func TestGetResource(t *testing.T) {
 	if got["g"] != "hello kgw" || got["same"] != true || o.opened["db"] != 1 {
 		t.Errorf("result = %v, opened = %v", got, o.opened)
 	}
+	// Several resources in one attempt: each opened once.
+	o = &testOpener{}
+	a3 := &node.Attempt{RequiredResources: []string{"db", "slow", "flaky"}, Resources: o}
+	mustRun(t, `for i in range(3):
+    get_resource("db")
+    get_resource("slow")
+    get_resource("flaky")
+result = {}`, a3)
+	if want := map[string]int{"db": 1, "slow": 1, "flaky": 1}; !maps.Equal(o.opened, want) {
+		t.Errorf("opened = %v, want %v", o.opened, want)
+	}
 	for _, tc := range []struct {
 		code, code2 string
 		a           *node.Attempt
@@ -508,6 +563,9 @@ func TestGetResource(t *testing.T) {
 		{`get_resource("missing")`, node.CodeResourceError, a, "resource 'missing' was not provided in the request"},
 		{`get_resource("db")`, node.CodeResourceError, &node.Attempt{RequiredResources: []string{"db"}}, "resource 'db' was not provided in the request"},
 		{`get_resource("broken")`, node.CodeResourceError, a, "resource 'broken': connection refused"},
+		{`get_resource()`, node.CodeNodeError, a, "get_resource: got 0 arguments, want 1"},
+		{`get_resource(1)`, node.CodeNodeError, a, "get_resource: for parameter 1: got int, want string"},
+		{`get_resource(name = "db")`, node.CodeNodeError, a, "get_resource: unexpected keyword arguments"},
 	} {
 		e := mustFail(t, tc.code, tc.a, tc.code2)
 		if !strings.Contains(e.Message, tc.want) {

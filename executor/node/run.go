@@ -20,12 +20,15 @@ const codeFilename = "node.star"
 const runKey = "kgw.run"
 
 // run is the state of one attempt, shared by its threads (parallel.map
-// runs several). Everything in it is safe for concurrent use.
+// runs several). Everything in it is safe for concurrent use, except
+// mainThread, which belongs to the main thread.
 type run struct {
 	prog   *Program
 	a      *Attempt
 	lim    Limits
 	budget budget
+
+	mainThread threadState
 
 	callDepthExceeded atomic.Bool
 
@@ -40,13 +43,36 @@ type run struct {
 	logLines int
 
 	resMu     sync.Mutex
-	resources map[string]starlark.Value
+	resources []openResource // opened by get_resource; starts in resBuf
+	resBuf    [2]openResource
+}
+
+// threadState is the thread-local state of one thread of an attempt.
+type threadState struct {
+	r     *run
+	ctx   context.Context
+	limit uint64 // step count at which th draws steps again (SetMaxExecutionSteps)
+}
+
+// stateOf returns the state of th, or nil for a thread the runtime did not
+// create.
+func stateOf(th *starlark.Thread) *threadState {
+	ts, _ := th.Local(runKey).(*threadState)
+	return ts
+}
+
+// openResource is a handle get_resource opened in an attempt.
+type openResource struct {
+	name string
+	v    starlark.Value
 }
 
 // runOf returns the attempt state of th.
 func runOf(th *starlark.Thread) *run {
-	r, _ := th.Local(runKey).(*run)
-	return r
+	if ts := stateOf(th); ts != nil {
+		return ts.r
+	}
+	return nil
 }
 
 // Run runs one attempt of the program and returns the node's result: the
@@ -59,10 +85,14 @@ func runOf(th *starlark.Thread) *run {
 func (p *Program) Run(ctx context.Context, a *Attempt) (result map[string]any, err error) {
 	r := &run{prog: p, a: a, lim: a.Limits.withDefaults()}
 	r.budget.left.Store(int64(min(r.lim.MaxSteps, 1<<62)))
-	th := r.newThread(ctx, a.NodeID)
+	th := r.newThread(ctx, a.NodeID, &r.mainThread)
 	r.main = th
-	stop := context.AfterFunc(ctx, func() { th.Cancel(context.Cause(ctx).Error()) })
-	defer stop()
+	// The thread sees the end of ctx when it draws steps (onMaxSteps),
+	// every stepChunk steps, and builtins that wait watch ctx themselves;
+	// this saves registering a callback with ctx per attempt.
+	if ctx.Err() != nil {
+		th.Cancel(context.Cause(ctx).Error())
+	}
 	watch.register(r)
 	defer watch.unregister(r)
 	defer func() {
@@ -71,11 +101,16 @@ func (p *Program) Run(ctx context.Context, a *Attempt) (result map[string]any, e
 		}
 	}()
 
-	env, err := r.bind(p.names)
+	env, err := r.bind(p)
 	if err != nil {
 		return nil, r.classify(ctx, err)
 	}
 	globals, err := p.prog.Init(th, env)
+	if err == nil && ctx.Err() != nil {
+		// ctx ended while a builtin ran (or after the last step drew):
+		// the attempt fails as if the thread had been cancelled.
+		err = fmt.Errorf("computation cancelled: %w", context.Cause(ctx))
+	}
 	if err != nil {
 		return nil, r.classify(ctx, err)
 	}
@@ -107,16 +142,26 @@ func (r *run) result(ctx context.Context, v starlark.Value) (map[string]any, err
 }
 
 // newThread returns a thread of the attempt bound to ctx, drawing on the
-// attempt's step budget. The caller bridges cancellation.
-func (r *run) newThread(ctx context.Context, name string) *starlark.Thread {
-	th := &starlark.Thread{
-		Name:  name,
-		Print: func(_ *starlark.Thread, msg string) { r.log(store.LogInfo, msg, nil) },
+// attempt's step budget, with ts (nil: a new one) as its state. The thread
+// is cancelled when it next draws steps after ctx ended; callers that need
+// a prompter stop cancel it themselves.
+func (r *run) newThread(ctx context.Context, name string, ts *threadState) *starlark.Thread {
+	if ts == nil {
+		ts = new(threadState)
 	}
-	th.SetLocal(runKey, r)
+	ts.r, ts.ctx = r, ctx
+	th := &starlark.Thread{Name: name, Print: printLine}
+	th.SetLocal(runKey, ts)
 	starval.SetContext(th, ctx)
-	r.budget.attach(th, r)
+	r.budget.attach(th, ts)
 	return th
+}
+
+// printLine implements print: a log line at level INFO.
+func printLine(th *starlark.Thread, msg string) {
+	if r := runOf(th); r != nil {
+		r.log(store.LogInfo, msg, nil)
+	}
 }
 
 // log forwards one line to Attempt.Log, up to MaxLogLines lines.
@@ -165,10 +210,11 @@ func (b *budget) take() uint64 {
 // has not used, then from the shared budget. It reports false, cancels th
 // and marks the budget exhausted if there were not enough.
 func (b *budget) charge(th *starlark.Thread, n int64) bool {
-	limit, ok := th.Local(limitKey).(*uint64)
-	if !ok {
+	ts := stateOf(th)
+	if ts == nil {
 		return true
 	}
+	limit := &ts.limit
 	var own int64
 	if *limit > th.Steps {
 		own = int64(min(*limit-th.Steps, math.MaxInt64))
@@ -192,40 +238,48 @@ func (b *budget) charge(th *starlark.Thread, n int64) bool {
 	return true
 }
 
-const limitKey = "kgw.steplimit"
-
-// attach makes th draw its steps from b and enforces the call depth limit.
-func (b *budget) attach(th *starlark.Thread, r *run) {
-	limit := new(uint64)
-	*limit = b.take()
-	if *limit == 0 {
+// attach makes th, whose state is ts, draw its steps from b; see
+// onMaxSteps.
+func (b *budget) attach(th *starlark.Thread, ts *threadState) {
+	ts.limit = b.take()
+	if ts.limit == 0 {
 		b.exhausted.Store(true)
 		th.Cancel("too many steps")
-		*limit = 1 // 0 would mean unlimited
+		ts.limit = 1 // 0 would mean unlimited
 	}
-	th.SetLocal(limitKey, limit)
-	th.SetMaxExecutionSteps(*limit)
-	th.OnMaxSteps = func(th *starlark.Thread) {
-		if th.CallStackDepth() > r.lim.MaxCallDepth {
-			r.callDepthExceeded.Store(true)
-			th.Cancel(callDepthReason)
-		}
-		g := b.take()
-		if g == 0 {
-			b.exhausted.Store(true)
-			th.Cancel("too many steps")
-			return
-		}
-		*limit += g
-		th.SetMaxExecutionSteps(*limit)
+	th.SetMaxExecutionSteps(ts.limit)
+	th.OnMaxSteps = onMaxSteps
+}
+
+// onMaxSteps runs every time a thread has used the steps it drew: it
+// cancels the thread if its context ended or its calls nest too deeply,
+// and draws more steps from the attempt's budget.
+func onMaxSteps(th *starlark.Thread) {
+	ts := stateOf(th)
+	r := ts.r
+	if err := ts.ctx.Err(); err != nil {
+		th.Cancel(context.Cause(ts.ctx).Error())
+		return
 	}
+	if th.CallStackDepth() > r.lim.MaxCallDepth {
+		r.callDepthExceeded.Store(true)
+		th.Cancel(callDepthReason)
+	}
+	g := r.budget.take()
+	if g == 0 {
+		r.budget.exhausted.Store(true)
+		th.Cancel("too many steps")
+		return
+	}
+	ts.limit += g
+	th.SetMaxExecutionSteps(ts.limit)
 }
 
 // giveBack returns the steps th drew but did not use. th must have
 // stopped running.
 func (b *budget) giveBack(th *starlark.Thread) {
-	if limit, ok := th.Local(limitKey).(*uint64); ok && *limit > th.ExecutionSteps() {
-		b.left.Add(int64(*limit - th.ExecutionSteps()))
+	if ts := stateOf(th); ts != nil && ts.limit > th.ExecutionSteps() {
+		b.left.Add(int64(ts.limit - th.ExecutionSteps()))
 	}
 }
 
@@ -233,10 +287,15 @@ func (b *budget) giveBack(th *starlark.Thread) {
 // the code reads, each looked up in order in the reserved names
 // (parameters, inputs, context, execution), the inputs, the parameters,
 // the builtins and the Starlark universe. A name found nowhere stays
-// unbound, so the code fails only when it reads it.
-func (r *run) bind(names []string) (starlark.StringDict, error) {
-	env := make(starlark.StringDict, len(names))
-	for _, name := range names {
+// unbound, so the code fails only when it reads it. When the code reads
+// no reserved name and the inputs and parameters shadow none of the names
+// it reads, the environment is the program's shared static one.
+func (r *run) bind(p *Program) (starlark.StringDict, error) {
+	if !p.dynamic && !r.shadows(p.names) {
+		return p.static, nil
+	}
+	env := make(starlark.StringDict, len(p.names))
+	for _, name := range p.names {
 		v, err := r.lookup(name)
 		if err != nil {
 			return nil, err
@@ -280,13 +339,37 @@ func (r *run) lookup(name string) (starlark.Value, error) {
 	if v, ok := a.Parameters[name]; ok {
 		return frozenValue("parameter '"+name+"'", v)
 	}
+	return builtinValue(name), nil
+}
+
+// reservedNames are the names whose value each attempt builds (see lookup).
+var reservedNames = []string{"parameters", "inputs", "context", "execution", "workflow_cache"}
+
+// shadows reports whether an input or a parameter has one of names.
+func (r *run) shadows(names []string) bool {
+	if len(r.a.Inputs) == 0 && len(r.a.Parameters) == 0 {
+		return false
+	}
+	for _, name := range names {
+		if _, ok := r.a.Inputs[name]; ok {
+			return true
+		}
+		if _, ok := r.a.Parameters[name]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// builtinValue returns the builtin or Starlark universal named name, or nil.
+func builtinValue(name string) starlark.Value {
 	if v, ok := builtins[name]; ok {
-		return v, nil
+		return v
 	}
 	if v, ok := starlark.Universe[name]; ok {
-		return v, nil
+		return v
 	}
-	return nil, nil
+	return nil
 }
 
 // frozenValue converts a Go value for the code and freezes it. A nil map

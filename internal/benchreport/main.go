@@ -143,6 +143,7 @@ func dur(ns float64) string {
 
 var scenarios = []scenario{
 	{"executor overhead of a trivial node", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNode", 20e3)},
+	{"  … with a cancellable context (as for a gRPC request)", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNodeCancellable", 20e3)},
 	{"40-node sequential chain (in process)", latency("executor.BenchmarkChain40", 2e6)},
 	{"durable no-op workflow vs journal disabled (SQLite)", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
