@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,8 +97,17 @@ func (j *journal) loop() {
 			<-j.wake
 			continue
 		}
-		if len(items) < maxGroup && j.busy.Load() > 0 && !closing {
-			items = j.gather(items)
+		if len(items) < maxGroup && !closing {
+			// Let the goroutines that are ready to run (callers starting
+			// executions, runs about to journal their next step) go first,
+			// so that their items join this commit instead of each making
+			// one of its own. A lone caller loses nothing: nobody else is
+			// ready.
+			runtime.Gosched()
+			items = j.take(items)
+			if j.busy.Load() > 0 {
+				items = j.gather(items)
+			}
 		}
 		for rest := items; len(rest) > 0; {
 			n := min(len(rest), maxGroup)

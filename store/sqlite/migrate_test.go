@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"path/filepath"
 	"testing"
 
@@ -61,9 +62,30 @@ func TestMigrationKeepsJournal(t *testing.T) {
 	if d := cmp.Diff(want, events); d != "" {
 		t.Errorf("events after migration (-want +got):\n%s", d)
 	}
-	// The migrated tables work as the new schema expects.
-	if err := s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{{ExecutionID: "x1", Seq: 2, Time: x.StartTime, Kind: store.EventNodeStarted}}}); err != nil {
+	// The migrated tables work as the new schema expects: a new event joins
+	// the migrated one, and the migrated seq stays taken.
+	second := &store.Event{ExecutionID: "x1", Seq: 2, Time: x.StartTime, Kind: store.EventNodeStarted, NodeID: "a", Attempt: 1}
+	if err := s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{second}}); err != nil {
 		t.Errorf("WriteJournal after migration: %v", err)
+	}
+	events, err = s.ListEvents(ctx, "x1", 0, 0)
+	if err != nil {
+		t.Fatalf("ListEvents: %v", err)
+	}
+	if d := cmp.Diff(append(want, second), events); d != "" {
+		t.Errorf("events after migration and a new write (-want +got):\n%s", d)
+	}
+	again := &store.Event{ExecutionID: "x1", Seq: 1, Time: x.StartTime, Kind: store.EventExecutionStarted}
+	if err := s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{again}}); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("WriteJournal of a migrated seq again = %v, want ErrConflict", err)
+	}
+	// A node the migrated execution did not have is added after its own.
+	extra := &store.NodeState{NodeID: "b", Status: store.NodeRunning, Attempts: 1}
+	if err := s.WriteJournal(ctx, &store.JournalBatch{Nodes: []store.NodeUpdate{{ExecutionID: "x1", State: extra}}}); err != nil {
+		t.Errorf("WriteJournal of a node after migration: %v", err)
+	}
+	if x, err = s.GetExecution(ctx, "x1"); err != nil || len(x.Nodes) != 2 || x.Nodes[1].NodeID != "b" {
+		t.Errorf("GetExecution after a new node = %+v, %v; want nodes a, b", x, err)
 	}
 	if n, err := s.DeleteExecutionsBefore(ctx, x.EndTime.Add(1)); n != 1 || err != nil {
 		t.Errorf("DeleteExecutionsBefore = %d, %v; want 1, nil", n, err)

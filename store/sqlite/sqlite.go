@@ -7,15 +7,19 @@
 // snapshots. Commits are not fsynced individually (synchronous=NORMAL): a
 // power loss may lose the last transactions but never corrupts the file.
 //
-// The journal is written for throughput: WriteJournal encodes everything
-// before it takes the write connection, writes each kind of row (new
-// executions, node states, header updates, events) with a few multi-row
-// statements prepared at Open, and commits the writes of concurrent callers
-// together (group commit, see groupTx). A terminal event written in the
-// same batch as the header update of its execution is stored without its
-// Execution: ListEvents reads it back from the execution's rows, in the
-// same snapshot as the events, so that the final node results are stored
-// once instead of once more per terminal event.
+// The journal is written for throughput. A short execution is one
+// executions row and the rows of the nodes that ran: its first events
+// (seq <= 16, small bodies) are lines of text in its row, nodes that never
+// ran have no row (the row lists the node ids), so that each step of an
+// execution updates one row instead of inserting several. WriteJournal
+// encodes everything before it takes the write connection, writes each
+// kind of row with a few multi-row statements prepared at Open, and
+// commits the writes of concurrent callers together (group commit, see
+// groupTx). A terminal event written in the same batch as the header
+// update of its execution is stored without its Execution: ListEvents
+// reads it back from the execution's rows, in the same snapshot as the
+// events, so that the final node results are stored once instead of once
+// more per terminal event.
 //
 // The schema is applied by Open from embedded, versioned migrations
 // recorded in the schema_migrations table.
@@ -32,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	sqlitedrv "modernc.org/sqlite"
@@ -67,11 +72,13 @@ type Store struct {
 
 	// Prepared statements of the journal hot path, on w.
 	insertExecutions multiStmt
-	insertNodes      multiStmt
 	updateExecutions multiStmt
-	updateNodes      multiStmt
+	upsertNodes      multiStmt
 	insertEvents     multiStmt
-	upsertNode       *sql.Stmt
+
+	// position orders the node rows of an execution that are not among
+	// the nodes it was created with: each new node row takes the next.
+	position atomic.Int64
 
 	// Group commit of journal writes (see groupTx), guarded by gmu.
 	gmu     sync.Mutex
@@ -92,6 +99,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	}
 	const common = "_busy_timeout=10000&_foreign_keys=1"
 	s := &Store{}
+	s.position.Store(time.Now().UnixNano())
 	s.idle = sync.NewCond(&s.gmu)
 	var err error
 	if path == ":memory:" {
@@ -144,7 +152,7 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
-	stmts := []*sql.Stmt{s.upsertNode}
+	var stmts []*sql.Stmt
 	for m := range s.multiStmts() {
 		stmts = append(stmts, m.stmts[:]...)
 	}
@@ -170,54 +178,47 @@ func (s *Store) closeDBs() error {
 // back its whole transaction anyway (see groupTx).
 const (
 	insertExecutionsSQL = `INSERT OR FAIL INTO executions (id, workflow, version, status, request, error,
-		create_time, start_time, end_time, idempotency_key, caller, owner) VALUES VALUES_LIST`
-	insertNodesSQL = `INSERT OR FAIL INTO execution_nodes (execution_id, node_id, position, status, attempts,
-		start_time, end_time, error, result) VALUES VALUES_LIST`
-	// Header updates: one lookup by primary key per row.
-	updateExecutionsSQL = `UPDATE OR FAIL executions SET status = v.column2, error = v.column3,
-		start_time = v.column4, end_time = v.column5, owner = v.column6
-		FROM (VALUES VALUES_LIST) AS v WHERE executions.id = v.column1`
-	// Node state updates of nodes already journalled (all but the first
-	// write of a node added after the create).
-	updateNodesSQL = `UPDATE OR FAIL execution_nodes SET status = v.column3, attempts = v.column4,
-		start_time = v.column5, end_time = v.column6, error = v.column7, result = v.column8
+		create_time, start_time, end_time, idempotency_key, caller, owner, node_ids, events, event_seqs)
+		VALUES VALUES_LIST`
+	// Updates of executions the batch does not create: the header if the
+	// second value is 1, and inline events appended. A row whose execution
+	// is unknown, or that would journal a seq twice, changes nothing (the
+	// caller compares the count of changed rows).
+	updateExecutionsSQL = `UPDATE OR FAIL executions SET status = iif(v.column2, v.column3, status),
+		error = iif(v.column2, v.column4, error), start_time = iif(v.column2, v.column5, start_time),
+		end_time = iif(v.column2, v.column6, end_time), owner = iif(v.column2, v.column7, owner),
+		events = events || v.column8, event_seqs = event_seqs | v.column9
 		FROM (VALUES VALUES_LIST) AS v
-		WHERE execution_nodes.execution_id = v.column1 AND execution_nodes.node_id = v.column2`
-	insertEventsSQL = `INSERT OR FAIL INTO execution_events (execution_id, seq, time, kind, body) VALUES VALUES_LIST`
-	// upsertNodeSQL appends a node not yet journalled after the others.
-	upsertNodeSQL = `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
-		start_time, end_time, error, result)
-		VALUES (?1, ?2, (SELECT count(*) FROM execution_nodes WHERE execution_id = ?1), ?3, ?4, ?5, ?6, ?7, ?8)
+		WHERE executions.id = v.column1 AND (executions.event_seqs & v.column9) = 0`
+	// Node state upserts; a new row keeps the position it is given.
+	upsertNodesSQL = `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
+		start_time, end_time, error, result) VALUES VALUES_LIST
 		ON CONFLICT (execution_id, node_id) DO UPDATE SET status = excluded.status,
 		attempts = excluded.attempts, start_time = excluded.start_time, end_time = excluded.end_time,
 		error = excluded.error, result = excluded.result`
+	insertEventsSQL = `INSERT OR FAIL INTO execution_events (execution_id, seq, time, kind, body) VALUES VALUES_LIST`
 )
 
 // multiStmts lists the multi-row statements with their SQL.
 func (s *Store) multiStmts() map[*multiStmt]string {
 	return map[*multiStmt]string{
 		&s.insertExecutions: insertExecutionsSQL,
-		&s.insertNodes:      insertNodesSQL,
 		&s.updateExecutions: updateExecutionsSQL,
-		&s.updateNodes:      updateNodesSQL,
+		&s.upsertNodes:      upsertNodesSQL,
 		&s.insertEvents:     insertEventsSQL,
 	}
 }
 
 func (s *Store) prepare(ctx context.Context) error {
-	s.insertExecutions.cols = 12
-	s.insertNodes.cols = 9
-	s.updateExecutions.cols = 6
-	s.updateNodes.cols = 8
+	s.insertExecutions.cols = 15
+	s.updateExecutions.cols = 9
+	s.upsertNodes.cols = 9
 	s.insertEvents.cols = 5
-	var err error
-	if s.upsertNode, err = s.w.PrepareContext(ctx, upsertNodeSQL); err != nil {
-		return fmt.Errorf("sqlite: prepare: %w", err)
-	}
 	for m, query := range s.multiStmts() {
 		row := "(" + placeholders(m.cols) + ")"
 		for k, n := range chunkSizes {
 			list := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+			var err error
 			if m.stmts[k], err = s.w.PrepareContext(ctx, strings.Replace(query, "VALUES_LIST", list, 1)); err != nil {
 				return fmt.Errorf("sqlite: prepare: %w", err)
 			}

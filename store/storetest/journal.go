@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -532,5 +533,71 @@ func testConcurrentExecutions(t *testing.T, s store.Store) {
 		if len(events) != 3 {
 			t.Errorf("%s: %d events, want 3", id, len(events))
 		}
+	}
+}
+
+// testJournalManyEvents journals an execution with more events than a
+// backend may keep together, some with large bodies, written out of seq
+// order across batches, and reads them back in every window.
+func testJournalManyEvents(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	e := sampleExecution("many", at(0))
+	e.Nodes[1] = &store.NodeState{NodeID: "transform", Status: store.NodeCompleted, Attempts: 1,
+		StartTime: at(time.Second), EndTime: at(2 * time.Second), Result: map[string]any{"ok": true}}
+	must(t, "CreateExecution", s.CreateExecution(ctx, e))
+	got, err := s.GetExecution(ctx, "many")
+	must(t, "GetExecution", err)
+	if d := diff(e, got); d != "" {
+		t.Errorf("created with a completed node (-want +got):\n%s", d)
+	}
+
+	const n = 40
+	big := strings.Repeat("x", 4000)
+	events := make([]*store.Event, n)
+	for i := range events {
+		ev := &store.Event{ExecutionID: "many", Seq: int64(i) + 1, Time: at(time.Duration(i) * time.Millisecond),
+			Kind: store.EventNodeLog, NodeID: "fetch", Attempt: 1, Message: "line " + strconv.Itoa(i)}
+		if i%7 == 3 {
+			ev.Message += big
+		}
+		events[i] = ev
+	}
+	// Three batches, each out of seq order.
+	order := [][]int{{4, 0, 2, 1, 3, 9, 8}, {20, 5, 6, 7, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19}, {39, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38}}
+	for k, idx := range order {
+		b := &store.JournalBatch{}
+		for _, i := range idx {
+			b.Events = append(b.Events, events[i])
+		}
+		must(t, "WriteJournal #"+strconv.Itoa(k), s.WriteJournal(ctx, b))
+	}
+	for _, window := range [][2]int{{0, 0}, {0, 5}, {3, 10}, {14, 4}, {15, 2}, {16, 30}, {30, 100}, {40, 1}} {
+		after, limit := window[0], window[1]
+		got, err := s.ListEvents(ctx, "many", int64(after), limit)
+		must(t, "ListEvents", err)
+		end := n
+		if limit > 0 {
+			end = min(n, after+limit)
+		}
+		if d := diff(events[after:end], got); d != "" {
+			t.Errorf("ListEvents(many, %d, %d) (-want +got):\n%s", after, limit, d)
+		}
+	}
+	// A seq journalled with a large body, or past the first events, is
+	// refused again even with a small one.
+	for _, seq := range []int64{4, 11, 33} {
+		err := s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{
+			{ExecutionID: "many", Seq: seq, Time: at(0), Kind: store.EventNodeLog, Message: "again"}}})
+		wantErr(t, "WriteJournal of seq "+strconv.FormatInt(seq, 10)+" again", err, store.ErrConflict)
+	}
+	// Two events with one seq in one batch are refused.
+	err = s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{
+		{ExecutionID: "many", Seq: n + 1, Time: at(0), Kind: store.EventNodeLog},
+		{ExecutionID: "many", Seq: n + 1, Time: at(0), Kind: store.EventNodeLog}}})
+	wantErr(t, "WriteJournal with one seq twice", err, store.ErrConflict)
+	all, err := s.ListEvents(ctx, "many", 0, 0)
+	must(t, "ListEvents", err)
+	if len(all) != n {
+		t.Errorf("refused batches changed the events: %d, want %d", len(all), n)
 	}
 }

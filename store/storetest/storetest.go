@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"Journal/CreateInBatch", testJournalCreate},
 		{"Journal/DuplicateSeqAppliesNothing", testJournalConflict},
 		{"Journal/UnknownExecution", testJournalUnknownExecution},
+		{"Journal/ManyEvents", testJournalManyEvents},
 		{"Journal/ConcurrentWritersConflictIndividually", testConcurrentJournalWriters},
 		{"Journal/ConcurrentExecutions", testConcurrentExecutions},
 		{"Execution/ClaimAndHeartbeat", testClaim},

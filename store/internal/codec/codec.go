@@ -53,8 +53,8 @@ func EncodeStrings(ss []string) string {
 	return string(b)
 }
 
-// decodeStrings decodes what EncodeStrings encodes; an empty list is nil.
-func decodeStrings(s string) ([]string, error) {
+// DecodeStrings decodes what EncodeStrings encodes; an empty list is nil.
+func DecodeStrings(s string) ([]string, error) {
 	var ss []string
 	if err := json.Unmarshal([]byte(s), &ss); err != nil {
 		return nil, fmt.Errorf("decode string list: %w", err)

@@ -68,21 +68,21 @@ func TestStrings(t *testing.T) {
 			if enc != tt.enc {
 				t.Errorf("EncodeStrings(%q) = %s, want %s", tt.in, enc, tt.enc)
 			}
-			got, err := decodeStrings(enc)
+			got, err := DecodeStrings(enc)
 			if err != nil {
-				t.Fatalf("decodeStrings(%s): %v", enc, err)
+				t.Fatalf("DecodeStrings(%s): %v", enc, err)
 			}
 			want := tt.in
 			if len(want) == 0 {
 				want = nil // an empty list reads back as nil
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("decodeStrings(%s) mismatch (-want +got):\n%s", enc, diff)
+				t.Errorf("DecodeStrings(%s) mismatch (-want +got):\n%s", enc, diff)
 			}
 		})
 	}
-	if _, err := decodeStrings("{"); err == nil {
-		t.Errorf(`decodeStrings("{") succeeded, want an error`)
+	if _, err := DecodeStrings("{"); err == nil {
+		t.Errorf(`DecodeStrings("{") succeeded, want an error`)
 	}
 }
 

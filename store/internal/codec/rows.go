@@ -90,16 +90,23 @@ func ScanEvent(row Row, executionID string) (*store.Event, error) {
 // have written: byRef reports that the event's Execution is to be loaded
 // by the caller.
 func ScanEventByRef(row Row, executionID string) (ev *store.Event, byRef bool, err error) {
-	ev = &store.Event{ExecutionID: executionID}
 	var (
-		t    int64
-		kind int32
-		body string
+		seq, t int64
+		kind   int32
+		body   string
 	)
-	if err := row.Scan(&ev.Seq, &t, &kind, &body); err != nil {
+	if err := row.Scan(&seq, &t, &kind, &body); err != nil {
 		return nil, false, err
 	}
-	ev.Time, ev.Kind = FromNanos(t), store.EventKind(kind)
+	return DecodeEvent(executionID, seq, t, kind, body)
+}
+
+// DecodeEvent builds an event of the execution executionID from the values
+// of EventColumns (body as EncodeEventBody or EncodeEventBodyByRef wrote
+// it); byRef reports that the event's Execution is to be loaded by the
+// caller.
+func DecodeEvent(executionID string, seq, t int64, kind int32, body string) (ev *store.Event, byRef bool, err error) {
+	ev = &store.Event{ExecutionID: executionID, Seq: seq, Time: FromNanos(t), Kind: store.EventKind(kind)}
 	if byRef, err = decodeEventBody(body, ev); err != nil {
 		return nil, false, err
 	}
@@ -166,10 +173,10 @@ func ScanSecret(row Row) (*store.SecretRecord, error) {
 	}
 	r.CreateTime, r.ExpireTime = FromNanos(create), FromNanos(expir)
 	var err error
-	if r.Keys, err = decodeStrings(keys); err != nil {
+	if r.Keys, err = DecodeStrings(keys); err != nil {
 		return nil, err
 	}
-	if r.AllowedHosts, err = decodeStrings(hosts); err != nil {
+	if r.AllowedHosts, err = DecodeStrings(hosts); err != nil {
 		return nil, err
 	}
 	return &r, nil

@@ -1,0 +1,441 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/internal/codec"
+)
+
+// The first events of an execution with bodies of at most maxInlineBody
+// bytes are stored in its row (see migration 0003): a short execution is
+// then journalled as one executions row and a few node rows.
+const (
+	inlineEvents  = 16 // highest seq stored inline; event_seqs has a bit for each
+	maxInlineBody = 1024
+)
+
+// executionColumns are the executions columns scanExecution reads.
+const executionColumns = codec.ExecutionColumns + `, node_ids`
+
+// withNodeIDs scans the node_ids column after the columns of its row.
+type withNodeIDs struct {
+	row codec.Row
+	ids *string
+}
+
+func (r withNodeIDs) Scan(dest ...any) error { return r.row.Scan(append(dest, r.ids)...) }
+
+// scanExecution reads a row of executionColumns: the execution with its
+// nodes PENDING (loadNodes adds the journalled node states).
+func scanExecution(row codec.Row) (*store.Execution, error) {
+	var ids string
+	e, err := codec.ScanExecution(withNodeIDs{row, &ids})
+	if err != nil || ids == "" {
+		return e, err
+	}
+	names, err := codec.DecodeStrings(ids)
+	if err != nil {
+		return nil, err
+	}
+	e.Nodes = make([]*store.NodeState, len(names))
+	for i, id := range names {
+		e.Nodes[i] = &store.NodeState{NodeID: id, Status: store.NodePending}
+	}
+	return e, nil
+}
+
+// loadNodes adds the journalled node states to executions read by
+// scanExecution: each replaces the PENDING node of its id, or is appended
+// (nodes not among those the execution was created with, in the order they
+// were first journalled).
+func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
+	if len(execs) == 0 {
+		return nil
+	}
+	byID := make(map[string]*store.Execution, len(execs))
+	args := make([]any, len(execs))
+	for i, e := range execs {
+		byID[e.ID] = e
+		args[i] = e.ID
+	}
+	rows, err := q.QueryContext(ctx, `SELECT `+codec.NodeColumns+`
+		FROM execution_nodes WHERE execution_id IN (`+placeholders(len(args))+`) ORDER BY execution_id, position`, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		id, n, err := codec.ScanNodeState(rows)
+		if err != nil {
+			return err
+		}
+		e := byID[id]
+		k := 0
+		for k < len(e.Nodes) && e.Nodes[k].NodeID != n.NodeID {
+			k++
+		}
+		if k < len(e.Nodes) {
+			e.Nodes[k] = n
+		} else {
+			e.Nodes = append(e.Nodes, n)
+		}
+	}
+	return rows.Err()
+}
+
+// plainPending reports whether n is a node that has not run: it needs no
+// row (see loadNodes).
+func plainPending(n *store.NodeState) bool {
+	return n.Status == store.NodePending && n.Attempts == 0 && n.StartTime.IsZero() && n.EndTime.IsZero() &&
+		n.Error == nil && n.Result == nil
+}
+
+// execWrite is what one batch writes to one executions row.
+type execWrite struct {
+	id     string
+	create *store.Execution // the execution, if the batch creates it
+	header *store.Execution // its last header update in the batch, if any
+	events []byte           // inline event lines
+	seqs   int64            // bits of the seqs <= inlineEvents the batch journals
+}
+
+// encodedBatch is a JournalBatch encoded as statement arguments (see
+// encodeBatch).
+type encodedBatch struct {
+	creates, updates, nodes, events []any
+	updateIDs                       []any // the executions of updates, in order
+}
+
+// WriteJournal implements store.Store. Updating an unknown execution, or
+// writing nodes or events of one, fails with store.ErrNotFound.
+//
+// Everything is encoded before the write connection is taken; each
+// execution the batch touches is one row inserted or updated (header,
+// inline events and the check for seqs already journalled), and the node
+// states and other events are written with a few multi-row statements
+// (see execRows): the statement overhead is paid per batch, not per row.
+func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
+	enc, err := s.encodeBatch(b)
+	if err != nil {
+		return fmt.Errorf("sqlite: write journal: %w", err)
+	}
+	// fn may run twice (see groupTx): it must not consume its inputs.
+	err = s.groupTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.applyBatch(ctx, tx, enc) })
+	if err != nil {
+		return fmt.Errorf("sqlite: write journal: %w", err)
+	}
+	return nil
+}
+
+// encodeBatch encodes b, merging several updates of one header or node
+// state (the last state wins, in the place of the first).
+func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
+	var order []*execWrite
+	byID := make(map[string]*execWrite, len(b.Creates)+len(b.Executions))
+	touch := func(id string) *execWrite {
+		w := byID[id]
+		if w == nil {
+			w = &execWrite{id: id}
+			byID[id] = w
+			order = append(order, w)
+		}
+		return w
+	}
+	var nodes []store.NodeUpdate
+	for _, e := range b.Creates {
+		if e.CreateTime.IsZero() {
+			e.CreateTime = time.Unix(0, time.Now().UnixNano()).UTC()
+		}
+		w := touch(e.ID)
+		if w.create != nil {
+			return nil, fmt.Errorf("execution %s created twice: %w", e.ID, store.ErrAlreadyExists)
+		}
+		w.create = e
+		for _, n := range e.Nodes {
+			if !plainPending(n) {
+				nodes = append(nodes, store.NodeUpdate{ExecutionID: e.ID, State: n})
+			}
+		}
+	}
+	for _, h := range b.Executions {
+		touch(h.ID).header = h
+	}
+	nodes = append(nodes, b.Nodes...)
+	if len(nodes) > 1 {
+		nodes = mergeNodes(nodes)
+	}
+
+	enc := &encodedBatch{}
+	for _, ev := range b.Events {
+		w := touch(ev.ExecutionID)
+		encode := codec.EncodeEventBody
+		if ev.Execution != nil && w.header != nil {
+			// The batch journals the final state that the event carries:
+			// ListEvents loads it from there (see package doc).
+			encode = codec.EncodeEventBodyByRef
+		}
+		body, err := encode(ev)
+		if err != nil {
+			return nil, err
+		}
+		if ev.Seq >= 1 && ev.Seq <= inlineEvents {
+			bit := int64(1) << (ev.Seq - 1)
+			if w.seqs&bit != 0 {
+				return nil, fmt.Errorf("event %d of %s twice in a batch: %w", ev.Seq, ev.ExecutionID, store.ErrConflict)
+			}
+			w.seqs |= bit
+			if len(body) <= maxInlineBody {
+				w.events = appendInline(w.events, ev, body)
+				continue
+			}
+		}
+		enc.events = append(enc.events, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body)
+	}
+
+	enc.nodes = make([]any, 0, 9*len(nodes))
+	for _, u := range nodes {
+		touch(u.ExecutionID)
+		n := u.State
+		errJSON, err := codec.EncodeError(n.Error)
+		if err != nil {
+			return nil, err
+		}
+		res, err := codec.EncodeMap(n.Result)
+		if err != nil {
+			return nil, err
+		}
+		enc.nodes = append(enc.nodes, u.ExecutionID, n.NodeID, s.position.Add(1), int32(n.Status), n.Attempts,
+			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res)
+	}
+
+	for _, w := range order {
+		if w.create != nil {
+			args, err := createArgs(w)
+			if err != nil {
+				return nil, fmt.Errorf("create execution %s: %w", w.id, err)
+			}
+			enc.creates = append(enc.creates, args...)
+			continue
+		}
+		hasHeader, status, start, end, owner := 0, int32(0), int64(0), int64(0), ""
+		var errJSON *string
+		if h := w.header; h != nil {
+			var err error
+			if errJSON, err = codec.EncodeError(h.Error); err != nil {
+				return nil, err
+			}
+			hasHeader, status, start, end, owner = 1, int32(h.Status), codec.Nanos(h.StartTime), codec.Nanos(h.EndTime), h.Owner
+		}
+		enc.updates = append(enc.updates, w.id, hasHeader, status, errJSON, start, end, owner, string(w.events), w.seqs)
+		enc.updateIDs = append(enc.updateIDs, w.id)
+	}
+	return enc, nil
+}
+
+// createArgs returns the values of the executions row of a new execution,
+// with the header update and inline events of its batch.
+func createArgs(w *execWrite) ([]any, error) {
+	e := w.create
+	status, errState, start, end, owner := e.Status, e.Error, e.StartTime, e.EndTime, e.Owner
+	if h := w.header; h != nil {
+		status, errState, start, end, owner = h.Status, h.Error, h.StartTime, h.EndTime, h.Owner
+	}
+	req, err := codec.EncodeRequest(&e.Request)
+	if err != nil {
+		return nil, err
+	}
+	errJSON, err := codec.EncodeError(errState)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, len(e.Nodes))
+	for i, n := range e.Nodes {
+		ids[i] = n.NodeID
+	}
+	return []any{e.ID, e.Workflow, e.Version, int32(status), req, errJSON,
+		codec.Nanos(e.CreateTime), codec.Nanos(start), codec.Nanos(end),
+		e.IdempotencyKey, e.Caller, owner, codec.EncodeStrings(ids), string(w.events), w.seqs}, nil
+}
+
+// applyBatch writes an encoded batch in tx.
+func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, enc *encodedBatch) error {
+	if _, err := execRows(ctx, tx, &s.insertExecutions, enc.creates); err != nil {
+		return fmt.Errorf("create executions: %w", translate(err))
+	}
+	n, err := execRows(ctx, tx, &s.updateExecutions, enc.updates)
+	if err != nil {
+		return translate(err)
+	}
+	if n < int64(len(enc.updateIDs)) {
+		return unchangedError(ctx, tx, enc.updateIDs)
+	}
+	if _, err := execRows(ctx, tx, &s.upsertNodes, enc.nodes); err != nil {
+		return translate(err)
+	}
+	if _, err := execRows(ctx, tx, &s.insertEvents, enc.events); err != nil {
+		if isUnique(err) {
+			return fmt.Errorf("event seq already journalled: %w", store.ErrConflict)
+		}
+		return translate(err)
+	}
+	return nil
+}
+
+// unchangedError explains why an update of the executions ids changed
+// fewer rows than there are ids: an unknown execution (store.ErrNotFound)
+// or, if all exist, a seq journalled before (store.ErrConflict).
+func unchangedError(ctx context.Context, tx *sql.Tx, ids []any) error {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM executions WHERE id IN (`+placeholders(len(ids))+`)`,
+		ids...).Scan(&n); err != nil {
+		return err
+	}
+	if n < len(ids) {
+		return fmt.Errorf("%d of the executions written to: %w", len(ids)-n, store.ErrNotFound)
+	}
+	return fmt.Errorf("event seq already journalled: %w", store.ErrConflict)
+}
+
+// mergeNodes returns the node updates with one entry per node: the last
+// state of each, in the place of its first.
+func mergeNodes(in []store.NodeUpdate) []store.NodeUpdate {
+	type key struct{ exec, node string }
+	at := make(map[key]int, len(in))
+	out := make([]store.NodeUpdate, 0, len(in))
+	for _, u := range in {
+		k := key{u.ExecutionID, u.State.NodeID}
+		if i, ok := at[k]; ok {
+			out[i] = u
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, u)
+	}
+	return out
+}
+
+// appendInline appends the line of an inline event: its seq, time and
+// kind, then its body (JSON, which has no tab or newline outside strings,
+// and escapes them inside).
+func appendInline(b []byte, ev *store.Event, body string) []byte {
+	b = strconv.AppendInt(b, ev.Seq, 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, codec.Nanos(ev.Time), 10)
+	b = append(b, '\t')
+	b = strconv.AppendInt(b, int64(ev.Kind), 10)
+	b = append(b, '\t')
+	b = append(b, body...)
+	return append(b, '\n')
+}
+
+// parseInline returns the inline events of executionID with seq > afterSeq
+// in seq order, and those of them that refer to their execution.
+func parseInline(executionID, lines string, afterSeq int64) (out, refs []*store.Event, err error) {
+	for line := range strings.Lines(lines) {
+		fields := strings.SplitN(strings.TrimSuffix(line, "\n"), "\t", 4)
+		if len(fields) != 4 {
+			return nil, nil, errors.New("malformed inline event")
+		}
+		seq, err1 := strconv.ParseInt(fields[0], 10, 64)
+		t, err2 := strconv.ParseInt(fields[1], 10, 64)
+		kind, err3 := strconv.ParseInt(fields[2], 10, 32)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return nil, nil, fmt.Errorf("malformed inline event: %w", err)
+		}
+		if seq <= afterSeq {
+			continue
+		}
+		ev, byRef, err := codec.DecodeEvent(executionID, seq, t, int32(kind), fields[3])
+		if err != nil {
+			return nil, nil, err
+		}
+		if byRef {
+			refs = append(refs, ev)
+		}
+		out = append(out, ev)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
+	return out, refs, nil
+}
+
+// ListEvents implements store.Store. A limit <= 0 means 1000. A terminal
+// event stored by reference gets the execution as journalled, read in the
+// same transaction as the events.
+func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int64, limit int) ([]*store.Event, error) {
+	limit = codec.PageLimit(limit)
+	var out []*store.Event
+	err := s.readTx(ctx, func(tx *sql.Tx) error {
+		var lines string
+		switch err := tx.QueryRowContext(ctx, `SELECT events FROM executions WHERE id = ?`, executionID).Scan(&lines); {
+		case errors.Is(err, sql.ErrNoRows):
+			return nil // an unknown execution has no events
+		case err != nil:
+			return err
+		}
+		inline, refs, err := parseInline(executionID, lines, afterSeq)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT `+codec.EventColumns+` FROM execution_events
+			WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`, executionID, afterSeq, limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		var stored []*store.Event
+		for rows.Next() {
+			ev, byRef, err := codec.ScanEventByRef(rows, executionID)
+			if err != nil {
+				return err
+			}
+			if byRef {
+				refs = append(refs, ev)
+			}
+			stored = append(stored, ev)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		out = mergeEvents(inline, stored, limit)
+		if len(refs) == 0 {
+			return nil
+		}
+		x, err := getExecution(ctx, tx, `id = ?`, executionID)
+		if err != nil {
+			return fmt.Errorf("execution of event %d: %w", refs[0].Seq, err)
+		}
+		for _, ev := range refs {
+			ev.Execution = x
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: list events of %s: %w", executionID, err)
+	}
+	return out, nil
+}
+
+// mergeEvents merges two lists of events in seq order, keeping the first
+// limit.
+func mergeEvents(a, b []*store.Event, limit int) []*store.Event {
+	out := make([]*store.Event, 0, min(len(a)+len(b), limit))
+	for len(out) < limit && (len(a) > 0 || len(b) > 0) {
+		if len(b) == 0 || (len(a) > 0 && a[0].Seq < b[0].Seq) {
+			out, a = append(out, a[0]), a[1:]
+		} else {
+			out, b = append(out, b[0]), b[1:]
+		}
+	}
+	return out
+}
