@@ -564,3 +564,61 @@ func TestCloseReleasesOwnership(t *testing.T) {
 	evs := readAll(t, sub)
 	checkResumedChain(t, st, tr, evs[len(evs)-1].Execution)
 }
+
+// holdingStore is a real store whose journal writes that complete node
+// hold wait until release is closed: the test sees what runs meanwhile.
+type holdingStore struct {
+	store.Store
+	hold    string
+	held    chan struct{} // closed when such a write starts waiting
+	release chan struct{}
+	once    sync.Once
+}
+
+func (s *holdingStore) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
+	for _, ev := range b.Events {
+		if ev.Kind == store.EventNodeCompleted && ev.NodeID == s.hold {
+			s.once.Do(func() { close(s.held) })
+			<-s.release
+			break
+		}
+	}
+	return s.Store.WriteJournal(ctx, b)
+}
+
+// A node's downstream nodes start only once its completion is journalled,
+// so that a crash between them never runs a completed node again.
+func TestDownstreamWaitsForJournalledCompletion(t *testing.T) {
+	st := &holdingStore{Store: openStore(t), hold: "a", held: make(chan struct{}), release: make(chan struct{})}
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(st.release) }) }
+	tr := newTracker()
+	tr.block("b")
+	e := newExecutor(t, executor.Config{Store: st, Resources: tr})
+	t.Cleanup(release) // runs before the executor's Close, which waits for the journal
+	type result struct {
+		x   *store.Execution
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		x, err := e.Execute(t.Context(), &executor.Request{Workflow: chainWorkflow("held"), Parameters: map[string]any{"base": int64(1)}})
+		done <- result{x, err}
+	}()
+	<-st.held
+	select {
+	case n := <-tr.entered:
+		tr.unblock(n)
+		t.Fatalf("node %s started while the completion of a was not journalled", n)
+	case <-time.After(200 * time.Millisecond):
+	}
+	release()
+	tr.waitEntered(t, t.Context(), "b")
+	tr.unblock("b")
+	if r := <-done; r.err != nil || r.x.Status != store.ExecutionCompleted {
+		t.Fatalf("Execute = %v, %v; want COMPLETED", r.x, r.err)
+	}
+	if d := cmp.Diff(map[string]int{"a": 1, "b": 1, "c": 1, "d": 1, "e": 1}, tr.counts()); d != "" {
+		t.Errorf("runs (-want +got):\n%s", d)
+	}
+}

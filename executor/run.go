@@ -492,7 +492,12 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 		<-r.e.sem
 		if err == nil {
 			res = r.redactResult(res)
-			r.nodeCompleted(i, attempt, res, started)
+			if journalled := r.nodeCompleted(i, attempt, res, started); journalled != nil {
+				// Downstream nodes start once this node's result is
+				// durable: a crash from then on never runs it again.
+				<-journalled
+				r.e.journal.busy.Add(1)
+			}
 			return outcome{i: i, result: res}
 		}
 		if r.ctx.Err() != nil {
@@ -675,7 +680,15 @@ func (r *run) nodeStarted(i int, attempt int32) time.Time {
 	return now
 }
 
-func (r *run) nodeCompleted(i int, attempt int32, res map[string]any, started time.Time) {
+// nodeCompleted returns, for a durable run and a node with downstream
+// nodes, a channel closed once the completion is journalled; the run then
+// counts as waiting for the journal (not busy) until the caller adds it
+// back.
+func (r *run) nodeCompleted(i int, attempt int32, res map[string]any, started time.Time) (journalled chan struct{}) {
+	if r.durable && len(r.p.nodes[i].out) > 0 {
+		journalled = make(chan struct{})
+		r.e.journal.busy.Add(-1)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.e.now()
@@ -684,7 +697,8 @@ func (r *run) nodeCompleted(i int, attempt int32, res map[string]any, started ti
 	r.commitLocked(r.newEvent(store.Event{
 		Kind: store.EventNodeCompleted, Time: now, NodeID: s.NodeID, Attempt: attempt,
 		Result: res, Duration: now.Sub(started),
-	}), r.p.self(i), false, nil)
+	}), r.p.self(i), false, journalled)
+	return journalled
 }
 
 func (r *run) nodeFailed(i int, attempt int32, xe *store.ExecError, status store.NodeStatus) {
