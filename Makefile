@@ -15,14 +15,20 @@ GRPCURL_VERSION := v1.9.4
 STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build generate check-generate lint test test-go test-python test-ts bench tools deps clean
+.PHONY: run build generate check-generate lint test test-go test-python test-ts bench tools deps cc clean
+
+## cc: a C compiler for cgo (the SQLite store is C), installed with apt when missing
+cc:
+	@command -v gcc >/dev/null || command -v cc >/dev/null || { echo "installing gcc (the SQLite store is C, built with cgo)"; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q gcc libc6-dev; \
+		else sudo apt-get update -q && sudo apt-get install -y -q gcc libc6-dev; fi; }
 
 ## run: start the gateway on its embedded default (SQLite + key file in ./kgw-data, gRPC on 127.0.0.1:50051)
 run: build
 	$(BIN)/kgw serve
 
 ## build: compile bin/kgw (version from git describe; override with VERSION=…)
-build:
+build: cc
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o $(BIN)/kgw ./cmd/kgw
 
 $(BIN)/buf:
@@ -70,7 +76,7 @@ lint: $(BIN)/buf $(BIN)/staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## deps: install the services the tests run for real (redis-server; PostgreSQL binaries must be present)
-deps:
+deps: cc
 	@command -v redis-server >/dev/null || { echo "installing redis-server"; \
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q redis-server; \
 		else sudo apt-get update -q && sudo apt-get install -y -q redis-server; fi; }

@@ -18,7 +18,7 @@ import (
 func TestMigrationKeepsJournal(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "kgw.db")
-	db, err := sql.Open("sqlite", path+"?_foreign_keys=1")
+	db, err := sql.Open("sqlite3", path+"?_foreign_keys=1")
 	if err != nil {
 		t.Fatal(err)
 	}
