@@ -29,7 +29,6 @@ type executionRunner interface {
 
 // executionStore is the part of store.Store the execution service uses.
 type executionStore interface {
-	GetWorkflow(ctx context.Context, name string, version int32) (*store.Workflow, error)
 	ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error)
 }
 
@@ -38,6 +37,7 @@ type executionService struct {
 	kgwv1.UnimplementedExecutionServiceServer
 
 	store          executionStore
+	workflows      *workflowCache
 	exec           executionRunner
 	pages          *pagetoken.Codec
 	inlineDisabled bool
@@ -76,7 +76,7 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
-	w, err := s.store.GetWorkflow(ctx, r.GetWorkflow(), r.GetVersion())
+	w, err := s.workflows.GetWorkflow(ctx, r.GetWorkflow(), r.GetVersion())
 	if err != nil {
 		if r.GetVersion() != 0 {
 			return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' version %d not found", r.GetWorkflow(), r.GetVersion())

@@ -11,6 +11,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -575,5 +576,30 @@ func TestCancelExecution(t *testing.T) {
 	_, err = s.ex.CancelExecution(ctx, &kgwv1.CancelExecutionRequest{ExecutionId: "missing"})
 	if code, info, _ := details(t, err); code != codes.NotFound || info.GetReason() != server.ReasonExecutionNotFound {
 		t.Fatalf("CancelExecution(unknown) = %v %v, want NOT_FOUND EXECUTION_NOT_FOUND", code, info)
+	}
+}
+
+// A workflow registered or deleted through the gateway is what the next
+// execution runs, at once (the definitions executions use are cached).
+func TestExecuteWorkflowSeesNewVersion(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	wf := func(v string) *kgwv1.Workflow {
+		return &kgwv1.Workflow{Name: "versioned", Nodes: []*kgwv1.Node{{Id: "n", Code: `result = {"v": "` + v + `"}`}}}
+	}
+	run := func() (string, error) {
+		resp, err := s.ex.ExecuteWorkflow(t.Context(), &kgwv1.ExecuteWorkflowRequest{Workflow: "versioned"})
+		return resp.GetExecution().GetResult()["n"].GetFields()["v"].GetStringValue(), err
+	}
+	for _, v := range []string{"one", "two"} {
+		s.register(t, wf(v))
+		if got, err := run(); err != nil || got != v {
+			t.Fatalf("after registering %q: ran %q, %v", v, got, err)
+		}
+	}
+	if _, err := s.wf.DeleteWorkflow(t.Context(), &kgwv1.DeleteWorkflowRequest{Name: "versioned"}); err != nil {
+		t.Fatalf("DeleteWorkflow: %v", err)
+	}
+	if _, err := run(); status.Code(err) != codes.NotFound {
+		t.Errorf("ExecuteWorkflow after delete = %v, want NotFound", err)
 	}
 }

@@ -129,12 +129,13 @@ func New(cfg Config) (*Server, error) {
 		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, streamRecover),
 	)
 
+	workflows := newWorkflowCache(cfg.Store)
 	kgwv1.RegisterWorkflowServiceServer(s.grpc, &workflowService{
-		store: cfg.Store, compile: compile, pages: pages, log: log,
+		store: cfg.Store, cache: workflows, compile: compile, pages: pages, log: log,
 	})
 	if cfg.Executor != nil {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, &executionService{
-			store: cfg.Store, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log,
+			store: cfg.Store, workflows: workflows, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log,
 		})
 	} else {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, kgwv1.UnimplementedExecutionServiceServer{})

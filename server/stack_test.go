@@ -37,7 +37,7 @@ type stackOptions struct {
 	disableInline    bool
 }
 
-func startStack(t *testing.T, opts stackOptions) *stack {
+func startStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	ctx := t.Context()
 	st, err := sqlite.Open(ctx, t.TempDir()+"/kgw.db")
@@ -95,7 +95,7 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 
 // dial opens another client connection to the stack, closed at cleanup
 // (before the server stops).
-func (s *stack) dial(t *testing.T, opts ...grpc.DialOption) *grpc.ClientConn {
+func (s *stack) dial(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
 	conn, err := grpc.NewClient(s.addr, opts...)

@@ -22,6 +22,7 @@ type workflowService struct {
 	kgwv1.UnimplementedWorkflowServiceServer
 
 	store   workflowStore
+	cache   *workflowCache // forgets what this service changes
 	compile CompileFunc
 	pages   *pagetoken.Codec
 	log     *slog.Logger
@@ -37,6 +38,7 @@ func (s *workflowService) RegisterWorkflow(ctx context.Context, req *kgwv1.Regis
 	if err != nil {
 		return nil, err
 	}
+	s.cache.forget(stored.Name)
 	s.log.InfoContext(ctx, "workflow registered", "workflow", stored.Name, "version", stored.Version, "nodes", len(stored.Nodes))
 	return &kgwv1.RegisterWorkflowResponse{Workflow: workflowToProto(stored)}, nil
 }
@@ -89,7 +91,9 @@ func (s *workflowService) DeleteWorkflow(ctx context.Context, req *kgwv1.DeleteW
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
-	if err := s.store.DeleteWorkflow(ctx, req.GetName()); err != nil {
+	err := s.store.DeleteWorkflow(ctx, req.GetName())
+	s.cache.forget(req.GetName())
+	if err != nil {
 		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", req.GetName())
 	}
 	s.log.InfoContext(ctx, "workflow deleted", "workflow", req.GetName())

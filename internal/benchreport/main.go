@@ -145,7 +145,8 @@ var scenarios = []scenario{
 	{"executor overhead of a trivial node", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNode", 20e3)},
 	{"  … with a cancellable context (as for a gRPC request)", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNodeCancellable", 20e3)},
 	{"40-node sequential chain (in process)", latency("executor.BenchmarkChain40", 2e6)},
-	{"durable no-op workflow vs journal disabled (SQLite)", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40)},
+	{"durable no-op workflow vs journal disabled, gRPC API (SQLite)", ratio("server.BenchmarkNoopThroughput/ephemeral", "server.BenchmarkNoopThroughput/durable", 0.40)},
+	{"  … executor alone, no RPC (the journal's own cost)", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }
