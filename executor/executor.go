@@ -360,6 +360,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		e.baseCancel(ErrClosed)
+		e.interruptRuns()
 		<-drained
 	}
 	e.baseCancel(ErrClosed) // idle workers exit
@@ -371,6 +372,20 @@ func (e *Executor) Close(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// interruptRuns cancels every run with ErrClosed. Called once e is
+// closed, when no run can be added any more.
+func (e *Executor) interruptRuns() {
+	e.mu.Lock()
+	runs := make([]*run, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
+	}
+	e.mu.Unlock()
+	for _, r := range runs {
+		r.cancel(ErrClosed)
+	}
 }
 
 // Results returns the execution result of DESIGN.md §4: node id → the result

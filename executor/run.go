@@ -184,7 +184,10 @@ func closeChan(c chan struct{}) {
 
 // initContext derives the run's context, ending timeout after now.
 func (r *run) initContext(now time.Time, timeout time.Duration) {
-	r.ctx, r.cancel = context.WithCancelCause(r.e.baseCtx)
+	// Not a child of the Executor's context: registering with one shared
+	// parent would make every run contend for its lock. Close interrupts
+	// the runs itself (interruptRuns).
+	r.ctx, r.cancel = context.WithCancelCause(context.Background())
 	r.deadline = now.Add(timeout)
 	if timeout <= 0 {
 		r.cancel(errWorkflowTimeout)

@@ -158,7 +158,7 @@ type pool struct {
 
 	// guarded by Broker.mu
 	refs     int
-	lastUsed time.Time
+	lastUsed time.Time // when refs last dropped; meaningful while refs == 0
 	retired  bool
 	removed  bool
 
@@ -347,8 +347,7 @@ func (b *Broker) acquirePool(ctx context.Context, pl *plan) (*pool, error) {
 			redactor: pl.poolRedactor}
 		b.pools[pl.key] = p
 	}
-	p.refs++
-	p.lastUsed = time.Now()
+	p.refs++ // the janitor leaves it alone until releasePool sets lastUsed
 	b.mu.Unlock()
 
 	if creating {

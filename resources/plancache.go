@@ -1,9 +1,10 @@
 package resources
 
 import (
+	"encoding/binary"
 	"math"
 	"slices"
-	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/kailash-gateway/kgw/secrets"
@@ -46,24 +47,33 @@ var fingerprintBufs = sync.Pool{New: func() any { b := make([]byte, 0, 256); ret
 // a plan is built from: the spec's type, config and credentials key and
 // the secret version merged into it. ok is false when the config holds a
 // value of a type the encoding does not know; such a spec is not cached.
+//
+// Every value starts with a tag byte, strings and collections with their
+// length, and numbers are varints or fixed-size, so that no two different
+// inputs have the same encoding.
 func fingerprint(buf []byte, spec store.ResourceSpec, resolved *secrets.Resolved) (_ []byte, ok bool) {
 	buf = appendString(buf, spec.Type)
 	buf = appendString(buf, spec.CredentialsKey)
 	if resolved != nil {
 		buf = append(buf, 'S')
 		buf = appendString(buf, resolved.Name)
-		buf = strconv.AppendInt(buf, int64(resolved.Version), 10)
-		buf = append(buf, '@')
-		buf = strconv.AppendInt(buf, resolved.CreateTime.UnixNano(), 10)
-		buf = append(buf, ';')
+		buf = binary.AppendVarint(buf, int64(resolved.Version))
+		buf = binary.AppendVarint(buf, resolved.CreateTime.UnixNano())
+	} else {
+		buf = append(buf, '-')
 	}
 	return appendValue(buf, spec.Config, 0)
 }
 
 func appendString(buf []byte, s string) []byte {
-	buf = strconv.AppendInt(buf, int64(len(s)), 10)
-	buf = append(buf, ':')
+	buf = binary.AppendUvarint(buf, uint64(len(s)))
 	return append(buf, s...)
+}
+
+// entry is a map entry, for appendValue.
+type entry struct {
+	k string
+	v any
 }
 
 func appendValue(buf []byte, v any, depth int) ([]byte, bool) {
@@ -81,13 +91,13 @@ func appendValue(buf []byte, v any, depth int) ([]byte, bool) {
 	case string:
 		return appendString(append(buf, 's'), v), true
 	case int64:
-		return append(strconv.AppendInt(append(buf, 'i'), v, 10), ';'), true
+		return binary.AppendVarint(append(buf, 'i'), v), true
 	case int:
-		return append(strconv.AppendInt(append(buf, 'i'), int64(v), 10), ';'), true
+		return binary.AppendVarint(append(buf, 'i'), int64(v)), true
 	case float64:
-		return append(strconv.AppendUint(append(buf, 'd'), math.Float64bits(v), 16), ';'), true
+		return binary.LittleEndian.AppendUint64(append(buf, 'd'), math.Float64bits(v)), true
 	case []any:
-		buf = append(strconv.AppendInt(append(buf, 'l'), int64(len(v)), 10), ';')
+		buf = binary.AppendUvarint(append(buf, 'l'), uint64(len(v)))
 		for _, x := range v {
 			var ok bool
 			if buf, ok = appendValue(buf, x, depth+1); !ok {
@@ -96,21 +106,36 @@ func appendValue(buf []byte, v any, depth int) ([]byte, bool) {
 		}
 		return buf, true
 	case map[string]any:
-		var arr [16]string
-		keys := arr[:0]
-		for k := range v {
-			keys = append(keys, k)
+		// The entries in key order, collected in one pass (no lookups).
+		var arr [16]entry
+		entries := arr[:0]
+		for k, x := range v {
+			entries = append(entries, entry{k, x})
 		}
-		slices.Sort(keys)
-		buf = append(strconv.AppendInt(append(buf, 'm'), int64(len(v)), 10), ';')
-		for _, k := range keys {
-			buf = appendString(buf, k)
+		sortEntries(entries)
+		buf = binary.AppendUvarint(append(buf, 'm'), uint64(len(v)))
+		for _, e := range entries {
+			buf = appendString(buf, e.k)
 			var ok bool
-			if buf, ok = appendValue(buf, v[k], depth+1); !ok {
+			if buf, ok = appendValue(buf, e.v, depth+1); !ok {
 				return buf, false
 			}
 		}
 		return buf, true
 	}
 	return buf, false
+}
+
+// sortEntries sorts entries by key: by insertion when there are few, as
+// in every config.
+func sortEntries(entries []entry) {
+	if len(entries) > 16 {
+		slices.SortFunc(entries, func(a, b entry) int { return strings.Compare(a.k, b.k) })
+		return
+	}
+	for i := 1; i < len(entries); i++ {
+		for j := i; j > 0 && entries[j].k < entries[j-1].k; j-- {
+			entries[j], entries[j-1] = entries[j-1], entries[j]
+		}
+	}
 }

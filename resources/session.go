@@ -20,11 +20,14 @@ type Session struct {
 	redactor *secrets.Redactor
 
 	mu     sync.Mutex
-	open   map[string]*opened
+	open   []opened // starts in openBuf; a node opens few resources
 	closed bool
+
+	openBuf [2]opened
 }
 
 type opened struct {
+	name   string
 	pool   *pool
 	handle handle
 }
@@ -45,8 +48,10 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 	if s.closed {
 		return nil, fmt.Errorf("resource '%s': the node attempt has ended", name)
 	}
-	if o, ok := s.open[name]; ok {
-		return o.handle, nil
+	for _, o := range s.open {
+		if o.name == name {
+			return o.handle, nil
+		}
 	}
 	spec, ok := s.specs[name]
 	if !ok {
@@ -62,9 +67,9 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 	}
 	h := p.backend.handle(name)
 	if s.open == nil {
-		s.open = make(map[string]*opened, len(s.specs))
+		s.open = s.openBuf[:0]
 	}
-	s.open[name] = &opened{pool: p, handle: h}
+	s.open = append(s.open, opened{name: name, pool: p, handle: h})
 	return h, nil
 }
 
@@ -80,6 +85,7 @@ func (s *Session) Close() {
 	open := s.open
 	s.open = nil
 	s.mu.Unlock()
+	// open may be s.openBuf: nothing writes it any more (closed is set).
 	for _, o := range open {
 		o.handle.Close()
 		s.b.releasePool(o.pool)

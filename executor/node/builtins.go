@@ -275,7 +275,7 @@ func parallelMap(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 			break
 		}
 		g.Go(func() (err error) {
-			child := r.newThread(ctx, fmt.Sprintf("%s/parallel[%d]", th.Name, i), nil)
+			child := r.newThread(ctx, fmt.Sprintf("%s/parallel[%d]", th.Name, i), nil, nil)
 			stop := context.AfterFunc(ctx, func() { child.Cancel(context.Cause(ctx).Error()) })
 			defer stop()
 			defer r.budget.giveBack(child)

@@ -291,7 +291,9 @@ func (r *run) stopForMemory(m *memTrip) {
 	}
 	r.stopMu.Lock()
 	defer r.stopMu.Unlock()
-	r.main.Cancel(errMemoryLimit.Error())
+	if r.main != nil { // nil once the attempt has ended (recycleMain)
+		r.main.Cancel(errMemoryLimit.Error())
+	}
 	for stop := range r.stoppers {
 		(*stop)(errMemoryLimit)
 	}

@@ -765,3 +765,51 @@ func TestConcurrentRuns(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestThreadReuse runs attempts that end every way a thread can end
+// (cancelled, out of steps, failed, timed out) between normal ones on one
+// goroutine, so that the runtime's reused threads carry nothing over: no
+// cancellation, no steps, no context.
+func TestThreadReuse(t *testing.T) {
+	ctxErr := &ctxOpener{}
+	normal := func(i int) {
+		t.Helper()
+		res := mustRun(t, "x = 0\nfor i in range(100):\n    x += i\nresult = {\"x\": x, \"ctx\": get_resource(\"ctx\")()}",
+			&node.Attempt{Limits: node.Limits{MaxSteps: 3000}, RequiredResources: []string{"ctx"}, Resources: ctxErr})
+		if res["x"] != int64(4950) || res["ctx"] != "ok" {
+			t.Errorf("run %d after an abnormal end: result %v", i, res)
+		}
+	}
+	for i := range 20 {
+		switch i % 4 {
+		case 0:
+			mustFail(t, "while True:\n    pass", &node.Attempt{Limits: node.Limits{MaxSteps: 5000}}, node.CodeStepLimit)
+		case 1:
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			_, err := runCtx(ctx, t, "while True:\n    pass", nil)
+			checkFail(t, nil, err, node.CodeCancelled)
+		case 2:
+			mustFail(t, "fail(\"no\")", nil, node.CodeNodeError)
+		case 3:
+			ctx, cancel := context.WithTimeout(t.Context(), time.Millisecond)
+			_, err := runCtx(ctx, t, "time.sleep(1)", nil)
+			cancel()
+			checkFail(t, nil, err, node.CodeTimeout)
+		}
+		normal(i)
+	}
+}
+
+// ctxOpener opens "ctx": a builtin that reports the error of the context
+// of the thread that calls it ("ok" when there is none).
+type ctxOpener struct{}
+
+func (ctxOpener) Open(context.Context, string) (starlark.Value, error) {
+	return starlark.NewBuiltin("ctx", func(th *starlark.Thread, _ *starlark.Builtin, _ starlark.Tuple, _ []starlark.Tuple) (starlark.Value, error) {
+		if err := starval.Context(th).Err(); err != nil {
+			return starlark.String(err.Error()), nil
+		}
+		return starlark.String("ok"), nil
+	}), nil
+}

@@ -85,8 +85,9 @@ func runOf(th *starlark.Thread) *run {
 func (p *Program) Run(ctx context.Context, a *Attempt) (result map[string]any, err error) {
 	r := &run{prog: p, a: a, lim: a.Limits.withDefaults()}
 	r.budget.left.Store(int64(min(r.lim.MaxSteps, 1<<62)))
-	th := r.newThread(ctx, a.NodeID, &r.mainThread)
+	th := r.newThread(ctx, a.NodeID, &r.mainThread, reusedThread())
 	r.main = th
+	defer r.recycleMain() // first deferred: runs after everything else
 	// The thread sees the end of ctx when it draws steps (onMaxSteps),
 	// every stepChunk steps, and builtins that wait watch ctx themselves;
 	// this saves registering a callback with ctx per attempt.
@@ -142,19 +143,55 @@ func (r *run) result(ctx context.Context, v starlark.Value) (map[string]any, err
 }
 
 // newThread returns a thread of the attempt bound to ctx, drawing on the
-// attempt's step budget, with ts (nil: a new one) as its state. The thread
-// is cancelled when it next draws steps after ctx ended; callers that need
-// a prompter stop cancel it themselves.
-func (r *run) newThread(ctx context.Context, name string, ts *threadState) *starlark.Thread {
+// attempt's step budget, with ts (nil: a new one) as its state. th, if not
+// nil, is a thread from reusedThread to set up instead of a new one. The
+// thread is cancelled when it next draws steps after ctx ended; callers
+// that need a prompter stop cancel it themselves.
+func (r *run) newThread(ctx context.Context, name string, ts *threadState, th *starlark.Thread) *starlark.Thread {
 	if ts == nil {
 		ts = new(threadState)
 	}
 	ts.r, ts.ctx = r, ctx
-	th := &starlark.Thread{Name: name, Print: printLine}
+	if th == nil {
+		th = new(starlark.Thread)
+	}
+	th.Name, th.Print = name, printLine
 	th.SetLocal(runKey, ts)
 	starval.SetContext(th, ctx)
 	r.budget.attach(th, ts)
 	return th
+}
+
+// mainThreads holds the main threads of ended attempts for reuse: a
+// thread keeps its map of thread-locals and its free call frames, which
+// each attempt would otherwise allocate again.
+var mainThreads sync.Pool
+
+// reusedThread returns a thread of an ended attempt, reset, or nil.
+func reusedThread() *starlark.Thread {
+	th, _ := mainThreads.Get().(*starlark.Thread)
+	return th
+}
+
+// recycleMain takes the main thread from the ended attempt and keeps it
+// for another one. The thread must have stopped running. After this the
+// memory watchdog can no longer cancel it (see stopForMemory).
+func (r *run) recycleMain() {
+	r.stopMu.Lock()
+	th := r.main
+	r.main = nil
+	r.stopMu.Unlock()
+	if th == nil || th.CallStackDepth() != 0 {
+		return // unwound abnormally: let it go
+	}
+	// Drop every reference to the attempt and reset what the next one
+	// does not set itself (newThread and budget.attach set the rest).
+	th.SetLocal(runKey, nil)
+	starval.SetContext(th, nil)
+	th.Name, th.Print, th.Load, th.OnMaxSteps = "", nil, nil, nil
+	th.Steps = 0
+	th.Uncancel()
+	mainThreads.Put(th)
 }
 
 // printLine implements print: a log line at level INFO.

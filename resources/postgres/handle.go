@@ -23,13 +23,18 @@ type querier interface {
 	Begin(ctx context.Context) (pgx.Tx, error)
 }
 
+// queryFunc runs the statement sql with args on q and returns its result
+// and command tag.
+type queryFunc func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error)
+
 // runner runs f against a querier: the pool checks a connection out for
 // the call, an acquired connection and a transaction use their own.
 type runner interface {
-	// run runs f, which runs the statement sql and returns its command
-	// tag. sql and the tag decide whether the connection's session state
+	starlark.Value
+	// run runs f(ctx, q, sql, args) and returns its result. sql and the
+	// command tag f returns decide whether the connection's session state
 	// may have changed (see session.go).
-	run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error
+	run(ctx context.Context, sql string, args []any, f queryFunc) (starlark.Value, error)
 	// begin starts a transaction and returns it with a function that ends
 	// the lease it needs (for the pool: releasing the connection).
 	begin(ctx context.Context) (*txValue, error)
@@ -122,11 +127,22 @@ func (h *Handle) Attr(name string) (starlark.Value, error) {
 	if name == "acquire" {
 		return starlark.NewBuiltin("acquire", h.acquire), nil
 	}
-	if b := method(h, h, name); b != nil {
-		return b, nil
+	if b := handleMethods[name]; b != nil {
+		return b.BindReceiver(h), nil
 	}
 	return nil, nil
 }
+
+// handleMethods are the query methods of every Handle, which Attr binds
+// to the handle (one allocation, where building them for each handle
+// would take several).
+var handleMethods = func() map[string]*starlark.Builtin {
+	m := make(map[string]*starlark.Builtin, len(methodNames))
+	for _, name := range methodNames {
+		m[name] = method(nil, nil, name)
+	}
+	return m
+}()
 
 // AttrNames lists the handle's attributes.
 func (h *Handle) AttrNames() []string {
@@ -142,21 +158,21 @@ func (h *Handle) checkOpen() error {
 	return nil
 }
 
-func (h *Handle) run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
+func (h *Handle) run(ctx context.Context, sql string, args []any, f queryFunc) (starlark.Value, error) {
 	if err := h.checkOpen(); err != nil {
-		return err
+		return nil, err
 	}
 	clean := cleanSQL(sql)
 	c, err := h.pool.acquire(ctx, h.name)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { giveBack(c, clean) }()
-	tag, err := f(c.Conn())
+	out, tag, err := f(ctx, c.Conn(), sql, args)
 	if err == nil && !cleanTag(tag) {
 		clean = false
 	}
-	return err
+	return out, err
 }
 
 // hold checks a connection out and registers it for Close.
@@ -249,21 +265,31 @@ func (c *heldConn) use(ctx context.Context, f func(q querier) error) error {
 	return f(c.conn.Conn())
 }
 
-// exec runs f, which runs the statement sql, on the connection, and marks
-// the connection dirty if sql or the command tag f returns may have
-// changed its session state.
-func (c *heldConn) exec(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
+// exec runs f(ctx, q, sql, args) on the connection (q is tx if not nil,
+// else the connection), and marks the connection dirty if sql or the
+// command tag f returns may have changed its session state.
+func (c *heldConn) exec(ctx context.Context, tx *txValue, sql string, args []any, f queryFunc) (starlark.Value, error) {
 	clean := cleanSQL(sql)
-	return c.use(ctx, func(q querier) error {
+	var out starlark.Value
+	err := c.use(ctx, func(q querier) error {
 		if !clean {
 			c.dirty = true
 		}
-		tag, err := f(q)
+		if tx != nil {
+			if tx.done {
+				return errTxDone
+			}
+			q = tx.tx
+		}
+		var tag pgconn.CommandTag
+		var err error
+		out, tag, err = f(ctx, q, sql, args)
 		if err == nil && !cleanTag(tag) {
 			c.dirty = true
 		}
 		return err
 	})
+	return out, err
 }
 
 // connValue is what acquire() returns: one connection held until release()
@@ -293,8 +319,8 @@ func (c *connValue) Attr(name string) (starlark.Value, error) {
 	return nil, nil
 }
 
-func (c *connValue) run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
-	return c.hc.exec(ctx, sql, f)
+func (c *connValue) run(ctx context.Context, sql string, args []any, f queryFunc) (starlark.Value, error) {
+	return c.hc.exec(ctx, nil, sql, args, f)
 }
 
 func (c *connValue) begin(ctx context.Context) (*txValue, error) {
@@ -350,13 +376,8 @@ func (t *txValue) Attr(name string) (starlark.Value, error) {
 	return nil, nil
 }
 
-func (t *txValue) run(ctx context.Context, sql string, f func(q querier) (pgconn.CommandTag, error)) error {
-	return t.conn.exec(ctx, sql, func(querier) (pgconn.CommandTag, error) {
-		if t.done {
-			return pgconn.CommandTag{}, errTxDone
-		}
-		return f(t.tx)
-	})
+func (t *txValue) run(ctx context.Context, sql string, args []any, f queryFunc) (starlark.Value, error) {
+	return t.conn.exec(ctx, t, sql, args, f)
 }
 
 var errTxDone = errors.New("transaction already finished")

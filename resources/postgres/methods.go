@@ -17,37 +17,21 @@ import (
 // acquired connections and its transactions.
 var methodNames = []string{"execute", "executemany", "fetch", "fetchrow", "fetchval", "transaction"}
 
-// method returns the builtin called name bound to r, or nil.
+// method returns the builtin called name bound to r, or nil. With r and
+// h nil, the builtin runs on its receiver, a *Handle (see handleMethods).
 func method(r runner, h *Handle, name string) *starlark.Builtin {
 	switch name {
 	case "fetch":
-		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
-			rows, tag, err := fetchRows(ctx, q, sql, args, -1)
-			if err != nil {
-				return nil, tag, err
-			}
-			return starlark.NewList(rows), tag, nil
-		})
+		return queryMethod(r, h, name, fetchAll)
 	case "fetchrow":
-		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
-			rows, tag, err := fetchRows(ctx, q, sql, args, 1)
-			if err != nil || len(rows) == 0 {
-				return starlark.None, tag, err
-			}
-			return rows[0], tag, nil
-		})
+		return queryMethod(r, h, name, fetchFirst)
 	case "fetchval":
 		return queryMethod(r, h, name, fetchValue)
 	case "execute":
-		return queryMethod(r, h, name, func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
-			tag, err := q.Exec(ctx, sql, args...)
-			if err != nil {
-				return nil, tag, err
-			}
-			return starlark.String(tag.String()), tag, nil
-		})
+		return queryMethod(r, h, name, execute)
 	case "executemany":
 		return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+			r, h := bound(r, h, b)
 			return executemany(th, b, args, kwargs, r, h)
 		})
 	case "transaction":
@@ -56,10 +40,20 @@ func method(r runner, h *Handle, name string) *starlark.Builtin {
 			if err := starlark.UnpackArgs(b.Name(), args, kwargs, "fn", &fn); err != nil {
 				return nil, err
 			}
+			r, h := bound(r, h, b)
 			return transaction(th, r, h, fn)
 		})
 	}
 	return nil
+}
+
+// bound returns r and h, or when r is nil, the handle b is bound to.
+func bound(r runner, h *Handle, b *starlark.Builtin) (runner, *Handle) {
+	if r != nil {
+		return r, h
+	}
+	h = b.Receiver().(*Handle)
+	return h, h
 }
 
 // methods builds all the query builtins for r, for the values (acquired
@@ -73,22 +67,17 @@ func methods(r runner, h *Handle) map[string]*starlark.Builtin {
 }
 
 // queryMethod returns the builtin name(sql, *params, timeout=None) that
-// runs f against r. f returns the statement's command tag with its result.
-func queryMethod(r runner, h *Handle, name string, f func(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error)) *starlark.Builtin {
+// runs f against r (see method for nil r).
+func queryMethod(r runner, h *Handle, name string, f queryFunc) *starlark.Builtin {
 	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		r, h := bound(r, h, b)
 		sql, params, timeout, err := unpackQuery(b.Name(), args, kwargs)
 		if err != nil {
 			return nil, err
 		}
 		ctx, cancel := callContext(th, timeout)
 		defer cancel()
-		var out starlark.Value
-		err = r.run(ctx, sql, func(q querier) (pgconn.CommandTag, error) {
-			var tag pgconn.CommandTag
-			var err error
-			out, tag, err = f(ctx, q, sql, params)
-			return tag, err
-		})
+		out, err := r.run(ctx, sql, params, f)
 		if err != nil {
 			err = cancelled(ctx, err)
 			h.pool.noteError(err)
@@ -96,6 +85,30 @@ func queryMethod(r runner, h *Handle, name string, f func(ctx context.Context, q
 		}
 		return out, nil
 	})
+}
+
+func fetchAll(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
+	rows, tag, err := fetchRows(ctx, q, sql, args, -1)
+	if err != nil {
+		return nil, tag, err
+	}
+	return starlark.NewList(rows), tag, nil
+}
+
+func fetchFirst(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
+	rows, tag, err := fetchRows(ctx, q, sql, args, 1)
+	if err != nil || len(rows) == 0 {
+		return starlark.None, tag, err
+	}
+	return rows[0], tag, nil
+}
+
+func execute(ctx context.Context, q querier, sql string, args []any) (starlark.Value, pgconn.CommandTag, error) {
+	tag, err := q.Exec(ctx, sql, args...)
+	if err != nil {
+		return nil, tag, err
+	}
+	return starlark.String(tag.String()), tag, nil
 }
 
 // executemany runs sql once per row of rows as one batch.
@@ -130,20 +143,20 @@ func executemany(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	if batch.Len() == 0 {
 		return starlark.None, nil
 	}
-	err = r.run(ctx, sql, func(q querier) (pgconn.CommandTag, error) {
+	_, err = r.run(ctx, sql, nil, func(ctx context.Context, q querier, _ string, _ []any) (starlark.Value, pgconn.CommandTag, error) {
 		br := q.SendBatch(ctx, batch)
 		var tag pgconn.CommandTag // the first unclean tag, else the last
 		for range batch.Len() {
 			t, err := br.Exec()
 			if err != nil {
 				_ = br.Close()
-				return tag, err
+				return nil, tag, err
 			}
 			if cleanTag(tag) {
 				tag = t
 			}
 		}
-		return tag, br.Close()
+		return starlark.None, tag, br.Close()
 	})
 	if err != nil {
 		err = cancelled(ctx, err)

@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +43,8 @@ type Pool struct {
 	cfg  Config
 	opts Options
 	pool *pgxpool.Pool
+	// connects counts the connections opened (see acquire).
+	connects atomic.Int64
 }
 
 // Stats are a pool's live counters.
@@ -68,7 +71,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &canceller{conn: c}
 	}
+	pl := &Pool{cfg: cfg, opts: opts}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
+		pl.connects.Add(1)
 		registerJSON(c.TypeMap())
 		rememberParams(c.PgConn())
 		return nil
@@ -77,7 +82,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create database pool: %w", err)
 	}
-	return &Pool{cfg: cfg, opts: opts, pool: p}, nil
+	pl.pool = p
+	return pl, nil
 }
 
 // Config returns the pool's config.
@@ -113,19 +119,19 @@ func (p *Pool) Ping(ctx context.Context) error {
 // been returned, so the broker calls it once no handle uses the pool.
 func (p *Pool) Close() { p.pool.Close() }
 
-var errAcquireTimeout = errors.New("acquire timeout")
-
 // acquire checks out a connection, waiting at most the config's timeout.
 // If the pool stayed full for that long the error wraps ErrExhausted.
 func (p *Pool) acquire(ctx context.Context, name string) (*pgxpool.Conn, error) {
 	start := time.Now()
-	actx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout, errAcquireTimeout)
-	defer cancel()
-	c, err := p.pool.Acquire(actx)
+	connects := p.connects.Load()
+	w := startAcquireWait(ctx, start, p.cfg.Timeout)
+	c, err := p.pool.Acquire(w)
+	timedOut := err != nil && w.expired()
+	w.stop(err == nil && p.connects.Load() == connects)
 	if err == nil {
 		return c, nil
 	}
-	if ctx.Err() == nil && errors.Is(context.Cause(actx), errAcquireTimeout) {
+	if ctx.Err() == nil && timedOut {
 		s := p.pool.Stat()
 		if s.TotalConns() >= s.MaxConns() || errors.Is(err, poolerr.ErrExhausted) {
 			err = poolerr.Exhausted(name, p.cfg.MaxSize, time.Since(start))
