@@ -17,17 +17,24 @@ import (
 
 // crashNodeCode is the code of every node of the crash chain. Each run
 // records itself in PostgreSQL. The node named by the "gate" parameter
-// sleeps on its first attempt, before its insert ("before") or after it
-// ("after"), which is where the test kills the gateway.
+// holds, before its insert ("before") or after it ("after"), until the test
+// releases its execution (a row in released), which it does once it has
+// killed the gateway: the first process is killed while the node holds,
+// and a run after the restart goes straight through.
 const crashNodeCode = `
 db = get_resource("db")
-held = execution.node == parameters["gate"] and execution.attempt == 1
-if held and parameters["mode"] == "before":
-    time.sleep(120)
+def hold():
+    for _ in range(2400):
+        if db.fetchval("SELECT count(*) FROM released WHERE exec_id = $1", execution.id) > 0:
+            return
+        time.sleep(0.05)
+gate = execution.node == parameters["gate"]
+if gate and parameters["mode"] == "before":
+    hold()
 db.execute("INSERT INTO runs (exec_id, node, attempt) VALUES ($1, $2, $3)",
            execution.id, execution.node, execution.attempt)
-if held and parameters["mode"] == "after":
-    time.sleep(120)
+if gate and parameters["mode"] == "after":
+    hold()
 result = {"node": execution.node}
 `
 
@@ -45,7 +52,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE runs (exec_id text, node text, attempt int)`); err != nil {
+	if _, err := pool.Exec(ctx, `CREATE TABLE runs (exec_id text, node text, attempt int); CREATE TABLE released (exec_id text)`); err != nil {
 		t.Fatal(err)
 	}
 	u, err := url.Parse(dsn)
@@ -108,6 +115,9 @@ func TestCrashRecovery(t *testing.T) {
 				waitForRun(t, pool, id, tc.twice)
 			}
 			if err := gw.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pool.Exec(ctx, `INSERT INTO released (exec_id) VALUES ($1)`, id); err != nil {
 				t.Fatal(err)
 			}
 			if err := gw.Start(); err != nil {
