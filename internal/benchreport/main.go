@@ -119,6 +119,46 @@ func rate(candidate, baseline, unit string) func(results) (string, string, bool,
 	}
 }
 
+// peak returns the highest value of unit among the benchmarks named
+// prefix+"/"+something (one per concurrency), with that something.
+func peak(rs results, prefix, unit string) (v float64, at string, ok bool) {
+	for name, r := range rs {
+		sub, found := strings.CutPrefix(name, prefix+"/")
+		if x, has := r[unit]; found && has && x > v {
+			v, at, ok = x, sub, true
+		}
+	}
+	return v, at, ok
+}
+
+// peakRatio reports the candidate's peak throughput (unit, over the
+// concurrencies both ran at) as a fraction of the baseline's peak.
+func peakRatio(baseline, candidate, unit string, min float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		b, bAt, ok1 := peak(rs, baseline, unit)
+		c, cAt, ok2 := peak(rs, candidate, unit)
+		if !ok1 || !ok2 {
+			return "", "", false, false
+		}
+		r := c / b
+		fig := fmt.Sprintf("%.2f× (peak %.0f %s at %s vs baseline %.0f at %s)", r, c, unit, cAt, b, bAt)
+		return fig, fmt.Sprintf("≥ %.2f×", min), r >= min, true
+	}
+}
+
+// rateRatio reports candidate's unit as a fraction of baseline's, for
+// information (no target).
+func rateRatio(baseline, candidate, unit string) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		c, ok1 := rs[candidate][unit]
+		b, ok2 := rs[baseline][unit]
+		if !ok1 || !ok2 || b == 0 {
+			return "", "", false, false
+		}
+		return fmt.Sprintf("%.2f× (%.0f vs %.0f %s)", c/b, c, b, unit), "none", true, true
+	}
+}
+
 // latency reports one benchmark's ns/op against a ceiling.
 func latency(key string, maxNs float64) func(results) (string, string, bool, bool) {
 	return func(rs results) (string, string, bool, bool) {
@@ -145,7 +185,10 @@ var scenarios = []scenario{
 	{"executor overhead of a trivial node", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNode", 20e3)},
 	{"  … with a cancellable context (as for a gRPC request)", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNodeCancellable", 20e3)},
 	{"40-node sequential chain (in process)", latency("executor.BenchmarkChain40", 2e6)},
-	{"durable no-op workflow vs journal disabled, gRPC API (SQLite)", ratio("server.BenchmarkNoopThroughput/ephemeral", "server.BenchmarkNoopThroughput/durable", 0.40)},
+	{"durable no-op workflow vs journal disabled, gRPC API (SQLite)", peakRatio("server.BenchmarkNoopThroughput/ephemeral", "server.BenchmarkNoopThroughput/durable", "execs/s", 0.40)},
+	{"  … at 32 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=32", "server.BenchmarkNoopThroughput/durable/callers=32", "execs/s")},
+	{"  … at 128 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=128", "server.BenchmarkNoopThroughput/durable/callers=128", "execs/s")},
+	{"  … at 512 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=512", "server.BenchmarkNoopThroughput/durable/callers=512", "execs/s")},
 	{"  … executor alone, no RPC (the journal's own cost)", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
@@ -168,7 +211,9 @@ func main() {
 			continue
 		}
 		verdict := "meets target"
-		if !met {
+		if target == "none" {
+			verdict = "(for information)"
+		} else if !met {
 			verdict = "BELOW TARGET"
 		}
 		fmt.Printf("%-58s  %s  target %s  %s\n", s.name, fig, target, verdict)

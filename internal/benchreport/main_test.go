@@ -15,6 +15,10 @@ BenchmarkNoopEphemeral-2        	     300	    200000 ns/op	     20000 execs/s
 pkg: github.com/kailash-gateway/kgw/server
 BenchmarkFetchval/bare-pgxpool-2         	  50000	     30000 ns/op
 BenchmarkFetchval/workflow-node-2        	  30000	     50000 ns/op
+BenchmarkNoopThroughput/durable/callers=32-2         	   20000	    125000 ns/op	      8000 execs/s
+BenchmarkNoopThroughput/durable/callers=512-2        	   30000	     80000 ns/op	     12500 execs/s
+BenchmarkNoopThroughput/ephemeral/callers=32-2       	   40000	     50000 ns/op	     20000 execs/s
+BenchmarkNoopThroughput/ephemeral/callers=512-2      	   40000	     55000 ns/op	     18000 execs/s
 `
 
 func TestParse(t *testing.T) {
@@ -35,6 +39,9 @@ func TestScenarios(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if v, at, _ := peak(rs, "server.BenchmarkNoopThroughput/durable", "execs/s"); v != 12500 || at != "callers=512" {
+		t.Errorf("peak = %v at %q, want 12500 at callers=512", v, at)
+	}
 	tests := []struct {
 		name    string
 		report  func(results) (string, string, bool, bool)
@@ -44,6 +51,9 @@ func TestScenarios(t *testing.T) {
 		{"overhead within target", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNode", 20e3), true, true},
 		{"durable ratio below target", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40), false, true},
 		{"fetchval ratio meets target", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5), true, true},
+		{"peak durable throughput meets target", peakRatio("server.BenchmarkNoopThroughput/ephemeral", "server.BenchmarkNoopThroughput/durable", "execs/s", 0.60), true, true},
+		{"peak durable throughput below target", peakRatio("server.BenchmarkNoopThroughput/ephemeral", "server.BenchmarkNoopThroughput/durable", "execs/s", 0.65), false, true},
+		{"peak of a missing benchmark", peakRatio("server.BenchmarkNoopThroughput/ephemeral", "server.BenchmarkNoopThroughput/none", "execs/s", 0.1), false, false},
 		{"missing benchmark", latency("executor.BenchmarkChain40", 2e6), false, false},
 	}
 	for _, tc := range tests {
