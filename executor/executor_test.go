@@ -406,6 +406,11 @@ func waitFor(t *testing.T, s *executor.Subscription, ok func(*store.Event) bool)
 	}
 }
 
+// interruptWait bounds the wait for a run whose node sleeps for an hour
+// to end once it is cancelled: well within the default node timeout, which
+// would end the sleep too.
+const interruptWait = 10 * time.Second
+
 func TestCancel(t *testing.T) {
 	e := newExecutor(t, executor.Config{})
 	w := workflow("cancel", []store.Node{
@@ -422,9 +427,13 @@ func TestCancel(t *testing.T) {
 	}
 	defer sub.Close()
 	waitFor(t, sub, func(ev *store.Event) bool { return ev.Kind == store.EventNodeStarted && ev.NodeID == "slow" })
-	x, err := e.Cancel(t.Context(), id)
+	// Cancel returns once the run has ended, which takes the running
+	// attempt being interrupted: without that, the node would sleep on.
+	ctx, cancel := context.WithTimeout(t.Context(), interruptWait)
+	defer cancel()
+	x, err := e.Cancel(ctx, id)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("Cancel: %v (the running attempt was not interrupted)", err)
 	}
 	wantStatus(t, x, store.ExecutionCancelled)
 	if got := nodeState(t, x, "slow").Status; got != store.NodeCancelled {
@@ -462,7 +471,12 @@ func TestFailFast(t *testing.T) {
 	slow := codeNode("slow", "get_resource('barrier')\ntime.sleep(3600)\nresult = {}")
 	slow.RequiredResources = []string{"barrier"}
 	w := workflow("failfast", []store.Node{bad, slow, codeNode("after", "result = {}")}, conn("bad", "", "after", ""))
-	x := execute(t, e, &executor.Request{Workflow: w})
+	ctx, cancel := context.WithTimeout(t.Context(), interruptWait)
+	defer cancel()
+	x, err := e.Execute(ctx, &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatalf("Execute: %v (node slow was not interrupted)", err)
+	}
 	wantStatus(t, x, store.ExecutionFailed)
 	if x.Error == nil || x.Error.NodeID != "bad" || !strings.Contains(x.Error.Message, "bad node") {
 		t.Errorf("error = %+v, want the failure of node bad", x.Error)

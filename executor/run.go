@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,9 +35,15 @@ type run struct {
 	// own: each attempt's context ends at the run's deadline at the
 	// latest, and whoever waits between attempts watches the deadline
 	// (see expired, acquire and runNode), which saves a timer per run.
-	ctx      context.Context
-	cancel   context.CancelCauseFunc
-	deadline time.Time
+	// Attempt contexts are not children of ctx, which would cost a map
+	// and a channel per run: cancel ends them itself (see attemptContext).
+	ctx       context.Context
+	cancelCtx context.CancelCauseFunc
+	deadline  time.Time
+
+	amu          sync.Mutex
+	liveAttempts []context.CancelFunc // of running attempts; nil: a free slot
+	attemptSlots [1]context.CancelFunc
 
 	// For runs without a journal both are closedChan: nothing to wait for.
 	journalledCreate chan struct{} // closed by the journal writer once the create is answered
@@ -56,6 +63,7 @@ type run struct {
 	err     error            // journal failure or ErrClosed
 	failed  string           // id of the node that failed the execution
 	events  []store.Event    // slab for the events every run emits (see newEvent)
+	evBuf   [4]store.Event   // the slab of a one-node workflow
 
 	// Storage for the live state of a one-node workflow, which saves
 	// allocations on the most frequent shape of workflow.
@@ -95,7 +103,11 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 	}
 	// A run emits at least two events per node and two of its own.
 	expected := 2*len(p.nodes) + 2
-	r.events = make([]store.Event, 0, expected)
+	if expected <= len(r.evBuf) {
+		r.events = r.evBuf[:0]
+	} else {
+		r.events = make([]store.Event, 0, expected)
+	}
 	if expected <= len(r.histBuf) {
 		r.history = r.histBuf[:0]
 	} else {
@@ -187,10 +199,55 @@ func (r *run) initContext(now time.Time, timeout time.Duration) {
 	// Not a child of the Executor's context: registering with one shared
 	// parent would make every run contend for its lock. Close interrupts
 	// the runs itself (interruptRuns).
-	r.ctx, r.cancel = context.WithCancelCause(context.Background())
+	r.ctx, r.cancelCtx = context.WithCancelCause(context.Background())
+	r.liveAttempts = r.attemptSlots[:0]
 	r.deadline = now.Add(timeout)
 	if timeout <= 0 {
 		r.cancel(errWorkflowTimeout)
+	}
+}
+
+// cancel ends the run's context with cause (unless it has ended), and the
+// contexts of its running attempts. Their cause is context.Canceled: what
+// ended them is the run's cause, which whoever sees an attempt end checks
+// first (r.ctx.Err()).
+func (r *run) cancel(cause error) {
+	r.cancelCtx(cause)
+	r.amu.Lock()
+	var live []context.CancelFunc
+	for _, c := range r.liveAttempts {
+		if c != nil {
+			live = append(live, c)
+		}
+	}
+	r.amu.Unlock()
+	for _, c := range live {
+		c()
+	}
+}
+
+// attemptContext returns the context of an attempt, which ends at
+// deadline with cause, or when the run ends (as a child of r.ctx would,
+// without registering with it: see run.ctx). The returned release must be
+// called once the attempt is over.
+func (r *run) attemptContext(deadline time.Time, cause error) (ctx context.Context, release func()) {
+	ctx, cancel := context.WithDeadlineCause(context.Background(), deadline, cause)
+	r.amu.Lock()
+	slot := slices.IndexFunc(r.liveAttempts, func(c context.CancelFunc) bool { return c == nil })
+	if slot < 0 {
+		slot = len(r.liveAttempts)
+		r.liveAttempts = append(r.liveAttempts, nil)
+	}
+	r.liveAttempts[slot] = cancel
+	r.amu.Unlock()
+	if r.ctx.Err() != nil { // the run ended before cancel saw the slot
+		cancel()
+	}
+	return ctx, func() {
+		r.amu.Lock()
+		r.liveAttempts[slot] = nil
+		r.amu.Unlock()
+		cancel()
 	}
 }
 
@@ -549,8 +606,8 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 	if r.deadline.Before(deadline) {
 		deadline, cause = r.deadline, errWorkflowTimeout
 	}
-	ctx, cancel := context.WithDeadlineCause(r.ctx, deadline, cause)
-	defer cancel()
+	ctx, release := r.attemptContext(deadline, cause)
+	defer release()
 	defer func() {
 		if p := recover(); p != nil {
 			err = &node.Error{NodeID: pn.def.ID, Code: CodePanic, Message: fmt.Sprintf("internal error: %v", p)}
