@@ -189,7 +189,7 @@ var scenarios = []scenario{
 	{"  … at 32 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=32", "server.BenchmarkNoopThroughput/durable/callers=32", "execs/s")},
 	{"  … at 128 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=128", "server.BenchmarkNoopThroughput/durable/callers=128", "execs/s")},
 	{"  … at 512 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=512", "server.BenchmarkNoopThroughput/durable/callers=512", "execs/s")},
-	{"  … executor alone, no RPC (the journal's own cost)", ratio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", 0.40)},
+	{"  … executor alone, no RPC (the journal's own cost)", rateRatio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", "execs/s")},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }
