@@ -141,15 +141,17 @@ func (w *watchdog) unregister(r *run) {
 	w.mu.Unlock()
 }
 
-// The runtime/metrics names of the sampled heap sizes: all heap objects
-// (live or not yet freed) and the live heap marked by the last collection.
+// The runtime/metrics names of the samples: all heap objects (live or not
+// yet freed), the live heap marked by the last collection, and GOGC.
 const (
 	heapMetric = "/memory/classes/heap/objects:bytes"
 	liveMetric = "/gc/heap/live:bytes"
+	gogcMetric = "/gc/gogc:percent"
 )
 
-// readHeap reads the two metrics of s.
-func readHeap(s []metrics.Sample) (heap, live int64) {
+// readHeap reads the three metrics of s. gogc is -1 when the collector's
+// target is off (GOGC=off).
+func readHeap(s []metrics.Sample) (heap, live, gogc int64) {
 	metrics.Read(s)
 	v := func(i int) int64 {
 		if s[i].Value.Kind() != metrics.KindUint64 {
@@ -157,7 +159,22 @@ func readHeap(s []metrics.Sample) (heap, live int64) {
 		}
 		return int64(min(s[i].Value.Uint64(), math.MaxInt64))
 	}
-	return v(0), v(1)
+	gogc = v(2)
+	if gogc == math.MaxInt64 {
+		gogc = -1
+	}
+	return v(0), v(1), gogc
+}
+
+// heapCeiling is the heap size (garbage included) at which the watchdog
+// trips whatever the live heap: the heap the collector lets grow on a live
+// heap at the limit, limit × (1 + GOGC/100), and at least twice the limit
+// (also when GOGC is off, where no such bound exists).
+func heapCeiling(limit, gogc int64) int64 {
+	if gogc <= 100 {
+		return 2 * limit
+	}
+	return limit + limit/100*gogc
 }
 
 // loop samples the heap every interval until stop is closed or no attempt
@@ -166,10 +183,10 @@ func readHeap(s []metrics.Sample) (heap, live int64) {
 // waits for all of them.
 //
 // The sampled heap includes garbage that the collector has not freed yet,
-// which may reach about twice the live heap (GOGC=100). So the watchdog
-// trips when the live heap marked by the last collection exceeds the
-// limit, or when the heap exceeds twice the limit (growth faster than the
-// collector runs). After a trip it waits until the stopped attempts have
+// which may reach about twice the live heap (GOGC=100), or more with a
+// higher GOGC. So the watchdog trips when the live heap marked by the last
+// collection exceeds the limit, or when the heap exceeds heapCeiling
+// (growth faster than the collector runs). After a trip it waits until the stopped attempts have
 // ended, then forces a collection (in the background, watching the growth
 // beyond the garbage meanwhile) so that their garbage neither stays in
 // memory nor trips the next attempts.
@@ -180,7 +197,7 @@ func (w *watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- 
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	sample := []metrics.Sample{{Name: heapMetric}, {Name: liveMetric}}
+	sample := []metrics.Sample{{Name: heapMetric}, {Name: liveMetric}, {Name: gogcMetric}}
 	var tripped []*run        // stopped attempts not yet ended
 	var cleanup chan struct{} // closed when the collection after a trip is done
 	var base int64            // heap size when that collection started
@@ -218,7 +235,7 @@ func (w *watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- 
 		if limit == 0 {
 			limit = DefaultMemoryLimit()
 		}
-		heap, live := readHeap(sample)
+		heap, live, gogc := readHeap(sample)
 		if cleanup != nil {
 			select {
 			case <-cleanup:
@@ -245,7 +262,7 @@ func (w *watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- 
 			if heap-base > limit {
 				tripped = w.trip(heap, limit)
 			}
-		case live > limit || heap > 2*limit:
+		case live > limit || heap > heapCeiling(limit, gogc):
 			tripped = w.trip(max(heap, live), limit)
 		}
 		// Sample faster near the limit: a doubling value gets there quickly.
