@@ -36,14 +36,14 @@ type run struct {
 	// latest, and whoever waits between attempts watches the deadline
 	// (see expired, acquire and runNode), which saves a timer per run.
 	// Attempt contexts are not children of ctx, which would cost a map
-	// and a channel per run: cancel ends them itself (see attemptContext).
+	// and a channel per run: cancel ends them itself (see startAttempt).
 	ctx       context.Context
 	cancelCtx context.CancelCauseFunc
 	deadline  time.Time
 
 	amu          sync.Mutex
-	liveAttempts []context.CancelFunc // of running attempts; nil: a free slot
-	attemptSlots [1]context.CancelFunc
+	liveAttempts []*attemptCtx // of running attempts; nil: a free slot
+	attemptSlots [1]*attemptCtx
 
 	// For runs without a journal both are closedChan: nothing to wait for.
 	journalledCreate chan struct{} // closed by the journal writer once the create is answered
@@ -214,41 +214,44 @@ func (r *run) initContext(now time.Time, timeout time.Duration) {
 func (r *run) cancel(cause error) {
 	r.cancelCtx(cause)
 	r.amu.Lock()
-	var live []context.CancelFunc
-	for _, c := range r.liveAttempts {
-		if c != nil {
-			live = append(live, c)
+	var live []*attemptCtx
+	for _, a := range r.liveAttempts {
+		if a != nil {
+			live = append(live, a)
 		}
 	}
 	r.amu.Unlock()
-	for _, c := range live {
-		c()
+	for _, a := range live {
+		a.end(context.Canceled, context.Canceled)
 	}
 }
 
-// attemptContext returns the context of an attempt, which ends at
-// deadline with cause, or when the run ends (as a child of r.ctx would,
-// without registering with it: see run.ctx). The returned release must be
-// called once the attempt is over.
-func (r *run) attemptContext(deadline time.Time, cause error) (ctx context.Context, release func()) {
-	ctx, cancel := context.WithDeadlineCause(context.Background(), deadline, cause)
+// startAttempt returns the context of an attempt, which ends at deadline
+// with cause, or when the run ends (as a child of r.ctx would, without
+// registering with it: see run.ctx), and the slot to pass to endAttempt
+// once the attempt is over.
+func (r *run) startAttempt(deadline time.Time, cause error) (*attemptCtx, int) {
+	a := newAttemptCtx(deadline, cause)
 	r.amu.Lock()
-	slot := slices.IndexFunc(r.liveAttempts, func(c context.CancelFunc) bool { return c == nil })
+	slot := slices.Index(r.liveAttempts, nil)
 	if slot < 0 {
 		slot = len(r.liveAttempts)
 		r.liveAttempts = append(r.liveAttempts, nil)
 	}
-	r.liveAttempts[slot] = cancel
+	r.liveAttempts[slot] = a
 	r.amu.Unlock()
 	if r.ctx.Err() != nil { // the run ended before cancel saw the slot
-		cancel()
+		a.end(context.Canceled, context.Canceled)
 	}
-	return ctx, func() {
-		r.amu.Lock()
-		r.liveAttempts[slot] = nil
-		r.amu.Unlock()
-		cancel()
-	}
+	return a, slot
+}
+
+// endAttempt ends the context a of an attempt started in slot.
+func (r *run) endAttempt(a *attemptCtx, slot int) {
+	r.amu.Lock()
+	r.liveAttempts[slot] = nil
+	r.amu.Unlock()
+	a.end(context.Canceled, context.Canceled)
 }
 
 // expired reports whether the run's context has ended, first ending it if
@@ -606,8 +609,8 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 	if r.deadline.Before(deadline) {
 		deadline, cause = r.deadline, errWorkflowTimeout
 	}
-	ctx, release := r.attemptContext(deadline, cause)
-	defer release()
+	ctx, slot := r.startAttempt(deadline, cause)
+	defer r.endAttempt(ctx, slot)
 	defer func() {
 		if p := recover(); p != nil {
 			err = &node.Error{NodeID: pn.def.ID, Code: CodePanic, Message: fmt.Sprintf("internal error: %v", p)}

@@ -367,11 +367,9 @@ func (b *Broker) acquirePool(ctx context.Context, pl *plan) (*pool, error) {
 			"secret", p.secret, "secret_version", p.version.version)
 		b.retireOlder(p)
 	} else {
-		select {
-		case <-p.ready:
-		case <-ctx.Done():
+		if err := waitReady(ctx, p); err != nil {
 			b.releasePool(p)
-			return nil, context.Cause(ctx)
+			return nil, err
 		}
 		if p.err != nil {
 			b.releasePool(p)
@@ -379,6 +377,21 @@ func (b *Broker) acquirePool(ctx context.Context, pl *plan) (*pool, error) {
 		}
 	}
 	return p, nil
+}
+
+// waitReady waits until p has been created, or ctx ends.
+func waitReady(ctx context.Context, p *pool) error {
+	select {
+	case <-p.ready: // the usual case: this spares ctx making a Done channel
+		return nil
+	default:
+	}
+	select {
+	case <-p.ready:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
 }
 
 // retireOlder marks the pools of p's lineage with older secret versions

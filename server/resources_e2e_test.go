@@ -410,6 +410,85 @@ else:
 	}
 }
 
+// TestResourceNodeTimeoutInterrupts runs database calls that would wait
+// for ten minutes in a node with a 300ms timeout: a statement on a pooled
+// call, on an acquired connection and in a transaction, and an acquire
+// from a pool whose only connection is held. Each node times out, its
+// statement is cancelled on the server and its connection goes back to the
+// pool, at once: the call is interrupted, not waited out.
+func TestResourceNodeTimeoutInterrupts(t *testing.T) {
+	db := newPGDB(t, testenv.Postgres(t))
+	s := startStack(t, stackOptions{})
+	s.register(t, gatedWorkflow("holder", []string{"db"}, `
+held = get_resource("db").acquire()
+logger.info("holding")
+wait_for("release")
+result = {}
+`))
+	sleepy := &kgwv1.Workflow{Name: "sleepy", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"},
+		Timeout: durationpb.New(300 * time.Millisecond), Code: `
+db = get_resource("db")
+sleep = "SELECT 1 FROM pg_sleep(600)"
+if kind == "pool":
+    db.fetchval(sleep)
+elif kind == "acquired":
+    db.acquire().fetchval(sleep)
+elif kind == "transaction":
+    db.transaction(lambda tx: tx.fetchval(sleep))
+elif kind == "acquire":
+    db.fetchval("SELECT 1")
+result = {}
+`}}}
+	s.register(t, sleepy)
+	// statement_timeout only bounds how long a failure of this test takes.
+	res := map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": 1, "timeout": 600,
+		"server_settings": map[string]any{"application_name": db.appName, "statement_timeout": "40s"}})}
+
+	settled := func(kind string) {
+		t.Helper()
+		eventually(t, kind+": pool and server settling", func() string {
+			p := s.pools(t, "database", db.target())
+			if len(p) != 1 || p[0].GetInUse() != 0 {
+				return fmt.Sprintf("ListPools = %v, want one pool with nothing in use", p)
+			}
+			var n int
+			db.query(t, "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND query LIKE '%pg_sleep(600)%' AND state = 'active' AND pid <> pg_backend_pid()", &n, db.name)
+			if n != 0 {
+				return fmt.Sprintf("%d statements still sleeping", n)
+			}
+			return ""
+		})
+	}
+	run := func(kind string) {
+		t.Helper()
+		// The call is interrupted at 300ms; it would take minutes if it
+		// were waited out.
+		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+		defer cancel()
+		resp, err := s.ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "sleepy", Resources: res,
+			Parameters: params(t, map[string]any{"kind": kind})})
+		if err != nil {
+			t.Fatalf("%s: ExecuteWorkflow: %v", kind, err)
+		}
+		x := resp.GetExecution()
+		if x.GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT || x.GetError().GetCode() != "TIMEOUT" {
+			t.Fatalf("%s: status %v, error %v; want TIMED_OUT with code TIMEOUT", kind, x.GetStatus(), x.GetError())
+		}
+	}
+	for _, kind := range []string{"pool", "acquired", "transaction"} {
+		run(kind)
+		settled(kind)
+	}
+
+	// The pool's only connection is held: the acquire waits, and the
+	// node's timeout ends the wait (the pool's timeout is ten minutes).
+	holder := s.startUntilLog(t, &kgwv1.StartExecutionRequest{Workflow: "holder", Resources: res}, "holding")
+	run("acquire")
+	s.open(t, "holder", "release")
+	mustComplete(t, s.wait(t, holder))
+	settled("acquire")
+}
+
 // pgRole is a login role with a password on a shared PostgreSQL server,
 // dropped at cleanup.
 func pgRole(t *testing.T, srv *testenv.PostgresServer) (user, password string) {

@@ -26,6 +26,7 @@ type acquireWait struct {
 	deadline time.Time
 	timer    *time.Timer // calls expire; stopped between uses
 	unwatch  func() bool // stops the watch of parent.Done (nil: none)
+	onParent func()      // parentDone, made once for all uses
 	done     chan struct{}
 
 	mu       sync.Mutex
@@ -35,7 +36,11 @@ type acquireWait struct {
 
 var _ context.Context = (*acquireWait)(nil)
 
-var acquireWaits = sync.Pool{New: func() any { return new(acquireWait) }}
+var acquireWaits = sync.Pool{New: func() any {
+	w := new(acquireWait)
+	w.onParent = w.parentDone
+	return w
+}}
 
 // startAcquireWait returns a context derived from parent that ends at
 // now+timeout. Call its stop method once the acquire has returned.
@@ -54,9 +59,7 @@ func startAcquireWait(parent context.Context, now time.Time, timeout time.Durati
 	} else {
 		w.timer.Reset(timeout)
 	}
-	if parent.Done() != nil {
-		w.unwatch = context.AfterFunc(parent, w.parentDone)
-	}
+	w.unwatch = afterFunc(parent, w.onParent)
 	return w
 }
 
@@ -123,3 +126,22 @@ func (w *acquireWait) Err() error {
 
 // Value returns the parent's value for key.
 func (w *acquireWait) Value(key any) any { return w.parent.Value(key) }
+
+// afterFuncer is a context with an AfterFunc method, as the executor's
+// attempt contexts have (context.AfterFunc calls it too, but allocates a
+// context of its own to do so).
+type afterFuncer interface {
+	AfterFunc(f func()) (stop func() bool)
+}
+
+// afterFunc is context.AfterFunc(ctx, f), through ctx's AfterFunc method
+// if it has one. It returns nil if ctx never ends.
+func afterFunc(ctx context.Context, f func()) (stop func() bool) {
+	if a, ok := ctx.(afterFuncer); ok {
+		return a.AfterFunc(f)
+	}
+	if ctx.Done() == nil {
+		return nil
+	}
+	return context.AfterFunc(ctx, f)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
@@ -94,6 +95,70 @@ func (h *canceller) cancel(stop <-chan struct{}, done chan<- struct{}) {
 		wait = min(max(2*wait, 20*time.Millisecond), cancelRetryMax)
 		retry.Reset(wait)
 	}
+}
+
+// statementWatch cancels a statement when the context of its call ends,
+// as pgx's context watcher would with canceller. The statement itself runs
+// with a context that never ends (see watchStatement), so that pgx does
+// not register with the call's context for every statement: registering
+// here costs less, mostly with the executor's attempt contexts (see
+// afterFunc), and a watch is reused unless it had to cancel.
+type statementWatch struct {
+	ctx      context.Context
+	conn     *pgconn.PgConn
+	stop     func() bool
+	onCancel func()         // w.cancel, made once for all uses
+	started  sync.WaitGroup // held while cancel may still start
+	c        canceller
+}
+
+var statementWatches = sync.Pool{New: func() any {
+	w := new(statementWatch)
+	w.onCancel = w.cancel
+	return w
+}}
+
+// watchStatement starts watching ctx for a statement about to run on
+// conn. It returns the context to run the statement with and the watch to
+// end once the statement has returned, or ctx itself and a nil watch when
+// ctx has ended (pgx then fails the call at once) or never ends.
+func watchStatement(ctx context.Context, conn *pgconn.PgConn) (context.Context, *statementWatch) {
+	if ctx.Err() != nil {
+		return ctx, nil
+	}
+	w := statementWatches.Get().(*statementWatch)
+	w.ctx, w.conn = ctx, conn
+	w.started.Add(1)
+	if w.stop = afterFunc(ctx, w.onCancel); w.stop == nil {
+		w.started.Done()
+		w.ctx, w.conn = nil, nil
+		statementWatches.Put(w)
+		return ctx, nil
+	}
+	return context.WithoutCancel(ctx), w
+}
+
+func (w *statementWatch) cancel() {
+	defer w.started.Done()
+	w.c = canceller{conn: w.conn}
+	w.c.HandleCancel(w.ctx)
+}
+
+// end stops the watch once the statement has returned. If ctx ended while
+// it ran, end waits, as pgx's watcher does, until no cancel request can
+// still reach the backend. A nil watch does nothing.
+func (w *statementWatch) end() {
+	if w == nil {
+		return
+	}
+	if !w.stop() {
+		w.started.Wait()
+		w.c.HandleUnwatchAfterCancel()
+		return // not reused: cancelling is rare, and w.c is done with
+	}
+	w.started.Done()
+	w.ctx, w.conn, w.stop = nil, nil, nil
+	statementWatches.Put(w)
 }
 
 // cancelled returns err, the failure of a call made with ctx, with the

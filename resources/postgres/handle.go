@@ -168,7 +168,9 @@ func (h *Handle) run(ctx context.Context, sql string, args []any, f queryFunc) (
 		return nil, err
 	}
 	defer func() { giveBack(c, clean) }()
-	out, tag, err := f(ctx, c.Conn(), sql, args)
+	qctx, w := watchStatement(ctx, c.Conn().PgConn())
+	out, tag, err := f(qctx, c.Conn(), sql, args)
+	w.end()
 	if err == nil && !cleanTag(tag) {
 		clean = false
 	}
@@ -283,7 +285,9 @@ func (c *heldConn) exec(ctx context.Context, tx *txValue, sql string, args []any
 		}
 		var tag pgconn.CommandTag
 		var err error
-		out, tag, err = f(ctx, q, sql, args)
+		qctx, w := watchStatement(ctx, c.conn.Conn().PgConn())
+		out, tag, err = f(qctx, q, sql, args)
+		w.end()
 		if err == nil && !cleanTag(tag) {
 			c.dirty = true
 		}
