@@ -38,7 +38,7 @@ type attemptCtx struct {
 	// funcs are the callbacks registered by AfterFunc and not yet run
 	// or stopped, under ids from lastID.
 	funcs   []afterFunc
-	funcBuf [2]afterFunc
+	funcBuf [1]afterFunc
 	lastID  uint64
 	// causeCtx is made by Value once a has ended (see attemptCtx).
 	causeCtx context.Context
@@ -51,10 +51,10 @@ type afterFunc struct {
 
 var _ context.Context = (*attemptCtx)(nil)
 
-// newAttemptCtx returns a running context that ends at deadline with
-// cause atTimeout.
-func newAttemptCtx(deadline time.Time, atTimeout error) *attemptCtx {
-	a := &attemptCtx{deadline: deadline, atTimeout: atTimeout}
+// start starts a, a zero attemptCtx, as a context that ends at deadline
+// with cause atTimeout. An attemptCtx cannot be started twice.
+func (a *attemptCtx) start(deadline time.Time, atTimeout error) {
+	a.deadline, a.atTimeout = deadline, atTimeout
 	a.funcs = a.funcBuf[:0]
 	if d := time.Until(deadline); d > 0 {
 		a.mu.Lock() // expire may run before AfterFunc returns
@@ -63,7 +63,6 @@ func newAttemptCtx(deadline time.Time, atTimeout error) *attemptCtx {
 	} else {
 		a.end(context.DeadlineExceeded, atTimeout)
 	}
-	return a
 }
 
 func (a *attemptCtx) expire() { a.end(context.DeadlineExceeded, a.atTimeout) }

@@ -9,6 +9,12 @@ import (
 
 var errTestCause = errors.New("test cause")
 
+func startedAttemptCtx(deadline time.Time, atTimeout error) *attemptCtx {
+	a := new(attemptCtx)
+	a.start(deadline, atTimeout)
+	return a
+}
+
 // waitDone fails t unless c is closed within a few seconds.
 func waitDone(t *testing.T, c <-chan struct{}, what string) {
 	t.Helper()
@@ -21,7 +27,7 @@ func waitDone(t *testing.T, c <-chan struct{}, what string) {
 
 func TestAttemptCtxDeadline(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Millisecond)
-	a := newAttemptCtx(deadline, errTestCause)
+	a := startedAttemptCtx(deadline, errTestCause)
 	if d, ok := a.Deadline(); !ok || !d.Equal(deadline) {
 		t.Errorf("Deadline() = %v, %v; want %v, true", d, ok, deadline)
 	}
@@ -43,7 +49,7 @@ func TestAttemptCtxDeadline(t *testing.T) {
 }
 
 func TestAttemptCtxPastDeadline(t *testing.T) {
-	a := newAttemptCtx(time.Now().Add(-time.Second), errTestCause)
+	a := startedAttemptCtx(time.Now().Add(-time.Second), errTestCause)
 	if !errors.Is(a.Err(), context.DeadlineExceeded) || context.Cause(a) != errTestCause {
 		t.Fatalf("Err() = %v, Cause = %v; want DeadlineExceeded, %v", a.Err(), context.Cause(a), errTestCause)
 	}
@@ -51,7 +57,7 @@ func TestAttemptCtxPastDeadline(t *testing.T) {
 }
 
 func TestAttemptCtxAfterFunc(t *testing.T) {
-	a := newAttemptCtx(time.Now().Add(time.Hour), errTestCause)
+	a := startedAttemptCtx(time.Now().Add(time.Hour), errTestCause)
 	ran := make(chan struct{})
 	a.AfterFunc(func() { close(ran) })
 	stopped := false

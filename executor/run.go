@@ -75,6 +75,11 @@ type run struct {
 
 	attemptBuf  node.Attempt // see attempt
 	attemptBusy atomic.Bool
+	// The context of the run's first attempt (see startAttempt): an
+	// attempt's context may still be referred to after the attempt, so
+	// it serves once.
+	firstCtxUsed atomic.Bool
+	firstCtx     attemptCtx
 }
 
 // outcome is what a node goroutine reports to the scheduler.
@@ -231,7 +236,11 @@ func (r *run) cancel(cause error) {
 // registering with it: see run.ctx), and the slot to pass to endAttempt
 // once the attempt is over.
 func (r *run) startAttempt(deadline time.Time, cause error) (*attemptCtx, int) {
-	a := newAttemptCtx(deadline, cause)
+	a := &r.firstCtx
+	if !r.firstCtxUsed.CompareAndSwap(false, true) {
+		a = new(attemptCtx)
+	}
+	a.start(deadline, cause)
 	r.amu.Lock()
 	slot := slices.Index(r.liveAttempts, nil)
 	if slot < 0 {

@@ -3,6 +3,9 @@
 // was measured in the same run, as a ratio, with the target it should meet.
 //
 // Usage: go test -run '^$' -bench . ./... | go run ./internal/benchreport
+//
+// A benchmark that ran several times (-count) counts by the median of its
+// runs; see ratio for paired baselines.
 package main
 
 import (
@@ -10,16 +13,36 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 )
 
-// result is one benchmark line: its metrics by unit (ns/op, execs/s, …).
-type result map[string]float64
+// result is a benchmark's metrics by unit (ns/op, execs/s, …): one value
+// per time it ran (go test -count).
+type result map[string][]float64
 
 // results maps "package.BenchmarkName" (without the -GOMAXPROCS suffix) to
 // its metrics.
 type results map[string]result
+
+// value returns the median of the values of unit measured for key.
+func (rs results) value(key, unit string) (float64, bool) {
+	v := rs[key][unit]
+	if len(v) == 0 {
+		return 0, false
+	}
+	return median(v), true
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
 
 // parse reads benchmark output, copying every line to echo.
 func parse(r io.Reader, echo io.Writer) (results, error) {
@@ -47,15 +70,19 @@ func parse(r io.Reader, echo io.Writer) (results, error) {
 				name = name[:i]
 			}
 		}
-		m := result{}
+		key := pkg[strings.LastIndex(pkg, "/")+1:] + "." + name
+		m := out[key]
+		if m == nil {
+			m = result{}
+			out[key] = m
+		}
 		for i := 2; i+1 < len(f); i += 2 {
 			v, err := strconv.ParseFloat(f[i], 64)
 			if err != nil {
 				break
 			}
-			m[f[i+1]] = v
+			m[f[i+1]] = append(m[f[i+1]], v)
 		}
-		out[pkg[strings.LastIndex(pkg, "/")+1:]+"."+name] = m
 	}
 	return out, sc.Err()
 }
@@ -69,16 +96,16 @@ type scenario struct {
 }
 
 func nsPerOp(rs results, key string) (float64, bool) {
-	r, ok := rs[key]
-	if !ok {
-		return 0, false
-	}
-	v, ok := r["ns/op"]
+	v, ok := rs.value(key, "ns/op")
 	return v, ok && v > 0
 }
 
 // ratio reports candidate throughput as a fraction of the baseline's, both
-// measured as ns/op in the same run.
+// measured as ns/op in the same run. When both ran several times, in
+// turns (one benchmark with both as sub-benchmarks, run several times),
+// each candidate run is compared with the baseline run just before it, and the report gives the
+// median of those ratios and their range: both sides of a pair see the
+// same load on the machine.
 func ratio(baseline, candidate string, min float64) func(results) (string, string, bool, bool) {
 	return func(rs results) (string, string, bool, bool) {
 		b, ok1 := nsPerOp(rs, baseline)
@@ -86,9 +113,20 @@ func ratio(baseline, candidate string, min float64) func(results) (string, strin
 		if !ok1 || !ok2 {
 			return "", "", false, false
 		}
-		r := b / c
-		fig := fmt.Sprintf("%.2f× (%s/op vs baseline %s/op)", r, dur(c), dur(b))
-		return fig, fmt.Sprintf("≥ %.2f×", min), r >= min, true
+		target := fmt.Sprintf("≥ %.2f×", min)
+		bs, cs := rs[baseline]["ns/op"], rs[candidate]["ns/op"]
+		if len(bs) < 2 || len(bs) != len(cs) {
+			r := b / c
+			return fmt.Sprintf("%.2f× (%s/op vs baseline %s/op)", r, dur(c), dur(b)), target, r >= min, true
+		}
+		pairs := make([]float64, len(bs))
+		for i := range bs {
+			pairs[i] = bs[i] / cs[i]
+		}
+		r := median(pairs)
+		fig := fmt.Sprintf("%.2f× (median of %d paired runs, %.2f–%.2f; %s/op vs baseline %s/op)",
+			r, len(pairs), slices.Min(pairs), slices.Max(pairs), dur(c), dur(b))
+		return fig, target, r >= min, true
 	}
 }
 
@@ -110,8 +148,8 @@ func overhead(baseline, candidate string, maxNs float64) func(results) (string, 
 // baseline; it has no target.
 func rate(candidate, baseline, unit string) func(results) (string, string, bool, bool) {
 	return func(rs results) (string, string, bool, bool) {
-		c, ok1 := rs[candidate][unit]
-		b, ok2 := rs[baseline][unit]
+		c, ok1 := rs.value(candidate, unit)
+		b, ok2 := rs.value(baseline, unit)
 		if !ok1 || !ok2 || b == 0 {
 			return "", "", false, false
 		}
@@ -122,9 +160,9 @@ func rate(candidate, baseline, unit string) func(results) (string, string, bool,
 // peak returns the highest value of unit among the benchmarks named
 // prefix+"/"+something (one per concurrency), with that something.
 func peak(rs results, prefix, unit string) (v float64, at string, ok bool) {
-	for name, r := range rs {
+	for name := range rs {
 		sub, found := strings.CutPrefix(name, prefix+"/")
-		if x, has := r[unit]; found && has && x > v {
+		if x, has := rs.value(name, unit); found && has && x > v {
 			v, at, ok = x, sub, true
 		}
 	}
@@ -150,8 +188,8 @@ func peakRatio(baseline, candidate, unit string, min float64) func(results) (str
 // information (no target).
 func rateRatio(baseline, candidate, unit string) func(results) (string, string, bool, bool) {
 	return func(rs results) (string, string, bool, bool) {
-		c, ok1 := rs[candidate][unit]
-		b, ok2 := rs[baseline][unit]
+		c, ok1 := rs.value(candidate, unit)
+		b, ok2 := rs.value(baseline, unit)
 		if !ok1 || !ok2 || b == 0 {
 			return "", "", false, false
 		}

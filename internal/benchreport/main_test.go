@@ -26,10 +26,10 @@ func TestParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := rs["executor.BenchmarkNoopDurable"]["execs/s"]; got != 5000 {
+	if got, _ := rs.value("executor.BenchmarkNoopDurable", "execs/s"); got != 5000 {
 		t.Errorf("NoopDurable execs/s = %v, want 5000", got)
 	}
-	if got := rs["server.BenchmarkFetchval/workflow-node"]["ns/op"]; got != 50000 {
+	if got, _ := rs.value("server.BenchmarkFetchval/workflow-node", "ns/op"); got != 50000 {
 		t.Errorf("Fetchval/workflow-node ns/op = %v, want 50000", got)
 	}
 }
@@ -63,5 +63,37 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("report = %q met=%v ok=%v, want met=%v ok=%v", fig, met, ok, tc.wantMet, tc.wantOK)
 			}
 		})
+	}
+}
+
+// paired is the output of a benchmark with a baseline and a candidate,
+// run three times.
+const paired = `pkg: github.com/kailash-gateway/kgw/server
+BenchmarkFetchval/bare-pgxpool-2         	  50000	     10000 ns/op
+BenchmarkFetchval/workflow-node-2        	  30000	     20000 ns/op
+BenchmarkFetchval/bare-pgxpool-2         	  50000	     20000 ns/op
+BenchmarkFetchval/workflow-node-2        	  30000	     25000 ns/op
+BenchmarkFetchval/bare-pgxpool-2         	  50000	     12000 ns/op
+BenchmarkFetchval/workflow-node-2        	  30000	     40000 ns/op
+`
+
+func TestPairedRatio(t *testing.T) {
+	rs, err := parse(strings.NewReader(paired), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := rs.value("server.BenchmarkFetchval/workflow-node", "ns/op"); got != 25000 {
+		t.Errorf("median ns/op = %v, want 25000", got)
+	}
+	// Pairs: 0.5, 0.8, 0.3; their median is 0.5, where the ratio of the
+	// medians would be 12000/25000 = 0.48.
+	for _, tc := range []struct {
+		min  float64
+		want bool
+	}{{0.5, true}, {0.51, false}} {
+		fig, _, met, ok := ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", tc.min)(rs)
+		if !ok || met != tc.want || !strings.HasPrefix(fig, "0.50× (median of 3 paired runs, 0.30–0.80;") {
+			t.Errorf("target %.2f: report %q met=%v ok=%v, want met=%v", tc.min, fig, met, ok, tc.want)
+		}
 	}
 }
