@@ -83,7 +83,7 @@ func (a *attemptCtx) end(err, cause error) {
 		close(a.done)
 	}
 	funcs, timer := a.funcs, a.timer
-	a.funcs = nil
+	a.funcs, a.timer = nil, nil
 	a.mu.Unlock()
 	if timer != nil {
 		timer.Stop()

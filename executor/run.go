@@ -642,7 +642,13 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		// The runtime keeps no reference to a after Run returns, so
 		// the run's own Attempt serves one attempt at a time.
 		a = &r.attemptBuf
-		defer r.attemptBusy.Store(false)
+		defer func() {
+			// Drop what the attempt referred to: a finished run stays
+			// in memory a while (Executor.recent), scanned by every
+			// collection.
+			*a = node.Attempt{}
+			r.attemptBusy.Store(false)
+		}()
 	} else {
 		a = new(node.Attempt)
 	}
