@@ -34,8 +34,9 @@ type stack struct {
 	sec kgwv1.SecretServiceClient
 	res kgwv1.ResourceServiceClient
 
-	auth *access.Authenticator
-	st   *sqlite.Store
+	auth      *access.Authenticator
+	st        *sqlite.Store
+	storePath string
 }
 
 type stackOptions struct {
@@ -78,7 +79,8 @@ func (s *stack) dialAs(t testing.TB, token string) *grpc.ClientConn {
 func startStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/kgw.db")
+	storePath := t.TempDir() + "/kgw.db"
+	st, err := sqlite.Open(ctx, storePath)
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
 	}
@@ -114,7 +116,7 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	s := &stack{srv: srv, exec: exec, broker: broker, addr: lis.Addr().String(), auth: authn, st: st}
+	s := &stack{srv: srv, exec: exec, broker: broker, addr: lis.Addr().String(), auth: authn, st: st, storePath: storePath}
 	t.Cleanup(func() {
 		// The shutdown order of `kgw serve`.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
