@@ -33,7 +33,6 @@ type testCA struct {
 	pem  []byte
 }
 
-
 func nextSerial() *big.Int {
 	b := make([]byte, 16)
 	rand.Read(b)
