@@ -16,6 +16,8 @@ import (
 
 	"github.com/kailash-gateway/kgw/access"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/server"
+	"github.com/kailash-gateway/kgw/store"
 )
 
 // lockedBuffer is a log sink safe for concurrent writes.
@@ -248,5 +250,35 @@ func TestMaxExecutionsPerCaller(t *testing.T) {
 	}
 	if _, err := b.StartExecution(ctx, &kgwv1.StartExecutionRequest{Workflow: "slow"}); err != nil {
 		t.Errorf("another caller: %v, want it started", err)
+	}
+}
+
+// TestAuthorizeResume: the check run before a claimed execution resumes
+// follows the caller's grants and key as they are at resume time.
+func TestAuthorizeResume(t *testing.T) {
+	s := startStack(t, stackOptions{authRequired: true})
+	ctx := t.Context()
+	if _, err := s.sec.StoreSecret(ctx, &kgwv1.StoreSecretRequest{Name: "db", Value: params(t, map[string]any{"password": "pw-resume"}),
+		AllowedCallers: []string{"role:executor"}}); err != nil {
+		t.Fatal(err)
+	}
+	key := s.key(t, access.RoleExecutor)
+	caller := "key:" + strings.Split(key, "_")[1]
+	check := server.AuthorizeResume(s.st, s.auth, nil)
+	specs := map[string]store.ResourceSpec{"db": {Type: "database", CredentialsRef: "db"}}
+	if err := check(ctx, caller, specs); err != nil {
+		t.Fatalf("granted caller: %v", err)
+	}
+	if err := check(ctx, "jwt:stranger", specs); err == nil {
+		t.Errorf("a caller without the role or a grant may resume")
+	}
+	if err := check(ctx, caller, map[string]store.ResourceSpec{"db": {Type: "database", CredentialsRef: "gone"}}); err == nil {
+		t.Errorf("a missing secret may be resumed with")
+	}
+	if err := s.auth.Keys.Revoke(ctx, strings.Split(key, "_")[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(ctx, caller, specs); err == nil {
+		t.Errorf("a revoked key's execution may resume with a role-granted secret")
 	}
 }
