@@ -234,7 +234,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	var code codes.Code
 	var reason, msg string
 	switch {
-	case errors.Is(err, errNoBroker):
+	case errors.Is(err, errNoBroker), errors.Is(err, errNoAccess):
 		return withDetails(codes.Unimplemented, err.Error(), errorInfo(ReasonUnimplemented))
 	case errors.Is(err, executor.ErrClosed), errors.Is(err, resources.ErrClosed):
 		return withDetails(codes.Unavailable, "the gateway is shutting down; retry on another instance", errorInfo(ReasonShuttingDown))
