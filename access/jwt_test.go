@@ -270,3 +270,35 @@ func TestJWTConfigRefused(t *testing.T) {
 		t.Errorf("a JWKS with only a 1024-bit RSA key was accepted")
 	}
 }
+
+// TestJWTUnknownKidRateLimited: tokens naming unknown kids re-read the JWKS
+// at most once per MinRefreshInterval, however many arrive at once.
+func TestJWTUnknownKidRateLimited(t *testing.T) {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	known := &signer{kid: "k1", alg: "ES256", key: k}
+	jw := newJWKS(t, known.jwk(true))
+	v, err := access.NewJWTVerifier(t.Context(), access.JWTConfig{JWKSURL: jw.srv.URL, Issuer: issuer, Audience: audience,
+		MinRefreshInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := jw.count()
+	var wg sync.WaitGroup
+	for i := range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &signer{kid: "unknown-" + string(rune('a'+i)), alg: "ES256", key: k}
+			if _, err := v.Verify(t.Context(), s.sign(t, nil, claims(time.Now(), nil))); err == nil {
+				t.Errorf("token with an unknown kid accepted")
+			}
+		}()
+	}
+	wg.Wait()
+	if got := jw.count() - before; got != 0 {
+		t.Errorf("20 unknown kids within MinRefreshInterval of the first read fetched the JWKS %d times, want 0", got)
+	}
+	if _, err := v.Verify(t.Context(), known.sign(t, nil, claims(time.Now(), nil))); err != nil {
+		t.Errorf("known kid: %v", err)
+	}
+}
