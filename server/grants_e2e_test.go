@@ -282,3 +282,63 @@ func TestAuthorizeResume(t *testing.T) {
 		t.Errorf("a revoked key's execution may resume with a role-granted secret")
 	}
 }
+
+// TestWorkflowGrants: a workflow's allowed_callers decides who may execute
+// it; a new version or a delete needs its creator or an admin.
+func TestWorkflowGrants(t *testing.T) {
+	s := startStack(t, stackOptions{authRequired: true})
+	ctx := t.Context()
+	keyA, keyB := s.key(t, access.RoleExecutor), s.key(t, access.RoleExecutor)
+	idA := "key:" + strings.Split(keyA, "_")[1]
+	devKey, otherDev := s.key(t, access.RoleDeveloper), s.key(t, access.RoleDeveloper)
+	dev := kgwv1.NewWorkflowServiceClient(s.dialAs(t, devKey))
+	wf := func(callers ...string) *kgwv1.Workflow {
+		return &kgwv1.Workflow{Name: "private", AllowedCallers: callers, Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}}
+	}
+	reg, err := dev.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf(idA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.GetWorkflow().GetCreator() != "key:"+strings.Split(devKey, "_")[1] || len(reg.GetWorkflow().GetAllowedCallers()) != 1 {
+		t.Errorf("registered workflow creator %q callers %v", reg.GetWorkflow().GetCreator(), reg.GetWorkflow().GetAllowedCallers())
+	}
+	run := func(key string) error {
+		_, err := kgwv1.NewExecutionServiceClient(s.dialAs(t, key)).ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "private"})
+		return err
+	}
+	if err := run(keyA); err != nil {
+		t.Errorf("listed executor: %v", err)
+	}
+	if err := run(keyB); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("unlisted executor: %v, want PERMISSION_DENIED", err)
+	}
+	other := kgwv1.NewWorkflowServiceClient(s.dialAs(t, otherDev))
+	if _, err := other.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf("role:executor")}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("another developer registering a new version: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := other.DeleteWorkflow(ctx, &kgwv1.DeleteWorkflowRequest{Name: "private"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("another developer deleting: %v, want PERMISSION_DENIED", err)
+	}
+	// The creator widens it to every executor; an empty list keeps it.
+	if _, err := dev.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf("role:executor")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf()}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dev.GetWorkflow(ctx, &kgwv1.GetWorkflowRequest{Name: "private"})
+	if err != nil || got.GetWorkflow().GetVersion() != 3 || strings.Join(got.GetWorkflow().GetAllowedCallers(), ",") != "role:executor" {
+		t.Fatalf("GetWorkflow = %v, %v", got, err)
+	}
+	if err := run(keyB); err != nil {
+		t.Errorf("executor after role:executor was granted: %v", err)
+	}
+	if _, err := dev.DeleteWorkflow(ctx, &kgwv1.DeleteWorkflowRequest{Name: "private"}); err != nil {
+		t.Errorf("creator deleting: %v", err)
+	}
+	// After the delete the name is free: another developer becomes the
+	// creator of the next registration.
+	if r, err := other.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf()}); err != nil || r.GetWorkflow().GetCreator() != "key:"+strings.Split(otherDev, "_")[1] {
+		t.Errorf("registering a deleted name: %v, %v", r.GetWorkflow().GetCreator(), err)
+	}
+}
