@@ -324,7 +324,8 @@ func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int
 func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
 	var out []*store.Execution
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE executions e SET owner = $1
+		rows, err := tx.Query(ctx, `UPDATE executions e SET owner = $1, epoch = e.epoch + 1,
+				restarts = e.restarts + CASE WHEN e.owner <> '' THEN 1 ELSE 0 END
 			FROM (SELECT x.id FROM executions x
 				WHERE x.status < $2 AND (x.owner = '' OR NOT EXISTS (
 					SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $3))

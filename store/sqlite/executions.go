@@ -127,7 +127,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
 	var out []*store.Execution
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE executions SET owner = ?
+		rows, err := tx.QueryContext(ctx, `UPDATE executions SET owner = ?, epoch = epoch + 1, restarts = restarts + (owner <> '')
 			WHERE status < ? AND (owner = '' OR NOT EXISTS (
 				SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?))
 			RETURNING `+executionColumns,

@@ -22,8 +22,9 @@ func sampleExecution(id string, created time.Time) *store.Execution {
 				"named": {Ref: "orders_db"},
 				"api":   {Type: "http_client", Config: map[string]any{"base_url": "https://api.example.com"}, CredentialsRef: "api", CredentialsKey: "stripe"},
 			},
-			Context: map[string]any{"request_id": "r-1", "tags": []any{"a", "b"}},
-			Timeout: 45 * time.Second,
+			Context:     map[string]any{"request_id": "r-1", "tags": []any{"a", "b"}},
+			Timeout:     45 * time.Second,
+			Fingerprint: "sha256:0123abcd",
 		},
 		Nodes: []*store.NodeState{
 			{NodeID: "fetch", Status: store.NodePending},
@@ -33,6 +34,7 @@ func sampleExecution(id string, created time.Time) *store.Execution {
 		CreateTime: created,
 		Caller:     "svc-a",
 		Owner:      "gw-1",
+		Epoch:      1, // what the store reads back for a new execution
 	}
 }
 

@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener) {
 		{"Journal/ConcurrentExecutions", testConcurrentExecutions},
 		{"Execution/ClaimAndHeartbeat", testClaim},
 		{"Execution/ConcurrentClaimsAreDisjoint", testConcurrentClaims},
+		{"Execution/ClaimCountsEpochAndRestarts", testClaimCounters},
 		{"Execution/DeleteBefore", testDeleteBefore},
 		{"Secret/VersionsGetListDelete", testSecrets},
 		{"Secret/ListPagination", testSecretList},

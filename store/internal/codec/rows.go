@@ -16,7 +16,7 @@ type Row interface {
 // ExecutionColumns lists the executions columns, in the order
 // ScanExecution reads them.
 const ExecutionColumns = `id, workflow, version, status, request, error, create_time, start_time, end_time,
-	idempotency_key, caller, owner`
+	idempotency_key, caller, owner, epoch, restarts`
 
 // ScanExecution reads an execution, without its nodes, from a row of
 // ExecutionColumns.
@@ -29,7 +29,7 @@ func ScanExecution(row Row) (*store.Execution, error) {
 		create, start, end int64
 	)
 	if err := row.Scan(&e.ID, &e.Workflow, &e.Version, &status, &req, &errJSON, &create, &start, &end,
-		&e.IdempotencyKey, &e.Caller, &e.Owner); err != nil {
+		&e.IdempotencyKey, &e.Caller, &e.Owner, &e.Epoch, &e.Restarts); err != nil {
 		return nil, err
 	}
 	e.Status = store.ExecutionStatus(status)
