@@ -38,6 +38,10 @@ const (
 	CodePanic = "PANIC"
 	// CodeNodeError: any other failure of a node.
 	CodeNodeError = "NODE_ERROR"
+	// CodeRestartLimit: the gateway stopped without releasing the
+	// execution (a crash or kill) more often than Config.MaxNodeRestarts
+	// allows, so recovery failed it instead of resuming it again.
+	CodeRestartLimit = "RESTART_LIMIT"
 )
 
 // LaggingError is the error a lagging subscription ends with. It satisfies

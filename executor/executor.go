@@ -39,6 +39,8 @@ const (
 	DefaultRecoveryInterval = 15 * time.Second
 	// DefaultRetention is the default of Config.Retention.
 	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultMaxNodeRestarts is the default of Config.MaxNodeRestarts.
+	DefaultMaxNodeRestarts = 3
 )
 
 // Retry defaults of DESIGN.md §3 and the size of the finished-run cache.
@@ -122,6 +124,14 @@ type Config struct {
 	// the previous process left. Never set it on a store shared by
 	// replicas: it would take over executions that a live replica runs.
 	RecoverAllOnStart bool
+	// MaxNodeRestarts is how many times an execution may be interrupted
+	// by the stop of the gateway running it without a release (a crash,
+	// SIGKILL, an out-of-memory kill; store.Execution.Restarts) and still
+	// be resumed. The next recovery fails it with CodeRestartLimit
+	// instead, so that a node that crashes the process at every start
+	// cannot crash it forever. 0 means DefaultMaxNodeRestarts; negative
+	// means no limit.
+	MaxNodeRestarts int
 	// Retention is how long finished executions and their events are kept
 	// (default 7 days); a negative value keeps them forever. Deletion runs
 	// after Recover, periodically, and on DeleteExpired.
@@ -156,6 +166,11 @@ type Request struct {
 	IdempotencyKey string
 	// Caller is the authenticated principal ("" = anonymous).
 	Caller string
+	// Fingerprint identifies the request as its caller wrote it (see
+	// store.ExecutionRequest.Fingerprint). A request whose IdempotencyKey
+	// names an execution with another fingerprint is refused with an
+	// *IdempotencyMismatchError; "" matches only "".
+	Fingerprint string
 }
 
 // An Executor runs workflows. It is safe for concurrent use. Close must be
@@ -225,6 +240,9 @@ func New(cfg Config) *Executor {
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
+	}
+	if cfg.MaxNodeRestarts == 0 {
+		cfg.MaxNodeRestarts = DefaultMaxNodeRestarts
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -168,7 +169,9 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 		IdempotencyKey: req.IdempotencyKey,
 		Caller:         req.Caller,
 		Owner:          e.cfg.Owner,
+		Epoch:          1, // as the store journals a new execution
 	}
+	r.x.Request.Fingerprint = req.Fingerprint
 	return r
 }
 
@@ -549,16 +552,23 @@ func (r *run) failFast(o *outcome) {
 func (r *run) runNode(i int, inputs map[string]any) outcome {
 	pn := &r.p.nodes[i]
 	r.mu.Lock()
-	first := r.x.Nodes[i].Attempts + 1 // a resumed node continues its count
+	epoch := int32(min(r.x.Epoch, math.MaxInt32/2))
 	r.mu.Unlock()
 	var failed int32 // attempts that failed; an interrupted one does not count
 	if r.failedBefore != nil {
 		failed = r.failedBefore[i]
 	}
-	for attempt := first; ; attempt++ {
+	var last int32 // the attempt that ran last in this run (0: none)
+	for {
+		// Attempt numbers are epoch + failed attempts (docs/durability.md):
+		// a retry starts only once the failure before it is journalled, so
+		// the first attempt after a claim is numbered above every attempt
+		// that may have run under an earlier epoch, journalled or not.
+		attempt := epoch + failed
 		if !r.acquire() {
-			return r.interrupted(i, attempt-1)
+			return r.interrupted(i, last)
 		}
+		last = attempt
 		started := r.nodeStarted(i, attempt)
 		res, err, nodeTimeout := r.attempt(i, attempt, inputs, started)
 		<-r.e.sem
@@ -585,7 +595,12 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			return outcome{i: i, err: xe}
 		}
 		wait := backoff(pn.retry, failed)
-		r.nodeRetrying(i, attempt, xe, wait)
+		if journalled := r.nodeRetrying(i, attempt, xe, wait); journalled != nil {
+			// The next attempt starts once this failure is durable, which
+			// the attempt numbering relies on.
+			<-journalled
+			r.e.journal.busy.Add(1)
+		}
 		d, late := wait, false // late: the run's deadline comes first
 		if left := time.Until(r.deadline); left < d {
 			d, late = left, true
@@ -792,7 +807,14 @@ func (r *run) nodeFailed(i int, attempt int32, xe *store.ExecError, status store
 		r.p.self(i), false, nil)
 }
 
-func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.Duration) {
+// nodeRetrying returns, for a durable run, a channel closed once the
+// failure is journalled; the run then counts as waiting for the journal
+// (not busy) until the caller adds it back.
+func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.Duration) (journalled chan struct{}) {
+	if r.durable {
+		journalled = make(chan struct{})
+		r.e.journal.busy.Add(-1)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.e.now()
@@ -801,7 +823,8 @@ func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.
 	r.commitLocked(r.newEvent(store.Event{
 		Kind: store.EventNodeRetrying, Time: now, NodeID: s.NodeID, Attempt: attempt,
 		Error: xe, Backoff: wait,
-	}), r.p.self(i), false, nil)
+	}), r.p.self(i), false, journalled)
+	return journalled
 }
 
 func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fields map[string]any) {

@@ -22,7 +22,7 @@ func TestParseServeConfig(t *testing.T) {
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
-		Retention: 168 * time.Hour,
+		Retention: 168 * time.Hour, MaxNodeRestarts: 3,
 	}
 	tests := []struct {
 		name string
@@ -49,6 +49,10 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = 24*time.Hour, 512<<20 }},
 		{"keep forever, no watchdog", []string{"--retention", "0s", "--node-memory-limit", "-1"}, nil,
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
+		{"restart limit", []string{"--max-node-restarts", "5"}, map[string]string{"KGW_MAX_NODE_RESTARTS": "1"},
+			func(c *serveConfig) { c.MaxNodeRestarts = 5 }},
+		{"restart limit from env, none", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "-1"},
+			func(c *serveConfig) { c.MaxNodeRestarts = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +85,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad timeout", nil, map[string]string{"KGW_SHUTDOWN_TIMEOUT": "soon"}, "shutdown timeout"},
 		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
+		{"bad restart limit", []string{"--max-node-restarts", "three"}, nil, "max node restarts"},
+		{"zero restart limit", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "0"}, "max node restarts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -99,6 +99,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		// PostgreSQL store wait until the owner's heartbeat is stale.
 		RecoverAllOnStart: kind == "sqlite",
 		Retention:         cfg.Retention,
+		MaxNodeRestarts:   cfg.MaxNodeRestarts,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
