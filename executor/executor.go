@@ -169,7 +169,8 @@ type Request struct {
 	// Fingerprint identifies the request as its caller wrote it (see
 	// store.ExecutionRequest.Fingerprint). A request whose IdempotencyKey
 	// names an execution with another fingerprint is refused with an
-	// *IdempotencyMismatchError; "" matches only "".
+	// *IdempotencyMismatchError. An execution journalled without a
+	// fingerprint (by an older gateway) accepts any request.
 	Fingerprint string
 }
 
@@ -436,7 +437,7 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 	}
 
 	if r := e.runFor(key); r != nil { // fast path: attach without building a run
-		r, id, err := e.attach(ctx, r)
+		r, id, err := e.attachKey(ctx, r, req)
 		return r, id, false, err
 	}
 	durable := e.st != nil && !req.Workflow.DisableJournal
@@ -452,14 +453,32 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 		return nil, "", false, err
 	}
 	if prev != nil {
-		r, id, err := e.attach(ctx, prev)
+		r, id, err := e.attachKey(ctx, prev, req)
 		return r, id, false, err
 	}
 	if inline {
 		return r, r.id, true, nil
 	}
-	r, id, err = e.attach(ctx, r)
+	r, id, err = e.attachKey(ctx, r, req)
 	return r, id, false, err
+}
+
+// attachKey is attach for req, which found r (its own run, or the run or
+// stored execution its idempotency key names): a different request with
+// the same key is refused.
+func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, string, error) {
+	ar, id, err := e.attach(ctx, r)
+	if err != nil {
+		return ar, id, err
+	}
+	fp := r.req.Fingerprint
+	if r.redirect != "" {
+		fp = r.redirectFingerprint
+	}
+	if fp != "" && fp != req.Fingerprint {
+		return nil, "", &IdempotencyMismatchError{Key: req.IdempotencyKey, ExecutionID: id}
+	}
+	return ar, id, nil
 }
 
 // register creates and begins the run of req, or returns the run that

@@ -232,6 +232,7 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		Timeout:        x.Request.Timeout,
 		IdempotencyKey: x.IdempotencyKey,
 		Caller:         x.Caller,
+		Fingerprint:    x.Request.Fingerprint,
 	}
 	r := e.newRun(req, p)
 	r.stop() // replaced below: the deadline counts from the original start

@@ -51,8 +51,10 @@ type run struct {
 	created          chan struct{} // closed once the run is journalled, or failed to be
 	createErr        error         // set before created is closed
 	redirect         string        // idempotency hit found in the store
-	done             chan struct{} // closed when the run has ended
-	failedBefore     []int32       // resumed runs: failed attempts per node before the resume
+	// redirectFingerprint is the request fingerprint of the redirect.
+	redirectFingerprint string
+	done                chan struct{} // closed when the run has ended
+	failedBefore        []int32       // resumed runs: failed attempts per node before the resume
 
 	mu      sync.Mutex
 	x       *store.Execution // live state
@@ -379,7 +381,7 @@ func (r *run) abandon() {
 		x, ferr := r.e.st.FindExecutionByIdempotencyKey(ctx, r.req.Caller, r.req.IdempotencyKey)
 		cancel()
 		if ferr == nil {
-			r.redirect = x.ID
+			r.redirect, r.redirectFingerprint = x.ID, x.Request.Fingerprint
 		}
 	}
 	r.createErr = fmt.Errorf("journal new execution: %w", err)

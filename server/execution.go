@@ -68,6 +68,8 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 	if r.GetVersion() < 0 {
 		v.add("version", "%d is negative: want 0 (latest) or a version number", r.GetVersion())
 	}
+	checkStructDepth(&v, "parameters", r.GetParameters())
+	checkStructDepth(&v, "context", r.GetContext())
 	validateRequestResources(&v, r.GetResources(), s.inlineDisabled)
 	checkDuration(&v, "timeout", r.GetTimeout(), maxWorkflowTimeout)
 	if len(r.GetIdempotencyKey()) > maxIdempotencyKey {
@@ -90,6 +92,9 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		Timeout:        durationFromProto(r.GetTimeout()),
 		IdempotencyKey: r.GetIdempotencyKey(),
 		Caller:         "", // anonymous: authentication is not built yet
+	}
+	if req.IdempotencyKey != "" {
+		req.Fingerprint = requestFingerprint(r)
 	}
 	if len(r.GetResources()) > 0 {
 		req.Resources = make(map[string]store.ResourceSpec, len(r.GetResources()))
