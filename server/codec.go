@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -59,6 +60,8 @@ func (c *requestCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	field, problem := "", fmt.Sprintf("not a valid %s message: %v", m.ProtoReflect().Descriptor().FullName(), err)
 	if path := invalidUTF8(raw, m.ProtoReflect().Descriptor(), "", 0); path != "" {
 		field, problem = path, "contains invalid UTF-8: string fields must be valid UTF-8"
+	} else if strings.Contains(err.Error(), "recursion depth") {
+		problem = fmt.Sprintf("nested too deeply to decode; values may nest at most %d levels", maxValueDepth)
 	}
 	proto.Reset(m)
 	mark := protowire.AppendTag(nil, undecodableField, protowire.BytesType)

@@ -187,3 +187,28 @@ func TestParseServeConfigSecretsAndInline(t *testing.T) {
 		}
 	}
 }
+
+func TestAdminExposed(t *testing.T) {
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:9464", false},
+		{"127.0.0.2:9464", false},
+		{"[::1]:9464", false},
+		{"localhost:9464", false},
+		{"[::ffff:127.0.0.1]:9464", false},
+		{":9464", true},
+		{"0.0.0.0:9464", true},
+		{"[::]:9464", true},
+		{"10.1.2.3:9464", true},
+		{"[fe80::1%eth0]:9464", true},
+		{"metrics.internal:9464", true},
+		{"no-port", true},
+	}
+	for _, tt := range tests {
+		if got := adminExposed(tt.addr); got != tt.want {
+			t.Errorf("adminExposed(%q) = %v, want %v", tt.addr, got, tt.want)
+		}
+	}
+}

@@ -250,3 +250,17 @@ func TestAttemptsGrowAcrossKills(t *testing.T) {
 	}
 	t.Logf("%d executions, %d node runs, %d nodes ran more than once", len(ids), runs, reruns)
 }
+
+// A gateway whose admin address is not loopback says so in its log; one
+// on loopback does not. (Nothing is sent to the wildcard address.)
+func TestAdminAddressWarning(t *testing.T) {
+	const warning = "the admin address is not loopback"
+	exposed := testenv.Gateway(t, testenv.WithGatewayArgs("--admin-addr", "0.0.0.0:0"))
+	if !exposed.WaitLog(warning, 10*time.Second) {
+		t.Errorf("no warning for admin address 0.0.0.0:0 in:\n%s", exposed.Logs())
+	}
+	quiet := testenv.Gateway(t)
+	if strings.Contains(quiet.Logs(), warning) {
+		t.Errorf("warning for the default loopback admin address:\n%s", quiet.Logs())
+	}
+}
