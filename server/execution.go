@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -194,19 +195,40 @@ func (s *executionService) follow(ctx context.Context, id string, after int64, s
 }
 
 func (s *executionService) GetExecution(ctx context.Context, req *kgwv1.GetExecutionRequest) (*kgwv1.GetExecutionResponse, error) {
-	if err := checkExecutionID(req.GetExecutionId()); err != nil {
-		return nil, err
+	var v validationErrors
+	validateExecutionID(&v, req.GetExecutionId())
+	view := checkView(&v, req.GetView(), kgwv1.ExecutionView_EXECUTION_VIEW_FULL)
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
 	x, err := s.exec.Get(ctx, req.GetExecutionId())
 	if err != nil {
 		return nil, executionNotFound(err, req.GetExecutionId())
 	}
-	px, err := executionToProto(x)
+	px, err := executionViewToProto(x, view)
 	if err != nil {
 		return nil, err
 	}
 	return &kgwv1.GetExecutionResponse{Execution: px}, nil
 }
+
+// checkView validates an ExecutionView field and returns the view it
+// selects (def for UNSPECIFIED).
+func checkView(v *validationErrors, view, def kgwv1.ExecutionView) kgwv1.ExecutionView {
+	switch view {
+	case kgwv1.ExecutionView_EXECUTION_VIEW_UNSPECIFIED:
+		return def
+	case kgwv1.ExecutionView_EXECUTION_VIEW_BASIC, kgwv1.ExecutionView_EXECUTION_VIEW_FULL:
+		return view
+	}
+	v.add("view", "%d is not an execution view: want BASIC or FULL", int32(view))
+	return def
+}
+
+// maxListBytes bounds the encoded executions of one ListExecutions
+// response, below the 64 MiB default send limit: a FULL page of large
+// executions is cut short (with a next_page_token) instead of failing.
+const maxListBytes = 48 << 20
 
 func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListExecutionsRequest) (*kgwv1.ListExecutionsResponse, error) {
 	var v validationErrors
@@ -216,6 +238,7 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if st := req.GetStatus(); st < kgwv1.ExecutionStatus_EXECUTION_STATUS_UNSPECIFIED || st > kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT {
 		v.add("status", "%d is not an execution status", int32(st))
 	}
+	view := checkView(&v, req.GetView(), kgwv1.ExecutionView_EXECUTION_VIEW_BASIC)
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
@@ -223,31 +246,44 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if err != nil {
 		return nil, err
 	}
-	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus()))}
+	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus())), view.String()}
 	cursor, err := decodePageToken(s.pages, req.GetPageToken(), bind...)
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := s.store.ListExecutions(ctx, store.ExecutionQuery{
-		Workflow: req.GetWorkflow(),
-		Status:   store.ExecutionStatus(req.GetStatus()),
-		Page:     store.Page{After: cursor, Limit: limit},
-	})
-	if err != nil {
-		return nil, err
-	}
-	resp := &kgwv1.ListExecutionsResponse{Executions: make([]*kgwv1.Execution, 0, len(items))}
-	for _, it := range items {
-		px, err := executionToProto(it)
+	// A page whose executions do not fit in maxListBytes is read again
+	// with as many as fit (at least one), so that its cursor follows the
+	// last execution returned.
+	for {
+		items, next, err := s.store.ListExecutions(ctx, store.ExecutionQuery{
+			Workflow: req.GetWorkflow(),
+			Status:   store.ExecutionStatus(req.GetStatus()),
+			Page:     store.Page{After: cursor, Limit: limit},
+		})
 		if err != nil {
 			return nil, err
 		}
-		resp.Executions = append(resp.Executions, px)
+		resp := &kgwv1.ListExecutionsResponse{Executions: make([]*kgwv1.Execution, 0, len(items))}
+		size := 0
+		for _, it := range items {
+			px, err := executionViewToProto(it, view)
+			if err != nil {
+				return nil, err
+			}
+			if size += proto.Size(px); size > maxListBytes && len(resp.Executions) > 0 {
+				break
+			}
+			resp.Executions = append(resp.Executions, px)
+		}
+		if len(resp.Executions) < len(items) {
+			limit = len(resp.Executions)
+			continue
+		}
+		if resp.NextPageToken, err = s.pages.Encode(next, bind...); err != nil {
+			return nil, err
+		}
+		return resp, nil
 	}
-	if resp.NextPageToken, err = s.pages.Encode(next, bind...); err != nil {
-		return nil, err
-	}
-	return resp, nil
 }
 
 func (s *executionService) CancelExecution(ctx context.Context, req *kgwv1.CancelExecutionRequest) (*kgwv1.CancelExecutionResponse, error) {
