@@ -59,6 +59,9 @@ const (
 	CodePanic = "PANIC"
 	// CodeNodeError: any other failure of a node.
 	CodeNodeError = "NODE_ERROR"
+	// CodeResultTooLarge: the node's result would make the execution's
+	// results larger than Config.MaxResultBytes together.
+	CodeResultTooLarge = "RESULT_TOO_LARGE"
 	// CodeRestartLimit: the gateway stopped without releasing the
 	// execution (a crash or kill) more often than Config.MaxNodeRestarts
 	// allows, so recovery failed it instead of resuming it again.

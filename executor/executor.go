@@ -39,6 +39,10 @@ const (
 	DefaultRecoveryInterval = 15 * time.Second
 	// DefaultRetention is the default of Config.Retention.
 	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultMaxResultBytes is the default of Config.MaxResultBytes: 16
+	// MiB leaves room for the rest of the terminal event below gRPC's
+	// 64 MiB send limit.
+	DefaultMaxResultBytes = 16 << 20
 	// DefaultMaxNodeRestarts is the default of Config.MaxNodeRestarts.
 	DefaultMaxNodeRestarts = 3
 )
@@ -124,6 +128,12 @@ type Config struct {
 	// the previous process left. Never set it on a store shared by
 	// replicas: it would take over executions that a live replica runs.
 	RecoverAllOnStart bool
+	// MaxResultBytes bounds the results of one execution together (about
+	// their JSON size, see node.ValueSize), so that the execution with
+	// its results fits in one gRPC message. A node whose result would
+	// pass it fails with CodeResultTooLarge, and so does the execution.
+	// Default DefaultMaxResultBytes.
+	MaxResultBytes int
 	// MaxNodeRestarts is how many times an execution may be interrupted
 	// by the stop of the gateway running it without a release (a crash,
 	// SIGKILL, an out-of-memory kill; store.Execution.Restarts) and still
@@ -241,6 +251,12 @@ func New(cfg Config) *Executor {
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
+	}
+	if cfg.Limits.MaxLogLineBytes <= 0 {
+		cfg.Limits.MaxLogLineBytes = node.DefaultMaxLogLineBytes
+	}
+	if cfg.MaxResultBytes <= 0 {
+		cfg.MaxResultBytes = DefaultMaxResultBytes
 	}
 	if cfg.MaxNodeRestarts == 0 {
 		cfg.MaxNodeRestarts = DefaultMaxNodeRestarts

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -253,6 +254,9 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		if s := byID[p.nodes[i].def.ID]; s != nil {
 			c := *s
 			r.x.Nodes[i] = &c
+			if c.Status == store.NodeCompleted {
+				r.resultBytes += node.ValueSize(c.Result)
+			}
 		}
 	}
 	for _, ev := range events {

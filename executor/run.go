@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/store"
@@ -50,6 +51,7 @@ type run struct {
 	journalledCreate chan struct{} // closed by the journal writer once the create is answered
 	created          chan struct{} // closed once the run is journalled, or failed to be
 	createErr        error         // set before created is closed
+	resultBytes      int           // guarded by mu: ValueSize of the completed nodes' results
 	redirect         string        // idempotency hit found in the store
 	// redirectFingerprint is the request fingerprint of the redirect.
 	redirectFingerprint string
@@ -576,6 +578,10 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 		<-r.e.sem
 		if err == nil {
 			res = r.redactResult(res)
+			if xe := r.chargeResult(pn, res); xe != nil {
+				r.nodeFailed(i, attempt, xe, store.NodeFailed)
+				return outcome{i: i, err: xe}
+			}
 			if journalled := r.nodeCompleted(i, attempt, res, started); journalled != nil {
 				// Downstream nodes start once this node's result is
 				// durable: a crash from then on never runs it again.
@@ -619,6 +625,23 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			return r.interrupted(i, attempt)
 		}
 	}
+}
+
+// chargeResult adds the size of a result of pn to the execution's
+// results, or returns the error that fails the node when they would pass
+// Config.MaxResultBytes together (retrying would give the same result).
+func (r *run) chargeResult(pn *planNode, res map[string]any) *store.ExecError {
+	size := node.ValueSize(res)
+	limit := r.e.cfg.MaxResultBytes
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.resultBytes+size > limit {
+		return &store.ExecError{NodeID: pn.def.ID, Code: CodeResultTooLarge, Message: fmt.Sprintf(
+			"node '%s' returned a result of about %d bytes; with the %d bytes of results before it the execution's results would exceed the %d bytes allowed (--max-result-bytes): return less, or store large data elsewhere and return a reference",
+			pn.def.ID, size, r.resultBytes, limit)}
+	}
+	r.resultBytes += size
+	return nil
 }
 
 // attempt runs one attempt of node i. nodeTimeout reports that the node's
@@ -716,8 +739,28 @@ func (r *run) execError(pn *planNode, err error, nodeTimeout bool) *store.ExecEr
 		xe.Code = CodeTimeout
 		msg = fmt.Sprintf("node '%s' timed out after %s%s", pn.def.ID, pn.timeout, where)
 	}
-	xe.Message = r.redact.String(msg)
+	xe.Message = clipText(r.redact.String(msg), maxErrorText)
+	xe.Traceback = clipText(xe.Traceback, maxErrorText)
 	return xe
+}
+
+// maxErrorText bounds the message and the traceback of a node error, so
+// that events and executions carrying them stay small (fail() with a
+// huge message, deep recursion).
+const maxErrorText = 16 << 10
+
+// clipText cuts s to at most limit bytes (at a UTF-8 boundary), with a
+// note giving its length.
+func clipText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	note := fmt.Sprintf(" … [truncated: %d bytes]", len(s))
+	cut := max(limit-len(note), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + note
 }
 
 // interrupted ends node i stopped by the run's context after attempt
@@ -830,7 +873,8 @@ func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.
 }
 
 func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fields map[string]any) {
-	msg = r.redact.String(msg)
+	// The runtime bounded the line; redaction may lengthen it a little.
+	msg = clipText(r.redact.String(msg), r.e.cfg.Limits.MaxLogLineBytes+maxErrorText)
 	if len(fields) > 0 {
 		if m, ok := r.redact.Value(fields).(map[string]any); ok {
 			fields = m

@@ -22,7 +22,7 @@ func TestParseServeConfig(t *testing.T) {
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
-		Retention: 168 * time.Hour, MaxNodeRestarts: 3,
+		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20,
 	}
 	tests := []struct {
 		name string
@@ -51,6 +51,8 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
 		{"restart limit", []string{"--max-node-restarts", "5"}, map[string]string{"KGW_MAX_NODE_RESTARTS": "1"},
 			func(c *serveConfig) { c.MaxNodeRestarts = 5 }},
+		{"result limit", nil, map[string]string{"KGW_MAX_RESULT_BYTES": "1048576"},
+			func(c *serveConfig) { c.MaxResultBytes = 1 << 20 }},
 		{"restart limit from env, none", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "-1"},
 			func(c *serveConfig) { c.MaxNodeRestarts = -1 }},
 	}
@@ -86,6 +88,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
 		{"bad restart limit", []string{"--max-node-restarts", "three"}, nil, "max node restarts"},
+		{"result limit above the message size", []string{"--max-result-bytes", "67108864"}, nil, "max result bytes"},
+		{"bad result limit", nil, map[string]string{"KGW_MAX_RESULT_BYTES": "16MiB"}, "max result bytes"},
 		{"zero restart limit", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "0"}, "max node restarts"},
 	}
 	for _, tt := range tests {

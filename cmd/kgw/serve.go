@@ -100,6 +100,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		RecoverAllOnStart: kind == "sqlite",
 		Retention:         cfg.Retention,
 		MaxNodeRestarts:   cfg.MaxNodeRestarts,
+		MaxResultBytes:    cfg.MaxResultBytes,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
