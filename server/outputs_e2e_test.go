@@ -230,4 +230,3 @@ func TestLargeResults(t *testing.T) {
 		t.Errorf("FULL token used for a BASIC list = %v, want INVALID_ARGUMENT", err)
 	}
 }
-
