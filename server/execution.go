@@ -251,39 +251,95 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if err != nil {
 		return nil, err
 	}
-	// A page whose executions do not fit in maxListBytes is read again
-	// with as many as fit (at least one), so that its cursor follows the
-	// last execution returned.
-	for {
-		items, next, err := s.store.ListExecutions(ctx, store.ExecutionQuery{
-			Workflow: req.GetWorkflow(),
-			Status:   store.ExecutionStatus(req.GetStatus()),
-			Page:     store.Page{After: cursor, Limit: limit},
-		})
+	q := store.ExecutionQuery{
+		Workflow:    req.GetWorkflow(),
+		Status:      store.ExecutionStatus(req.GetStatus()),
+		OmitResults: view != kgwv1.ExecutionView_EXECUTION_VIEW_FULL,
+	}
+	resp := &kgwv1.ListExecutionsResponse{}
+	if q.OmitResults {
+		q.Page = store.Page{After: cursor, Limit: limit}
+		items, next, err := s.store.ListExecutions(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		resp := &kgwv1.ListExecutionsResponse{Executions: make([]*kgwv1.Execution, 0, len(items))}
-		size := 0
+		resp.Executions = make([]*kgwv1.Execution, 0, len(items))
 		for _, it := range items {
 			px, err := executionViewToProto(it, view)
 			if err != nil {
 				return nil, err
 			}
-			if size += proto.Size(px); size > maxListBytes && len(resp.Executions) > 0 {
+			resp.Executions = append(resp.Executions, px)
+		}
+		cursor = next
+	} else if cursor, err = s.listFull(ctx, q, cursor, limit, resp); err != nil {
+		return nil, err
+	}
+	if resp.NextPageToken, err = s.pages.Encode(cursor, bind...); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// fullChunk is how many executions with results listFull reads at a time:
+// at most 16 MiB of results each by default, so a few at a time keep the
+// memory a FULL page takes near its size limit.
+const fullChunk = 3
+
+// listFull adds to resp up to limit executions of q, with their results,
+// after cursor, stopping before the response would pass maxListBytes (but
+// with one execution at least), and returns the cursor after the last one
+// added ("" at the end). It reads fullChunk executions at a time; a chunk
+// that does not fit whole is read again with as many as fit, so that its
+// cursor follows the last execution returned.
+func (s *executionService) listFull(ctx context.Context, q store.ExecutionQuery, cursor string, limit int, resp *kgwv1.ListExecutionsResponse) (string, error) {
+	size := 0
+	for len(resp.Executions) < limit {
+		q.Page = store.Page{After: cursor, Limit: min(fullChunk, limit-len(resp.Executions))}
+		items, next, err := s.store.ListExecutions(ctx, q)
+		if err != nil {
+			return "", err
+		}
+		converted := make([]*kgwv1.Execution, 0, len(items))
+		fit := 0
+		for _, it := range items {
+			px, err := executionViewToProto(it, kgwv1.ExecutionView_EXECUTION_VIEW_FULL)
+			if err != nil {
+				return "", err
+			}
+			n := proto.Size(px)
+			if size+n > maxListBytes && (len(resp.Executions) > 0 || fit > 0) {
 				break
+			}
+			size += n
+			fit++
+			converted = append(converted, px)
+		}
+		if fit == len(items) {
+			resp.Executions = append(resp.Executions, converted...)
+			if cursor = next; next == "" {
+				return "", nil
+			}
+			continue
+		}
+		if fit == 0 {
+			return cursor, nil // the next page starts with this chunk
+		}
+		// Part of the chunk fits: take that part again, with its cursor.
+		q.Page.Limit = fit
+		if items, next, err = s.store.ListExecutions(ctx, q); err != nil {
+			return "", err
+		}
+		for _, it := range items {
+			px, err := executionViewToProto(it, kgwv1.ExecutionView_EXECUTION_VIEW_FULL)
+			if err != nil {
+				return "", err
 			}
 			resp.Executions = append(resp.Executions, px)
 		}
-		if len(resp.Executions) < len(items) {
-			limit = len(resp.Executions)
-			continue
-		}
-		if resp.NextPageToken, err = s.pages.Encode(next, bind...); err != nil {
-			return nil, err
-		}
-		return resp, nil
+		return next, nil
 	}
+	return cursor, nil
 }
 
 func (s *executionService) CancelExecution(ctx context.Context, req *kgwv1.CancelExecutionRequest) (*kgwv1.CancelExecutionResponse, error) {

@@ -230,3 +230,56 @@ func TestLargeResults(t *testing.T) {
 		t.Errorf("FULL token used for a BASIC list = %v, want INVALID_ARGUMENT", err)
 	}
 }
+
+// FULL pages of executions of about 10.5 MiB each are cut below 48 MiB,
+// also in the middle of a chunk the server reads, and paging through them
+// returns every execution once, in the order of the BASIC list.
+func TestListFullPages(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	w := &kgwv1.Workflow{Name: "tens"}
+	for i := range 3 {
+		w.Nodes = append(w.Nodes, &kgwv1.Node{Id: fmt.Sprintf("n%d", i), Code: `result = {"blob": "r" * (3584 << 10)}`})
+	}
+	s.register(t, w)
+	ex := bigClient(t, s)
+	for range 6 {
+		if _, err := ex.ExecuteWorkflow(t.Context(), &kgwv1.ExecuteWorkflowRequest{Workflow: "tens"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	basic, err := s.ex.ListExecutions(t.Context(), &kgwv1.ListExecutionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want, got []string
+	for _, x := range basic.GetExecutions() {
+		want = append(want, x.GetId())
+	}
+	var sizes []int
+	token := ""
+	for {
+		page, err := ex.ListExecutions(t.Context(), &kgwv1.ListExecutionsRequest{View: kgwv1.ExecutionView_EXECUTION_VIEW_FULL, PageToken: token})
+		if err != nil {
+			t.Fatalf("FULL page after %d executions: %v", len(got), err)
+		}
+		if size := proto.Size(page); size > 48<<20 {
+			t.Errorf("FULL page of %d bytes", size)
+		}
+		sizes = append(sizes, len(page.GetExecutions()))
+		for _, x := range page.GetExecutions() {
+			got = append(got, x.GetId())
+			if len(x.GetResult()) != 3 {
+				t.Errorf("execution %s has %d results in a FULL page, want 3", x.GetId(), len(x.GetResult()))
+			}
+		}
+		if token = page.GetNextPageToken(); token == "" {
+			break
+		}
+	}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("FULL pages = %v, want %v", got, want)
+	}
+	if len(sizes) != 2 || sizes[0] != 4 {
+		t.Errorf("page sizes %v, want [4 2] (4 × 10.5 MiB fit in 48 MiB)", sizes)
+	}
+}

@@ -298,6 +298,9 @@ type ExecutionQuery struct {
 	Workflow string          // "" = any
 	Status   ExecutionStatus // ExecutionUnspecified = any
 	Page     Page
+	// OmitResults leaves the Result of every node state nil (the rest of
+	// the node states is returned): the results are not even read.
+	OmitResults bool
 }
 
 // JournalBatch is a set of journal writes applied atomically.

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"Execution/DuplicateID", testExecutionDuplicateID},
 		{"Execution/IdempotencyKeyPerCaller", testExecutionIdempotency},
 		{"Execution/ListNewestFirstFilteredPaged", testExecutionList},
+		{"Execution/ListWithoutResults", testExecutionListOmitResults},
 		{"Journal/WriteAndListEvents", testJournalWrite},
 		{"Journal/CreateInBatch", testJournalCreate},
 		{"Journal/DuplicateSeqAppliesNothing", testJournalConflict},

@@ -48,6 +48,10 @@ func ScanExecution(row Row) (*store.Execution, error) {
 // ScanNodeState reads them.
 const NodeColumns = `execution_id, node_id, status, attempts, start_time, end_time, error, result`
 
+// NodeColumnsWithoutResult is NodeColumns with NULL for the result, for
+// reads that leave results out (store.ExecutionQuery.OmitResults).
+const NodeColumnsWithoutResult = `execution_id, node_id, status, attempts, start_time, end_time, error, NULL`
+
 // ScanNodeState reads a node state and the id of its execution from a row
 // of NodeColumns.
 func ScanNodeState(row Row) (executionID string, n *store.NodeState, err error) {
