@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -262,5 +265,43 @@ func TestAdminAddressWarning(t *testing.T) {
 	quiet := testenv.Gateway(t)
 	if strings.Contains(quiet.Logs(), warning) {
 		t.Errorf("warning for the default loopback admin address:\n%s", quiet.Logs())
+	}
+}
+
+// A real gateway's SQLite database, WAL and shared-memory files are
+// readable by their owner only (the test process's umask is usually 022).
+func TestDatabaseFileModes(t *testing.T) {
+	old := syscall.Umask(0o022) // inherited by the gateway process
+	defer syscall.Umask(old)
+	gw := testenv.Gateway(t)
+	client, err := kgw.Dial(t.Context(), gw.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	b := kgw.NewWorkflow("modes")
+	b.AddCode("n", `result = {"ok": True}`)
+	wf, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Register(t.Context(), wf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Execute(t.Context(), "modes"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kgw.db", "kgw.db-wal", "kgw.db-shm"} {
+		fi, err := os.Stat(filepath.Join(gw.DataDir, name))
+		if err != nil {
+			t.Errorf("stat %s: %v", name, err)
+			continue
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("mode of %s = %o, want 600", name, got)
+		}
+	}
+	if fi, err := os.Stat(gw.DataDir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("data dir: %v, %v; want mode 700", fi.Mode().Perm(), err)
 	}
 }
