@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -112,6 +113,9 @@ result = {"ok": True}
 		t.Fatalf("%d log lines, want 4", len(lines))
 	}
 	for i, l := range lines {
+		if !utf8.ValidString(l.GetMessage()) {
+			t.Errorf("line %d was cut inside a character", i)
+		}
 		size := len(l.GetMessage()) + proto.Size(l.GetFields())
 		if size > 70<<10 {
 			t.Errorf("line %d is %d bytes, want about 64 KiB at most", i, size)
