@@ -39,6 +39,7 @@ func (s *secretService) StoreSecret(ctx context.Context, req *kgwv1.StoreSecretR
 	if d := req.GetTtl(); d != nil && d.CheckValid() != nil {
 		v.add("ttl", "malformed duration")
 	}
+	checkStructDepth(&v, "value", req.GetValue())
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}

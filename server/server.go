@@ -122,11 +122,13 @@ func New(cfg Config) (*Server, error) {
 	}
 
 	s := &Server{health: health.NewServer(), log: log, metrics: m}
+	codec := newRequestCodec()
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(recv),
 		grpc.MaxSendMsgSize(send),
-		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, unaryRecover),
-		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, streamRecover),
+		grpc.ForceServerCodecV2(codec),
+		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, unaryRecover, codec.unaryUndecodable),
+		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, streamRecover, codec.streamUndecodable),
 	)
 
 	workflows := newWorkflowCache(cfg.Store)

@@ -34,3 +34,12 @@ func isLoopbackHost(host string) bool {
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.WithZone("").Unmap().IsLoopback()
 }
+
+// adminExposed reports whether the admin HTTP address may be reachable
+// from other hosts: any host that is not loopback, including an empty
+// host or a wildcard address (every interface). The admin server has no
+// authentication, so such an address gets a warning at start-up.
+func adminExposed(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err != nil || !isLoopbackHost(host)
+}

@@ -99,6 +99,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		// PostgreSQL store wait until the owner's heartbeat is stale.
 		RecoverAllOnStart: kind == "sqlite",
 		Retention:         cfg.Retention,
+		MaxNodeRestarts:   cfg.MaxNodeRestarts,
+		MaxResultBytes:    cfg.MaxResultBytes,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -148,6 +150,10 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 			return fmt.Errorf("listen for admin HTTP: %w", err)
 		}
 		admin = &http.Server{Handler: adminHandler(reg, &ready), ReadHeaderTimeout: 10 * time.Second}
+		if adminExposed(cfg.AdminAddr) {
+			log.Warn("the admin address is not loopback: /metrics, /healthz and /readyz are served without authentication to every host that can reach it; bind it to 127.0.0.1 or protect it with a firewall",
+				"admin_addr", adminLis.Addr().String())
+		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
