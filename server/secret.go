@@ -53,6 +53,7 @@ func (s *secretService) StoreSecret(ctx context.Context, req *kgwv1.StoreSecretR
 		v.add("ttl", "malformed duration")
 	}
 	checkCallers(&v, "allowed_callers", req.GetAllowedCallers())
+	checkStructDepth(&v, "value", req.GetValue())
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
