@@ -48,8 +48,9 @@ type cachedGrant struct {
 // another replica applies here within this time (changes made here apply at
 // once). Reading the grant of the workflow from the store on every
 // ExecuteWorkflow cut the peak no-op throughput under --auth required to
-// 0.33× of --auth none (BenchmarkAuthThroughput, SQLite, 2 shared cores);
-// with this cache the same run measured 1.01× (target ≥ 0.90×).
+// 0.33× of --auth none (BenchmarkAuthThroughput in its first form, the two
+// sides run one after the other, SQLite, 2 shared cores); with this cache
+// the same benchmark measured 1.01× (target ≥ 0.90×).
 const grantTTL = 2 * time.Second
 
 // grant returns the grant of (kind, name), nil when none is recorded.
