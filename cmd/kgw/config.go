@@ -37,6 +37,10 @@ type serveConfig struct {
 	// attempts are stopped; 0 means the runtime's default, negative
 	// disables the watchdog.
 	NodeMemoryLimit int64
+	// NodeMemoryBudget is the memory budget of one node attempt in bytes
+	// (node.Limits.MaxMemory): 0 means the runtime's default, negative
+	// means unlimited.
+	NodeMemoryBudget int64
 }
 
 // parseServeConfig parses the flags of `kgw serve`. Every flag has a KGW_*
@@ -56,6 +60,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		level                         string
 		shutdownDelay, shutdownTimout string
 		retention, memLimit           string
+		memBudget                     string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -78,6 +83,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&shutdownTimout, "shutdown-timeout", env("KGW_SHUTDOWN_TIMEOUT", "30s"), "on shutdown, how long running RPCs may take before connections are closed (env KGW_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&retention, "retention", env("KGW_RETENTION", "168h"), "how long finished executions and their events are kept; 0 or negative keeps them forever (env KGW_RETENTION)")
 	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which running nodes are stopped with MEMORY_LIMIT; 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
+	fs.StringVar(&memBudget, "node-memory-budget", env("KGW_NODE_MEMORY_BUDGET", "256"), "memory budget in MiB of one node attempt: what its code builds is charged before it is built, and the attempt fails with MEMORY_LIMIT past it; negative means unlimited (env KGW_NODE_MEMORY_BUDGET)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -121,6 +127,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		problems = append(problems, fmt.Sprintf("node memory limit %q: want a whole number of MiB", memLimit))
 	} else {
 		cfg.NodeMemoryLimit = mib << 20
+	}
+	if mib, err := strconv.ParseInt(memBudget, 10, 64); err != nil || mib == 0 || mib > 1<<40 {
+		problems = append(problems, fmt.Sprintf("node memory budget %q: want a whole number of MiB, at least 1 (negative for unlimited)", memBudget))
+	} else {
+		cfg.NodeMemoryBudget = mib << 20
+		if mib < 0 {
+			cfg.NodeMemoryBudget = -1
+		}
 	}
 	if cfg.DataDir == "" {
 		problems = append(problems, "data dir is empty")

@@ -22,7 +22,7 @@ func TestParseServeConfig(t *testing.T) {
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
-		Retention: 168 * time.Hour,
+		Retention: 168 * time.Hour, NodeMemoryBudget: 256 << 20,
 	}
 	tests := []struct {
 		name string
@@ -49,6 +49,10 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = 24*time.Hour, 512<<20 }},
 		{"keep forever, no watchdog", []string{"--retention", "0s", "--node-memory-limit", "-1"}, nil,
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
+		{"memory budget from env", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
+			func(c *serveConfig) { c.NodeMemoryBudget = 64 << 20 }},
+		{"memory budget flag wins, unlimited", []string{"--node-memory-budget", "-1"}, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
+			func(c *serveConfig) { c.NodeMemoryBudget = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -81,6 +85,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad timeout", nil, map[string]string{"KGW_SHUTDOWN_TIMEOUT": "soon"}, "shutdown timeout"},
 		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
+		{"bad memory budget", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "256MiB"}, "node memory budget"},
+		{"zero memory budget", []string{"--node-memory-budget", "0"}, nil, "node memory budget"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

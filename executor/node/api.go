@@ -40,6 +40,9 @@ type Attempt struct {
 	Cache *WorkflowCache
 	// Limits bound the attempt; zero fields take the defaults.
 	Limits Limits
+	// Watchdog, if not nil, watches the heap while the attempt runs and
+	// may stop it (see Watchdog).
+	Watchdog *Watchdog
 }
 
 // ExecutionInfo is the `execution` struct visible to node code.
@@ -75,6 +78,11 @@ type Limits struct {
 	MaxDepth       int    // default 64
 	MaxLogLines    int    // default 1,000
 	MaxCallDepth   int    // default 1,000 nested Starlark calls
+	// MaxMemory is the memory budget of the attempt in bytes: the
+	// estimated size of every value its code builds, charged before the
+	// value is built (see docs/node-api.md). Default 256 MiB; negative
+	// means unlimited.
+	MaxMemory int64
 }
 
 // Defaults of Limits.
@@ -98,6 +106,11 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxLogLines <= 0 {
 		l.MaxLogLines = DefaultMaxLogLines
+	}
+	if l.MaxMemory == 0 {
+		l.MaxMemory = DefaultMaxMemory
+	} else if l.MaxMemory < 0 {
+		l.MaxMemory = -1
 	}
 	if l.MaxCallDepth <= 0 {
 		l.MaxCallDepth = DefaultMaxCallDepth
