@@ -92,8 +92,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	watchdog := node.NewWatchdog(node.MemoryConfig{Limit: cfg.NodeMemoryLimit})
 	defer watchdog.Close()
 	exec := executor.New(executor.Config{
-		Limits:   node.Limits{MaxMemory: cfg.NodeMemoryBudget},
-		Watchdog: watchdog,
+		Limits:      node.Limits{MaxMemory: cfg.NodeMemoryBudget},
+		Watchdog:    watchdog,
 		Store:       st,
 		Resources:   server.ExecutorResources(broker),
 		NewRedactor: server.NewRedactor,
