@@ -358,7 +358,7 @@ func chargedMethod(v starlark.Value) starlark.Value {
 			return nil, err
 		}
 		return b.CallInternal(th, args, kwargs)
-	})
+	}).BindReceiver(b.Receiver()) // prints as the method it wraps
 }
 
 // chargeMethod charges the estimated result of the bound method b.

@@ -100,11 +100,13 @@ func rewriteStmt(s syntax.Stmt) syntax.Stmt {
 			return &syntax.AssignStmt{OpPos: s.OpPos, Op: syntax.EQ, LHS: lhs,
 				RHS: hiddenCall(name, s.OpPos, read, rhs)}
 		case *syntax.IndexExpr:
-			call := hiddenCall("$augindex", s.OpPos, rewriteExpr(lhs.X), rewriteExpr(lhs.Y), opLiteral(op, s.OpPos), rhs)
+			// At the bracket, where the interpreter reports the
+			// errors of reading and storing the element.
+			call := hiddenCall("$augindex", lhs.Lbrack, rewriteExpr(lhs.X), rewriteExpr(lhs.Y), opLiteral(op, s.OpPos), rhs)
 			return &syntax.ExprStmt{X: call}
 		case *syntax.DotExpr:
 			name := &syntax.Literal{Token: syntax.STRING, TokenPos: lhs.NamePos, Raw: `"` + lhs.Name.Name + `"`, Value: lhs.Name.Name}
-			call := hiddenCall("$augattr", s.OpPos, rewriteExpr(lhs.X), name, opLiteral(op, s.OpPos), rhs)
+			call := hiddenCall("$augattr", lhs.Dot, rewriteExpr(lhs.X), name, opLiteral(op, s.OpPos), rhs)
 			return &syntax.ExprStmt{X: call}
 		}
 		s.RHS = rhs
