@@ -90,7 +90,7 @@ func init() {
 // cancel: list(range(10**9)) would allocate 16 GiB, max(range(10**18))
 // would spin for ever. Each call is charged one step per element of its
 // sequence arguments, so both fail with the step limit at once.
-var chargedBuiltins = []string{"all", "any", "dict", "enumerate", "list", "max", "min", "reversed", "set", "sorted", "tuple", "zip"}
+var chargedBuiltins = []string{"all", "any", "bytes", "dict", "enumerate", "list", "max", "min", "reversed", "set", "sorted", "tuple", "zip"}
 
 // charged wraps the universal builtin name. Each call is also charged
 // the estimated size of what it builds to the memory budget, before it
@@ -125,6 +125,11 @@ func builtinSize(name string, args starlark.Tuple, kwargs []starlark.Tuple) int6
 		return 0
 	}
 	switch name {
+	case "bytes":
+		if s, ok := args[0].(starlark.String); ok {
+			return int64(len(s)) + valueHeader
+		}
+		return sat(elems(args[0]), valueHeader)
 	case "list", "tuple", "sorted", "reversed":
 		return sat(mul(elems(args[0]), sliceSlot), valueHeader)
 	case "dict", "set":

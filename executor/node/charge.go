@@ -107,11 +107,11 @@ func (r *run) chargeSteps(th *starlark.Thread, n uint64) {
 // caused by the attempt's own budget.
 func budgetMessage(b *budgetExceeded) string {
 	return fmt.Sprintf("exceeded its memory budget of %s: %s would build about %s more on top of %s already built (every value built counts, also the intermediate strings of s += t in a loop: append the parts to a list and \"\".join them once)",
-		size(b.limit), b.what, size(b.need), size(b.used))
+		byteSize(b.limit), b.what, byteSize(b.need), byteSize(b.used))
 }
 
-// size formats a byte count for messages.
-func size(n int64) string {
+// byteSize formats a byte count for messages.
+func byteSize(n int64) string {
 	switch {
 	case n >= 1<<40:
 		return fmt.Sprintf("%d GiB", n>>30)

@@ -522,12 +522,12 @@ func sliceOp(th *starlark.Thread, _ *starlark.Builtin, args starlark.Tuple, _ []
 		if step != 1 {
 			cost = 4*count + valueHeader
 		}
-	default:
+	case *starlark.List, starlark.Tuple:
 		cost = count*sliceSlot + valueHeader
 		if step != 1 {
 			cost *= 2
 		}
-	}
+	} // a range slice is a range
 	if err := charge(th, "the slice", cost); err != nil {
 		return nil, err
 	}

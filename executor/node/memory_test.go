@@ -2,6 +2,7 @@ package node_test
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"runtime"
 	"runtime/debug"
@@ -93,6 +94,8 @@ func TestMemoryBudgetBombs(t *testing.T) {
 		{"set method kept", "s = set(range(100000))\nkeep = [s.union(s) for i in range(1000)]", 2},
 		{"list copies by slicing", "l = [0] * 1000000\nkeep = [l[:] for i in range(1000)]", 2},
 		{"reversed string copies", "s = \"x\" * 1000000\nkeep = [s[::-1] for i in range(1000)]", 2},
+		{"bytes copies", "s = \"x\" * 1000000\nkeep = [bytes(s) for i in range(1000)]", 2},
+		{"cache copies", "l = [[1] * 1000] * 1000\nfor i in range(1000):\n    workflow_cache.set(str(i), l)", 3},
 		{"upper copies", "s = \"x\" * 1000000\nkeep = [s.upper() for i in range(1000)]", 2},
 		{"spread into a call", "l = [\"a\"] * 1000000\ndef f(*a):\n    return a\nkeep = [f(*l) for i in range(1000)]", 4},
 		{"spread a dict into a call", "d = {str(i): i for i in range(100000)}\ndef f(**kw):\n    return kw\nkeep = [f(**d) for i in range(1000)]", 4},
@@ -136,6 +139,29 @@ func TestMemoryBudgetBombs(t *testing.T) {
 				t.Errorf("the process allocated %d MiB while the attempt ran, want far less than the bomb", grew>>20)
 			}
 		})
+	}
+}
+
+// TestWorkflowCacheBytes checks that the values of a workflow_cache,
+// which outlive the attempts that store them, are bounded in bytes: a
+// value too large is refused, and older entries are evicted.
+func TestWorkflowCacheBytes(t *testing.T) {
+	c := node.NewWorkflowCache(1000)
+	a := &node.Attempt{Cache: c}
+	e := mustFail(t, "workflow_cache.set(\"k\", \"x\" * (100 << 20))", a, node.CodeNodeError)
+	if !strings.Contains(e.Message, "too large to cache") {
+		t.Errorf("message = %q", e.Message)
+	}
+	// 20 values of 8 MiB each: the first ones are evicted.
+	for i := range 20 {
+		mustRun(t, fmt.Sprintf("workflow_cache.set(\"k%d\", \"y\" * (8 << 20))", i), a)
+	}
+	got := mustRun(t, "result = {\"first\": workflow_cache.get(\"k0\") != None, \"last\": workflow_cache.get(\"k19\") != None}", a)
+	if got["first"] != false || got["last"] != true {
+		t.Errorf("after 160 MiB of values: %v, want the first evicted and the last kept", got)
+	}
+	if c.Len() >= 20 {
+		t.Errorf("cache holds %d entries, want fewer than 20", c.Len())
 	}
 }
 
