@@ -22,7 +22,7 @@ import (
 type WorkflowCache struct {
 	mu    sync.Mutex
 	max   int
-	bytes int64 // estimated size of the entries
+	bytes int64      // estimated size of the entries
 	ll    *list.List // front = most recently used; elements are *cacheEntry
 	items map[string]*list.Element
 	now   func() time.Time
