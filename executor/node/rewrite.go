@@ -284,6 +284,23 @@ func exemptBinary(e *syntax.BinaryExpr) bool {
 	}
 	xn, xf := num(e.X)
 	yn, yf := num(e.Y)
+	// Two literals: the compiler folds "a" + "b"; "-" * 40 is small.
+	if lx, ok := e.X.(*syntax.Literal); ok {
+		if ly, ok := e.Y.(*syntax.Literal); ok {
+			switch e.Op {
+			case syntax.PLUS:
+				return true
+			case syntax.STAR:
+				for _, p := range [][2]*syntax.Literal{{lx, ly}, {ly, lx}} {
+					s, ok1 := p[0].Value.(string)
+					n, ok2 := p[1].Value.(int64)
+					if ok1 && ok2 && int64(len(s))*min(max(n, 0), 1<<20) <= 1<<16 {
+						return true
+					}
+				}
+			}
+		}
+	}
 	switch e.Op {
 	case syntax.STAR:
 		return xf || yf || (xn && yn)
