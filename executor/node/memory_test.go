@@ -134,8 +134,9 @@ func TestMemoryBudgetBombs(t *testing.T) {
 			}
 			// Every bomb would build at least 200 MiB; the budget of
 			// 32 MiB, the estimates' slack and the test's own work stay
-			// well below.
-			if grew > 120<<20 {
+			// well below. (Not under -race, whose sync.Pool drops
+			// items: regexp then allocates a matcher per match.)
+			if grew > 120<<20 && !raceEnabled {
 				t.Errorf("the process allocated %d MiB while the attempt ran, want far less than the bomb", grew>>20)
 			}
 		})

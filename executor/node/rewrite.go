@@ -90,6 +90,13 @@ func rewriteStmt(s syntax.Stmt) syntax.Stmt {
 			return s
 		}
 		rhs := rewriteExpr(s.RHS)
+		for {
+			p, ok := s.LHS.(*syntax.ParenExpr)
+			if !ok {
+				break
+			}
+			s.LHS = p.X // (x) += y is x += y
+		}
 		switch lhs := s.LHS.(type) {
 		case *syntax.Ident:
 			// x op= y  →  x = $iop(x, y): reading an identifier has no

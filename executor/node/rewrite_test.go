@@ -74,7 +74,7 @@ func TestRewriteKeepsBehaviour(t *testing.T) {
 		"x = \"%s and %d\" % (\"a\", 3)\ny = \"%(k)s\" % {\"k\": [1, 2]}\nz = \"%r\" % \"q\"\nw = \"%d%%\" % 5",
 		// Augmented assignment, with the aliasing of += on lists.
 		"a = [1]\nb = a\na += [2]\na += (3,)\nc = a == b\nn = 1\nn += 2\nn *= 3\nn -= 1\nn <<= 2\nn |= 1\nn &= 7\nn ^= 2\nn %= 5",
-		"s = \"x\"\ns += \"y\"\ns *= 3\nt = (1,)\nu = t\nt += (2,)",
+		"s = \"x\"\ns += \"y\"\ns *= 3\nt = (1,)\nu = t\nt += (2,)\n(s) += \"z\"",
 		"d = {\"a\": 1}\ne = d\nd |= {\"b\": 2}\nsame = d == e",
 		"l = [[1], 2]\nk = l[0]\nl[0] += [5]\nl[1] += 3\nsame = k == l[0]\nd = {\"x\": \"a\"}\nd[\"x\"] += \"b\"\nd[\"x\"] *= 2",
 		"def f():\n    x = []\n    for i in range(3):\n        x += [i]\n    return x\ny = f()",
