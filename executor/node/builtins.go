@@ -309,9 +309,17 @@ func catch(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs
 		if errors.As(err, &ev) {
 			tb = backtrace(ev)
 		}
+		msg := runOf(th).describe(err)
+		// An error message can repeat a value (key ... not in dict):
+		// kept in a list, such strings would escape the budget. The
+		// interpreter formatted it about twice on the way (the error,
+		// its traceback), hence twice their size.
+		if cerr := charge(th, "catch", 2*int64(len(msg)+len(tb))+2*valueHeader); cerr != nil {
+			return nil, cerr
+		}
 		fields["ok"] = starlark.False
 		fields["value"] = starlark.None
-		fields["error"] = starlark.String(runOf(th).describe(err))
+		fields["error"] = starlark.String(msg)
 		fields["traceback"] = starlark.String(tb)
 	} else {
 		fields["ok"] = starlark.True

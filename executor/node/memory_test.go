@@ -115,6 +115,7 @@ func TestMemoryBudgetBombs(t *testing.T) {
 		{"parallel.map collecting items", "r = parallel.map(lambda i: \"z\" * 100000, range(10000))", 1},
 		{"parallel.map of a huge range", "r = parallel.map(str, range(1 << 30))", 1},
 		{"catch does not swallow it", "def f():\n    return \"x\" * (1 << 31)\nr = catch(f)\nresult = {\"ok\": r.ok}", 2},
+		{"error messages kept by catch", "k = (\"x\" * 1000000,)\nd = {}\nkeep = [catch(lambda: d[k]).error for i in range(1000)]", 3},
 		{"catch of an aliased method", "r = catch(\"\".join, [\"q\" * 100000] * 10000)\nresult = {\"ok\": r.ok}", 1},
 	}
 	for _, tt := range tests {
@@ -136,6 +137,7 @@ func TestMemoryBudgetBombs(t *testing.T) {
 			// 32 MiB, the estimates' slack and the test's own work stay
 			// well below. (Not under -race, whose sync.Pool drops
 			// items: regexp then allocates a matcher per match.)
+			t.Logf("allocated %d MiB while failing: %s", grew>>20, e.Message)
 			if grew > 120<<20 && !raceEnabled {
 				t.Errorf("the process allocated %d MiB while the attempt ran, want far less than the bomb", grew>>20)
 			}
