@@ -1,8 +1,10 @@
 package node
 
 import (
+	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/syntax"
@@ -310,24 +312,71 @@ func setIndex(x, y, z starlark.Value) error {
 	return fmt.Errorf("%s value does not support item assignment", x.Type())
 }
 
-// getAttr is x.name, with the interpreter's messages (without its
-// spelling hint).
+// getAttr is x.name, with the interpreter's messages and spelling hint.
 func getAttr(x starlark.Value, name string) (starlark.Value, error) {
 	h, ok := x.(starlark.HasAttrs)
 	if !ok {
 		return nil, fmt.Errorf("%s has no .%s field or method", x.Type(), name)
 	}
 	v, err := h.Attr(name)
-	if err != nil {
-		if nsa, ok := err.(starlark.NoSuchAttrError); ok {
-			return nil, fmt.Errorf("%s", string(nsa))
-		}
+	var msg string
+	switch nsa, isNSA := err.(starlark.NoSuchAttrError); {
+	case isNSA:
+		msg = string(nsa)
+	case err != nil:
 		return nil, err
+	case v != nil:
+		return v, nil
+	default:
+		msg = fmt.Sprintf("%s has no .%s field or method", x.Type(), name)
 	}
-	if v == nil {
-		return nil, fmt.Errorf("%s has no .%s field or method", x.Type(), name)
+	if n := nearestName(name, h.AttrNames()); n != "" {
+		msg = fmt.Sprintf("%s (did you mean .%s?)", msg, n)
 	}
-	return v, nil
+	return nil, errors.New(msg)
+}
+
+// nearestName returns the candidate closest to name, ignoring case and
+// underscores, with at most half of name's letters wrong; "" if none is.
+// It gives the interpreter's hint for a misspelt field or method.
+func nearestName(name string, candidates []string) string {
+	fold := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if r == '_' {
+				return -1
+			}
+			return unicode.ToLower(r)
+		}, s)
+	}
+	x := fold(name)
+	best, bestD := "", (len(x)+1)/2
+	for _, c := range candidates {
+		if d := editDistance(x, fold(c)); d < bestD {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of the bytes of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // attrOp implements $attr(x, name): x.name, with the methods of the

@@ -30,6 +30,7 @@ func outcome(t *testing.T, code string, rewrite bool) string {
 	for k, v := range hiddenBuiltins() {
 		env[k] = v
 	}
+	env["struct"] = builtins["struct"]
 	prog, err := starlark.FileProgram(f, env.Has)
 	if err != nil {
 		return "compile: " + err.Error()
@@ -95,6 +96,8 @@ func TestRewriteKeepsBehaviour(t *testing.T) {
 		"x = \"a\".join(1)",
 		"x = \"a\".join([1])",
 		"x = [].join",
+		"x = struct(itemz=1).items", // with the interpreter's spelling hint
+		"x = struct(a=1).keys",
 		"x = {}.nope",
 		"x = 1 .join",
 		"x = \"a\".replace(1, 2)",
