@@ -69,6 +69,21 @@ func TestMemoryBombsE2E(t *testing.T) {
 		t.Fatalf("the gateway exited\n%s", lastLog(gw))
 	}
 
+	// The budget is per attempt: an execution running next to a bomb
+	// completes.
+	register(t, client, "slow_node", "parts = []\nfor i in range(20):\n    parts.append(\"p\" * (1 << 20))\n    time.sleep(0.1)\nresult = {\"n\": len(parts)}")
+	id, err := client.Start(ctx, "slow_node")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex, err := client.Execute(ctx, "append_in_a_loop")
+	if err != nil || ex.Error == nil || ex.Error.Code != "MEMORY_LIMIT" {
+		t.Fatalf("bomb next to another execution: %+v, %v", ex, err)
+	}
+	if slow := waitForEnd(t, client, id); slow.Status != kgw.StatusCompleted || slow.Result["bomb"]["n"] != float64(20) {
+		t.Errorf("the execution next to the bomb: %s %+v %v; want it completed", slow.Status, slow.Error, slow.Result)
+	}
+
 	// Control: the same limit without budget and watchdog.
 	bare := testenv.Gateway(t, testenv.WithGatewayMemoryLimit(gatewayMemoryLimit),
 		testenv.WithGatewayArgs("--node-memory-budget", "-1", "--node-memory-limit", "-1"))
