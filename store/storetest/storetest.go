@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"Execution/ClaimAndHeartbeat", testClaim},
 		{"Execution/ConcurrentClaimsAreDisjoint", testConcurrentClaims},
 		{"Execution/DeleteBefore", testDeleteBefore},
+		{"Execution/DeleteBeforeManyExpired", testDeleteBeforeMany},
 		{"Secret/VersionsGetListDelete", testSecrets},
 		{"Secret/ListPagination", testSecretList},
 		{"Secret/RewrapAtomic", testRewrap},
