@@ -33,6 +33,12 @@ type serveConfig struct {
 	// Retention is how long finished executions and their events are
 	// kept; negative keeps them forever.
 	Retention time.Duration
+	// RecoveryInterval is how often the executor looks for unfinished
+	// executions no live process runs.
+	RecoveryInterval time.Duration
+	// Pprof serves the Go runtime profiles under /debug/pprof/ on the
+	// admin address.
+	Pprof bool
 	// NodeMemoryLimit is the heap size in bytes above which running node
 	// attempts are stopped; 0 means the runtime's default, negative
 	// disables the watchdog.
@@ -56,6 +62,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		level                         string
 		shutdownDelay, shutdownTimout string
 		retention, memLimit           string
+		recoveryInterval              string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -77,6 +84,16 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&shutdownDelay, "shutdown-delay", env("KGW_SHUTDOWN_DELAY", "0s"), "on shutdown, how long to report NOT_SERVING before draining (env KGW_SHUTDOWN_DELAY)")
 	fs.StringVar(&shutdownTimout, "shutdown-timeout", env("KGW_SHUTDOWN_TIMEOUT", "30s"), "on shutdown, how long running RPCs may take before connections are closed (env KGW_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&retention, "retention", env("KGW_RETENTION", "168h"), "how long finished executions and their events are kept; 0 or negative keeps them forever (env KGW_RETENTION)")
+	fs.StringVar(&recoveryInterval, "recovery-interval", env("KGW_RECOVERY_INTERVAL", "15s"), "how often to look for unfinished executions that no live gateway runs, and resume them (env KGW_RECOVERY_INTERVAL)")
+	pprofOn := false
+	if v := getenv("KGW_PPROF"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_PPROF %q: want true or false", v))
+		}
+		pprofOn = b
+	}
+	fs.BoolVar(&cfg.Pprof, "pprof", pprofOn, "serve Go runtime profiles under /debug/pprof/ on the admin address (env KGW_PPROF)")
 	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which running nodes are stopped with MEMORY_LIMIT; 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -116,6 +133,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		problems = append(problems, fmt.Sprintf("retention %q: want a duration such as 168h", retention))
 	} else if cfg.Retention == 0 {
 		cfg.Retention = -1 // keep forever; the executor reads 0 as its default
+	}
+	if cfg.RecoveryInterval, err = time.ParseDuration(recoveryInterval); err != nil || cfg.RecoveryInterval <= 0 {
+		problems = append(problems, fmt.Sprintf("recovery interval %q: want a positive duration such as 15s", recoveryInterval))
 	}
 	if mib, err := strconv.ParseInt(memLimit, 10, 64); err != nil {
 		problems = append(problems, fmt.Sprintf("node memory limit %q: want a whole number of MiB", memLimit))

@@ -4,11 +4,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kailash-gateway/kgw/secrets"
 )
@@ -22,7 +26,7 @@ func TestParseServeConfig(t *testing.T) {
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
-		Retention: 168 * time.Hour,
+		Retention: 168 * time.Hour, RecoveryInterval: 15 * time.Second,
 	}
 	tests := []struct {
 		name string
@@ -47,6 +51,8 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.Store, c.MasterKeyFile = "sqlite:///tmp/x.db", "/etc/kgw.key" }},
 		{"retention and memory limit", []string{"--retention", "24h"}, map[string]string{"KGW_NODE_MEMORY_LIMIT": "512"},
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = 24*time.Hour, 512<<20 }},
+		{"recovery interval and profiles", []string{"--recovery-interval", "1s"}, map[string]string{"KGW_PPROF": "true"},
+			func(c *serveConfig) { c.RecoveryInterval, c.Pprof = time.Second, true }},
 		{"keep forever, no watchdog", []string{"--retention", "0s", "--node-memory-limit", "-1"}, nil,
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
 	}
@@ -80,6 +86,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"empty sqlite path", []string{"--store", "sqlite://"}, nil, "needs a file path"},
 		{"bad timeout", nil, map[string]string{"KGW_SHUTDOWN_TIMEOUT": "soon"}, "shutdown timeout"},
 		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
+		{"bad recovery interval", []string{"--recovery-interval", "0s"}, nil, "recovery interval"},
+		{"bad pprof", nil, map[string]string{"KGW_PPROF": "sometimes"}, "KGW_PPROF"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
 	}
 	for _, tt := range tests {
@@ -178,6 +186,19 @@ func TestParseServeConfigSecretsAndInline(t *testing.T) {
 		_, err := parseServeConfig(nil, envOf(env), io.Discard)
 		if err == nil || strings.Contains(err.Error(), "c2hvcnQ=") {
 			t.Fatalf("parseServeConfig(%v) = %v, want an error that does not repeat the key", env, err)
+		}
+	}
+}
+
+// Profiles are served on the admin address only when asked for.
+func TestAdminHandlerProfiles(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var ready atomic.Bool
+	for _, on := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		adminHandler(reg, &ready, on).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
+			t.Errorf("profiles %v: GET /debug/pprof/goroutine = %d, want %d", on, rec.Code, want)
 		}
 	}
 }
