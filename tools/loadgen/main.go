@@ -53,7 +53,7 @@ type options struct {
 	storeWindow    time.Duration
 	cpuProfile     string
 	skipStore      bool
-	skipClients      bool
+	skipClients    bool
 }
 
 // recoveryInterval is the gateways' recovery tick (KGW_RECOVERY_INTERVAL):
