@@ -278,8 +278,15 @@ func benchmark(ctx context.Context, o options) error {
 	}
 
 	if !o.skipStore {
-		if err := storeScenario(ctx, o, pg.Port); err != nil {
+		if err := storeScenario(ctx, o, o.kgw, "BenchmarkStore", pg.Port); err != nil {
 			return err
+		}
+		if o.kgwBefore != "" {
+			before := o
+			before.storeWindow = max(o.storeWindow, 16*time.Second)
+			if err := storeScenario(ctx, before, o.kgwBefore, "BenchmarkStoreBefore", pg.Port); err != nil {
+				return err
+			}
 		}
 	}
 	fmt.Printf("# external benchmark took %s\n", time.Since(began).Round(time.Second))
