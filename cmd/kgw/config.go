@@ -36,6 +36,8 @@ type serveConfig struct {
 	// RecoveryInterval is how often the executor looks for unfinished
 	// executions no live process runs.
 	RecoveryInterval time.Duration
+	// AccessLog logs every RPC; without it only failed RPCs are logged.
+	AccessLog bool
 	// Pprof serves the Go runtime profiles under /debug/pprof/ on the
 	// admin address.
 	Pprof bool
@@ -93,6 +95,15 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		}
 		pprofOn = b
 	}
+	accessOn := false
+	if v := getenv("KGW_ACCESS_LOG"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_ACCESS_LOG %q: want true or false", v))
+		}
+		accessOn = b
+	}
+	fs.BoolVar(&cfg.AccessLog, "access-log", accessOn, "log every RPC (method, code, duration); failed RPCs are always logged (env KGW_ACCESS_LOG)")
 	fs.BoolVar(&cfg.Pprof, "pprof", pprofOn, "serve Go runtime profiles under /debug/pprof/ on the admin address (env KGW_PPROF)")
 	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which running nodes are stopped with MEMORY_LIMIT; 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
 	if err := fs.Parse(args); err != nil {

@@ -53,6 +53,8 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = 24*time.Hour, 512<<20 }},
 		{"recovery interval and profiles", []string{"--recovery-interval", "1s"}, map[string]string{"KGW_PPROF": "true"},
 			func(c *serveConfig) { c.RecoveryInterval, c.Pprof = time.Second, true }},
+		{"access log", nil, map[string]string{"KGW_ACCESS_LOG": "1"}, func(c *serveConfig) { c.AccessLog = true }},
+		{"access log flag", []string{"--access-log"}, nil, func(c *serveConfig) { c.AccessLog = true }},
 		{"keep forever, no watchdog", []string{"--retention", "0s", "--node-memory-limit", "-1"}, nil,
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
 	}
@@ -88,6 +90,7 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
 		{"bad recovery interval", []string{"--recovery-interval", "0s"}, nil, "recovery interval"},
 		{"bad pprof", nil, map[string]string{"KGW_PPROF": "sometimes"}, "KGW_PPROF"},
+		{"bad access log", nil, map[string]string{"KGW_ACCESS_LOG": "loud"}, "KGW_ACCESS_LOG"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
 	}
 	for _, tt := range tests {

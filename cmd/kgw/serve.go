@@ -128,6 +128,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Broker:                 broker,
 		DisableInlineResources: cfg.DisableInlineResources,
 		Logger:                 log,
+		AccessLog:              cfg.AccessLog,
 		Compile:                server.CompileNode,
 		PageTokenKey:           pageTokenKey(key),
 		Metrics:                reg,
