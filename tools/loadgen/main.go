@@ -51,6 +51,7 @@ type options struct {
 	clientCallers  int
 	storeRows      int
 	storeWindow    time.Duration
+	idleWindow     time.Duration
 	cpuProfile     string
 	skipStore      bool
 	skipClients    bool
@@ -74,6 +75,7 @@ func main() {
 	flag.IntVar(&o.clientCallers, "client-callers", 16, "concurrency of the Python and TypeScript scenarios")
 	flag.IntVar(&o.storeRows, "store-rows", 500000, "finished executions stored for the background-work scenario")
 	flag.DurationVar(&o.storeWindow, "store-window", 6*time.Second, "measured time of the background-work scenario (one recovery tick per second)")
+	flag.DurationVar(&o.idleWindow, "idle-window", 10*time.Second, "how long the background-work scenario measures the idle gateway's CPU")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway under the no-op load at the highest concurrency to this file")
 	flag.BoolVar(&o.skipStore, "skip-store", false, "skip the background-work scenario")
 	flag.BoolVar(&o.skipClients, "skip-clients", false, "skip the Python and TypeScript scenarios")
