@@ -286,9 +286,11 @@ var externalScenarios = []scenario{
 	{"external: TypeScript client, no-op at 16 callers vs Go", unitRatio(ext+"go/noop/callers=16", "calls/s", ext+"ts/noop/callers=16", "calls/s", 0.70, false)},
 	{"background: no-op p99 across recovery ticks, 500k stored vs empty", unitRatio(store+"empty/noop/callers=1", "p99-µs", store+rows+"/noop/callers=1", "p99-µs", 2, true)},
 	{"  … p99.9", unitRatio(store+"empty/noop/callers=1", "p99.9-µs", store+rows+"/noop/callers=1", "p99.9-µs", 0, true)},
+	{"  … maximum (one caller sees every tick)", unitRatio(store+"empty/noop/callers=1", "max-µs", store+rows+"/noop/callers=1", "max-µs", 0, true)},
 	{"  … idle CPU (recovery ticks every second)", idleCPU(store+"empty/idle", store+rows+"/idle")},
 	{"  … before (-kgw-before, ticks every 15 s): p99, 500k stored vs empty", optional(unitRatio(storeBefore+"empty/noop/callers=1", "p99-µs", storeBefore+rows+"/noop/callers=1", "p99-µs", 0, true))},
 	{"  … before: p99.9", optional(unitRatio(storeBefore+"empty/noop/callers=1", "p99.9-µs", storeBefore+rows+"/noop/callers=1", "p99.9-µs", 0, true))},
+	{"  … before: maximum", optional(unitRatio(storeBefore+"empty/noop/callers=1", "max-µs", storeBefore+rows+"/noop/callers=1", "max-µs", 0, true))},
 	{"  … before: idle CPU", optional(idleCPU(storeBefore+"empty/idle", storeBefore+rows+"/idle"))},
 }
 
