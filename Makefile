@@ -115,8 +115,8 @@ test-ts: build clients/ts/node_modules/.installed
 	cd clients/ts && KGW_BINARY=$(BIN)/kgw npm run test:e2e
 
 ## bench: run the benchmarks (in process, then external), then print each scenario next to its baseline from the same run, as a ratio
-# About 10 minutes on a 2-core machine: the in-process benchmarks, then the
-# external benchmark (tools/loadgen, about 2 minutes; see docs/performance.md).
+# About 7 minutes on a shared 2-core machine: the in-process benchmarks, then the
+# external benchmark (tools/loadgen, about 2½ minutes; see docs/performance.md).
 # BenchmarkFetchval runs on its own, six times, so that its two sides take
 # turns (-count would repeat each side in place); the report gives the
 # median of the paired ratios (see internal/benchreport).
