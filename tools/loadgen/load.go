@@ -27,6 +27,24 @@ type measurement struct {
 
 func (m measurement) throughput() float64 { return float64(m.calls) / m.window.Seconds() }
 
+// add returns m and n as one measurement (of the sum of their windows).
+func (m measurement) add(n measurement) measurement {
+	if m.window == 0 {
+		return n
+	}
+	m.calls += n.calls
+	m.errors += n.errors
+	m.window += n.window
+	if m.cpu >= 0 && n.cpu >= 0 {
+		m.cpu += n.cpu
+	} else {
+		m.cpu = -1
+	}
+	m.latencies = append(m.latencies, n.latencies...)
+	slices.Sort(m.latencies)
+	return m
+}
+
 // quantile returns the q-quantile (0..1) of the sorted latencies.
 func quantile(sorted []time.Duration, q float64) time.Duration {
 	if len(sorted) == 0 {

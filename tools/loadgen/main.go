@@ -48,6 +48,7 @@ type options struct {
 	tsClient       string
 	warmup, window time.Duration
 	callers        []int
+	rounds         int
 	clientCallers  int
 	storeRows      int
 	storeWindow    time.Duration
@@ -69,9 +70,10 @@ func main() {
 	flag.StringVar(&o.python, "python", "", "python interpreter with the kgw client installed (optional)")
 	flag.StringVar(&o.node, "node", "", "node binary for the TypeScript client (optional; needs -ts-client)")
 	flag.StringVar(&o.tsClient, "ts-client", "", "directory of the built TypeScript client (clients/ts)")
-	flag.DurationVar(&o.warmup, "warmup", 500*time.Millisecond, "warm-up before each measurement")
+	flag.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up before each measurement")
 	flag.DurationVar(&o.window, "window", 3*time.Second, "measured time per scenario and concurrency")
 	flag.StringVar(&callers, "callers", "1,64", "concurrencies of the Go scenarios")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per concurrency of the Go scenarios: each round measures every scenario for window/rounds")
 	flag.IntVar(&o.clientCallers, "client-callers", 16, "concurrency of the Python and TypeScript scenarios")
 	flag.IntVar(&o.storeRows, "store-rows", 500000, "finished executions stored for the background-work scenario")
 	flag.DurationVar(&o.storeWindow, "store-window", 6*time.Second, "measured time of the background-work scenario (one recovery tick per second)")
@@ -89,6 +91,9 @@ func main() {
 	}
 	if o.kgw == "" {
 		fatalf("-kgw is required")
+	}
+	if o.rounds < 1 {
+		fatalf("-rounds must be at least 1")
 	}
 	for _, p := range []*string{&o.kgw, &o.kgwBefore, &o.tsClient} {
 		if *p != "" {
@@ -249,25 +254,45 @@ func benchmark(ctx context.Context, o options) error {
 		defer before.close()
 	}
 
-	top := o.callers[len(o.callers)-1]
+	// Each concurrency runs in rounds: every round measures every scenario
+	// (and the older binary's, in turns) for window/rounds, so that a
+	// scenario and its health check are measured seconds apart however
+	// the machine's other load changes during the run.
+	part := o
+	part.window = o.window / time.Duration(o.rounds)
 	for _, n := range o.callers {
-		for _, s := range scenarios {
-			profile := o.cpuProfile != "" && s.name == "noop" && n == top
-			m := measure(ctx, g, s, n, o, profile)
-			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), m))
-			if before != nil {
-				m := measure(ctx, before, s, n, o, false)
-				fmt.Println(line(fmt.Sprintf("BenchmarkBefore/go/%s/callers=%d", s.name, n), m))
+		after := make([]measurement, len(scenarios))
+		prior := make([]measurement, len(scenarios))
+		for range o.rounds {
+			for i, s := range scenarios {
+				after[i] = after[i].add(measure(ctx, g, s, n, part))
+				if before != nil {
+					prior[i] = prior[i].add(measure(ctx, before, s, n, part))
+				}
 			}
+		}
+		for i, s := range scenarios {
+			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), after[i]))
+			if before != nil {
+				fmt.Println(line(fmt.Sprintf("BenchmarkBefore/go/%s/callers=%d", s.name, n), prior[i]))
+			}
+		}
+	}
+	if o.cpuProfile != "" {
+		top := o.callers[len(o.callers)-1]
+		if err := profileUnder(ctx, g, scenarios[1], top, o); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: cpu profile:", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "loadgen: CPU profile of the gateway (no-op at %d callers) in %s\n", top, o.cpuProfile)
 		}
 	}
 
 	if !o.skipClients && (o.python != "" || o.node != "") {
 		n := o.clientCallers
-		m := measure(ctx, g, scenarios[0], n, o, false)
+		m := measure(ctx, g, scenarios[0], n, o)
 		fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/health/callers=%d", n), m))
 		for _, s := range scenarios[1:] {
-			m := measure(ctx, g, s, n, o, false)
+			m := measure(ctx, g, s, n, o)
 			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), m))
 			for _, c := range clientRunners(o) {
 				m, err := c.run(ctx, g, s, n, o)
@@ -295,25 +320,21 @@ func benchmark(ctx context.Context, o options) error {
 	return nil
 }
 
-// measure runs one scenario; with profile, it also takes a CPU profile of
-// the gateway during the measured window and writes it to o.cpuProfile.
-func measure(ctx context.Context, g *gateway, s scenario, callers int, o options, profile bool) measurement {
+// measure runs one scenario.
+func measure(ctx context.Context, g *gateway, s scenario, callers int, o options) measurement {
+	return run(ctx, g.call(s), callers, o.warmup, o.window, g.proc.AdminAddr)
+}
+
+// profileUnder takes a CPU profile of the gateway while it serves
+// scenario s at callers for o.window, and writes it to o.cpuProfile.
+func profileUnder(ctx context.Context, g *gateway, s scenario, callers int, o options) error {
 	done := make(chan error, 1)
-	if profile {
-		go func() {
-			time.Sleep(o.warmup)
-			done <- fetchProfile(g.proc.AdminAddr, o.window, o.cpuProfile)
-		}()
-	}
-	m := run(ctx, g.call(s), callers, o.warmup, o.window, g.proc.AdminAddr)
-	if profile {
-		if err := <-done; err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: cpu profile:", err)
-		} else {
-			fmt.Fprintf(os.Stderr, "loadgen: CPU profile of the gateway (%s at %d callers) in %s\n", s.name, callers, o.cpuProfile)
-		}
-	}
-	return m
+	go func() {
+		time.Sleep(o.warmup)
+		done <- fetchProfile(g.proc.AdminAddr, o.window, o.cpuProfile)
+	}()
+	measure(ctx, g, s, callers, o)
+	return <-done
 }
 
 func fetchProfile(admin string, d time.Duration, path string) error {
