@@ -311,6 +311,7 @@ func benchmark(ctx context.Context, o options) error {
 		if o.kgwBefore != "" {
 			before := o
 			before.storeWindow = max(o.storeWindow, 16*time.Second)
+			before.idleWindow = max(o.idleWindow, 31*time.Second) // two of its ticks
 			if err := storeScenario(ctx, before, o.kgwBefore, "BenchmarkStoreBefore", pg.Port); err != nil {
 				return err
 			}
