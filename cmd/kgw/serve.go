@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -105,6 +106,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Retention:         cfg.Retention,
 		MaxNodeRestarts:   cfg.MaxNodeRestarts,
 		MaxResultBytes:    cfg.MaxResultBytes,
+		RecoveryInterval:  cfg.RecoveryInterval,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -132,6 +134,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Broker:                 broker,
 		DisableInlineResources: cfg.DisableInlineResources,
 		Logger:                 log,
+		AccessLog:              cfg.AccessLog,
 		Compile:                server.CompileNode,
 		PageTokenKey:           pageTokenKey(key),
 		Metrics:                reg,
@@ -153,7 +156,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 			grpcLis.Close()
 			return fmt.Errorf("listen for admin HTTP: %w", err)
 		}
-		admin = &http.Server{Handler: adminHandler(reg, &ready), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: adminHandler(reg, &ready, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		if adminExposed(cfg.AdminAddr) {
 			log.Warn("the admin address is not loopback: /metrics, /healthz and /readyz are served without authentication to every host that can reach it; bind it to 127.0.0.1 or protect it with a firewall",
 				"admin_addr", adminLis.Addr().String())
@@ -223,8 +226,9 @@ func openStore(ctx context.Context, dsn string) (store.Store, string, error) {
 }
 
 // adminHandler serves /healthz (the process is alive), /readyz (it accepts
-// RPCs; 503 before ready and while shutting down) and /metrics.
-func adminHandler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+// RPCs; 503 before ready and while shutting down) and /metrics; with
+// profiles, also the Go runtime profiles under /debug/pprof/.
+func adminHandler(reg *prometheus.Registry, ready *atomic.Bool, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -237,6 +241,13 @@ func adminHandler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 
