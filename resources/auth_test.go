@@ -235,13 +235,13 @@ func TestDatabaseHostLists(t *testing.T) {
 	e.putSecret(t, "wildport", map[string]any{"password": "pw-wild-1234"}, host+":1")
 	e.putSecret(t, "hostlist", map[string]any{"password": "pw-wild-1234", "host": host + ",/x/a.example.com"}, "*.example.com", host)
 	dsns := map[string]string{
-		"url two hosts":      "postgres://u:pw-dsn-5678@" + addr + ",127.0.0.3:5432/db",
-		"url socket escape":  "postgres://u:pw-dsn-5678@" + addr + ",%2Fx%2Fa.example.com/db",
-		"kv host list":       "host=" + host + ",127.0.0.3 port=" + port + " user=u password=pw-dsn-5678",
-		"kv port list":       "host=" + host + "," + host + " port=" + port + ",1 user=u password=pw-dsn-5678",
-		"kv socket dir":      "host=/x/a.example.com user=u password=pw-dsn-5678",
-		"kv other port":      "host=" + host + " port=1 user=u password=pw-dsn-5678",
-		"url query host":     "postgres://u:pw-dsn-5678@" + addr + "/db?host=127.0.0.3",
+		"url two hosts":     "postgres://u:pw-dsn-5678@" + addr + ",127.0.0.3:5432/db",
+		"url socket escape": "postgres://u:pw-dsn-5678@" + addr + ",%2Fx%2Fa.example.com/db",
+		"kv host list":      "host=" + host + ",127.0.0.3 port=" + port + " user=u password=pw-dsn-5678",
+		"kv port list":      "host=" + host + "," + host + " port=" + port + ",1 user=u password=pw-dsn-5678",
+		"kv socket dir":     "host=/x/a.example.com user=u password=pw-dsn-5678",
+		"kv other port":     "host=" + host + " port=1 user=u password=pw-dsn-5678",
+		"url query host":    "postgres://u:pw-dsn-5678@" + addr + "/db?host=127.0.0.3",
 	}
 	i := 0
 	for name, dsn := range dsns {
