@@ -278,3 +278,9 @@ func uniqueKey[V any](m map[string]V, k string) string {
 		}
 	}
 }
+
+// Empty reports whether r holds no secret (a nil *Redactor holds none).
+func (r *Redactor) Empty() bool {
+	subs, whole := r.snapshot()
+	return len(subs) == 0 && len(whole) == 0
+}
