@@ -53,13 +53,10 @@ const maxMaskDepth = 1000
 
 func maskValue(v starlark.Value, red *secrets.Redactor, depth int) starlark.Value {
 	switch x := v.(type) {
-	case nil, starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, startime.Time, startime.Duration:
+	case nil, starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, startime.Time, startime.Duration, *maskedAttrs:
 		return v
-	case *maskedAttrs, *starlark.Builtin:
-		if b, ok := x.(*starlark.Builtin); ok {
-			return maskBuiltin(b, red)
-		}
-		return v
+	case *starlark.Builtin:
+		return maskBuiltin(x, red)
 	}
 	if depth > maxMaskDepth {
 		return starlark.String(secrets.Redacted)

@@ -7,8 +7,9 @@
 // handle (acquire(), transactions) is given back by Handle.Close, whatever
 // way the attempt ended. A connection on which a statement may have changed
 // the session state (SET, temporary tables, LISTEN, …) is closed instead of
-// going back to the pool, so that no session state outlives the attempt
-// (session.go has the rules).
+// going back to the pool, and every other connection is reset before it
+// goes back, so that no session state outlives the attempt (session.go has
+// the rules).
 package postgres
 
 import (
@@ -78,6 +79,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 		rememberParams(c.PgConn())
 		return nil
 	}
+	pc.AfterRelease = resetSession
 	p, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("create database pool: %w", err)

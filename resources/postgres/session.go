@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -72,6 +73,37 @@ import (
 //
 // Misclassifying in the clean direction would leak; in the dirty direction
 // it costs a reconnect. Every rule errs towards dirty.
+//
+// What the rules cannot see is reset. Every connection that goes back to
+// the pool clean is reset before anyone else can acquire it (resetSession,
+// pgxpool's AfterRelease hook, which pgxpool runs in its own goroutine
+// while the connection is still checked out): session authorization and
+// role back to the login user, every run-time parameter back to its value
+// at connection start (search_path, TimeZone, custom settings such as
+// app.tenant set by set_config(…, false) in a function), cursors closed,
+// LISTEN ended, session advisory locks released, temporary tables
+// dropped, sequence caches (currval/lastval) forgotten. In the same round
+// trip the reset checks that no SQL-level prepared statement exists (pgx's
+// own statements are protocol-level and stay valid), and discards the
+// connection if one does, or if the reset fails. This is DISCARD ALL
+// without DEALLOCATE ALL, which would break pgx's statement cache; what it
+// leaves behind is extension state (a dblink connection, the random seed
+// set by setseed) changed by code the rules did not flag, and the name —
+// not the value — of a custom setting.
+//
+// Cost: one extra round trip per use of a connection, after the node has
+// its result, so the node does not wait for it; the connection is busy
+// that much longer, and both sides spend the CPU. On BenchmarkFetchval
+// (server/, workflow-node: one pooled fetchval per execution, PostgreSQL on
+// the same shared 2-core machine, base and reset binaries run in turns, 2 s
+// each, 10 pairs) the median went from about 104 µs/op to about 264 µs/op:
+// paired ratios 1.7x to 4.4x, median 2.5x (one outlier pair at 19x left
+// out); allocations from 37 to 61 per op (4 of them for masking handle
+// results, mask.go). An empty round trip in its place ("SELECT false")
+// already cost 1.5x to 2.8x: most of the cost is the round trip itself, not
+// the statements, and on this benchmark every operation is a new execution,
+// so skipping the reset when a connection stays with one execution would
+// not help. The alternative, closing every connection, costs a reconnect.
 
 // sessionFuncs are the names (lower case) whose appearance anywhere in a
 // statement makes it dirty.
@@ -393,4 +425,37 @@ func giveBack(c pooledConn, clean bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
 	_ = conn.Close(ctx) // sends Terminate, no reply awaited; closed either way
+}
+
+// resetSQL restores a pooled connection's session to its state after
+// connecting (see "What the rules cannot see is reset" above) and reports
+// whether an SQL-level prepared statement survives, which it cannot remove
+// without removing pgx's own.
+const resetSQL = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; " +
+	"SELECT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql) FROM pg_advisory_unlock_all()"
+
+// resetTimeout bounds a reset; a connection that takes longer is closed.
+const resetTimeout = 5 * time.Second
+
+// resetSession is the pool's AfterRelease hook: it resets c's session and
+// reports whether c may go back to the pool (false closes it).
+func resetSession(c *pgx.Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	defer cancel()
+	mrr := c.PgConn().Exec(ctx, resetSQL)
+	prepared := true // until the last statement says otherwise
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			v := rr.Values()
+			prepared = len(v) != 1 || string(v[0]) != "f"
+		}
+		if _, err := rr.Close(); err != nil {
+			break
+		}
+	}
+	if err := mrr.Close(); err != nil || prepared {
+		return false
+	}
+	return c.PgConn().TxStatus() == 'I'
 }

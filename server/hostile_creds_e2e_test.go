@@ -1,0 +1,146 @@
+package server_test
+
+// Hostile node code against credentials and pooled sessions (issue 16,
+// items 3–5), through the gRPC API of a whole gateway.
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+
+	"google.golang.org/protobuf/types/known/structpb"
+
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/internal/testenv"
+)
+
+// TestHostileRecoversEchoedToken: an upstream echoes the Authorization
+// header; node code encodes, hashes, reverses and slices what it got and
+// returns it all, and stores it in workflow_cache for a later execution.
+// No form of the token appears in any result.
+func TestHostileRecoversEchoedToken(t *testing.T) {
+	const token = "sk_live_Zr8Kq2Vx7Lm4"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Echo", r.Header.Get("Authorization"))
+		fmt.Fprintf(w, `{"auth": %q}`, r.Header.Get("Authorization"))
+	}))
+	defer up.Close()
+	s := startStack(t, stackOptions{})
+	value, _ := structpb.NewStruct(map[string]any{"token": token})
+	if _, err := s.sec.StoreSecret(t.Context(), &kgwv1.StoreSecretRequest{Name: "api", Value: value}); err != nil {
+		t.Fatal(err)
+	}
+	res := map[string]*kgwv1.ResourceSpec{"api": {Type: "http_client", Config: params(t, map[string]any{"base_url": up.URL}), CredentialsRef: "api"}}
+	got := s.runNode(t, "steal", `
+r = get_resource("api").get("/")
+forms = [r.text, r.headers["x-echo"], r.json()["auth"], str(r.body)]
+out = {}
+for i, f in enumerate(forms):
+    tok = f.replace("Bearer ", "")
+    out["b64_%d" % i] = base64.b64encode(tok)
+    out["b64full_%d" % i] = base64.b64encode(f)
+    out["sha_%d" % i] = hashlib.sha256(tok)
+    out["rev_%d" % i] = "".join(reversed(tok.elems()))
+    out["codes_%d" % i] = [ord(c) for c in tok.elems()]
+    out["halves_%d" % i] = [tok[:8], tok[8:]]
+    out["spaced_%d" % i] = " ".join(tok.elems())
+workflow_cache.set("loot", forms)
+result = out
+`, res, nil)
+	later := s.runNode(t, "steal_later", `result = {"loot": workflow_cache.get("loot")}`, nil, nil)
+	dump, _ := json.Marshal([]any{got, later})
+	text := string(dump)
+	rev := []rune(token)
+	slices.Reverse(rev)
+	sum := sha256.Sum256([]byte(token))
+	forms := map[string]string{
+		"token": token, "reversed": string(rev), "base64": base64.StdEncoding.EncodeToString([]byte(token)),
+		"base64 bearer": base64.StdEncoding.EncodeToString([]byte("Bearer " + token)), "sha256": hex.EncodeToString(sum[:]),
+		"first half": token[:8], "second half": token[8:], "spaced": strings.Join(strings.Split(token, ""), " "),
+		"first code points": fmt.Sprintf("%d,%d,%d,%d", token[0], token[1], token[2], token[3]),
+	}
+	for what, f := range forms {
+		if strings.Contains(text, f) {
+			t.Errorf("the results hold the token's %s: %s", what, text)
+		}
+	}
+	if !strings.Contains(text, "[REDACTED]") {
+		t.Errorf("results %s: want the masked token", text)
+	}
+}
+
+// TestHostileSessionPoisoning: one workflow calls a function that sets
+// search_path, the role and a custom setting for the session
+// (set_config(…, false)); another workflow, on the same one-connection
+// pool, sees none of it.
+func TestHostileSessionPoisoning(t *testing.T) {
+	db := newPGDB(t, testenv.Postgres(t))
+	db.exec(t, "CREATE SCHEMA evil")
+	db.exec(t, "CREATE TABLE public.accounts (owner text)")
+	db.exec(t, "INSERT INTO public.accounts VALUES ('real')")
+	db.exec(t, "CREATE TABLE evil.accounts (owner text)")
+	db.exec(t, "INSERT INTO evil.accounts VALUES ('attacker')")
+	db.exec(t, `CREATE FUNCTION poison() RETURNS text LANGUAGE sql AS $$
+		SELECT set_config('search_path', 'evil, public', false) || set_config('app.tenant', 'stolen', false) $$`)
+	s := startStack(t, stackOptions{})
+	res := map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": 1})}
+	attacker := s.runNode(t, "attacker", `
+db = get_resource("db")
+db.fetchval("SELECT poison()")
+result = {"pid": db.fetchval("SELECT pg_backend_pid()"), "owner": db.fetchval("SELECT owner FROM accounts")}
+`, res, nil)
+	if attacker["owner"] != "attacker" {
+		t.Fatalf("the poisoning did not take in its own execution: %v", attacker)
+	}
+	victim := s.runNode(t, "victim", `
+db = get_resource("db")
+result = {"pid": db.fetchval("SELECT pg_backend_pid()"), "owner": db.fetchval("SELECT owner FROM accounts"),
+          "path": db.fetchval("SHOW search_path"), "tenant": db.fetchval("SELECT current_setting('app.tenant', true)")}
+`, res, nil)
+	if victim["owner"] != "real" || victim["path"] != `"$user", public` || (victim["tenant"] != nil && victim["tenant"] != "") {
+		t.Errorf("victim sees %v, want the real owner, the default search_path and no tenant", victim)
+	}
+	if victim["pid"] != attacker["pid"] {
+		t.Logf("the connection was replaced (pid %v → %v)", attacker["pid"], victim["pid"])
+	}
+}
+
+// TestHostileCacheAdmin: administrative cache commands fail the node with
+// a clear error.
+func TestHostileCacheAdmin(t *testing.T) {
+	r := testenv.NewRedis(t)
+	s := startStack(t, stackOptions{})
+	res := map[string]*kgwv1.ResourceSpec{"cache": {Type: "cache", Config: params(t, map[string]any{"host": "127.0.0.1", "port": r.Port})}}
+	s.register(t, &kgwv1.Workflow{Name: "admin", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"cache"},
+		Code: `result = {"v": get_resource("cache").do(*parameters["cmd"])}`}}})
+	for _, cmd := range [][]any{{"CONFIG", "GET", "masterauth"}, {"ACL", "LIST"}, {"FLUSHALL"}, {"EVAL", "return 1", "0"}, {"CLIENT", "KILL", "TYPE", "normal"}} {
+		x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "admin", Resources: res, Parameters: params(t, map[string]any{"cmd": cmd})})
+		mustFail(t, x, "NODE_ERROR", fmt.Sprintf("%s is not available to workflow code", cmd[0]))
+	}
+}
+
+// TestIdentityFieldsNotRedacted: a secret whose user is postgres does not
+// turn a database called postgres into [REDACTED] in results; its password
+// still is.
+func TestIdentityFieldsNotRedacted(t *testing.T) {
+	pg := testenv.Postgres(t)
+	s := startStack(t, stackOptions{})
+	value, _ := structpb.NewStruct(map[string]any{"user": "postgres", "password": "pw-ident-7Hq2", "database": "postgres"})
+	if _, err := s.sec.StoreSecret(t.Context(), &kgwv1.StoreSecretRequest{Name: "pg", Value: value}); err != nil {
+		t.Fatal(err)
+	}
+	res := map[string]*kgwv1.ResourceSpec{"db": {Type: "database", Config: params(t, map[string]any{"host": "127.0.0.1", "port": pg.Port}), CredentialsRef: "pg"}}
+	got := s.runNode(t, "ident", `
+db = get_resource("db")
+result = {"db": db.fetchval("SELECT current_database()"), "user": db.fetchval("SELECT current_user"),
+          "pw": db.fetchval("SELECT $1::text", parameters["guess"])}
+`, res, map[string]any{"guess": "pw-ident-7Hq2"})
+	diffResult(t, got, map[string]any{"db": "postgres", "user": "postgres", "pw": "[REDACTED]"})
+}
