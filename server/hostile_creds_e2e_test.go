@@ -91,10 +91,15 @@ func TestHostileSessionPoisoning(t *testing.T) {
 		SELECT set_config('search_path', 'evil, public', false) || set_config('app.tenant', 'stolen', false) $$`)
 	s := startStack(t, stackOptions{})
 	res := map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": 1})}
+	// The attacker poisons its connection through an acquired connection
+	// (where the change lasts until release) and through a pooled call.
 	attacker := s.runNode(t, "attacker", `
 db = get_resource("db")
+c = db.acquire()
+c.fetchval("SELECT poison()")
+result = {"pid": c.fetchval("SELECT pg_backend_pid()"), "owner": c.fetchval("SELECT owner FROM accounts")}
+c.release()
 db.fetchval("SELECT poison()")
-result = {"pid": db.fetchval("SELECT pg_backend_pid()"), "owner": db.fetchval("SELECT owner FROM accounts")}
 `, res, nil)
 	if attacker["owner"] != "attacker" {
 		t.Fatalf("the poisoning did not take in its own execution: %v", attacker)
@@ -108,7 +113,7 @@ result = {"pid": db.fetchval("SELECT pg_backend_pid()"), "owner": db.fetchval("S
 		t.Errorf("victim sees %v, want the real owner, the default search_path and no tenant", victim)
 	}
 	if victim["pid"] != attacker["pid"] {
-		t.Logf("the connection was replaced (pid %v → %v)", attacker["pid"], victim["pid"])
+		t.Errorf("the connection was replaced (pid %v → %v): the reset should have kept it", attacker["pid"], victim["pid"])
 	}
 }
 
