@@ -280,3 +280,20 @@ func TestMaskCacheValues(t *testing.T) {
 		t.Errorf("error = %v", err)
 	}
 }
+
+// TestMaskOpenErrors: an error of get_resource itself never shows a
+// credential value, even one the spec echoes (here in the host name the
+// secret may not be sent to).
+func TestMaskOpenErrors(t *testing.T) {
+	e := newEnv(t, nil)
+	e.putSecret(t, "s", map[string]any{"password": "pwleak7q"}, "127.0.0.1")
+	red := secrets.NewRedactor()
+	sess := e.broker.Session(map[string]store.ResourceSpec{
+		"db": {Type: "database", Config: map[string]any{"host": "pwleak7q.example"}, CredentialsRef: "s"},
+	}, red)
+	defer sess.Close()
+	_, err := sess.Open(t.Context(), "db")
+	if err == nil || strings.Contains(err.Error(), "pwleak7q") || !strings.Contains(err.Error(), "[REDACTED].example") {
+		t.Errorf("Open = %v, want the refusal with the password masked", err)
+	}
+}

@@ -62,11 +62,11 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 	}
 	pl, err := s.b.plan(ctx, name, spec, s.redactor)
 	if err != nil {
-		return nil, err
+		return nil, s.maskError(err)
 	}
 	p, err := s.b.acquirePool(ctx, pl)
 	if err != nil {
-		return nil, fmt.Errorf("resource '%s': %w", name, err)
+		return nil, s.maskError(fmt.Errorf("resource '%s': %w", name, err))
 	}
 	h := p.backend.handle(name)
 	if s.open == nil {
@@ -77,6 +77,15 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 	v := mask(h, s.redactor)
 	s.open = append(s.open, opened{name: name, pool: p, handle: h, value: v})
 	return v, nil
+}
+
+// maskError masks the session's credential values in err's message (node
+// code sees it through catch).
+func (s *Session) maskError(err error) error {
+	if s.redactor == nil {
+		return err
+	}
+	return maskError(err, s.redactor)
 }
 
 // Close gives back every connection the session's handles hold (rolling
