@@ -9,11 +9,17 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -148,4 +154,101 @@ result = {"db": db.fetchval("SELECT current_database()"), "user": db.fetchval("S
           "pw": db.fetchval("SELECT $1::text", parameters["guess"])}
 `, res, map[string]any{"guess": "pw-ident-7Hq2"})
 	diffResult(t, got, map[string]any{"db": "postgres", "user": "postgres", "pw": "[REDACTED]"})
+}
+
+// impostorPG is a PostgreSQL impostor on loopback: it declines TLS, asks
+// every client for its password with ask, and counts the passwords that
+// arrive.
+type impostorPG struct {
+	addr      string
+	startups  atomic.Int64
+	passwords atomic.Int64
+}
+
+func newImpostorPG(t *testing.T, ask pgproto3.BackendMessage) *impostorPG {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &impostorPG{addr: l.Addr().String()}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+				be := pgproto3.NewBackend(c, c)
+				for {
+					msg, err := be.ReceiveStartupMessage()
+					if err != nil {
+						return
+					}
+					if _, ok := msg.(*pgproto3.StartupMessage); ok {
+						break
+					}
+					if _, err := c.Write([]byte("N")); err != nil { // no TLS, no GSS encryption
+						return
+					}
+				}
+				f.startups.Add(1)
+				be.Send(ask)
+				if be.Flush() != nil {
+					return
+				}
+				if _, ok := ask.(*pgproto3.AuthenticationMD5Password); ok {
+					be.SetAuthType(pgproto3.AuthTypeMD5Password)
+				} else {
+					be.SetAuthType(pgproto3.AuthTypeCleartextPassword)
+				}
+				if msg, err := be.Receive(); err == nil {
+					if _, ok := msg.(*pgproto3.PasswordMessage); ok {
+						f.passwords.Add(1)
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	return f
+}
+
+// TestHostileImpostorDatabase: a workflow points a database resource
+// with a stored secret at a server that asks for the password in clear
+// text or MD5; the execution fails and CheckResource reports it, and the
+// server never receives a password.
+func TestHostileImpostorDatabase(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	value, _ := structpb.NewStruct(map[string]any{"user": "app", "password": "pw-impostor-9Jd"})
+	if _, err := s.sec.StoreSecret(t.Context(), &kgwv1.StoreSecretRequest{Name: "pg", Value: value}); err != nil {
+		t.Fatal(err)
+	}
+	s.register(t, &kgwv1.Workflow{Name: "impostor", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"},
+		Code: `result = {"v": get_resource("db").fetchval("SELECT 1")}`}}})
+	for _, ask := range []pgproto3.BackendMessage{&pgproto3.AuthenticationCleartextPassword{}, &pgproto3.AuthenticationMD5Password{Salt: [4]byte{9, 8, 7, 6}}} {
+		f := newImpostorPG(t, ask)
+		host, port, _ := net.SplitHostPort(f.addr)
+		spec := &kgwv1.ResourceSpec{Type: "database", CredentialsRef: "pg",
+			Config: params(t, map[string]any{"host": host, "port": port, "database": "x", "timeout": 5})}
+		x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "impostor", Resources: map[string]*kgwv1.ResourceSpec{"db": spec}})
+		mustFail(t, x, "RESOURCE_ERROR", "require_auth")
+		chk, err := s.res.CheckResource(t.Context(), &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Spec{Spec: spec}})
+		if err != nil || chk.GetHealthy() || !strings.Contains(chk.GetMessage(), "require_auth") {
+			t.Errorf("CheckResource = %v, %v, want unhealthy with the require_auth refusal", chk, err)
+		}
+		if f.startups.Load() == 0 {
+			t.Fatalf("%T: the impostor saw no client", ask)
+		}
+		if n := f.passwords.Load(); n != 0 {
+			t.Errorf("%T: the impostor received %d passwords", ask, n)
+		}
+	}
 }
