@@ -22,6 +22,7 @@ import (
 	"github.com/kailash-gateway/kgw/executor"
 	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/resources"
+	"github.com/kailash-gateway/kgw/resources/netguard"
 	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/server"
 	"github.com/kailash-gateway/kgw/store"
@@ -78,10 +79,34 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		}
 		return fmt.Errorf("open secrets: %w", err)
 	}
+	// Listen before anything can dial (the broker's pools, resumed
+	// executions): the guard must know the gateway's own addresses, and a
+	// port given as 0 is only known once bound. Connections wait in the
+	// backlog until Serve; Serve and Shutdown close the listeners, and so
+	// do these defers on an earlier return (closing twice is harmless).
+	var lc net.ListenConfig
+	grpcLis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC: %w", err)
+	}
+	defer grpcLis.Close()
+	var adminLis net.Listener
+	if cfg.AdminAddr != "" {
+		if adminLis, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+			return fmt.Errorf("listen for admin HTTP: %w", err)
+		}
+		defer adminLis.Close()
+	}
+	guard, err := selfGuard(grpcLis, adminLis)
+	if err != nil {
+		return err
+	}
+
 	broker := resources.NewBroker(resources.Config{
 		Resources:     st,
 		Secrets:       mgr,
 		DisableInline: cfg.DisableInlineResources,
+		Guard:         guard,
 		Logger:        log,
 	})
 	// Deferred calls run in reverse: the executor stops (its runs give
@@ -143,19 +168,9 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		return err
 	}
 
-	var lc net.ListenConfig
-	grpcLis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen for gRPC: %w", err)
-	}
 	var ready atomic.Bool
 	var admin *http.Server
-	var adminLis net.Listener
-	if cfg.AdminAddr != "" {
-		if adminLis, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
-			grpcLis.Close()
-			return fmt.Errorf("listen for admin HTTP: %w", err)
-		}
+	if adminLis != nil {
 		admin = &http.Server{Handler: adminHandler(reg, &ready, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		if adminExposed(cfg.AdminAddr) {
 			log.Warn("the admin address is not loopback: /metrics, /healthz and /readyz are served without authentication to every host that can reach it; bind it to 127.0.0.1 or protect it with a firewall",
@@ -223,6 +238,25 @@ func openStore(ctx context.Context, dsn string) (store.Store, string, error) {
 		}
 		return s, kind, nil
 	}
+}
+
+// selfGuard returns the address guard of the resource pools: link-local and
+// metadata addresses refused, and the gateway's own listeners (in every form
+// through which they can be reached) too, so that node code cannot call the
+// gateway's API or admin endpoints from inside it.
+func selfGuard(listeners ...net.Listener) (netguard.Policy, error) {
+	var p netguard.Policy
+	for _, l := range listeners {
+		if l == nil {
+			continue
+		}
+		targets, err := netguard.SelfTargets(l.Addr().String())
+		if err != nil {
+			return netguard.Policy{}, fmt.Errorf("guard the gateway's own address: %w", err)
+		}
+		p.Self = append(p.Self, targets...)
+	}
+	return p, nil
 }
 
 // adminHandler serves /healthz (the process is alive), /readyz (it accepts
