@@ -20,24 +20,6 @@ import (
 	"github.com/kailash-gateway/kgw/store"
 )
 
-// lockedBuffer is a log sink safe for concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestSecretGrantsEndToEnd: a caller without a grant on a secret cannot
 // make the gateway send it anywhere, directly, through a named resource or
 // through CheckResource — the loopback upstream sees no credential — and

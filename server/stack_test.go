@@ -49,6 +49,7 @@ type stackOptions struct {
 	// carries adminKey, a key with the admin role.
 	authRequired bool
 	logger       *slog.Logger
+	accessLog    bool
 	metrics      prometheus.Registerer
 	maxPerCaller int
 	jwt          *access.JWTVerifier
@@ -112,7 +113,7 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	})
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
-		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: opts.metrics,
+		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: opts.metrics, AccessLog: opts.accessLog,
 		TLS: opts.tls, TrustForwardedClientCert: opts.trustXFCC,
 	})
 	if err != nil {

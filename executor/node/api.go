@@ -38,8 +38,15 @@ type Attempt struct {
 	Log func(level store.LogLevel, msg string, fields map[string]any)
 	// Cache is the workflow_cache of the workflow; nil gives a private one.
 	Cache *WorkflowCache
+	// Redact masks the execution's credential values in a string; nil
+	// masks nothing. workflow_cache applies it to what the attempt stores
+	// and reads, so no credential value is carried between executions.
+	Redact func(string) string
 	// Limits bound the attempt; zero fields take the defaults.
 	Limits Limits
+	// Watchdog, if not nil, watches the heap while the attempt runs and
+	// may stop it (see Watchdog).
+	Watchdog *Watchdog
 }
 
 // ExecutionInfo is the `execution` struct visible to node code.
@@ -81,6 +88,11 @@ type Limits struct {
 	// MaxLogBytes bounds the log lines of one attempt together; lines
 	// past it are dropped after a warning line. Default 1 MiB.
 	MaxLogBytes int
+	// MaxMemory is the memory budget of the attempt in bytes: the
+	// estimated size of every value its code builds, charged before the
+	// value is built (see docs/node-api.md). Default 256 MiB; negative
+	// means unlimited.
+	MaxMemory int64
 }
 
 // Defaults of Limits.
@@ -108,6 +120,11 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxLogLines <= 0 {
 		l.MaxLogLines = DefaultMaxLogLines
+	}
+	if l.MaxMemory == 0 {
+		l.MaxMemory = DefaultMaxMemory
+	} else if l.MaxMemory < 0 {
+		l.MaxMemory = -1
 	}
 	if l.MaxCallDepth <= 0 {
 		l.MaxCallDepth = DefaultMaxCallDepth

@@ -22,6 +22,7 @@ import (
 type WorkflowCache struct {
 	mu    sync.Mutex
 	max   int
+	bytes int64      // estimated size of the entries
 	ll    *list.List // front = most recently used; elements are *cacheEntry
 	items map[string]*list.Element
 	now   func() time.Time
@@ -30,6 +31,7 @@ type WorkflowCache struct {
 type cacheEntry struct {
 	key     string
 	value   starlark.Value
+	size    int64
 	expires time.Time // zero: never
 }
 
@@ -37,6 +39,77 @@ type cacheEntry struct {
 // entries (at least 1).
 func NewWorkflowCache(maxEntries int) *WorkflowCache {
 	return &WorkflowCache{max: max(maxEntries, 1), ll: list.New(), items: map[string]*list.Element{}, now: time.Now}
+}
+
+// MaxCacheBytes bounds the estimated size of the values of one
+// WorkflowCache: they outlive the attempts that stored them, so no
+// attempt's memory budget bounds them.
+const MaxCacheBytes = 64 << 20
+
+// cacheValueSize estimates the memory a stored copy of v holds: the
+// bytes of its strings, a slot per element and an entry per key, or
+// more than limit. Shared values count each time they are reached, as the
+// copy shares none of its containers.
+func cacheValueSize(v starlark.Value, limit int64) int64 {
+	var n, visits int64
+	var walk func(v starlark.Value)
+	walk = func(v starlark.Value) {
+		if n > limit {
+			return
+		}
+		if visits++; visits > maxVisits {
+			n = maxCharge
+			return
+		}
+		switch v := v.(type) {
+		case starlark.String:
+			n += int64(len(v)) + valueHeader
+		case starlark.Bytes:
+			n += int64(len(v)) + valueHeader
+		case starlark.Int:
+			n += intBytes(v)
+		case *starlark.List:
+			n += valueHeader
+			for i := range v.Len() {
+				n += sliceSlot
+				walk(v.Index(i))
+			}
+		case starlark.Tuple:
+			n += valueHeader
+			for _, x := range v {
+				n += sliceSlot
+				walk(x)
+			}
+		case *starlark.Dict:
+			n += valueHeader
+			for _, kv := range v.Items() {
+				n += hashEntry
+				walk(kv[0])
+				walk(kv[1])
+			}
+		case *starlark.Set:
+			n += valueHeader
+			iter := v.Iterate()
+			var x starlark.Value
+			for iter.Next(&x) {
+				n += hashEntry
+				walk(x)
+			}
+			iter.Done()
+		case *starlarkstruct.Struct:
+			n += valueHeader
+			for _, name := range v.AttrNames() {
+				n += hashEntry
+				if x, err := v.Attr(name); err == nil {
+					walk(x)
+				}
+			}
+		default:
+			n += valueHeader
+		}
+	}
+	walk(v)
+	return min(n, maxCharge)
 }
 
 // ErrNotCacheable reports a value that cannot be stored: a function, a
@@ -53,8 +126,7 @@ func (c *WorkflowCache) Get(key string) (starlark.Value, bool) {
 	}
 	e := el.Value.(*cacheEntry)
 	if !e.expires.IsZero() && !c.now().Before(e.expires) {
-		c.ll.Remove(el)
-		delete(c.items, key)
+		c.remove(el)
 		return nil, false
 	}
 	c.ll.MoveToFront(el)
@@ -66,27 +138,38 @@ func (c *WorkflowCache) Get(key string) (starlark.Value, bool) {
 // time values, and lists, tuples, dicts, sets and structs of those) fail
 // with ErrNotCacheable.
 func (c *WorkflowCache) Set(key string, v starlark.Value, ttl time.Duration) error {
-	cp, err := deepCopy(v, 0)
+	return c.set(key, v, ttl, nil)
+}
+
+// set is Set with the strings of the copy passed through redact (nil:
+// unchanged).
+func (c *WorkflowCache) set(key string, v starlark.Value, ttl time.Duration, redact func(string) string) error {
+	size := cacheValueSize(v, MaxCacheBytes) + int64(len(key))
+	if size > MaxCacheBytes {
+		return fmt.Errorf("value is too large to cache (about %s, at most %s): %w", byteSize(size), byteSize(MaxCacheBytes), ErrNotCacheable)
+	}
+	cp, err := deepCopy(v, 0, redact)
 	if err != nil {
 		return err
 	}
 	cp.Freeze()
-	e := &cacheEntry{key: key, value: cp}
+	e := &cacheEntry{key: key, value: cp, size: size}
 	if ttl > 0 {
 		e.expires = c.now().Add(ttl)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
+		c.bytes -= el.Value.(*cacheEntry).size
 		el.Value = e
 		c.ll.MoveToFront(el)
-		return nil
+	} else {
+		c.items[key] = c.ll.PushFront(e)
 	}
-	c.items[key] = c.ll.PushFront(e)
-	for c.ll.Len() > c.max {
+	c.bytes += size
+	for c.ll.Len() > c.max || c.bytes > MaxCacheBytes {
 		last := c.ll.Back()
-		c.ll.Remove(last)
-		delete(c.items, last.Value.(*cacheEntry).key)
+		c.remove(last)
 	}
 	return nil
 }
@@ -97,10 +180,17 @@ func (c *WorkflowCache) Delete(key string) bool {
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
 	if ok {
-		c.ll.Remove(el)
-		delete(c.items, key)
+		c.remove(el)
 	}
 	return ok
+}
+
+// remove drops the entry el; c.mu must be held.
+func (c *WorkflowCache) remove(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.ll.Remove(el)
+	delete(c.items, e.key)
+	c.bytes -= e.size
 }
 
 // Len returns the number of entries, expired ones included.
@@ -113,17 +203,29 @@ func (c *WorkflowCache) Len() int {
 const maxCopyDepth = 64
 
 // deepCopy copies plain data.
-func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
+// redact, if not nil, rewrites every string and bytes value on the way
+// (masking credential values).
+func deepCopy(v starlark.Value, depth int, redact func(string) string) (starlark.Value, error) {
 	if depth > maxCopyDepth {
 		return nil, fmt.Errorf("value is nested more than %d levels deep: %w", maxCopyDepth, ErrNotCacheable)
 	}
 	switch v := v.(type) {
-	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes, stime.Time, stime.Duration:
+	case starlark.String:
+		if redact != nil {
+			return starlark.String(redact(string(v))), nil
+		}
+		return v, nil
+	case starlark.Bytes:
+		if redact != nil {
+			return starlark.Bytes(redact(string(v))), nil
+		}
+		return v, nil
+	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, stime.Time, stime.Duration:
 		return v, nil
 	case *starlark.List:
 		elems := make([]starlark.Value, v.Len())
 		for i := range elems {
-			x, err := deepCopy(v.Index(i), depth+1)
+			x, err := deepCopy(v.Index(i), depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -133,7 +235,7 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 	case starlark.Tuple:
 		out := make(starlark.Tuple, len(v))
 		for i, x := range v {
-			y, err := deepCopy(x, depth+1)
+			y, err := deepCopy(x, depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -143,11 +245,11 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 	case *starlark.Dict:
 		d := starlark.NewDict(v.Len())
 		for _, kv := range v.Items() {
-			k, err := deepCopy(kv[0], depth+1)
+			k, err := deepCopy(kv[0], depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
-			x, err := deepCopy(kv[1], depth+1)
+			x, err := deepCopy(kv[1], depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -162,7 +264,7 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 		defer iter.Done()
 		var x starlark.Value
 		for iter.Next(&x) {
-			y, err := deepCopy(x, depth+1)
+			y, err := deepCopy(x, depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -178,7 +280,7 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 			if err != nil {
 				return nil, err
 			}
-			y, err := deepCopy(f, depth+1)
+			y, err := deepCopy(f, depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -189,8 +291,76 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 	return nil, fmt.Errorf("a %s: %w (store plain data: None, bool, int, float, str, bytes, time, list, tuple, dict, set, struct)", v.Type(), ErrNotCacheable)
 }
 
-// cacheValue is the `workflow_cache` object of node code.
-type cacheValue struct{ c *WorkflowCache }
+// cacheValue is the `workflow_cache` object of node code. redact (nil:
+// none) masks the credential values of the attempt's execution: applied
+// to what a node stores and to what it reads, so that no credential value
+// travels between executions through the cache, whichever execution's
+// secrets it belongs to.
+type cacheValue struct {
+	c      *WorkflowCache
+	redact func(string) string
+}
+
+// masked returns v, or a frozen copy with credential values masked if v
+// holds any.
+func (v *cacheValue) masked(x starlark.Value) starlark.Value {
+	if v.redact == nil || !holdsMasked(x, v.redact, 0) {
+		return x
+	}
+	cp, err := deepCopy(x, 0, v.redact)
+	if err != nil { // stored values are plain data; cannot happen
+		return starlark.None
+	}
+	cp.Freeze()
+	return cp
+}
+
+// holdsMasked reports whether redact changes a string or bytes value in x.
+func holdsMasked(x starlark.Value, redact func(string) string, depth int) bool {
+	if depth > maxCopyDepth {
+		return true
+	}
+	switch x := x.(type) {
+	case starlark.String:
+		return redact(string(x)) != string(x)
+	case starlark.Bytes:
+		return redact(string(x)) != string(x)
+	case *starlark.List:
+		for i := range x.Len() {
+			if holdsMasked(x.Index(i), redact, depth+1) {
+				return true
+			}
+		}
+	case starlark.Tuple:
+		for _, e := range x {
+			if holdsMasked(e, redact, depth+1) {
+				return true
+			}
+		}
+	case *starlark.Dict:
+		for _, kv := range x.Items() {
+			if holdsMasked(kv[0], redact, depth+1) || holdsMasked(kv[1], redact, depth+1) {
+				return true
+			}
+		}
+	case *starlark.Set:
+		iter := x.Iterate()
+		defer iter.Done()
+		var e starlark.Value
+		for iter.Next(&e) {
+			if holdsMasked(e, redact, depth+1) {
+				return true
+			}
+		}
+	case *starlarkstruct.Struct:
+		for _, name := range x.AttrNames() {
+			if f, err := x.Attr(name); err == nil && holdsMasked(f, redact, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 var _ starlark.HasAttrs = (*cacheValue)(nil)
 
@@ -211,7 +381,7 @@ func (v *cacheValue) Attr(name string) (starlark.Value, error) {
 				return nil, err
 			}
 			if x, ok := v.c.Get(key); ok {
-				return x, nil
+				return v.masked(x), nil
 			}
 			return dflt, nil
 		}), nil
@@ -234,7 +404,14 @@ func (v *cacheValue) Attr(name string) (starlark.Value, error) {
 				}
 				d = time.Duration(f * float64(time.Second))
 			}
-			if err := v.c.Set(key, value, d); err != nil {
+			// The copy is charged to the attempt that makes it (one
+			// too large for the cache fails in Set without a charge).
+			if size := cacheValueSize(value, MaxCacheBytes); size <= MaxCacheBytes {
+				if err := charge(th, b.Name(), size); err != nil {
+					return nil, err
+				}
+			}
+			if err := v.c.set(key, value, d, v.redact); err != nil {
 				return nil, fmt.Errorf("%s: %w", b.Name(), err)
 			}
 			return starlark.None, nil

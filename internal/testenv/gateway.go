@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,9 +127,17 @@ func buildKGW() (string, error) {
 type GatewayOption func(*gatewayConfig)
 
 type gatewayConfig struct {
-	env   []string
-	args  []string
-	store string
+	env      []string
+	args     []string
+	store    string
+	memLimit int64
+	bin      string
+}
+
+// WithGatewayBinary runs the kgw binary at path instead of KGWBinary's,
+// e.g. to measure an older build next to the current one.
+func WithGatewayBinary(path string) GatewayOption {
+	return func(c *gatewayConfig) { c.bin = path }
 }
 
 // WithGatewayEnv adds environment variables ("NAME=value") to the
@@ -158,12 +167,16 @@ type GatewayProcess struct {
 	AdminAddr string
 	// DataDir is the gateway's data directory (kept across restarts).
 	DataDir string
+	// MemoryLimit describes the process memory limit the gateway runs
+	// under (see WithGatewayMemoryLimit); empty without one.
+	MemoryLimit string
 
-	bin    string
-	args   []string
-	env    []string
-	logs   *logBuffer
-	tmpDir string
+	bin     string
+	args    []string
+	env     []string
+	logs    *logBuffer
+	tmpDir  string
+	limiter *memoryLimiter
 
 	child child
 }
@@ -184,9 +197,12 @@ func StartGateway(opts ...GatewayOption) (*GatewayProcess, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	bin, err := kgwBinary()
-	if err != nil {
-		return nil, err
+	bin := cfg.bin
+	if bin == "" {
+		var err error
+		if bin, err = kgwBinary(); err != nil {
+			return nil, err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "kgw-testenv-gateway-")
 	if err != nil {
@@ -199,11 +215,19 @@ func StartGateway(opts ...GatewayOption) (*GatewayProcess, error) {
 		logs:    &logBuffer{},
 		tmpDir:  tmp,
 	}
+	if cfg.memLimit > 0 {
+		if g.limiter, err = newMemoryLimiter(cfg.memLimit); err != nil {
+			_ = os.RemoveAll(tmp)
+			return nil, err
+		}
+		g.MemoryLimit = g.limiter.what
+	}
 	err = onFreePorts(2, func(ports []int) error {
 		g.listenOn(cfg, ports[0], ports[1])
 		return g.Start()
 	})
 	if err != nil {
+		_ = g.limiter.close()
 		_ = os.RemoveAll(tmp)
 		return nil, err
 	}
@@ -243,7 +267,11 @@ func gatewayEnv(parent, extra []string) []string {
 func (g *GatewayProcess) Start() error {
 	return g.child.start(func() (*process, error) {
 		from := g.logs.Len()
-		cmd := exec.Command(g.bin, g.args...)
+		argv := []string{g.bin}
+		if g.limiter != nil {
+			argv = append(slices.Clone(g.limiter.wrap), argv...)
+		}
+		cmd := exec.Command(argv[0], append(argv[1:], g.args...)...)
 		cmd.Dir = g.tmpDir
 		cmd.Env = g.env
 		cmd.Stdout = g.logs
@@ -305,6 +333,9 @@ func (g *GatewayProcess) Close() error {
 	if logs := g.Logs(); err == nil && strings.Contains(logs, "WARNING: DATA RACE") {
 		i := strings.Index(logs, "WARNING: DATA RACE")
 		err = fmt.Errorf("gateway on %s reported a data race:\n%s", g.Addr, firstLines(logs[i:], 80))
+	}
+	if lerr := g.limiter.close(); lerr != nil && err == nil {
+		err = lerr
 	}
 	if rmErr := os.RemoveAll(g.tmpDir); rmErr != nil && err == nil {
 		err = fmt.Errorf("remove gateway dir: %w", rmErr)
