@@ -61,6 +61,7 @@ type dialConfig struct {
 	insecure bool
 	block    bool
 	extra    []grpc.DialOption
+	err      error // from an Option that could not be applied
 }
 
 // WithToken sends token as a bearer token ("authorization: Bearer <token>")
@@ -72,11 +73,12 @@ func WithToken(token string) Option {
 
 // WithTLS connects with TLS using cfg (nil means the system roots and the
 // target's host name). It is the default for targets that are not loopback
-// addresses.
+// addresses. For a private CA or a client certificate kept in files, see
+// WithTLSFiles.
 func WithTLS(cfg *tls.Config) Option {
 	return func(c *dialConfig) {
 		if cfg == nil {
-			cfg = &tls.Config{}
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		c.tls, c.insecure = cfg, false
 	}
@@ -112,6 +114,9 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.err != nil {
+		return nil, fmt.Errorf("kgw: dial %s: %w", target, cfg.err)
+	}
 	var creds credentials.TransportCredentials
 	switch {
 	case cfg.tls != nil:
@@ -119,7 +124,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	case cfg.insecure || isLoopbackTarget(target):
 		creds = insecure.NewCredentials()
 	default:
-		creds = credentials.NewTLS(&tls.Config{})
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
 	dopts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
 	if cfg.token != "" {
