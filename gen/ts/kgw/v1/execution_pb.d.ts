@@ -94,6 +94,14 @@ export declare type Execution = Message<"kgw.v1.Execution"> & {
    * @generated from field: string idempotency_key = 11;
    */
   idempotencyKey: string;
+
+  /**
+   * Principal of the caller that started the execution (`local` under
+   * `--auth none`).
+   *
+   * @generated from field: string caller = 12;
+   */
+  caller: string;
 };
 
 /**
@@ -1000,6 +1008,14 @@ export declare type ListExecutionsRequest = Message<"kgw.v1.ListExecutionsReques
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
+
+  /**
+   * Only executions started by this principal, when set. Callers with only
+   * the `executor` role see their own executions whatever this says.
+   *
+   * @generated from field: string caller = 6;
+   */
+  caller: string;
 };
 
 /**

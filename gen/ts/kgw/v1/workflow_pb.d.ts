@@ -81,6 +81,24 @@ export declare type Workflow = Message<"kgw.v1.Workflow"> & {
    * @generated from field: bool disable_journal = 9;
    */
   disableJournal: boolean;
+
+  /**
+   * Callers that may execute the workflow: principal patterns or
+   * `role:<name>`. Empty means any caller with the `executor`, `operator`,
+   * `developer` or `admin` role.
+   *
+   * @generated from field: repeated string allowed_callers = 10;
+   */
+  allowedCallers: string[];
+
+  /**
+   * Principal that registered the first version. Output only. A new version
+   * or a delete needs the creator or an admin; empty for workflows registered
+   * before access control existed.
+   *
+   * @generated from field: string creator = 11;
+   */
+  creator: string;
 };
 
 /**
@@ -282,6 +300,13 @@ export declare type WorkflowSummary = Message<"kgw.v1.WorkflowSummary"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Principal that registered the first version.
+   *
+   * @generated from field: string creator = 8;
+   */
+  creator: string;
 };
 
 /**
