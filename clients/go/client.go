@@ -50,6 +50,7 @@ type Client struct {
 	execs     kgwv1.ExecutionServiceClient
 	secrets   kgwv1.SecretServiceClient
 	resources kgwv1.ResourceServiceClient
+	access    kgwv1.AccessServiceClient
 }
 
 // An Option configures Dial.
@@ -141,6 +142,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		execs:     kgwv1.NewExecutionServiceClient(conn),
 		secrets:   kgwv1.NewSecretServiceClient(conn),
 		resources: kgwv1.NewResourceServiceClient(conn),
+		access:    kgwv1.NewAccessServiceClient(conn),
 	}
 	if cfg.block {
 		if err := waitReady(ctx, conn); err != nil {

@@ -10,6 +10,9 @@
 //	kgw secrets put|list|get|delete            manage secrets
 //	kgw secrets rotate-master-key [flags]      re-wrap every secret under a new master key (offline)
 //	kgw resources put|list|get|delete|pools|check  manage named resources and pools
+//	kgw auth keys create|list|revoke           manage API keys
+//	kgw auth bindings create|delete|list       manage role bindings
+//	kgw auth whoami                            show the caller's identity
 //	kgw version                                print the version
 //	kgw help                                   list the commands
 //
@@ -55,6 +58,7 @@ func init() {
 		{"executions", "list, get, watch and cancel executions", executionsGroup.run},
 		{"secrets", "store, list, get and delete secrets; rotate-master-key (offline)", secretsGroup.run},
 		{"resources", "manage named resources; list pools; check a resource", resourcesGroup.run},
+		{"auth", "manage API keys and role bindings; whoami", authGroup.run},
 		{"version", "print the version", runVersion},
 		{"help", "list the commands", runHelp},
 	}
@@ -119,6 +123,13 @@ func commandName(name string, args []string) string {
 	switch name {
 	case "workflow", "executions", "secrets", "resources":
 		if len(args) > 0 {
+			return name + " " + args[0]
+		}
+	case "auth":
+		switch {
+		case len(args) > 1 && (args[0] == "keys" || args[0] == "bindings"):
+			return name + " " + args[0] + " " + args[1]
+		case len(args) > 0:
 			return name + " " + args[0]
 		}
 	}
