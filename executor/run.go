@@ -21,6 +21,7 @@ type run struct {
 	e       *Executor
 	id      string
 	key     string // idempotency index key, "" if none
+	counted bool   // counts towards MaxRunsPerCaller (guarded by e.mu)
 	wf      *store.Workflow
 	p       *plan
 	req     *Request
@@ -382,6 +383,7 @@ func (r *run) abandon() {
 	r.createErr = fmt.Errorf("journal new execution: %w", err)
 	e := r.e
 	e.mu.Lock()
+	e.uncountLocked(r)
 	delete(e.runs, r.id)
 	if e.byKey[r.key] == r {
 		delete(e.byKey, r.key)
@@ -848,6 +850,11 @@ func slogLevel(l store.LogLevel) slog.Level {
 func (r *run) finish(failure *outcome) {
 	if r.durable {
 		r.e.journal.busy.Add(-1) // its next item is its last (see journal.finish)
+	}
+	if r.counted { // before the terminal event, so its watchers may start again
+		r.e.mu.Lock()
+		r.e.uncountLocked(r)
+		r.e.mu.Unlock()
 	}
 	r.mu.Lock()
 	now := r.e.now()

@@ -45,6 +45,7 @@ func executionToProto(x *store.Execution) (*kgwv1.Execution, error) {
 		StartTime:      timeToProto(x.StartTime),
 		EndTime:        timeToProto(x.EndTime),
 		IdempotencyKey: x.IdempotencyKey,
+		Caller:         x.Caller,
 	}
 	results := executor.Results(x)
 	if len(results) > 0 {

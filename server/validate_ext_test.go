@@ -159,7 +159,10 @@ func TestRegisterWorkflowValid(t *testing.T) {
 				t.Fatalf("RegisterWorkflow: %v", err)
 			}
 			got := proto.Clone(resp.GetWorkflow()).(*kgwv1.Workflow)
-			got.Version, got.CreateTime = 0, nil
+			if got.GetCreator() != "local" {
+				t.Errorf("creator = %q, want local (--auth none)", got.GetCreator())
+			}
+			got.Version, got.CreateTime, got.Creator = 0, nil, ""
 			if !proto.Equal(got, tt.w) {
 				t.Fatalf("stored workflow = %v, want %v", got, tt.w)
 			}

@@ -9,6 +9,7 @@
 //	kgw executions list|get|watch|cancel       inspect and cancel executions
 //	kgw secrets put|list|get|delete            manage secrets
 //	kgw secrets rotate-master-key [flags]      re-wrap every secret under a new master key (offline)
+//	kgw auth create-key --role R --name N      create an API key in the store (offline) and print it once
 //	kgw resources put|list|get|delete|pools|check  manage named resources and pools
 //	kgw auth keys create|list|revoke           manage API keys
 //	kgw auth bindings create|delete|list       manage role bindings
@@ -58,7 +59,7 @@ func init() {
 		{"executions", "list, get, watch and cancel executions", executionsGroup.run},
 		{"secrets", "store, list, get and delete secrets; rotate-master-key (offline)", secretsGroup.run},
 		{"resources", "manage named resources; list pools; check a resource", resourcesGroup.run},
-		{"auth", "manage API keys and role bindings; whoami", authGroup.run},
+		{"auth", "API keys and role bindings; whoami; create-key (offline)", authGroup.run},
 		{"version", "print the version", runVersion},
 		{"help", "list the commands", runHelp},
 	}
