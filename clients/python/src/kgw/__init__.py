@@ -47,6 +47,7 @@ from kgw.errors import (
 )
 from kgw.resources import ResourceSpec, cache, database, http_client, ref
 from kgw.sync import SyncKailashClient
+from kgw.workflow_file import WorkflowFileError, load_workflow_file, parse_workflow
 from kgw.types import (
     ApiKey,
     CheckResult,
@@ -113,9 +114,12 @@ __all__ = [
     "WorkflowNotFound",
     "WorkflowRequest",
     "WorkflowResponse",
+    "WorkflowFileError",
     "WorkflowSummary",
     "cache",
     "database",
     "http_client",
+    "load_workflow_file",
+    "parse_workflow",
     "ref",
 ]

@@ -8,7 +8,7 @@ import pytest
 
 import kgw
 
-from .conftest import Postgres
+from .conftest import REPO_ROOT, Postgres
 from .test_gateway import HELLO_CODE, _store_db_secret
 
 
@@ -96,3 +96,14 @@ async def test_iterators_walk_every_page(gateway: str) -> None:
     with kgw.SyncKailashClient(gateway) as sync:
         assert [w.name for w in sync.iter_workflows(page_size=2) if w.name.startswith(prefix)] == names
         assert len([e for e in sync.iter_executions(page_size=3) if e.workflow.startswith(prefix)]) == 5
+
+
+async def test_example_files_register(gateway: str) -> None:
+    """Every example workflow file, loaded by the Python client, registers."""
+    examples = sorted((REPO_ROOT / "examples").glob("*/workflow*.yaml"))
+    assert examples
+    async with kgw.KailashClient(gateway) as client:
+        for path in examples:
+            workflow = kgw.load_workflow_file(path)
+            stored = await client.register_workflow(None, workflow)
+            assert stored.name == workflow.name, path
