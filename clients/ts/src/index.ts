@@ -63,4 +63,5 @@ export type {
   WorkflowInfo,
   WorkflowSummary,
 } from "./types.js";
+export { loadWorkflowFile, parseWorkflow, WorkflowFileError, type FileProblem } from "./workflowFile.js";
 export { Code } from "@connectrpc/connect";

@@ -3,8 +3,10 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
-import { AsyncWorkflowBuilder, KailashClient, ResourceNotFoundError } from "../../src/index.js";
-import { type Gateway, type Postgres, startGateway, startPostgres } from "./harness.js";
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
+import { AsyncWorkflowBuilder, KailashClient, ResourceNotFoundError, loadWorkflowFile } from "../../src/index.js";
+import { type Gateway, type Postgres, REPO_ROOT, startGateway, startPostgres } from "./harness.js";
 
 const HELLO_CODE = `db = get_resource("db")
 msg = db.fetchval("SELECT 'Hello from kgw'")
@@ -101,5 +103,19 @@ describe("named resources and paging", () => {
     const only = await collect(client.iterExecutions({ workflow: names[3]!, status: "completed", pageSize: 1 }));
     assert.deepEqual(only.map((e) => e.workflow), [names[3]]);
     assert.throws(() => client.iterWorkflows({ pageSize: 1001 }), /pageSize/);
+  });
+
+  it("registers every example workflow file", async () => {
+    const root = join(REPO_ROOT, "examples");
+    let n = 0;
+    for (const d of readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory())) {
+      for (const f of readdirSync(join(root, d.name)).filter((x) => /^workflow.*\.yaml$/.test(x))) {
+        const wf = await loadWorkflowFile(join(root, d.name, f));
+        const stored = await client.registerWorkflow(undefined, wf);
+        assert.equal(stored.name, wf.name, `${d.name}/${f}`);
+        n++;
+      }
+    }
+    assert.ok(n >= 10);
   });
 });
