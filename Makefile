@@ -23,9 +23,10 @@ cc:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q gcc libc6-dev; \
 		else sudo apt-get update -q && sudo apt-get install -y -q gcc libc6-dev; fi; }
 
-## run: start the gateway on its embedded default (SQLite + key file in ./kgw-data, gRPC on 127.0.0.1:50051)
+## run: start the gateway on its embedded default (SQLite + key file in ./kgw-data, gRPC on 127.0.0.1:50051);
+##      ARGS="…" passes flags to kgw serve, e.g. make run ARGS="--grpc-addr 127.0.0.1:50052 --log-level debug"
 run: build
-	$(BIN)/kgw serve
+	$(BIN)/kgw serve $(ARGS)
 
 ## build: compile bin/kgw (version from git describe; override with VERSION=…)
 build: cc
@@ -41,6 +42,10 @@ $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# The tools by their relative names too (make bin/grpcurl).
+TOOLS := buf protoc-gen-go protoc-gen-go-grpc grpcurl staticcheck
+$(addprefix bin/,$(TOOLS)): bin/%: $(BIN)/%
 
 $(PY):
 	python3 -m venv $(VENV)

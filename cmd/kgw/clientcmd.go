@@ -57,6 +57,7 @@ type subcommand struct {
 
 // run dispatches args[0] to the matching subcommand.
 func (g *group) run(ctx context.Context, c *cli, args []string) error {
+	args = hoistClientFlags(args)
 	if len(args) == 0 {
 		g.usage(c.stderr)
 		return errUsage

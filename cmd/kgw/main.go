@@ -14,6 +14,7 @@
 //	kgw auth keys create|list|revoke           manage API keys
 //	kgw auth bindings create|delete|list       manage role bindings
 //	kgw auth whoami                            show the caller's identity
+//	kgw completion bash|zsh|fish               print a shell completion script
 //	kgw version                                print the version
 //	kgw help                                   list the commands
 //
@@ -29,6 +30,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	kgw "github.com/kailash-gateway/kgw/clients/go"
@@ -60,6 +62,7 @@ func init() {
 		{"secrets", "store, list, get and delete secrets; rotate-master-key (offline)", secretsGroup.run},
 		{"resources", "manage named resources; list pools; check a resource", resourcesGroup.run},
 		{"auth", "API keys and role bindings; whoami; create-key (offline)", authGroup.run},
+		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 		{"version", "print the version", runVersion},
 		{"help", "list the commands", runHelp},
 	}
@@ -81,6 +84,7 @@ func main() {
 
 // dispatch runs the subcommand named by args[0] and returns the exit status.
 func dispatch(ctx context.Context, c *cli, args []string) int {
+	args = hoistClientFlags(args)
 	if len(args) == 0 {
 		usage(c.stderr)
 		return 2
@@ -121,17 +125,15 @@ func dispatch(ctx context.Context, c *cli, args []string) int {
 // commandName names the command for messages: "workflow get" for a
 // group's subcommand, "run" for a plain command.
 func commandName(name string, args []string) string {
+	args = hoistClientFlags(args)
 	switch name {
-	case "workflow", "executions", "secrets", "resources":
-		if len(args) > 0 {
-			return name + " " + args[0]
+	case "workflow", "executions", "secrets", "resources", "auth":
+		if len(args) == 0 {
+			return name
 		}
-	case "auth":
-		switch {
-		case len(args) > 1 && (args[0] == "keys" || args[0] == "bindings"):
-			return name + " " + args[0] + " " + args[1]
-		case len(args) > 0:
-			return name + " " + args[0]
+		name += " " + args[0]
+		if rest := hoistClientFlags(args[1:]); len(rest) > 0 && strings.HasPrefix(name, "auth ") && (args[0] == "keys" || args[0] == "bindings") {
+			name += " " + rest[0]
 		}
 	}
 	return name
