@@ -5,6 +5,7 @@
 //
 //	kgw serve [flags]                          run the gateway (see `kgw serve -h`)
 //	kgw workflow register|list|get|delete      manage workflows
+//	kgw workflow validate -f FILE              check a workflow file offline
 //	kgw run WORKFLOW [flags]                   execute a workflow
 //	kgw executions list|get|watch|cancel       inspect and cancel executions
 //	kgw secrets put|list|get|delete            manage secrets
@@ -107,7 +108,7 @@ func dispatch(ctx context.Context, c *cli, args []string) int {
 			return exitOK
 		case errors.Is(err, errUsage):
 			return exitUsage
-		case errors.Is(err, errNotCompleted):
+		case errors.Is(err, errNotCompleted), errors.Is(err, errInvalidWorkflow):
 			return exitNotCompleted
 		case errors.As(err, &rpcErr):
 			printRPCError(c.stderr, commandName(name, args[1:]), rpcErr)
