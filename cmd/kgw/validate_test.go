@@ -86,6 +86,9 @@ func TestExampleFilesValidateAndRegister(t *testing.T) {
 			if code := dispatch(t.Context(), &cli{stdout: &out, stderr: &errb, getenv: envOf(nil)}, []string{"workflow", "validate", "-f", f}); code != 0 {
 				t.Fatalf("workflow validate -f %s = %d\n%s%s", f, code, out.String(), errb.String())
 			}
+			if out := k.ok(t, "workflow", "register", "-f", f, "--validate-only"); !strings.Contains(out, "nothing was stored") {
+				t.Errorf("register --validate-only = %q", out)
+			}
 			k.ok(t, "workflow", "register", "-f", f)
 		})
 	}

@@ -27,8 +27,10 @@ func runWorkflowRegister(ctx context.Context, c *cli, args []string) error {
 	k := newClientCmd(c, "workflow register", "-f FILE [flags]",
 		"Registers the workflow defined in FILE (YAML or JSON; nodes with inline code or\ncode_file paths relative to FILE, see docs/workflow-files.md). FILE - reads\nstandard input (code_file paths then relative to the working directory).\nRegistering an existing name stores the next version.")
 	var file string
+	var validateOnly bool
 	k.fs.StringVar(&file, "file", "", "workflow file (.yaml, .yml or .json; - for standard input)")
 	k.alias("f", "file")
+	k.fs.BoolVar(&validateOnly, "validate-only", false, "let the gateway check the workflow as a registration would, without storing it")
 	if _, err := k.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -56,12 +58,20 @@ func runWorkflowRegister(ctx context.Context, c *cli, args []string) error {
 		return k.usageErr("%v", err)
 	}
 	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
-		got, err := cl.Register(ctx, wf)
+		register := cl.Register
+		if validateOnly {
+			register = cl.ValidateWorkflow
+		}
+		got, err := register(ctx, wf)
 		if err != nil {
 			return err
 		}
 		if k.json() {
 			return k.printProto("workflow", got)
+		}
+		if validateOnly {
+			fmt.Fprintf(c.stdout, "workflow %s is valid (%d nodes); nothing was stored\n", got.GetName(), len(got.GetNodes()))
+			return nil
 		}
 		fmt.Fprintf(c.stdout, "registered workflow %s version %d (%d nodes)\n", got.GetName(), got.GetVersion(), len(got.GetNodes()))
 		return nil

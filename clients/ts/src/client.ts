@@ -348,6 +348,26 @@ export class KailashClient {
     return workflowInfoFromProto(res.workflow);
   }
 
+  /**
+   * Checks a workflow exactly as registerWorkflow would, without storing it;
+   * resolves with the definition as it would be stored (version 0). Rejects
+   * with InvalidWorkflowError.
+   */
+  async validateWorkflow(name: string | undefined, workflow: Workflow, signal?: AbortSignal): Promise<WorkflowInfo> {
+    const wf = { ...workflow };
+    if (name) {
+      wf.name = name;
+    }
+    if (!wf.name) {
+      throw new Error("workflow name is empty");
+    }
+    const res = await rethrow(this.workflows.registerWorkflow({ workflow: wf, validateOnly: true }, callOptions(signal)));
+    if (res.workflow === undefined) {
+      throw new Error("RegisterWorkflow returned no workflow");
+    }
+    return workflowInfoFromProto(res.workflow);
+  }
+
   /** Returns one version of a workflow (the latest for 0). Rejects with WorkflowNotFoundError. */
   async getWorkflow(name: string, version = 0, signal?: AbortSignal): Promise<WorkflowInfo> {
     const res = await rethrow(this.workflows.getWorkflow({ name, version }, callOptions(signal)));

@@ -137,6 +137,17 @@ def register_workflow(name: str | None, workflow: workflow_pb2.Workflow) -> Unar
     )
 
 
+def validate_workflow(name: str | None, workflow: workflow_pb2.Workflow) -> Unary[Any, WorkflowInfo]:
+    """RegisterWorkflow with validate_only: every check, nothing stored."""
+    return _unary(
+        _WF,
+        "RegisterWorkflow",
+        _requests.register_request(name, workflow, validate_only=True),
+        workflow_pb2.RegisterWorkflowResponse,
+        lambda r: WorkflowInfo.from_proto(r.workflow),
+    )
+
+
 def get_workflow(name: str, version: int) -> Unary[Any, WorkflowInfo]:
     """GetWorkflow."""
     return _unary(

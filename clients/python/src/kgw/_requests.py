@@ -87,13 +87,15 @@ def execution_request(
     return request
 
 
-def register_request(name: str | None, workflow: workflow_pb2.Workflow) -> workflow_pb2.RegisterWorkflowRequest:
+def register_request(
+    name: str | None, workflow: workflow_pb2.Workflow, validate_only: bool = False
+) -> workflow_pb2.RegisterWorkflowRequest:
     """Builds a RegisterWorkflowRequest; a non-empty name overrides the workflow's."""
     if not isinstance(workflow, workflow_pb2.Workflow):
         raise TypeError(
             f"expected a kgw.v1.Workflow (from AsyncWorkflowBuilder.build()), got {type(workflow).__name__}"
         )
-    request = workflow_pb2.RegisterWorkflowRequest()
+    request = workflow_pb2.RegisterWorkflowRequest(validate_only=validate_only)
     request.workflow.CopyFrom(workflow)
     if name:
         request.workflow.name = name

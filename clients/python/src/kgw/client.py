@@ -160,6 +160,14 @@ class KailashClient:
         """
         return await self._call(_calls.register_workflow(name, workflow))
 
+    async def validate_workflow(self, name: str | None, workflow: workflow_pb2.Workflow) -> WorkflowInfo:
+        """Checks a workflow exactly as :meth:`register_workflow` would, without storing it.
+
+        Returns the definition as it would be stored (version 0); raises
+        :class:`kgw.InvalidWorkflow` with one violation per problem.
+        """
+        return await self._call(_calls.validate_workflow(name, workflow))
+
     async def get_workflow(self, name: str, version: int = 0) -> WorkflowInfo:
         """Returns one version of a workflow (the latest for 0). Raises :class:`kgw.WorkflowNotFound`."""
         return await self._call(_calls.get_workflow(name, version))

@@ -135,6 +135,10 @@ class SyncKailashClient:
         """Registers a workflow; see :meth:`kgw.KailashClient.register_workflow`."""
         return self._call(_calls.register_workflow(name, workflow))
 
+    def validate_workflow(self, name: str | None, workflow: workflow_pb2.Workflow) -> WorkflowInfo:
+        """Checks a workflow as register_workflow would, without storing it."""
+        return self._call(_calls.validate_workflow(name, workflow))
+
     def get_workflow(self, name: str, version: int = 0) -> WorkflowInfo:
         """Returns one version of a workflow (the latest for 0)."""
         return self._call(_calls.get_workflow(name, version))

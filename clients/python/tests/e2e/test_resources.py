@@ -107,3 +107,20 @@ async def test_example_files_register(gateway: str) -> None:
             workflow = kgw.load_workflow_file(path)
             stored = await client.register_workflow(None, workflow)
             assert stored.name == workflow.name, path
+
+
+async def test_validate_workflow_stores_nothing(gateway: str) -> None:
+    name = f"validate-{uuid.uuid4().hex[:6]}"
+    good = kgw.AsyncWorkflowBuilder(name).add_async_code("a", "result = {'a': 1}").build()
+    async with kgw.KailashClient(gateway) as client:
+        checked = await client.validate_workflow(None, good)
+        assert checked.name == name and checked.version == 0
+        with pytest.raises(kgw.WorkflowNotFound):
+            await client.get_workflow(name)
+        bad = kgw.AsyncWorkflowBuilder(name).add_async_code("a", "import json").build()
+        with pytest.raises(kgw.InvalidWorkflow) as info:
+            await client.validate_workflow(None, bad)
+        assert any("import" in v.description for v in info.value.violations)
+    with kgw.SyncKailashClient(gateway) as sync:
+        assert sync.validate_workflow(None, good).version == 0
+        assert sync.register_workflow(None, good).version == 1

@@ -5,7 +5,14 @@ import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { AsyncWorkflowBuilder, KailashClient, ResourceNotFoundError, loadWorkflowFile } from "../../src/index.js";
+import {
+  AsyncWorkflowBuilder,
+  InvalidWorkflowError,
+  KailashClient,
+  ResourceNotFoundError,
+  WorkflowNotFoundError,
+  loadWorkflowFile,
+} from "../../src/index.js";
 import { type Gateway, type Postgres, REPO_ROOT, startGateway, startPostgres } from "./harness.js";
 
 const HELLO_CODE = `db = get_resource("db")
@@ -117,5 +124,20 @@ describe("named resources and paging", () => {
       }
     }
     assert.ok(n >= 10);
+  });
+
+  it("validates a workflow without storing it", async () => {
+    const name = `validate-${randomUUID().slice(0, 6)}`;
+    const good = new AsyncWorkflowBuilder(name).addAsyncCode("a", "result = {'a': 1}").build();
+    const checked = await client.validateWorkflow(undefined, good);
+    assert.equal(checked.name, name);
+    assert.equal(checked.version, 0);
+    await assert.rejects(client.getWorkflow(name), WorkflowNotFoundError);
+    const bad = new AsyncWorkflowBuilder(name).addAsyncCode("a", "import json").build();
+    await assert.rejects(client.validateWorkflow(undefined, bad), (err: unknown) => {
+      assert.ok(err instanceof InvalidWorkflowError && err.violations.some((v) => v.description.includes("import")), String(err));
+      return true;
+    });
+    assert.equal((await client.registerWorkflow(undefined, good)).version, 1);
   });
 });
