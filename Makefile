@@ -15,7 +15,7 @@ GRPCURL_VERSION := v1.9.4
 STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build generate check-generate lint test test-go test-python test-ts bench tools deps cc clean
+.PHONY: run build generate check-generate lint test test-go test-python test-ts release-check bench tools deps cc clean
 
 ## cc: a C compiler for cgo (the SQLite store is C), installed with apt when missing
 cc:
@@ -118,6 +118,11 @@ clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-l
 test-ts: build clients/ts/node_modules/.installed
 	cd clients/ts && npm test
 	cd clients/ts && KGW_BINARY=$(BIN)/kgw npm run test:e2e
+
+## release-check: build the Python wheel and sdist, the npm tarball and the Go module; install each in a
+##      fresh place and run its README quick start twice against a real gateway and PostgreSQL
+release-check: build $(PYCLIENT_VENV)/.installed
+	KGW_TEST_KGW_BINARY=$(BIN)/kgw $(GO) test -tags releasecheck -count=1 -v -timeout 30m ./internal/releasecheck/
 
 ## bench: run the benchmarks, then print each scenario next to its baseline from the same run, as a ratio
 # BenchmarkFetchval runs on its own, six times, so that its two sides take
