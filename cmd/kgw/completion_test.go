@@ -30,7 +30,7 @@ func TestCompletionBash(t *testing.T) {
 	}{
 		{[]string{"kgw", ""}, "serve workflow run executions secrets resources auth completion version help"},
 		{[]string{"kgw", "wor"}, "workflow"},
-		{[]string{"kgw", "workflow", ""}, "register list get delete"},
+		{[]string{"kgw", "workflow", ""}, "register validate list get delete"},
 		{[]string{"kgw", "--addr", "h:1", "secrets", "s"}, "set-access"},
 		{[]string{"kgw", "auth", "keys", ""}, "create list revoke"},
 		{[]string{"kgw", "auth", "-o", "json", "bindings", "d"}, "delete"},

@@ -41,8 +41,8 @@ def _cli_run(text: str) -> tuple[str, dict[str, Any], dict[str, str]]:
 @pytest.mark.parametrize("readme", READMES, ids=lambda p: p.parent.name)
 def test_readme_has_python_form(readme: Path) -> None:
     text = readme.read_text()
-    m = re.search(r"### Python client\n.*?```python\n(.*?)```", text, re.S)
-    assert m, f"{readme}: no ### Python client block"
+    m = re.search(r"## Python client\n.*?```python\n(.*?)```", text, re.S)
+    assert m, f"{readme}: no ## Python client block"
     code = m.group(1)
     tree = ast.parse(code)
     compile(tree, str(readme), "exec")
