@@ -80,6 +80,9 @@ type CreateRequest struct {
 // Create makes a new API key and returns its metadata and the key itself,
 // which exists nowhere else: show it once.
 func (k *Keys) Create(ctx context.Context, req CreateRequest) (*store.APIKey, string, error) {
+	if err := CheckKeyName(req.Name); err != nil {
+		return nil, "", err
+	}
 	if err := CheckRoles(req.Roles); err != nil {
 		return nil, "", err
 	}

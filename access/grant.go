@@ -16,7 +16,7 @@ func MayUse(p *Principal, g *store.Grant) bool {
 	if p.Has(RoleAdmin) {
 		return true
 	}
-	if g == nil || g.Creator == "" {
+	if g == nil || g.Creator == "" || g.Creator == LocalName {
 		if p.Has(RoleSecretsAdmin) {
 			return true
 		}

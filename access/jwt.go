@@ -134,6 +134,11 @@ func CheckJWKSURL(raw string) error {
 func (v *JWTVerifier) refresh(ctx context.Context) error {
 	v.fetchLock.Lock()
 	defer v.fetchLock.Unlock()
+	return v.fetch(ctx)
+}
+
+// fetch is refresh with fetchLock held.
+func (v *JWTVerifier) fetch(ctx context.Context) error {
 	v.mu.Lock()
 	v.lastTry = v.cfg.Now()
 	v.mu.Unlock()
@@ -181,22 +186,44 @@ func (v *JWTVerifier) read(ctx context.Context) ([]byte, error) {
 	return b, nil
 }
 
-// key returns the key for kid, re-reading the JWKS when it is unknown (at
-// most once per MinRefreshInterval) or the keys are older than RefreshEvery.
+// key returns the key for kid. An unknown kid re-reads the JWKS (callers
+// wait for one read at a time, and a read happens at most once per
+// MinRefreshInterval); keys older than RefreshEvery are re-read by one
+// caller while the others go on with the keys they have.
 func (v *JWTVerifier) key(ctx context.Context, kid string) *jwk {
-	now := v.cfg.Now()
 	v.mu.Lock()
 	k := v.pick(kid)
-	stale := now.Sub(v.fetched) >= v.cfg.RefreshEvery
-	may := now.Sub(v.lastTry) >= v.cfg.MinRefreshInterval
+	stale := v.cfg.Now().Sub(v.fetched) >= v.cfg.RefreshEvery
 	v.mu.Unlock()
-	if (k == nil || stale) && may {
-		_ = v.refresh(ctx) // on error the last good keys stay
-		v.mu.Lock()
-		k = v.pick(kid)
-		v.mu.Unlock()
+	switch {
+	case k == nil:
+		v.fetchLock.Lock()
+		v.refreshLocked(ctx)
+		v.fetchLock.Unlock()
+	case stale:
+		if !v.fetchLock.TryLock() {
+			return k // another caller is reading
+		}
+		v.refreshLocked(ctx)
+		v.fetchLock.Unlock()
+	default:
+		return k
 	}
-	return k
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return v.pick(kid)
+}
+
+// refreshLocked re-reads the JWKS unless that was tried less than
+// MinRefreshInterval ago. The caller holds fetchLock. On error the last
+// good keys stay.
+func (v *JWTVerifier) refreshLocked(ctx context.Context) {
+	v.mu.Lock()
+	recent := v.cfg.Now().Sub(v.lastTry) < v.cfg.MinRefreshInterval
+	v.mu.Unlock()
+	if !recent {
+		_ = v.fetch(ctx)
+	}
 }
 
 func (v *JWTVerifier) pick(kid string) *jwk {

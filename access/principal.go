@@ -149,3 +149,21 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// CheckKeyName validates the name of an API key: a letter or digit, then up
+// to 127 letters, digits, '_', '.' or '-'.
+func CheckKeyName(name string) error {
+	if name == "" || len(name) > 128 || !isAlnum(name[0]) {
+		return fmt.Errorf("%q is not a valid key name: want a letter or digit, then up to 127 letters, digits, '_', '.' or '-'", clip(name))
+	}
+	for i := 1; i < len(name); i++ {
+		if c := name[i]; !isAlnum(c) && c != '_' && c != '.' && c != '-' {
+			return fmt.Errorf("%q is not a valid key name: want a letter or digit, then up to 127 letters, digits, '_', '.' or '-'", clip(name))
+		}
+	}
+	return nil
+}
+
+func isAlnum(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}

@@ -1,7 +1,9 @@
 package executor_test
 
 import (
+	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/kailash-gateway/kgw/executor"
@@ -37,5 +39,41 @@ func TestMaxRunsPerCaller(t *testing.T) {
 	x, err := e.Execute(ctx, &executor.Request{Workflow: slow, Caller: "key:a"})
 	if err != nil || x.Status != store.ExecutionCompleted {
 		t.Fatalf("Execute of key:a after its first run ended: %v, %v", x, err)
+	}
+}
+
+// TestResumeRefusedByAuthorization: an execution claimed after a crash is
+// resumed only if Config.AuthorizeResume allows its caller; otherwise it
+// fails with the refusal as its error and runs nothing more.
+func TestResumeRefusedByAuthorization(t *testing.T) {
+	st := openStore(t)
+	tr := newTracker()
+	w := register(t, st, chainWorkflow("chain_auth"))
+	a := newCrashable(t, executor.Config{Store: st, Resources: tr})
+	id := startBlocked(t, a, tr, w, "")
+	a.Crash()
+	tr.unblock("c")
+
+	var asked []string
+	b := newExecutor(t, executor.Config{Store: st, Resources: tr, RecoverAllOnStart: true,
+		AuthorizeResume: func(_ context.Context, caller string, _ map[string]store.ResourceSpec) error {
+			asked = append(asked, caller)
+			return errors.New("permission denied: secret 'x' does not exist or is not granted to svc")
+		}})
+	if _, err := b.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	x, err := st.GetExecution(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Status != store.ExecutionFailed || x.Error == nil || !strings.Contains(x.Error.Message, "permission denied") {
+		t.Fatalf("refused resume: status %v, error %+v; want FAILED with the refusal", x.Status, x.Error)
+	}
+	if len(asked) != 1 || asked[0] != "svc" {
+		t.Errorf("AuthorizeResume asked for %v, want [svc]", asked)
+	}
+	if got := tr.counts()["d"]; got != 0 {
+		t.Errorf("node d ran %d times after a refused resume", got)
 	}
 }

@@ -23,7 +23,28 @@ var (
 	// ErrNotLocal reports an unfinished execution that this process does not
 	// run (another replica owns it, or it awaits recovery).
 	ErrNotLocal = errors.New("execution is not running in this process")
+	// ErrIdempotencyMismatch reports a request whose idempotency key
+	// names an execution that a different request started (see
+	// Request.Fingerprint). The error is an *IdempotencyMismatchError.
+	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
 )
+
+// IdempotencyMismatchError is the error of a request whose IdempotencyKey
+// is already used by an execution that a different request (by
+// Request.Fingerprint) started. It satisfies
+// errors.Is(err, ErrIdempotencyMismatch).
+type IdempotencyMismatchError struct {
+	Key         string // the idempotency key, as the caller sent it
+	ExecutionID string // the execution that has the key
+}
+
+// Error names the key and the execution.
+func (e *IdempotencyMismatchError) Error() string {
+	return fmt.Sprintf("%v: key %q belongs to execution %s", ErrIdempotencyMismatch, e.Key, e.ExecutionID)
+}
+
+// Unwrap returns ErrIdempotencyMismatch.
+func (e *IdempotencyMismatchError) Unwrap() error { return ErrIdempotencyMismatch }
 
 // Error codes that the executor puts in store.ExecError.Code. The codes of
 // the node runtime (NODE_ERROR, STEP_LIMIT, RESULT_INVALID, RESOURCE_ERROR,
@@ -41,6 +62,16 @@ const (
 	CodePanic = "PANIC"
 	// CodeNodeError: any other failure of a node.
 	CodeNodeError = "NODE_ERROR"
+	// CodeResultTooLarge: the node's result would make the execution's
+	// results larger than Config.MaxResultBytes together.
+	CodeResultTooLarge = "RESULT_TOO_LARGE"
+	// CodeRestartLimit: the gateway stopped without releasing the
+	// execution (a crash or kill) more often than Config.MaxNodeRestarts
+	// allows, so recovery failed it instead of resuming it again.
+	CodeRestartLimit = "RESTART_LIMIT"
+	// CodePermissionDenied: an execution claimed after a restart was not
+	// resumed because Config.AuthorizeResume refused its caller.
+	CodePermissionDenied = "PERMISSION_DENIED"
 )
 
 // LaggingError is the error a lagging subscription ends with. It satisfies

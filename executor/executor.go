@@ -39,6 +39,12 @@ const (
 	DefaultRecoveryInterval = 15 * time.Second
 	// DefaultRetention is the default of Config.Retention.
 	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultMaxResultBytes is the default of Config.MaxResultBytes: 16
+	// MiB leaves room for the rest of the terminal event below gRPC's
+	// 64 MiB send limit.
+	DefaultMaxResultBytes = 16 << 20
+	// DefaultMaxNodeRestarts is the default of Config.MaxNodeRestarts.
+	DefaultMaxNodeRestarts = 3
 )
 
 // Retry defaults of DESIGN.md §3 and the size of the finished-run cache.
@@ -122,6 +128,20 @@ type Config struct {
 	// the previous process left. Never set it on a store shared by
 	// replicas: it would take over executions that a live replica runs.
 	RecoverAllOnStart bool
+	// MaxResultBytes bounds the results of one execution together (about
+	// their JSON size, see node.ValueSize), so that the execution with
+	// its results fits in one gRPC message. A node whose result would
+	// pass it fails with CodeResultTooLarge, and so does the execution.
+	// Default DefaultMaxResultBytes.
+	MaxResultBytes int
+	// MaxNodeRestarts is how many times an execution may be interrupted
+	// by the stop of the gateway running it without a release (a crash,
+	// SIGKILL, an out-of-memory kill; store.Execution.Restarts) and still
+	// be resumed. The next recovery fails it with CodeRestartLimit
+	// instead, so that a node that crashes the process at every start
+	// cannot crash it forever. 0 means DefaultMaxNodeRestarts; negative
+	// means no limit.
+	MaxNodeRestarts int
 	// Retention is how long finished executions and their events are kept
 	// (default 7 days); a negative value keeps them forever. Deletion runs
 	// after Recover, periodically, and on DeleteExpired.
@@ -165,6 +185,12 @@ type Request struct {
 	IdempotencyKey string
 	// Caller is the authenticated principal ("" = anonymous).
 	Caller string
+	// Fingerprint identifies the request as its caller wrote it (see
+	// store.ExecutionRequest.Fingerprint). A request whose IdempotencyKey
+	// names an execution with another fingerprint is refused with an
+	// *IdempotencyMismatchError. An execution journalled without a
+	// fingerprint (by an older gateway) accepts any request.
+	Fingerprint string
 }
 
 // An Executor runs workflows. It is safe for concurrent use. Close must be
@@ -237,6 +263,15 @@ func New(cfg Config) *Executor {
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
+	}
+	if cfg.Limits.MaxLogLineBytes <= 0 {
+		cfg.Limits.MaxLogLineBytes = node.DefaultMaxLogLineBytes
+	}
+	if cfg.MaxResultBytes <= 0 {
+		cfg.MaxResultBytes = DefaultMaxResultBytes
+	}
+	if cfg.MaxNodeRestarts == 0 {
+		cfg.MaxNodeRestarts = DefaultMaxNodeRestarts
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -431,7 +466,7 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 	}
 
 	if r := e.runFor(key); r != nil { // fast path: attach without building a run
-		r, id, err := e.attach(ctx, r)
+		r, id, err := e.attachKey(ctx, r, req)
 		return r, id, false, err
 	}
 	durable := e.st != nil && !req.Workflow.DisableJournal
@@ -447,14 +482,32 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 		return nil, "", false, err
 	}
 	if prev != nil {
-		r, id, err := e.attach(ctx, prev)
+		r, id, err := e.attachKey(ctx, prev, req)
 		return r, id, false, err
 	}
 	if inline {
 		return r, r.id, true, nil
 	}
-	r, id, err = e.attach(ctx, r)
+	r, id, err = e.attachKey(ctx, r, req)
 	return r, id, false, err
+}
+
+// attachKey is attach for req, which found r (its own run, or the run or
+// stored execution its idempotency key names): a different request with
+// the same key is refused.
+func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, string, error) {
+	ar, id, err := e.attach(ctx, r)
+	if err != nil {
+		return ar, id, err
+	}
+	fp := r.req.Fingerprint
+	if r.redirect != "" {
+		fp = r.redirectFingerprint
+	}
+	if fp != "" && fp != req.Fingerprint {
+		return nil, "", &IdempotencyMismatchError{Key: req.IdempotencyKey, ExecutionID: id}
+	}
+	return ar, id, nil
 }
 
 // register creates and begins the run of req, or returns the run that

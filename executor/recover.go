@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -207,22 +209,26 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 	if err != nil {
 		return false, err
 	}
+	if limit := e.cfg.MaxNodeRestarts; limit >= 0 && int(x.Restarts) > limit {
+		return false, e.failUnresumable(ctx, x, events, restartLimitError(x, limit))
+	}
 	w, err := e.st.GetWorkflow(ctx, x.Workflow, x.Version)
 	if errors.Is(err, store.ErrNotFound) {
-		return false, e.failUnresumable(ctx, x, events, fmt.Sprintf(
-			"cannot resume execution after a restart: workflow '%s' version %d was deleted", x.Workflow, x.Version))
+		return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf(
+			"cannot resume execution after a restart: workflow '%s' version %d was deleted", x.Workflow, x.Version)})
 	}
 	if err != nil {
 		return false, fmt.Errorf("load workflow %s v%d: %w", x.Workflow, x.Version, err)
 	}
 	p, err := e.plan(w)
 	if err != nil {
-		return false, e.failUnresumable(ctx, x, events, fmt.Sprintf(
-			"cannot resume execution after a restart: workflow '%s' version %d: %v", x.Workflow, x.Version, err))
+		return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf(
+			"cannot resume execution after a restart: workflow '%s' version %d: %v", x.Workflow, x.Version, err)})
 	}
 	if auth := e.cfg.AuthorizeResume; auth != nil {
 		if err := auth(ctx, x.Caller, x.Request.Resources); err != nil {
-			return false, e.failUnresumable(ctx, x, events, "cannot resume execution after a restart: "+err.Error())
+			return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodePermissionDenied,
+				Message: "cannot resume execution after a restart: " + err.Error()})
 		}
 	}
 	req := &Request{
@@ -233,6 +239,7 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		Timeout:        x.Request.Timeout,
 		IdempotencyKey: x.IdempotencyKey,
 		Caller:         x.Caller,
+		Fingerprint:    x.Request.Fingerprint,
 	}
 	r := e.newRun(req, p)
 	r.stop() // replaced below: the deadline counts from the original start
@@ -253,6 +260,9 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		if s := byID[p.nodes[i].def.ID]; s != nil {
 			c := *s
 			r.x.Nodes[i] = &c
+			if c.Status == store.NodeCompleted {
+				r.resultBytes += node.ValueSize(c.Result)
+			}
 		}
 	}
 	for _, ev := range events {
@@ -263,6 +273,7 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		}
 	}
 	r.x.ID, r.x.Status, r.x.Owner = x.ID, store.ExecutionRunning, e.cfg.Owner
+	r.x.Epoch, r.x.Restarts = x.Epoch, x.Restarts
 	r.x.CreateTime, r.x.StartTime = x.CreateTime, start
 	r.x.Request = x.Request
 	r.history = events
@@ -324,9 +335,35 @@ func (e *Executor) loadEvents(ctx context.Context, id string) ([]*store.Event, e
 	}
 }
 
+// restartLimitError is the error of an execution that the gateway's stops
+// interrupted more than limit times. It names the nodes the journal shows
+// running (a node whose start was not journalled yet is not known).
+func restartLimitError(x *store.Execution, limit int) *store.ExecError {
+	var running []string
+	for _, s := range x.Nodes {
+		if s.Status == store.NodeRunning || s.Status == store.NodeRetrying {
+			running = append(running, s.NodeID)
+		}
+	}
+	xe := &store.ExecError{Code: CodeRestartLimit, Message: fmt.Sprintf(
+		"execution stopped: the gateway crashed or was killed %d times while running it, more than the %d restarts allowed (--max-node-restarts)",
+		x.Restarts, limit)}
+	switch len(running) {
+	case 0:
+	case 1:
+		xe.NodeID = running[0]
+		xe.Message += fmt.Sprintf("; node '%s' was running", running[0])
+	default:
+		xe.Message += fmt.Sprintf("; nodes '%s' were running", strings.Join(running, "', '"))
+	}
+	return xe
+}
+
 // failUnresumable ends a claimed execution that cannot run any more with
-// a FAILED terminal event carrying msg.
-func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, events []*store.Event, msg string) error {
+// a FAILED terminal event carrying xe. Nodes that were running fail with
+// xe when its code is CodeRestartLimit (they are why it stops); every other
+// unfinished node is skipped.
+func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, events []*store.Event, xe *store.ExecError) error {
 	var seq int64
 	for _, ev := range events {
 		seq = max(seq, ev.Seq)
@@ -337,14 +374,19 @@ func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, even
 	b := &store.JournalBatch{}
 	for i, s := range x.Nodes {
 		c := *s
-		if c.Status != store.NodeCompleted && c.Status != store.NodeFailed && c.Status != store.NodeTimedOut {
+		switch {
+		case c.Status == store.NodeCompleted || c.Status == store.NodeFailed || c.Status == store.NodeTimedOut:
+		case xe.Code == CodeRestartLimit && (c.Status == store.NodeRunning || c.Status == store.NodeRetrying):
+			c.Status, c.EndTime, c.Error = store.NodeFailed, now, xe
+			b.Nodes = append(b.Nodes, store.NodeUpdate{ExecutionID: x.ID, State: &c})
+		default:
 			c.Status = store.NodeSkipped
 			b.Nodes = append(b.Nodes, store.NodeUpdate{ExecutionID: x.ID, State: &c})
 		}
 		final.Nodes[i] = &c
 	}
 	final.Status, final.EndTime, final.Owner = store.ExecutionFailed, now, e.cfg.Owner
-	final.Error = &store.ExecError{Code: CodeNodeError, Message: msg}
+	final.Error = xe
 	h := final
 	h.Nodes, h.Request = nil, store.ExecutionRequest{}
 	b.Executions = []*store.Execution{&h}
@@ -354,6 +396,6 @@ func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, even
 	if err := e.st.WriteJournal(ctx, b); err != nil {
 		return fmt.Errorf("fail execution %s: %w", x.ID, err)
 	}
-	e.log.Error("execution failed at recovery", "execution_id", x.ID, "error", msg)
+	e.log.Error("execution failed at recovery", "execution_id", x.ID, "code", xe.Code, "error", xe.Message)
 	return nil
 }

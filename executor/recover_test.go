@@ -189,10 +189,13 @@ func checkResumedChain(t *testing.T, st store.Store, tr *tracker, x *store.Execu
 	if got := num(t, e["total"]); got != 67 {
 		t.Errorf("total = %v, want 67 (the reloaded results of a and b flow down the chain)", got)
 	}
-	if got := num(t, e["attempt"]); got != 1 {
-		t.Errorf("attempt of e = %v, want 1", got)
+	// Attempt numbers are the execution's epoch plus the node's failed
+	// attempts: every node that runs after the claim (epoch 2) is numbered
+	// at least 2, above anything that may have run before the crash.
+	if got := num(t, e["attempt"]); got != 2 {
+		t.Errorf("attempt of e = %v, want 2", got)
 	}
-	wantAttempts := map[string]int32{"a": 1, "b": 1, "c": 2, "d": 1, "e": 1}
+	wantAttempts := map[string]int32{"a": 1, "b": 1, "c": 2, "d": 2, "e": 2}
 	for id, want := range wantAttempts {
 		if got := nodeState(t, x, id).Attempts; got != want {
 			t.Errorf("node %s attempts = %d, want %d", id, got, want)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/store"
@@ -50,9 +52,12 @@ type run struct {
 	journalledCreate chan struct{} // closed by the journal writer once the create is answered
 	created          chan struct{} // closed once the run is journalled, or failed to be
 	createErr        error         // set before created is closed
+	resultBytes      int           // guarded by mu: ValueSize of the completed nodes' results
 	redirect         string        // idempotency hit found in the store
-	done             chan struct{} // closed when the run has ended
-	failedBefore     []int32       // resumed runs: failed attempts per node before the resume
+	// redirectFingerprint is the request fingerprint of the redirect.
+	redirectFingerprint string
+	done                chan struct{} // closed when the run has ended
+	failedBefore        []int32       // resumed runs: failed attempts per node before the resume
 
 	mu      sync.Mutex
 	x       *store.Execution // live state
@@ -169,7 +174,9 @@ func (e *Executor) newRun(req *Request, p *plan) *run {
 		IdempotencyKey: req.IdempotencyKey,
 		Caller:         req.Caller,
 		Owner:          e.cfg.Owner,
+		Epoch:          1, // as the store journals a new execution
 	}
+	r.x.Request.Fingerprint = req.Fingerprint
 	return r
 }
 
@@ -377,7 +384,7 @@ func (r *run) abandon() {
 		x, ferr := r.e.st.FindExecutionByIdempotencyKey(ctx, r.req.Caller, r.req.IdempotencyKey)
 		cancel()
 		if ferr == nil {
-			r.redirect = x.ID
+			r.redirect, r.redirectFingerprint = x.ID, x.Request.Fingerprint
 		}
 	}
 	r.createErr = fmt.Errorf("journal new execution: %w", err)
@@ -551,21 +558,32 @@ func (r *run) failFast(o *outcome) {
 func (r *run) runNode(i int, inputs map[string]any) outcome {
 	pn := &r.p.nodes[i]
 	r.mu.Lock()
-	first := r.x.Nodes[i].Attempts + 1 // a resumed node continues its count
+	epoch := int32(min(r.x.Epoch, math.MaxInt32/2))
 	r.mu.Unlock()
 	var failed int32 // attempts that failed; an interrupted one does not count
 	if r.failedBefore != nil {
 		failed = r.failedBefore[i]
 	}
-	for attempt := first; ; attempt++ {
+	var last int32 // the attempt that ran last in this run (0: none)
+	for {
+		// Attempt numbers are epoch + failed attempts (docs/durability.md):
+		// a retry starts only once the failure before it is journalled, so
+		// the first attempt after a claim is numbered above every attempt
+		// that may have run under an earlier epoch, journalled or not.
+		attempt := epoch + failed
 		if !r.acquire() {
-			return r.interrupted(i, attempt-1)
+			return r.interrupted(i, last)
 		}
+		last = attempt
 		started := r.nodeStarted(i, attempt)
 		res, err, nodeTimeout := r.attempt(i, attempt, inputs, started)
 		<-r.e.sem
 		if err == nil {
 			res = r.redactResult(res)
+			if xe := r.chargeResult(pn, res); xe != nil {
+				r.nodeFailed(i, attempt, xe, store.NodeFailed)
+				return outcome{i: i, err: xe}
+			}
 			if journalled := r.nodeCompleted(i, attempt, res, started); journalled != nil {
 				// Downstream nodes start once this node's result is
 				// durable: a crash from then on never runs it again.
@@ -587,7 +605,12 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			return outcome{i: i, err: xe}
 		}
 		wait := backoff(pn.retry, failed)
-		r.nodeRetrying(i, attempt, xe, wait)
+		if journalled := r.nodeRetrying(i, attempt, xe, wait); journalled != nil {
+			// The next attempt starts once this failure is durable, which
+			// the attempt numbering relies on.
+			<-journalled
+			r.e.journal.busy.Add(1)
+		}
 		d, late := wait, false // late: the run's deadline comes first
 		if left := time.Until(r.deadline); left < d {
 			d, late = left, true
@@ -604,6 +627,23 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			return r.interrupted(i, attempt)
 		}
 	}
+}
+
+// chargeResult adds the size of a result of pn to the execution's
+// results, or returns the error that fails the node when they would pass
+// Config.MaxResultBytes together (retrying would give the same result).
+func (r *run) chargeResult(pn *planNode, res map[string]any) *store.ExecError {
+	size := node.ValueSize(res)
+	limit := r.e.cfg.MaxResultBytes
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.resultBytes+size > limit {
+		return &store.ExecError{NodeID: pn.def.ID, Code: CodeResultTooLarge, Message: fmt.Sprintf(
+			"node '%s' returned a result of about %d bytes; with the %d bytes of results before it the execution's results would exceed the %d bytes allowed (--max-result-bytes): return less, or store large data elsewhere and return a reference",
+			pn.def.ID, size, r.resultBytes, limit)}
+	}
+	r.resultBytes += size
+	return nil
 }
 
 // attempt runs one attempt of node i. nodeTimeout reports that the node's
@@ -701,8 +741,28 @@ func (r *run) execError(pn *planNode, err error, nodeTimeout bool) *store.ExecEr
 		xe.Code = CodeTimeout
 		msg = fmt.Sprintf("node '%s' timed out after %s%s", pn.def.ID, pn.timeout, where)
 	}
-	xe.Message = r.redact.String(msg)
+	xe.Message = clipText(r.redact.String(msg), maxErrorText)
+	xe.Traceback = clipText(xe.Traceback, maxErrorText)
 	return xe
+}
+
+// maxErrorText bounds the message and the traceback of a node error, so
+// that events and executions carrying them stay small (fail() with a
+// huge message, deep recursion).
+const maxErrorText = 16 << 10
+
+// clipText cuts s to at most limit bytes (at a UTF-8 boundary), with a
+// note giving its length.
+func clipText(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	note := fmt.Sprintf(" … [truncated: %d bytes]", len(s))
+	cut := max(limit-len(note), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + note
 }
 
 // interrupted ends node i stopped by the run's context after attempt
@@ -794,7 +854,14 @@ func (r *run) nodeFailed(i int, attempt int32, xe *store.ExecError, status store
 		r.p.self(i), false, nil)
 }
 
-func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.Duration) {
+// nodeRetrying returns, for a durable run, a channel closed once the
+// failure is journalled; the run then counts as waiting for the journal
+// (not busy) until the caller adds it back.
+func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.Duration) (journalled chan struct{}) {
+	if r.durable {
+		journalled = make(chan struct{})
+		r.e.journal.busy.Add(-1)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := r.e.now()
@@ -803,11 +870,13 @@ func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.
 	r.commitLocked(r.newEvent(store.Event{
 		Kind: store.EventNodeRetrying, Time: now, NodeID: s.NodeID, Attempt: attempt,
 		Error: xe, Backoff: wait,
-	}), r.p.self(i), false, nil)
+	}), r.p.self(i), false, journalled)
+	return journalled
 }
 
 func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fields map[string]any) {
-	msg = r.redact.String(msg)
+	// The runtime bounded the line; redaction may lengthen it a little.
+	msg = clipText(r.redact.String(msg), r.e.cfg.Limits.MaxLogLineBytes+maxErrorText)
 	if len(fields) > 0 {
 		if m, ok := r.redact.Value(fields).(map[string]any); ok {
 			fields = m

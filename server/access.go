@@ -31,13 +31,11 @@ type accessService struct {
 const (
 	listAPIKeysScope      = "kgw.v1.AccessService/ListApiKeys"
 	listRoleBindingsScope = "kgw.v1.AccessService/ListRoleBindings"
-	maxKeyName            = 128
 )
 
 var (
 	keyIDRE     = regexp.MustCompile(`^[0-9a-f]{16}$`)
 	bindingIDRE = regexp.MustCompile(`^[0-9a-f]{16}$`)
-	keyNameRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 )
 
 func (s *accessService) CreateApiKey(ctx context.Context, req *kgwv1.CreateApiKeyRequest) (*kgwv1.CreateApiKeyResponse, error) {
@@ -45,8 +43,8 @@ func (s *accessService) CreateApiKey(ctx context.Context, req *kgwv1.CreateApiKe
 		return nil, errNoAccess
 	}
 	var v validationErrors
-	if !keyNameRE.MatchString(req.GetName()) {
-		v.add("name", "%q is not a valid key name: want a letter or digit, then up to 127 letters, digits, '_', '.' or '-'", clip(req.GetName()))
+	if err := access.CheckKeyName(req.GetName()); err != nil {
+		v.add("name", "%s", err.Error())
 	}
 	if err := access.CheckRoles(req.GetRoles()); err != nil {
 		v.add("roles", "%s", err.Error())

@@ -35,6 +35,12 @@ func mapToStruct(m map[string]any) (*structpb.Struct, error) {
 // executionToProto converts an execution to its API form. result maps each
 // completed node to its result (executor.Results).
 func executionToProto(x *store.Execution) (*kgwv1.Execution, error) {
+	return executionViewToProto(x, kgwv1.ExecutionView_EXECUTION_VIEW_FULL)
+}
+
+// executionViewToProto converts an execution to its API form, with the
+// node results only in the FULL view.
+func executionViewToProto(x *store.Execution, view kgwv1.ExecutionView) (*kgwv1.Execution, error) {
 	out := &kgwv1.Execution{
 		Id:             x.ID,
 		Workflow:       x.Workflow,
@@ -47,7 +53,10 @@ func executionToProto(x *store.Execution) (*kgwv1.Execution, error) {
 		IdempotencyKey: x.IdempotencyKey,
 		Caller:         x.Caller,
 	}
-	results := executor.Results(x)
+	var results map[string]any
+	if view == kgwv1.ExecutionView_EXECUTION_VIEW_FULL {
+		results = executor.Results(x)
+	}
 	if len(results) > 0 {
 		out.Result = make(map[string]*structpb.Struct, len(results))
 		for id, r := range results {

@@ -57,6 +57,10 @@ const (
 	// ReasonCallerLimit: the caller has --max-executions-per-caller
 	// executions running on this replica (RESOURCE_EXHAUSTED).
 	ReasonCallerLimit = "CALLER_LIMIT"
+	// ReasonIdempotencyKeyReused: the request's idempotency_key belongs to
+	// an execution started by a different request; the ErrorInfo metadata
+	// "idempotency_key" and "execution_id" name them.
+	ReasonIdempotencyKeyReused = "IDEMPOTENCY_KEY_REUSED"
 )
 
 // A violation is one problem with one request field. Field is the path of the
@@ -194,6 +198,21 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 			info)
 	}
 
+	var reused *executor.IdempotencyMismatchError
+	if errors.As(err, &reused) {
+		info := errorInfo(ReasonIdempotencyKeyReused)
+		info.Metadata = map[string]string{"idempotency_key": reused.Key, "execution_id": reused.ExecutionID}
+		return withDetails(codes.FailedPrecondition,
+			fmt.Sprintf("idempotency_key %q is already used by execution %s, started by a different request "+
+				"(workflow, version, parameters, context, resources or timeout differ); "+
+				"repeat the same request to attach to it, or use a new key", clip(reused.Key), reused.ExecutionID),
+			info,
+			&errdetails.PreconditionFailure{Violations: []*errdetails.PreconditionFailure_Violation{{
+				Type: "IDEMPOTENCY_KEY", Subject: clip(reused.Key),
+				Description: "key already used by execution " + reused.ExecutionID + " with a different request",
+			}}})
+	}
+
 	if errors.Is(err, resources.ErrExhausted) {
 		return withDetails(codes.ResourceExhausted, "a resource pool is exhausted; retry later",
 			errorInfo(ReasonResourceExhausted),
@@ -234,7 +253,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	var code codes.Code
 	var reason, msg string
 	switch {
-	case errors.Is(err, errNoBroker):
+	case errors.Is(err, errNoBroker), errors.Is(err, errNoAccess):
 		return withDetails(codes.Unimplemented, err.Error(), errorInfo(ReasonUnimplemented))
 	case errors.Is(err, executor.ErrClosed), errors.Is(err, resources.ErrClosed):
 		return withDetails(codes.Unavailable, "the gateway is shutting down; retry on another instance", errorInfo(ReasonShuttingDown))

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strconv"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -96,6 +97,8 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 	if r.GetVersion() < 0 {
 		v.add("version", "%d is negative: want 0 (latest) or a version number", r.GetVersion())
 	}
+	checkStructDepth(&v, "parameters", r.GetParameters())
+	checkStructDepth(&v, "context", r.GetContext())
 	validateRequestResources(&v, r.GetResources(), s.inlineDisabled)
 	checkDuration(&v, "timeout", r.GetTimeout(), maxWorkflowTimeout)
 	if len(r.GetIdempotencyKey()) > maxIdempotencyKey {
@@ -129,6 +132,9 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		Timeout:        durationFromProto(r.GetTimeout()),
 		IdempotencyKey: r.GetIdempotencyKey(),
 		Caller:         p.Name,
+	}
+	if req.IdempotencyKey != "" {
+		req.Fingerprint = requestFingerprint(r)
 	}
 	if len(r.GetResources()) > 0 {
 		req.Resources = make(map[string]store.ResourceSpec, len(r.GetResources()))
@@ -238,8 +244,11 @@ func (s *executionService) follow(ctx context.Context, id string, after int64, s
 }
 
 func (s *executionService) GetExecution(ctx context.Context, req *kgwv1.GetExecutionRequest) (*kgwv1.GetExecutionResponse, error) {
-	if err := checkExecutionID(req.GetExecutionId()); err != nil {
-		return nil, err
+	var v validationErrors
+	validateExecutionID(&v, req.GetExecutionId())
+	view := checkView(&v, req.GetView(), kgwv1.ExecutionView_EXECUTION_VIEW_FULL)
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
 	x, err := s.exec.Get(ctx, req.GetExecutionId())
 	if err != nil {
@@ -248,12 +257,30 @@ func (s *executionService) GetExecution(ctx context.Context, req *kgwv1.GetExecu
 	if p := callerOf(ctx); !seesAll(p) && x.Caller != p.Name {
 		return nil, executionNotFound(store.ErrNotFound, req.GetExecutionId())
 	}
-	px, err := executionToProto(x)
+	px, err := executionViewToProto(x, view)
 	if err != nil {
 		return nil, err
 	}
 	return &kgwv1.GetExecutionResponse{Execution: px}, nil
 }
+
+// checkView validates an ExecutionView field and returns the view it
+// selects (def for UNSPECIFIED).
+func checkView(v *validationErrors, view, def kgwv1.ExecutionView) kgwv1.ExecutionView {
+	switch view {
+	case kgwv1.ExecutionView_EXECUTION_VIEW_UNSPECIFIED:
+		return def
+	case kgwv1.ExecutionView_EXECUTION_VIEW_BASIC, kgwv1.ExecutionView_EXECUTION_VIEW_FULL:
+		return view
+	}
+	v.add("view", "%d is not an execution view: want BASIC or FULL", int32(view))
+	return def
+}
+
+// maxListBytes bounds the encoded executions of one ListExecutions
+// response, below the 64 MiB default send limit: a FULL page of large
+// executions is cut short (with a next_page_token) instead of failing.
+const maxListBytes = 48 << 20
 
 func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListExecutionsRequest) (*kgwv1.ListExecutionsResponse, error) {
 	var v validationErrors
@@ -273,6 +300,7 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if st := req.GetStatus(); st < kgwv1.ExecutionStatus_EXECUTION_STATUS_UNSPECIFIED || st > kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT {
 		v.add("status", "%d is not an execution status", int32(st))
 	}
+	view := checkView(&v, req.GetView(), kgwv1.ExecutionView_EXECUTION_VIEW_BASIC)
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
@@ -280,32 +308,101 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if err != nil {
 		return nil, err
 	}
-	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus())), caller}
+	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus())), view.String(), caller}
 	cursor, err := decodePageToken(s.pages, req.GetPageToken(), bind...)
 	if err != nil {
 		return nil, err
 	}
-	items, next, err := s.store.ListExecutions(ctx, store.ExecutionQuery{
-		Workflow: req.GetWorkflow(),
-		Status:   store.ExecutionStatus(req.GetStatus()),
-		Caller:   caller,
-		Page:     store.Page{After: cursor, Limit: limit},
-	})
-	if err != nil {
-		return nil, err
+	q := store.ExecutionQuery{
+		Workflow:    req.GetWorkflow(),
+		Status:      store.ExecutionStatus(req.GetStatus()),
+		Caller:      caller,
+		OmitResults: view != kgwv1.ExecutionView_EXECUTION_VIEW_FULL,
 	}
-	resp := &kgwv1.ListExecutionsResponse{Executions: make([]*kgwv1.Execution, 0, len(items))}
-	for _, it := range items {
-		px, err := executionToProto(it)
+	resp := &kgwv1.ListExecutionsResponse{}
+	if q.OmitResults {
+		q.Page = store.Page{After: cursor, Limit: limit}
+		items, next, err := s.store.ListExecutions(ctx, q)
 		if err != nil {
 			return nil, err
 		}
-		resp.Executions = append(resp.Executions, px)
+		resp.Executions = make([]*kgwv1.Execution, 0, len(items))
+		for _, it := range items {
+			px, err := executionViewToProto(it, view)
+			if err != nil {
+				return nil, err
+			}
+			resp.Executions = append(resp.Executions, px)
+		}
+		cursor = next
+	} else if cursor, err = s.listFull(ctx, q, cursor, limit, resp); err != nil {
+		return nil, err
 	}
-	if resp.NextPageToken, err = s.pages.Encode(next, bind...); err != nil {
+	if resp.NextPageToken, err = s.pages.Encode(cursor, bind...); err != nil {
 		return nil, err
 	}
 	return resp, nil
+}
+
+// fullChunk is how many executions with results listFull reads at a time:
+// at most 16 MiB of results each by default, so a few at a time keep the
+// memory a FULL page takes near its size limit.
+const fullChunk = 3
+
+// listFull adds to resp up to limit executions of q, with their results,
+// after cursor, stopping before the response would pass maxListBytes (but
+// with one execution at least), and returns the cursor after the last one
+// added ("" at the end). It reads fullChunk executions at a time; a chunk
+// that does not fit whole is read again with as many as fit, so that its
+// cursor follows the last execution returned.
+func (s *executionService) listFull(ctx context.Context, q store.ExecutionQuery, cursor string, limit int, resp *kgwv1.ListExecutionsResponse) (string, error) {
+	size := 0
+	for len(resp.Executions) < limit {
+		q.Page = store.Page{After: cursor, Limit: min(fullChunk, limit-len(resp.Executions))}
+		items, next, err := s.store.ListExecutions(ctx, q)
+		if err != nil {
+			return "", err
+		}
+		converted := make([]*kgwv1.Execution, 0, len(items))
+		fit := 0
+		for _, it := range items {
+			px, err := executionViewToProto(it, kgwv1.ExecutionView_EXECUTION_VIEW_FULL)
+			if err != nil {
+				return "", err
+			}
+			n := proto.Size(px)
+			if size+n > maxListBytes && (len(resp.Executions) > 0 || fit > 0) {
+				break
+			}
+			size += n
+			fit++
+			converted = append(converted, px)
+		}
+		if fit == len(items) {
+			resp.Executions = append(resp.Executions, converted...)
+			if cursor = next; next == "" {
+				return "", nil
+			}
+			continue
+		}
+		if fit == 0 {
+			return cursor, nil // the next page starts with this chunk
+		}
+		// Part of the chunk fits: take that part again, with its cursor.
+		q.Page.Limit = fit
+		if items, next, err = s.store.ListExecutions(ctx, q); err != nil {
+			return "", err
+		}
+		for _, it := range items {
+			px, err := executionViewToProto(it, kgwv1.ExecutionView_EXECUTION_VIEW_FULL)
+			if err != nil {
+				return "", err
+			}
+			resp.Executions = append(resp.Executions, px)
+		}
+		return next, nil
+	}
+	return cursor, nil
 }
 
 func (s *executionService) CancelExecution(ctx context.Context, req *kgwv1.CancelExecutionRequest) (*kgwv1.CancelExecutionResponse, error) {

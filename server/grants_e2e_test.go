@@ -16,6 +16,8 @@ import (
 
 	"github.com/kailash-gateway/kgw/access"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/server"
+	"github.com/kailash-gateway/kgw/store"
 )
 
 // lockedBuffer is a log sink safe for concurrent writes.
@@ -248,5 +250,95 @@ func TestMaxExecutionsPerCaller(t *testing.T) {
 	}
 	if _, err := b.StartExecution(ctx, &kgwv1.StartExecutionRequest{Workflow: "slow"}); err != nil {
 		t.Errorf("another caller: %v, want it started", err)
+	}
+}
+
+// TestAuthorizeResume: the check run before a claimed execution resumes
+// follows the caller's grants and key as they are at resume time.
+func TestAuthorizeResume(t *testing.T) {
+	s := startStack(t, stackOptions{authRequired: true})
+	ctx := t.Context()
+	if _, err := s.sec.StoreSecret(ctx, &kgwv1.StoreSecretRequest{Name: "db", Value: params(t, map[string]any{"password": "pw-resume"}),
+		AllowedCallers: []string{"role:executor"}}); err != nil {
+		t.Fatal(err)
+	}
+	key := s.key(t, access.RoleExecutor)
+	caller := "key:" + strings.Split(key, "_")[1]
+	check := server.AuthorizeResume(s.st, s.auth, nil)
+	specs := map[string]store.ResourceSpec{"db": {Type: "database", CredentialsRef: "db"}}
+	if err := check(ctx, caller, specs); err != nil {
+		t.Fatalf("granted caller: %v", err)
+	}
+	if err := check(ctx, "jwt:stranger", specs); err == nil {
+		t.Errorf("a caller without the role or a grant may resume")
+	}
+	if err := check(ctx, caller, map[string]store.ResourceSpec{"db": {Type: "database", CredentialsRef: "gone"}}); err == nil {
+		t.Errorf("a missing secret may be resumed with")
+	}
+	if err := s.auth.Keys.Revoke(ctx, strings.Split(key, "_")[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := check(ctx, caller, specs); err == nil {
+		t.Errorf("a revoked key's execution may resume with a role-granted secret")
+	}
+}
+
+// TestWorkflowGrants: a workflow's allowed_callers decides who may execute
+// it; a new version or a delete needs its creator or an admin.
+func TestWorkflowGrants(t *testing.T) {
+	s := startStack(t, stackOptions{authRequired: true})
+	ctx := t.Context()
+	keyA, keyB := s.key(t, access.RoleExecutor), s.key(t, access.RoleExecutor)
+	idA := "key:" + strings.Split(keyA, "_")[1]
+	devKey, otherDev := s.key(t, access.RoleDeveloper), s.key(t, access.RoleDeveloper)
+	dev := kgwv1.NewWorkflowServiceClient(s.dialAs(t, devKey))
+	wf := func(callers ...string) *kgwv1.Workflow {
+		return &kgwv1.Workflow{Name: "private", AllowedCallers: callers, Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}}
+	}
+	reg, err := dev.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf(idA)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.GetWorkflow().GetCreator() != "key:"+strings.Split(devKey, "_")[1] || len(reg.GetWorkflow().GetAllowedCallers()) != 1 {
+		t.Errorf("registered workflow creator %q callers %v", reg.GetWorkflow().GetCreator(), reg.GetWorkflow().GetAllowedCallers())
+	}
+	run := func(key string) error {
+		_, err := kgwv1.NewExecutionServiceClient(s.dialAs(t, key)).ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "private"})
+		return err
+	}
+	if err := run(keyA); err != nil {
+		t.Errorf("listed executor: %v", err)
+	}
+	if err := run(keyB); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("unlisted executor: %v, want PERMISSION_DENIED", err)
+	}
+	other := kgwv1.NewWorkflowServiceClient(s.dialAs(t, otherDev))
+	if _, err := other.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf("role:executor")}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("another developer registering a new version: %v, want PERMISSION_DENIED", err)
+	}
+	if _, err := other.DeleteWorkflow(ctx, &kgwv1.DeleteWorkflowRequest{Name: "private"}); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("another developer deleting: %v, want PERMISSION_DENIED", err)
+	}
+	// The creator widens it to every executor; an empty list keeps it.
+	if _, err := dev.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf("role:executor")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := dev.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf()}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := dev.GetWorkflow(ctx, &kgwv1.GetWorkflowRequest{Name: "private"})
+	if err != nil || got.GetWorkflow().GetVersion() != 3 || strings.Join(got.GetWorkflow().GetAllowedCallers(), ",") != "role:executor" {
+		t.Fatalf("GetWorkflow = %v, %v", got, err)
+	}
+	if err := run(keyB); err != nil {
+		t.Errorf("executor after role:executor was granted: %v", err)
+	}
+	if _, err := dev.DeleteWorkflow(ctx, &kgwv1.DeleteWorkflowRequest{Name: "private"}); err != nil {
+		t.Errorf("creator deleting: %v", err)
+	}
+	// After the delete the name is free: another developer becomes the
+	// creator of the next registration.
+	if r, err := other.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf()}); err != nil || r.GetWorkflow().GetCreator() != "key:"+strings.Split(otherDev, "_")[1] {
+		t.Errorf("registering a deleted name: %v, %v", r.GetWorkflow().GetCreator(), err)
 	}
 }

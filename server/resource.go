@@ -173,7 +173,7 @@ func (s *resourceService) DeleteResource(ctx context.Context, req *kgwv1.DeleteR
 	if err := s.store.DeleteResource(ctx, req.GetName()); err != nil {
 		return nil, resourceNotFound(err, req.GetName())
 	}
-	if err := s.guard.st.DeleteGrant(ctx, store.GrantResource, req.GetName()); err != nil {
+	if err := s.guard.deleteGrant(ctx, store.GrantResource, req.GetName()); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "resource deleted", "resource", req.GetName())

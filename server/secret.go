@@ -53,6 +53,7 @@ func (s *secretService) StoreSecret(ctx context.Context, req *kgwv1.StoreSecretR
 		v.add("ttl", "malformed duration")
 	}
 	checkCallers(&v, "allowed_callers", req.GetAllowedCallers())
+	checkStructDepth(&v, "value", req.GetValue())
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
@@ -130,7 +131,7 @@ func (s *secretService) DeleteSecret(ctx context.Context, req *kgwv1.DeleteSecre
 	if err := s.secrets.Delete(ctx, req.GetName()); err != nil {
 		return nil, notFound(err, ReasonSecretNotFound, "secret '%s' not found", req.GetName())
 	}
-	if err := s.guard.st.DeleteGrant(ctx, store.GrantSecret, req.GetName()); err != nil {
+	if err := s.guard.deleteGrant(ctx, store.GrantSecret, req.GetName()); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "audit: secret deleted", "principal", callerOf(ctx).Name, "secret", req.GetName())
@@ -153,7 +154,7 @@ func (s *secretService) UpdateSecretAccess(ctx context.Context, req *kgwv1.Updat
 	if err != nil {
 		return nil, notFound(err, ReasonSecretNotFound, "secret '%s' not found", req.GetName())
 	}
-	gr, err := s.guard.st.PutGrant(ctx, &store.Grant{Kind: store.GrantSecret, Name: md.Name, AllowedCallers: req.GetAllowedCallers()})
+	gr, err := s.guard.putGrant(ctx, &store.Grant{Kind: store.GrantSecret, Name: md.Name, AllowedCallers: req.GetAllowedCallers()})
 	if err != nil {
 		return nil, err
 	}

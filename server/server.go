@@ -154,11 +154,13 @@ func New(cfg Config) (*Server, error) {
 	g := &guard{st: cfg.Store, required: cfg.AuthRequired, log: log}
 
 	s := &Server{health: health.NewServer(), log: log, metrics: m, authz: authz}
+	codec := newRequestCodec()
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(recv),
 		grpc.MaxSendMsgSize(send),
-		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, authz.unary, unaryRecover),
-		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, authz.stream, streamRecover),
+		grpc.ForceServerCodecV2(codec),
+		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, authz.unary, unaryRecover, codec.unaryUndecodable),
+		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, authz.stream, streamRecover, codec.streamUndecodable),
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

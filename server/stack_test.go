@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/kailash-gateway/kgw/access"
@@ -37,6 +39,7 @@ type stack struct {
 	auth      *access.Authenticator
 	st        *sqlite.Store
 	storePath string
+	clientTLS *tls.Config
 }
 
 type stackOptions struct {
@@ -49,6 +52,10 @@ type stackOptions struct {
 	metrics      prometheus.Registerer
 	maxPerCaller int
 	jwt          *access.JWTVerifier
+	// tls serves over TLS; clientTLS is what the stack's connections use.
+	tls       *tls.Config
+	clientTLS *tls.Config
+	trustXFCC bool
 }
 
 // adminKeyOf returns a key with roles, made directly in the stack's store.
@@ -106,6 +113,7 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
 		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: opts.metrics,
+		TLS: opts.tls, TrustForwardedClientCert: opts.trustXFCC,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -116,7 +124,7 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	s := &stack{srv: srv, exec: exec, broker: broker, addr: lis.Addr().String(), auth: authn, st: st, storePath: storePath}
+	s := &stack{srv: srv, exec: exec, broker: broker, addr: lis.Addr().String(), auth: authn, st: st, storePath: storePath, clientTLS: opts.clientTLS}
 	t.Cleanup(func() {
 		// The shutdown order of `kgw serve`.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -149,7 +157,11 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 // (before the server stops).
 func (s *stack) dial(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	creds := insecure.NewCredentials()
+	if s.clientTLS != nil {
+		creds = credentials.NewTLS(s.clientTLS)
+	}
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, opts...)
 	conn, err := grpc.NewClient(s.addr, opts...)
 	if err != nil {
 		t.Fatal(err)

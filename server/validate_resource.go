@@ -75,6 +75,9 @@ func validateSpec(v *validationErrors, field string, s *kgwv1.ResourceSpec, name
 		}
 		return
 	}
+	if !checkStructDepth(v, field+".config", s.GetConfig()) {
+		return
+	}
 	if inlineDisabled && !named {
 		v.add(field, `inline resource specs are disabled on this gateway; use a named resource: {"ref": "name"}`)
 		return

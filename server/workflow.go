@@ -155,7 +155,7 @@ func (s *workflowService) DeleteWorkflow(ctx context.Context, req *kgwv1.DeleteW
 	if err != nil {
 		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", req.GetName())
 	}
-	if err := s.guard.st.DeleteGrant(ctx, store.GrantWorkflow, req.GetName()); err != nil {
+	if err := s.guard.deleteGrant(ctx, store.GrantWorkflow, req.GetName()); err != nil {
 		return nil, err
 	}
 	s.log.InfoContext(ctx, "workflow deleted", "workflow", req.GetName())

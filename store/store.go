@@ -77,7 +77,10 @@ type Store interface {
 	// owner's heartbeat is older than staleBefore (or that has no owner, or
 	// whose owner never heart-beat), and returns them with their nodes, oldest
 	// first. Used for recovery after a crash. Concurrent claimers take
-	// disjoint sets. A claimer should Heartbeat before claiming, or another
+	// disjoint sets. In the same statement each claimed execution's Epoch
+	// grows by one, and its Restarts by one when it still had an owner
+	// (one that stopped without releasing it: a crash); the returned
+	// executions carry the new values. A claimer should Heartbeat before claiming, or another
 	// claimer may take over what it just claimed; owner names should be
 	// unique per process.
 	ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*Execution, error)
@@ -263,6 +266,11 @@ type ExecutionRequest struct {
 	Resources  map[string]ResourceSpec `json:"resources,omitempty"`
 	Context    map[string]any          `json:"context,omitempty"`
 	Timeout    time.Duration           `json:"timeout,omitempty"`
+	// Fingerprint identifies the request as the caller sent it (workflow,
+	// version as written, parameters, context, resources, timeout), so a
+	// second request with the same idempotency key can be compared with
+	// the first. Opaque to the store.
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // ExecError describes a failure of a node or an execution.
@@ -288,6 +296,18 @@ type Execution struct {
 	IdempotencyKey string
 	Caller         string // authenticated principal that created it ("" = anonymous)
 	Owner          string // gateway process that runs it
+	// Epoch numbers the executions's ownerships: 1 when created, one more
+	// at every ClaimExecutions that takes it. It only grows, and it is
+	// committed before the new owner runs anything, so an owner's epoch is
+	// above that of every earlier owner: node attempt numbers are built
+	// on it, and a lease fencing token can be. Only ClaimExecutions
+	// changes it; creates and journal writes ignore the field.
+	Epoch int64
+	// Restarts counts the claims that took the execution from an owner
+	// that had not released it: the times a gateway stopped (crashed, was
+	// killed) while running it. A graceful drain releases its executions
+	// (Owner "") and does not count. Only ClaimExecutions changes it.
+	Restarts int32
 }
 
 // NodeState is the journalled state of one node of an execution.
@@ -307,6 +327,9 @@ type ExecutionQuery struct {
 	Status   ExecutionStatus // ExecutionUnspecified = any
 	Caller   string          // "" = any
 	Page     Page
+	// OmitResults leaves the Result of every node state nil (the rest of
+	// the node states is returned): the results are not even read.
+	OmitResults bool
 }
 
 // JournalBatch is a set of journal writes applied atomically.

@@ -99,6 +99,10 @@ func WithBlock() Option {
 	return func(c *dialConfig) { c.block = true }
 }
 
+// maxRecvMsgSize is the largest message the client accepts: the
+// gateway's send limit.
+const maxRecvMsgSize = 64 << 20
+
 // WithDialOptions appends raw gRPC dial options (interceptors, message size
 // limits, keepalive, …). They are applied after the options Dial derives
 // from the other Options, so they win on conflict.
@@ -127,7 +131,10 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	default:
 		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
-	dopts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	// The gateway sends messages of up to 64 MiB (an execution with its
+	// results); grpc-go would refuse anything above 4 MiB.
+	dopts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize))}
 	if cfg.token != "" {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer(cfg.token)))
 	}

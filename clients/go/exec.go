@@ -297,7 +297,9 @@ type ExecutionFilter struct {
 }
 
 // ListExecutions yields the executions selected by filter, newest first,
-// fetching pages as the loop advances. An error ends the sequence.
+// fetching pages as the loop advances. An error ends the sequence. The
+// executions come without node results (Execution.Result is empty, the
+// server's BASIC view); GetExecution returns an execution with them.
 func (c *Client) ListExecutions(ctx context.Context, filter ExecutionFilter) iter.Seq2[*Execution, error] {
 	return func(yield func(*Execution, error) bool) {
 		st, ok := filter.Status.proto()

@@ -63,6 +63,10 @@ func runAuthCreateKey(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintln(c.stderr, "kgw auth create-key: --name is required")
 		return errUsage
 	}
+	if err := access.CheckKeyName(name); err != nil {
+		fmt.Fprintf(c.stderr, "kgw auth create-key: --name: %v\n", err)
+		return errUsage
+	}
 	if err := access.CheckRoles(roleList); err != nil {
 		fmt.Fprintf(c.stderr, "kgw auth create-key: --role: %v\n", err)
 		return errUsage

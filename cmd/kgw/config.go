@@ -42,7 +42,17 @@ type serveConfig struct {
 	// MaxExecutionsPerCaller bounds one caller's running executions on
 	// this process; 0 means no limit.
 	MaxExecutionsPerCaller int
+	// MaxNodeRestarts is how many crashes of the gateway an execution
+	// survives (resumed each time) before recovery fails it with
+	// RESTART_LIMIT; negative means no limit.
+	MaxNodeRestarts int
+	// MaxResultBytes bounds the node results of one execution together.
+	MaxResultBytes int
 }
+
+// maxResultBytesLimit is the highest --max-result-bytes: an execution with
+// its results must fit in one gRPC message (64 MiB) with room for the rest.
+const maxResultBytesLimit = 48 << 20
 
 // parseServeConfig parses the flags of `kgw serve`. Every flag has a KGW_*
 // environment equivalent (DESIGN.md §10); a flag on the command line wins
@@ -61,6 +71,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		level                         string
 		shutdownDelay, shutdownTimout string
 		retention, memLimit           string
+		maxRestarts, maxResult        string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -107,6 +118,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&sec.JWTRolesClaim, "jwt-roles-claim", env("KGW_JWT_ROLES_CLAIM", ""), "JWT claim holding roles, a list or a space-separated string (env KGW_JWT_ROLES_CLAIM)")
 	var maxPerCaller string
 	fs.StringVar(&maxPerCaller, "max-executions-per-caller", env("KGW_MAX_EXECUTIONS_PER_CALLER", "0"), "running executions one caller may have on this replica; 0 = unlimited (env KGW_MAX_EXECUTIONS_PER_CALLER)")
+	fs.StringVar(&maxRestarts, "max-node-restarts", env("KGW_MAX_NODE_RESTARTS", "3"), "how many times an execution may be interrupted by a crash or kill of the gateway and still be resumed; past that, recovery fails it with RESTART_LIMIT; a graceful shutdown does not count; at least 1; negative = no limit (env KGW_MAX_NODE_RESTARTS)")
+	fs.StringVar(&maxResult, "max-result-bytes", env("KGW_MAX_RESULT_BYTES", strconv.Itoa(16<<20)), "bytes that the node results of one execution may take together (about their JSON size); a node whose result would pass it fails with RESULT_TOO_LARGE (env KGW_MAX_RESULT_BYTES; at most 48 MiB)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -159,6 +172,16 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	sec.GRPCAddr = cfg.GRPCAddr
 	if err := checkSecurity(*sec); err != nil {
 		problems = append(problems, err.Error())
+	}
+	if n, err := strconv.Atoi(maxRestarts); err != nil || n == 0 {
+		problems = append(problems, fmt.Sprintf("max node restarts %q: want a whole number, 1 or more (negative = no limit)", maxRestarts))
+	} else {
+		cfg.MaxNodeRestarts = n
+	}
+	if n, err := strconv.Atoi(maxResult); err != nil || n < 1 || n > maxResultBytesLimit {
+		problems = append(problems, fmt.Sprintf("max result bytes %q: want a number of bytes from 1 to %d", maxResult, maxResultBytesLimit))
+	} else {
+		cfg.MaxResultBytes = n
 	}
 	if cfg.DataDir == "" {
 		problems = append(problems, "data dir is empty")

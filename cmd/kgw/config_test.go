@@ -22,7 +22,7 @@ func TestParseServeConfig(t *testing.T) {
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
-		Retention: 168 * time.Hour,
+		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20,
 	}
 	tests := []struct {
 		name string
@@ -49,6 +49,12 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = 24*time.Hour, 512<<20 }},
 		{"keep forever, no watchdog", []string{"--retention", "0s", "--node-memory-limit", "-1"}, nil,
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
+		{"restart limit", []string{"--max-node-restarts", "5"}, map[string]string{"KGW_MAX_NODE_RESTARTS": "1"},
+			func(c *serveConfig) { c.MaxNodeRestarts = 5 }},
+		{"result limit", nil, map[string]string{"KGW_MAX_RESULT_BYTES": "1048576"},
+			func(c *serveConfig) { c.MaxResultBytes = 1 << 20 }},
+		{"restart limit from env, none", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "-1"},
+			func(c *serveConfig) { c.MaxNodeRestarts = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,6 +64,10 @@ func TestParseServeConfig(t *testing.T) {
 			}
 			want := defaults
 			tt.want(&want)
+			if want.Security.Auth == "" {
+				want.Security.Auth = "none"
+			}
+			want.Security.GRPCAddr = want.GRPCAddr
 			if diff := cmp.Diff(&want, got); diff != "" {
 				t.Fatalf("parseServeConfig (-want +got):\n%s", diff)
 			}
@@ -81,6 +91,10 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad timeout", nil, map[string]string{"KGW_SHUTDOWN_TIMEOUT": "soon"}, "shutdown timeout"},
 		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
+		{"bad restart limit", []string{"--max-node-restarts", "three"}, nil, "max node restarts"},
+		{"result limit above the message size", []string{"--max-result-bytes", "67108864"}, nil, "max result bytes"},
+		{"bad result limit", nil, map[string]string{"KGW_MAX_RESULT_BYTES": "16MiB"}, "max result bytes"},
+		{"zero restart limit", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "0"}, "max node restarts"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -145,7 +159,7 @@ func TestDispatch(t *testing.T) {
 		{nil, 2, "", "Usage: kgw"},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"serve", "--bogus"}, 2, "", "flag provided but not defined"},
-		{[]string{"serve", "--grpc-addr", "0.0.0.0:0"}, 1, "", "refusing to listen"},
+		{[]string{"serve", "--grpc-addr", "0.0.0.0:0"}, 1, "", "refusing to start: --grpc-addr 0.0.0.0:0 is not loopback: it needs --auth required"},
 	}
 	for _, tt := range tests {
 		var out, errOut strings.Builder
@@ -178,6 +192,31 @@ func TestParseServeConfigSecretsAndInline(t *testing.T) {
 		_, err := parseServeConfig(nil, envOf(env), io.Discard)
 		if err == nil || strings.Contains(err.Error(), "c2hvcnQ=") {
 			t.Fatalf("parseServeConfig(%v) = %v, want an error that does not repeat the key", env, err)
+		}
+	}
+}
+
+func TestAdminExposed(t *testing.T) {
+	tests := []struct {
+		addr string
+		want bool
+	}{
+		{"127.0.0.1:9464", false},
+		{"127.0.0.2:9464", false},
+		{"[::1]:9464", false},
+		{"localhost:9464", false},
+		{"[::ffff:127.0.0.1]:9464", false},
+		{":9464", true},
+		{"0.0.0.0:9464", true},
+		{"[::]:9464", true},
+		{"10.1.2.3:9464", true},
+		{"[fe80::1%eth0]:9464", true},
+		{"metrics.internal:9464", true},
+		{"no-port", true},
+	}
+	for _, tt := range tests {
+		if got := adminExposed(tt.addr); got != tt.want {
+			t.Errorf("adminExposed(%q) = %v, want %v", tt.addr, got, tt.want)
 		}
 	}
 }

@@ -141,3 +141,12 @@ func checkSecurity(f securityFlags) error {
 
 // errInsecure reports a refused combination of security flags.
 var errInsecure = errors.New("refusing to start")
+
+// adminExposed reports whether the admin HTTP address may be reachable
+// from other hosts: any host that is not loopback, including an empty
+// host or a wildcard address (every interface). The admin server has no
+// authentication, so such an address gets a warning at start-up.
+func adminExposed(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	return err != nil || !isLoopbackHost(host)
+}

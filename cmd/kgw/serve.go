@@ -122,6 +122,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Retention:         cfg.Retention,
 		MaxRunsPerCaller:  cfg.MaxExecutionsPerCaller,
 		AuthorizeResume:   authorizeResume,
+		MaxNodeRestarts:   cfg.MaxNodeRestarts,
+		MaxResultBytes:    cfg.MaxResultBytes,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -175,6 +177,10 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 			return fmt.Errorf("listen for admin HTTP: %w", err)
 		}
 		admin = &http.Server{Handler: adminHandler(reg, &ready), ReadHeaderTimeout: 10 * time.Second}
+		if adminExposed(cfg.AdminAddr) {
+			log.Warn("the admin address is not loopback: /metrics, /healthz and /readyz are served without authentication to every host that can reach it; bind it to 127.0.0.1 or protect it with a firewall",
+				"admin_addr", adminLis.Addr().String())
+		}
 	}
 
 	g, gctx := errgroup.WithContext(ctx)

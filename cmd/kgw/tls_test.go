@@ -1,140 +1,121 @@
 package main
 
 import (
-	"bytes"
-	"strings"
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
+	"time"
 
-	"github.com/kailash-gateway/kgw/internal/testpki"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 )
 
-// TestCLITLS: --tls-ca, --tls-cert, --tls-key (and their KGW_TLS_*
-// variables) and --token reach a TLS gateway; the probe answers every call
-// with UNIMPLEMENTED once the handshake succeeded.
-func TestCLITLS(t *testing.T) {
+// TestServeTLSFlags starts `kgw serve` in process with --auth required,
+// --tls-cert-file/--tls-key-file/--tls-client-ca-file and --jwt-keys-file,
+// and checks that a client certificate with a SPIFFE id and a JWT both
+// name their callers over the TLS listener.
+func TestServeTLSFlags(t *testing.T) {
 	dir := t.TempDir()
-	ca := testpki.NewCA(t, "cli root")
-	caFile := ca.WriteCert(t, dir, "ca.crt")
-	cert, key := ca.Issue(t, testpki.LeafOptions{CommonName: "ops", URIs: []string{"spiffe://mesh.example/ns/ops/sa/cli"}, Client: true}).WriteFiles(t, dir, "client")
-	probe := testpki.StartProbe(t, ca.Server(t).TLS, ca.Pool())
-
-	run := func(env map[string]string, args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		env["KGW_ADDR"] = probe.Addr
-		code := dispatch(t.Context(), &cli{stdout: &out, stderr: &errb, getenv: envOf(env)}, args)
-		return code, out.String() + errb.String()
-	}
-
-	code, out := run(map[string]string{}, "workflow", "get", "w", "--tls-ca", caFile, "--tls-cert", cert, "--tls-key", key, "--token", "kgw_id_tok")
-	if code != exitRPC || !strings.Contains(out, "UNIMPLEMENTED") || !strings.Contains(out, "tls probe") {
-		t.Fatalf("workflow get over mTLS = %d %q, want exit 3 with the probe's UNIMPLEMENTED", code, out)
-	}
-	if got := probe.Last(t); got.Authorization != "Bearer kgw_id_tok" || got.ClientCN != "ops" || got.Method != "/kgw.v1.WorkflowService/GetWorkflow" {
-		t.Errorf("probe saw %+v, want GetWorkflow with the token and client ops", got)
-	}
-	if strings.Contains(out, "kgw_id_tok") {
-		t.Errorf("output shows the token: %q", out)
-	}
-
-	code, out = run(map[string]string{"KGW_TLS_CA": caFile, "KGW_TLS_CERT": cert, "KGW_TLS_KEY": key, "KGW_TOKEN": "kgw_env_tok"}, "secrets", "list")
-	if code != exitRPC || !strings.Contains(out, "UNIMPLEMENTED") {
-		t.Fatalf("secrets list with KGW_TLS_* = %d %q, want exit 3 with the probe's UNIMPLEMENTED", code, out)
-	}
-	if got := probe.Last(t); got.Authorization != "Bearer kgw_env_tok" || got.ClientCN != "ops" {
-		t.Errorf("probe saw %+v, want the token and client ops from the environment", got)
-	}
-
-	// Without the client certificate the handshake fails.
-	n := len(probe.Calls())
-	if code, out := run(map[string]string{}, "workflow", "list", "--tls-ca", caFile); code != exitRPC || !strings.Contains(out, "UNAVAILABLE") {
-		t.Errorf("workflow list without a client certificate = %d %q, want exit 3 UNAVAILABLE", code, out)
-	}
-	if len(probe.Calls()) != n {
-		t.Errorf("a call without a client certificate reached the probe")
-	}
-
-	tests := []struct {
-		args []string
-		env  map[string]string
-		want string
-	}{
-		{[]string{"workflow", "list", "--tls-cert", cert}, map[string]string{}, "--tls-cert and --tls-key go together"},
-		{[]string{"workflow", "list", "--tls-ca", caFile, "--insecure"}, map[string]string{}, "--insecure excludes"},
-		{[]string{"workflow", "list", "--insecure"}, map[string]string{"KGW_TLS_CA": caFile}, "--insecure excludes"},
-		{[]string{"workflow", "list", "--tls-ca", dir + "/missing.crt"}, map[string]string{}, "read CA file"},
-	}
-	for _, tt := range tests {
-		if code, out := run(tt.env, tt.args...); code != exitUsage || !strings.Contains(out, tt.want) {
-			t.Errorf("kgw %q = %d %q, want exit 2 with %q", tt.args, code, out, tt.want)
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ca"}, IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	ca, _ := x509.ParseCertificate(caDER)
+	issue := func(serial int64, server bool, uri string) ([]byte, []byte) {
+		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "x"},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+		if server {
+			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		} else {
+			u, _ := url.Parse(uri)
+			tmpl.URIs = []*url.URL{u}
+			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 		}
+		der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		kb, _ := x509.MarshalECPrivateKey(key)
+		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 	}
-}
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	sc, sk := issue(2, true, "")
+	cc, ck := issue(3, false, "spiffe://mesh.test/ns/a/sa/b")
+	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
+	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
+	b64 := base64.RawURLEncoding
+	jwks, _ := json.Marshal(map[string]any{"keys": []any{map[string]any{"kty": "OKP", "crv": "Ed25519", "kid": "k", "x": b64.EncodeToString(pub)}}})
 
-// TestCLIAuthCommandsCallTheirRPC: each `kgw auth` and access subcommand
-// calls its RPC (seen by a TLS probe) with the token; usage mistakes exit 2
-// before any call.
-func TestCLIAuthCommandsCallTheirRPC(t *testing.T) {
-	dir := t.TempDir()
-	ca := testpki.NewCA(t, "cli root")
-	caFile := ca.WriteCert(t, dir, "ca.crt")
-	probe := testpki.StartProbe(t, ca.Server(t).TLS, nil)
-	env := map[string]string{"KGW_ADDR": probe.Addr, "KGW_TLS_CA": caFile, "KGW_TOKEN": "kgw_admin_tok"}
-	run := func(args ...string) (int, string) {
-		var out, errb bytes.Buffer
-		code := dispatch(t.Context(), &cli{stdout: &out, stderr: &errb, getenv: envOf(env)}, args)
-		return code, out.String() + errb.String()
+	cfg, err := parseServeConfig([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr=", "--data-dir", dir, "--auth", "required",
+		"--tls-cert-file", write("s.pem", sc), "--tls-key-file", write("s.key", sk), "--tls-client-ca-file", write("ca.pem", caPEM),
+		"--jwt-keys-file", write("jwks.json", jwks), "--jwt-issuer", "https://idp.test", "--jwt-audience", "kgw", "--jwt-roles-claim", "roles"},
+		envOf(nil), io.Discard)
+	if err != nil {
+		t.Fatal(err)
 	}
-	calls := []struct {
-		args   []string
-		method string
-	}{
-		{[]string{"auth", "whoami"}, "AccessService/WhoAmI"},
-		{[]string{"auth", "keys", "create", "--name", "ci", "--role", "executor", "--ttl", "24h"}, "AccessService/CreateApiKey"},
-		{[]string{"auth", "keys", "list"}, "AccessService/ListApiKeys"},
-		{[]string{"auth", "keys", "revoke", "abc"}, "AccessService/RevokeApiKey"},
-		{[]string{"auth", "bindings", "create", "spiffe://mesh.example/ns/payments/*", "--role", "executor"}, "AccessService/CreateRoleBinding"},
-		{[]string{"auth", "bindings", "delete", "7"}, "AccessService/DeleteRoleBinding"},
-		{[]string{"auth", "bindings", "list", "-o", "json"}, "AccessService/ListRoleBindings"},
-		{[]string{"secrets", "set-access", "db", "--allowed-caller", "role:executor"}, "SecretService/UpdateSecretAccess"},
+	cfg.ShutdownTimeout = 10 * time.Second
+	h := newReadyHandler()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(h)) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	}()
+	var addr string
+	select {
+	case addr = <-h.ready:
+	case err := <-done:
+		t.Fatalf("serve: %v", err)
 	}
-	for _, tt := range calls {
-		code, out := run(tt.args...)
-		if code != exitRPC || !strings.Contains(out, "UNIMPLEMENTED") {
-			t.Errorf("kgw %q = %d %q, want exit 3 with the probe's UNIMPLEMENTED", tt.args, code, out)
-			continue
-		}
-		name := strings.Join(tt.args[:2], " ")
-		if tt.args[1] == "keys" || tt.args[1] == "bindings" {
-			name = strings.Join(tt.args[:3], " ")
-		}
-		if !strings.HasPrefix(out, "kgw "+name+": UNIMPLEMENTED") {
-			t.Errorf("kgw %q error %q does not name the command", tt.args, out)
-		}
-		if got := probe.Last(t); got.Method != "/kgw.v1."+tt.method || got.Authorization != "Bearer kgw_admin_tok" {
-			t.Errorf("kgw %q: probe saw %+v, want %s with the token", tt.args, got, tt.method)
-		}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	pair, err := tls.X509KeyPair(cc, ck)
+	if err != nil {
+		t.Fatal(err)
 	}
-
-	n := len(probe.Calls())
-	usage := []struct {
-		args []string
-		want string
-	}{
-		{[]string{"auth", "keys", "create", "--role", "admin"}, "missing --name"},
-		{[]string{"auth", "keys", "create", "--name", "x"}, "missing --role"},
-		{[]string{"auth", "keys", "create", "--name", "x", "--role", "admin", "--ttl", "1h", "--expire-time", "2030-01-01T00:00:00Z"}, "exclude each other"},
-		{[]string{"auth", "keys", "create", "--name", "x", "--role", "admin", "--ttl", "-1h"}, "positive duration"},
-		{[]string{"auth", "keys", "revoke"}, "missing arguments"},
-		{[]string{"auth", "bindings", "create", "cert:ops"}, "missing --role"},
-		{[]string{"auth", "keys", "rotate"}, `unknown subcommand "rotate"`},
-		{[]string{"auth"}, "Usage: kgw auth <subcommand>"},
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}})))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range usage {
-		if code, out := run(tt.args...); code != exitUsage || !strings.Contains(out, tt.want) {
-			t.Errorf("kgw %q = %d %q, want exit 2 with %q", tt.args, code, out, tt.want)
-		}
+	defer conn.Close()
+	acc := kgwv1.NewAccessServiceClient(conn)
+	who, err := acc.WhoAmI(t.Context(), &kgwv1.WhoAmIRequest{})
+	if err != nil || who.GetPrincipal() != "spiffe://mesh.test/ns/a/sa/b" || who.GetMethod() != "mtls" {
+		t.Fatalf("WhoAmI with the client certificate = %v, %v", who, err)
 	}
-	if len(probe.Calls()) != n {
-		t.Errorf("a usage mistake made a call")
+	hb, _ := json.Marshal(map[string]any{"alg": "EdDSA", "kid": "k"})
+	cb, _ := json.Marshal(map[string]any{"iss": "https://idp.test", "aud": "kgw", "sub": "svc", "exp": time.Now().Add(time.Hour).Unix(), "roles": []string{"viewer"}})
+	signed := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
+	jwt := signed + "." + b64.EncodeToString(ed25519.Sign(priv, []byte(signed)))
+	who, err = acc.WhoAmI(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+jwt), &kgwv1.WhoAmIRequest{})
+	if err != nil || who.GetPrincipal() != "jwt:svc" || len(who.GetRoles()) != 1 || who.GetRoles()[0] != "viewer" {
+		t.Fatalf("WhoAmI with a JWT = %v, %v", who, err)
 	}
 }

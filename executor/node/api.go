@@ -75,6 +75,12 @@ type Limits struct {
 	MaxDepth       int    // default 64
 	MaxLogLines    int    // default 1,000
 	MaxCallDepth   int    // default 1,000 nested Starlark calls
+	// MaxLogLineBytes bounds one log line (message and fields); a longer
+	// line is truncated and says so. Default 64 KiB.
+	MaxLogLineBytes int
+	// MaxLogBytes bounds the log lines of one attempt together; lines
+	// past it are dropped after a warning line. Default 1 MiB.
+	MaxLogBytes int
 }
 
 // Defaults of Limits.
@@ -84,6 +90,10 @@ const (
 	DefaultMaxDepth       = 64
 	DefaultMaxLogLines    = 1000
 	DefaultMaxCallDepth   = 1000
+	// DefaultMaxLogLineBytes is the default of Limits.MaxLogLineBytes.
+	DefaultMaxLogLineBytes = 64 << 10
+	// DefaultMaxLogBytes is the default of Limits.MaxLogBytes.
+	DefaultMaxLogBytes = 1 << 20
 )
 
 func (l Limits) withDefaults() Limits {
@@ -101,6 +111,12 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxCallDepth <= 0 {
 		l.MaxCallDepth = DefaultMaxCallDepth
+	}
+	if l.MaxLogLineBytes <= 0 {
+		l.MaxLogLineBytes = DefaultMaxLogLineBytes
+	}
+	if l.MaxLogBytes <= 0 {
+		l.MaxLogBytes = DefaultMaxLogBytes
 	}
 	return l
 }

@@ -167,19 +167,31 @@ func logAt(level store.LogLevel) builtinFunc {
 			}
 			msg = text(v)
 		}
+		r := runOf(th)
 		var fields map[string]any
 		if len(kwargs) > 0 {
+			// A field is converted only up to a line's size, so that a huge
+			// value is never copied (the line would be cut anyway).
+			limit := r.lim.MaxLogLineBytes
 			fields = make(map[string]any, len(kwargs))
 			for _, kv := range kwargs {
 				k := string(kv[0].(starlark.String))
-				if v, err := starval.FromStarlark(kv[1]); err == nil {
+				v, err := starval.FromStarlarkOptions(kv[1], starval.Options{MaxBytes: limit})
+				switch {
+				case err == nil:
 					fields[k] = v
-				} else {
-					fields[k] = kv[1].String()
+				case errors.Is(err, starval.ErrTooLarge):
+					fields[k] = fmt.Sprintf("[value dropped: larger than the %d-byte log line limit]", limit)
+				default:
+					s := kv[1].String()
+					if len(s) > limit {
+						s = fmt.Sprintf("[value dropped: larger than the %d-byte log line limit]", limit)
+					}
+					fields[k] = s
 				}
 			}
 		}
-		runOf(th).log(level, msg, fields)
+		r.log(level, msg, fields)
 		return starlark.None, nil
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"go.starlark.net/starlark"
 	"go.starlark.net/starlarkstruct"
@@ -41,6 +42,8 @@ type run struct {
 
 	logMu    sync.Mutex
 	logLines int
+	logBytes int
+	logShut  bool // a limit was reached: further lines are dropped
 
 	resMu     sync.Mutex
 	resources []openResource // opened by get_resource; starts in resBuf
@@ -201,22 +204,88 @@ func printLine(th *starlark.Thread, msg string) {
 	}
 }
 
-// log forwards one line to Attempt.Log, up to MaxLogLines lines.
+// log forwards one line to Attempt.Log, up to MaxLogLines lines and
+// MaxLogBytes bytes per attempt; a line longer than MaxLogLineBytes is
+// truncated first (see clipLine).
 func (r *run) log(level store.LogLevel, msg string, fields map[string]any) {
+	msg, fields = clipLine(msg, fields, r.lim.MaxLogLineBytes)
+	size := len(msg) + ValueSize(fields)
 	r.logMu.Lock()
 	defer r.logMu.Unlock()
-	if r.logLines > r.lim.MaxLogLines {
+	if r.logShut {
+		return
+	}
+	var warning string
+	switch {
+	case r.logLines >= r.lim.MaxLogLines:
+		warning = fmt.Sprintf("log limit reached: node '%s' logged more than %d lines; further lines are dropped", r.a.NodeID, r.lim.MaxLogLines)
+	case r.logBytes+size > r.lim.MaxLogBytes:
+		warning = fmt.Sprintf("log limit reached: node '%s' logged more than %d bytes in this attempt; further lines are dropped", r.a.NodeID, r.lim.MaxLogBytes)
+	}
+	if warning != "" {
+		r.logShut = true
+		if r.a.Log != nil {
+			r.a.Log(store.LogWarning, warning, nil)
+		}
 		return
 	}
 	r.logLines++
-	if r.a.Log == nil {
-		return
+	r.logBytes += size
+	if r.a.Log != nil {
+		r.a.Log(level, msg, fields)
 	}
-	if r.logLines > r.lim.MaxLogLines {
-		r.a.Log(store.LogWarning, fmt.Sprintf("log limit reached: node '%s' logged more than %d lines; further lines are dropped", r.a.NodeID, r.lim.MaxLogLines), nil)
-		return
+}
+
+// clipLine bounds a log line to about limit bytes. Fields that take more
+// than half of it are replaced by one field saying how large they were;
+// the message is cut (at a UTF-8 boundary) to what is left, and ends with
+// a note giving its original length.
+func clipLine(msg string, fields map[string]any, limit int) (string, map[string]any) {
+	fsize := ValueSize(fields)
+	if fsize > limit/2 {
+		fields = map[string]any{"fields_truncated": fmt.Sprintf(
+			"%d bytes of fields dropped: a log line may hold at most %d bytes", fsize, limit)}
+		fsize = ValueSize(fields)
 	}
-	r.a.Log(level, msg, fields)
+	if room := limit - fsize; len(msg) > room {
+		note := fmt.Sprintf(" … [log line truncated: %d bytes, at most %d per line]", len(msg), limit)
+		cut := max(room-len(note), 0)
+		for cut > 0 && !utf8.RuneStart(msg[cut]) {
+			cut--
+		}
+		msg = msg[:cut] + note
+	}
+	return msg, fields
+}
+
+// ValueSize returns about how many bytes the JSON encoding of v takes,
+// for the JSON-like values of node results and log fields (nil, bool,
+// numbers, string, []byte, []any, map[string]any). Strings count without
+// escapes; values of other types count as 16 bytes. It allocates
+// nothing.
+func ValueSize(v any) int {
+	switch x := v.(type) {
+	case nil:
+		return 4
+	case string:
+		return len(x) + 2
+	case []byte:
+		return len(x)*4/3 + 4
+	case map[string]any:
+		n := 2
+		for k, e := range x {
+			n += len(k) + 4 + ValueSize(e)
+		}
+		return n
+	case []any:
+		n := 2
+		for _, e := range x {
+			n += ValueSize(e) + 1
+		}
+		return n
+	default:
+		return 16
+	}
 }
 
 // stepChunk is how many steps a thread draws from the shared budget at a

@@ -228,6 +228,7 @@ var scenarios = []scenario{
 	{"  … at 128 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=128", "server.BenchmarkNoopThroughput/durable/callers=128", "execs/s")},
 	{"  … at 512 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=512", "server.BenchmarkNoopThroughput/durable/callers=512", "execs/s")},
 	{"  … executor alone, no RPC (the journal's own cost)", rateRatio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", "execs/s")},
+	{"no-op workflow with API-key auth vs --auth none, gRPC API", peakRatio("server.BenchmarkAuthThroughput/none", "server.BenchmarkAuthThroughput/apikey", "execs/s", 0.90)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }

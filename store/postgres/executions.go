@@ -94,8 +94,16 @@ func scanExecutions(rows pgx.Rows) ([]*store.Execution, error) {
 	return out, rows.Err()
 }
 
+// nodeColumns returns the node columns to read, with or without results.
+func nodeColumns(results bool) string {
+	if results {
+		return codec.NodeColumns
+	}
+	return codec.NodeColumnsWithoutResult
+}
+
 // loadNodes fills the Nodes of each execution, in workflow order.
-func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
+func loadNodes(ctx context.Context, q querier, execs []*store.Execution, results bool) error {
 	if len(execs) == 0 {
 		return nil
 	}
@@ -105,7 +113,7 @@ func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
 		byID[e.ID] = e
 		ids[i] = e.ID
 	}
-	rows, err := q.Query(ctx, `SELECT `+codec.NodeColumns+`
+	rows, err := q.Query(ctx, `SELECT `+nodeColumns(results)+`
 		FROM execution_nodes WHERE execution_id = ANY($1) ORDER BY execution_id, position`, ids)
 	if err != nil {
 		return err
@@ -134,7 +142,7 @@ func (s *Store) getExecution(ctx context.Context, where string, args ...any) (*s
 		if err != nil {
 			return translate(err)
 		}
-		return loadNodes(ctx, tx, []*store.Execution{e})
+		return loadNodes(ctx, tx, []*store.Execution{e}, true)
 	})
 	return e, err
 }
@@ -208,7 +216,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		if len(out) > limit {
 			out, more = out[:limit], true
 		}
-		return loadNodes(ctx, tx, out)
+		return loadNodes(ctx, tx, out, !q.OmitResults)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list executions: %w", err)
@@ -327,7 +335,8 @@ func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int
 func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
 	var out []*store.Execution
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE executions e SET owner = $1
+		rows, err := tx.Query(ctx, `UPDATE executions e SET owner = $1, epoch = e.epoch + 1,
+				restarts = e.restarts + CASE WHEN e.owner <> '' THEN 1 ELSE 0 END
 			FROM (SELECT x.id FROM executions x
 				WHERE x.status < $2 AND (x.owner = '' OR NOT EXISTS (
 					SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $3))
@@ -341,7 +350,7 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 		if out, err = scanExecutions(rows); err != nil {
 			return err
 		}
-		return loadNodes(ctx, tx, out)
+		return loadNodes(ctx, tx, out, true)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim executions for %s: %w", owner, err)

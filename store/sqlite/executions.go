@@ -28,7 +28,7 @@ func getExecution(ctx context.Context, q querier, where string, args ...any) (*s
 	if err != nil {
 		return nil, translate(err)
 	}
-	if err := loadNodes(ctx, q, []*store.Execution{e}); err != nil {
+	if err := loadNodes(ctx, q, []*store.Execution{e}, true); err != nil {
 		return nil, err
 	}
 	return e, nil
@@ -114,7 +114,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		if len(out) > limit {
 			out, more = out[:limit], true
 		}
-		return loadNodes(ctx, tx, out)
+		return loadNodes(ctx, tx, out, !q.OmitResults)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
@@ -131,7 +131,7 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
 	var out []*store.Execution
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE executions SET owner = ?
+		rows, err := tx.QueryContext(ctx, `UPDATE executions SET owner = ?, epoch = epoch + 1, restarts = restarts + (owner <> '')
 			WHERE status < ? AND (owner = '' OR NOT EXISTS (
 				SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?))
 			RETURNING `+executionColumns,
@@ -159,7 +159,7 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 			}
 			return out[i].ID < out[j].ID
 		})
-		return loadNodes(ctx, tx, out)
+		return loadNodes(ctx, tx, out, true)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: claim executions for %s: %w", owner, err)

@@ -52,11 +52,19 @@ func scanExecution(row codec.Row) (*store.Execution, error) {
 	return e, nil
 }
 
+// nodeColumns returns the node columns to read, with or without results.
+func nodeColumns(results bool) string {
+	if results {
+		return codec.NodeColumns
+	}
+	return codec.NodeColumnsWithoutResult
+}
+
 // loadNodes adds the journalled node states to executions read by
 // scanExecution: each replaces the PENDING node of its id, or is appended
 // (nodes not among those the execution was created with, in the order they
 // were first journalled).
-func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
+func loadNodes(ctx context.Context, q querier, execs []*store.Execution, results bool) error {
 	if len(execs) == 0 {
 		return nil
 	}
@@ -66,7 +74,7 @@ func loadNodes(ctx context.Context, q querier, execs []*store.Execution) error {
 		byID[e.ID] = e
 		args[i] = e.ID
 	}
-	rows, err := q.QueryContext(ctx, `SELECT `+codec.NodeColumns+`
+	rows, err := q.QueryContext(ctx, `SELECT `+nodeColumns(results)+`
 		FROM execution_nodes WHERE execution_id IN (`+placeholders(len(args))+`) ORDER BY execution_id, position`, args...)
 	if err != nil {
 		return err

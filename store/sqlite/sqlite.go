@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,6 +109,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.w, err = sql.Open("sqlite3", "file::memory:?"+common+"&_txlock=immediate")
 		s.r = s.w
 	} else {
+		if err := createPrivate(path); err != nil {
+			return nil, err
+		}
 		s.w, err = sql.Open("sqlite3", path+"?"+common+"&_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
 	}
 	if err != nil {
@@ -137,6 +141,34 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// createPrivate creates the database file at path readable and writable
+// by its owner only (0600), unless it exists; SQLite creates the WAL and
+// shared-memory files with the database file's mode. An existing database
+// file, WAL or shared-memory file that others may read or write is
+// restricted to 0600: it holds the journal, encrypted secrets and
+// workflow code.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("sqlite: create %s: %w", path, err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			continue // no WAL or shared memory yet
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			if err := os.Chmod(p, 0o600); err != nil {
+				return fmt.Errorf("sqlite: restrict the mode of %s: %w", p, err)
+			}
+		}
+	}
+	return nil
 }
 
 // Close waits for queued writes, then closes the store's connections.

@@ -1,7 +1,9 @@
 package sqlite_test
 
 import (
+	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -83,4 +85,45 @@ func BenchmarkJournalGrouped(b *testing.B) {
 	s := openTemp(b)
 	defer s.Close()
 	storetest.BenchmarkJournalGrouped(b, s, 32)
+}
+
+// The database file and its WAL and shared-memory files are private to
+// their owner (0600) whatever the umask, and a database left readable by
+// others is restricted when opened.
+func TestFileModes(t *testing.T) {
+	old := syscall.Umask(0o022)
+	defer syscall.Umask(old)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "kgw.db")
+	s, err := sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateExecution(t.Context(), &store.Execution{ID: "x", Workflow: "w", Version: 1, Status: store.ExecutionRunning}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("stat %s while open: %v", p, err)
+		}
+		if got := fi.Mode().Perm(); got != 0o600 {
+			t.Errorf("mode of %s = %o, want 600", filepath.Base(p), got)
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(t.Context(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode of a reopened 0644 database = %v, %v; want 600", fi.Mode().Perm(), err)
+	}
 }

@@ -22,8 +22,9 @@ func sampleExecution(id string, created time.Time) *store.Execution {
 				"named": {Ref: "orders_db"},
 				"api":   {Type: "http_client", Config: map[string]any{"base_url": "https://api.example.com"}, CredentialsRef: "api", CredentialsKey: "stripe"},
 			},
-			Context: map[string]any{"request_id": "r-1", "tags": []any{"a", "b"}},
-			Timeout: 45 * time.Second,
+			Context:     map[string]any{"request_id": "r-1", "tags": []any{"a", "b"}},
+			Timeout:     45 * time.Second,
+			Fingerprint: "sha256:0123abcd",
 		},
 		Nodes: []*store.NodeState{
 			{NodeID: "fetch", Status: store.NodePending},
@@ -33,6 +34,7 @@ func sampleExecution(id string, created time.Time) *store.Execution {
 		CreateTime: created,
 		Caller:     "svc-a",
 		Owner:      "gw-1",
+		Epoch:      1, // what the store reads back for a new execution
 	}
 }
 
@@ -226,5 +228,44 @@ func testExecutionList(t *testing.T, s store.Store) {
 	must(t, "ListExecutions", err)
 	if len(page) != 1 || page[0].ID != "late" || len(page[0].Nodes) != 3 {
 		t.Errorf("ListExecutions(limit 1) = %v, want [late] with 3 nodes", page)
+	}
+}
+
+// testExecutionListOmitResults checks that OmitResults leaves node results
+// out of a list and nothing else.
+func testExecutionListOmitResults(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	e := sampleExecution("with-results", at(0))
+	e.Status = store.ExecutionCompleted
+	e.Nodes[0] = &store.NodeState{NodeID: "fetch", Status: store.NodeCompleted, Attempts: 2,
+		StartTime: at(time.Second), EndTime: at(2 * time.Second), Result: jsonValue()}
+	e.Nodes[1] = &store.NodeState{NodeID: "transform", Status: store.NodeFailed, Attempts: 1,
+		Error: &store.ExecError{NodeID: "transform", Code: "X", Message: "m"}}
+	must(t, "CreateExecution", s.CreateExecution(ctx, e))
+
+	full, _, err := s.ListExecutions(ctx, store.ExecutionQuery{})
+	must(t, "ListExecutions", err)
+	if len(full) != 1 || len(full[0].Nodes) != 3 || full[0].Nodes[0].Result == nil {
+		t.Fatalf("ListExecutions = %d executions, want 1 with the result of fetch", len(full))
+	}
+	basic, _, err := s.ListExecutions(ctx, store.ExecutionQuery{OmitResults: true})
+	must(t, "ListExecutions(OmitResults)", err)
+	if len(basic) != 1 {
+		t.Fatalf("ListExecutions(OmitResults) = %d executions, want 1", len(basic))
+	}
+	want := *full[0]
+	want.Nodes = make([]*store.NodeState, len(full[0].Nodes))
+	for i, n := range full[0].Nodes {
+		c := *n
+		c.Result = nil
+		want.Nodes[i] = &c
+	}
+	if d := diff(&want, basic[0]); d != "" {
+		t.Errorf("ListExecutions(OmitResults) (-want +got):\n%s", d)
+	}
+	for _, n := range basic[0].Nodes {
+		if n.Result != nil {
+			t.Errorf("node %s has a result %v", n.NodeID, n.Result)
+		}
 	}
 }

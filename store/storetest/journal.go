@@ -601,3 +601,62 @@ func testJournalManyEvents(t *testing.T, s store.Store) {
 		t.Errorf("refused batches changed the events: %d, want %d", len(all), n)
 	}
 }
+
+// testClaimCounters checks the ownership counters of an execution: a new
+// execution has epoch 1 and no restarts whatever the caller put in those
+// fields; every claim adds one to the epoch, and one to the restarts when
+// the execution still had an owner (a crash), not when it was released
+// (a graceful drain); journal writes leave both alone.
+func testClaimCounters(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	e := sampleExecution("counted", at(0))
+	e.Status, e.Owner = store.ExecutionRunning, "gw-1"
+	e.Epoch, e.Restarts = 7, 5 // ignored by creates
+	must(t, "CreateExecution", s.CreateExecution(ctx, e))
+	finished := sampleExecution("finished", at(time.Second))
+	finished.Status = store.ExecutionCompleted
+	must(t, "CreateExecution", s.CreateExecution(ctx, finished))
+
+	check := func(what string, x *store.Execution, epoch int64, restarts int32) {
+		t.Helper()
+		if x.Epoch != epoch || x.Restarts != restarts {
+			t.Errorf("%s: epoch %d, restarts %d; want %d, %d", what, x.Epoch, x.Restarts, epoch, restarts)
+		}
+		stored, err := s.GetExecution(ctx, x.ID)
+		must(t, "GetExecution", err)
+		if stored.Epoch != epoch || stored.Restarts != restarts {
+			t.Errorf("%s: stored epoch %d, restarts %d; want %d, %d", what, stored.Epoch, stored.Restarts, epoch, restarts)
+		}
+	}
+	got, err := s.GetExecution(ctx, "counted")
+	must(t, "GetExecution", err)
+	check("created", got, 1, 0)
+
+	// claim takes the execution for owner (its previous owner never
+	// heart-beat, so it is stale at any time).
+	claim := func(owner string) *store.Execution {
+		t.Helper()
+		got, err := s.ClaimExecutions(ctx, owner, time.Now().Add(time.Hour))
+		must(t, "ClaimExecutions("+owner+")", err)
+		if d := diff([]string{"counted"}, claimedIDs(got)); d != "" {
+			t.Fatalf("ClaimExecutions(%s) ids (-want +got):\n%s", owner, d)
+		}
+		return got[0]
+	}
+	check("claimed from a crashed owner", claim("a"), 2, 1)
+	check("claimed again from a crashed owner", claim("b"), 3, 2)
+
+	// A header update with other counters (and a release) changes neither.
+	h := *e
+	h.Nodes, h.Request, h.Owner, h.Epoch, h.Restarts = nil, store.ExecutionRequest{}, "", 99, 99
+	must(t, "WriteJournal(release)", s.WriteJournal(ctx, &store.JournalBatch{Executions: []*store.Execution{&h}}))
+	got, err = s.GetExecution(ctx, "counted")
+	must(t, "GetExecution", err)
+	check("released", got, 3, 2)
+	check("claimed after a release", claim("c"), 4, 2)
+	check("claimed from a crashed owner after a release", claim("d"), 5, 3)
+
+	fin, err := s.GetExecution(ctx, "finished")
+	must(t, "GetExecution", err)
+	check("finished, never claimed", fin, 1, 0)
+}

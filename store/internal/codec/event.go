@@ -57,6 +57,8 @@ type executionDoc struct {
 	IdempotencyKey string                 `json:"idempotency_key,omitempty"`
 	Caller         string                 `json:"caller,omitempty"`
 	Owner          string                 `json:"owner,omitempty"`
+	Epoch          int64                  `json:"epoch,omitempty"`
+	Restarts       int32                  `json:"restarts,omitempty"`
 }
 
 type nodeStateDoc struct {
@@ -93,7 +95,7 @@ func toExecutionDoc(e *store.Execution) *executionDoc {
 		ID: e.ID, Workflow: e.Workflow, Version: e.Version, Status: e.Status,
 		Request: e.Request, Error: e.Error, CreateTime: Nanos(e.CreateTime),
 		StartTime: Nanos(e.StartTime), EndTime: Nanos(e.EndTime),
-		IdempotencyKey: e.IdempotencyKey, Caller: e.Caller, Owner: e.Owner,
+		IdempotencyKey: e.IdempotencyKey, Caller: e.Caller, Owner: e.Owner, Epoch: e.Epoch, Restarts: e.Restarts,
 	}
 	for _, n := range e.Nodes {
 		d.Nodes = append(d.Nodes, nodeStateDoc{
@@ -109,7 +111,7 @@ func (d *executionDoc) execution() *store.Execution {
 		ID: d.ID, Workflow: d.Workflow, Version: d.Version, Status: d.Status,
 		Request: d.Request, Error: d.Error, CreateTime: FromNanos(d.CreateTime),
 		StartTime: FromNanos(d.StartTime), EndTime: FromNanos(d.EndTime),
-		IdempotencyKey: d.IdempotencyKey, Caller: d.Caller, Owner: d.Owner,
+		IdempotencyKey: d.IdempotencyKey, Caller: d.Caller, Owner: d.Owner, Epoch: d.Epoch, Restarts: d.Restarts,
 	}
 	for _, n := range d.Nodes {
 		e.Nodes = append(e.Nodes, &store.NodeState{

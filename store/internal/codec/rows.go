@@ -16,7 +16,7 @@ type Row interface {
 // ExecutionColumns lists the executions columns, in the order
 // ScanExecution reads them.
 const ExecutionColumns = `id, workflow, version, status, request, error, create_time, start_time, end_time,
-	idempotency_key, caller, owner`
+	idempotency_key, caller, owner, epoch, restarts`
 
 // ScanExecution reads an execution, without its nodes, from a row of
 // ExecutionColumns.
@@ -29,7 +29,7 @@ func ScanExecution(row Row) (*store.Execution, error) {
 		create, start, end int64
 	)
 	if err := row.Scan(&e.ID, &e.Workflow, &e.Version, &status, &req, &errJSON, &create, &start, &end,
-		&e.IdempotencyKey, &e.Caller, &e.Owner); err != nil {
+		&e.IdempotencyKey, &e.Caller, &e.Owner, &e.Epoch, &e.Restarts); err != nil {
 		return nil, err
 	}
 	e.Status = store.ExecutionStatus(status)
@@ -47,6 +47,10 @@ func ScanExecution(row Row) (*store.Execution, error) {
 // NodeColumns lists the execution_nodes columns, in the order
 // ScanNodeState reads them.
 const NodeColumns = `execution_id, node_id, status, attempts, start_time, end_time, error, result`
+
+// NodeColumnsWithoutResult is NodeColumns with NULL for the result, for
+// reads that leave results out (store.ExecutionQuery.OmitResults).
+const NodeColumnsWithoutResult = `execution_id, node_id, status, attempts, start_time, end_time, error, NULL`
 
 // ScanNodeState reads a node state and the id of its execution from a row
 // of NodeColumns.

@@ -232,6 +232,60 @@ func (LogLevel) EnumDescriptor() ([]byte, []int) {
 	return file_kgw_v1_execution_proto_rawDescGZIP(), []int{2}
 }
 
+// ExecutionView says how much of an Execution a read returns.
+type ExecutionView int32
+
+const (
+	// The RPC's default: BASIC for ListExecutions, FULL for GetExecution.
+	ExecutionView_EXECUTION_VIEW_UNSPECIFIED ExecutionView = 0
+	// Everything except the node results (Execution.result is empty); node
+	// states and the error are included.
+	ExecutionView_EXECUTION_VIEW_BASIC ExecutionView = 1
+	// Everything, including every completed node's result.
+	ExecutionView_EXECUTION_VIEW_FULL ExecutionView = 2
+)
+
+// Enum value maps for ExecutionView.
+var (
+	ExecutionView_name = map[int32]string{
+		0: "EXECUTION_VIEW_UNSPECIFIED",
+		1: "EXECUTION_VIEW_BASIC",
+		2: "EXECUTION_VIEW_FULL",
+	}
+	ExecutionView_value = map[string]int32{
+		"EXECUTION_VIEW_UNSPECIFIED": 0,
+		"EXECUTION_VIEW_BASIC":       1,
+		"EXECUTION_VIEW_FULL":        2,
+	}
+)
+
+func (x ExecutionView) Enum() *ExecutionView {
+	p := new(ExecutionView)
+	*p = x
+	return p
+}
+
+func (x ExecutionView) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ExecutionView) Descriptor() protoreflect.EnumDescriptor {
+	return file_kgw_v1_execution_proto_enumTypes[3].Descriptor()
+}
+
+func (ExecutionView) Type() protoreflect.EnumType {
+	return &file_kgw_v1_execution_proto_enumTypes[3]
+}
+
+func (x ExecutionView) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ExecutionView.Descriptor instead.
+func (ExecutionView) EnumDescriptor() ([]byte, []int) {
+	return file_kgw_v1_execution_proto_rawDescGZIP(), []int{3}
+}
+
 // Execution is one run of one workflow version.
 type Execution struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -384,7 +438,8 @@ type ExecutionError struct {
 	// Node that failed; empty for execution-level errors such as a workflow timeout.
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Stable machine-readable code: NODE_ERROR, RESOURCE_ERROR, STEP_LIMIT,
-	// MEMORY_LIMIT, RESULT_INVALID, MISSING_OUTPUT, TIMEOUT, CANCELLED or PANIC.
+	// MEMORY_LIMIT, RESULT_INVALID, RESULT_TOO_LARGE, MISSING_OUTPUT, TIMEOUT,
+	// CANCELLED, RESTART_LIMIT or PANIC.
 	Code string `protobuf:"bytes,2,opt,name=code,proto3" json:"code,omitempty"`
 	// Human-readable message; names the node, the Starlark line:col and the cause.
 	Message string `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
@@ -459,7 +514,9 @@ type NodeExecution struct {
 	NodeId string `protobuf:"bytes,1,opt,name=node_id,json=nodeId,proto3" json:"node_id,omitempty"`
 	// Lifecycle state.
 	Status NodeStatus `protobuf:"varint,2,opt,name=status,proto3,enum=kgw.v1.NodeStatus" json:"status,omitempty"`
-	// Number of attempts started.
+	// Number of the node's latest attempt (execution.attempt): 1, 2, … for
+	// retries; after a restart of the gateway the numbers continue higher and
+	// may skip (see docs/durability.md).
 	Attempts int32 `protobuf:"varint,3,opt,name=attempts,proto3" json:"attempts,omitempty"`
 	// Time the first attempt started.
 	StartTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=start_time,json=startTime,proto3" json:"start_time,omitempty"`
@@ -1942,7 +1999,9 @@ func (x *WatchExecutionResponse) GetEvent() *ExecutionEvent {
 type GetExecutionRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Execution id.
-	ExecutionId   string `protobuf:"bytes,1,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
+	ExecutionId string `protobuf:"bytes,1,opt,name=execution_id,json=executionId,proto3" json:"execution_id,omitempty"`
+	// How much to return; UNSPECIFIED means FULL.
+	View          ExecutionView `protobuf:"varint,2,opt,name=view,proto3,enum=kgw.v1.ExecutionView" json:"view,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1982,6 +2041,13 @@ func (x *GetExecutionRequest) GetExecutionId() string {
 		return x.ExecutionId
 	}
 	return ""
+}
+
+func (x *GetExecutionRequest) GetView() ExecutionView {
+	if x != nil {
+		return x.View
+	}
+	return ExecutionView_EXECUTION_VIEW_UNSPECIFIED
 }
 
 // GetExecutionResponse is the response of GetExecution.
@@ -2041,6 +2107,10 @@ type ListExecutionsRequest struct {
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Token from a previous response's next_page_token.
 	PageToken string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	// How much of each execution to return; UNSPECIFIED means BASIC (without
+	// node results). With FULL a page may hold fewer than page_size
+	// executions, so that the response stays below the message size limit.
+	View ExecutionView `protobuf:"varint,5,opt,name=view,proto3,enum=kgw.v1.ExecutionView" json:"view,omitempty"`
 	// Only executions started by this principal, when set. Callers with only
 	// the `executor` role see their own executions whatever this says.
 	Caller        string `protobuf:"bytes,6,opt,name=caller,proto3" json:"caller,omitempty"`
@@ -2104,6 +2174,13 @@ func (x *ListExecutionsRequest) GetPageToken() string {
 		return x.PageToken
 	}
 	return ""
+}
+
+func (x *ListExecutionsRequest) GetView() ExecutionView {
+	if x != nil {
+		return x.View
+	}
+	return ExecutionView_EXECUTION_VIEW_UNSPECIFIED
 }
 
 func (x *ListExecutionsRequest) GetCaller() string {
@@ -2400,17 +2477,19 @@ const file_kgw_v1_execution_proto_rawDesc = "" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12\x1b\n" +
 	"\tafter_seq\x18\x02 \x01(\x03R\bafterSeq\"F\n" +
 	"\x16WatchExecutionResponse\x12,\n" +
-	"\x05event\x18\x01 \x01(\v2\x16.kgw.v1.ExecutionEventR\x05event\"8\n" +
+	"\x05event\x18\x01 \x01(\v2\x16.kgw.v1.ExecutionEventR\x05event\"c\n" +
 	"\x13GetExecutionRequest\x12!\n" +
-	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\"G\n" +
+	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12)\n" +
+	"\x04view\x18\x02 \x01(\x0e2\x15.kgw.v1.ExecutionViewR\x04view\"G\n" +
 	"\x14GetExecutionResponse\x12/\n" +
-	"\texecution\x18\x01 \x01(\v2\x11.kgw.v1.ExecutionR\texecution\"\xb8\x01\n" +
+	"\texecution\x18\x01 \x01(\v2\x11.kgw.v1.ExecutionR\texecution\"\xe3\x01\n" +
 	"\x15ListExecutionsRequest\x12\x1a\n" +
 	"\bworkflow\x18\x01 \x01(\tR\bworkflow\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.kgw.v1.ExecutionStatusR\x06status\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
-	"page_token\x18\x04 \x01(\tR\tpageToken\x12\x16\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\x12)\n" +
+	"\x04view\x18\x05 \x01(\x0e2\x15.kgw.v1.ExecutionViewR\x04view\x12\x16\n" +
 	"\x06caller\x18\x06 \x01(\tR\x06caller\"s\n" +
 	"\x16ListExecutionsResponse\x121\n" +
 	"\n" +
@@ -2445,7 +2524,11 @@ const file_kgw_v1_execution_proto_rawDesc = "" +
 	"\x0fLOG_LEVEL_DEBUG\x10\x01\x12\x12\n" +
 	"\x0eLOG_LEVEL_INFO\x10\x02\x12\x15\n" +
 	"\x11LOG_LEVEL_WARNING\x10\x03\x12\x13\n" +
-	"\x0fLOG_LEVEL_ERROR\x10\x042\xd0\x04\n" +
+	"\x0fLOG_LEVEL_ERROR\x10\x04*b\n" +
+	"\rExecutionView\x12\x1e\n" +
+	"\x1aEXECUTION_VIEW_UNSPECIFIED\x10\x00\x12\x18\n" +
+	"\x14EXECUTION_VIEW_BASIC\x10\x01\x12\x17\n" +
+	"\x13EXECUTION_VIEW_FULL\x10\x022\xd0\x04\n" +
 	"\x10ExecutionService\x12R\n" +
 	"\x0fExecuteWorkflow\x12\x1e.kgw.v1.ExecuteWorkflowRequest\x1a\x1f.kgw.v1.ExecuteWorkflowResponse\x12O\n" +
 	"\x0eStartExecution\x12\x1d.kgw.v1.StartExecutionRequest\x1a\x1e.kgw.v1.StartExecutionResponse\x12T\n" +
@@ -2469,126 +2552,129 @@ func file_kgw_v1_execution_proto_rawDescGZIP() []byte {
 	return file_kgw_v1_execution_proto_rawDescData
 }
 
-var file_kgw_v1_execution_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_kgw_v1_execution_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
 var file_kgw_v1_execution_proto_msgTypes = make([]protoimpl.MessageInfo, 32)
 var file_kgw_v1_execution_proto_goTypes = []any{
 	(ExecutionStatus)(0),            // 0: kgw.v1.ExecutionStatus
 	(NodeStatus)(0),                 // 1: kgw.v1.NodeStatus
 	(LogLevel)(0),                   // 2: kgw.v1.LogLevel
-	(*Execution)(nil),               // 3: kgw.v1.Execution
-	(*ExecutionError)(nil),          // 4: kgw.v1.ExecutionError
-	(*NodeExecution)(nil),           // 5: kgw.v1.NodeExecution
-	(*ExecutionEvent)(nil),          // 6: kgw.v1.ExecutionEvent
-	(*ExecutionStarted)(nil),        // 7: kgw.v1.ExecutionStarted
-	(*NodeStarted)(nil),             // 8: kgw.v1.NodeStarted
-	(*NodeLog)(nil),                 // 9: kgw.v1.NodeLog
-	(*NodeRetrying)(nil),            // 10: kgw.v1.NodeRetrying
-	(*NodeCompleted)(nil),           // 11: kgw.v1.NodeCompleted
-	(*NodeFailed)(nil),              // 12: kgw.v1.NodeFailed
-	(*ExecutionCompleted)(nil),      // 13: kgw.v1.ExecutionCompleted
-	(*ExecutionFailed)(nil),         // 14: kgw.v1.ExecutionFailed
-	(*ExecutionCancelled)(nil),      // 15: kgw.v1.ExecutionCancelled
-	(*ExecutionTimedOut)(nil),       // 16: kgw.v1.ExecutionTimedOut
-	(*ExecuteWorkflowRequest)(nil),  // 17: kgw.v1.ExecuteWorkflowRequest
-	(*ExecuteWorkflowResponse)(nil), // 18: kgw.v1.ExecuteWorkflowResponse
-	(*StartExecutionRequest)(nil),   // 19: kgw.v1.StartExecutionRequest
-	(*StartExecutionResponse)(nil),  // 20: kgw.v1.StartExecutionResponse
-	(*StreamExecutionRequest)(nil),  // 21: kgw.v1.StreamExecutionRequest
-	(*StreamExecutionResponse)(nil), // 22: kgw.v1.StreamExecutionResponse
-	(*WatchExecutionRequest)(nil),   // 23: kgw.v1.WatchExecutionRequest
-	(*WatchExecutionResponse)(nil),  // 24: kgw.v1.WatchExecutionResponse
-	(*GetExecutionRequest)(nil),     // 25: kgw.v1.GetExecutionRequest
-	(*GetExecutionResponse)(nil),    // 26: kgw.v1.GetExecutionResponse
-	(*ListExecutionsRequest)(nil),   // 27: kgw.v1.ListExecutionsRequest
-	(*ListExecutionsResponse)(nil),  // 28: kgw.v1.ListExecutionsResponse
-	(*CancelExecutionRequest)(nil),  // 29: kgw.v1.CancelExecutionRequest
-	(*CancelExecutionResponse)(nil), // 30: kgw.v1.CancelExecutionResponse
-	nil,                             // 31: kgw.v1.Execution.ResultEntry
-	nil,                             // 32: kgw.v1.ExecuteWorkflowRequest.ResourcesEntry
-	nil,                             // 33: kgw.v1.StartExecutionRequest.ResourcesEntry
-	nil,                             // 34: kgw.v1.StreamExecutionRequest.ResourcesEntry
-	(*timestamppb.Timestamp)(nil),   // 35: google.protobuf.Timestamp
-	(*durationpb.Duration)(nil),     // 36: google.protobuf.Duration
-	(*structpb.Struct)(nil),         // 37: google.protobuf.Struct
-	(*ResourceSpec)(nil),            // 38: kgw.v1.ResourceSpec
+	(ExecutionView)(0),              // 3: kgw.v1.ExecutionView
+	(*Execution)(nil),               // 4: kgw.v1.Execution
+	(*ExecutionError)(nil),          // 5: kgw.v1.ExecutionError
+	(*NodeExecution)(nil),           // 6: kgw.v1.NodeExecution
+	(*ExecutionEvent)(nil),          // 7: kgw.v1.ExecutionEvent
+	(*ExecutionStarted)(nil),        // 8: kgw.v1.ExecutionStarted
+	(*NodeStarted)(nil),             // 9: kgw.v1.NodeStarted
+	(*NodeLog)(nil),                 // 10: kgw.v1.NodeLog
+	(*NodeRetrying)(nil),            // 11: kgw.v1.NodeRetrying
+	(*NodeCompleted)(nil),           // 12: kgw.v1.NodeCompleted
+	(*NodeFailed)(nil),              // 13: kgw.v1.NodeFailed
+	(*ExecutionCompleted)(nil),      // 14: kgw.v1.ExecutionCompleted
+	(*ExecutionFailed)(nil),         // 15: kgw.v1.ExecutionFailed
+	(*ExecutionCancelled)(nil),      // 16: kgw.v1.ExecutionCancelled
+	(*ExecutionTimedOut)(nil),       // 17: kgw.v1.ExecutionTimedOut
+	(*ExecuteWorkflowRequest)(nil),  // 18: kgw.v1.ExecuteWorkflowRequest
+	(*ExecuteWorkflowResponse)(nil), // 19: kgw.v1.ExecuteWorkflowResponse
+	(*StartExecutionRequest)(nil),   // 20: kgw.v1.StartExecutionRequest
+	(*StartExecutionResponse)(nil),  // 21: kgw.v1.StartExecutionResponse
+	(*StreamExecutionRequest)(nil),  // 22: kgw.v1.StreamExecutionRequest
+	(*StreamExecutionResponse)(nil), // 23: kgw.v1.StreamExecutionResponse
+	(*WatchExecutionRequest)(nil),   // 24: kgw.v1.WatchExecutionRequest
+	(*WatchExecutionResponse)(nil),  // 25: kgw.v1.WatchExecutionResponse
+	(*GetExecutionRequest)(nil),     // 26: kgw.v1.GetExecutionRequest
+	(*GetExecutionResponse)(nil),    // 27: kgw.v1.GetExecutionResponse
+	(*ListExecutionsRequest)(nil),   // 28: kgw.v1.ListExecutionsRequest
+	(*ListExecutionsResponse)(nil),  // 29: kgw.v1.ListExecutionsResponse
+	(*CancelExecutionRequest)(nil),  // 30: kgw.v1.CancelExecutionRequest
+	(*CancelExecutionResponse)(nil), // 31: kgw.v1.CancelExecutionResponse
+	nil,                             // 32: kgw.v1.Execution.ResultEntry
+	nil,                             // 33: kgw.v1.ExecuteWorkflowRequest.ResourcesEntry
+	nil,                             // 34: kgw.v1.StartExecutionRequest.ResourcesEntry
+	nil,                             // 35: kgw.v1.StreamExecutionRequest.ResourcesEntry
+	(*timestamppb.Timestamp)(nil),   // 36: google.protobuf.Timestamp
+	(*durationpb.Duration)(nil),     // 37: google.protobuf.Duration
+	(*structpb.Struct)(nil),         // 38: google.protobuf.Struct
+	(*ResourceSpec)(nil),            // 39: kgw.v1.ResourceSpec
 }
 var file_kgw_v1_execution_proto_depIdxs = []int32{
 	0,  // 0: kgw.v1.Execution.status:type_name -> kgw.v1.ExecutionStatus
-	31, // 1: kgw.v1.Execution.result:type_name -> kgw.v1.Execution.ResultEntry
-	4,  // 2: kgw.v1.Execution.error:type_name -> kgw.v1.ExecutionError
-	5,  // 3: kgw.v1.Execution.nodes:type_name -> kgw.v1.NodeExecution
-	35, // 4: kgw.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
-	35, // 5: kgw.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
-	35, // 6: kgw.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
+	32, // 1: kgw.v1.Execution.result:type_name -> kgw.v1.Execution.ResultEntry
+	5,  // 2: kgw.v1.Execution.error:type_name -> kgw.v1.ExecutionError
+	6,  // 3: kgw.v1.Execution.nodes:type_name -> kgw.v1.NodeExecution
+	36, // 4: kgw.v1.Execution.create_time:type_name -> google.protobuf.Timestamp
+	36, // 5: kgw.v1.Execution.start_time:type_name -> google.protobuf.Timestamp
+	36, // 6: kgw.v1.Execution.end_time:type_name -> google.protobuf.Timestamp
 	1,  // 7: kgw.v1.NodeExecution.status:type_name -> kgw.v1.NodeStatus
-	35, // 8: kgw.v1.NodeExecution.start_time:type_name -> google.protobuf.Timestamp
-	35, // 9: kgw.v1.NodeExecution.end_time:type_name -> google.protobuf.Timestamp
-	36, // 10: kgw.v1.NodeExecution.duration:type_name -> google.protobuf.Duration
-	4,  // 11: kgw.v1.NodeExecution.error:type_name -> kgw.v1.ExecutionError
-	35, // 12: kgw.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
-	7,  // 13: kgw.v1.ExecutionEvent.execution_started:type_name -> kgw.v1.ExecutionStarted
-	8,  // 14: kgw.v1.ExecutionEvent.node_started:type_name -> kgw.v1.NodeStarted
-	9,  // 15: kgw.v1.ExecutionEvent.node_log:type_name -> kgw.v1.NodeLog
-	10, // 16: kgw.v1.ExecutionEvent.node_retrying:type_name -> kgw.v1.NodeRetrying
-	11, // 17: kgw.v1.ExecutionEvent.node_completed:type_name -> kgw.v1.NodeCompleted
-	12, // 18: kgw.v1.ExecutionEvent.node_failed:type_name -> kgw.v1.NodeFailed
-	13, // 19: kgw.v1.ExecutionEvent.execution_completed:type_name -> kgw.v1.ExecutionCompleted
-	14, // 20: kgw.v1.ExecutionEvent.execution_failed:type_name -> kgw.v1.ExecutionFailed
-	15, // 21: kgw.v1.ExecutionEvent.execution_cancelled:type_name -> kgw.v1.ExecutionCancelled
-	16, // 22: kgw.v1.ExecutionEvent.execution_timed_out:type_name -> kgw.v1.ExecutionTimedOut
+	36, // 8: kgw.v1.NodeExecution.start_time:type_name -> google.protobuf.Timestamp
+	36, // 9: kgw.v1.NodeExecution.end_time:type_name -> google.protobuf.Timestamp
+	37, // 10: kgw.v1.NodeExecution.duration:type_name -> google.protobuf.Duration
+	5,  // 11: kgw.v1.NodeExecution.error:type_name -> kgw.v1.ExecutionError
+	36, // 12: kgw.v1.ExecutionEvent.time:type_name -> google.protobuf.Timestamp
+	8,  // 13: kgw.v1.ExecutionEvent.execution_started:type_name -> kgw.v1.ExecutionStarted
+	9,  // 14: kgw.v1.ExecutionEvent.node_started:type_name -> kgw.v1.NodeStarted
+	10, // 15: kgw.v1.ExecutionEvent.node_log:type_name -> kgw.v1.NodeLog
+	11, // 16: kgw.v1.ExecutionEvent.node_retrying:type_name -> kgw.v1.NodeRetrying
+	12, // 17: kgw.v1.ExecutionEvent.node_completed:type_name -> kgw.v1.NodeCompleted
+	13, // 18: kgw.v1.ExecutionEvent.node_failed:type_name -> kgw.v1.NodeFailed
+	14, // 19: kgw.v1.ExecutionEvent.execution_completed:type_name -> kgw.v1.ExecutionCompleted
+	15, // 20: kgw.v1.ExecutionEvent.execution_failed:type_name -> kgw.v1.ExecutionFailed
+	16, // 21: kgw.v1.ExecutionEvent.execution_cancelled:type_name -> kgw.v1.ExecutionCancelled
+	17, // 22: kgw.v1.ExecutionEvent.execution_timed_out:type_name -> kgw.v1.ExecutionTimedOut
 	2,  // 23: kgw.v1.NodeLog.level:type_name -> kgw.v1.LogLevel
-	37, // 24: kgw.v1.NodeLog.fields:type_name -> google.protobuf.Struct
-	4,  // 25: kgw.v1.NodeRetrying.error:type_name -> kgw.v1.ExecutionError
-	36, // 26: kgw.v1.NodeRetrying.backoff:type_name -> google.protobuf.Duration
-	37, // 27: kgw.v1.NodeCompleted.result:type_name -> google.protobuf.Struct
-	36, // 28: kgw.v1.NodeCompleted.duration:type_name -> google.protobuf.Duration
-	4,  // 29: kgw.v1.NodeFailed.error:type_name -> kgw.v1.ExecutionError
-	3,  // 30: kgw.v1.ExecutionCompleted.execution:type_name -> kgw.v1.Execution
-	3,  // 31: kgw.v1.ExecutionFailed.execution:type_name -> kgw.v1.Execution
-	3,  // 32: kgw.v1.ExecutionCancelled.execution:type_name -> kgw.v1.Execution
-	3,  // 33: kgw.v1.ExecutionTimedOut.execution:type_name -> kgw.v1.Execution
-	37, // 34: kgw.v1.ExecuteWorkflowRequest.parameters:type_name -> google.protobuf.Struct
-	32, // 35: kgw.v1.ExecuteWorkflowRequest.resources:type_name -> kgw.v1.ExecuteWorkflowRequest.ResourcesEntry
-	37, // 36: kgw.v1.ExecuteWorkflowRequest.context:type_name -> google.protobuf.Struct
-	36, // 37: kgw.v1.ExecuteWorkflowRequest.timeout:type_name -> google.protobuf.Duration
-	3,  // 38: kgw.v1.ExecuteWorkflowResponse.execution:type_name -> kgw.v1.Execution
-	37, // 39: kgw.v1.StartExecutionRequest.parameters:type_name -> google.protobuf.Struct
-	33, // 40: kgw.v1.StartExecutionRequest.resources:type_name -> kgw.v1.StartExecutionRequest.ResourcesEntry
-	37, // 41: kgw.v1.StartExecutionRequest.context:type_name -> google.protobuf.Struct
-	36, // 42: kgw.v1.StartExecutionRequest.timeout:type_name -> google.protobuf.Duration
-	37, // 43: kgw.v1.StreamExecutionRequest.parameters:type_name -> google.protobuf.Struct
-	34, // 44: kgw.v1.StreamExecutionRequest.resources:type_name -> kgw.v1.StreamExecutionRequest.ResourcesEntry
-	37, // 45: kgw.v1.StreamExecutionRequest.context:type_name -> google.protobuf.Struct
-	36, // 46: kgw.v1.StreamExecutionRequest.timeout:type_name -> google.protobuf.Duration
-	6,  // 47: kgw.v1.StreamExecutionResponse.event:type_name -> kgw.v1.ExecutionEvent
-	6,  // 48: kgw.v1.WatchExecutionResponse.event:type_name -> kgw.v1.ExecutionEvent
-	3,  // 49: kgw.v1.GetExecutionResponse.execution:type_name -> kgw.v1.Execution
-	0,  // 50: kgw.v1.ListExecutionsRequest.status:type_name -> kgw.v1.ExecutionStatus
-	3,  // 51: kgw.v1.ListExecutionsResponse.executions:type_name -> kgw.v1.Execution
-	3,  // 52: kgw.v1.CancelExecutionResponse.execution:type_name -> kgw.v1.Execution
-	37, // 53: kgw.v1.Execution.ResultEntry.value:type_name -> google.protobuf.Struct
-	38, // 54: kgw.v1.ExecuteWorkflowRequest.ResourcesEntry.value:type_name -> kgw.v1.ResourceSpec
-	38, // 55: kgw.v1.StartExecutionRequest.ResourcesEntry.value:type_name -> kgw.v1.ResourceSpec
-	38, // 56: kgw.v1.StreamExecutionRequest.ResourcesEntry.value:type_name -> kgw.v1.ResourceSpec
-	17, // 57: kgw.v1.ExecutionService.ExecuteWorkflow:input_type -> kgw.v1.ExecuteWorkflowRequest
-	19, // 58: kgw.v1.ExecutionService.StartExecution:input_type -> kgw.v1.StartExecutionRequest
-	21, // 59: kgw.v1.ExecutionService.StreamExecution:input_type -> kgw.v1.StreamExecutionRequest
-	23, // 60: kgw.v1.ExecutionService.WatchExecution:input_type -> kgw.v1.WatchExecutionRequest
-	25, // 61: kgw.v1.ExecutionService.GetExecution:input_type -> kgw.v1.GetExecutionRequest
-	27, // 62: kgw.v1.ExecutionService.ListExecutions:input_type -> kgw.v1.ListExecutionsRequest
-	29, // 63: kgw.v1.ExecutionService.CancelExecution:input_type -> kgw.v1.CancelExecutionRequest
-	18, // 64: kgw.v1.ExecutionService.ExecuteWorkflow:output_type -> kgw.v1.ExecuteWorkflowResponse
-	20, // 65: kgw.v1.ExecutionService.StartExecution:output_type -> kgw.v1.StartExecutionResponse
-	22, // 66: kgw.v1.ExecutionService.StreamExecution:output_type -> kgw.v1.StreamExecutionResponse
-	24, // 67: kgw.v1.ExecutionService.WatchExecution:output_type -> kgw.v1.WatchExecutionResponse
-	26, // 68: kgw.v1.ExecutionService.GetExecution:output_type -> kgw.v1.GetExecutionResponse
-	28, // 69: kgw.v1.ExecutionService.ListExecutions:output_type -> kgw.v1.ListExecutionsResponse
-	30, // 70: kgw.v1.ExecutionService.CancelExecution:output_type -> kgw.v1.CancelExecutionResponse
-	64, // [64:71] is the sub-list for method output_type
-	57, // [57:64] is the sub-list for method input_type
-	57, // [57:57] is the sub-list for extension type_name
-	57, // [57:57] is the sub-list for extension extendee
-	0,  // [0:57] is the sub-list for field type_name
+	38, // 24: kgw.v1.NodeLog.fields:type_name -> google.protobuf.Struct
+	5,  // 25: kgw.v1.NodeRetrying.error:type_name -> kgw.v1.ExecutionError
+	37, // 26: kgw.v1.NodeRetrying.backoff:type_name -> google.protobuf.Duration
+	38, // 27: kgw.v1.NodeCompleted.result:type_name -> google.protobuf.Struct
+	37, // 28: kgw.v1.NodeCompleted.duration:type_name -> google.protobuf.Duration
+	5,  // 29: kgw.v1.NodeFailed.error:type_name -> kgw.v1.ExecutionError
+	4,  // 30: kgw.v1.ExecutionCompleted.execution:type_name -> kgw.v1.Execution
+	4,  // 31: kgw.v1.ExecutionFailed.execution:type_name -> kgw.v1.Execution
+	4,  // 32: kgw.v1.ExecutionCancelled.execution:type_name -> kgw.v1.Execution
+	4,  // 33: kgw.v1.ExecutionTimedOut.execution:type_name -> kgw.v1.Execution
+	38, // 34: kgw.v1.ExecuteWorkflowRequest.parameters:type_name -> google.protobuf.Struct
+	33, // 35: kgw.v1.ExecuteWorkflowRequest.resources:type_name -> kgw.v1.ExecuteWorkflowRequest.ResourcesEntry
+	38, // 36: kgw.v1.ExecuteWorkflowRequest.context:type_name -> google.protobuf.Struct
+	37, // 37: kgw.v1.ExecuteWorkflowRequest.timeout:type_name -> google.protobuf.Duration
+	4,  // 38: kgw.v1.ExecuteWorkflowResponse.execution:type_name -> kgw.v1.Execution
+	38, // 39: kgw.v1.StartExecutionRequest.parameters:type_name -> google.protobuf.Struct
+	34, // 40: kgw.v1.StartExecutionRequest.resources:type_name -> kgw.v1.StartExecutionRequest.ResourcesEntry
+	38, // 41: kgw.v1.StartExecutionRequest.context:type_name -> google.protobuf.Struct
+	37, // 42: kgw.v1.StartExecutionRequest.timeout:type_name -> google.protobuf.Duration
+	38, // 43: kgw.v1.StreamExecutionRequest.parameters:type_name -> google.protobuf.Struct
+	35, // 44: kgw.v1.StreamExecutionRequest.resources:type_name -> kgw.v1.StreamExecutionRequest.ResourcesEntry
+	38, // 45: kgw.v1.StreamExecutionRequest.context:type_name -> google.protobuf.Struct
+	37, // 46: kgw.v1.StreamExecutionRequest.timeout:type_name -> google.protobuf.Duration
+	7,  // 47: kgw.v1.StreamExecutionResponse.event:type_name -> kgw.v1.ExecutionEvent
+	7,  // 48: kgw.v1.WatchExecutionResponse.event:type_name -> kgw.v1.ExecutionEvent
+	3,  // 49: kgw.v1.GetExecutionRequest.view:type_name -> kgw.v1.ExecutionView
+	4,  // 50: kgw.v1.GetExecutionResponse.execution:type_name -> kgw.v1.Execution
+	0,  // 51: kgw.v1.ListExecutionsRequest.status:type_name -> kgw.v1.ExecutionStatus
+	3,  // 52: kgw.v1.ListExecutionsRequest.view:type_name -> kgw.v1.ExecutionView
+	4,  // 53: kgw.v1.ListExecutionsResponse.executions:type_name -> kgw.v1.Execution
+	4,  // 54: kgw.v1.CancelExecutionResponse.execution:type_name -> kgw.v1.Execution
+	38, // 55: kgw.v1.Execution.ResultEntry.value:type_name -> google.protobuf.Struct
+	39, // 56: kgw.v1.ExecuteWorkflowRequest.ResourcesEntry.value:type_name -> kgw.v1.ResourceSpec
+	39, // 57: kgw.v1.StartExecutionRequest.ResourcesEntry.value:type_name -> kgw.v1.ResourceSpec
+	39, // 58: kgw.v1.StreamExecutionRequest.ResourcesEntry.value:type_name -> kgw.v1.ResourceSpec
+	18, // 59: kgw.v1.ExecutionService.ExecuteWorkflow:input_type -> kgw.v1.ExecuteWorkflowRequest
+	20, // 60: kgw.v1.ExecutionService.StartExecution:input_type -> kgw.v1.StartExecutionRequest
+	22, // 61: kgw.v1.ExecutionService.StreamExecution:input_type -> kgw.v1.StreamExecutionRequest
+	24, // 62: kgw.v1.ExecutionService.WatchExecution:input_type -> kgw.v1.WatchExecutionRequest
+	26, // 63: kgw.v1.ExecutionService.GetExecution:input_type -> kgw.v1.GetExecutionRequest
+	28, // 64: kgw.v1.ExecutionService.ListExecutions:input_type -> kgw.v1.ListExecutionsRequest
+	30, // 65: kgw.v1.ExecutionService.CancelExecution:input_type -> kgw.v1.CancelExecutionRequest
+	19, // 66: kgw.v1.ExecutionService.ExecuteWorkflow:output_type -> kgw.v1.ExecuteWorkflowResponse
+	21, // 67: kgw.v1.ExecutionService.StartExecution:output_type -> kgw.v1.StartExecutionResponse
+	23, // 68: kgw.v1.ExecutionService.StreamExecution:output_type -> kgw.v1.StreamExecutionResponse
+	25, // 69: kgw.v1.ExecutionService.WatchExecution:output_type -> kgw.v1.WatchExecutionResponse
+	27, // 70: kgw.v1.ExecutionService.GetExecution:output_type -> kgw.v1.GetExecutionResponse
+	29, // 71: kgw.v1.ExecutionService.ListExecutions:output_type -> kgw.v1.ListExecutionsResponse
+	31, // 72: kgw.v1.ExecutionService.CancelExecution:output_type -> kgw.v1.CancelExecutionResponse
+	66, // [66:73] is the sub-list for method output_type
+	59, // [59:66] is the sub-list for method input_type
+	59, // [59:59] is the sub-list for extension type_name
+	59, // [59:59] is the sub-list for extension extendee
+	0,  // [0:59] is the sub-list for field type_name
 }
 
 func init() { file_kgw_v1_execution_proto_init() }
@@ -2614,7 +2700,7 @@ func file_kgw_v1_execution_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kgw_v1_execution_proto_rawDesc), len(file_kgw_v1_execution_proto_rawDesc)),
-			NumEnums:      3,
+			NumEnums:      4,
 			NumMessages:   32,
 			NumExtensions: 0,
 			NumServices:   1,

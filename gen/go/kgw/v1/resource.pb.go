@@ -373,7 +373,8 @@ type PutResourceRequest struct {
 	// Its specification.
 	Spec *ResourceSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
 	// Callers that may use the resource besides its creator and admins (see
-	// Resource.allowed_callers).
+	// Resource.allowed_callers). A non-empty list replaces the resource's
+	// list; an empty one keeps it.
 	AllowedCallers []string `protobuf:"bytes,3,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

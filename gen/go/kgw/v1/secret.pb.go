@@ -166,7 +166,8 @@ type StoreSecretRequest struct {
 	// Host patterns the credentials may be sent to; empty means any.
 	AllowedHosts []string `protobuf:"bytes,6,rep,name=allowed_hosts,json=allowedHosts,proto3" json:"allowed_hosts,omitempty"`
 	// Callers that may use the secret besides its creator and admins (see
-	// Secret.allowed_callers).
+	// Secret.allowed_callers). A non-empty list replaces the secret's list;
+	// an empty one keeps it (use UpdateSecretAccess to clear it).
 	AllowedCallers []string `protobuf:"bytes,7,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
 	unknownFields  protoimpl.UnknownFields
 	sizeCache      protoimpl.SizeCache

@@ -47,8 +47,9 @@ type Workflow struct {
 	// they end. Use it only for side-effect-free work.
 	DisableJournal bool `protobuf:"varint,9,opt,name=disable_journal,json=disableJournal,proto3" json:"disable_journal,omitempty"`
 	// Callers that may execute the workflow: principal patterns or
-	// `role:<name>`. Empty means any caller with the `executor`, `operator`,
-	// `developer` or `admin` role.
+	// `role:<name>`. Empty means every caller whose role may execute
+	// (`executor`, `developer`, `admin`). On registration a non-empty list
+	// replaces the workflow's list (for all versions); an empty one keeps it.
 	AllowedCallers []string `protobuf:"bytes,10,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
 	// Principal that registered the first version. Output only. A new version
 	// or a delete needs the creator or an admin; empty for workflows registered

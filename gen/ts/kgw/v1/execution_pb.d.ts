@@ -125,7 +125,8 @@ export declare type ExecutionError = Message<"kgw.v1.ExecutionError"> & {
 
   /**
    * Stable machine-readable code: NODE_ERROR, RESOURCE_ERROR, STEP_LIMIT,
-   * MEMORY_LIMIT, RESULT_INVALID, MISSING_OUTPUT, TIMEOUT, CANCELLED or PANIC.
+   * MEMORY_LIMIT, RESULT_INVALID, RESULT_TOO_LARGE, MISSING_OUTPUT, TIMEOUT,
+   * CANCELLED, RESTART_LIMIT or PANIC.
    *
    * @generated from field: string code = 2;
    */
@@ -173,7 +174,9 @@ export declare type NodeExecution = Message<"kgw.v1.NodeExecution"> & {
   status: NodeStatus;
 
   /**
-   * Number of attempts started.
+   * Number of the node's latest attempt (execution.attempt): 1, 2, … for
+   * retries; after a restart of the gateway the numbers continue higher and
+   * may skip (see docs/durability.md).
    *
    * @generated from field: int32 attempts = 3;
    */
@@ -947,6 +950,13 @@ export declare type GetExecutionRequest = Message<"kgw.v1.GetExecutionRequest"> 
    * @generated from field: string execution_id = 1;
    */
   executionId: string;
+
+  /**
+   * How much to return; UNSPECIFIED means FULL.
+   *
+   * @generated from field: kgw.v1.ExecutionView view = 2;
+   */
+  view: ExecutionView;
 };
 
 /**
@@ -1008,6 +1018,15 @@ export declare type ListExecutionsRequest = Message<"kgw.v1.ListExecutionsReques
    * @generated from field: string page_token = 4;
    */
   pageToken: string;
+
+  /**
+   * How much of each execution to return; UNSPECIFIED means BASIC (without
+   * node results). With FULL a page may hold fewer than page_size
+   * executions, so that the response stays below the message size limit.
+   *
+   * @generated from field: kgw.v1.ExecutionView view = 5;
+   */
+  view: ExecutionView;
 
   /**
    * Only executions started by this principal, when set. Callers with only
@@ -1274,6 +1293,40 @@ export enum LogLevel {
  * Describes the enum kgw.v1.LogLevel.
  */
 export declare const LogLevelSchema: GenEnum<LogLevel>;
+
+/**
+ * ExecutionView says how much of an Execution a read returns.
+ *
+ * @generated from enum kgw.v1.ExecutionView
+ */
+export enum ExecutionView {
+  /**
+   * The RPC's default: BASIC for ListExecutions, FULL for GetExecution.
+   *
+   * @generated from enum value: EXECUTION_VIEW_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Everything except the node results (Execution.result is empty); node
+   * states and the error are included.
+   *
+   * @generated from enum value: EXECUTION_VIEW_BASIC = 1;
+   */
+  BASIC = 1,
+
+  /**
+   * Everything, including every completed node's result.
+   *
+   * @generated from enum value: EXECUTION_VIEW_FULL = 2;
+   */
+  FULL = 2,
+}
+
+/**
+ * Describes the enum kgw.v1.ExecutionView.
+ */
+export declare const ExecutionViewSchema: GenEnum<ExecutionView>;
 
 /**
  * ExecutionService runs workflows and reports on their executions.

@@ -252,7 +252,8 @@ export declare type PutResourceRequest = Message<"kgw.v1.PutResourceRequest"> & 
 
   /**
    * Callers that may use the resource besides its creator and admins (see
-   * Resource.allowed_callers).
+   * Resource.allowed_callers). A non-empty list replaces the resource's
+   * list; an empty one keeps it.
    *
    * @generated from field: repeated string allowed_callers = 3;
    */

@@ -151,7 +151,8 @@ export declare type StoreSecretRequest = Message<"kgw.v1.StoreSecretRequest"> & 
 
   /**
    * Callers that may use the secret besides its creator and admins (see
-   * Secret.allowed_callers).
+   * Secret.allowed_callers). A non-empty list replaces the secret's list;
+   * an empty one keeps it (use UpdateSecretAccess to clear it).
    *
    * @generated from field: repeated string allowed_callers = 7;
    */

@@ -84,8 +84,9 @@ export declare type Workflow = Message<"kgw.v1.Workflow"> & {
 
   /**
    * Callers that may execute the workflow: principal patterns or
-   * `role:<name>`. Empty means any caller with the `executor`, `operator`,
-   * `developer` or `admin` role.
+   * `role:<name>`. Empty means every caller whose role may execute
+   * (`executor`, `developer`, `admin`). On registration a non-empty list
+   * replaces the workflow's list (for all versions); an empty one keeps it.
    *
    * @generated from field: repeated string allowed_callers = 10;
    */
