@@ -154,3 +154,16 @@ def test_page_walk() -> None:
         walk.saw(Page([1], "same"))
     with pytest.raises(ValueError, match="page_size"):
         _calls.PageWalk(call, 1001)
+
+
+async def test_unreachable_gateway_names_the_address() -> None:
+    async with kgw.KailashClient("http://127.0.0.1:1") as client:
+        with pytest.raises(kgw.Unavailable) as info:
+            await client.list_workflows()
+    text = str(info.value)
+    assert "cannot reach the gateway at http://127.0.0.1:1" in text and "kgw serve" in text, text
+    assert text.count("cannot reach") == 1
+    with kgw.SyncKailashClient("127.0.0.1:1") as sync:
+        with pytest.raises(kgw.Unavailable) as sinfo:
+            list(sync.watch_execution("x"))
+    assert "cannot reach the gateway at 127.0.0.1:1" in str(sinfo.value)

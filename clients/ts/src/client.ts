@@ -1,7 +1,7 @@
 // The client: a KailashClient over Connect's gRPC transport for Node.js.
 
 import { create } from "@bufbuild/protobuf";
-import { type CallOptions, type Client, type Interceptor, type Transport, createClient } from "@connectrpc/connect";
+import { type CallOptions, type Client, Code, ConnectError, type Interceptor, type Transport, createClient } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import { readFileSync } from "node:fs";
 import type { SecureClientSessionOptions } from "node:http2";
@@ -195,6 +195,24 @@ function baseUrl(target: string, tls: boolean): string {
   return `${tls ? "https" : "http"}://${target}`;
 }
 
+/**
+ * Adds the gateway's address and what to do to an UNAVAILABLE error raised
+ * by the transport (no details: the gateway was not reached).
+ */
+function unreachableHint(err: unknown, target: string): unknown {
+  const ce = ConnectError.from(err);
+  if (ce.code !== Code.Unavailable || ce.details.length > 0 || ce.rawMessage.includes("kgw serve")) {
+    return err;
+  }
+  return new ConnectError(
+    `cannot reach the gateway at ${target}: ${ce.rawMessage} (is it running? start one with \`kgw serve\`, or pass its address to new KailashClient(target))`,
+    Code.Unavailable,
+    ce.metadata,
+    undefined,
+    err,
+  );
+}
+
 /** Walks every page of a list call: fetch(token) returns one page. */
 async function* walk<T>(fetch: (pageToken: string) => Promise<Page<T>>): AsyncGenerator<T, void, undefined> {
   let token = "";
@@ -306,7 +324,11 @@ export class KailashClient {
         for (const [k, v] of Object.entries(metadata)) {
           req.header.set(k, v);
         }
-        return next(req);
+        try {
+          return await next(req);
+        } catch (err) {
+          throw unreachableHint(err, target);
+        }
       };
       transport = createGrpcTransport({
         baseUrl: url,

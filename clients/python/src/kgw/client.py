@@ -13,7 +13,7 @@ import grpc
 from kgw import _calls, _channel, resources
 from kgw._requests import ResourceArg, WorkflowRequest
 from kgw._values import Seconds
-from kgw.errors import from_rpc_error
+from kgw.errors import from_rpc_error, unreachable_hint
 from kgw.types import (
     ApiKey,
     CheckResult,
@@ -125,7 +125,7 @@ class KailashClient:
         try:
             response = await multi(call.request, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:
-            raise from_rpc_error(err) from None
+            raise unreachable_hint(from_rpc_error(err), self.target) from None
         return call.convert(response)
 
     async def _walk(self, call: _calls.PageCall[_T], page_size: int) -> AsyncIterator[_T]:
@@ -146,7 +146,7 @@ class KailashClient:
                 return
             except grpc.aio.AioRpcError as err:
                 # The gateway dropped a stream that fell behind: resume after the last event seen.
-                call = events.resume(from_rpc_error(err))
+                call = events.resume(unreachable_hint(from_rpc_error(err), self.target))
             finally:
                 stream.cancel()
 

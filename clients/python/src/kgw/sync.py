@@ -23,7 +23,7 @@ from kgw import _calls, _channel, resources
 from kgw.client import _expiry
 from kgw._requests import ResourceArg, WorkflowRequest
 from kgw._values import Seconds
-from kgw.errors import from_rpc_error
+from kgw.errors import from_rpc_error, unreachable_hint
 from kgw.types import (
     ApiKey,
     CheckResult,
@@ -107,7 +107,7 @@ class SyncKailashClient:
         try:
             response = multi(call.request, metadata=self._metadata)
         except grpc.RpcError as err:
-            raise from_rpc_error(err) from None
+            raise unreachable_hint(from_rpc_error(err), self.target) from None
         return call.convert(response)
 
     def _walk(self, call: _calls.PageCall[_T], page_size: int) -> Iterator[_T]:
@@ -127,7 +127,7 @@ class SyncKailashClient:
                 return
             except grpc.RpcError as err:
                 # The gateway dropped a stream that fell behind: resume after the last event seen.
-                call = events.resume(from_rpc_error(err))
+                call = events.resume(unreachable_hint(from_rpc_error(err), self.target))
             finally:
                 stream.cancel()
 

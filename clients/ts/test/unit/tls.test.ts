@@ -159,3 +159,19 @@ describe("TLS", () => {
     }
   });
 });
+
+describe("unreachable gateway", () => {
+  it("names the address and says what to do", async () => {
+    const client = new KailashClient("127.0.0.1:1");
+    try {
+      await assert.rejects(client.listWorkflows(), (err: unknown) => {
+        assert.ok(err instanceof KailashError && err.code === Code.Unavailable, String(err));
+        assert.match(err.message, /cannot reach the gateway at 127\.0\.0\.1:1: .*kgw serve/);
+        assert.equal(err.message.split("cannot reach").length, 2);
+        return true;
+      });
+    } finally {
+      client.close();
+    }
+  });
+});
