@@ -54,6 +54,17 @@ func (s *workflowService) RegisterWorkflow(ctx context.Context, req *kgwv1.Regis
 	} else if !errors.Is(err, store.ErrNotFound) {
 		return nil, err
 	}
+	if req.GetValidateOnly() {
+		// Everything was checked; answer with the definition as it would be
+		// stored, without storing it.
+		pw := workflowToProto(workflowFromProto(req.GetWorkflow()))
+		pw.Version, pw.CreateTime = 0, nil
+		pw.Creator, pw.AllowedCallers = p.Name, req.GetWorkflow().GetAllowedCallers()
+		if gr != nil && gr.Creator != "" {
+			pw.Creator = gr.Creator
+		}
+		return &kgwv1.RegisterWorkflowResponse{Workflow: pw}, nil
+	}
 	stored, err := s.store.CreateWorkflowVersion(ctx, workflowFromProto(req.GetWorkflow()))
 	if err != nil {
 		return nil, err

@@ -518,7 +518,11 @@ func (x *WorkflowSummary) GetCreator() string {
 type RegisterWorkflowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The workflow definition; version and create_time are ignored.
-	Workflow      *Workflow `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	Workflow *Workflow `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	// Run every check of a registration (including the caller's permission to
+	// register it) and answer as RegisterWorkflow would, without storing
+	// anything: the response's workflow has version 0 and no create_time.
+	ValidateOnly  bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +562,13 @@ func (x *RegisterWorkflowRequest) GetWorkflow() *Workflow {
 		return x.Workflow
 	}
 	return nil
+}
+
+func (x *RegisterWorkflowRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
 }
 
 // RegisterWorkflowResponse is the response of RegisterWorkflow.
@@ -957,9 +968,10 @@ const file_kgw_v1_workflow_proto_rawDesc = "" +
 	"\acreator\x18\b \x01(\tR\acreator\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
 	"\x17RegisterWorkflowRequest\x12,\n" +
-	"\bworkflow\x18\x01 \x01(\v2\x10.kgw.v1.WorkflowR\bworkflow\"H\n" +
+	"\bworkflow\x18\x01 \x01(\v2\x10.kgw.v1.WorkflowR\bworkflow\x12#\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\"H\n" +
 	"\x18RegisterWorkflowResponse\x12,\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x10.kgw.v1.WorkflowR\bworkflow\"B\n" +
 	"\x12GetWorkflowRequest\x12\x12\n" +

@@ -111,10 +111,12 @@ class WorkflowSummary(_message.Message):
     def __init__(self, name: _Optional[str] = ..., latest_version: _Optional[int] = ..., description: _Optional[str] = ..., node_count: _Optional[int] = ..., required_resources: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., creator: _Optional[str] = ...) -> None: ...
 
 class RegisterWorkflowRequest(_message.Message):
-    __slots__ = ("workflow",)
+    __slots__ = ("workflow", "validate_only")
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     workflow: Workflow
-    def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ..., validate_only: bool = ...) -> None: ...
 
 class RegisterWorkflowResponse(_message.Message):
     __slots__ = ("workflow",)

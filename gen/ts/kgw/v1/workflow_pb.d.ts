@@ -328,6 +328,15 @@ export declare type RegisterWorkflowRequest = Message<"kgw.v1.RegisterWorkflowRe
    * @generated from field: kgw.v1.Workflow workflow = 1;
    */
   workflow?: Workflow | undefined;
+
+  /**
+   * Run every check of a registration (including the caller's permission to
+   * register it) and answer as RegisterWorkflow would, without storing
+   * anything: the response's workflow has version 0 and no create_time.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
 };
 
 /**
