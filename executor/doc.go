@@ -6,13 +6,14 @@
 //
 // An Executor owns its runs: Start returns as soon as the execution is
 // journalled and the run continues after the caller's context ends, until it
-// finishes, is cancelled with Cancel, or the Executor is closed. Runs
-// execute on worker goroutines that wait a while for the next run, so that
-// an execution does not grow a fresh goroutine's stack to the depth the
-// Starlark interpreter needs. Execute with a context that can never end
-// (context.Background) runs the execution on the caller's goroutine
-// instead, which saves two goroutine switches: nothing could make it return
-// before the end anyway. Workflow versions are planned once (cached by name
+// finishes, is cancelled with Cancel, or the Executor is closed. Each run
+// has a goroutine of its own, except that Execute with a context that can
+// never end (context.Background) runs the execution on the caller's
+// goroutine: nothing could make it return before the end anyway. A run's
+// context is a child of the Executor's, which Close cancels with ErrClosed,
+// and ends at the workflow deadline; each attempt's context derives from it
+// with the node's deadline (context.WithDeadlineCause), so that its cause
+// tells a node timeout from a workflow timeout or a cancellation. Workflow versions are planned once (cached by name
 // and version, checked against the definition) and node programs compiled
 // once.
 //
@@ -32,9 +33,9 @@
 // The create of a new execution travels through the journal writer too,
 // in the same write as its ExecutionStarted event (store.JournalBatch
 // Creates); its first node runs only once that write is committed. The
-// writer waits (at most a millisecond) while runs that will soon enqueue
-// are busy, so one commit carries the next step of every execution in
-// progress. Execution ids are time-ordered UUIDs (version 7), which keeps
+// writer commits whatever is queued when it gets to run, after yielding
+// once so that goroutines ready to enqueue join the commit (see journal).
+// Execution ids are time-ordered UUIDs (version 7), which keeps
 // the store's indexes appending instead of touching a random page per
 // execution.
 //

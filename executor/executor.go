@@ -2,12 +2,12 @@ package executor
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"go.starlark.net/starlark"
 
 	"github.com/kailash-gateway/kgw/executor/node"
@@ -202,8 +202,6 @@ type Executor struct {
 	baseCtx    context.Context
 	baseCancel context.CancelCauseFunc
 	wg         sync.WaitGroup // runs
-	handoff    chan *run      // to an idle worker (see spawn)
-	workers    sync.WaitGroup // run goroutines
 	closeOnce  sync.Once
 
 	// Background loops (heartbeat; recovery and retention after Recover).
@@ -282,7 +280,6 @@ func New(cfg Config) *Executor {
 	e.progs.m = make(map[progKey]*node.Program)
 	e.plans.m = make(map[planKey]*plan)
 	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
-	e.handoff = make(chan *run)
 	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
 	e.beating = make(chan struct{})
 	if e.st != nil {
@@ -394,12 +391,10 @@ func (e *Executor) Close(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done():
 		err = ctx.Err()
-		e.baseCancel(ErrClosed)
-		e.interruptRuns()
+		e.baseCancel(ErrClosed) // interrupts the runs
 		<-drained
 	}
-	e.baseCancel(ErrClosed) // idle workers exit
-	e.workers.Wait()
+	e.baseCancel(ErrClosed)
 	e.stopLoops() // heart-beating until here keeps draining runs owned
 	e.closeOnce.Do(func() {
 		if e.journal != nil {
@@ -407,20 +402,6 @@ func (e *Executor) Close(ctx context.Context) error {
 		}
 	})
 	return err
-}
-
-// interruptRuns cancels every run with ErrClosed. Called once e is
-// closed, when no run can be added any more.
-func (e *Executor) interruptRuns() {
-	e.mu.Lock()
-	runs := make([]*run, 0, len(e.runs))
-	for _, r := range e.runs {
-		runs = append(runs, r)
-	}
-	e.mu.Unlock()
-	for _, r := range runs {
-		r.cancel(ErrClosed)
-	}
 }
 
 // Results returns the execution result of DESIGN.md §4: node id → the result
@@ -464,9 +445,9 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 			return nil, "", false, fmt.Errorf("start execution: %w", ctx.Err())
 		}
 	}
-	r, prev, err := e.register(req, p, key, durable, inline)
+	r, prev, err := e.register(req, p, inline)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", false, fmt.Errorf("start execution: %w", err)
 	}
 	if prev != nil {
 		r, id, err := e.attachKey(ctx, prev, req)
@@ -497,40 +478,49 @@ func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, s
 	return ar, id, nil
 }
 
-// register creates and begins the run of req, or returns the run that
-// already has its idempotency key (prev). Unless inline, it hands the run
-// to a worker goroutine.
-func (e *Executor) register(req *Request, p *plan, key string, durable, inline bool) (r, prev *run, err error) {
-	if durable {
-		// Tell the journal writer that this run's create is coming, so
-		// that it joins the commit of its concurrent peers.
-		e.journal.busy.Add(1)
-		defer e.journal.busy.Add(-1)
+// register creates and admits the run of req, or returns the run that
+// already has its idempotency key (prev).
+func (e *Executor) register(req *Request, p *plan, inline bool) (r, prev *run, err error) {
+	r = e.newRun(req, p, nil)
+	prev, err = e.admit(r, inline)
+	if err != nil || prev != nil {
+		return nil, prev, err
 	}
-	r = e.newRun(req, p)
+	return r, nil, nil
+}
+
+// admit registers r, a new or resumed run, and begins it; unless inline,
+// it starts the run's goroutine. It returns instead, with r stopped, the
+// run already registered under r's id or idempotency key (prev), or
+// ErrClosed.
+func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		r.stop()
-		return nil, nil, fmt.Errorf("start execution: %w", ErrClosed)
+		return nil, ErrClosed
 	}
-	if prev := e.byKey[key]; key != "" && prev != nil {
+	prev = e.runs[r.id]
+	if prev == nil && r.key != "" {
+		prev = e.byKey[r.key]
+	}
+	if prev != nil {
 		e.mu.Unlock()
 		r.stop()
-		return nil, prev, nil
+		return prev, nil
 	}
 	e.runs[r.id] = r
-	if key != "" {
-		e.byKey[key] = r
+	if r.key != "" {
+		e.byKey[r.key] = r
 	}
 	e.wg.Add(1)
 	e.mu.Unlock()
 
 	r.begin()
 	if !inline {
-		e.spawn(r)
+		go r.loop()
 	}
-	return r, nil, nil
+	return nil, nil
 }
 
 // runFor returns the run registered under an idempotency index key, or nil.
@@ -625,47 +615,11 @@ func (e *Executor) workflowCache(name string) *node.WorkflowCache {
 	return c
 }
 
-// idClock makes execution ids increase within the process.
-var idClock struct {
-	sync.Mutex
-	last int64 // last id's 48-bit millisecond time << 12 | 12-bit sequence
-}
-
-// newID returns, for the current time now, a time-ordered UUID (version 7, RFC 9562): 48 bits of Unix
-// milliseconds, a 12-bit sequence that keeps ids of one millisecond in
-// order, and 62 random bits. Ordered ids keep the store's indexes on
-// execution ids appending at their right edge instead of touching a
-// random page per execution, which roughly halves the cost of the journal.
-func newID(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	ts := now.UnixMilli() << 12
-	idClock.Lock()
-	if ts <= idClock.last {
-		ts = idClock.last + 1 // same millisecond (or the clock stepped back)
-	}
-	idClock.last = ts
-	idClock.Unlock()
-	ms, seq := ts>>12, ts&0xfff
-	for i := range 6 {
-		b[i] = byte(ms >> (40 - 8*i))
-	}
-	b[6] = 0x70 | byte(seq>>8)
-	b[7] = byte(seq)
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	var s [36]byte
-	j := 0
-	for i, c := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			s[j] = '-'
-			j++
-		}
-		s[j], s[j+1] = hex[c>>4], hex[c&0x0f]
-		j += 2
-	}
-	return string(s[:])
-}
+// newID returns a new execution id: a time-ordered UUID (version 7, RFC
+// 9562), increasing within the process. Ordered ids keep the store's
+// indexes on execution ids appending at their right edge instead of
+// touching a random page per execution.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }
 
 // noRedactor is the Redactor used when Config.NewRedactor is nil.
 type noRedactor struct{}

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
@@ -38,18 +37,11 @@ type journal struct {
 	crashed bool          // test hook: drop every item unwritten, as a crash would
 	wake    chan struct{} // capacity 1
 
-	// busy counts durable runs that may enqueue items soon: journalled,
-	// not yet finishing and not waiting for the journal.
-	busy atomic.Int64
 	done chan struct{}
 }
 
 // maxGroup bounds the items written in one transaction.
 const maxGroup = 1024
-
-// maxGatherDelay bounds how long the writer waits for busy runs to add to
-// a commit (see gather).
-const maxGatherDelay = time.Millisecond
 
 // writeTimeout bounds one WriteJournal call.
 const writeTimeout = 30 * time.Second
@@ -105,9 +97,6 @@ func (j *journal) loop() {
 			// ready.
 			runtime.Gosched()
 			items = j.take(items)
-			if j.busy.Load() > 0 {
-				items = j.gather(items)
-			}
 		}
 		for rest := items; len(rest) > 0; {
 			n := min(len(rest), maxGroup)
@@ -142,24 +131,6 @@ func (j *journal) write(items []*journalItem) {
 	}
 }
 
-// gather waits, at most maxGatherDelay, until no durable run is busy (each
-// waits for the journal or has ended), adding what they enqueue to items:
-// one commit then carries the next step of every execution in progress
-// instead of one commit per few of them.
-func (j *journal) gather(items []*journalItem) []*journalItem {
-	t := time.NewTimer(maxGatherDelay)
-	defer t.Stop()
-	for j.busy.Load() > 0 && len(items) < maxGroup {
-		select {
-		case <-j.wake:
-		case <-t.C:
-			return j.take(items)
-		}
-		items = j.take(items)
-	}
-	return items
-}
-
 // take appends the queued items to items and empties the queue.
 func (j *journal) take(items []*journalItem) []*journalItem {
 	j.mu.Lock()
@@ -181,9 +152,6 @@ func (j *journal) finish(it *journalItem, err error) {
 	case it.create != nil && err != nil:
 		it.run.createErr = err // read by the run after wait is closed
 	case it.create != nil:
-		// The run is busy from now until it finishes (run.finish): it is
-		// counted before it can enqueue anything.
-		j.busy.Add(1)
 		it.run.journalled(it.event, nil)
 	case it.event != nil:
 		it.run.journalled(it.event, err)
