@@ -6,15 +6,17 @@
 //
 // An Executor owns its runs: Start returns as soon as the execution is
 // journalled and the run continues after the caller's context ends, until it
-// finishes, is cancelled with Cancel, or the Executor is closed. Each run
-// has a goroutine of its own, except that Execute with a context that can
+// finishes, is cancelled with Cancel, or the Executor is closed. Runs
+// execute on worker goroutines that wait a while for the next run, so that
+// an execution does not grow a fresh goroutine's stack to the depth the
+// Starlark interpreter needs (see spawn). Execute with a context that can
 // never end (context.Background) runs the execution on the caller's
-// goroutine: nothing could make it return before the end anyway. A run's
-// context is a child of the Executor's, which Close cancels with ErrClosed,
-// and ends at the workflow deadline; each attempt's context derives from it
-// with the node's deadline (context.WithDeadlineCause), so that its cause
-// tells a node timeout from a workflow timeout or a cancellation. Workflow versions are planned once (cached by name
-// and version, checked against the definition) and node programs compiled
+// goroutine instead: nothing could make it return before the end anyway.
+// Each attempt's context derives from its run's (context.WithDeadlineCause)
+// and ends at the node's deadline or the workflow's, whichever comes
+// first, so that its cause tells a node timeout from a workflow timeout or
+// a cancellation. Workflow versions are planned once (cached by name and
+// version, checked against the definition) and node programs compiled
 // once.
 //
 // # Events and the journal
@@ -33,8 +35,9 @@
 // The create of a new execution travels through the journal writer too,
 // in the same write as its ExecutionStarted event (store.JournalBatch
 // Creates); its first node runs only once that write is committed. The
-// writer commits whatever is queued when it gets to run, after yielding
-// once so that goroutines ready to enqueue join the commit (see journal).
+// writer waits (at most a millisecond) while runs that will soon enqueue
+// are active, so that one commit carries the next step of every execution
+// in progress (see gather).
 // Execution ids are time-ordered UUIDs (version 7), which keeps
 // the store's indexes appending instead of touching a random page per
 // execution.

@@ -202,6 +202,8 @@ type Executor struct {
 	baseCtx    context.Context
 	baseCancel context.CancelCauseFunc
 	wg         sync.WaitGroup // runs
+	handoff    chan *run      // to an idle worker (see spawn)
+	workers    sync.WaitGroup // run goroutines
 	closeOnce  sync.Once
 
 	// Background loops (heartbeat; recovery and retention after Recover).
@@ -280,6 +282,7 @@ func New(cfg Config) *Executor {
 	e.progs.m = make(map[progKey]*node.Program)
 	e.plans.m = make(map[planKey]*plan)
 	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
+	e.handoff = make(chan *run)
 	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
 	e.beating = make(chan struct{})
 	if e.st != nil {
@@ -391,10 +394,11 @@ func (e *Executor) Close(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done():
 		err = ctx.Err()
-		e.baseCancel(ErrClosed) // interrupts the runs
+		e.interruptRuns()
 		<-drained
 	}
-	e.baseCancel(ErrClosed)
+	e.baseCancel(ErrClosed) // idle workers exit
+	e.workers.Wait()
 	e.stopLoops() // heart-beating until here keeps draining runs owned
 	e.closeOnce.Do(func() {
 		if e.journal != nil {
@@ -402,6 +406,20 @@ func (e *Executor) Close(ctx context.Context) error {
 		}
 	})
 	return err
+}
+
+// interruptRuns cancels every run with ErrClosed. Called once e is
+// closed, when no run can be added any more.
+func (e *Executor) interruptRuns() {
+	e.mu.Lock()
+	runs := make([]*run, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
+	}
+	e.mu.Unlock()
+	for _, r := range runs {
+		r.cancel(ErrClosed)
+	}
 }
 
 // Results returns the execution result of DESIGN.md §4: node id → the result
@@ -518,7 +536,7 @@ func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 
 	r.begin()
 	if !inline {
-		go r.loop()
+		e.spawn(r)
 	}
 	return nil, nil
 }
