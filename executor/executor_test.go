@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -948,5 +949,40 @@ result = {}`)
 		if !errors.Is(err, io.EOF) {
 			t.Errorf("Next after seq %d of a finished run = %v, %v; want io.EOF", after, ev, err)
 		}
+	}
+}
+
+// Each logger level of node code reaches the journal as the same level.
+func TestNodeLogLevels(t *testing.T) {
+	st := openStore(t)
+	e := newExecutor(t, executor.Config{Store: st})
+	w := workflow("levels", []store.Node{codeNode("n", `logger.debug("d")
+logger.info("i")
+print("p")
+logger.warning("w")
+logger.warn("w2")
+logger.error("e")
+result = {}`)})
+	x, err := e.Execute(t.Context(), &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, x, store.ExecutionCompleted)
+	evs, err := st.ListEvents(t.Context(), x.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.LogLevel{}
+	for _, ev := range evs {
+		if ev.Kind == store.EventNodeLog {
+			got[ev.Message] = ev.Level
+		}
+	}
+	want := map[string]store.LogLevel{
+		"d": store.LogDebug, "i": store.LogInfo, "p": store.LogInfo,
+		"w": store.LogWarning, "w2": store.LogWarning, "e": store.LogError,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("journalled levels %v, want %v", got, want)
 	}
 }

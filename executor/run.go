@@ -649,8 +649,8 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		Inputs:            inputs,
 		Context:           r.req.Context,
 		RequiredResources: pn.def.RequiredResources,
-		Log: func(level store.LogLevel, msg string, fields map[string]any) {
-			r.nodeLog(i, attempt, level, msg, fields)
+		Log: func(level node.LogLevel, msg string, fields map[string]any) {
+			r.nodeLog(i, attempt, storeLevel(level), msg, fields)
 		},
 		Cache:  r.cache,
 		Limits: r.e.cfg.Limits,
@@ -840,6 +840,20 @@ func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fi
 		Kind: store.EventNodeLog, Time: r.e.now(), NodeID: id, Attempt: attempt,
 		Level: level, Message: msg, Fields: fields,
 	}, nil, false, nil)
+}
+
+// storeLevel returns the journal's level of a node log line.
+func storeLevel(l node.LogLevel) store.LogLevel {
+	switch l {
+	case node.LogDebug:
+		return store.LogDebug
+	case node.LogWarning:
+		return store.LogWarning
+	case node.LogError:
+		return store.LogError
+	default:
+		return store.LogInfo
+	}
 }
 
 func slogLevel(l store.LogLevel) slog.Level {

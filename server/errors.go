@@ -40,12 +40,12 @@ const (
 	ReasonResourceNotFound  = "RESOURCE_NOT_FOUND"
 	// ReasonWatchLagging: a stream fell too far behind its execution; the
 	// ErrorInfo metadata "resume_after_seq" is the after_seq to resume from.
-	ReasonWatchLagging       = "WATCH_LAGGING"
-	ReasonResourceExhausted  = "RESOURCE_EXHAUSTED"
-	ReasonShuttingDown       = "SHUTTING_DOWN"
-	ReasonExecutionNotLocal  = "EXECUTION_NOT_LOCAL"
-	ReasonWorkflowNotRunable = "WORKFLOW_NOT_RUNNABLE"
-	ReasonUnavailable        = "UNAVAILABLE"
+	ReasonWatchLagging        = "WATCH_LAGGING"
+	ReasonResourceExhausted   = "RESOURCE_EXHAUSTED"
+	ReasonShuttingDown        = "SHUTTING_DOWN"
+	ReasonExecutionNotLocal   = "EXECUTION_NOT_LOCAL"
+	ReasonWorkflowNotRunnable = "WORKFLOW_NOT_RUNNABLE"
+	ReasonUnavailable         = "UNAVAILABLE"
 	// ReasonIdempotencyKeyReused: the request's idempotency_key belongs to
 	// an execution started by a different request; the ErrorInfo metadata
 	// "idempotency_key" and "execution_id" name them.
@@ -223,7 +223,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		code, reason = codes.FailedPrecondition, ReasonExecutionNotLocal
 		msg = "the execution is not running in this gateway process (another replica runs it, or it awaits recovery)"
 	case errors.Is(err, executor.ErrInvalidWorkflow):
-		code, reason = codes.FailedPrecondition, ReasonWorkflowNotRunable
+		code, reason = codes.FailedPrecondition, ReasonWorkflowNotRunnable
 		msg = "the stored workflow version cannot be run; register it again"
 	case errors.Is(err, store.ErrNotFound):
 		code, reason = codes.NotFound, ReasonNotFound
