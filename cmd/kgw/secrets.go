@@ -24,12 +24,7 @@ import (
 func runRotateMasterKey(ctx context.Context, c *cli, args []string) error {
 	fset := flag.NewFlagSet("kgw secrets rotate-master-key", flag.ContinueOnError)
 	fset.SetOutput(c.stderr)
-	env := func(name, def string) string {
-		if v := c.getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	env := environment(c.getenv).or
 	var dataDir, storeDSN, keyFile, newKeyFile string
 	fset.StringVar(&dataDir, "data-dir", env("KGW_DATA_DIR", "./kgw-data"), "data directory of the gateway (env KGW_DATA_DIR)")
 	fset.StringVar(&storeDSN, "store", env("KGW_STORE", ""), "store DSN (env KGW_STORE; default sqlite://<data-dir>/kgw.db)")
@@ -53,9 +48,9 @@ func runRotateMasterKey(ctx context.Context, c *cli, args []string) error {
 	}
 
 	var oldKey secrets.MasterKey
-	fromEnv := c.getenv("KGW_MASTER_KEY") != ""
+	fromEnv := env("KGW_MASTER_KEY", "") != ""
 	if fromEnv {
-		k, err := secrets.ParseMasterKey(c.getenv("KGW_MASTER_KEY"))
+		k, err := secrets.ParseMasterKey(env("KGW_MASTER_KEY", ""))
 		if err != nil {
 			return fmt.Errorf("KGW_MASTER_KEY: %w", err)
 		}
