@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"go.starlark.net/starlark"
 
 	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/store"
@@ -76,12 +75,13 @@ type ResourceBroker interface {
 	Session(execID string, specs map[string]store.ResourceSpec, redact Redactor) AttemptResources
 }
 
-// AttemptResources are the resources of one node attempt. Open may be called
-// from several goroutines of the attempt (parallel.map); Close is called once
-// when the attempt ends and releases everything Open lent.
+// AttemptResources are the resources of one node attempt: the runtime's
+// node.ResourceOpener (Open may be called from several goroutines of the
+// attempt, and a name the request lacks gives node.ErrNotProvided), and
+// Close, called once when the attempt ends to release everything Open
+// lent.
 type AttemptResources interface {
-	// Open returns the handle of the resource named name.
-	Open(ctx context.Context, name string) (starlark.Value, error)
+	node.ResourceOpener
 	// Close releases the handles of the attempt.
 	Close()
 }

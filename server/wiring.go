@@ -7,6 +7,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/resources"
 	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
@@ -32,7 +33,21 @@ func (a brokerAdapter) Session(_ string, specs map[string]store.ResourceSpec, re
 	if !ok || red == nil {
 		return refusedResources{}
 	}
-	return a.b.Session(specs, red)
+	return brokerSession{a.b.Session(specs, red)}
+}
+
+// brokerSession is where a broker error becomes the executor's: a name
+// the request lacks (resources.ErrNotProvided) is node.ErrNotProvided,
+// which the node runtime reports as "resource 'x' was not provided in the
+// request".
+type brokerSession struct{ *resources.Session }
+
+func (s brokerSession) Open(ctx context.Context, name string) (starlark.Value, error) {
+	v, err := s.Session.Open(ctx, name)
+	if errors.Is(err, resources.ErrNotProvided) {
+		return nil, node.ErrNotProvided
+	}
+	return v, err
 }
 
 // errNoSecretRedactor fails resource use when secrets could not be redacted.
