@@ -69,5 +69,6 @@
 // # Secrets
 //
 // Node results, log lines and error texts pass through the execution's
-// Redactor (Config.NewRedactor) before they are stored, emitted or returned.
+// *secrets.Redactor (Config.NewRedactor) before they are stored, emitted or
+// returned.
 package executor

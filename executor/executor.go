@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -54,25 +55,13 @@ const (
 	recentRuns            = 256 // finished runs kept in memory for Get/Subscribe
 )
 
-// A Redactor removes secret values from text and values. Each execution gets
-// its own (Config.NewRedactor); the resource broker teaches it the secrets it
-// resolves for that execution. Implementations must be safe for concurrent
-// use and must keep the shape of values (a map stays a map).
-type Redactor interface {
-	// String returns s with every known secret replaced by "[REDACTED]".
-	String(s string) string
-	// Value returns a copy of a JSON-like value with secrets replaced in
-	// every string it contains.
-	Value(v any) any
-}
-
 // A ResourceBroker lends resources to node attempts. It is defined here, by
 // its consumer; package resources implements it. Safe for concurrent use.
 type ResourceBroker interface {
 	// Session returns the resources of one node attempt of execution execID,
 	// built from the request's specs. Values the broker resolves (secrets)
 	// are registered with redact so they never leave the execution.
-	Session(execID string, specs map[string]store.ResourceSpec, redact Redactor) AttemptResources
+	Session(execID string, specs map[string]store.ResourceSpec, redact *secrets.Redactor) AttemptResources
 }
 
 // AttemptResources are the resources of one node attempt: the runtime's
@@ -151,9 +140,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
-	// NewRedactor returns the redactor of a new execution; nil means no
-	// redaction.
-	NewRedactor func() Redactor
+	// NewRedactor returns the redactor of a new execution (default
+	// secrets.NewRedactor). The resource broker adds to it the secrets it
+	// resolves for the execution (ResourceBroker.Session); node results,
+	// log lines and error texts pass through it.
+	NewRedactor func() *secrets.Redactor
 }
 
 // Request asks the Executor to run one workflow version.
@@ -260,6 +251,9 @@ func New(cfg Config) *Executor {
 	}
 	if cfg.MaxNodeRestarts == 0 {
 		cfg.MaxNodeRestarts = DefaultMaxNodeRestarts
+	}
+	if cfg.NewRedactor == nil {
+		cfg.NewRedactor = secrets.NewRedactor
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -638,9 +632,3 @@ func (e *Executor) workflowCache(name string) *node.WorkflowCache {
 // indexes on execution ids appending at their right edge instead of
 // touching a random page per execution.
 func newID() string { return uuid.Must(uuid.NewV7()).String() }
-
-// noRedactor is the Redactor used when Config.NewRedactor is nil.
-type noRedactor struct{}
-
-func (noRedactor) String(s string) string { return s }
-func (noRedactor) Value(v any) any        { return v }

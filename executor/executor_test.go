@@ -17,6 +17,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -251,7 +252,7 @@ type testBroker struct {
 	closed   atomic.Int64
 }
 
-func (b *testBroker) Session(string, map[string]store.ResourceSpec, executor.Redactor) executor.AttemptResources {
+func (b *testBroker) Session(string, map[string]store.ResourceSpec, *secrets.Redactor) executor.AttemptResources {
 	b.sessions.Add(1)
 	return testSession{b}
 }
@@ -675,30 +676,6 @@ func TestStartOutlivesCallerContext(t *testing.T) {
 	}
 }
 
-type testRedactor struct{ secret string }
-
-func (r testRedactor) String(s string) string { return strings.ReplaceAll(s, r.secret, "[REDACTED]") }
-
-func (r testRedactor) Value(v any) any {
-	switch x := v.(type) {
-	case string:
-		return r.String(x)
-	case []any:
-		out := make([]any, len(x))
-		for i := range x {
-			out[i] = r.Value(x[i])
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, v := range x {
-			out[k] = r.Value(v)
-		}
-		return out
-	}
-	return v
-}
-
 // vaultSecret is the value of the "vault" test resource.
 const vaultSecret = "hunter2-secret"
 
@@ -707,9 +684,13 @@ const vaultSecret = "hunter2-secret"
 func TestRedaction(t *testing.T) {
 	st := openStore(t)
 	e := newExecutor(t, executor.Config{
-		Store:       st,
-		Resources:   &testBroker{},
-		NewRedactor: func() executor.Redactor { return testRedactor{vaultSecret} },
+		Store:     st,
+		Resources: &testBroker{},
+		NewRedactor: func() *secrets.Redactor {
+			r := secrets.NewRedactor()
+			r.AddString(vaultSecret) // as the broker does for a secret it resolves
+			return r
+		},
 	})
 	leak := codeNode("leak", `pw = get_resource("vault")
 logger.info("password is " + pw, pw = pw)

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -25,8 +26,8 @@ type run struct {
 	p       *plan
 	req     *Request
 	durable bool
-	resumed bool // continues a journalled execution (see Executor.resume)
-	redact  Redactor
+	resumed bool              // continues a journalled execution (see Executor.resume)
+	redact  *secrets.Redactor // of this execution (Config.NewRedactor)
 	cache   *node.WorkflowCache
 	timeout time.Duration // of the whole execution
 
@@ -95,7 +96,7 @@ func (e *Executor) newRun(req *Request, p *plan, from *resumeFrom) *run {
 		req:     req,
 		durable: e.st != nil && !w.DisableJournal,
 		resumed: from != nil,
-		redact:  noRedactor{},
+		redact:  e.cfg.NewRedactor(),
 
 		journalledCreate: closedChan,
 		created:          closedChan,
@@ -111,11 +112,6 @@ func (e *Executor) newRun(req *Request, p *plan, from *resumeFrom) *run {
 	}
 	if req.IdempotencyKey != "" {
 		r.key = req.Caller + "\x00" + req.IdempotencyKey
-	}
-	if e.cfg.NewRedactor != nil {
-		if rd := e.cfg.NewRedactor(); rd != nil {
-			r.redact = rd
-		}
 	}
 	r.timeout = req.Timeout
 	if r.timeout <= 0 {
@@ -739,9 +735,6 @@ func (r *run) interrupted(i int, attempt int32) outcome {
 func (r *run) redactResult(res map[string]any) map[string]any {
 	if res == nil {
 		return map[string]any{}
-	}
-	if _, none := r.redact.(noRedactor); none {
-		return res
 	}
 	if m, ok := r.redact.Value(res).(map[string]any); ok {
 		return m
