@@ -95,6 +95,10 @@ type Config struct {
 	WorkflowCacheEntries int
 	// Limits bound every node attempt; zero fields take the runtime defaults.
 	Limits node.Limits
+	// Watchdog, if not nil, watches the heap while node attempts run and
+	// stops the attempt that has built the most when the heap passes its
+	// limit. The caller creates it and closes it after Close.
+	Watchdog *node.Watchdog
 	// Owner identifies this process in the journal (Execution.Owner) and
 	// in heartbeats. It must be unique per process and must differ from
 	// the owner of any earlier process on the same store; the default

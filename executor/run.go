@@ -648,8 +648,9 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		Log: func(level node.LogLevel, msg string, fields map[string]any) {
 			r.nodeLog(i, attempt, storeLevel(level), msg, fields)
 		},
-		Cache:  r.cache,
-		Limits: r.e.cfg.Limits,
+		Cache:    r.cache,
+		Limits:   r.e.cfg.Limits,
+		Watchdog: r.e.cfg.Watchdog,
 	}
 	if r.e.cfg.Resources != nil && len(pn.def.RequiredResources) > 0 {
 		sess := r.e.cfg.Resources.Session(r.id, r.req.Resources, r.redact)

@@ -123,7 +123,8 @@ type ExecutionError struct {
 	// as a workflow timeout.
 	NodeID string
 	// Code is a stable machine-readable code: NODE_ERROR, NODE_TIMEOUT,
-	// WORKFLOW_TIMEOUT, CANCELLED, RESOURCE_ERROR, MISSING_OUTPUT, RESULT_INVALID.
+	// WORKFLOW_TIMEOUT, CANCELLED, RESOURCE_ERROR, MISSING_OUTPUT,
+	// RESULT_INVALID, STEP_LIMIT, MEMORY_LIMIT (docs/api.md lists them all).
 	Code string
 	// Message names the node, the Starlark line:col and the cause.
 	Message string

@@ -43,6 +43,10 @@ type serveConfig struct {
 	MaxNodeRestarts int
 	// MaxResultBytes bounds the node results of one execution together.
 	MaxResultBytes int
+	// NodeMemoryBudget is the memory budget of one node attempt in bytes
+	// (node.Limits.MaxMemory): 0 means the runtime's default, negative
+	// means unlimited.
+	NodeMemoryBudget int64
 }
 
 // maxResultBytesLimit is the highest --max-result-bytes: an execution with
@@ -62,6 +66,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		shutdownDelay, shutdownTimout string
 		retention, memLimit           string
 		maxRestarts, maxResult        string
+		memBudget                     string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -83,9 +88,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&shutdownDelay, "shutdown-delay", env("KGW_SHUTDOWN_DELAY", "0s"), "on shutdown, how long to report NOT_SERVING before draining (env KGW_SHUTDOWN_DELAY)")
 	fs.StringVar(&shutdownTimout, "shutdown-timeout", env("KGW_SHUTDOWN_TIMEOUT", "30s"), "on shutdown, how long running RPCs may take before connections are closed (env KGW_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&retention, "retention", env("KGW_RETENTION", "168h"), "how long finished executions and their events are kept; 0 or negative keeps them forever (env KGW_RETENTION)")
-	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which running nodes are stopped with MEMORY_LIMIT; 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
 	fs.StringVar(&maxRestarts, "max-node-restarts", env("KGW_MAX_NODE_RESTARTS", "3"), "how many times an execution may be interrupted by a crash or kill of the gateway and still be resumed; past that, recovery fails it with RESTART_LIMIT; a graceful shutdown does not count; at least 1; negative = no limit (env KGW_MAX_NODE_RESTARTS)")
 	fs.StringVar(&maxResult, "max-result-bytes", env("KGW_MAX_RESULT_BYTES", strconv.Itoa(16<<20)), "bytes that the node results of one execution may take together (about their JSON size); a node whose result would pass it fails with RESULT_TOO_LARGE (env KGW_MAX_RESULT_BYTES; at most 48 MiB)")
+	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which the running node that has built the most is stopped with MEMORY_LIMIT (the backstop of --node-memory-budget); 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
+	fs.StringVar(&memBudget, "node-memory-budget", env("KGW_NODE_MEMORY_BUDGET", "256"), "memory budget in MiB of one node attempt: what its code builds is charged before it is built, and the attempt fails with MEMORY_LIMIT past it; negative means unlimited (env KGW_NODE_MEMORY_BUDGET)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -139,6 +145,14 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		problems = append(problems, fmt.Sprintf("max result bytes %q: want a number of bytes from 1 to %d", maxResult, maxResultBytesLimit))
 	} else {
 		cfg.MaxResultBytes = n
+	}
+	if mib, err := strconv.ParseInt(memBudget, 10, 64); err != nil || mib == 0 || mib > 1<<40 {
+		problems = append(problems, fmt.Sprintf("node memory budget %q: want a whole number of MiB, at least 1 (negative for unlimited)", memBudget))
+	} else {
+		cfg.NodeMemoryBudget = mib << 20
+		if mib < 0 {
+			cfg.NodeMemoryBudget = -1
+		}
 	}
 	if cfg.DataDir == "" {
 		problems = append(problems, "data dir is empty")

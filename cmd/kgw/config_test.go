@@ -22,7 +22,7 @@ func TestParseServeConfig(t *testing.T) {
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
-		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20,
+		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20, NodeMemoryBudget: 256 << 20,
 	}
 	tests := []struct {
 		name string
@@ -55,6 +55,10 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.MaxResultBytes = 1 << 20 }},
 		{"restart limit from env, none", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "-1"},
 			func(c *serveConfig) { c.MaxNodeRestarts = -1 }},
+		{"memory budget from env", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
+			func(c *serveConfig) { c.NodeMemoryBudget = 64 << 20 }},
+		{"memory budget flag wins, unlimited", []string{"--node-memory-budget", "-1"}, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
+			func(c *serveConfig) { c.NodeMemoryBudget = -1 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +95,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"result limit above the message size", []string{"--max-result-bytes", "67108864"}, nil, "max result bytes"},
 		{"bad result limit", nil, map[string]string{"KGW_MAX_RESULT_BYTES": "16MiB"}, "max result bytes"},
 		{"zero restart limit", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "0"}, "max node restarts"},
+		{"bad memory budget", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "256MiB"}, "node memory budget"},
+		{"zero memory budget", []string{"--node-memory-budget", "0"}, nil, "node memory budget"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

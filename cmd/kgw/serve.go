@@ -87,9 +87,13 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	// their connections back) before the broker closes the pools, and both
 	// before the store closes.
 	defer broker.Close()
-	node.SetMemoryConfig(node.MemoryConfig{Limit: cfg.NodeMemoryLimit})
-	defer node.StopMemoryWatchdog()
+	// The heap watchdog outlives the executor: it closes after exec.Close
+	// (deferred below, so run earlier) has waited for every attempt.
+	watchdog := node.NewWatchdog(node.MemoryConfig{Limit: cfg.NodeMemoryLimit})
+	defer watchdog.Close()
 	exec := executor.New(executor.Config{
+		Limits:      node.Limits{MaxMemory: cfg.NodeMemoryBudget},
+		Watchdog:    watchdog,
 		Store:       st,
 		Resources:   server.ExecutorResources(broker),
 		NewRedactor: server.NewRedactor,

@@ -38,6 +38,9 @@ type Attempt struct {
 	Cache *WorkflowCache
 	// Limits bound the attempt; zero fields take the defaults.
 	Limits Limits
+	// Watchdog, if not nil, watches the heap while the attempt runs and
+	// may stop it (see Watchdog).
+	Watchdog *Watchdog
 }
 
 // LogLevel is the level of a line that node code logs.
@@ -90,6 +93,11 @@ type Limits struct {
 	// MaxLogBytes bounds the log lines of one attempt together; lines
 	// past it are dropped after a warning line. Default 1 MiB.
 	MaxLogBytes int
+	// MaxMemory is the memory budget of the attempt in bytes: the
+	// estimated size of every value its code builds, charged before the
+	// value is built (see docs/node-api.md). Default 256 MiB; negative
+	// means unlimited.
+	MaxMemory int64
 }
 
 // Defaults of Limits.
@@ -117,6 +125,11 @@ func (l Limits) withDefaults() Limits {
 	}
 	if l.MaxLogLines <= 0 {
 		l.MaxLogLines = DefaultMaxLogLines
+	}
+	if l.MaxMemory == 0 {
+		l.MaxMemory = DefaultMaxMemory
+	} else if l.MaxMemory < 0 {
+		l.MaxMemory = -1
 	}
 	if l.MaxCallDepth <= 0 {
 		l.MaxCallDepth = DefaultMaxCallDepth

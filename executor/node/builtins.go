@@ -76,6 +76,11 @@ func init() {
 	for _, name := range chargedBuiltins {
 		builtins[name] = charged(name)
 	}
+	builtins["getattr"] = builtin("getattr", getattrCharged)
+	builtins["fail"] = textCharged("fail")
+	for name, b := range hiddenBuiltins() {
+		builtins[name] = b
+	}
 	builtins.Freeze()
 }
 
@@ -84,12 +89,17 @@ func init() {
 // cancel: list(range(10**9)) would allocate 16 GiB, max(range(10**18))
 // would spin for ever. Each call is charged one step per element of its
 // sequence arguments, so both fail with the step limit at once.
-var chargedBuiltins = []string{"all", "any", "dict", "enumerate", "list", "max", "min", "reversed", "set", "sorted", "tuple", "zip"}
+var chargedBuiltins = []string{"all", "any", "bytes", "dict", "enumerate", "list", "max", "min", "reversed", "set", "sorted", "tuple", "zip"}
 
-// charged wraps the universal builtin name.
+// charged wraps the universal builtin name. Each call is also charged
+// the estimated size of what it builds to the memory budget, before it
+// builds it.
 func charged(name string) *starlark.Builtin {
 	orig := starlark.Universe[name].(*starlark.Builtin)
 	return starlark.NewBuiltin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := charge(th, name+"()", builtinSize(name, args, kwargs)); err != nil {
+			return nil, err
+		}
 		var n int64
 		for _, a := range args {
 			if s, ok := a.(starlark.Sequence); ok {
@@ -103,6 +113,79 @@ func charged(name string) *starlark.Builtin {
 		}
 		return orig.CallInternal(th, args, kwargs)
 	})
+}
+
+// builtinSize estimates what the universal builtin name builds from args.
+func builtinSize(name string, args starlark.Tuple, kwargs []starlark.Tuple) int64 {
+	if len(args) == 0 {
+		if name == "dict" {
+			return int64(len(kwargs)) * hashEntry
+		}
+		return 0
+	}
+	switch name {
+	case "bytes":
+		if s, ok := args[0].(starlark.String); ok {
+			return int64(len(s)) + valueHeader
+		}
+		return sat(elems(args[0]), valueHeader)
+	case "list", "tuple", "sorted", "reversed":
+		return sat(mul(elems(args[0]), sliceSlot), valueHeader)
+	case "dict", "set":
+		return sat(mul(sat(elems(args[0]), int64(len(kwargs))), hashEntry), valueHeader)
+	case "enumerate":
+		return mul(elems(args[0]), sliceSlot+valueHeader+2*sliceSlot)
+	case "zip":
+		n := int64(maxCharge)
+		for _, a := range args {
+			n = min(n, elems(a))
+		}
+		return mul(n, sliceSlot+valueHeader+int64(len(args))*sliceSlot)
+	}
+	return 0
+}
+
+// getattrCharged is getattr(x, name[, default]) returning the charging
+// wrapper of a method that can build large values (see chargedMethod), so
+// that fetching a method by name does not escape the budget.
+func getattrCharged(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	v, err := starlark.Universe["getattr"].(*starlark.Builtin).CallInternal(th, args, kwargs)
+	if err != nil {
+		return nil, err
+	}
+	return chargedMethod(v), nil
+}
+
+// textCharged wraps the universal builtin name, which prints its
+// arguments, to charge their text first.
+func textCharged(name string) *starlark.Builtin {
+	orig := starlark.Universe[name].(*starlark.Builtin)
+	return builtin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		if err := chargeArgsText(th, name+"()", args, kwargs); err != nil {
+			return nil, err
+		}
+		return orig.CallInternal(th, args, kwargs)
+	})
+}
+
+// chargeArgsText charges the text of the arguments that are not strings
+// (a string prints as itself).
+func chargeArgsText(th *starlark.Thread, what string, args starlark.Tuple, kwargs []starlark.Tuple) error {
+	var vs []starlark.Value
+	for _, a := range args {
+		if _, ok := a.(starlark.String); !ok {
+			vs = append(vs, a)
+		}
+	}
+	for _, kv := range kwargs {
+		if _, ok := kv[1].(starlark.String); !ok {
+			vs = append(vs, kv[1])
+		}
+	}
+	if len(vs) == 0 {
+		return nil
+	}
+	return chargeText(th, what, 1, vs...)
 }
 
 // resourceName unpacks the argument of get_resource(name).
@@ -159,6 +242,9 @@ func logAt(level LogLevel) builtinFunc {
 			return nil, fmt.Errorf("%s: missing argument msg", b.Name())
 		}
 		msg := text(args[0])
+		if err := chargeArgsText(th, b.Name()+"()", args[1:], kwargs); err != nil {
+			return nil, err
+		}
 		if len(args) > 1 {
 			v, err := starlark.Binary(syntax.PERCENT, args[0], args[1:])
 			if err != nil {
@@ -211,7 +297,7 @@ func fatal(th *starlark.Thread, err error) bool {
 		return true
 	}
 	r := runOf(th)
-	return r.budget.exhausted.Load() || r.callDepthExceeded.Load() || r.memTrip.Load() != nil || starval.Context(th).Err() != nil
+	return r.budget.exhausted.Load() || r.callDepthExceeded.Load() || r.memTrip.Load() != nil || r.mem.exceeded.Load() != nil || starval.Context(th).Err() != nil
 }
 
 // catch implements catch(fn, *args, **kwargs).
@@ -232,11 +318,19 @@ func catch(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs
 		tb := ""
 		var ev *starlark.EvalError
 		if errors.As(err, &ev) {
-			tb = ev.Backtrace()
+			tb = backtrace(ev)
+		}
+		msg := runOf(th).describe(err)
+		// An error message can repeat a value (key ... not in dict):
+		// kept in a list, such strings would escape the budget. The
+		// interpreter formatted it about twice on the way (the error,
+		// its traceback), hence twice their size.
+		if cerr := charge(th, "catch", 2*int64(len(msg)+len(tb))+2*valueHeader); cerr != nil {
+			return nil, cerr
 		}
 		fields["ok"] = starlark.False
 		fields["value"] = starlark.None
-		fields["error"] = starlark.String(runOf(th).describe(err))
+		fields["error"] = starlark.String(msg)
 		fields["traceback"] = starlark.String(tb)
 	} else {
 		fields["ok"] = starlark.True
@@ -262,6 +356,11 @@ func parallelMap(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 	// the function (its defaults and closure), the globals it reads and
 	// the items.
 	r := runOf(th)
+	// The items are copied into a list, and the results collected in
+	// another.
+	if err := charge(th, b.Name(), mul(elems(items), 2*sliceSlot)); err != nil {
+		return nil, err
+	}
 	r.freezeReachable(fn)
 	items.Freeze()
 	var list []starlark.Value
@@ -334,7 +433,7 @@ func (e *itemError) Error() string {
 	s := fmt.Sprintf("item %d failed: %s", e.index, e.msg)
 	var ev *starlark.EvalError
 	if errors.As(e.err, &ev) {
-		s += "\n" + ev.Backtrace()
+		s += "\n" + backtrace(ev)
 	}
 	return s
 }
@@ -417,6 +516,16 @@ func nestedDeeper(v starlark.Value, limit int) bool {
 func depthGuarded(name string) *starlark.Builtin {
 	orig := starlark.Universe[name].(*starlark.Builtin)
 	return builtin(name, func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+		// Charging first also bounds the values nestedDeeper visits
+		// (textSize gives up past maxVisits): a list that shares itself,
+		// l = [l, l] forty times, has 2^40 paths.
+		if name == "repr" { // repr copies a string too
+			if err := chargeText(th, "repr()", 1, args...); err != nil {
+				return nil, err
+			}
+		} else if err := chargeArgsText(th, name+"()", args, kwargs); err != nil {
+			return nil, err
+		}
 		for _, a := range args {
 			if nestedDeeper(a, maxPrintDepth) {
 				return nil, fmt.Errorf("%s: value is nested more than %d levels deep", name, maxPrintDepth)

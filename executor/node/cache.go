@@ -22,6 +22,7 @@ import (
 type WorkflowCache struct {
 	mu    sync.Mutex
 	max   int
+	bytes int64      // estimated size of the entries
 	ll    *list.List // front = most recently used; elements are *cacheEntry
 	items map[string]*list.Element
 	now   func() time.Time
@@ -30,6 +31,7 @@ type WorkflowCache struct {
 type cacheEntry struct {
 	key     string
 	value   starlark.Value
+	size    int64
 	expires time.Time // zero: never
 }
 
@@ -37,6 +39,77 @@ type cacheEntry struct {
 // entries (at least 1).
 func NewWorkflowCache(maxEntries int) *WorkflowCache {
 	return &WorkflowCache{max: max(maxEntries, 1), ll: list.New(), items: map[string]*list.Element{}, now: time.Now}
+}
+
+// MaxCacheBytes bounds the estimated size of the values of one
+// WorkflowCache: they outlive the attempts that stored them, so no
+// attempt's memory budget bounds them.
+const MaxCacheBytes = 64 << 20
+
+// cacheValueSize estimates the memory a stored copy of v holds: the
+// bytes of its strings, a slot per element and an entry per key, or
+// more than limit. Shared values count each time they are reached, as the
+// copy shares none of its containers.
+func cacheValueSize(v starlark.Value, limit int64) int64 {
+	var n, visits int64
+	var walk func(v starlark.Value)
+	walk = func(v starlark.Value) {
+		if n > limit {
+			return
+		}
+		if visits++; visits > maxVisits {
+			n = maxCharge
+			return
+		}
+		switch v := v.(type) {
+		case starlark.String:
+			n += int64(len(v)) + valueHeader
+		case starlark.Bytes:
+			n += int64(len(v)) + valueHeader
+		case starlark.Int:
+			n += intBytes(v)
+		case *starlark.List:
+			n += valueHeader
+			for i := range v.Len() {
+				n += sliceSlot
+				walk(v.Index(i))
+			}
+		case starlark.Tuple:
+			n += valueHeader
+			for _, x := range v {
+				n += sliceSlot
+				walk(x)
+			}
+		case *starlark.Dict:
+			n += valueHeader
+			for _, kv := range v.Items() {
+				n += hashEntry
+				walk(kv[0])
+				walk(kv[1])
+			}
+		case *starlark.Set:
+			n += valueHeader
+			iter := v.Iterate()
+			var x starlark.Value
+			for iter.Next(&x) {
+				n += hashEntry
+				walk(x)
+			}
+			iter.Done()
+		case *starlarkstruct.Struct:
+			n += valueHeader
+			for _, name := range v.AttrNames() {
+				n += hashEntry
+				if x, err := v.Attr(name); err == nil {
+					walk(x)
+				}
+			}
+		default:
+			n += valueHeader
+		}
+	}
+	walk(v)
+	return min(n, maxCharge)
 }
 
 // ErrNotCacheable reports a value that cannot be stored: a function, a
@@ -53,8 +126,7 @@ func (c *WorkflowCache) Get(key string) (starlark.Value, bool) {
 	}
 	e := el.Value.(*cacheEntry)
 	if !e.expires.IsZero() && !c.now().Before(e.expires) {
-		c.ll.Remove(el)
-		delete(c.items, key)
+		c.remove(el)
 		return nil, false
 	}
 	c.ll.MoveToFront(el)
@@ -66,27 +138,32 @@ func (c *WorkflowCache) Get(key string) (starlark.Value, bool) {
 // time values, and lists, tuples, dicts, sets and structs of those) fail
 // with ErrNotCacheable.
 func (c *WorkflowCache) Set(key string, v starlark.Value, ttl time.Duration) error {
+	size := cacheValueSize(v, MaxCacheBytes) + int64(len(key))
+	if size > MaxCacheBytes {
+		return fmt.Errorf("value is too large to cache (about %s, at most %s): %w", byteSize(size), byteSize(MaxCacheBytes), ErrNotCacheable)
+	}
 	cp, err := deepCopy(v, 0)
 	if err != nil {
 		return err
 	}
 	cp.Freeze()
-	e := &cacheEntry{key: key, value: cp}
+	e := &cacheEntry{key: key, value: cp, size: size}
 	if ttl > 0 {
 		e.expires = c.now().Add(ttl)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
+		c.bytes -= el.Value.(*cacheEntry).size
 		el.Value = e
 		c.ll.MoveToFront(el)
-		return nil
+	} else {
+		c.items[key] = c.ll.PushFront(e)
 	}
-	c.items[key] = c.ll.PushFront(e)
-	for c.ll.Len() > c.max {
+	c.bytes += size
+	for c.ll.Len() > c.max || c.bytes > MaxCacheBytes {
 		last := c.ll.Back()
-		c.ll.Remove(last)
-		delete(c.items, last.Value.(*cacheEntry).key)
+		c.remove(last)
 	}
 	return nil
 }
@@ -97,10 +174,17 @@ func (c *WorkflowCache) Delete(key string) bool {
 	defer c.mu.Unlock()
 	el, ok := c.items[key]
 	if ok {
-		c.ll.Remove(el)
-		delete(c.items, key)
+		c.remove(el)
 	}
 	return ok
+}
+
+// remove drops the entry el; c.mu must be held.
+func (c *WorkflowCache) remove(el *list.Element) {
+	e := el.Value.(*cacheEntry)
+	c.ll.Remove(el)
+	delete(c.items, e.key)
+	c.bytes -= e.size
 }
 
 // Len returns the number of entries, expired ones included.
@@ -233,6 +317,13 @@ func (v *cacheValue) Attr(name string) (starlark.Value, error) {
 					return nil, fmt.Errorf("%s: ttl must be a positive number of seconds, got %s", b.Name(), ttl)
 				}
 				d = time.Duration(f * float64(time.Second))
+			}
+			// The copy is charged to the attempt that makes it (one
+			// too large for the cache fails in Set without a charge).
+			if size := cacheValueSize(value, MaxCacheBytes); size <= MaxCacheBytes {
+				if err := charge(th, b.Name(), size); err != nil {
+					return nil, err
+				}
 			}
 			if err := v.c.Set(key, value, d); err != nil {
 				return nil, fmt.Errorf("%s: %w", b.Name(), err)

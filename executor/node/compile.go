@@ -114,6 +114,7 @@ func compileCode(code string) compiled {
 	f, err := fileOptions.Parse("node.star", code, 0)
 	var problems []Problem
 	if err == nil {
+		rewriteFile(f)
 		var prog *starlark.Program
 		// Every free name is "predeclared": the attempt binds what it has,
 		// and a name nobody provided fails only when its line runs.

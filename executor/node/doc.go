@@ -10,11 +10,16 @@
 // traceback. A name the code reads but nobody provided fails only when
 // the reading line runs, as in Python.
 //
-// Limits (steps, call depth, result size, nesting depth, log lines) come
-// from Attempt.Limits; the node timeout and cancellation come from the
-// context given to Run. A process-wide memory watchdog (MemoryConfig,
-// SetMemoryConfig, StopMemoryWatchdog) stops running attempts with code
-// MEMORY_LIMIT when the heap grows past its limit, since Starlark does not
-// account for memory. Errors of resource handles that wrap a
-// *starval.ResourceError are reported with code RESOURCE_ERROR. docs/node-api.md describes what node code sees.
+// Limits (steps, call depth, memory, result size, nesting depth, log
+// lines) come from Attempt.Limits; the node timeout and cancellation come
+// from the context given to Run. Starlark does not account for memory, so
+// Compile rewrites the syntax tree before compiling it (rewrite.go): the
+// operators, slices and methods that can build large values go through
+// builtins that charge the estimated size of the result to the attempt's
+// memory budget (Limits.MaxMemory) before building it, and an attempt past
+// its budget fails with code MEMORY_LIMIT. A Watchdog (NewWatchdog, passed
+// as Attempt.Watchdog) is the backstop: when the Go heap passes its limit
+// it stops the running attempt that has charged the most. Errors of
+// resource handles that wrap a *starval.ResourceError are reported with
+// code RESOURCE_ERROR. docs/node-api.md describes what node code sees.
 package node

@@ -23,7 +23,7 @@ const (
 	CodeResultInvalid = "RESULT_INVALID" // result is not a JSON-compatible dict within the limits
 	CodeResourceError = "RESOURCE_ERROR" // get_resource or a resource handle's method failed
 	CodePanic         = "PANIC"          // a Go panic in a builtin or conversion
-	CodeMemoryLimit   = "MEMORY_LIMIT"   // the memory watchdog stopped the attempt (see MemoryConfig)
+	CodeMemoryLimit   = "MEMORY_LIMIT"   // the attempt exceeded its memory budget (Limits.MaxMemory), or the heap watchdog stopped it
 )
 
 // Error is a failed attempt. Message names the node, the line:col and the
@@ -94,6 +94,28 @@ func position(ev *starlark.EvalError) (line, col int) {
 	return 0, 0
 }
 
+// errorPosition returns the innermost position in the node's code of the
+// *starlark.EvalError values of err's chain: a builtin called directly by
+// parallel.map in its own thread has none of its own, so the position is
+// that of the parallel.map call.
+func errorPosition(err error) (line, col int) {
+	var chain []*starlark.EvalError
+	for e := err; e != nil; {
+		var ev *starlark.EvalError
+		if !errors.As(e, &ev) {
+			break
+		}
+		chain = append(chain, ev)
+		e = ev.Unwrap()
+	}
+	for i := len(chain) - 1; i >= 0; i-- {
+		if line, col = position(chain[i]); line > 0 {
+			return line, col
+		}
+	}
+	return 0, 0
+}
+
 // describe returns the user-facing cause of err, turning the interpreter's
 // "predeclared variable x is uninitialized" into a Python-like NameError.
 func (r *run) describe(err error) string {
@@ -139,6 +161,9 @@ func (r *run) classify(ctx context.Context, err error) *Error {
 	case errors.As(err, &pe):
 		e.Code, cause = CodePanic, pe.Error()
 		e.Err = fmt.Errorf("%w\n%s", err, pe.stack)
+	case r.mem.exceeded.Load() != nil:
+		e.Code, cause = CodeMemoryLimit, budgetMessage(r.mem.exceeded.Load())
+		e.Err = fmt.Errorf("%w (%w)", err, errMemoryBudget)
 	case r.memTrip.Load() != nil:
 		e.Code, cause = CodeMemoryLimit, memoryMessage(r.memTrip.Load())
 		e.Err = fmt.Errorf("%w (%w)", err, errMemoryLimit)
@@ -163,19 +188,28 @@ func (r *run) classify(ctx context.Context, err error) *Error {
 	}
 	var outer *starlark.EvalError
 	if errors.As(err, &outer) {
-		e.Traceback = undefinedRE.ReplaceAllStringFunc(compactTraceback(outer.Backtrace()), func(m string) string {
+		e.Traceback = undefinedRE.ReplaceAllStringFunc(compactTraceback(backtrace(outer)), func(m string) string {
 			return r.undefinedMessage(undefinedRE.FindStringSubmatch(m)[1])
 		})
 	}
-	if ev := deepestEval(err); ev != nil {
-		e.Line, e.Col = position(ev)
-	}
+	e.Line, e.Col = errorPosition(err)
 	if e.Line > 0 {
 		e.Message = fmt.Sprintf("node '%s' failed at %d:%d: %s", r.a.NodeID, e.Line, e.Col, cause)
 	} else {
 		e.Message = fmt.Sprintf("node '%s' failed: %s", r.a.NodeID, cause)
 	}
 	return e
+}
+
+// hiddenErrorRE matches the last line of a traceback whose error a
+// hidden builtin (see rewrite.go) reported for the interpreter.
+var hiddenErrorRE = regexp.MustCompile(`(?m)^Error in \$[a-z]+: `)
+
+// backtrace is ev.Backtrace() as the code was written: an error of an
+// operator that rewrite routed through a hidden builtin reads "Error:
+// ...", as the interpreter's own.
+func backtrace(ev *starlark.EvalError) string {
+	return hiddenErrorRE.ReplaceAllString(ev.Backtrace(), "Error: ")
 }
 
 // maxTracebackLines bounds a traceback after repeats are collapsed.

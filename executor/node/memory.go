@@ -16,16 +16,11 @@ import (
 	"time"
 )
 
-// MemoryConfig configures the memory watchdog of the node runtime: a
-// process-wide sampler that stops running attempts when the Go heap grows
-// past Limit. Starlark itself does not account for memory, so code such as
-// `l = l + l` in a loop can double its memory at every step within a
-// small step budget; the watchdog turns that into a node failure with
-// code MEMORY_LIMIT instead of an out-of-memory kill of the process.
+// MemoryConfig configures a Watchdog.
 type MemoryConfig struct {
 	// Limit is the heap size in bytes (live and not yet collected objects,
 	// runtime/metrics "/memory/classes/heap/objects:bytes") above which
-	// running attempts are stopped. 0 means DefaultMemoryLimit(); a
+	// the watchdog stops an attempt. 0 means DefaultMemoryLimit(); a
 	// negative value disables the watchdog.
 	Limit int64
 	// Interval is the time between two heap samples; 0 means
@@ -40,17 +35,6 @@ const DefaultMemoryInterval = 5 * time.Millisecond
 // fallbackMemoryLimit is the default limit when neither GOMEMLIMIT nor the
 // machine's memory is known.
 const fallbackMemoryLimit = 2 << 30
-
-// SetMemoryConfig replaces the configuration of the memory watchdog and
-// returns the previous one. It is safe for concurrent use and takes effect
-// at the next sample (a new Interval at the next start of the watchdog).
-func SetMemoryConfig(c MemoryConfig) MemoryConfig {
-	watch.mu.Lock()
-	defer watch.mu.Unlock()
-	prev := watch.cfg
-	watch.cfg = c
-	return prev
-}
 
 // DefaultMemoryLimit returns the limit used when MemoryConfig.Limit is 0:
 // three quarters of the Go memory limit when one is set (GOMEMLIMIT or
@@ -70,37 +54,49 @@ func DefaultMemoryLimit() int64 {
 	return fallbackMemoryLimit
 }
 
-// StopMemoryWatchdog stops the watchdog's goroutine and waits until it
-// has exited. The next attempt to start starts it again. The goroutine
-// also exits by itself once no attempt has run for a sampling interval,
-// so calling this is only needed where a goroutine leak check runs right
-// after the last attempt (TestMain with goleak) or at shutdown.
-func StopMemoryWatchdog() {
-	watch.mu.Lock()
-	done := watch.done
-	if watch.running {
-		close(watch.stop)
-		watch.running = false
-	}
-	watch.mu.Unlock()
-	if done != nil {
-		<-done
-	}
-}
-
-// watch is the process-wide watchdog.
-var watch = &watchdog{runs: map[*run]struct{}{}}
-
-// watchdog samples the heap while attempts run. Its goroutine starts with
-// the first registered attempt and exits after an interval with none.
-type watchdog struct {
+// A Watchdog is the backstop of the attempts' memory budgets
+// (Limits.MaxMemory): it samples the Go heap while attempts registered
+// with it run (Attempt.Watchdog) and, when the heap passes its limit,
+// stops the one attempt that has charged the most to its budget with code
+// MEMORY_LIMIT. The budgets charge what node code builds before it is
+// built; the watchdog catches what they do not see (values built by
+// resource handles, the estimates' error, many attempts each within its
+// budget).
+//
+// Its sampling goroutine starts with the first attempt and exits after an
+// interval without any. A Watchdog is safe for concurrent use. Close must
+// be called when no attempt uses it any more.
+type Watchdog struct {
 	mu      sync.Mutex
 	cfg     MemoryConfig
 	runs    map[*run]struct{}
 	started uint64 // registrations so far, to detect idleness
 	running bool
+	closed  bool
 	stop    chan struct{}
 	done    chan struct{} // closed when the latest goroutine (and all earlier ones) exited
+}
+
+// NewWatchdog returns a watchdog configured by c.
+func NewWatchdog(c MemoryConfig) *Watchdog {
+	return &Watchdog{cfg: c, runs: map[*run]struct{}{}}
+}
+
+// Close stops the watchdog's goroutine and waits until it has exited.
+// Attempts that start afterwards run unwatched. Close may be called more
+// than once.
+func (w *Watchdog) Close() {
+	w.mu.Lock()
+	done := w.done
+	w.closed = true
+	if w.running {
+		close(w.stop)
+		w.running = false
+	}
+	w.mu.Unlock()
+	if done != nil {
+		<-done
+	}
 }
 
 // memTrip records why the watchdog stopped an attempt.
@@ -112,11 +108,14 @@ type memTrip struct {
 var errMemoryLimit = errors.New("memory limit exceeded")
 
 // register adds r to the attempts the watchdog may stop, starting the
-// watchdog if needed. It does nothing when the watchdog is disabled.
-func (w *watchdog) register(r *run) {
+// watchdog if needed. It does nothing when w is nil, disabled or closed.
+func (w *Watchdog) register(r *run) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.cfg.Limit < 0 {
+	if w.cfg.Limit < 0 || w.closed {
 		return
 	}
 	w.runs[r] = struct{}{}
@@ -135,7 +134,10 @@ func (w *watchdog) register(r *run) {
 }
 
 // unregister removes r.
-func (w *watchdog) unregister(r *run) {
+func (w *Watchdog) unregister(r *run) {
+	if w == nil {
+		return
+	}
 	w.mu.Lock()
 	delete(w.runs, r)
 	w.mu.Unlock()
@@ -190,7 +192,7 @@ func heapCeiling(limit, gogc int64) int64 {
 // ended, then forces a collection (in the background, watching the growth
 // beyond the garbage meanwhile) so that their garbage neither stays in
 // memory nor trips the next attempts.
-func (w *watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- struct{}, interval time.Duration) {
+func (w *Watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- struct{}, interval time.Duration) {
 	defer close(done)
 	if prev != nil {
 		defer func() { <-prev }()
@@ -280,22 +282,24 @@ func cond[T any](c bool, a, b T) T {
 	return b
 }
 
-// trip stops every running attempt: Go cannot attribute heap to
-// goroutines, so each attempt running when the heap passed the limit
-// fails with MEMORY_LIMIT.
-// It returns the attempts it stopped (never nil).
-func (w *watchdog) trip(heap, limit int64) []*run {
+// trip stops the running attempt that has charged the most to its
+// memory budget: Go cannot attribute heap to goroutines, and the charges
+// are the runtime's best account of who built what. It returns the
+// attempts it stopped (never nil; empty when none runs).
+func (w *Watchdog) trip(heap, limit int64) []*run {
 	w.mu.Lock()
-	runs := make([]*run, 0, len(w.runs))
+	var victim *run
 	for r := range w.runs {
-		runs = append(runs, r)
+		if victim == nil || r.mem.used.Load() > victim.mem.used.Load() {
+			victim = r
+		}
 	}
 	w.mu.Unlock()
-	m := &memTrip{heap: heap, limit: limit}
-	for _, r := range runs {
-		r.stopForMemory(m)
+	if victim == nil {
+		return []*run{}
 	}
-	return runs
+	victim.stopForMemory(&memTrip{heap: heap, limit: limit})
+	return []*run{victim}
 }
 
 // stopForMemory cancels the attempt because the heap passed the limit:
@@ -338,7 +342,7 @@ func (r *run) addStopper(cancel *context.CancelCauseFunc) (remove func()) {
 
 // memoryMessage is the cause in the message of a MEMORY_LIMIT failure.
 func memoryMessage(m *memTrip) string {
-	return fmt.Sprintf("exceeded the memory limit (%d MiB): the gateway's heap reached %d MiB while the node ran, so it was stopped (does a list, dict or string grow without bound, e.g. l = l + l in a loop?)",
+	return fmt.Sprintf("exceeded the memory limit (%d MiB): the gateway's heap reached %d MiB while the node ran, and this attempt had built the most, so it was stopped (does a list, dict or string grow without bound, e.g. l = l + l in a loop?)",
 		m.limit>>20, m.heap>>20)
 }
 

@@ -46,6 +46,9 @@ func jsonModule() *starlarkstruct.Module {
 		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &x); err != nil {
 			return nil, err
 		}
+		if err := chargeText(th, b.Name(), 1, x); err != nil {
+			return nil, err
+		}
 		out, err := starval.EncodeJSON(x, 0)
 		if err != nil {
 			return nil, err
@@ -55,6 +58,9 @@ func jsonModule() *starlarkstruct.Module {
 	decode := func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		var s stringOrBytes
 		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &s); err != nil {
+			return nil, err
+		}
+		if err := charge(th, b.Name(), jsonDecodeSize(s)); err != nil {
 			return nil, err
 		}
 		v, err := starval.DecodeJSON(s, 0)
@@ -69,6 +75,9 @@ func jsonModule() *starlarkstruct.Module {
 		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "s", &s, "prefix?", &prefix, "indent?", &ind); err != nil {
 			return nil, err
 		}
+		if err := charge(th, b.Name(), jsonIndentSize(s, len(prefix), len(ind))); err != nil {
+			return nil, err
+		}
 		var buf bytes.Buffer
 		if err := json.Indent(&buf, s, prefix, ind); err != nil {
 			return nil, fmt.Errorf("%s: %w", b.Name(), err)
@@ -79,6 +88,13 @@ func jsonModule() *starlarkstruct.Module {
 		var x, ind starlark.Value = nil, starlark.None
 		sortKeys := false
 		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "obj", &x, "indent?", &ind, "sort_keys?", &sortKeys); err != nil {
+			return nil, err
+		}
+		times := int64(1)
+		if sortKeys {
+			times = 4 // encoded, decoded into Go maps, encoded again
+		}
+		if err := chargeText(th, b.Name(), times, x); err != nil {
 			return nil, err
 		}
 		out, err := starval.EncodeJSON(x, 0)
@@ -115,6 +131,9 @@ func jsonModule() *starlarkstruct.Module {
 			return nil, fmt.Errorf("%s: indent must be an int or a str, got %s", b.Name(), ind.Type())
 		}
 		if ind != starlark.None {
+			if err := charge(th, b.Name(), jsonIndentSize(out, 0, len(indentStr))); err != nil {
+				return nil, err
+			}
 			var buf bytes.Buffer
 			_ = json.Indent(&buf, out, "", indentStr) // out is valid JSON
 			out = buf.Bytes()
@@ -125,6 +144,65 @@ func jsonModule() *starlarkstruct.Module {
 		"encode": encode, "decode": decode, "indent": indent,
 		"dumps": dumps, "loads": decode,
 	})
+}
+
+// jsonIndentSize bounds the size of json.indent of s: every token that
+// starts a line (after [, {, or , and before ], }) gets a newline, the
+// prefix and the indent once per level of nesting.
+func jsonIndentSize(s []byte, prefix, indent int) int64 {
+	var lines, depth, maxDepth int64
+	inString := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if inString {
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+		case '[', '{':
+			depth++
+			maxDepth = max(maxDepth, depth)
+			lines += 2
+		case ']', '}':
+			depth--
+		case ',', ':':
+			lines++
+		}
+	}
+	return sat(int64(len(s))+valueHeader, mul(lines, 1+int64(prefix)+mul(maxDepth, int64(indent))))
+}
+
+// jsonDecodeSize bounds the size of the values json.decode builds from s:
+// the strings' bytes, and an element, entry or container for every
+// structural character.
+func jsonDecodeSize(s []byte) int64 {
+	var n int64
+	inString := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if inString {
+			if c == '\\' {
+				i++
+			} else if c == '"' {
+				inString = false
+			}
+			continue
+		}
+		switch c {
+		case '"':
+			inString = true
+			n += valueHeader
+		case '[', '{', ',', ':':
+			n += hashEntry
+		}
+	}
+	return sat(n, int64(len(s))+hashEntry)
 }
 
 func timeModule() *starlarkstruct.Module {
@@ -212,6 +290,9 @@ func base64Module() *starlarkstruct.Module {
 			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &s); err != nil {
 				return nil, err
 			}
+			if err := charge(th, b.Name(), int64(e.EncodedLen(len(s)))+valueHeader); err != nil {
+				return nil, err
+			}
 			return starlark.String(e.EncodeToString(s)), nil
 		}
 	}
@@ -219,6 +300,9 @@ func base64Module() *starlarkstruct.Module {
 		return func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 			var s stringOrBytes
 			if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &s); err != nil {
+				return nil, err
+			}
+			if err := charge(th, b.Name(), int64(len(s))*3/4+valueHeader); err != nil {
 				return nil, err
 			}
 			// Accept input with or without padding, as Python does for

@@ -121,8 +121,12 @@ func reFindall(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kw
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", b.Name(), err)
 	}
+	locs, err := findAllCharged(th, b.Name(), re, s, -1, int64(re.NumSubexp())*sliceSlot+valueHeader)
+	if err != nil {
+		return nil, err
+	}
 	var out []starlark.Value
-	for _, loc := range re.FindAllStringSubmatchIndex(s, -1) {
+	for _, loc := range locs {
 		m := matchValue{re: re, s: s, loc: loc}
 		switch n := re.NumSubexp(); n {
 		case 0:
@@ -167,9 +171,20 @@ func reSub(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs
 	if count > 0 {
 		n = count
 	}
+	locs, err := findAllCharged(th, b.Name(), re, s, n, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The result is charged as it grows, before each piece is added.
 	var out strings.Builder
-	last := 0
-	for _, loc := range re.FindAllStringSubmatchIndex(s, n) {
+	last, charged := 0, int64(0)
+	for _, loc := range locs {
+		if grown := int64(out.Len()) - charged; grown > 1<<16 {
+			if err := charge(th, b.Name(), grown); err != nil {
+				return nil, err
+			}
+			charged += grown
+		}
 		out.WriteString(s[last:loc[0]])
 		if isFunc {
 			v, err := starlark.Call(th, fn, starlark.Tuple{&matchValue{re: re, s: s, loc: loc}}, nil)
@@ -187,7 +202,29 @@ func reSub(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs
 		last = loc[1]
 	}
 	out.WriteString(s[last:])
+	if err := charge(th, b.Name(), int64(out.Len())-charged+valueHeader); err != nil {
+		return nil, err
+	}
 	return starlark.String(out.String()), nil
+}
+
+// findAllCharged returns the submatch indexes of up to n (-1: all)
+// matches of re in s, charging per bytes for each match to the budget on
+// top of the indexes themselves. It asks the regexp for no more matches
+// than the budget can take, so a pattern matching at every position of a
+// long string fails before the matches are built.
+func findAllCharged(th *starlark.Thread, what string, re *regexp.Regexp, s string, n int, per int64) ([][]int, error) {
+	per += int64(2*(re.NumSubexp()+1))*8 + 24 // the index slice of a match
+	if r := runOf(th); r != nil {
+		if limit := r.mem.remaining()/per + 1; limit < int64(len(s))+1 && (n < 0 || int64(n) > limit) {
+			n = int(limit)
+		}
+	}
+	locs := re.FindAllStringSubmatchIndex(s, n)
+	if err := charge(th, what, mul(int64(len(locs)), per)); err != nil {
+		return nil, err
+	}
+	return locs, nil
 }
 
 // pythonTemplate turns a Python replacement string into a Go template.
@@ -249,9 +286,13 @@ func reSplit(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwar
 	if maxsplit > 0 {
 		n = maxsplit
 	}
+	locs, err := findAllCharged(th, b.Name(), re, s, n, int64(re.NumSubexp()+1)*(sliceSlot+valueHeader))
+	if err != nil {
+		return nil, err
+	}
 	var out []starlark.Value
 	last := 0
-	for _, loc := range re.FindAllStringSubmatchIndex(s, n) {
+	for _, loc := range locs {
 		out = append(out, starlark.String(s[last:loc[0]]))
 		m := matchValue{re: re, s: s, loc: loc}
 		for i := 1; i <= re.NumSubexp(); i++ {

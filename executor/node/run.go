@@ -27,6 +27,7 @@ type run struct {
 	a      *Attempt
 	lim    Limits
 	budget budget
+	mem    meter
 
 	mainThread threadState
 
@@ -81,12 +82,13 @@ func runOf(th *starlark.Thread) *run {
 // top-level dict `result` converted to JSON-compatible Go values ({} when
 // unset). Run is safe for concurrent use. It honours ctx: cancellation and
 // the deadline stop the code within a Starlark step or an interruptible
-// builtin. While it runs, the memory watchdog (see MemoryConfig) may stop
-// it with code MEMORY_LIMIT. Every failure, including a Go panic inside a builtin, is an
+// builtin. It fails with code MEMORY_LIMIT when its code would build more
+// than its memory budget (Limits.MaxMemory), or when a.Watchdog stops it. Every failure, including a Go panic inside a builtin, is an
 // *Error with one of the Code constants; Run never panics.
 func (p *Program) Run(ctx context.Context, a *Attempt) (result map[string]any, err error) {
 	r := &run{prog: p, a: a, lim: a.Limits.withDefaults()}
 	r.budget.left.Store(int64(min(r.lim.MaxSteps, 1<<62)))
+	r.mem.limit = r.lim.MaxMemory
 	th := r.newThread(ctx, a.NodeID, &r.mainThread, reusedThread())
 	r.main = th
 	defer r.recycleMain() // first deferred: runs after everything else
@@ -96,8 +98,8 @@ func (p *Program) Run(ctx context.Context, a *Attempt) (result map[string]any, e
 	if ctx.Err() != nil {
 		th.Cancel(context.Cause(ctx).Error())
 	}
-	watch.register(r)
-	defer watch.unregister(r)
+	a.Watchdog.register(r)
+	defer a.Watchdog.unregister(r)
 	defer func() {
 		if v := recover(); v != nil {
 			result, err = nil, r.classify(ctx, recovered("node runtime", v))
@@ -354,6 +356,7 @@ func (b *budget) attach(th *starlark.Thread, ts *threadState) {
 	}
 	th.SetMaxExecutionSteps(ts.limit)
 	th.OnMaxSteps = onMaxSteps
+	ts.r.chargeSteps(th, ts.limit)
 }
 
 // onMaxSteps runs every time a thread has used the steps it drew: it
@@ -378,6 +381,7 @@ func onMaxSteps(th *starlark.Thread) {
 	}
 	ts.limit += g
 	th.SetMaxExecutionSteps(ts.limit)
+	r.chargeSteps(th, g)
 }
 
 // giveBack returns the steps th drew but did not use. th must have

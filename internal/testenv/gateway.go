@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -126,9 +127,10 @@ func buildKGW() (string, error) {
 type GatewayOption func(*gatewayConfig)
 
 type gatewayConfig struct {
-	env   []string
-	args  []string
-	store string
+	env      []string
+	args     []string
+	store    string
+	memLimit int64
 }
 
 // WithGatewayEnv adds environment variables ("NAME=value") to the
@@ -158,12 +160,16 @@ type GatewayProcess struct {
 	AdminAddr string
 	// DataDir is the gateway's data directory (kept across restarts).
 	DataDir string
+	// MemoryLimit describes the process memory limit the gateway runs
+	// under (see WithGatewayMemoryLimit); empty without one.
+	MemoryLimit string
 
-	bin    string
-	args   []string
-	env    []string
-	logs   *logBuffer
-	tmpDir string
+	bin     string
+	args    []string
+	env     []string
+	logs    *logBuffer
+	tmpDir  string
+	limiter *memoryLimiter
 
 	child child
 }
@@ -199,11 +205,19 @@ func StartGateway(opts ...GatewayOption) (*GatewayProcess, error) {
 		logs:    &logBuffer{},
 		tmpDir:  tmp,
 	}
+	if cfg.memLimit > 0 {
+		if g.limiter, err = newMemoryLimiter(cfg.memLimit); err != nil {
+			_ = os.RemoveAll(tmp)
+			return nil, err
+		}
+		g.MemoryLimit = g.limiter.what
+	}
 	err = onFreePorts(2, func(ports []int) error {
 		g.listenOn(cfg, ports[0], ports[1])
 		return g.Start()
 	})
 	if err != nil {
+		_ = g.limiter.close()
 		_ = os.RemoveAll(tmp)
 		return nil, err
 	}
@@ -243,7 +257,11 @@ func gatewayEnv(parent, extra []string) []string {
 func (g *GatewayProcess) Start() error {
 	return g.child.start(func() (*process, error) {
 		from := g.logs.Len()
-		cmd := exec.Command(g.bin, g.args...)
+		argv := []string{g.bin}
+		if g.limiter != nil {
+			argv = append(slices.Clone(g.limiter.wrap), argv...)
+		}
+		cmd := exec.Command(argv[0], append(argv[1:], g.args...)...)
 		cmd.Dir = g.tmpDir
 		cmd.Env = g.env
 		cmd.Stdout = g.logs
@@ -305,6 +323,9 @@ func (g *GatewayProcess) Close() error {
 	if logs := g.Logs(); err == nil && strings.Contains(logs, "WARNING: DATA RACE") {
 		i := strings.Index(logs, "WARNING: DATA RACE")
 		err = fmt.Errorf("gateway on %s reported a data race:\n%s", g.Addr, firstLines(logs[i:], 80))
+	}
+	if lerr := g.limiter.close(); lerr != nil && err == nil {
+		err = lerr
 	}
 	if rmErr := os.RemoveAll(g.tmpDir); rmErr != nil && err == nil {
 		err = fmt.Errorf("remove gateway dir: %w", rmErr)
