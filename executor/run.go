@@ -139,8 +139,10 @@ func (e *Executor) newRun(req *Request, p *plan, from *resumeFrom) *run {
 		Owner:          e.cfg.Owner,
 		Epoch:          1, // as the store journals a new execution
 	}
+	states := make([]store.NodeState, len(p.nodes))
 	for i := range p.nodes {
-		r.x.Nodes[i] = &store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}
+		states[i] = store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}
+		r.x.Nodes[i] = &states[i]
 	}
 	if from == nil {
 		r.id = newID()
