@@ -653,9 +653,7 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		Cache:    r.cache,
 		Limits:   r.e.cfg.Limits,
 		Watchdog: r.e.cfg.Watchdog,
-	}
-	if _, none := r.redact.(noRedactor); !none {
-		a.Redact = r.redact.String
+		Redact:   r.redact.String,
 	}
 	if r.e.cfg.Resources != nil && len(pn.def.RequiredResources) > 0 {
 		sess := r.e.cfg.Resources.Session(r.id, r.req.Resources, r.redact)
