@@ -72,12 +72,13 @@ check-generate: generate
 	if ! git diff --quiet --exit-code -- gen; then \
 		git --no-pager diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; fi
 
-## lint: buf lint, buf breaking (FILE rules, against main), go vet, staticcheck, gofmt
+## lint: buf lint, buf breaking (FILE rules, against main), go vet, staticcheck, the import layering of DESIGN §2, gofmt
 lint: $(BIN)/buf $(BIN)/staticcheck
 	$(BIN)/buf lint
 	$(BIN)/buf breaking --against '.git#branch=main' 
 	$(GO) vet ./...
 	$(BIN)/staticcheck ./...
+	$(GO) test -count=1 ./internal/layering/
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## deps: install the services the tests run for real (redis-server; PostgreSQL binaries must be present)

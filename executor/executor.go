@@ -2,15 +2,15 @@ package executor
 
 import (
 	"context"
-	"crypto/rand"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
-	"go.starlark.net/starlark"
+	"github.com/google/uuid"
 
 	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -55,33 +55,22 @@ const (
 	recentRuns            = 256 // finished runs kept in memory for Get/Subscribe
 )
 
-// A Redactor removes secret values from text and values. Each execution gets
-// its own (Config.NewRedactor); the resource broker teaches it the secrets it
-// resolves for that execution. Implementations must be safe for concurrent
-// use and must keep the shape of values (a map stays a map).
-type Redactor interface {
-	// String returns s with every known secret replaced by "[REDACTED]".
-	String(s string) string
-	// Value returns a copy of a JSON-like value with secrets replaced in
-	// every string it contains.
-	Value(v any) any
-}
-
 // A ResourceBroker lends resources to node attempts. It is defined here, by
 // its consumer; package resources implements it. Safe for concurrent use.
 type ResourceBroker interface {
 	// Session returns the resources of one node attempt of execution execID,
 	// built from the request's specs. Values the broker resolves (secrets)
 	// are registered with redact so they never leave the execution.
-	Session(execID string, specs map[string]store.ResourceSpec, redact Redactor) AttemptResources
+	Session(execID string, specs map[string]store.ResourceSpec, redact *secrets.Redactor) AttemptResources
 }
 
-// AttemptResources are the resources of one node attempt. Open may be called
-// from several goroutines of the attempt (parallel.map); Close is called once
-// when the attempt ends and releases everything Open lent.
+// AttemptResources are the resources of one node attempt: the runtime's
+// node.ResourceOpener (Open may be called from several goroutines of the
+// attempt, and a name the request lacks gives node.ErrNotProvided), and
+// Close, called once when the attempt ends to release everything Open
+// lent.
 type AttemptResources interface {
-	// Open returns the handle of the resource named name.
-	Open(ctx context.Context, name string) (starlark.Value, error)
+	node.ResourceOpener
 	// Close releases the handles of the attempt.
 	Close()
 }
@@ -164,9 +153,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
-	// NewRedactor returns the redactor of a new execution; nil means no
-	// redaction.
-	NewRedactor func() Redactor
+	// NewRedactor returns the redactor of a new execution (default
+	// secrets.NewRedactor). The resource broker adds to it the secrets it
+	// resolves for the execution (ResourceBroker.Session); node results,
+	// log lines and error texts pass through it.
+	NewRedactor func() *secrets.Redactor
 }
 
 // Request asks the Executor to run one workflow version.
@@ -276,6 +267,9 @@ func New(cfg Config) *Executor {
 	}
 	if cfg.MaxNodeRestarts == 0 {
 		cfg.MaxNodeRestarts = DefaultMaxNodeRestarts
+	}
+	if cfg.NewRedactor == nil {
+		cfg.NewRedactor = secrets.NewRedactor
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -411,7 +405,6 @@ func (e *Executor) Close(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done():
 		err = ctx.Err()
-		e.baseCancel(ErrClosed)
 		e.interruptRuns()
 		<-drained
 	}
@@ -481,9 +474,9 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 			return nil, "", false, fmt.Errorf("start execution: %w", ctx.Err())
 		}
 	}
-	r, prev, err := e.register(req, p, key, durable, inline)
+	r, prev, err := e.register(req, p, inline)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", false, fmt.Errorf("start execution: %w", err)
 	}
 	if prev != nil {
 		r, id, err := e.attachKey(ctx, prev, req)
@@ -514,40 +507,49 @@ func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, s
 	return ar, id, nil
 }
 
-// register creates and begins the run of req, or returns the run that
-// already has its idempotency key (prev). Unless inline, it hands the run
-// to a worker goroutine.
-func (e *Executor) register(req *Request, p *plan, key string, durable, inline bool) (r, prev *run, err error) {
-	if durable {
-		// Tell the journal writer that this run's create is coming, so
-		// that it joins the commit of its concurrent peers.
-		e.journal.busy.Add(1)
-		defer e.journal.busy.Add(-1)
+// register creates and admits the run of req, or returns the run that
+// already has its idempotency key (prev).
+func (e *Executor) register(req *Request, p *plan, inline bool) (r, prev *run, err error) {
+	r = e.newRun(req, p, nil)
+	prev, err = e.admit(r, inline)
+	if err != nil || prev != nil {
+		return nil, prev, err
 	}
-	r = e.newRun(req, p)
+	return r, nil, nil
+}
+
+// admit registers r, a new or resumed run, and begins it; unless inline,
+// it starts the run's goroutine. It returns instead, with r stopped, the
+// run already registered under r's id or idempotency key (prev), or
+// ErrClosed, or (for a new run) ErrCallerLimit.
+func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		r.stop()
-		return nil, nil, fmt.Errorf("start execution: %w", ErrClosed)
+		return nil, ErrClosed
 	}
-	if prev := e.byKey[key]; key != "" && prev != nil {
+	prev = e.runs[r.id]
+	if prev == nil && r.key != "" {
+		prev = e.byKey[r.key]
+	}
+	if prev != nil {
 		e.mu.Unlock()
 		r.stop()
-		return nil, prev, nil
+		return prev, nil
 	}
-	if limit := e.cfg.MaxRunsPerCaller; limit > 0 {
-		if e.perCaller[req.Caller] >= limit {
+	if limit := e.cfg.MaxRunsPerCaller; limit > 0 && !r.resumed { // a resumed run was admitted before
+		if e.perCaller[r.req.Caller] >= limit {
 			e.mu.Unlock()
 			r.stop()
-			return nil, nil, fmt.Errorf("start execution: %w (limit %d)", ErrCallerLimit, limit)
+			return nil, fmt.Errorf("%w (limit %d)", ErrCallerLimit, limit)
 		}
-		e.perCaller[req.Caller]++
+		e.perCaller[r.req.Caller]++
 		r.counted = true
 	}
 	e.runs[r.id] = r
-	if key != "" {
-		e.byKey[key] = r
+	if r.key != "" {
+		e.byKey[r.key] = r
 	}
 	e.wg.Add(1)
 	e.mu.Unlock()
@@ -556,7 +558,7 @@ func (e *Executor) register(req *Request, p *plan, key string, durable, inline b
 	if !inline {
 		e.spawn(r)
 	}
-	return r, nil, nil
+	return nil, nil
 }
 
 // uncountLocked ends r's share of its caller's MaxRunsPerCaller, once.
@@ -665,50 +667,8 @@ func (e *Executor) workflowCache(name string) *node.WorkflowCache {
 	return c
 }
 
-// idClock makes execution ids increase within the process.
-var idClock struct {
-	sync.Mutex
-	last int64 // last id's 48-bit millisecond time << 12 | 12-bit sequence
-}
-
-// newID returns, for the current time now, a time-ordered UUID (version 7, RFC 9562): 48 bits of Unix
-// milliseconds, a 12-bit sequence that keeps ids of one millisecond in
-// order, and 62 random bits. Ordered ids keep the store's indexes on
-// execution ids appending at their right edge instead of touching a
-// random page per execution, which roughly halves the cost of the journal.
-func newID(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	ts := now.UnixMilli() << 12
-	idClock.Lock()
-	if ts <= idClock.last {
-		ts = idClock.last + 1 // same millisecond (or the clock stepped back)
-	}
-	idClock.last = ts
-	idClock.Unlock()
-	ms, seq := ts>>12, ts&0xfff
-	for i := range 6 {
-		b[i] = byte(ms >> (40 - 8*i))
-	}
-	b[6] = 0x70 | byte(seq>>8)
-	b[7] = byte(seq)
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	var s [36]byte
-	j := 0
-	for i, c := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			s[j] = '-'
-			j++
-		}
-		s[j], s[j+1] = hex[c>>4], hex[c&0x0f]
-		j += 2
-	}
-	return string(s[:])
-}
-
-// noRedactor is the Redactor used when Config.NewRedactor is nil.
-type noRedactor struct{}
-
-func (noRedactor) String(s string) string { return s }
-func (noRedactor) Value(v any) any        { return v }
+// newID returns a new execution id: a time-ordered UUID (version 7, RFC
+// 9562), increasing within the process. Ordered ids keep the store's
+// indexes on execution ids appending at their right edge instead of
+// touching a random page per execution.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

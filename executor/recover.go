@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -241,80 +240,12 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		Caller:         x.Caller,
 		Fingerprint:    x.Request.Fingerprint,
 	}
-	r := e.newRun(req, p)
-	r.stop() // replaced below: the deadline counts from the original start
-	r.id = x.ID
-	start := x.StartTime
-	if start.IsZero() {
-		start = x.CreateTime
+	r := e.newRun(req, p, &resumeFrom{x: x, events: events})
+	prev, err := e.admit(r, false)
+	if err != nil {
+		return false, fmt.Errorf("resume: %w", err)
 	}
-	r.initContext(time.Now(), r.timeout-e.now().Sub(start)) // the time before the crash counts
-
-	// The journalled state, in workflow order.
-	byID := make(map[string]*store.NodeState, len(x.Nodes))
-	for _, s := range x.Nodes {
-		byID[s.NodeID] = s
-	}
-	r.failedBefore = make([]int32, len(p.nodes))
-	for i := range p.nodes {
-		if s := byID[p.nodes[i].def.ID]; s != nil {
-			c := *s
-			r.x.Nodes[i] = &c
-			if c.Status == store.NodeCompleted {
-				r.resultBytes += node.ValueSize(c.Result)
-			}
-		}
-	}
-	for _, ev := range events {
-		if ev.Kind == store.EventNodeRetrying {
-			if i, ok := p.index(ev.NodeID); ok {
-				r.failedBefore[i]++
-			}
-		}
-	}
-	r.x.ID, r.x.Status, r.x.Owner = x.ID, store.ExecutionRunning, e.cfg.Owner
-	r.x.Epoch, r.x.Restarts = x.Epoch, x.Restarts
-	r.x.CreateTime, r.x.StartTime = x.CreateTime, start
-	r.x.Request = x.Request
-	r.history = events
-	for _, ev := range events {
-		r.seq = max(r.seq, ev.Seq)
-	}
-	if len(events) > 0 && int64(len(events)) != r.seq {
-		e.log.Warn("journalled events of a resumed execution have gaps", "execution_id", x.ID,
-			"events", len(events), "last_seq", r.seq)
-	}
-	closeChan(r.journalledCreate) // nothing to create: loop closes created
-
-	e.mu.Lock()
-	if e.closed {
-		e.mu.Unlock()
-		r.stop()
-		return false, fmt.Errorf("resume: %w", ErrClosed)
-	}
-	if prev := e.runs[r.id]; prev != nil {
-		e.mu.Unlock()
-		r.stop()
-		return false, nil
-	}
-	e.runs[r.id] = r
-	if r.key != "" {
-		e.byKey[r.key] = r
-	}
-	e.wg.Add(1)
-	e.mu.Unlock()
-
-	if r.durable {
-		e.journal.busy.Add(1) // until run.finish
-	}
-	r.mu.Lock()
-	r.commitLocked(&store.Event{
-		Kind: store.EventExecutionStarted, Time: e.now(),
-		Workflow: w.Name, Version: w.Version, Resumed: true,
-	}, nil, true, nil)
-	r.mu.Unlock()
-	e.spawn(r)
-	return true, nil
+	return prev == nil, nil
 }
 
 // loadEvents reads every journalled event of an execution.

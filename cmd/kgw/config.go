@@ -72,12 +72,7 @@ const maxResultBytesLimit = 48 << 20
 func parseServeConfig(args []string, getenv func(string) string, stderr io.Writer) (*serveConfig, error) {
 	fs := flag.NewFlagSet("kgw serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	env := func(name, def string) string {
-		if v := getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	env := environment(getenv).or
 	var (
 		cfg                           serveConfig
 		level                         string
@@ -94,7 +89,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&cfg.MasterKeyFile, "master-key-file", env("KGW_MASTER_KEY_FILE", ""), "master key file (env KGW_MASTER_KEY_FILE; default <data-dir>/master.key; KGW_MASTER_KEY wins if set)")
 	var problems []string
 	inlineOff := false
-	if v := getenv("KGW_DISABLE_INLINE_RESOURCES"); v != "" {
+	if v := env("KGW_DISABLE_INLINE_RESOURCES", ""); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("KGW_DISABLE_INLINE_RESOURCES %q: want true or false", v))
@@ -173,7 +168,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		problems = append(problems, fmt.Sprintf("log format %q: want text or json", cfg.LogFormat))
 	}
 	var err error
-	if v := getenv("KGW_MASTER_KEY"); v != "" {
+	if v := env("KGW_MASTER_KEY", ""); v != "" {
 		// The error never repeats the key.
 		key, err := secrets.ParseMasterKey(v)
 		if err != nil {
