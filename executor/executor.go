@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -319,7 +320,12 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 	if r == nil { // attached to an execution this process does not run
 		return e.waitStored(ctx, id)
 	}
-	return r.wait(ctx)
+	x, err := r.wait(ctx)
+	if errors.Is(err, ErrFenced) {
+		// Lost to another process: wait for the end it journals.
+		return e.waitStored(ctx, id)
+	}
+	return x, err
 }
 
 // Start starts req and returns the execution id at once. The run belongs to
@@ -603,9 +609,24 @@ func (e *Executor) lookup(id string) *run {
 }
 
 // finished moves r from the live runs to the ring of recent ones.
+// A fenced run is forgotten at once instead: another process holds its
+// execution, and Get, Subscribe and waiters must follow that one through
+// the store.
 func (e *Executor) finished(r *run) {
+	r.mu.Lock()
+	fenced := r.fenced
+	r.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if fenced {
+		if e.runs[r.id] == r {
+			delete(e.runs, r.id)
+		}
+		if r.key != "" && e.byKey[r.key] == r {
+			delete(e.byKey, r.key)
+		}
+		return
+	}
 	e.recent = append(e.recent, r)
 	if len(e.recent) <= recentRuns {
 		return

@@ -196,7 +196,8 @@ func (e *Executor) release(x *store.Execution) {
 	h.Nodes, h.Request, h.Owner = nil, store.ExecutionRequest{}, ""
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	if err := e.st.WriteJournal(ctx, &store.JournalBatch{Executions: []*store.Execution{&h}}); err != nil {
+	b := &store.JournalBatch{Executions: []*store.Execution{&h}, Epochs: map[string]int64{x.ID: x.Epoch}}
+	if err := e.st.WriteJournal(ctx, b); err != nil {
 		e.log.Error("releasing execution failed", "execution_id", x.ID, "error", err)
 	}
 }
@@ -318,6 +319,7 @@ func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, even
 	b.Events = []*store.Event{{
 		ExecutionID: x.ID, Seq: seq + 1, Time: now, Kind: store.EventExecutionFailed, Execution: &final,
 	}}
+	b.Epochs = map[string]int64{x.ID: x.Epoch}
 	if err := e.st.WriteJournal(ctx, b); err != nil {
 		return fmt.Errorf("fail execution %s: %w", x.ID, err)
 	}
