@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -101,16 +102,23 @@ type Config struct {
 	// limit. The caller creates it and closes it after Close.
 	Watchdog *node.Watchdog
 	// Owner identifies this process in the journal (Execution.Owner) and
-	// in heartbeats. It must be unique per process and must differ from
-	// the owner of any earlier process on the same store; the default
-	// (host name, process id and a random part) is.
+	// in heartbeats: its replica name. It must be unique among the live
+	// processes on the store; the default (host name, process id and a
+	// random part) is. A process started under the owner of an earlier
+	// one takes that one's unfinished executions back at its first
+	// Recover (store.ReclaimExecutions), so two live processes must never
+	// share it.
 	Owner string
 	// HeartbeatInterval is how often the Executor records in the store
 	// that its owner is alive (default 5 s). Heart-beating starts in New.
 	HeartbeatInterval time.Duration
 	// StaleAfter is how long an owner may go without a heartbeat before
-	// other processes take over its unfinished executions (default 30 s).
-	// It must be well above HeartbeatInterval.
+	// other processes take over its unfinished executions (default 30 s):
+	// the lease timeout. It must be well above HeartbeatInterval. A
+	// process whose heartbeats have all failed for StaleAfter minus one
+	// HeartbeatInterval stops its runs itself (ErrFenced) and is not
+	// Ready until a heartbeat succeeds again; it then releases those
+	// executions so that any process resumes them.
 	StaleAfter time.Duration
 	// RecoveryInterval is how often, after Recover, the Executor looks for
 	// unfinished executions of stale owners (default 15 s).
@@ -209,6 +217,9 @@ type Executor struct {
 	beating    chan struct{} // closed after the first heartbeat attempt
 	recovering sync.Once     // starts the maintenance loop
 	firstPass  bool          // guarded by mu: the first Recover has claimed
+	// leaseLost is set while this process cannot renew its lease (see
+	// heartbeatLoop): it has stopped its runs and is not ready.
+	leaseLost atomic.Bool
 
 	mu     sync.Mutex
 	closed bool

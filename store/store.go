@@ -105,6 +105,14 @@ type Store interface {
 	// claimer may take over what it just claimed; owner names should be
 	// unique per process.
 	ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*Execution, error)
+	// ReclaimExecutions takes back the unfinished executions that owner
+	// itself holds, whatever its heartbeat: what a process restarted
+	// under the same owner name calls once at start-up, before it runs
+	// anything, since the executions its previous life ran are not
+	// running any more. As with ClaimExecutions each returned execution's
+	// Epoch grows by one (fencing out the previous life, were it still
+	// alive) and its Restarts by one (it stopped without releasing them).
+	ReclaimExecutions(ctx context.Context, owner string) ([]*Execution, error)
 	// Heartbeat records that owner is alive at now (a heartbeat never moves
 	// an owner's time backwards).
 	Heartbeat(ctx context.Context, owner string, now time.Time) error

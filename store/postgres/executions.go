@@ -426,6 +426,26 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 	return out, nil
 }
 
+// ReclaimExecutions implements store.Store.
+func (s *Store) ReclaimExecutions(ctx context.Context, owner string) ([]*store.Execution, error) {
+	var out []*store.Execution
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, reclaimQuery, owner)
+		if err != nil {
+			return err
+		}
+		if out, err = scanExecutions(rows); err != nil {
+			return err
+		}
+		return loadNodes(ctx, tx, out, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reclaim executions of %s: %w", owner, err)
+	}
+	sortByCreation(out)
+	return out, nil
+}
+
 func sortByCreation(execs []*store.Execution) {
 	sort.Slice(execs, func(i, j int) bool {
 		if !execs[i].CreateTime.Equal(execs[j].CreateTime) {
@@ -471,6 +491,10 @@ var (
 			FOR UPDATE SKIP LOCKED) c
 		WHERE e.id = c.id
 		RETURNING ` + qualified("e", codec.ExecutionColumns)
+	// reclaimQuery takes back the unfinished executions $1 holds.
+	reclaimQuery = `UPDATE executions SET epoch = epoch + 1, restarts = restarts + 1
+		WHERE status < 3 AND owner = $1 AND owner <> ''
+		RETURNING ` + codec.ExecutionColumns
 	// deleteExpired deletes at most $2 finished executions that ended
 	// before $1, oldest first (node states and events go by cascade).
 	deleteExpired = `DELETE FROM executions WHERE id IN (

@@ -250,3 +250,43 @@ func testConcurrentClaimersNeverShare(t *testing.T, s store.Store) {
 		t.Error("no claims were made")
 	}
 }
+
+// testReclaimOwn: a process restarted under its owner name takes back its
+// own unfinished executions at once, although its heartbeat is fresh;
+// nobody else's, and no finished one. Epoch and restarts grow by one.
+func testReclaimOwn(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	must(t, "Heartbeat(me)", s.Heartbeat(ctx, "me", time.Now()))
+	for i, c := range []struct {
+		id, owner string
+		status    store.ExecutionStatus
+	}{
+		{"mine-running", "me", store.ExecutionRunning},
+		{"mine-pending", "me", store.ExecutionPending},
+		{"mine-done", "me", store.ExecutionCompleted},
+		{"theirs", "other", store.ExecutionRunning},
+		{"nobody", "", store.ExecutionRunning},
+	} {
+		e := sampleExecution(c.id, at(time.Duration(i)))
+		e.Owner, e.Status = c.owner, c.status
+		must(t, "CreateExecution", s.CreateExecution(ctx, e))
+	}
+	got, err := s.ReclaimExecutions(ctx, "me")
+	must(t, "ReclaimExecutions(me)", err)
+	if d := diff([]string{"mine-pending", "mine-running"}, claimedIDs(got)); d != "" {
+		t.Fatalf("ReclaimExecutions(me) ids (-want +got):\n%s", d)
+	}
+	for _, x := range got {
+		if x.Epoch != 2 || x.Restarts != 1 || x.Owner != "me" || len(x.Nodes) != 3 {
+			t.Errorf("%s: epoch %d, restarts %d, owner %q, %d nodes; want 2, 1, me, 3", x.ID, x.Epoch, x.Restarts, x.Owner, len(x.Nodes))
+		}
+	}
+	if got, err := s.ReclaimExecutions(ctx, ""); err != nil || len(got) != 0 {
+		t.Errorf("ReclaimExecutions(\"\") = %v, %v; want none (unowned executions are for ClaimExecutions)", claimedIDs(got), err)
+	}
+	theirs, err := s.GetExecution(ctx, "theirs")
+	must(t, "GetExecution", err)
+	if theirs.Epoch != 1 || theirs.Owner != "other" {
+		t.Errorf("theirs: epoch %d, owner %q; want untouched", theirs.Epoch, theirs.Owner)
+	}
+}
