@@ -3,10 +3,10 @@ package executor
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
