@@ -15,11 +15,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/kailash-gateway/kgw/executor"
@@ -70,6 +72,12 @@ type Config struct {
 	// 0 means DefaultMaxRecvMsgSize / DefaultMaxSendMsgSize.
 	MaxRecvMsgSize int
 	MaxSendMsgSize int
+	// MaxConnectionAge closes each client connection (with a GOAWAY) once
+	// it is that old, after MaxConnectionAgeGrace for its RPCs to end, so
+	// that clients behind an L4 load balancer reconnect and spread over
+	// the replicas. 0 means connections never age out.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 }
 
 // Server is the gateway's gRPC server. Its methods are safe for concurrent
@@ -130,13 +138,19 @@ func New(cfg Config) (*Server, error) {
 
 	s := &Server{health: health.NewServer(), log: log, metrics: m, accessLog: cfg.AccessLog}
 	codec := newRequestCodec()
-	s.grpc = grpc.NewServer(
+	opts := []grpc.ServerOption{}
+	if cfg.MaxConnectionAge > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
+		}))
+	}
+	s.grpc = grpc.NewServer(append(opts,
 		grpc.MaxRecvMsgSize(recv),
 		grpc.MaxSendMsgSize(send),
 		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, unaryRecover, codec.unaryUndecodable),
 		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, streamRecover, codec.streamUndecodable),
-	)
+	)...)
 
 	workflows := newWorkflowCache(cfg.Store)
 	kgwv1.RegisterWorkflowServiceServer(s.grpc, &workflowService{
