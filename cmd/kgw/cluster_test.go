@@ -133,8 +133,12 @@ func TestClusterTakeover(t *testing.T) {
 		if err != nil {
 			t.Fatalf("start on B right after registering on A: %v", err)
 		}
-		if ex := waitForEnd(t, cs[1], id); ex.Status != kgw.StatusCompleted {
+		ex := waitForEnd(t, cs[1], id)
+		if ex.Status != kgw.StatusCompleted {
 			t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
+		}
+		if r := ex.Proto.GetReplica(); r != "replica-b" {
+			t.Errorf("Execution.replica = %q, want replica-b (where it was started)", r)
 		}
 	})
 
@@ -175,6 +179,9 @@ func TestClusterTakeover(t *testing.T) {
 		}
 		if ex.Status != kgw.StatusCompleted {
 			t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
+		}
+		if r := ex.Proto.GetReplica(); r != "replica-b" && r != "replica-c" {
+			t.Errorf("Execution.replica = %q, want the replica that took over (replica-b or replica-c)", r)
 		}
 		checkOnce(t, id, "n3")
 		checkHistory(t, cs[2], id)

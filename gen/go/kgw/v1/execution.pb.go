@@ -311,8 +311,13 @@ type Execution struct {
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// Idempotency key given by the caller, if any.
 	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Name of the gateway replica (`--replica-name`) that runs the execution,
+	// or that ran it last; empty while no replica holds it (released by a
+	// draining replica, waiting to be taken over) and for executions of
+	// gateways that predate it.
+	Replica       string `protobuf:"bytes,13,opt,name=replica,proto3" json:"replica,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Execution) Reset() {
@@ -418,6 +423,13 @@ func (x *Execution) GetEndTime() *timestamppb.Timestamp {
 func (x *Execution) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Execution) GetReplica() string {
+	if x != nil {
+		return x.Replica
 	}
 	return ""
 }
@@ -2321,7 +2333,7 @@ var File_kgw_v1_execution_proto protoreflect.FileDescriptor
 
 const file_kgw_v1_execution_proto_rawDesc = "" +
 	"\n" +
-	"\x16kgw/v1/execution.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15kgw/v1/resource.proto\"\xc0\x04\n" +
+	"\x16kgw/v1/execution.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15kgw/v1/resource.proto\"\xda\x04\n" +
 	"\tExecution\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bworkflow\x18\x02 \x01(\tR\bworkflow\x12\x18\n" +
@@ -2336,7 +2348,8 @@ const file_kgw_v1_execution_proto_rawDesc = "" +
 	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12'\n" +
-	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x1aR\n" +
+	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x12\x18\n" +
+	"\areplica\x18\r \x01(\tR\areplica\x1aR\n" +
 	"\vResultEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
 	"\x05value\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05value:\x028\x01\"u\n" +
