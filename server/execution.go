@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/kailash-gateway/kgw/access"
 	"github.com/kailash-gateway/kgw/executor"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 	"github.com/kailash-gateway/kgw/server/pagetoken"
@@ -43,6 +44,30 @@ type executionService struct {
 	pages          *pagetoken.Codec
 	inlineDisabled bool
 	log            *slog.Logger
+	guard          *guard
+}
+
+// seesAll reports whether p sees every execution; callers with only the
+// executor role see their own.
+func seesAll(p *access.Principal) bool {
+	return p.HasAny(access.RoleAdmin, access.RoleOperator, access.RoleDeveloper, access.RoleViewer)
+}
+
+// own checks that the caller may see execution id: NOT_FOUND, with the
+// message of an unknown id, when it is another caller's.
+func (s *executionService) own(ctx context.Context, id string) error {
+	p := callerOf(ctx)
+	if seesAll(p) {
+		return nil
+	}
+	x, err := s.exec.Get(ctx, id)
+	if err != nil {
+		return executionNotFound(err, id)
+	}
+	if x.Caller != p.Name {
+		return executionNotFound(store.ErrNotFound, id)
+	}
+	return nil
 }
 
 const listExecutionsScope = "kgw.v1.ExecutionService/ListExecutions"
@@ -61,9 +86,12 @@ type runRequest interface {
 	GetIdempotencyKey() string
 }
 
-// request validates r, loads the workflow version it names and builds the
-// executor request. The caller is anonymous until authentication exists.
-func (s *executionService) request(ctx context.Context, r runRequest) (*executor.Request, error) {
+// request validates r, loads the workflow version it names, checks the
+// caller's grants on the workflow and on every secret and named resource
+// the request references (PERMISSION_DENIED before anything runs), and
+// builds the executor request. It also returns the secrets the execution
+// will use, for the audit log.
+func (s *executionService) request(ctx context.Context, r runRequest) (*executor.Request, []string, error) {
 	var v validationErrors
 	validateWorkflowName(&v, "workflow", r.GetWorkflow())
 	if r.GetVersion() < 0 {
@@ -77,14 +105,25 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		v.add("idempotency_key", "longer than %d bytes", maxIdempotencyKey)
 	}
 	if len(v) > 0 {
-		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+		return nil, nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
 	w, err := s.workflows.GetWorkflow(ctx, r.GetWorkflow(), r.GetVersion())
 	if err != nil {
 		if r.GetVersion() != 0 {
-			return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' version %d not found", r.GetWorkflow(), r.GetVersion())
+			return nil, nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' version %d not found", r.GetWorkflow(), r.GetVersion())
 		}
-		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", r.GetWorkflow())
+		return nil, nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", r.GetWorkflow())
+	}
+	p := callerOf(ctx)
+	if s.guard.required {
+		gr, err := s.guard.grant(ctx, store.GrantWorkflow, w.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !access.MayExecute(p, gr) {
+			s.guard.auditDenied(ctx, p, "workflow", w.Name)
+			return nil, nil, denied("workflow '%s' is not granted to %s", w.Name, p.Name)
+		}
 	}
 	req := &executor.Request{
 		Workflow:       w,
@@ -92,7 +131,7 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		Context:        structToMap(r.GetContext()),
 		Timeout:        durationFromProto(r.GetTimeout()),
 		IdempotencyKey: r.GetIdempotencyKey(),
-		Caller:         "", // anonymous: authentication is not built yet
+		Caller:         p.Name,
 	}
 	if req.IdempotencyKey != "" {
 		req.Fingerprint = requestFingerprint(r)
@@ -103,11 +142,15 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 			req.Resources[name] = specFromProto(spec)
 		}
 	}
-	return req, nil
+	used, err := s.guard.useSpecs(ctx, p, req.Resources)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, used, nil
 }
 
 func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.ExecuteWorkflowRequest) (*kgwv1.ExecuteWorkflowResponse, error) {
-	xr, err := s.request(ctx, req)
+	xr, used, err := s.request(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +158,7 @@ func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.Execu
 	if err != nil {
 		return nil, err
 	}
+	s.guard.auditSecretUse(ctx, callerOf(ctx), x.ID, used)
 	px, err := executionToProto(x)
 	if err != nil {
 		return nil, err
@@ -123,7 +167,7 @@ func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.Execu
 }
 
 func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartExecutionRequest) (*kgwv1.StartExecutionResponse, error) {
-	xr, err := s.request(ctx, req)
+	xr, used, err := s.request(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +175,7 @@ func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartE
 	if err != nil {
 		return nil, err
 	}
+	s.guard.auditSecretUse(ctx, callerOf(ctx), id, used)
 	return &kgwv1.StartExecutionResponse{ExecutionId: id}, nil
 }
 
@@ -138,7 +183,7 @@ func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartE
 // subscription replays what already happened, so no event is missed.
 func (s *executionService) StreamExecution(req *kgwv1.StreamExecutionRequest, stream kgwv1.ExecutionService_StreamExecutionServer) error {
 	ctx := stream.Context()
-	xr, err := s.request(ctx, req)
+	xr, used, err := s.request(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -146,6 +191,7 @@ func (s *executionService) StreamExecution(req *kgwv1.StreamExecutionRequest, st
 	if err != nil {
 		return err
 	}
+	s.guard.auditSecretUse(ctx, callerOf(ctx), id, used)
 	return s.follow(ctx, id, 0, func(ev *kgwv1.ExecutionEvent) error {
 		return stream.Send(&kgwv1.StreamExecutionResponse{Event: ev})
 	})
@@ -160,6 +206,9 @@ func (s *executionService) WatchExecution(req *kgwv1.WatchExecutionRequest, stre
 	}
 	if len(v) > 0 {
 		return &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	if err := s.own(ctx, req.GetExecutionId()); err != nil {
+		return err
 	}
 	return s.follow(ctx, req.GetExecutionId(), req.GetAfterSeq(), func(ev *kgwv1.ExecutionEvent) error {
 		return stream.Send(&kgwv1.WatchExecutionResponse{Event: ev})
@@ -205,6 +254,9 @@ func (s *executionService) GetExecution(ctx context.Context, req *kgwv1.GetExecu
 	if err != nil {
 		return nil, executionNotFound(err, req.GetExecutionId())
 	}
+	if p := callerOf(ctx); !seesAll(p) && x.Caller != p.Name {
+		return nil, executionNotFound(store.ErrNotFound, req.GetExecutionId())
+	}
 	px, err := executionViewToProto(x, view)
 	if err != nil {
 		return nil, err
@@ -235,6 +287,16 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if req.GetWorkflow() != "" {
 		validateWorkflowName(&v, "workflow", req.GetWorkflow())
 	}
+	caller := req.GetCaller()
+	if len(caller) > 512 {
+		v.add("caller", "longer than 512 bytes")
+	}
+	if p := callerOf(ctx); !seesAll(p) {
+		if caller != "" && caller != p.Name {
+			v.add("caller", "callers with the executor role list only their own executions (%s)", p.Name)
+		}
+		caller = p.Name
+	}
 	if st := req.GetStatus(); st < kgwv1.ExecutionStatus_EXECUTION_STATUS_UNSPECIFIED || st > kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT {
 		v.add("status", "%d is not an execution status", int32(st))
 	}
@@ -246,7 +308,7 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if err != nil {
 		return nil, err
 	}
-	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus())), view.String()}
+	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus())), view.String(), caller}
 	cursor, err := decodePageToken(s.pages, req.GetPageToken(), bind...)
 	if err != nil {
 		return nil, err
@@ -254,6 +316,7 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	q := store.ExecutionQuery{
 		Workflow:    req.GetWorkflow(),
 		Status:      store.ExecutionStatus(req.GetStatus()),
+		Caller:      caller,
 		OmitResults: view != kgwv1.ExecutionView_EXECUTION_VIEW_FULL,
 	}
 	resp := &kgwv1.ListExecutionsResponse{}
@@ -344,6 +407,9 @@ func (s *executionService) listFull(ctx context.Context, q store.ExecutionQuery,
 
 func (s *executionService) CancelExecution(ctx context.Context, req *kgwv1.CancelExecutionRequest) (*kgwv1.CancelExecutionResponse, error) {
 	if err := checkExecutionID(req.GetExecutionId()); err != nil {
+		return nil, err
+	}
+	if err := s.own(ctx, req.GetExecutionId()); err != nil {
 		return nil, err
 	}
 	x, err := s.exec.Cancel(ctx, req.GetExecutionId())

@@ -96,6 +96,14 @@ export declare type Execution = Message<"kgw.v1.Execution"> & {
   idempotencyKey: string;
 
   /**
+   * Principal of the caller that started the execution (`local` under
+   * `--auth none`).
+   *
+   * @generated from field: string caller = 12;
+   */
+  caller: string;
+
+  /**
    * Name of the gateway replica (`--replica-name`) that runs the execution,
    * or that ran it last; empty while no replica holds it (released by a
    * draining replica, waiting to be taken over) and for executions of
@@ -1029,6 +1037,14 @@ export declare type ListExecutionsRequest = Message<"kgw.v1.ListExecutionsReques
    * @generated from field: kgw.v1.ExecutionView view = 5;
    */
   view: ExecutionView;
+
+  /**
+   * Only executions started by this principal, when set. Callers with only
+   * the `executor` role see their own executions whatever this says.
+   *
+   * @generated from field: string caller = 6;
+   */
+  caller: string;
 };
 
 /**
