@@ -312,6 +312,10 @@ func New(cfg Config) *Executor {
 		e.journal = newJournal(e.st, e.log)
 		e.loops.Add(1)
 		go e.heartbeatLoop()
+		if relay, ok := e.st.(store.CancelRelay); ok {
+			e.loops.Add(1)
+			go e.listenCancels(relay)
+		}
 	} else {
 		close(e.beating)
 	}
@@ -382,7 +386,10 @@ func (e *Executor) Get(ctx context.Context, id string) (*store.Execution, error)
 // Cancel cancels a running execution and waits until it has ended (running
 // nodes see their context cancelled; the status becomes CANCELLED), or until
 // ctx ends. Cancelling a finished execution returns it unchanged. An
-// unfinished execution run by another process gives ErrNotLocal. As with
+// unfinished execution run by another process is cancelled through the
+// store when it relays cancel requests (store.CancelRelay, PostgreSQL):
+// Cancel then waits until the store shows it ended; other stores give
+// ErrNotLocal. As with
 // Execute, the returned execution must not be modified.
 func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, error) {
 	if r := e.lookup(id); r != nil {
@@ -393,10 +400,59 @@ func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, err
 	if err != nil {
 		return nil, fmt.Errorf("cancel: %w", err)
 	}
-	if !x.Status.Terminal() {
+	if x.Status.Terminal() {
+		return x, nil
+	}
+	relay, ok := e.st.(store.CancelRelay)
+	if !ok {
 		return x, fmt.Errorf("cancel execution %s: %w", id, ErrNotLocal)
 	}
-	return x, nil
+	return e.cancelRemote(ctx, relay, id)
+}
+
+// cancelRemote asks the process that runs execution id to cancel it
+// (store.CancelRelay) and waits until the store shows it ended. The
+// request is repeated every second, so that a lost notification or a
+// takeover by another process delays the cancel but does not lose it.
+func (e *Executor) cancelRemote(ctx context.Context, relay store.CancelRelay, id string) (*store.Execution, error) {
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	var sent time.Time
+	for {
+		if r := e.lookup(id); r != nil { // taken over by this process meanwhile
+			r.cancel(errCancelled)
+			return r.wait(ctx)
+		}
+		if time.Since(sent) >= time.Second {
+			if err := relay.RequestCancel(ctx, id); err != nil {
+				return nil, fmt.Errorf("cancel execution %s: %w", id, err)
+			}
+			sent = time.Now()
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cancel execution %s: %w", id, ctx.Err())
+		}
+		x, err := e.st.GetExecution(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("cancel: %w", err)
+		}
+		if x.Status.Terminal() {
+			return x, nil
+		}
+	}
+}
+
+// listenCancels cancels the local runs named by cancel requests from
+// other processes until Close.
+func (e *Executor) listenCancels(relay store.CancelRelay) {
+	defer e.loops.Done()
+	_ = relay.ListenCancels(e.loopCtx, func(id string) {
+		if r := e.lookup(id); r != nil {
+			r.cancel(errCancelled)
+		}
+	})
 }
 
 // Close stops accepting work (Start then fails with ErrClosed), stops the

@@ -203,3 +203,33 @@ func TestRestartUnderSameNameReclaimsAtOnce(t *testing.T) {
 		t.Errorf("restarts %d, epoch %d; want 1, 2", x.Restarts, x.Epoch)
 	}
 }
+
+// Cancel on a replica that does not run the execution cancels it on the
+// replica that does (a cancel request relayed by PostgreSQL) and returns
+// the CANCELLED execution within a second.
+func TestCancelFromAnotherReplica(t *testing.T) {
+	st, dsn := openPostgres(t)
+	tr := newTracker()
+	w := chainWorkflow("remotecancel")
+	w.Timeout = time.Hour
+	w = register(t, st, w)
+	a := newExecutor(t, executor.Config{Store: st, Resources: tr})
+	id := startBlocked(t, a, tr, w, "")
+	defer tr.unblock("c")
+	b := newExecutor(t, executor.Config{Store: openPostgresDSN(t, dsn), Resources: tr})
+	began := time.Now()
+	x, err := b.Cancel(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Cancel on the other replica: %v", err)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("Cancel took %v, want within a second", took)
+	}
+	if x.Status != store.ExecutionCancelled {
+		t.Fatalf("status %v, want CANCELLED", x.Status)
+	}
+	// The run on A ended CANCELLED too: its own view agrees.
+	if ax, err := a.Get(t.Context(), id); err != nil || ax.Status != store.ExecutionCancelled {
+		t.Errorf("Get on the owner = %v, %v; want CANCELLED", ax, err)
+	}
+}

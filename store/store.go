@@ -515,3 +515,15 @@ type Grant struct {
 	Creator        string
 	AllowedCallers []string
 }
+
+// CancelRelay is implemented by stores shared by replicas (PostgreSQL) to
+// pass cancel requests to whichever process runs an execution.
+type CancelRelay interface {
+	// RequestCancel asks the process that runs execution id to cancel it.
+	// Delivery is best effort (a process that is not listening misses
+	// it), so callers repeat it until the execution has ended.
+	RequestCancel(ctx context.Context, id string) error
+	// ListenCancels calls fn with the id of every cancel request until
+	// ctx ends, reconnecting after failures; it returns ctx's error.
+	ListenCancels(ctx context.Context, fn func(id string)) error
+}

@@ -158,6 +158,29 @@ func TestClusterTakeover(t *testing.T) {
 		}
 	}
 
+	t.Run("cancel from C", func(t *testing.T) {
+		id, err := cs[0].Start(ctx, "cluster_chain", kgw.Params(map[string]any{"gate": "n2", "mode": "before"}), kgw.Resource("db", db))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitForEvent(t, cs[0], id, kgw.EventNodeStarted, "n2")
+		began := time.Now()
+		ex, err := cs[2].CancelExecution(ctx, id)
+		if err != nil {
+			t.Fatalf("cancel on C of an execution running on A: %v", err)
+		}
+		if took := time.Since(began); took > time.Second {
+			t.Errorf("cancel took %v, want within a second", took)
+		}
+		if ex.Status != kgw.StatusCancelled {
+			t.Errorf("status after cancel from C = %s, want CANCELLED", ex.Status)
+		}
+		if got, err := cs[0].GetExecution(ctx, id); err != nil || got.Status != kgw.StatusCancelled {
+			t.Errorf("GetExecution on A = %v, %v; want CANCELLED", got, err)
+		}
+		checkHistory(t, cs[1], id)
+	})
+
 	t.Run("SIGKILL mid-node", func(t *testing.T) {
 		id, err := cs[0].Start(ctx, "cluster_chain", kgw.Params(map[string]any{"gate": "n3", "mode": "after"}), kgw.Resource("db", db))
 		if err != nil {
