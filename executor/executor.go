@@ -594,7 +594,7 @@ func (e *Executor) register(req *Request, p *plan, inline bool) (r, prev *run, e
 // admit registers r, a new or resumed run, and begins it; unless inline,
 // it starts the run's goroutine. It returns instead, with r stopped, the
 // run already registered under r's id or idempotency key (prev), or
-// ErrClosed.
+// ErrClosed, or (for a new run) ErrCallerLimit.
 func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 	e.mu.Lock()
 	if e.closed {
@@ -611,11 +611,11 @@ func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 		r.stop()
 		return prev, nil
 	}
-	if limit := e.cfg.MaxRunsPerCaller; limit > 0 && !r.resumed { // only runs started here count
+	if limit := e.cfg.MaxRunsPerCaller; limit > 0 && !r.resumed { // a resumed run was admitted before
 		if e.perCaller[r.req.Caller] >= limit {
 			e.mu.Unlock()
 			r.stop()
-			return nil, fmt.Errorf("start execution: %w (limit %d)", ErrCallerLimit, limit)
+			return nil, fmt.Errorf("%w (limit %d)", ErrCallerLimit, limit)
 		}
 		e.perCaller[r.req.Caller]++
 		r.counted = true
