@@ -1,0 +1,154 @@
+package access_test
+
+import (
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/kailash-gateway/kgw/access"
+)
+
+// TestForwardedPrincipalAttacks: headers a caller could forge or a
+// certificate could carry that must not name someone else. Each was
+// accepted before (issue 14 attack review): an escaped ',' inside another
+// attribute produced a CN, ".." segments and "*" passed as SPIFFE ids, and
+// the first of several ids was picked.
+func TestForwardedPrincipalAttacks(t *testing.T) {
+	for _, h := range []string{
+		// RFC 4514: "\," is part of the O value; there is no CN here.
+		`Hash=1;Subject="O=evil\,CN=victim"`,
+		`Hash=1;Subject="O=evil\2CCN=victim"`,
+		// Several CNs: which one is the caller is not clear.
+		`Hash=1;Subject="CN=victim,CN=evil"`,
+		`Hash=1;Subject="CN=victim+CN=evil"`,
+		// Not an RFC 4514 name (a part without '=').
+		`Hash=1;Subject="CN=batch,O=Org, Inc."`,
+		// CNs that look like patterns.
+		`Hash=1;Subject="CN=team-*"`,
+		`Hash=1;Subject="CN=*"`,
+		// SPIFFE ids that are not valid: a binding to spiffe://m/ns/a/* must
+		// not match them.
+		`URI=spiffe://m/ns/a/../b`,
+		`URI=spiffe://m/ns/a/./b`,
+		`URI=spiffe://m/ns/a//b`,
+		`URI=spiffe://m/ns/a/*`,
+		`URI=spiffe://m/ns/a/%2e%2e/b`,
+		`URI=spiffe://m/ns/a/b?x=1`,
+		`URI=spiffe://m/ns/a/b#f`,
+		`URI=spiffe://m:443/ns/a`,
+		`URI=spiffe://u@m/ns/a`,
+		`URI=spiffe://M/ns/a`,
+		`URI=spiffe://m`,
+		`URI=spiffe://m/`,
+		`URI=spiffe:///ns/a`,
+		`URI="spiffe://m/ns/a/b,c"`,
+		`URI=spiffe://m/ns/é`,
+		`URI=spiffe://m/` + strings.Repeat("a", 2100),
+		// Two SPIFFE ids in the element the sidecar verified.
+		`URI=spiffe://m/ns/a;URI=spiffe://m/ns/admin`,
+		// An invalid SPIFFE id does not fall back to the CN.
+		`Subject="CN=ok";URI=spiffe://m/ns/a/../b`,
+	} {
+		if p, err := access.ForwardedPrincipal(h); err == nil {
+			t.Errorf("ForwardedPrincipal(%q) = %q; want refused", h, p.Name)
+		}
+	}
+	for h, want := range map[string]string{
+		`Subject="CN=a\,b,O=x"`:                   "cert:a,b",
+		`Subject="CN=batch,O=Org\, Inc."`:         "cert:batch",
+		`Subject="O=x,CN=batch"`:                  "cert:batch",
+		`URI=spiffe://m.example/ns/a-b/sa/c_d.e`:  "spiffe://m.example/ns/a-b/sa/c_d.e",
+		`URI=https://other/x;URI=spiffe://m/ns/a`: "spiffe://m/ns/a",
+	} {
+		p, err := access.ForwardedPrincipal(h)
+		if err != nil || p.Name != want {
+			t.Errorf("ForwardedPrincipal(%q) = %v, %v; want %s", h, p, err, want)
+		}
+	}
+}
+
+// TestCertPrincipalAttacks: the same rules for a verified client
+// certificate.
+func TestCertPrincipalAttacks(t *testing.T) {
+	cert := func(cn string, uris ...string) *x509.Certificate {
+		c := &x509.Certificate{Subject: pkix.Name{CommonName: cn}}
+		for _, u := range uris {
+			pu, err := url.Parse(u)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.URIs = append(c.URIs, pu)
+		}
+		return c
+	}
+	for name, c := range map[string]*x509.Certificate{
+		"two SPIFFE ids":      cert("", "spiffe://m/ns/a", "spiffe://m/ns/admin"),
+		"dot-dot segment":     cert("", "spiffe://m/ns/a/../b"),
+		"star segment":        cert("", "spiffe://m/ns/a/*"),
+		"percent-encoded":     cert("", "spiffe://m/ns/a%2Fb"),
+		"uppercase domain":    cert("", "spiffe://M/ns/a"),
+		"no path":             cert("", "spiffe://m"),
+		"invalid, CN present": cert("ok", "spiffe://m/ns/../x"),
+		"CN with star":        cert("team-*"),
+		"CN star alone":       cert("*"),
+		"CN with space":       cert("a b"),
+	} {
+		if p, err := access.CertPrincipal(c); err == nil {
+			t.Errorf("%s: CertPrincipal = %q; want refused", name, p.Name)
+		}
+	}
+	for want, c := range map[string]*x509.Certificate{
+		"spiffe://m/ns/a": cert("x", "https://web/x", "spiffe://m/ns/a"),
+		"cert:batch":      cert("batch"),
+	} {
+		if p, err := access.CertPrincipal(c); err != nil || p.Name != want {
+			t.Errorf("CertPrincipal = %v, %v; want %s", p, err, want)
+		}
+	}
+}
+
+// TestCheckSPIFFEID: ids that patterns such as spiffe://td/ns/a/* are
+// meant for pass; nothing that could escape such a prefix does.
+func TestCheckSPIFFEID(t *testing.T) {
+	for _, ok := range []string{"spiffe://td/a", "spiffe://td.example-1_x/ns/a/sa/B.c-d_e"} {
+		if err := access.CheckSPIFFEID(ok); err != nil {
+			t.Errorf("CheckSPIFFEID(%q) = %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "spiffe:/td/a", "SPIFFE://td/a", "spiffe://td/a/", "spiffe://td/a/..", "spiffe://td/a/\x00", "spiffe://td/a b", "spiffe://td/a\n"} {
+		if err := access.CheckSPIFFEID(bad); err == nil {
+			t.Errorf("CheckSPIFFEID(%q) accepted", bad)
+		}
+	}
+}
+
+// TestAPIKeyEncodings: bytes a gRPC client may refuse to send but a raw
+// HTTP/2 client can (NUL, non-ASCII, whitespace) never make a key valid.
+func TestAPIKeyEncodings(t *testing.T) {
+	st := openStore(t)
+	keys := access.NewKeys(st, []byte("0123456789abcdef0123456789abcdef"), nil)
+	_, key, err := keys.Create(t.Context(), access.CreateRequest{Name: "k", Roles: []string{"viewer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{
+		key[:len(key)-1] + "\x00",
+		key + "\x00",
+		key[:len(key)-2] + "é",
+		key[:len(key)-1] + "\uff10", // fullwidth digit zero
+		" " + key,
+		key + " ",
+		key[:20] + "\t" + key[21:],
+		strings.Replace(key, "_", "-", 1),
+		"kgw_" + strings.Repeat("a", 1<<20),
+	} {
+		if _, err := keys.Authenticate(t.Context(), bad); reason(err) != access.ReasonMalformed {
+			t.Errorf("Authenticate(%.24q…) = %v; want malformed", bad, err)
+		}
+	}
+}

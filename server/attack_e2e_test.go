@@ -1,0 +1,114 @@
+package server_test
+
+import (
+	"strings"
+	"testing"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+)
+
+// TestMalformedAuthorization sends bearer tokens that are not a valid API
+// key (or a JWT, which this stack does not accept) through a real gateway
+// under --auth required: each is UNAUTHENTICATED, and no error message
+// repeats the token or the valid key's secret.
+func TestMalformedAuthorization(t *testing.T) {
+	s := startStack(t, stackOptions{authRequired: true})
+	key := s.key(t, "viewer")
+	rest := strings.TrimPrefix(key, "kgw_")
+	id, secret := rest[:16], rest[17:]
+	client := kgwv1.NewAccessServiceClient(s.dial(t))
+	call := func(md ...string) (*kgwv1.WhoAmIResponse, error) {
+		return client.WhoAmI(metadata.AppendToOutgoingContext(t.Context(), md...), &kgwv1.WhoAmIRequest{})
+	}
+	// The valid key, with either casing of the scheme, works.
+	for _, scheme := range []string{"Bearer ", "bearer ", "Bearer   "} {
+		if got, err := call("authorization", scheme+key); err != nil || got.GetPrincipal() != "key:"+id {
+			t.Fatalf("valid key with %q: %v, %v", scheme, got, err)
+		}
+	}
+	for name, auth := range map[string]string{
+		"empty":               "",
+		"scheme only":         "Bearer ",
+		"no scheme":           key,
+		"basic scheme":        "Basic " + key,
+		"upper-case scheme":   "BEARER " + key, // refused: only Bearer/bearer are accepted
+		"wrong prefix":        "Bearer kgx_" + rest,
+		"upper-case prefix":   "Bearer KGW_" + rest,
+		"extra underscore":    "Bearer kgw_" + id + "__" + secret,
+		"underscore in id":    "Bearer kgw_" + id[:15] + "_" + "_" + secret,
+		"upper-case hex":      "Bearer kgw_" + strings.ToUpper(id) + "_" + secret,
+		"non-hex secret":      "Bearer kgw_" + id + "_" + secret[:63] + "g",
+		"short secret":        "Bearer kgw_" + id + "_" + secret[:63],
+		"long secret":         "Bearer kgw_" + id + "_" + secret + "0",
+		"very long":           "Bearer kgw_" + id + "_" + strings.Repeat(secret, 200),
+		"inner space":         "Bearer kgw_" + id + " " + secret,
+		"wrong secret":        "Bearer kgw_" + id + "_" + strings.Repeat("0", 64),
+		"unknown id":          "Bearer kgw_" + strings.Repeat("0", 16) + "_" + secret,
+		"other key's secret":  "Bearer kgw_" + strings.Repeat("f", 16) + "_" + secret,
+		"jwt-shaped, no jwks": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
+	} {
+		got, err := call("authorization", auth)
+		if status.Code(err) != codes.Unauthenticated {
+			t.Errorf("%s: %v, %v; want UNAUTHENTICATED", name, got, err)
+			continue
+		}
+		msg := status.Convert(err).Message()
+		if strings.Contains(msg, secret) || strings.Contains(msg, secret[:16]) || (len(auth) > 12 && strings.Contains(msg, strings.TrimPrefix(auth, "Bearer "))) {
+			t.Errorf("%s: error %q repeats the token", name, msg)
+		}
+	}
+	// Two authorization headers, even if both are the valid key, are
+	// malformed: which one counts must not depend on a proxy's order.
+	if got, err := call("authorization", "Bearer "+key, "authorization", "Bearer "+key); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("two authorization headers: %v, %v; want UNAUTHENTICATED", got, err)
+	}
+	if got, err := call("authorization", "Bearer "+key, "authorization", "Bearer kgw_bad"); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("valid then bad authorization header: %v, %v; want UNAUTHENTICATED", got, err)
+	}
+}
+
+// TestForwardedClientCertSpoofing: with --trust-forwarded-client-cert, a
+// header whose Subject hides a CN inside another attribute, or whose SPIFFE
+// id climbs out of a bound prefix with "..", does not name the caller that
+// role bindings give roles to. Before the fix both were accepted as
+// cert:victim and as a principal matching spiffe://mesh.test/ns/payments/*.
+func TestForwardedClientCertSpoofing(t *testing.T) {
+	s := startStack(t, stackOptions{authRequired: true, trustXFCC: true})
+	for pattern, role := range map[string]string{"cert:victim": "admin", "spiffe://mesh.test/ns/payments/*": "developer"} {
+		if _, err := s.auth.Bindings.Create(t.Context(), pattern, []string{role}, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	client := kgwv1.NewAccessServiceClient(s.dial(t))
+	whoami := func(header ...string) (*kgwv1.WhoAmIResponse, error) {
+		var md []string
+		for _, h := range header {
+			md = append(md, "x-forwarded-client-cert", h)
+		}
+		return client.WhoAmI(metadata.AppendToOutgoingContext(t.Context(), md...), &kgwv1.WhoAmIRequest{})
+	}
+	// The honest forms work and get the bound roles.
+	if got, err := whoami(`Hash=1;Subject="CN=victim,O=Mesh"`); err != nil || got.GetPrincipal() != "cert:victim" || !strings.Contains(strings.Join(got.GetRoles(), ","), "admin") {
+		t.Fatalf("honest CN: %v, %v", got, err)
+	}
+	if got, err := whoami(`Hash=1;URI=spiffe://mesh.test/ns/payments/sa/api`); err != nil || got.GetPrincipal() != "spiffe://mesh.test/ns/payments/sa/api" {
+		t.Fatalf("honest SPIFFE id: %v, %v", got, err)
+	}
+	for _, h := range [][]string{
+		{`Hash=1;Subject="O=evil\,CN=victim"`},
+		{`Hash=1;Subject="CN=victim+CN=evil"`},
+		{`Hash=1;URI=spiffe://mesh.test/ns/payments/../other/sa/x`},
+		{`Hash=1;URI=spiffe://mesh.test/ns/payments/*`},
+		{`Hash=1;URI=spiffe://mesh.test/ns/other;URI=spiffe://mesh.test/ns/payments/sa/api`},
+		// Two header values: not trusted at all.
+		{`URI=spiffe://mesh.test/ns/payments/sa/api`, `URI=spiffe://mesh.test/ns/payments/sa/api`},
+	} {
+		if got, err := whoami(h...); status.Code(err) != codes.Unauthenticated {
+			t.Errorf("x-forwarded-client-cert %q: %v, %v; want UNAUTHENTICATED", h, got, err)
+		}
+	}
+}
