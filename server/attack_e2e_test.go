@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -109,6 +110,85 @@ func TestForwardedClientCertSpoofing(t *testing.T) {
 	} {
 		if got, err := whoami(h...); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("x-forwarded-client-cert %q: %v, %v; want UNAUTHENTICATED", h, got, err)
+		}
+	}
+}
+
+// TestExecutorCannotReachOthersExecutions: a caller with only the executor
+// role, knowing (or guessing) another caller's execution id, idempotency
+// key or page token, learns nothing about that execution: Get, Watch and
+// Cancel answer exactly as for an unknown id, a caller filter for someone
+// else is refused, a page token of another caller lists only its own, and
+// the same idempotency key starts a separate execution.
+func TestExecutorCannotReachOthersExecutions(t *testing.T) {
+	s := startStack(t, stackOptions{authRequired: true})
+	ctx := t.Context()
+	s.register(t, &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}})
+	keyA, keyB := s.key(t, "executor"), s.key(t, "executor")
+	a := kgwv1.NewExecutionServiceClient(s.dialAs(t, keyA))
+	b := kgwv1.NewExecutionServiceClient(s.dialAs(t, keyB))
+	var idsA []string
+	for i := 0; i < 3; i++ {
+		r, err := a.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "noop", IdempotencyKey: fmt.Sprintf("k%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idsA = append(idsA, r.GetExecution().GetId())
+	}
+	callerA := "key:" + strings.TrimPrefix(keyA, "kgw_")[:16]
+	if got, err := a.GetExecution(ctx, &kgwv1.GetExecutionRequest{ExecutionId: idsA[0]}); err != nil || got.GetExecution().GetCaller() != callerA {
+		t.Fatalf("owner's GetExecution: %v, %v", got, err)
+	}
+
+	// Same answer as for an id that does not exist.
+	same := func(what string, call func(id string) error) {
+		t.Helper()
+		errOther, errNone := call(idsA[0]), call("no-such-execution")
+		msgOther := strings.ReplaceAll(status.Convert(errOther).Message(), idsA[0], "ID")
+		msgNone := strings.ReplaceAll(status.Convert(errNone).Message(), "no-such-execution", "ID")
+		if status.Code(errOther) != codes.NotFound || status.Code(errNone) != codes.NotFound || msgOther != msgNone {
+			t.Errorf("%s: another caller's execution %v, an unknown one %v; want the same NOT_FOUND", what, errOther, errNone)
+		}
+	}
+	same("GetExecution", func(id string) error {
+		_, err := b.GetExecution(ctx, &kgwv1.GetExecutionRequest{ExecutionId: id})
+		return err
+	})
+	same("CancelExecution", func(id string) error {
+		_, err := b.CancelExecution(ctx, &kgwv1.CancelExecutionRequest{ExecutionId: id})
+		return err
+	})
+	same("WatchExecution", func(id string) error {
+		st, err := b.WatchExecution(ctx, &kgwv1.WatchExecutionRequest{ExecutionId: id})
+		if err != nil {
+			return err
+		}
+		_, err = st.Recv()
+		return err
+	})
+
+	if _, err := b.ListExecutions(ctx, &kgwv1.ListExecutionsRequest{Caller: callerA}); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("ListExecutions with another caller's filter: %v; want INVALID_ARGUMENT", err)
+	}
+	first, err := a.ListExecutions(ctx, &kgwv1.ListExecutionsRequest{PageSize: 1})
+	if err != nil || first.GetNextPageToken() == "" {
+		t.Fatalf("owner's first page: %v, %v", first, err)
+	}
+	if got, err := b.ListExecutions(ctx, &kgwv1.ListExecutionsRequest{PageSize: 1, PageToken: first.GetNextPageToken()}); err == nil && len(got.GetExecutions()) > 0 {
+		t.Errorf("another caller's page token listed %v", got.GetExecutions())
+	}
+	if got, err := b.ListExecutions(ctx, &kgwv1.ListExecutionsRequest{}); err != nil || len(got.GetExecutions()) != 0 {
+		t.Errorf("ListExecutions by a caller with none: %v, %v", got, err)
+	}
+
+	// The same idempotency key from another caller is another execution.
+	r, err := b.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "noop", IdempotencyKey: "k0"})
+	if err != nil || r.GetExecution().GetId() == idsA[0] {
+		t.Errorf("idempotency key k0 from another caller: %v, %v; want a new execution", r, err)
+	}
+	for _, id := range idsA {
+		if x, err := s.ex.GetExecution(ctx, &kgwv1.GetExecutionRequest{ExecutionId: id}); err != nil || x.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+			t.Errorf("A's execution %s after B's attempts: %v, %v", id, x, err)
 		}
 	}
 }
