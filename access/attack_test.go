@@ -1,11 +1,15 @@
 package access_test
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kailash-gateway/kgw/access"
 )
@@ -150,5 +154,74 @@ func TestAPIKeyEncodings(t *testing.T) {
 		if _, err := keys.Authenticate(t.Context(), bad); reason(err) != access.ReasonMalformed {
 			t.Errorf("Authenticate(%.24q…) = %v; want malformed", bad, err)
 		}
+	}
+}
+
+// TestJWTAttacks: header tricks that other JWT libraries have fallen for,
+// and claim encodings at the edges. Keys named in the token itself (jwk,
+// jku, x5u, x5c) are never used; only the configured JWKS counts.
+func TestJWTAttacks(t *testing.T) {
+	good, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	evil, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	gs := &signer{kid: "k1", alg: "ES256", key: good}
+	es := &signer{kid: "k1", alg: "ES256", key: evil} // same kid, attacker's key
+	jw := newJWKS(t, gs.jwk(true))
+	now := time.Now()
+	v, err := access.NewJWTVerifier(t.Context(), access.JWTConfig{JWKSURL: jw.srv.URL, Issuer: issuer, Audience: audience, MinRefreshInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	evilJWK := es.jwk(true)
+	for name, tok := range map[string]string{
+		"embedded jwk":         es.sign(t, map[string]any{"alg": "ES256", "kid": "k1", "jwk": evilJWK}, claims(now, nil)),
+		"embedded jwk, no kid": es.sign(t, map[string]any{"alg": "ES256", "jwk": evilJWK}, claims(now, nil)),
+		"jku":                  es.sign(t, map[string]any{"alg": "ES256", "kid": "k1", "jku": "http://127.0.0.1:1/jwks"}, claims(now, nil)),
+		"x5u":                  es.sign(t, map[string]any{"alg": "ES256", "kid": "k1", "x5u": "http://127.0.0.1:1/cert"}, claims(now, nil)),
+		"kid traversal":        gs.sign(t, map[string]any{"alg": "ES256", "kid": "../../etc/passwd"}, claims(now, nil)),
+		"kid sql":              gs.sign(t, map[string]any{"alg": "ES256", "kid": "k1' OR '1'='1"}, claims(now, nil)),
+		"crit":                 gs.sign(t, map[string]any{"alg": "ES256", "kid": "k1", "crit": []string{"exp"}, "exp": 1}, claims(now, nil)),
+		"alg RS256 on EC key":  gs.sign(t, map[string]any{"alg": "RS256", "kid": "k1"}, claims(now, nil)),
+		"alg EdDSA on EC key":  gs.sign(t, map[string]any{"alg": "EdDSA", "kid": "k1"}, claims(now, nil)),
+		"exp as string":        gs.sign(t, nil, claims(now, func(c map[string]any) { c["exp"] = "99999999999" })),
+		"exp huge":             gs.sign(t, nil, claims(now, func(c map[string]any) { c["exp"] = 1e300 })),
+		"exp negative":         gs.sign(t, nil, claims(now, func(c map[string]any) { c["exp"] = -1 })),
+		"nbf as string":        gs.sign(t, nil, claims(now, func(c map[string]any) { c["nbf"] = "0" })),
+		"aud not a string":     gs.sign(t, nil, claims(now, func(c map[string]any) { c["aud"] = map[string]any{"kgw": true} })),
+		"aud nested array":     gs.sign(t, nil, claims(now, func(c map[string]any) { c["aud"] = []any{[]any{audience}} })),
+		"sub pattern":          gs.sign(t, nil, claims(now, func(c map[string]any) { c["sub"] = "ali*" })),
+		"sub with space":       gs.sign(t, nil, claims(now, func(c map[string]any) { c["sub"] = "alice admin" })),
+		"iss array":            gs.sign(t, nil, claims(now, func(c map[string]any) { c["iss"] = []string{issuer} })),
+		"four parts":           gs.sign(t, nil, claims(now, nil)) + ".x",
+		"huge":                 "eyJ" + strings.Repeat("A", 20<<10) + ".e30.",
+	} {
+		if p, err := v.Verify(t.Context(), tok); err == nil {
+			t.Errorf("%s: accepted as %s", name, p.Name)
+		}
+	}
+	for name, tok := range map[string]string{
+		"exp as float":                 gs.sign(t, nil, claims(now, func(c map[string]any) { c["exp"] = float64(now.Add(time.Hour).Unix()) + 0.5 })),
+		"aud as string":                gs.sign(t, nil, claims(now, func(c map[string]any) { c["aud"] = audience })),
+		"nbf in the future, in leeway": gs.sign(t, nil, claims(now, func(c map[string]any) { c["nbf"] = now.Add(10 * time.Second).Unix() })),
+	} {
+		if _, err := v.Verify(t.Context(), tok); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	// Only one JWKS read happened (at start): unknown kids within
+	// MinRefreshInterval do not fetch again, and jku/x5u were not followed.
+	if n := jw.count(); n != 1 {
+		t.Errorf("JWKS read %d times, want 1", n)
+	}
+}
+
+// TestJWKSBounded: a JWKS larger than 1 MiB is refused rather than read
+// whole.
+func TestJWKSBounded(t *testing.T) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s := &signer{kid: "k1", alg: "ES256", key: key}
+	pad := strings.Repeat("x", 2<<20)
+	jw := newJWKS(t, map[string]any{"kid": "pad", "kty": "oct", "k": pad}, s.jwk(true))
+	if _, err := access.NewJWTVerifier(t.Context(), access.JWTConfig{JWKSURL: jw.srv.URL, Issuer: issuer, Audience: audience}); err == nil {
+		t.Errorf("a JWKS of more than 1 MiB was accepted")
 	}
 }
