@@ -2,6 +2,9 @@ package server_test
 
 import (
 	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -189,6 +192,72 @@ func TestExecutorCannotReachOthersExecutions(t *testing.T) {
 	for _, id := range idsA {
 		if x, err := s.ex.GetExecution(ctx, &kgwv1.GetExecutionRequest{ExecutionId: id}); err != nil || x.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
 			t.Errorf("A's execution %s after B's attempts: %v, %v", id, x, err)
+		}
+	}
+}
+
+// TestAPIKeyNeverLeaks: the secret part of an API key appears in no log
+// line (with the access log on), no error, and no store file, through
+// creation, use, a wrong secret, listing and revocation.
+func TestAPIKeyNeverLeaks(t *testing.T) {
+	logs := &lockedBuffer{}
+	s := startStack(t, stackOptions{authRequired: true, accessLog: true, logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	ctx := t.Context()
+	acc := kgwv1.NewAccessServiceClient(s.conn)
+	created, err := acc.CreateApiKey(ctx, &kgwv1.CreateApiKeyRequest{Name: "leak-check", Roles: []string{"viewer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := created.GetKey()
+	secret := key[len(key)-64:]
+	if got, err := kgwv1.NewAccessServiceClient(s.dialAs(t, key)).WhoAmI(ctx, &kgwv1.WhoAmIRequest{}); err != nil || got.GetRoles()[0] != "viewer" {
+		t.Fatalf("WhoAmI with the new key: %v, %v", got, err)
+	}
+	var errs []string
+	wrong := key[:len(key)-8] + "00000000"
+	for _, tok := range []string{wrong, key + "0", strings.ToUpper(key)} {
+		_, err := kgwv1.NewAccessServiceClient(s.dialAs(t, tok)).WhoAmI(ctx, &kgwv1.WhoAmIRequest{})
+		errs = append(errs, fmt.Sprint(err))
+	}
+	// A viewer calling an admin RPC: PERMISSION_DENIED, logged.
+	_, err = kgwv1.NewAccessServiceClient(s.dialAs(t, key)).ListApiKeys(ctx, &kgwv1.ListApiKeysRequest{})
+	errs = append(errs, fmt.Sprint(err))
+	list, err := acc.ListApiKeys(ctx, &kgwv1.ListApiKeysRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := acc.RevokeApiKey(ctx, &kgwv1.RevokeApiKeyRequest{Id: created.GetApiKey().GetId()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = kgwv1.NewAccessServiceClient(s.dialAs(t, key)).WhoAmI(ctx, &kgwv1.WhoAmIRequest{})
+	errs = append(errs, fmt.Sprint(err))
+
+	for _, part := range []string{secret, secret[:32], secret[32:], wrong[len(wrong)-64:]} {
+		if strings.Contains(logs.String(), part) {
+			t.Errorf("a log line holds the key's secret part")
+		}
+		if strings.Contains(strings.Join(errs, "\n"), part) {
+			t.Errorf("an error holds the key's secret part: %q", errs)
+		}
+		if strings.Contains(list.String(), part) {
+			t.Errorf("ListApiKeys returns the key's secret part")
+		}
+	}
+	if !strings.Contains(logs.String(), "audit: authentication failed") || !strings.Contains(logs.String(), "audit: permission denied") {
+		t.Errorf("audit lines missing:\n%s", logs.String())
+	}
+	s.st.Close()
+	files, _ := filepath.Glob(filepath.Join(filepath.Dir(s.storePath), "*"))
+	if len(files) == 0 {
+		t.Fatalf("no store files next to %s", s.storePath)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), secret) || strings.Contains(string(b), secret[:32]) {
+			t.Errorf("store file %s holds the key's secret part", f)
 		}
 	}
 }
