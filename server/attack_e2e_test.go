@@ -29,31 +29,31 @@ func TestMalformedAuthorization(t *testing.T) {
 		return client.WhoAmI(metadata.AppendToOutgoingContext(t.Context(), md...), &kgwv1.WhoAmIRequest{})
 	}
 	// The valid key, with either casing of the scheme, works.
-	for _, scheme := range []string{"Bearer ", "bearer ", "Bearer   "} {
+	for _, scheme := range []string{"Bearer ", "bearer ", "Bearer   ", "BEARER ", "bEaReR "} {
 		if got, err := call("authorization", scheme+key); err != nil || got.GetPrincipal() != "key:"+id {
 			t.Fatalf("valid key with %q: %v, %v", scheme, got, err)
 		}
 	}
 	for name, auth := range map[string]string{
-		"empty":               "",
-		"scheme only":         "Bearer ",
-		"no scheme":           key,
-		"basic scheme":        "Basic " + key,
-		"upper-case scheme":   "BEARER " + key, // refused: only Bearer/bearer are accepted
-		"wrong prefix":        "Bearer kgx_" + rest,
-		"upper-case prefix":   "Bearer KGW_" + rest,
-		"extra underscore":    "Bearer kgw_" + id + "__" + secret,
-		"underscore in id":    "Bearer kgw_" + id[:15] + "_" + "_" + secret,
-		"upper-case hex":      "Bearer kgw_" + strings.ToUpper(id) + "_" + secret,
-		"non-hex secret":      "Bearer kgw_" + id + "_" + secret[:63] + "g",
-		"short secret":        "Bearer kgw_" + id + "_" + secret[:63],
-		"long secret":         "Bearer kgw_" + id + "_" + secret + "0",
-		"very long":           "Bearer kgw_" + id + "_" + strings.Repeat(secret, 200),
-		"inner space":         "Bearer kgw_" + id + " " + secret,
-		"wrong secret":        "Bearer kgw_" + id + "_" + strings.Repeat("0", 64),
-		"unknown id":          "Bearer kgw_" + strings.Repeat("0", 16) + "_" + secret,
-		"other key's secret":  "Bearer kgw_" + strings.Repeat("f", 16) + "_" + secret,
-		"jwt-shaped, no jwks": "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
+		"empty":                "",
+		"scheme only":          "Bearer ",
+		"no scheme":            key,
+		"basic scheme":         "Basic " + key,
+		"scheme without space": "Bearer" + key,
+		"wrong prefix":         "Bearer kgx_" + rest,
+		"upper-case prefix":    "Bearer KGW_" + rest,
+		"extra underscore":     "Bearer kgw_" + id + "__" + secret,
+		"underscore in id":     "Bearer kgw_" + id[:15] + "_" + "_" + secret,
+		"upper-case hex":       "Bearer kgw_" + strings.ToUpper(id) + "_" + secret,
+		"non-hex secret":       "Bearer kgw_" + id + "_" + secret[:63] + "g",
+		"short secret":         "Bearer kgw_" + id + "_" + secret[:63],
+		"long secret":          "Bearer kgw_" + id + "_" + secret + "0",
+		"very long":            "Bearer kgw_" + id + "_" + strings.Repeat(secret, 200),
+		"inner space":          "Bearer kgw_" + id + " " + secret,
+		"wrong secret":         "Bearer kgw_" + id + "_" + strings.Repeat("0", 64),
+		"unknown id":           "Bearer kgw_" + strings.Repeat("0", 16) + "_" + secret,
+		"other key's secret":   "Bearer kgw_" + strings.Repeat("f", 16) + "_" + secret,
+		"jwt-shaped, no jwks":  "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJhZG1pbiJ9.",
 	} {
 		got, err := call("authorization", auth)
 		if status.Code(err) != codes.Unauthenticated {
