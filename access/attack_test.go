@@ -1,17 +1,22 @@
 package access_test
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/kailash-gateway/kgw/access"
+	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/sqlite"
 )
 
 // TestForwardedPrincipalAttacks: headers a caller could forge or a
@@ -223,5 +228,53 @@ func TestJWKSBounded(t *testing.T) {
 	jw := newJWKS(t, map[string]any{"kid": "pad", "kty": "oct", "k": pad}, s.jwk(true))
 	if _, err := access.NewJWTVerifier(t.Context(), access.JWTConfig{JWKSURL: jw.srv.URL, Issuer: issuer, Audience: audience}); err == nil {
 		t.Errorf("a JWKS of more than 1 MiB was accepted")
+	}
+}
+
+// countingKeyStore counts the key reads that reach the (real) store.
+type countingKeyStore struct {
+	*sqlite.Store
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingKeyStore) GetAPIKey(ctx context.Context, id string) (*store.APIKey, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.Store.GetAPIKey(ctx, id)
+}
+
+// TestAPIKeyCacheFlood: unauthenticated calls with random key ids fill the
+// per-replica cache; the keys in use stay cached (before, the whole cache
+// was dropped when full, so every real call went to the store again).
+func TestAPIKeyCacheFlood(t *testing.T) {
+	st := &countingKeyStore{Store: openStore(t)}
+	clk := &clock{t: time.Now()}
+	keys := access.NewKeys(st, []byte("0123456789abcdef0123456789abcdef"), clk.now)
+	_, key, err := keys.Create(t.Context(), access.CreateRequest{Name: "k", Roles: []string{"viewer"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := keys.Authenticate(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 10001; i++ {
+		fake := fmt.Sprintf("kgw_%016x_%064x", i, i)
+		if _, err := keys.Authenticate(t.Context(), fake); reason(err) != access.ReasonUnknownKey {
+			t.Fatalf("random id: %v", err)
+		}
+	}
+	st.mu.Lock()
+	before := st.reads
+	st.mu.Unlock()
+	if _, err := keys.Authenticate(t.Context(), key); err != nil {
+		t.Fatal(err)
+	}
+	st.mu.Lock()
+	after := st.reads
+	st.mu.Unlock()
+	if after != before {
+		t.Errorf("the key in use was read from the store again after a flood of unknown ids (%d reads)", after-before)
 	}
 }
