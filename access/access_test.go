@@ -195,7 +195,7 @@ func TestBindingsAndGrants(t *testing.T) {
 func TestForwardedPrincipal(t *testing.T) {
 	tests := []struct{ header, want string }{
 		{`By=spiffe://m/gw;Hash=1;URI=spiffe://m/ns/a/sa/b`, "spiffe://m/ns/a/sa/b"},
-		{`Hash=1;Subject="CN=batch,O=Org, Inc.";URI=`, "cert:batch"},
+		{`Hash=1;Subject="CN=batch,O=Org\, Inc.";URI=`, "cert:batch"},
 		{`URI=spiffe://m/first,By=x;URI=spiffe://m/second`, "spiffe://m/second"},
 	}
 	for _, tt := range tests {

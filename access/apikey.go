@@ -190,11 +190,34 @@ func (k *Keys) lookup(ctx context.Context, id string) (*store.APIKey, error) {
 	}
 	k.mu.Lock()
 	if len(k.cache) >= maxCached {
-		clear(k.cache)
+		k.evictLocked(now)
 	}
 	k.cache[id] = cachedKey{k: rec, until: now.Add(KeyTTL)}
 	k.mu.Unlock()
 	return rec, nil
+}
+
+// evictLocked makes room in a full cache: expired entries go first, then
+// those of unknown ids, and only then everything. A flood of random ids
+// (each one an unknown key) thus does not push the keys in use out of the
+// cache, which would send every real call to the store too.
+func (k *Keys) evictLocked(now time.Time) {
+	for id, c := range k.cache {
+		if !now.Before(c.until) {
+			delete(k.cache, id)
+		}
+	}
+	if len(k.cache) < maxCached {
+		return
+	}
+	for id, c := range k.cache {
+		if c.k == nil {
+			delete(k.cache, id)
+		}
+	}
+	if len(k.cache) >= maxCached {
+		clear(k.cache)
+	}
 }
 
 // touch writes the last-used time at most once per touchEvery per key on

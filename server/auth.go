@@ -157,17 +157,20 @@ func (a *authorizer) check(ctx context.Context, method string) (context.Context,
 	return context.WithValue(ctx, principalKey{}, p), nil
 }
 
-// credentials collects what the call presented. Only the first
-// authorization header counts; more than one is malformed.
+// credentials collects what the call presented: "authorization: Bearer
+// <token>" (the scheme in any case); more than one authorization header is
+// malformed.
 func (a *authorizer) credentials(ctx context.Context) access.Credentials {
 	var c access.Credentials
 	md, _ := metadata.FromIncomingContext(ctx)
 	if vals := md.Get("authorization"); len(vals) > 0 {
-		tok, ok := strings.CutPrefix(vals[0], "Bearer ")
-		if !ok {
-			tok, ok = strings.CutPrefix(vals[0], "bearer ")
+		// The scheme is case-insensitive (RFC 9110 §11.1).
+		v := vals[0]
+		ok := len(v) > len("bearer ") && strings.EqualFold(v[:len("bearer ")], "bearer ")
+		tok := ""
+		if ok {
+			tok = strings.TrimSpace(v[len("bearer "):])
 		}
-		tok = strings.TrimSpace(tok)
 		if !ok || tok == "" || len(vals) > 1 {
 			c.BadAuthorization = true
 		}
