@@ -6,6 +6,8 @@ require (
 	github.com/google/go-cmp v0.7.0
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
+	github.com/kailash-gateway/kgw/clients/go v0.0.0
+	github.com/kailash-gateway/kgw/gen/go v0.0.0
 	github.com/mattn/go-sqlite3 v1.14.53
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/rueidis v1.0.79
@@ -33,4 +35,11 @@ require (
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect
 	golang.org/x/text v0.42.0 // indirect
+)
+
+// The Go client and the generated code are modules of their own (see
+// docs/clients.md); the server builds the copies in this repository.
+replace (
+	github.com/kailash-gateway/kgw/clients/go => ./clients/go
+	github.com/kailash-gateway/kgw/gen/go => ./gen/go
 )
