@@ -9,11 +9,14 @@
 // finishes, is cancelled with Cancel, or the Executor is closed. Runs
 // execute on worker goroutines that wait a while for the next run, so that
 // an execution does not grow a fresh goroutine's stack to the depth the
-// Starlark interpreter needs. Execute with a context that can never end
-// (context.Background) runs the execution on the caller's goroutine
-// instead, which saves two goroutine switches: nothing could make it return
-// before the end anyway. Workflow versions are planned once (cached by name
-// and version, checked against the definition) and node programs compiled
+// Starlark interpreter needs (see spawn). Execute with a context that can
+// never end (context.Background) runs the execution on the caller's
+// goroutine instead: nothing could make it return before the end anyway.
+// Each attempt's context derives from its run's (context.WithDeadlineCause)
+// and ends at the node's deadline or the workflow's, whichever comes
+// first, so that its cause tells a node timeout from a workflow timeout or
+// a cancellation. Workflow versions are planned once (cached by name and
+// version, checked against the definition) and node programs compiled
 // once.
 //
 // # Events and the journal
@@ -33,8 +36,9 @@
 // in the same write as its ExecutionStarted event (store.JournalBatch
 // Creates); its first node runs only once that write is committed. The
 // writer waits (at most a millisecond) while runs that will soon enqueue
-// are busy, so one commit carries the next step of every execution in
-// progress. Execution ids are time-ordered UUIDs (version 7), which keeps
+// are active, so that one commit carries the next step of every execution
+// in progress (see gather).
+// Execution ids are time-ordered UUIDs (version 7), which keeps
 // the store's indexes appending instead of touching a random page per
 // execution.
 //
@@ -65,5 +69,6 @@
 // # Secrets
 //
 // Node results, log lines and error texts pass through the execution's
-// Redactor (Config.NewRedactor) before they are stored, emitted or returned.
+// *secrets.Redactor (Config.NewRedactor) before they are stored, emitted or
+// returned.
 package executor

@@ -2,15 +2,17 @@ package executor
 
 import (
 	"context"
-	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
-	"go.starlark.net/starlark"
+	"github.com/google/uuid"
 
 	"github.com/kailash-gateway/kgw/executor/node"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -55,33 +57,22 @@ const (
 	recentRuns            = 256 // finished runs kept in memory for Get/Subscribe
 )
 
-// A Redactor removes secret values from text and values. Each execution gets
-// its own (Config.NewRedactor); the resource broker teaches it the secrets it
-// resolves for that execution. Implementations must be safe for concurrent
-// use and must keep the shape of values (a map stays a map).
-type Redactor interface {
-	// String returns s with every known secret replaced by "[REDACTED]".
-	String(s string) string
-	// Value returns a copy of a JSON-like value with secrets replaced in
-	// every string it contains.
-	Value(v any) any
-}
-
 // A ResourceBroker lends resources to node attempts. It is defined here, by
 // its consumer; package resources implements it. Safe for concurrent use.
 type ResourceBroker interface {
 	// Session returns the resources of one node attempt of execution execID,
 	// built from the request's specs. Values the broker resolves (secrets)
 	// are registered with redact so they never leave the execution.
-	Session(execID string, specs map[string]store.ResourceSpec, redact Redactor) AttemptResources
+	Session(execID string, specs map[string]store.ResourceSpec, redact *secrets.Redactor) AttemptResources
 }
 
-// AttemptResources are the resources of one node attempt. Open may be called
-// from several goroutines of the attempt (parallel.map); Close is called once
-// when the attempt ends and releases everything Open lent.
+// AttemptResources are the resources of one node attempt: the runtime's
+// node.ResourceOpener (Open may be called from several goroutines of the
+// attempt, and a name the request lacks gives node.ErrNotProvided), and
+// Close, called once when the attempt ends to release everything Open
+// lent.
 type AttemptResources interface {
-	// Open returns the handle of the resource named name.
-	Open(ctx context.Context, name string) (starlark.Value, error)
+	node.ResourceOpener
 	// Close releases the handles of the attempt.
 	Close()
 }
@@ -111,16 +102,23 @@ type Config struct {
 	// limit. The caller creates it and closes it after Close.
 	Watchdog *node.Watchdog
 	// Owner identifies this process in the journal (Execution.Owner) and
-	// in heartbeats. It must be unique per process and must differ from
-	// the owner of any earlier process on the same store; the default
-	// (host name, process id and a random part) is.
+	// in heartbeats: its replica name. It must be unique among the live
+	// processes on the store; the default (host name, process id and a
+	// random part) is. A process started under the owner of an earlier
+	// one takes that one's unfinished executions back at its first
+	// Recover (store.ReclaimExecutions), so two live processes must never
+	// share it.
 	Owner string
 	// HeartbeatInterval is how often the Executor records in the store
 	// that its owner is alive (default 5 s). Heart-beating starts in New.
 	HeartbeatInterval time.Duration
 	// StaleAfter is how long an owner may go without a heartbeat before
-	// other processes take over its unfinished executions (default 30 s).
-	// It must be well above HeartbeatInterval.
+	// other processes take over its unfinished executions (default 30 s):
+	// the lease timeout. It must be well above HeartbeatInterval. A
+	// process whose heartbeats have all failed for StaleAfter minus one
+	// HeartbeatInterval stops its runs itself (ErrFenced) and is not
+	// Ready until a heartbeat succeeds again; it then releases those
+	// executions so that any process resumes them.
 	StaleAfter time.Duration
 	// RecoveryInterval is how often, after Recover, the Executor looks for
 	// unfinished executions of stale owners (default 15 s).
@@ -164,9 +162,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Now returns the current time (default time.Now).
 	Now func() time.Time
-	// NewRedactor returns the redactor of a new execution; nil means no
-	// redaction.
-	NewRedactor func() Redactor
+	// NewRedactor returns the redactor of a new execution (default
+	// secrets.NewRedactor). The resource broker adds to it the secrets it
+	// resolves for the execution (ResourceBroker.Session); node results,
+	// log lines and error texts pass through it.
+	NewRedactor func() *secrets.Redactor
 }
 
 // Request asks the Executor to run one workflow version.
@@ -226,6 +226,9 @@ type Executor struct {
 	beating    chan struct{} // closed after the first heartbeat attempt
 	recovering sync.Once     // starts the maintenance loop
 	firstPass  bool          // guarded by mu: the first Recover has claimed
+	// leaseLost is set while this process cannot renew its lease (see
+	// heartbeatLoop): it has stopped its runs and is not ready.
+	leaseLost atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -277,6 +280,9 @@ func New(cfg Config) *Executor {
 	if cfg.MaxNodeRestarts == 0 {
 		cfg.MaxNodeRestarts = DefaultMaxNodeRestarts
 	}
+	if cfg.NewRedactor == nil {
+		cfg.NewRedactor = secrets.NewRedactor
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -306,6 +312,10 @@ func New(cfg Config) *Executor {
 		e.journal = newJournal(e.st, e.log)
 		e.loops.Add(1)
 		go e.heartbeatLoop()
+		if relay, ok := e.st.(store.CancelRelay); ok {
+			e.loops.Add(1)
+			go e.listenCancels(relay)
+		}
 	} else {
 		close(e.beating)
 	}
@@ -338,7 +348,12 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 	if r == nil { // attached to an execution this process does not run
 		return e.waitStored(ctx, id)
 	}
-	return r.wait(ctx)
+	x, err := r.wait(ctx)
+	if errors.Is(err, ErrFenced) {
+		// Lost to another process: wait for the end it journals.
+		return e.waitStored(ctx, id)
+	}
+	return x, err
 }
 
 // Start starts req and returns the execution id at once. The run belongs to
@@ -371,7 +386,10 @@ func (e *Executor) Get(ctx context.Context, id string) (*store.Execution, error)
 // Cancel cancels a running execution and waits until it has ended (running
 // nodes see their context cancelled; the status becomes CANCELLED), or until
 // ctx ends. Cancelling a finished execution returns it unchanged. An
-// unfinished execution run by another process gives ErrNotLocal. As with
+// unfinished execution run by another process is cancelled through the
+// store when it relays cancel requests (store.CancelRelay, PostgreSQL):
+// Cancel then waits until the store shows it ended; other stores give
+// ErrNotLocal. As with
 // Execute, the returned execution must not be modified.
 func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, error) {
 	if r := e.lookup(id); r != nil {
@@ -382,10 +400,59 @@ func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, err
 	if err != nil {
 		return nil, fmt.Errorf("cancel: %w", err)
 	}
-	if !x.Status.Terminal() {
+	if x.Status.Terminal() {
+		return x, nil
+	}
+	relay, ok := e.st.(store.CancelRelay)
+	if !ok {
 		return x, fmt.Errorf("cancel execution %s: %w", id, ErrNotLocal)
 	}
-	return x, nil
+	return e.cancelRemote(ctx, relay, id)
+}
+
+// cancelRemote asks the process that runs execution id to cancel it
+// (store.CancelRelay) and waits until the store shows it ended. The
+// request is repeated every second, so that a lost notification or a
+// takeover by another process delays the cancel but does not lose it.
+func (e *Executor) cancelRemote(ctx context.Context, relay store.CancelRelay, id string) (*store.Execution, error) {
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	var sent time.Time
+	for {
+		if r := e.lookup(id); r != nil { // taken over by this process meanwhile
+			r.cancel(errCancelled)
+			return r.wait(ctx)
+		}
+		if time.Since(sent) >= time.Second {
+			if err := relay.RequestCancel(ctx, id); err != nil {
+				return nil, fmt.Errorf("cancel execution %s: %w", id, err)
+			}
+			sent = time.Now()
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cancel execution %s: %w", id, ctx.Err())
+		}
+		x, err := e.st.GetExecution(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("cancel: %w", err)
+		}
+		if x.Status.Terminal() {
+			return x, nil
+		}
+	}
+}
+
+// listenCancels cancels the local runs named by cancel requests from
+// other processes until Close.
+func (e *Executor) listenCancels(relay store.CancelRelay) {
+	defer e.loops.Done()
+	_ = relay.ListenCancels(e.loopCtx, func(id string) {
+		if r := e.lookup(id); r != nil {
+			r.cancel(errCancelled)
+		}
+	})
 }
 
 // Close stops accepting work (Start then fails with ErrClosed), stops the
@@ -411,7 +478,6 @@ func (e *Executor) Close(ctx context.Context) error {
 	case <-drained:
 	case <-ctx.Done():
 		err = ctx.Err()
-		e.baseCancel(ErrClosed)
 		e.interruptRuns()
 		<-drained
 	}
@@ -481,9 +547,9 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 			return nil, "", false, fmt.Errorf("start execution: %w", ctx.Err())
 		}
 	}
-	r, prev, err := e.register(req, p, key, durable, inline)
+	r, prev, err := e.register(req, p, inline)
 	if err != nil {
-		return nil, "", false, err
+		return nil, "", false, fmt.Errorf("start execution: %w", err)
 	}
 	if prev != nil {
 		r, id, err := e.attachKey(ctx, prev, req)
@@ -514,40 +580,49 @@ func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, s
 	return ar, id, nil
 }
 
-// register creates and begins the run of req, or returns the run that
-// already has its idempotency key (prev). Unless inline, it hands the run
-// to a worker goroutine.
-func (e *Executor) register(req *Request, p *plan, key string, durable, inline bool) (r, prev *run, err error) {
-	if durable {
-		// Tell the journal writer that this run's create is coming, so
-		// that it joins the commit of its concurrent peers.
-		e.journal.busy.Add(1)
-		defer e.journal.busy.Add(-1)
+// register creates and admits the run of req, or returns the run that
+// already has its idempotency key (prev).
+func (e *Executor) register(req *Request, p *plan, inline bool) (r, prev *run, err error) {
+	r = e.newRun(req, p, nil)
+	prev, err = e.admit(r, inline)
+	if err != nil || prev != nil {
+		return nil, prev, err
 	}
-	r = e.newRun(req, p)
+	return r, nil, nil
+}
+
+// admit registers r, a new or resumed run, and begins it; unless inline,
+// it starts the run's goroutine. It returns instead, with r stopped, the
+// run already registered under r's id or idempotency key (prev), or
+// ErrClosed, or (for a new run) ErrCallerLimit.
+func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
 		r.stop()
-		return nil, nil, fmt.Errorf("start execution: %w", ErrClosed)
+		return nil, ErrClosed
 	}
-	if prev := e.byKey[key]; key != "" && prev != nil {
+	prev = e.runs[r.id]
+	if prev == nil && r.key != "" {
+		prev = e.byKey[r.key]
+	}
+	if prev != nil {
 		e.mu.Unlock()
 		r.stop()
-		return nil, prev, nil
+		return prev, nil
 	}
-	if limit := e.cfg.MaxRunsPerCaller; limit > 0 {
-		if e.perCaller[req.Caller] >= limit {
+	if limit := e.cfg.MaxRunsPerCaller; limit > 0 && !r.resumed { // a resumed run was admitted before
+		if e.perCaller[r.req.Caller] >= limit {
 			e.mu.Unlock()
 			r.stop()
-			return nil, nil, fmt.Errorf("start execution: %w (limit %d)", ErrCallerLimit, limit)
+			return nil, fmt.Errorf("%w (limit %d)", ErrCallerLimit, limit)
 		}
-		e.perCaller[req.Caller]++
+		e.perCaller[r.req.Caller]++
 		r.counted = true
 	}
 	e.runs[r.id] = r
-	if key != "" {
-		e.byKey[key] = r
+	if r.key != "" {
+		e.byKey[r.key] = r
 	}
 	e.wg.Add(1)
 	e.mu.Unlock()
@@ -556,7 +631,7 @@ func (e *Executor) register(req *Request, p *plan, key string, durable, inline b
 	if !inline {
 		e.spawn(r)
 	}
-	return r, nil, nil
+	return nil, nil
 }
 
 // uncountLocked ends r's share of its caller's MaxRunsPerCaller, once.
@@ -636,9 +711,25 @@ func (e *Executor) lookup(id string) *run {
 }
 
 // finished moves r from the live runs to the ring of recent ones.
+// A fenced run is forgotten at once instead: another process holds its
+// execution, and Get, Subscribe and waiters must follow that one through
+// the store.
 func (e *Executor) finished(r *run) {
+	r.mu.Lock()
+	fenced := r.fenced
+	r.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if fenced {
+		if e.runs[r.id] == r {
+			delete(e.runs, r.id)
+		}
+		if r.key != "" && e.byKey[r.key] == r {
+			delete(e.byKey, r.key)
+		}
+		e.uncountLocked(r)
+		return
+	}
 	e.uncountLocked(r)
 	e.recent = append(e.recent, r)
 	if len(e.recent) <= recentRuns {
@@ -665,50 +756,8 @@ func (e *Executor) workflowCache(name string) *node.WorkflowCache {
 	return c
 }
 
-// idClock makes execution ids increase within the process.
-var idClock struct {
-	sync.Mutex
-	last int64 // last id's 48-bit millisecond time << 12 | 12-bit sequence
-}
-
-// newID returns, for the current time now, a time-ordered UUID (version 7, RFC 9562): 48 bits of Unix
-// milliseconds, a 12-bit sequence that keeps ids of one millisecond in
-// order, and 62 random bits. Ordered ids keep the store's indexes on
-// execution ids appending at their right edge instead of touching a
-// random page per execution, which roughly halves the cost of the journal.
-func newID(now time.Time) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
-	ts := now.UnixMilli() << 12
-	idClock.Lock()
-	if ts <= idClock.last {
-		ts = idClock.last + 1 // same millisecond (or the clock stepped back)
-	}
-	idClock.last = ts
-	idClock.Unlock()
-	ms, seq := ts>>12, ts&0xfff
-	for i := range 6 {
-		b[i] = byte(ms >> (40 - 8*i))
-	}
-	b[6] = 0x70 | byte(seq>>8)
-	b[7] = byte(seq)
-	b[8] = b[8]&0x3f | 0x80
-	const hex = "0123456789abcdef"
-	var s [36]byte
-	j := 0
-	for i, c := range b {
-		if i == 4 || i == 6 || i == 8 || i == 10 {
-			s[j] = '-'
-			j++
-		}
-		s[j], s[j+1] = hex[c>>4], hex[c&0x0f]
-		j += 2
-	}
-	return string(s[:])
-}
-
-// noRedactor is the Redactor used when Config.NewRedactor is nil.
-type noRedactor struct{}
-
-func (noRedactor) String(s string) string { return s }
-func (noRedactor) Value(v any) any        { return v }
+// newID returns a new execution id: a time-ordered UUID (version 7, RFC
+// 9562), increasing within the process. Ordered ids keep the store's
+// indexes on execution ids appending at their right edge instead of
+// touching a random page per execution.
+func newID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"go.starlark.net/starlark"
 
 	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -250,7 +252,7 @@ type testBroker struct {
 	closed   atomic.Int64
 }
 
-func (b *testBroker) Session(string, map[string]store.ResourceSpec, executor.Redactor) executor.AttemptResources {
+func (b *testBroker) Session(string, map[string]store.ResourceSpec, *secrets.Redactor) executor.AttemptResources {
 	b.sessions.Add(1)
 	return testSession{b}
 }
@@ -674,30 +676,6 @@ func TestStartOutlivesCallerContext(t *testing.T) {
 	}
 }
 
-type testRedactor struct{ secret string }
-
-func (r testRedactor) String(s string) string { return strings.ReplaceAll(s, r.secret, "[REDACTED]") }
-
-func (r testRedactor) Value(v any) any {
-	switch x := v.(type) {
-	case string:
-		return r.String(x)
-	case []any:
-		out := make([]any, len(x))
-		for i := range x {
-			out[i] = r.Value(x[i])
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, v := range x {
-			out[k] = r.Value(v)
-		}
-		return out
-	}
-	return v
-}
-
 // vaultSecret is the value of the "vault" test resource.
 const vaultSecret = "hunter2-secret"
 
@@ -706,9 +684,13 @@ const vaultSecret = "hunter2-secret"
 func TestRedaction(t *testing.T) {
 	st := openStore(t)
 	e := newExecutor(t, executor.Config{
-		Store:       st,
-		Resources:   &testBroker{},
-		NewRedactor: func() executor.Redactor { return testRedactor{vaultSecret} },
+		Store:     st,
+		Resources: &testBroker{},
+		NewRedactor: func() *secrets.Redactor {
+			r := secrets.NewRedactor()
+			r.AddString(vaultSecret) // as the broker does for a secret it resolves
+			return r
+		},
 	})
 	leak := codeNode("leak", `pw = get_resource("vault")
 logger.info("password is " + pw, pw = pw)
@@ -948,5 +930,40 @@ result = {}`)
 		if !errors.Is(err, io.EOF) {
 			t.Errorf("Next after seq %d of a finished run = %v, %v; want io.EOF", after, ev, err)
 		}
+	}
+}
+
+// Each logger level of node code reaches the journal as the same level.
+func TestNodeLogLevels(t *testing.T) {
+	st := openStore(t)
+	e := newExecutor(t, executor.Config{Store: st})
+	w := workflow("levels", []store.Node{codeNode("n", `logger.debug("d")
+logger.info("i")
+print("p")
+logger.warning("w")
+logger.warn("w2")
+logger.error("e")
+result = {}`)})
+	x, err := e.Execute(t.Context(), &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, x, store.ExecutionCompleted)
+	evs, err := st.ListEvents(t.Context(), x.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]store.LogLevel{}
+	for _, ev := range evs {
+		if ev.Kind == store.EventNodeLog {
+			got[ev.Message] = ev.Level
+		}
+	}
+	want := map[string]store.LogLevel{
+		"d": store.LogDebug, "i": store.LogInfo, "p": store.LogInfo,
+		"w": store.LogWarning, "w2": store.LogWarning, "e": store.LogError,
+	}
+	if !maps.Equal(got, want) {
+		t.Errorf("journalled levels %v, want %v", got, want)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kailash-gateway/kgw/executor"
 	"github.com/kailash-gateway/kgw/internal/testenv"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 	"github.com/kailash-gateway/kgw/store/postgres"
 )
@@ -74,7 +75,7 @@ func (t *tracker) waitEntered(tb testing.TB, ctx context.Context, node string) {
 	}
 }
 
-func (t *tracker) Session(string, map[string]store.ResourceSpec, executor.Redactor) executor.AttemptResources {
+func (t *tracker) Session(string, map[string]store.ResourceSpec, *secrets.Redactor) executor.AttemptResources {
 	return trackSession{t}
 }
 

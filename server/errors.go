@@ -41,12 +41,12 @@ const (
 	ReasonResourceNotFound  = "RESOURCE_NOT_FOUND"
 	// ReasonWatchLagging: a stream fell too far behind its execution; the
 	// ErrorInfo metadata "resume_after_seq" is the after_seq to resume from.
-	ReasonWatchLagging       = "WATCH_LAGGING"
-	ReasonResourceExhausted  = "RESOURCE_EXHAUSTED"
-	ReasonShuttingDown       = "SHUTTING_DOWN"
-	ReasonExecutionNotLocal  = "EXECUTION_NOT_LOCAL"
-	ReasonWorkflowNotRunable = "WORKFLOW_NOT_RUNNABLE"
-	ReasonUnavailable        = "UNAVAILABLE"
+	ReasonWatchLagging        = "WATCH_LAGGING"
+	ReasonResourceExhausted   = "RESOURCE_EXHAUSTED"
+	ReasonShuttingDown        = "SHUTTING_DOWN"
+	ReasonExecutionNotLocal   = "EXECUTION_NOT_LOCAL"
+	ReasonWorkflowNotRunnable = "WORKFLOW_NOT_RUNNABLE"
+	ReasonUnavailable         = "UNAVAILABLE"
 
 	// ReasonUnauthenticated: the call has no valid credentials
 	// (UNAUTHENTICATED).
@@ -261,7 +261,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		code, reason = codes.FailedPrecondition, ReasonExecutionNotLocal
 		msg = "the execution is not running in this gateway process (another replica runs it, or it awaits recovery)"
 	case errors.Is(err, executor.ErrInvalidWorkflow):
-		code, reason = codes.FailedPrecondition, ReasonWorkflowNotRunable
+		code, reason = codes.FailedPrecondition, ReasonWorkflowNotRunnable
 		msg = "the stored workflow version cannot be run; register it again"
 	case errors.Is(err, store.ErrNotFound):
 		code, reason = codes.NotFound, ReasonNotFound

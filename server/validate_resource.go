@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
@@ -8,9 +9,6 @@ import (
 
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 	"github.com/kailash-gateway/kgw/resources"
-	"github.com/kailash-gateway/kgw/resources/httppool"
-	"github.com/kailash-gateway/kgw/resources/postgres"
-	"github.com/kailash-gateway/kgw/resources/redis"
 	"github.com/kailash-gateway/kgw/secrets"
 )
 
@@ -82,21 +80,13 @@ func validateSpec(v *validationErrors, field string, s *kgwv1.ResourceSpec, name
 		v.add(field, `inline resource specs are disabled on this gateway; use a named resource: {"ref": "name"}`)
 		return
 	}
-	config := structToMap(s.GetConfig())
-	var err error
-	switch s.GetType() {
-	case "":
+	switch _, err := resources.ParseConfig(s.GetType(), structToMap(s.GetConfig())); {
+	case err == nil:
+	case s.GetType() == "":
 		v.add(field+".type", "required: database, cache or http_client (or give ref)")
-	case resources.TypeDatabase:
-		_, err = postgres.ParseConfig(config)
-	case resources.TypeCache:
-		_, err = redis.ParseConfig(config)
-	case resources.TypeHTTPClient:
-		_, err = httppool.ParseConfig(config)
-	default:
+	case errors.Is(err, resources.ErrUnknownType):
 		v.add(field+".type", "%q is not a resource type: want database, cache or http_client", clip(s.GetType()))
-	}
-	if err != nil {
+	default:
 		// Config parse errors name keys and describe values; configs never
 		// hold credentials (those come from credentials_ref).
 		v.add(field+".config", "%s", strings.TrimSpace(err.Error()))

@@ -133,14 +133,9 @@ func newClientCmd(c *cli, name, synopsis, summary string, outputs ...string) *cl
 	}
 	k.fs.SetOutput(c.stderr)
 	k.fs.Usage = func() {} // parse prints the usage: on stdout for --help, a hint on stderr otherwise
-	env := func(name, def string) string {
-		if v := c.getenv(name); v != "" {
-			return v
-		}
-		return def
-	}
+	env := environment(c.getenv).or
 	k.fs.StringVar(&k.flags.addr, "addr", env("KGW_ADDR", defaultAddr), "gateway address: host:port or a gRPC target such as dns:///kgw.internal:443 (env KGW_ADDR)")
-	k.fs.StringVar(&k.flags.token, "token", c.getenv("KGW_TOKEN"), "bearer token sent with every call (env KGW_TOKEN)")
+	k.fs.StringVar(&k.flags.token, "token", env("KGW_TOKEN", ""), "bearer token sent with every call (env KGW_TOKEN)")
 	k.fs.BoolVar(&k.flags.tls, "tls", false, "connect with TLS (system roots); the default for non-loopback addresses")
 	k.fs.BoolVar(&k.flags.insecure, "insecure", false, "connect without TLS; the default for loopback addresses")
 	k.fs.StringVar(&k.flags.tlsFiles.CA, "tls-ca", c.getenv("KGW_TLS_CA"), "PEM file of the CA that signed the gateway's certificate, instead of the system roots; implies --tls (env KGW_TLS_CA)")

@@ -5,8 +5,6 @@ import (
 	"errors"
 
 	"go.starlark.net/starlark"
-
-	"github.com/kailash-gateway/kgw/store"
 )
 
 // Attempt is everything one attempt of a node needs to run.
@@ -35,7 +33,7 @@ type Attempt struct {
 	Resources ResourceOpener
 	// Log receives logger/print output; nil discards it. Calls are
 	// serialized by the runtime.
-	Log func(level store.LogLevel, msg string, fields map[string]any)
+	Log func(level LogLevel, msg string, fields map[string]any)
 	// Cache is the workflow_cache of the workflow; nil gives a private one.
 	Cache *WorkflowCache
 	// Redact masks the execution's credential values in a string; nil
@@ -48,6 +46,17 @@ type Attempt struct {
 	// may stop it (see Watchdog).
 	Watchdog *Watchdog
 }
+
+// LogLevel is the level of a line that node code logs.
+type LogLevel int8
+
+// Log levels, lowest first.
+const (
+	LogDebug LogLevel = iota + 1
+	LogInfo
+	LogWarning
+	LogError
+)
 
 // ExecutionInfo is the `execution` struct visible to node code.
 type ExecutionInfo struct {

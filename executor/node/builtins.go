@@ -14,7 +14,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kailash-gateway/kgw/internal/starval"
-	"github.com/kailash-gateway/kgw/store"
 )
 
 type builtinFunc = func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error)
@@ -54,11 +53,11 @@ func init() {
 		"get_resource": builtin("get_resource", getResource),
 		"catch":        builtin("catch", catch),
 		"logger": module("logger", map[string]builtinFunc{
-			"debug":   logAt(store.LogDebug),
-			"info":    logAt(store.LogInfo),
-			"warning": logAt(store.LogWarning),
-			"warn":    logAt(store.LogWarning),
-			"error":   logAt(store.LogError),
+			"debug":   logAt(LogDebug),
+			"info":    logAt(LogInfo),
+			"warning": logAt(LogWarning),
+			"warn":    logAt(LogWarning),
+			"error":   logAt(LogError),
 		}),
 		"parallel": module("parallel", map[string]builtinFunc{"map": parallelMap}),
 		"json":     jsonModule(),
@@ -237,7 +236,7 @@ func getResource(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 
 // logAt implements logger.<level>(msg, *args, **fields): msg % args when
 // args are given; fields become structured log fields.
-func logAt(level store.LogLevel) builtinFunc {
+func logAt(level LogLevel) builtinFunc {
 	return func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 		if len(args) == 0 {
 			return nil, fmt.Errorf("%s: missing argument msg", b.Name())

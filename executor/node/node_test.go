@@ -16,14 +16,13 @@ import (
 
 	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/internal/starval"
-	"github.com/kailash-gateway/kgw/store"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // logLine is one captured log call.
 type logLine struct {
-	Level  store.LogLevel
+	Level  node.LogLevel
 	Msg    string
 	Fields map[string]any
 }
@@ -34,7 +33,7 @@ type logs struct {
 	lines []logLine
 }
 
-func (l *logs) log(level store.LogLevel, msg string, fields map[string]any) {
+func (l *logs) log(level node.LogLevel, msg string, fields map[string]any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.lines = append(l.lines, logLine{level, msg, fields})
@@ -618,11 +617,11 @@ logger.error("e", err=None)
 `
 	mustRun(t, code, &node.Attempt{Log: l.log})
 	want := []logLine{
-		{store.LogInfo, "hello 1", nil},
-		{store.LogDebug, "d", nil},
-		{store.LogInfo, "user bob has 3 items", map[string]any{"user": "bob", "n": int64(3)}},
-		{store.LogWarning, "w", nil},
-		{store.LogError, "e", map[string]any{"err": nil}},
+		{node.LogInfo, "hello 1", nil},
+		{node.LogDebug, "d", nil},
+		{node.LogInfo, "user bob has 3 items", map[string]any{"user": "bob", "n": int64(3)}},
+		{node.LogWarning, "w", nil},
+		{node.LogError, "e", map[string]any{"err": nil}},
 	}
 	if diff := cmp.Diff(want, l.lines); diff != "" {
 		t.Errorf("logs mismatch (-want +got):\n%s", diff)

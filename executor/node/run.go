@@ -12,7 +12,6 @@ import (
 	"go.starlark.net/starlarkstruct"
 
 	"github.com/kailash-gateway/kgw/internal/starval"
-	"github.com/kailash-gateway/kgw/store"
 )
 
 // codeFilename is the file name of node code in positions and tracebacks.
@@ -202,14 +201,14 @@ func (r *run) recycleMain() {
 // printLine implements print: a log line at level INFO.
 func printLine(th *starlark.Thread, msg string) {
 	if r := runOf(th); r != nil {
-		r.log(store.LogInfo, msg, nil)
+		r.log(LogInfo, msg, nil)
 	}
 }
 
 // log forwards one line to Attempt.Log, up to MaxLogLines lines and
 // MaxLogBytes bytes per attempt; a line longer than MaxLogLineBytes is
 // truncated first (see clipLine).
-func (r *run) log(level store.LogLevel, msg string, fields map[string]any) {
+func (r *run) log(level LogLevel, msg string, fields map[string]any) {
 	msg, fields = clipLine(msg, fields, r.lim.MaxLogLineBytes)
 	size := len(msg) + ValueSize(fields)
 	r.logMu.Lock()
@@ -227,7 +226,7 @@ func (r *run) log(level store.LogLevel, msg string, fields map[string]any) {
 	if warning != "" {
 		r.logShut = true
 		if r.a.Log != nil {
-			r.a.Log(store.LogWarning, warning, nil)
+			r.a.Log(LogWarning, warning, nil)
 		}
 		return
 	}

@@ -135,8 +135,7 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: write journal: %w", err)
 	}
-	// fn may run twice (see groupTx): it must not consume its inputs.
-	err = s.groupTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.applyBatch(ctx, tx, enc) })
+	err = s.journalTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.applyBatch(ctx, tx, enc) })
 	if err != nil {
 		return fmt.Errorf("sqlite: write journal: %w", err)
 	}

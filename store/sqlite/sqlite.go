@@ -16,13 +16,12 @@
 // ran have no row (the row lists the node ids), so that each step of an
 // execution updates one row instead of inserting several. WriteJournal
 // encodes everything before it takes the write connection, writes each
-// kind of row with a few multi-row statements prepared at Open, and
-// commits the writes of concurrent callers together (group commit, see
-// groupTx). A terminal event written in the same batch as the header
-// update of its execution is stored without its Execution: ListEvents
-// reads it back from the execution's rows, in the same snapshot as the
-// events, so that the final node results are stored once instead of once
-// more per terminal event.
+// kind of row with a few multi-row statements prepared at Open, in one
+// transaction (see journalTx). A terminal event written in the same
+// batch as the header update of its execution is stored without its
+// Execution: ListEvents reads it back from the execution's rows, in the
+// same snapshot as the events, so that the final node results are stored
+// once instead of once more per terminal event.
 //
 // The schema is applied by Open from embedded, versioned migrations
 // recorded in the schema_migrations table.
@@ -89,12 +88,9 @@ type Store struct {
 	// the nodes it was created with: each new node row takes the next.
 	position atomic.Int64
 
-	// Group commit of journal writes (see groupTx), guarded by gmu.
-	gmu     sync.Mutex
-	idle    *sync.Cond // signalled when leading becomes false
-	pending []*groupWrite
-	leading bool // a writer is committing
-	closed  bool
+	// Journal writes, one at a time (see journalTx), and closing.
+	wmu    sync.Mutex
+	closed bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -109,7 +105,6 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	const common = "_busy_timeout=10000&_foreign_keys=1"
 	s := &Store{}
 	s.position.Store(time.Now().UnixNano())
-	s.idle = sync.NewCond(&s.gmu)
 	var err error
 	if path == ":memory:" {
 		s.w, err = sql.Open("sqlite3", "file::memory:?"+common+"&_txlock=immediate")
@@ -193,9 +188,9 @@ func createPrivate(path string) error {
 // Close waits for queued writes, then closes the store's connections.
 // Calling it more than once is harmless.
 func (s *Store) Close() error {
-	s.gmu.Lock()
+	s.wmu.Lock()
 	closed := s.closed
-	s.gmu.Unlock()
+	s.wmu.Unlock()
 	if closed {
 		return nil
 	}
@@ -236,7 +231,7 @@ func (s *Store) closeDBs() error {
 // "(?, …)" per row, substituted for VALUES_LIST). They resolve conflicts
 // with FAIL rather than the default ABORT, which would keep a statement
 // journal to undo a failed statement alone: a failed journal write rolls
-// back its whole transaction anyway (see groupTx).
+// back its whole transaction anyway (see journalTx).
 const (
 	insertExecutionsSQL = `INSERT OR FAIL INTO executions (id, workflow, version, status, request, error,
 		create_time, start_time, end_time, idempotency_key, caller, owner, node_ids, events, event_seqs)
