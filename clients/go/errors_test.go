@@ -128,12 +128,12 @@ func TestDecodeErrorPassesOtherErrors(t *testing.T) {
 
 // A call whose context was cancelled unwraps to context.Canceled.
 func TestErrorUnwrapsContext(t *testing.T) {
-	c, err := kgw.Dial(t.Context(), "127.0.0.1:1")
+	c, err := kgw.Dial(context.Background(), "127.0.0.1:1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	ctx, cancel := context.WithCancel(t.Context())
+	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err = c.GetWorkflow(ctx, "x", 0)
 	if !errors.Is(err, context.Canceled) {

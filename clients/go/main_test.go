@@ -3,7 +3,10 @@ package kgw_test
 import (
 	"testing"
 
-	"github.com/kailash-gateway/kgw/internal/testenv"
+	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain fails the run if a test leaves a goroutine behind (a stream or
+// connection the client did not close). The end-to-end tests do the same in
+// internal/goclienttest.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

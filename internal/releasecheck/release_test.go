@@ -206,13 +206,12 @@ var _ = errors.Is
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(main), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Nothing is published yet: the fresh module reaches the client and the
+	// generated code it requires through replace directives (a dependency's
+	// own replace directives do not apply to the module that requires it).
 	gomod := "module example.com/quickstart\n\ngo 1.23\n\nrequire github.com/kailash-gateway/kgw/clients/go v0.0.0\n\n" +
-		"replace github.com/kailash-gateway/kgw/clients/go => " + filepath.Join(root, "clients", "go") + "\n"
-	if _, err := os.Stat(filepath.Join(root, "clients", "go", "go.mod")); err != nil {
-		// clients/go is a package of the main module: depend on that.
-		gomod = "module example.com/quickstart\n\ngo 1.23\n\nrequire github.com/kailash-gateway/kgw v0.0.0\n\n" +
-			"replace github.com/kailash-gateway/kgw => " + root + "\n"
-	}
+		"replace github.com/kailash-gateway/kgw/clients/go => " + filepath.Join(root, "clients", "go") + "\n" +
+		"replace github.com/kailash-gateway/kgw/gen/go => " + filepath.Join(root, "gen", "go") + "\n"
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -223,11 +222,32 @@ var _ = errors.Is
 			t.Fatalf("quick start printed %q", out)
 		}
 	}
-	// What a user's build pulls in.
+	// What a user's build pulls in, and what go get adds to their module
+	// graph (go list -m all): none of the server's dependencies, nor the
+	// server module itself.
+	server := []string{"github.com/jackc/pgx", "github.com/redis/rueidis", "go.starlark.net", "modernc.org/sqlite", "github.com/mattn/go-sqlite3"}
 	mods := run(t, dir, env, "go", "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", ".")
-	for _, server := range []string{"github.com/jackc/pgx", "github.com/redis/rueidis", "go.starlark.net", "modernc.org/sqlite", "github.com/mattn/go-sqlite3"} {
-		if strings.Contains(mods, server) {
-			t.Errorf("the Go client's build needs %s, a server dependency", server)
+	for _, dep := range server {
+		if strings.Contains(mods, dep) {
+			t.Errorf("the Go client's build needs %s, a server dependency", dep)
 		}
 	}
+	all := run(t, dir, env, "go", "list", "-m", "all")
+	for _, line := range strings.Split(strings.TrimSpace(all), "\n") {
+		path, _, _ := strings.Cut(line, " ")
+		if path == "github.com/kailash-gateway/kgw" {
+			t.Errorf("go list -m all lists the server module: %q", line)
+		}
+		for _, dep := range server {
+			if strings.HasPrefix(path, dep) {
+				t.Errorf("go list -m all lists %q, a server dependency", line)
+			}
+		}
+	}
+	for _, want := range []string{"github.com/kailash-gateway/kgw/clients/go", "github.com/kailash-gateway/kgw/gen/go", "google.golang.org/grpc"} {
+		if !regexp.MustCompile("(?m)^" + regexp.QuoteMeta(want) + " ").MatchString(all) {
+			t.Errorf("go list -m all lacks %s:\n%s", want, all)
+		}
+	}
+	t.Logf("go list -m all in the fresh module:\n%s", all)
 }

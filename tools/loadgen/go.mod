@@ -4,6 +4,7 @@ go 1.26.8
 
 require (
 	github.com/kailash-gateway/kgw v0.0.0
+	github.com/kailash-gateway/kgw/gen/go v0.0.0
 	github.com/mattn/go-sqlite3 v1.14.53
 	google.golang.org/grpc v1.85.0
 	google.golang.org/protobuf v1.36.12
@@ -20,4 +21,8 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261110000943-09e21b237f2c // indirect
 )
 
-replace github.com/kailash-gateway/kgw => ../..
+replace (
+	github.com/kailash-gateway/kgw => ../..
+	github.com/kailash-gateway/kgw/clients/go => ../../clients/go
+	github.com/kailash-gateway/kgw/gen/go => ../../gen/go
+)

@@ -1,4 +1,4 @@
-package kgw_test
+package goclienttest_test
 
 import (
 	"errors"

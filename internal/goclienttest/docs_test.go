@@ -1,4 +1,4 @@
-package kgw_test
+package goclienttest_test
 
 import (
 	"os"
@@ -7,18 +7,18 @@ import (
 	"testing"
 )
 
-// quickStartRegion returns the marked region of example_test.go, dedented
+// quickStartRegion returns the marked region of quickstart_test.go, dedented
 // by one tab, as docs/clients.md shows it.
 func quickStartRegion(t *testing.T) string {
 	t.Helper()
-	src, err := os.ReadFile("example_test.go")
+	src, err := os.ReadFile("quickstart_test.go")
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, rest, ok1 := strings.Cut(string(src), "// --- quick start ---\n")
 	body, _, ok2 := strings.Cut(rest, "\t// --- end quick start ---")
 	if !ok1 || !ok2 {
-		t.Fatal("example_test.go lacks the quick start markers")
+		t.Fatal("quickstart_test.go lacks the quick start markers")
 	}
 	lines := strings.Split(strings.TrimRight(body, "\n"), "\n")
 	for i, l := range lines {
@@ -42,7 +42,7 @@ func TestDocsQuickStart(t *testing.T) {
 			t.Fatalf("%s lacks the <!-- quickstart:go --> block", path)
 		}
 		if block != want {
-			t.Errorf("%s Go quick start differs from example_test.go:\n--- docs\n%s\n--- example_test.go\n%s", path, block, want)
+			t.Errorf("%s Go quick start differs from quickstart_test.go:\n--- docs\n%s\n--- quickstart_test.go\n%s", path, block, want)
 		}
 	}
 }
