@@ -15,7 +15,7 @@ GRPCURL_VERSION := v1.9.4
 STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build generate check-generate lint test test-go test-python test-ts bench tools deps cc clean
+.PHONY: run build generate check-generate lint test test-go test-python test-ts bench bench-deps bench-external tools deps cc clean
 
 ## cc: a C compiler for cgo (the SQLite store is C), installed with apt when missing
 cc:
@@ -115,14 +115,42 @@ test-ts: build clients/ts/node_modules/.installed
 	cd clients/ts && npm test
 	cd clients/ts && KGW_BINARY=$(BIN)/kgw npm run test:e2e
 
-## bench: run the benchmarks, then print each scenario next to its baseline from the same run, as a ratio
+## bench: run the benchmarks (in process, then external), then print each scenario next to its baseline from the same run, as a ratio
+# About 7 minutes on a shared 2-core machine: the in-process benchmarks, then the
+# external benchmark (tools/loadgen, about 2½ minutes; see docs/performance.md).
 # BenchmarkFetchval runs on its own, six times, so that its two sides take
 # turns (-count would repeat each side in place); the report gives the
 # median of the paired ratios (see internal/benchreport).
-bench: deps
+bench: deps bench-deps
 	set -o pipefail; { $(GO) test -run '^$$' -bench . -skip Fetchval -benchtime 2s -timeout 30m ./... && \
-	  for i in 1 2 3 4 5 6; do $(GO) test -run '^$$' -bench Fetchval -benchtime 2s ./server/ || exit 1; done; } | \
+	  for i in 1 2 3 4 5 6; do $(GO) test -run '^$$' -bench Fetchval -benchtime 2s ./server/ || exit 1; done && \
+	  $(LOADGEN); } | \
 	  $(GO) run ./internal/benchreport
 
+# The external benchmark measures kgw built here into .bench/ (not bin/,
+# which may be shared), the Python client installed into its venv and the
+# TypeScript client built. BENCH_BEFORE=<git revision> also builds that
+# revision's kgw and measures it in turns with this one (the report prints
+# before → after). LOADGEN_FLAGS adds loadgen flags (e.g. -window 10s,
+# -cpuprofile /tmp/kgw.pprof; see `cd tools/loadgen && go run . -h`).
+BENCH_DIR := $(CURDIR)/.bench
+BENCH_BEFORE ?=
+LOADGEN_FLAGS ?=
+LOADGEN = cd tools/loadgen && $(GO) run . -kgw $(BENCH_DIR)/kgw \
+	-python $(PYCLIENT_VENV)/bin/python -node node -ts-client $(CURDIR)/clients/ts \
+	$(if $(BENCH_BEFORE),-kgw-before $(BENCH_DIR)/kgw-before) $(LOADGEN_FLAGS)
+
+bench-deps: cc $(PYCLIENT_VENV)/.installed clients/ts/node_modules/.installed
+	$(GO) build -o $(BENCH_DIR)/kgw ./cmd/kgw
+	@if [ -n "$(BENCH_BEFORE)" ]; then rm -rf $(BENCH_DIR)/before-src && mkdir -p $(BENCH_DIR)/before-src && \
+	  git archive $(BENCH_BEFORE) | tar -x -C $(BENCH_DIR)/before-src && \
+	  (cd $(BENCH_DIR)/before-src && $(GO) build -o $(BENCH_DIR)/kgw-before ./cmd/kgw); fi
+	$(PYCLIENT_VENV)/bin/pip install -q --no-deps --force-reinstall '$(PYCLIENT)'
+	cd clients/ts && npm run build >/dev/null
+
+## bench-external: only the external benchmark (about 2 minutes) and its report
+bench-external: deps bench-deps
+	set -o pipefail; { $(LOADGEN); } | $(GO) run ./internal/benchreport -external
+
 clean:
-	rm -rf $(BIN) $(VENV) tools/node_modules $(PYCLIENT_VENV) clients/ts/node_modules clients/ts/dist clients/ts/gen
+	rm -rf $(BIN) $(BENCH_DIR) $(VENV) tools/node_modules $(PYCLIENT_VENV) clients/ts/node_modules clients/ts/dist clients/ts/gen

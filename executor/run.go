@@ -652,6 +652,9 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		Limits:   r.e.cfg.Limits,
 		Watchdog: r.e.cfg.Watchdog,
 	}
+	if _, none := r.redact.(noRedactor); !none {
+		a.Redact = r.redact.String
+	}
 	if r.e.cfg.Resources != nil && len(pn.def.RequiredResources) > 0 {
 		sess := r.e.cfg.Resources.Session(r.id, r.req.Resources, r.redact)
 		defer sess.Close()

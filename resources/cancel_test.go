@@ -41,6 +41,7 @@ func TestCancelBeforeStatementStarts(t *testing.T) {
 	if _, err := exec(t.Context(), sess, `get_resource("db").fetchval("SELECT pg_sleep($1)", 0)`); err != nil {
 		t.Fatal(err)
 	}
+	waitPoolsIdle(t, b) // the reset after that call has gone through the proxy
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	px.holdNext(true)
@@ -59,6 +60,7 @@ func TestCancelBeforeStatementStarts(t *testing.T) {
 	if !px.cancelSeen() {
 		t.Error("no cancel request went through the proxy")
 	}
+	waitPoolsIdle(t, b)
 	pools := b.Pools()
 	if len(pools) != 1 || pools[0].InUse != 0 || pools[0].Idle != 1 {
 		t.Errorf("pools after the session = %+v, want one pool, nothing in use, the connection kept idle", pools)
@@ -95,6 +97,7 @@ func TestCancelUnansweredStatement(t *testing.T) {
 	if _, err := exec(t.Context(), sess, `get_resource("db").fetchval("SELECT pg_sleep($1)", 0)`); err != nil {
 		t.Fatal(err)
 	}
+	waitPoolsIdle(t, b)
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	px.holdNext(false)

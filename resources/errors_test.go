@@ -95,9 +95,10 @@ func TestCacheErrors(t *testing.T) {
 c.set("` + prefix + `s", "x")
 c.lpush("` + prefix + `s", "y")`, "cache.lpush: WRONGTYPE", true},
 		{`get_resource("cache").incr("` + prefix + `s")`, "cache.incr:", true},
-		{`get_resource("cache").do("NOSUCHCOMMAND")`, "cache.do:", true},
+		{`get_resource("cache").do("GET", "a", "b")`, "cache.do:", true},
+		{`get_resource("cache").do("NOSUCHCOMMAND")`, "NOSUCHCOMMAND is not available to workflow code", false},
 		{`get_resource("cache").set("k", None)`, "cannot send a NoneType", false},
-		{`get_resource("cache").do("SELECT", "1")`, "not available through a shared cache connection", false},
+		{`get_resource("cache").do("SELECT", "1")`, "SELECT is not available to workflow code (switching databases)", false},
 	})
 
 	// A server that goes away: the command fails as a resource error.

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strconv"
 	"testing"
+	"time"
 
 	startime "go.starlark.net/lib/time"
 	"go.starlark.net/starlark"
@@ -94,3 +95,24 @@ func expect(t testing.TB, got starlark.Value, want string) {
 }
 
 var quiet = slog.New(slog.DiscardHandler)
+
+// waitPoolsIdle waits until no pool of b has a connection in use: a
+// database connection goes back to its pool only once its session has been
+// reset, just after the call that used it returned.
+func waitPoolsIdle(t testing.TB, b *resources.Broker) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		busy := false
+		for _, p := range b.Pools() {
+			busy = busy || p.InUse > 0
+		}
+		if !busy {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pools still in use after 10s: %+v", b.Pools())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}

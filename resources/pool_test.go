@@ -83,6 +83,7 @@ if v != %d:
 	if n := serverConns(t, admin, dbName); n > maxSize {
 		t.Errorf("server has %d connections, max_size is %d", n, maxSize)
 	}
+	waitPoolsIdle(t, b)
 	pools := b.Pools()
 	if len(pools) != 1 || peak.Load() != 1 {
 		t.Fatalf("pools = %+v (peak %d), want exactly one", pools, peak.Load())

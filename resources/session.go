@@ -30,6 +30,7 @@ type opened struct {
 	name   string
 	pool   *pool
 	handle handle
+	value  starlark.Value // handle as node code sees it (masked)
 }
 
 // Session starts a session over specs (the request's resources, by name).
@@ -39,7 +40,9 @@ func (b *Broker) Session(specs map[string]store.ResourceSpec, redactor *secrets.
 }
 
 // Open returns the handle of the resource called name, opening its pool
-// if needed; opening the same name again returns the same handle. A name
+// if needed; opening the same name again returns the same handle. With a
+// redactor, whatever the handle returns to node code has every credential
+// value of the redactor masked (see mask.go). A name
 // the request lacks gives an error wrapping ErrNotProvided ("resource 'x'
 // was not provided in the request").
 func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error) {
@@ -50,7 +53,7 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 	}
 	for _, o := range s.open {
 		if o.name == name {
-			return o.handle, nil
+			return o.value, nil
 		}
 	}
 	spec, ok := s.specs[name]
@@ -59,18 +62,30 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 	}
 	pl, err := s.b.plan(ctx, name, spec, s.redactor)
 	if err != nil {
-		return nil, err
+		return nil, s.maskError(err)
 	}
 	p, err := s.b.acquirePool(ctx, pl)
 	if err != nil {
-		return nil, fmt.Errorf("resource '%s': %w", name, err)
+		return nil, s.maskError(fmt.Errorf("resource '%s': %w", name, err))
 	}
 	h := p.backend.handle(name)
 	if s.open == nil {
 		s.open = s.openBuf[:0]
 	}
-	s.open = append(s.open, opened{name: name, pool: p, handle: h})
-	return h, nil
+	// Every value the handle gives node code has the execution's
+	// credential values masked (mask.go).
+	v := mask(h, s.redactor)
+	s.open = append(s.open, opened{name: name, pool: p, handle: h, value: v})
+	return v, nil
+}
+
+// maskError masks the session's credential values in err's message (node
+// code sees it through catch).
+func (s *Session) maskError(err error) error {
+	if s.redactor == nil {
+		return err
+	}
+	return maskError(err, s.redactor)
 }
 
 // Close gives back every connection the session's handles hold (rolling

@@ -8,14 +8,15 @@ import (
 
 func ExampleRedactor() {
 	r := secrets.NewRedactor()
-	// The broker adds what it resolved for the execution.
+	// The broker adds what it resolved for the execution. "user" is an
+	// identity field, not a credential: it is not redacted.
 	r.Add(map[string]any{"user": "app", "password": "hunter2-correct-horse"})
 
 	fmt.Println(r.String("connect failed for postgres://app:hunter2-correct-horse@db/orders"))
 	fmt.Println(r.Value(map[string]any{"echo": []any{"hunter2-correct-horse", "app", "apple"}}))
 	// Output:
 	// connect failed for postgres://app:[REDACTED]@db/orders
-	// map[echo:[[REDACTED] [REDACTED] apple]]
+	// map[echo:[[REDACTED] app apple]]
 }
 
 func ExampleHostAllowed() {

@@ -44,6 +44,30 @@ func TestHostAllowed(t *testing.T) {
 		{"empty host", []string{"db.example.com"}, "", false},
 		{"second pattern", []string{"a.example.com", "*.corp.example"}, "x.corp.example", true},
 		{"empty pattern ignored", []string{""}, "db.example.com", false},
+		// Ports: a pattern with a port allows only that port.
+		{"port pattern same port", []string{"db.internal:5432"}, "db.internal:5432", true},
+		{"port pattern other port", []string{"db.internal:5432"}, "db.internal:5433", false},
+		{"port pattern host without port", []string{"db.internal:5432"}, "db.internal", false},
+		{"port pattern leading zero", []string{"db.internal:5432"}, "db.internal:05432", false},
+		{"wildcard with port", []string{"*.internal:6379"}, "a.internal:6379", true},
+		{"wildcard with other port", []string{"*.internal:6379"}, "a.internal:6380", false},
+		{"ipv6 port pattern", []string{"[::1]:5432"}, "[::1]:5432", true},
+		{"ipv6 port pattern long form", []string{"[::1]:5432"}, "[0:0:0:0:0:0:0:1]:5432", true},
+		{"ipv6 port pattern other port", []string{"[::1]:5432"}, "[::1]:5433", false},
+		{"ipv6 port pattern bare host", []string{"[::1]:5432"}, "::1", false},
+		{"ipv4 port pattern", []string{"127.0.0.1:6379"}, "127.0.0.1:6379", true},
+		{"ipv4 port pattern mapped", []string{"127.0.0.1:6379"}, "[::ffff:127.0.0.1]:6379", true},
+		{"ipv4 port pattern other", []string{"127.0.0.1:6379"}, "127.0.0.1:6380", false},
+		{"one of two port patterns", []string{"db:5432", "db:5433"}, "db:5433", true},
+		{"bad port in host", []string{"db.internal"}, "db.internal:99999", false},
+		// Hosts that are not a name or an address never match.
+		{"host list", []string{"*.example.com"}, "127.0.0.1,/x/a.example.com", false},
+		{"unix socket dir", []string{"*.example.com"}, "/x/a.example.com", false},
+		{"unix socket dir exact", []string{"a.example.com"}, "/a.example.com", false},
+		{"list of names", []string{"*.example.com"}, "a.example.com,b.example.com", false},
+		{"space in host", []string{"*.example.com"}, "a b.example.com", false},
+		{"slash in host", []string{"*.example.com"}, "evil.org/a.example.com", false},
+		{"at in host", []string{"*.example.com"}, "evil.org@a.example.com", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

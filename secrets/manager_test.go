@@ -248,9 +248,11 @@ func testValidation(t *testing.T, b backend) {
 		{"expire now", func(r *secrets.StoreRequest) { r.ExpireTime = clk.Now() }, []string{"expire_time"}},
 		{"long description", func(r *secrets.StoreRequest) { r.Description = strings.Repeat("d", 1025) }, []string{"description"}},
 		{"bad hosts", func(r *secrets.StoreRequest) {
-			r.AllowedHosts = []string{"ok.example", "*", "db.example.com:5432", "a.*.example", "*.com", "-bad.example", "https://x.example", "", " x.example", "fe80::1%eth0"}
+			r.AllowedHosts = []string{"ok.example", "*", "db.example.com:0", "a.*.example", "*.com", "-bad.example", "https://x.example", "", " x.example", "fe80::1%eth0"}
 		}, []string{"allowed_hosts[1]", "allowed_hosts[2]", "allowed_hosts[3]", "allowed_hosts[4]", "allowed_hosts[5]", "allowed_hosts[6]", "allowed_hosts[7]", "allowed_hosts[8]", "allowed_hosts[9]"}},
-		{"password as host", func(r *secrets.StoreRequest) { r.AllowedHosts = []string{secretPassword + ":1"} }, []string{"allowed_hosts[0]"}},
+		{"password as host", func(r *secrets.StoreRequest) {
+			r.AllowedHosts = []string{secretPassword + ":99999", "x:" + secretPassword}
+		}, []string{"allowed_hosts[0]", "allowed_hosts[1]"}},
 		{"several at once", func(r *secrets.StoreRequest) { r.Name = "-"; r.Value = map[string]any{}; r.TTL = -1 }, []string{"name", "value", "ttl"}},
 	}
 	for _, tt := range tests {

@@ -37,11 +37,16 @@ type Redactor struct {
 // NewRedactor returns an empty Redactor.
 func NewRedactor() *Redactor { return &Redactor{} }
 
-// Add registers every string leaf of values (a resolved secret's values,
-// walking nested maps and lists) as a secret. Numbers, booleans and nulls are
-// not registered: they hold ports and flags, and redacting every "5432"
-// would garble output, so keep passwords and tokens as strings. Map keys are
-// field names, not secrets, and are not registered either.
+// Add registers every credential value of values (a resolved secret's
+// values, walking nested maps and lists) as a secret: every string leaf
+// except those under an identity field (IdentityField: user, host,
+// database, …), which name where and as whom to connect and are ordinary
+// data elsewhere — masking a user called "postgres" everywhere would turn a
+// database of that name into "[REDACTED]" and protect nothing. Numbers,
+// booleans and nulls are not registered: they hold ports and flags, and
+// redacting every "5432" would garble output, so keep passwords and tokens
+// as strings. Map keys are field names, not secrets, and are not registered
+// either.
 func (r *Redactor) Add(values map[string]any) {
 	var found []string
 	collectStrings(values, &found)
@@ -96,12 +101,28 @@ func encodedForms(s string) []string {
 	return forms
 }
 
+// identityFields are the secret fields that are not credentials (DESIGN
+// §7), in lower case.
+var identityFields = map[string]bool{
+	"user": true, "username": true, "host": true, "port": true, "database": true,
+	"dbname": true, "db": true, "base_url": true, "sslmode": true,
+}
+
+// IdentityField reports whether a secret field called name (any case)
+// names where or as whom to connect (user, username, host, port, database,
+// dbname, db, base_url, sslmode) rather than holding a credential value.
+// Identity fields are not redacted; every other field is.
+func IdentityField(name string) bool { return identityFields[strings.ToLower(name)] }
+
 func collectStrings(v any, out *[]string) {
 	switch v := v.(type) {
 	case string:
 		*out = append(*out, v)
 	case map[string]any:
-		for _, e := range v {
+		for k, e := range v {
+			if IdentityField(k) {
+				continue
+			}
 			collectStrings(e, out)
 		}
 	case []any:
@@ -109,8 +130,10 @@ func collectStrings(v any, out *[]string) {
 			collectStrings(e, out)
 		}
 	case map[string]string:
-		for _, e := range v {
-			*out = append(*out, e)
+		for k, e := range v {
+			if !IdentityField(k) {
+				*out = append(*out, e)
+			}
 		}
 	case []string:
 		*out = append(*out, v...)
@@ -254,4 +277,10 @@ func uniqueKey[V any](m map[string]V, k string) string {
 			return c
 		}
 	}
+}
+
+// Empty reports whether r holds no secret (a nil *Redactor holds none).
+func (r *Redactor) Empty() bool {
+	subs, whole := r.snapshot()
+	return len(subs) == 0 && len(whole) == 0
 }

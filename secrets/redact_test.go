@@ -14,7 +14,8 @@ import (
 func newTestRedactor() *secrets.Redactor {
 	r := secrets.NewRedactor()
 	r.Add(map[string]any{
-		"user":     "app",         // short: whole-string matches only
+		"user":     "postgres",    // identity field: never redacted
+		"pin":      "app",         // short: whole-string matches only
 		"password": "s3cr3t-pa55", // redacted everywhere
 		"port":     int64(5432),   // numbers are not secrets
 		"nested":   map[string]any{"token": "tok_live_abcdef", "list": []any{"list-secret", true, nil}},
@@ -196,5 +197,36 @@ func BenchmarkRedactorValue(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r.Value(v)
+	}
+}
+
+// TestRedactorIdentityFields: identity fields (DESIGN §7) are not
+// credentials and are never redacted, at any depth and in any case; every
+// other string field is.
+func TestRedactorIdentityFields(t *testing.T) {
+	r := secrets.NewRedactor()
+	r.Add(map[string]any{
+		"user": "postgres", "Username": "svc-orders", "host": "db.internal", "port": "5432",
+		"database": "orders", "dbname": "orders2", "db": "3", "base_url": "https://api.example.com",
+		"sslmode": "verify-full", "password": "pw-Zq8xW2vK9",
+		"basic":   map[string]any{"user": "alice-admin", "password": "basic-pass-77"},
+		"stripe":  map[string]any{"token": "sk_live_123456", "host": "api.stripe.com"},
+		"headers": map[string]string{"X-Api-Key": "hdr-key-9999", "db": "not-a-secret-db"},
+		"dsn":     "postgres://postgres:pw-Zq8xW2vK9@db.internal/orders",
+	})
+	for _, s := range []string{"postgres", "svc-orders", "db.internal", "5432", "orders", "orders2", "3",
+		"https://api.example.com", "verify-full", "alice-admin", "api.stripe.com", "not-a-secret-db"} {
+		if got := r.String(s); got != s {
+			t.Errorf("identity value String(%q) = %q, want it unchanged", s, got)
+		}
+	}
+	for _, s := range []string{"pw-Zq8xW2vK9", "basic-pass-77", "sk_live_123456", "hdr-key-9999",
+		"postgres://postgres:pw-Zq8xW2vK9@db.internal/orders"} {
+		if got := r.String(s); got != secrets.Redacted {
+			t.Errorf("credential String(%q) = %q, want %q", s, got, secrets.Redacted)
+		}
+	}
+	if !secrets.IdentityField("DBNAME") || secrets.IdentityField("password") || secrets.IdentityField("token") {
+		t.Error("IdentityField classification is wrong")
 	}
 }

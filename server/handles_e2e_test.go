@@ -104,7 +104,14 @@ out["acquire"] = {
     "tx": held.transaction(lambda tx: tx.fetchval("SELECT pg_backend_pid() = $1", pid)),
     "size": db.size, "freesize": db.freesize,
 }
+free_held = db.freesize
 held.release()
+# The connection is free again once its session has been reset, just
+# after release.
+for _ in range(1000):
+    if db.freesize > free_held:
+        break
+    time.sleep(0.005)
 out["after_release"] = {"size": db.size, "freesize": db.freesize}
 result = out
 `, map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": maxSize})}, nil)

@@ -33,13 +33,16 @@ func (s *Server) streamObserve(srv any, ss grpc.ServerStream, info *grpc.StreamS
 	return err
 }
 
-// observe records metrics and writes one log line per RPC: method, code and
-// duration, never payloads.
+// observe records metrics and writes one log line per failed RPC, or per
+// RPC with the access log on: method, code and duration, never payloads.
 func (s *Server) observe(ctx context.Context, method, kind string, start time.Time, err error) {
 	elapsed := time.Since(start)
 	code := status.Code(err)
 	s.metrics.requests.WithLabelValues(method, code.String()).Inc()
 	s.metrics.duration.WithLabelValues(method).Observe(elapsed.Seconds())
+	if code == codes.OK && !s.accessLog {
+		return
+	}
 
 	level := slog.LevelInfo
 	switch {

@@ -62,7 +62,7 @@ func TestCredentialsOnlyToAllowedHosts(t *testing.T) {
 		t.Fatalf("allowed host saw %+v, want one request with the token", seen)
 	}
 
-	mustFail(t, run(api(other.URL)), "RESOURCE_ERROR", "secret 'scoped_api' may not be sent to host '127.0.0.2' (not in its allowed_hosts)")
+	mustFail(t, run(api(other.URL)), "RESOURCE_ERROR", "secret 'scoped_api' may not be sent to host '127.0.0.2:")
 	if seen := otherRec.requests(); len(seen) != 0 {
 		t.Fatalf("127.0.0.2 saw %+v, want nothing sent to a host the secret does not allow", seen)
 	}
@@ -78,7 +78,7 @@ func TestCredentialsOnlyToAllowedHosts(t *testing.T) {
 	}
 	x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "query", Resources: dbSpec("127.0.0.2")})
 	noValue(t, "execution", x, token)
-	mustFail(t, x, "RESOURCE_ERROR", "secret 'scoped_db' may not be sent to host '127.0.0.2' (not in its allowed_hosts)")
+	mustFail(t, x, "RESOURCE_ERROR", "secret 'scoped_db' may not be sent to host '127.0.0.2:")
 	if p := s.pools(t, "database", fmt.Sprintf("127.0.0.2:%d/%s", pg.Port, db.name)); len(p) != 0 {
 		t.Fatalf("ListPools has %v for the refused host, want no pool", p)
 	}

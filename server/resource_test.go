@@ -181,7 +181,9 @@ func TestDatabaseResourceEndToEnd(t *testing.T) {
 		if err != nil {
 			t.Fatalf("CheckResource(%v): %v", req, err)
 		}
-		noValue(t, "CheckResource response", resp, app.password, app.user)
+		// The user name is an identity field, not a credential (DESIGN §7):
+		// a connection error may name it; never the password.
+		noValue(t, "CheckResource response", resp, app.password)
 		if resp.GetLatency() == nil || resp.GetMessage() == "" {
 			t.Fatalf("CheckResource = %v, want a latency and a message", resp)
 		}

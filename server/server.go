@@ -54,6 +54,11 @@ type Config struct {
 	DisableInlineResources bool
 	// Logger receives request logs and internal errors; nil discards them.
 	Logger *slog.Logger
+	// AccessLog logs every RPC (method, code, duration). Without it only
+	// failed RPCs (any code but OK) are logged: a line per successful call
+	// cost about 5% of the gateway's CPU under load (profile of
+	// make bench's no-op scenario at 64 callers).
+	AccessLog bool
 	// Compile checks node code at registration; nil means CompileNode.
 	Compile CompileFunc
 	// PageTokenKey signs page tokens (at least 32 bytes). Nil picks a random
@@ -70,10 +75,12 @@ type Config struct {
 // Server is the gateway's gRPC server. Its methods are safe for concurrent
 // use.
 type Server struct {
-	grpc    *grpc.Server
-	health  *health.Server
-	log     *slog.Logger
-	metrics *rpcMetrics
+	grpc   *grpc.Server
+	health *health.Server
+	log    *slog.Logger
+	// accessLog logs successful RPCs too (Config.AccessLog).
+	accessLog bool
+	metrics   *rpcMetrics
 }
 
 // serviceNames are the kgw.v1 services a Server registers, for health.
@@ -121,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 		compile = CompileNode
 	}
 
-	s := &Server{health: health.NewServer(), log: log, metrics: m}
+	s := &Server{health: health.NewServer(), log: log, metrics: m, accessLog: cfg.AccessLog}
 	codec := newRequestCodec()
 	s.grpc = grpc.NewServer(
 		grpc.MaxRecvMsgSize(recv),

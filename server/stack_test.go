@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -35,6 +36,8 @@ type stack struct {
 type stackOptions struct {
 	subscriberBuffer int
 	disableInline    bool
+	logger           *slog.Logger
+	accessLog        bool
 }
 
 func startStack(t testing.TB, opts stackOptions) *stack {
@@ -58,6 +61,7 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	})
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
+		Logger: opts.logger, AccessLog: opts.accessLog,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

@@ -33,6 +33,14 @@ type serveConfig struct {
 	// Retention is how long finished executions and their events are
 	// kept; negative keeps them forever.
 	Retention time.Duration
+	// RecoveryInterval is how often the executor looks for unfinished
+	// executions no live process runs.
+	RecoveryInterval time.Duration
+	// AccessLog logs every RPC; without it only failed RPCs are logged.
+	AccessLog bool
+	// Pprof serves the Go runtime profiles under /debug/pprof/ on the
+	// admin address.
+	Pprof bool
 	// NodeMemoryLimit is the heap size in bytes above which running node
 	// attempts are stopped; 0 means the runtime's default, negative
 	// disables the watchdog.
@@ -67,6 +75,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		retention, memLimit           string
 		maxRestarts, maxResult        string
 		memBudget                     string
+		recoveryInterval              string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -92,6 +101,25 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&maxResult, "max-result-bytes", env("KGW_MAX_RESULT_BYTES", strconv.Itoa(16<<20)), "bytes that the node results of one execution may take together (about their JSON size); a node whose result would pass it fails with RESULT_TOO_LARGE (env KGW_MAX_RESULT_BYTES; at most 48 MiB)")
 	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which the running node that has built the most is stopped with MEMORY_LIMIT (the backstop of --node-memory-budget); 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
 	fs.StringVar(&memBudget, "node-memory-budget", env("KGW_NODE_MEMORY_BUDGET", "256"), "memory budget in MiB of one node attempt: what its code builds is charged before it is built, and the attempt fails with MEMORY_LIMIT past it; negative means unlimited (env KGW_NODE_MEMORY_BUDGET)")
+	fs.StringVar(&recoveryInterval, "recovery-interval", env("KGW_RECOVERY_INTERVAL", "15s"), "how often to look for unfinished executions that no live gateway runs, and resume them (env KGW_RECOVERY_INTERVAL)")
+	pprofOn := false
+	if v := getenv("KGW_PPROF"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_PPROF %q: want true or false", v))
+		}
+		pprofOn = b
+	}
+	accessOn := false
+	if v := getenv("KGW_ACCESS_LOG"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_ACCESS_LOG %q: want true or false", v))
+		}
+		accessOn = b
+	}
+	fs.BoolVar(&cfg.AccessLog, "access-log", accessOn, "log every RPC (method, code, duration); failed RPCs are always logged (env KGW_ACCESS_LOG)")
+	fs.BoolVar(&cfg.Pprof, "pprof", pprofOn, "serve Go runtime profiles under /debug/pprof/ on the admin address (env KGW_PPROF)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -130,6 +158,9 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		problems = append(problems, fmt.Sprintf("retention %q: want a duration such as 168h", retention))
 	} else if cfg.Retention == 0 {
 		cfg.Retention = -1 // keep forever; the executor reads 0 as its default
+	}
+	if cfg.RecoveryInterval, err = time.ParseDuration(recoveryInterval); err != nil || cfg.RecoveryInterval <= 0 {
+		problems = append(problems, fmt.Sprintf("recovery interval %q: want a positive duration such as 15s", recoveryInterval))
 	}
 	if mib, err := strconv.ParseInt(memLimit, 10, 64); err != nil {
 		problems = append(problems, fmt.Sprintf("node memory limit %q: want a whole number of MiB", memLimit))

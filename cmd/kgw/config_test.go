@@ -4,11 +4,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kailash-gateway/kgw/secrets"
 )
@@ -23,6 +27,7 @@ func TestParseServeConfig(t *testing.T) {
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
 		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20, NodeMemoryBudget: 256 << 20,
+		RecoveryInterval: 15 * time.Second,
 	}
 	tests := []struct {
 		name string
@@ -47,6 +52,10 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.Store, c.MasterKeyFile = "sqlite:///tmp/x.db", "/etc/kgw.key" }},
 		{"retention and memory limit", []string{"--retention", "24h"}, map[string]string{"KGW_NODE_MEMORY_LIMIT": "512"},
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = 24*time.Hour, 512<<20 }},
+		{"recovery interval and profiles", []string{"--recovery-interval", "1s"}, map[string]string{"KGW_PPROF": "true"},
+			func(c *serveConfig) { c.RecoveryInterval, c.Pprof = time.Second, true }},
+		{"access log", nil, map[string]string{"KGW_ACCESS_LOG": "1"}, func(c *serveConfig) { c.AccessLog = true }},
+		{"access log flag", []string{"--access-log"}, nil, func(c *serveConfig) { c.AccessLog = true }},
 		{"keep forever, no watchdog", []string{"--retention", "0s", "--node-memory-limit", "-1"}, nil,
 			func(c *serveConfig) { c.Retention, c.NodeMemoryLimit = -1, -1<<20 }},
 		{"restart limit", []string{"--max-node-restarts", "5"}, map[string]string{"KGW_MAX_NODE_RESTARTS": "1"},
@@ -90,6 +99,9 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"empty sqlite path", []string{"--store", "sqlite://"}, nil, "needs a file path"},
 		{"bad timeout", nil, map[string]string{"KGW_SHUTDOWN_TIMEOUT": "soon"}, "shutdown timeout"},
 		{"bad retention", []string{"--retention", "a week"}, nil, "retention"},
+		{"bad recovery interval", []string{"--recovery-interval", "0s"}, nil, "recovery interval"},
+		{"bad pprof", nil, map[string]string{"KGW_PPROF": "sometimes"}, "KGW_PPROF"},
+		{"bad access log", nil, map[string]string{"KGW_ACCESS_LOG": "loud"}, "KGW_ACCESS_LOG"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
 		{"bad restart limit", []string{"--max-node-restarts", "three"}, nil, "max node restarts"},
 		{"result limit above the message size", []string{"--max-result-bytes", "67108864"}, nil, "max result bytes"},
@@ -219,6 +231,19 @@ func TestAdminExposed(t *testing.T) {
 	for _, tt := range tests {
 		if got := adminExposed(tt.addr); got != tt.want {
 			t.Errorf("adminExposed(%q) = %v, want %v", tt.addr, got, tt.want)
+		}
+	}
+}
+
+// Profiles are served on the admin address only when asked for.
+func TestAdminHandlerProfiles(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var ready atomic.Bool
+	for _, on := range []bool{false, true} {
+		rec := httptest.NewRecorder()
+		adminHandler(reg, &ready, on).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
+		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
+			t.Errorf("profiles %v: GET /debug/pprof/goroutine = %d, want %d", on, rec.Code, want)
 		}
 	}
 }

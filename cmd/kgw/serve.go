@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/kailash-gateway/kgw/executor"
 	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/resources"
+	"github.com/kailash-gateway/kgw/resources/netguard"
 	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/server"
 	"github.com/kailash-gateway/kgw/store"
@@ -77,10 +79,34 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		}
 		return fmt.Errorf("open secrets: %w", err)
 	}
+	// Listen before anything can dial (the broker's pools, resumed
+	// executions): the guard must know the gateway's own addresses, and a
+	// port given as 0 is only known once bound. Connections wait in the
+	// backlog until Serve; Serve and Shutdown close the listeners, and so
+	// do these defers on an earlier return (closing twice is harmless).
+	var lc net.ListenConfig
+	grpcLis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
+	if err != nil {
+		return fmt.Errorf("listen for gRPC: %w", err)
+	}
+	defer grpcLis.Close()
+	var adminLis net.Listener
+	if cfg.AdminAddr != "" {
+		if adminLis, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
+			return fmt.Errorf("listen for admin HTTP: %w", err)
+		}
+		defer adminLis.Close()
+	}
+	guard, err := selfGuard(grpcLis, adminLis)
+	if err != nil {
+		return err
+	}
+
 	broker := resources.NewBroker(resources.Config{
 		Resources:     st,
 		Secrets:       mgr,
 		DisableInline: cfg.DisableInlineResources,
+		Guard:         guard,
 		Logger:        log,
 	})
 	// Deferred calls run in reverse: the executor stops (its runs give
@@ -105,6 +131,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Retention:         cfg.Retention,
 		MaxNodeRestarts:   cfg.MaxNodeRestarts,
 		MaxResultBytes:    cfg.MaxResultBytes,
+		RecoveryInterval:  cfg.RecoveryInterval,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -132,6 +159,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Broker:                 broker,
 		DisableInlineResources: cfg.DisableInlineResources,
 		Logger:                 log,
+		AccessLog:              cfg.AccessLog,
 		Compile:                server.CompileNode,
 		PageTokenKey:           pageTokenKey(key),
 		Metrics:                reg,
@@ -140,20 +168,10 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		return err
 	}
 
-	var lc net.ListenConfig
-	grpcLis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen for gRPC: %w", err)
-	}
 	var ready atomic.Bool
 	var admin *http.Server
-	var adminLis net.Listener
-	if cfg.AdminAddr != "" {
-		if adminLis, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
-			grpcLis.Close()
-			return fmt.Errorf("listen for admin HTTP: %w", err)
-		}
-		admin = &http.Server{Handler: adminHandler(reg, &ready), ReadHeaderTimeout: 10 * time.Second}
+	if adminLis != nil {
+		admin = &http.Server{Handler: adminHandler(reg, &ready, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		if adminExposed(cfg.AdminAddr) {
 			log.Warn("the admin address is not loopback: /metrics, /healthz and /readyz are served without authentication to every host that can reach it; bind it to 127.0.0.1 or protect it with a firewall",
 				"admin_addr", adminLis.Addr().String())
@@ -222,9 +240,29 @@ func openStore(ctx context.Context, dsn string) (store.Store, string, error) {
 	}
 }
 
+// selfGuard returns the address guard of the resource pools: link-local and
+// metadata addresses refused, and the gateway's own listeners (in every form
+// through which they can be reached) too, so that node code cannot call the
+// gateway's API or admin endpoints from inside it.
+func selfGuard(listeners ...net.Listener) (netguard.Policy, error) {
+	var p netguard.Policy
+	for _, l := range listeners {
+		if l == nil {
+			continue
+		}
+		targets, err := netguard.SelfTargets(l.Addr().String())
+		if err != nil {
+			return netguard.Policy{}, fmt.Errorf("guard the gateway's own address: %w", err)
+		}
+		p.Self = append(p.Self, targets...)
+	}
+	return p, nil
+}
+
 // adminHandler serves /healthz (the process is alive), /readyz (it accepts
-// RPCs; 503 before ready and while shutting down) and /metrics.
-func adminHandler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
+// RPCs; 503 before ready and while shutting down) and /metrics; with
+// profiles, also the Go runtime profiles under /debug/pprof/.
+func adminHandler(reg *prometheus.Registry, ready *atomic.Bool, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
@@ -237,6 +275,13 @@ func adminHandler(reg *prometheus.Registry, ready *atomic.Bool) http.Handler {
 		fmt.Fprintln(w, "ready")
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	if profiles {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

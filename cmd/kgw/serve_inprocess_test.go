@@ -4,6 +4,10 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,6 +28,7 @@ type readyHandler struct {
 	ready chan string
 	mu    *sync.Mutex
 	msgs  *[]string
+	admin *string // admin_addr of the "kgw ready" line
 }
 
 func newReadyHandler() *readyHandler {
@@ -32,6 +37,7 @@ func newReadyHandler() *readyHandler {
 		ready:   make(chan string, 1),
 		mu:      new(sync.Mutex),
 		msgs:    new([]string),
+		admin:   new(string),
 	}
 }
 
@@ -40,6 +46,14 @@ func (h *readyHandler) Handle(ctx context.Context, r slog.Record) error {
 	*h.msgs = append(*h.msgs, r.Message)
 	h.mu.Unlock()
 	if r.Message == "kgw ready" {
+		r.Attrs(func(a slog.Attr) bool {
+			if a.Key == "admin_addr" {
+				h.mu.Lock()
+				*h.admin = a.Value.String()
+				h.mu.Unlock()
+			}
+			return true
+		})
 		r.Attrs(func(a slog.Attr) bool {
 			if a.Key == "grpc_addr" {
 				h.ready <- a.Value.String()
@@ -162,5 +176,62 @@ func TestServePostgresStore(t *testing.T) {
 	got, err := kgwv1.NewExecutionServiceClient(conn).GetExecution(ctx, &kgwv1.GetExecutionRequest{ExecutionId: resp.GetExecution().GetId()})
 	if err != nil || got.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
 		t.Fatalf("GetExecution after restart = %v, %v, want COMPLETED", got, err)
+	}
+}
+
+// TestServeGuardsOwnAddresses: node code cannot reach the gateway's own
+// gRPC and admin listeners through a resource, in any loopback spelling,
+// and CheckResource says so; a resource elsewhere on loopback still works.
+func TestServeGuardsOwnAddresses(t *testing.T) {
+	cfg, err := parseServeConfig([]string{"--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir()},
+		envOf(map[string]string{"KGW_MASTER_KEY": secrets.NewMasterKey().Base64()}), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, _, h := runInProcess(t, cfg)
+	h.mu.Lock()
+	adminAddr := *h.admin
+	h.mu.Unlock()
+	grpcAddr := conn.Target()
+	_, adminPort, _ := net.SplitHostPort(adminAddr)
+	_, grpcPort, _ := net.SplitHostPort(grpcAddr)
+	if adminPort == "" || grpcPort == "" {
+		t.Fatalf("addresses: admin %q, grpc %q", adminAddr, grpcAddr)
+	}
+	ctx := t.Context()
+	wf := kgwv1.NewWorkflowServiceClient(conn)
+	if _, err := wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: &kgwv1.Workflow{
+		Name: "self", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"r"},
+			Code: `result = {"status": get_resource("r").get("/healthz").status}`}},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer other.Close()
+	exec := kgwv1.NewExecutionServiceClient(conn)
+	resSvc := kgwv1.NewResourceServiceClient(conn)
+	for _, base := range []string{
+		"http://" + adminAddr, "http://localhost:" + adminPort, "http://[::ffff:127.0.0.1]:" + adminPort,
+		"http://0.0.0.0:" + adminPort, "http://" + grpcAddr, "http://localhost:" + grpcPort,
+	} {
+		config, _ := structpb.NewStruct(map[string]any{"base_url": base, "timeout": 5})
+		spec := &kgwv1.ResourceSpec{Type: "http_client", Config: config}
+		resp, err := exec.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "self", Resources: map[string]*kgwv1.ResourceSpec{"r": spec}})
+		if err != nil {
+			t.Fatalf("%s: ExecuteWorkflow: %v", base, err)
+		}
+		if msg := resp.GetExecution().GetError().GetMessage(); !strings.Contains(msg, "gateway's own listener") {
+			t.Errorf("%s: execution %v error %q, want the guard's refusal", base, resp.GetExecution().GetStatus(), msg)
+		}
+		chk, err := resSvc.CheckResource(ctx, &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Spec{Spec: spec}})
+		if err != nil || chk.GetHealthy() || !strings.Contains(chk.GetMessage(), "gateway's own listener") {
+			t.Errorf("%s: CheckResource = %v, %v, want unhealthy (own listener)", base, chk, err)
+		}
+	}
+	config, _ := structpb.NewStruct(map[string]any{"base_url": other.URL})
+	resp, err := exec.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "self",
+		Resources: map[string]*kgwv1.ResourceSpec{"r": {Type: "http_client", Config: config}}})
+	if err != nil || resp.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+		t.Errorf("other loopback server: %v, %v, want COMPLETED", resp.GetExecution(), err)
 	}
 }

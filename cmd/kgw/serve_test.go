@@ -100,7 +100,7 @@ func startKGW(t *testing.T, root string) *kgwProcess {
 	}
 	p := &kgwProcess{lines: make(chan string, 1024), dataDir: filepath.Join(dir, "data")}
 	p.cmd = exec.Command(bin, "serve", "--grpc-addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--data-dir", p.dataDir, "--log-format", "json")
+		"--data-dir", p.dataDir, "--log-format", "json", "--access-log")
 	p.cmd.Env = append(os.Environ(), "KGW_LOG_LEVEL=info")
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {

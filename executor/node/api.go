@@ -36,6 +36,10 @@ type Attempt struct {
 	Log func(level LogLevel, msg string, fields map[string]any)
 	// Cache is the workflow_cache of the workflow; nil gives a private one.
 	Cache *WorkflowCache
+	// Redact masks the execution's credential values in a string; nil
+	// masks nothing. workflow_cache applies it to what the attempt stores
+	// and reads, so no credential value is carried between executions.
+	Redact func(string) string
 	// Limits bound the attempt; zero fields take the defaults.
 	Limits Limits
 	// Watchdog, if not nil, watches the heap while the attempt runs and

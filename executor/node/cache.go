@@ -138,11 +138,17 @@ func (c *WorkflowCache) Get(key string) (starlark.Value, bool) {
 // time values, and lists, tuples, dicts, sets and structs of those) fail
 // with ErrNotCacheable.
 func (c *WorkflowCache) Set(key string, v starlark.Value, ttl time.Duration) error {
+	return c.set(key, v, ttl, nil)
+}
+
+// set is Set with the strings of the copy passed through redact (nil:
+// unchanged).
+func (c *WorkflowCache) set(key string, v starlark.Value, ttl time.Duration, redact func(string) string) error {
 	size := cacheValueSize(v, MaxCacheBytes) + int64(len(key))
 	if size > MaxCacheBytes {
 		return fmt.Errorf("value is too large to cache (about %s, at most %s): %w", byteSize(size), byteSize(MaxCacheBytes), ErrNotCacheable)
 	}
-	cp, err := deepCopy(v, 0)
+	cp, err := deepCopy(v, 0, redact)
 	if err != nil {
 		return err
 	}
@@ -197,17 +203,29 @@ func (c *WorkflowCache) Len() int {
 const maxCopyDepth = 64
 
 // deepCopy copies plain data.
-func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
+// redact, if not nil, rewrites every string and bytes value on the way
+// (masking credential values).
+func deepCopy(v starlark.Value, depth int, redact func(string) string) (starlark.Value, error) {
 	if depth > maxCopyDepth {
 		return nil, fmt.Errorf("value is nested more than %d levels deep: %w", maxCopyDepth, ErrNotCacheable)
 	}
 	switch v := v.(type) {
-	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, starlark.String, starlark.Bytes, stime.Time, stime.Duration:
+	case starlark.String:
+		if redact != nil {
+			return starlark.String(redact(string(v))), nil
+		}
+		return v, nil
+	case starlark.Bytes:
+		if redact != nil {
+			return starlark.Bytes(redact(string(v))), nil
+		}
+		return v, nil
+	case starlark.NoneType, starlark.Bool, starlark.Int, starlark.Float, stime.Time, stime.Duration:
 		return v, nil
 	case *starlark.List:
 		elems := make([]starlark.Value, v.Len())
 		for i := range elems {
-			x, err := deepCopy(v.Index(i), depth+1)
+			x, err := deepCopy(v.Index(i), depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -217,7 +235,7 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 	case starlark.Tuple:
 		out := make(starlark.Tuple, len(v))
 		for i, x := range v {
-			y, err := deepCopy(x, depth+1)
+			y, err := deepCopy(x, depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -227,11 +245,11 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 	case *starlark.Dict:
 		d := starlark.NewDict(v.Len())
 		for _, kv := range v.Items() {
-			k, err := deepCopy(kv[0], depth+1)
+			k, err := deepCopy(kv[0], depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
-			x, err := deepCopy(kv[1], depth+1)
+			x, err := deepCopy(kv[1], depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -246,7 +264,7 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 		defer iter.Done()
 		var x starlark.Value
 		for iter.Next(&x) {
-			y, err := deepCopy(x, depth+1)
+			y, err := deepCopy(x, depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -262,7 +280,7 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 			if err != nil {
 				return nil, err
 			}
-			y, err := deepCopy(f, depth+1)
+			y, err := deepCopy(f, depth+1, redact)
 			if err != nil {
 				return nil, err
 			}
@@ -273,8 +291,76 @@ func deepCopy(v starlark.Value, depth int) (starlark.Value, error) {
 	return nil, fmt.Errorf("a %s: %w (store plain data: None, bool, int, float, str, bytes, time, list, tuple, dict, set, struct)", v.Type(), ErrNotCacheable)
 }
 
-// cacheValue is the `workflow_cache` object of node code.
-type cacheValue struct{ c *WorkflowCache }
+// cacheValue is the `workflow_cache` object of node code. redact (nil:
+// none) masks the credential values of the attempt's execution: applied
+// to what a node stores and to what it reads, so that no credential value
+// travels between executions through the cache, whichever execution's
+// secrets it belongs to.
+type cacheValue struct {
+	c      *WorkflowCache
+	redact func(string) string
+}
+
+// masked returns v, or a frozen copy with credential values masked if v
+// holds any.
+func (v *cacheValue) masked(x starlark.Value) starlark.Value {
+	if v.redact == nil || !holdsMasked(x, v.redact, 0) {
+		return x
+	}
+	cp, err := deepCopy(x, 0, v.redact)
+	if err != nil { // stored values are plain data; cannot happen
+		return starlark.None
+	}
+	cp.Freeze()
+	return cp
+}
+
+// holdsMasked reports whether redact changes a string or bytes value in x.
+func holdsMasked(x starlark.Value, redact func(string) string, depth int) bool {
+	if depth > maxCopyDepth {
+		return true
+	}
+	switch x := x.(type) {
+	case starlark.String:
+		return redact(string(x)) != string(x)
+	case starlark.Bytes:
+		return redact(string(x)) != string(x)
+	case *starlark.List:
+		for i := range x.Len() {
+			if holdsMasked(x.Index(i), redact, depth+1) {
+				return true
+			}
+		}
+	case starlark.Tuple:
+		for _, e := range x {
+			if holdsMasked(e, redact, depth+1) {
+				return true
+			}
+		}
+	case *starlark.Dict:
+		for _, kv := range x.Items() {
+			if holdsMasked(kv[0], redact, depth+1) || holdsMasked(kv[1], redact, depth+1) {
+				return true
+			}
+		}
+	case *starlark.Set:
+		iter := x.Iterate()
+		defer iter.Done()
+		var e starlark.Value
+		for iter.Next(&e) {
+			if holdsMasked(e, redact, depth+1) {
+				return true
+			}
+		}
+	case *starlarkstruct.Struct:
+		for _, name := range x.AttrNames() {
+			if f, err := x.Attr(name); err == nil && holdsMasked(f, redact, depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
 
 var _ starlark.HasAttrs = (*cacheValue)(nil)
 
@@ -295,7 +381,7 @@ func (v *cacheValue) Attr(name string) (starlark.Value, error) {
 				return nil, err
 			}
 			if x, ok := v.c.Get(key); ok {
-				return x, nil
+				return v.masked(x), nil
 			}
 			return dflt, nil
 		}), nil
@@ -325,7 +411,7 @@ func (v *cacheValue) Attr(name string) (starlark.Value, error) {
 					return nil, err
 				}
 			}
-			if err := v.c.Set(key, value, d); err != nil {
+			if err := v.c.set(key, value, d, v.redact); err != nil {
 				return nil, fmt.Errorf("%s: %w", b.Name(), err)
 			}
 			return starlark.None, nil

@@ -805,3 +805,40 @@ func (ctxOpener) Open(context.Context, string) (starlark.Value, error) {
 		return starlark.String("ok"), nil
 	}), nil
 }
+
+// TestWorkflowCacheMasksCredentials: no credential value crosses executions
+// through workflow_cache. What an attempt stores has its execution's
+// credentials masked; what it reads has its own execution's credentials
+// masked, whoever stored it; other values pass unchanged.
+func TestWorkflowCacheMasksCredentials(t *testing.T) {
+	c := node.NewWorkflowCache(10)
+	masker := func(secret string) func(string) string {
+		return func(s string) string { return strings.ReplaceAll(s, secret, "[REDACTED]") }
+	}
+	// Execution A knows the secret "tok-A-1234" (a caller passed it as a
+	// parameter, the way a handle result could not) and tries to store it.
+	mustRun(t, `
+workflow_cache.set("plain", p)
+workflow_cache.set("nested", {"k": [p, b"raw " + bytes(p), (1, "x" + p)], p: "key"})
+workflow_cache.set("other", "tok-B-5678 is B's")
+`, &node.Attempt{Parameters: map[string]any{"p": "tok-A-1234"}, Cache: c, Redact: masker("tok-A-1234")})
+	// Execution B reads: A's secret never arrived; B's own secret, stored by
+	// A (which did not know it was one), is masked for B.
+	res := mustRun(t, `
+n = workflow_cache.get("nested")
+result = {"plain": workflow_cache.get("plain"), "k": n["k"][0], "raw": str(n["k"][1]), "t": n["k"][2][1],
+          "keys": sorted(n.keys()), "other": workflow_cache.get("other")}
+`, &node.Attempt{Cache: c, Redact: masker("tok-B-5678")})
+	want := map[string]any{
+		"plain": "[REDACTED]", "k": "[REDACTED]", "raw": "raw [REDACTED]", "t": "x[REDACTED]",
+		"keys": []any{"[REDACTED]", "k"}, "other": "[REDACTED] is B's",
+	}
+	if diff := cmp.Diff(want, res); diff != "" {
+		t.Errorf("cache values (-want +got):\n%s", diff)
+	}
+	// Without a redactor nothing is rewritten.
+	res = mustRun(t, `result = {"v": workflow_cache.get("other")}`, &node.Attempt{Cache: c})
+	if res["v"] != "tok-B-5678 is B's" {
+		t.Errorf("without Redact: %v", res)
+	}
+}

@@ -440,7 +440,7 @@ func (r *run) lookup(name string) (starlark.Value, error) {
 		if c == nil {
 			c = NewWorkflowCache(1000)
 		}
-		return &cacheValue{c: c}, nil
+		return &cacheValue{c: c, redact: a.Redact}, nil
 	}
 	if v, ok := a.Inputs[name]; ok {
 		return frozenValue("input '"+name+"'", v)

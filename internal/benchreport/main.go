@@ -4,12 +4,16 @@
 //
 // Usage: go test -run '^$' -bench . ./... | go run ./internal/benchreport
 //
+// With -external it reports only the scenarios of tools/loadgen, the
+// external benchmark (make bench-external).
+//
 // A benchmark that ran several times (-count) counts by the median of its
 // runs; see ratio for paired baselines.
 package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -219,6 +223,45 @@ func dur(ns float64) string {
 	}
 }
 
+// unitRatio reports candidate's unit as a fraction of baseline's unit
+// (the same or another unit, both of the same run). With atMost the
+// target is a ceiling (latencies), else a floor (throughputs); a zero
+// target means none (for information).
+func unitRatio(baseline, baseUnit, candidate, unit string, target float64, atMost bool) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		b, ok1 := rs.value(baseline, baseUnit)
+		c, ok2 := rs.value(candidate, unit)
+		if !ok1 || !ok2 || b == 0 {
+			return "", "", false, false
+		}
+		r := c / b
+		fig := fmt.Sprintf("%.2f× (%s vs %s)", r, figure(c, unit), figure(b, baseUnit))
+		if target == 0 {
+			return fig, "none", true, true
+		}
+		if atMost {
+			return fig, fmt.Sprintf("≤ %.2f×", target), r <= target, true
+		}
+		return fig, fmt.Sprintf("≥ %.2f×", target), r >= target, true
+	}
+}
+
+// figure prints a value with its unit, latencies (…-µs) as durations.
+func figure(v float64, unit string) string {
+	if name, ok := strings.CutSuffix(unit, "-µs"); ok {
+		return name + " " + dur(v*1e3)
+	}
+	return fmt.Sprintf("%.0f %s", v, unit)
+}
+
+// External scenarios of tools/loadgen.
+const (
+	ext         = "loadgen.BenchmarkExternal/"
+	store       = "loadgen.BenchmarkStore/"
+	storeBefore = "loadgen.BenchmarkStoreBefore/"
+	rows        = "rows=500000"
+)
+
 var scenarios = []scenario{
 	{"executor overhead of a trivial node", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNode", 20e3)},
 	{"  … with a cancellable context (as for a gRPC request)", overhead("executor.BenchmarkTrivialNodeRuntime", "executor.BenchmarkTrivialNodeCancellable", 20e3)},
@@ -232,7 +275,113 @@ var scenarios = []scenario{
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }
 
+// externalScenarios are measured by tools/loadgen against a real gateway.
+var externalScenarios = []scenario{
+	{"external: no-op at 64 callers vs health check, throughput", unitRatio(ext+"go/health/callers=64", "calls/s", ext+"go/noop/callers=64", "calls/s", 0.50, false)},
+	{"external: no-op at 1 caller vs health check, p50", unitRatio(ext+"go/health/callers=1", "p50-µs", ext+"go/noop/callers=1", "p50-µs", 2, true)},
+	{"external: no-op at 1 caller, p99 vs its own p50", unitRatio(ext+"go/noop/callers=1", "p50-µs", ext+"go/noop/callers=1", "p99-µs", 3, true)},
+	{"external: 3-node chain at 1 caller, p99 vs its own p50", unitRatio(ext+"go/chain3/callers=1", "p50-µs", ext+"go/chain3/callers=1", "p99-µs", 3, true)},
+	{"external: fetchval at 1 caller, p99 vs its own p50", unitRatio(ext+"go/fetchval/callers=1", "p50-µs", ext+"go/fetchval/callers=1", "p99-µs", 3, true)},
+	{"external: Python client, no-op at 16 callers vs Go", unitRatio(ext+"go/noop/callers=16", "calls/s", ext+"python/noop/callers=16", "calls/s", 0.70, false)},
+	{"external: TypeScript client, no-op at 16 callers vs Go", unitRatio(ext+"go/noop/callers=16", "calls/s", ext+"ts/noop/callers=16", "calls/s", 0.70, false)},
+	{"background: no-op p99 across recovery ticks, 500k stored vs empty", unitRatio(store+"empty/noop/callers=1", "p99-µs", store+rows+"/noop/callers=1", "p99-µs", 2, true)},
+	{"  … p99.9", unitRatio(store+"empty/noop/callers=1", "p99.9-µs", store+rows+"/noop/callers=1", "p99.9-µs", 0, true)},
+	{"  … maximum (one caller sees every tick)", unitRatio(store+"empty/noop/callers=1", "max-µs", store+rows+"/noop/callers=1", "max-µs", 0, true)},
+	{"  … idle CPU (recovery ticks every second)", idleCPU(store+"empty/idle", store+rows+"/idle")},
+	{"  … before (-kgw-before, ticks every 15 s): p99, 500k stored vs empty", optional(unitRatio(storeBefore+"empty/noop/callers=1", "p99-µs", storeBefore+rows+"/noop/callers=1", "p99-µs", 0, true))},
+	{"  … before: p99.9", optional(unitRatio(storeBefore+"empty/noop/callers=1", "p99.9-µs", storeBefore+rows+"/noop/callers=1", "p99.9-µs", 0, true))},
+	{"  … before: maximum", optional(unitRatio(storeBefore+"empty/noop/callers=1", "max-µs", storeBefore+rows+"/noop/callers=1", "max-µs", 0, true))},
+	{"  … before: idle CPU", optional(idleCPU(storeBefore+"empty/idle", storeBefore+rows+"/idle"))},
+}
+
+// optional marks a scenario that only some runs measure: when its
+// benchmarks are missing it reports "not run" instead of failing.
+func optional(report func(results) (string, string, bool, bool)) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		fig, target, met, ok := report(rs)
+		if !ok {
+			return "not run", "none", true, true
+		}
+		return fig, target, met, ok
+	}
+}
+
+// idleCPU reports the gateway's idle CPU with a full store next to an
+// empty store's, for information (process CPU is counted in 10 ms ticks).
+func idleCPU(empty, full string) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		e, ok1 := rs.value(empty, "cpu-ms/s")
+		f, ok2 := rs.value(full, "cpu-ms/s")
+		if !ok1 || !ok2 {
+			return "", "", false, false
+		}
+		return fmt.Sprintf("%.2f ms of CPU per second vs %.2f with an empty store", f, e), "none", true, true
+	}
+}
+
+// externalTable prints every external scenario that ran: throughput and
+// its ratio to the health check at the same concurrency, latencies, and
+// the gateway's CPU per call; then, for the scenarios also measured on an
+// older binary (loadgen -kgw-before), the figures before and after.
+func externalTable(rs results) {
+	var names []string
+	for k := range rs {
+		if strings.HasPrefix(k, ext) {
+			names = append(names, k)
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	slices.Sort(names)
+	fmt.Println()
+	fmt.Println("== external scenarios (tools/loadgen; one gateway, one run) ==")
+	fmt.Printf("%-28s %10s %8s %10s %10s %10s %12s\n", "scenario", "calls/s", "×health", "p50", "p99", "p99.9", "CPU/call")
+	for _, k := range names {
+		sub := strings.TrimPrefix(k, ext)
+		parts := strings.Split(sub, "/") // client, scenario, callers=N
+		health := ext + "go/health/" + parts[len(parts)-1]
+		tp, _ := rs.value(k, "calls/s")
+		h, _ := rs.value(health, "calls/s")
+		rel := "-"
+		if h > 0 {
+			rel = fmt.Sprintf("%.2f×", tp/h)
+		}
+		p50, _ := rs.value(k, "p50-µs")
+		p99, _ := rs.value(k, "p99-µs")
+		p999, _ := rs.value(k, "p99.9-µs")
+		cpu := "-"
+		if c, ok := rs.value(k, "cpu-µs/call"); ok {
+			cpu = dur(c * 1e3)
+		}
+		fmt.Printf("%-28s %10.0f %8s %10s %10s %10s %12s\n", sub, tp, rel, dur(p50*1e3), dur(p99*1e3), dur(p999*1e3), cpu)
+	}
+	const before = "loadgen.BenchmarkBefore/"
+	printed := false
+	for _, k := range names {
+		b := before + strings.TrimPrefix(k, ext)
+		bt, ok := rs.value(b, "calls/s")
+		if !ok {
+			continue
+		}
+		if !printed {
+			fmt.Println()
+			fmt.Println("== before (loadgen -kgw-before) → after, same run, in turns ==")
+			printed = true
+		}
+		at, _ := rs.value(k, "calls/s")
+		b50, _ := rs.value(b, "p50-µs")
+		a50, _ := rs.value(k, "p50-µs")
+		b99, _ := rs.value(b, "p99-µs")
+		a99, _ := rs.value(k, "p99-µs")
+		fmt.Printf("%-28s %7.0f → %7.0f calls/s  p50 %s → %s  p99 %s → %s\n", strings.TrimPrefix(k, ext),
+			bt, at, dur(b50*1e3), dur(a50*1e3), dur(b99*1e3), dur(a99*1e3))
+	}
+}
+
 func main() {
+	externalOnly := flag.Bool("external", false, "report only the external scenarios (make bench-external)")
+	flag.Parse()
 	rs, err := parse(os.Stdin, os.Stdout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "benchreport:", err)
@@ -241,10 +390,14 @@ func main() {
 	fmt.Println()
 	fmt.Println("== kgw benchmark report (ratios against baselines measured in this run) ==")
 	missing := 0
-	for _, s := range scenarios {
+	all := append(slices.Clone(scenarios), externalScenarios...)
+	if *externalOnly {
+		all = externalScenarios
+	}
+	for _, s := range all {
 		fig, target, met, ok := s.report(rs)
 		if !ok {
-			fmt.Printf("%-58s  not measured (benchmark missing from this run)\n", s.name)
+			fmt.Printf("%-66s  not measured (benchmark missing from this run)\n", s.name)
 			missing++
 			continue
 		}
@@ -254,8 +407,9 @@ func main() {
 		} else if !met {
 			verdict = "BELOW TARGET"
 		}
-		fmt.Printf("%-58s  %s  target %s  %s\n", s.name, fig, target, verdict)
+		fmt.Printf("%-66s  %s  target %s  %s\n", s.name, fig, target, verdict)
 	}
+	externalTable(rs)
 	if missing > 0 {
 		os.Exit(1)
 	}

@@ -97,3 +97,42 @@ func TestPairedRatio(t *testing.T) {
 		}
 	}
 }
+
+const external = `pkg: github.com/kailash-gateway/kgw/tools/loadgen
+BenchmarkExternal/go/health/callers=1	7052	141804 ns/op	7000.0 calls/s	120.0 p50-µs	400.0 p99-µs	3880.4 p99.9-µs	5921.0 max-µs	75.2 cpu-µs/call	0 errors
+BenchmarkExternal/go/noop/callers=1	1168	856164 ns/op	1200.0 calls/s	300.0 p50-µs	1200.0 p99-µs	21853.1 p99.9-µs	129056.2 max-µs	479.5 cpu-µs/call	0 errors
+BenchmarkExternal/go/health/callers=64	11597	86229 ns/op	10000.0 calls/s	3423.1 p50-µs	35016.7 p99-µs	40867.3 p99.9-µs	59355.8 max-µs	26.7 cpu-µs/call	0 errors
+BenchmarkExternal/go/noop/callers=64	5749	173943 ns/op	5000.0 calls/s	7477.6 p50-µs	95384.7 p99-µs	97039.0 p99.9-µs	97243.5 max-µs	102.6 cpu-µs/call	0 errors
+BenchmarkBefore/go/noop/callers=64	5749	173943 ns/op	4000.0 calls/s	7477.6 p50-µs	95384.7 p99-µs	97039.0 p99.9-µs	97243.5 max-µs	102.6 cpu-µs/call	0 errors
+BenchmarkStore/empty/idle	1	2000000000 ns/op	0.50 cpu-ms/s
+BenchmarkStore/rows=500000/idle	1	2000000000 ns/op	0.70 cpu-ms/s
+`
+
+func TestExternalScenarios(t *testing.T) {
+	rs, err := parse(strings.NewReader(external), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name            string
+		report          func(results) (string, string, bool, bool)
+		wantFig         string
+		wantMet, wantOK bool
+	}{
+		{"throughput at the floor", unitRatio(ext+"go/health/callers=64", "calls/s", ext+"go/noop/callers=64", "calls/s", 0.50, false), "0.50× (5000 calls/s vs 10000 calls/s)", true, true},
+		{"throughput below the floor", unitRatio(ext+"go/health/callers=64", "calls/s", ext+"go/noop/callers=64", "calls/s", 0.51, false), "0.50×", false, true},
+		{"p50 above the ceiling", unitRatio(ext+"go/health/callers=1", "p50-µs", ext+"go/noop/callers=1", "p50-µs", 2, true), "2.50× (p50 300.0µs vs p50 120.0µs)", false, true},
+		{"own p99 at the ceiling", unitRatio(ext+"go/noop/callers=1", "p50-µs", ext+"go/noop/callers=1", "p99-µs", 4, true), "4.00× (p99 1.20ms vs p50 300.0µs)", true, true},
+		{"no target", unitRatio(ext+"go/noop/callers=1", "p50-µs", ext+"go/noop/callers=1", "p99-µs", 0, true), "4.00×", true, true},
+		{"missing client", unitRatio(ext+"go/noop/callers=16", "calls/s", ext+"python/noop/callers=16", "calls/s", 0.7, false), "", false, false},
+		{"idle CPU", idleCPU(store+"empty/idle", store+rows+"/idle"), "0.70 ms of CPU per second vs 0.50", true, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			fig, _, met, ok := tc.report(rs)
+			if ok != tc.wantOK || met != tc.wantMet || !strings.HasPrefix(fig, tc.wantFig) {
+				t.Errorf("report = %q met=%v ok=%v, want %q… met=%v ok=%v", fig, met, ok, tc.wantFig, tc.wantMet, tc.wantOK)
+			}
+		})
+	}
+}

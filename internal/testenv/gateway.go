@@ -131,6 +131,13 @@ type gatewayConfig struct {
 	args     []string
 	store    string
 	memLimit int64
+	bin      string
+}
+
+// WithGatewayBinary runs the kgw binary at path instead of KGWBinary's,
+// e.g. to measure an older build next to the current one.
+func WithGatewayBinary(path string) GatewayOption {
+	return func(c *gatewayConfig) { c.bin = path }
 }
 
 // WithGatewayEnv adds environment variables ("NAME=value") to the
@@ -190,9 +197,12 @@ func StartGateway(opts ...GatewayOption) (*GatewayProcess, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	bin, err := kgwBinary()
-	if err != nil {
-		return nil, err
+	bin := cfg.bin
+	if bin == "" {
+		var err error
+		if bin, err = kgwBinary(); err != nil {
+			return nil, err
+		}
 	}
 	tmp, err := os.MkdirTemp("", "kgw-testenv-gateway-")
 	if err != nil {

@@ -154,8 +154,28 @@ func (s *PostgresServer) initdb() error {
 	if err != nil {
 		return fmt.Errorf("initdb: %w\n%s", err, out)
 	}
+	// Members of the role ScramRole must authenticate with a SCRAM-SHA-256
+	// password over TCP; everyone else is trusted. The first matching line
+	// wins, so the rule goes first.
+	hba := filepath.Join(s.dataDir(), "pg_hba.conf")
+	old, err := os.ReadFile(hba)
+	if err != nil {
+		return fmt.Errorf("read pg_hba.conf: %w", err)
+	}
+	rule := "host all +" + ScramRole + " 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(hba, append([]byte(rule), old...), 0o600); err != nil {
+		return fmt.Errorf("write pg_hba.conf: %w", err)
+	}
 	return nil
 }
+
+// ScramRole is the group role whose members a test server started by
+// StartPostgres makes authenticate with a SCRAM-SHA-256 password (every
+// other role is trusted). Tests that need password authentication create
+// it (CREATE ROLE kgw_scram NOLOGIN, if it does not exist) and a login role
+// IN ROLE kgw_scram with a password. An external server
+// (KGW_TEST_POSTGRES_DSN) may not have this rule.
+const ScramRole = "kgw_scram"
 
 // Start starts a stopped server on its port and waits until it accepts
 // connections. Starting a running server is a no-op.

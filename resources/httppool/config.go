@@ -12,6 +12,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -176,13 +177,16 @@ func (c *Config) pick(values map[string]any, key string) (map[string]any, error)
 	return nil, fmt.Errorf("http_client credentials: key %q must hold a token string or a map", key)
 }
 
-// Hosts returns the host credentials are sent to (the base_url host), or
+// Hosts returns where credentials are sent: the base_url's host and port
+// ("api.example.com:443", the scheme's default port made explicit), or
 // nothing without a base_url.
 func (c Config) Hosts() []string {
 	if c.base == nil {
 		return nil
 	}
-	return []string{c.base.Hostname()}
+	o := origin(c.base)
+	port := o[strings.LastIndexByte(o, ':')+1:]
+	return []string{net.JoinHostPort(strings.ToLower(c.base.Hostname()), port)}
 }
 
 // Target describes the client: its base_url, or "(no base_url)".

@@ -1,12 +1,15 @@
 package postgres
 
 import (
+	"crypto/tls"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/kailash-gateway/kgw/resources/internal/confmap"
@@ -27,6 +30,12 @@ type Config struct {
 	Timeout        time.Duration     `json:"timeout"`
 	CommandTimeout time.Duration     `json:"command_timeout"`
 	ServerSettings map[string]string `json:"server_settings,omitempty"`
+	// InsecurePasswordAuth lets the pool answer a server that asks for the
+	// password in clear text or as MD5 over a connection that is not TLS
+	// with a verified certificate (sslmode verify-full). Without it such a
+	// server gets nothing: only SCRAM-SHA-256, or no authentication, is
+	// accepted (see requireAuth).
+	InsecurePasswordAuth bool `json:"insecure_password_auth,omitempty"`
 
 	password string
 	dsn      *pgxpool.Config // set when the credentials carry a dsn
@@ -58,6 +67,8 @@ func ParseConfig(m map[string]any) (Config, error) {
 		Timeout:        r.Seconds("timeout", DefaultTimeout),
 		CommandTimeout: r.Seconds("command_timeout", 0),
 		ServerSettings: r.StringMap("server_settings"),
+
+		InsecurePasswordAuth: r.Bool("insecure_password_auth", false),
 	}
 	if err := r.Err(true); err != nil {
 		return Config{}, err
@@ -69,6 +80,11 @@ func (c Config) check() error {
 	switch {
 	case c.Host == "":
 		return fmt.Errorf("database config: host is empty")
+	case strings.ContainsAny(c.Host, ","):
+		// libpq and pgx read "a,b" as a list of hosts to try in turn: the
+		// credentials would go to each. A list belongs in a secret's dsn,
+		// whose every host is checked against allowed_hosts.
+		return fmt.Errorf("database config: host must be a single host name or address, not a list")
 	case c.Port < 1 || c.Port > 65535:
 		return fmt.Errorf("database config: port %d out of range", c.Port)
 	case !sslModes[c.SSLMode]:
@@ -118,17 +134,31 @@ func (c *Config) MergeCredentials(values map[string]any) error {
 	return c.check()
 }
 
-// Hosts returns the host names (or addresses) the pool will connect to,
-// for checking against a secret's allowed hosts.
+// Hosts returns every target the pool may dial, as "host:port" (a Unix
+// socket directory stays a path), for checking against a secret's allowed
+// hosts. They are read from the connection config pgx will use — the
+// primary host and every fallback (each host of a list, each TLS attempt)
+// — so nothing pgx would dial escapes the check. A config that pgx cannot
+// parse gives a single "" (which no allowed_hosts pattern matches).
 func (c Config) Hosts() []string {
-	if c.dsn != nil {
-		hosts := []string{c.dsn.ConnConfig.Host}
-		for _, f := range c.dsn.ConnConfig.Fallbacks {
-			hosts = append(hosts, f.Host)
-		}
-		return hosts
+	pc, err := c.poolConfig()
+	if err != nil {
+		return []string{""}
 	}
-	return []string{c.Host}
+	hosts := []string{dialTarget(pc.ConnConfig.Host, pc.ConnConfig.Port)}
+	for _, f := range pc.ConnConfig.Fallbacks {
+		if h := dialTarget(f.Host, f.Port); !slices.Contains(hosts, h) {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}
+
+func dialTarget(host string, port uint16) string {
+	if strings.HasPrefix(host, "/") {
+		return host
+	}
+	return net.JoinHostPort(host, strconv.Itoa(int(port)))
 }
 
 // Target describes where the pool connects, without credentials:
@@ -184,7 +214,35 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	if _, ok := pc.ConnConfig.RuntimeParams["application_name"]; !ok {
 		pc.ConnConfig.RuntimeParams["application_name"] = "kgw"
 	}
+	if !c.InsecurePasswordAuth && !verifiedTLS(pc.ConnConfig.Config) {
+		pc.ConnConfig.RequireAuth = scramOnly
+	}
 	return pc, nil
+}
+
+// scramOnly is the require_auth policy of a pool that has not opted in to
+// insecure password authentication: SCRAM-SHA-256, or a server that asks
+// for no authentication at all (trust, peer over TLS client certificates).
+// A server that asks for the password in clear text or MD5 — which a host
+// impersonating the database would do to learn it — is refused before pgx
+// sends anything.
+const scramOnly = "scram-sha-256,none"
+
+// verifiedTLS reports whether every attempt cfg makes is TLS with a
+// certificate verified for the host name (sslmode verify-full): then the
+// server is who the config names and may ask for the password however it
+// likes.
+func verifiedTLS(cfg pgconn.Config) bool {
+	ok := func(t *tls.Config) bool { return t != nil && !t.InsecureSkipVerify && t.ServerName != "" }
+	if !ok(cfg.TLSConfig) {
+		return false
+	}
+	for _, f := range cfg.Fallbacks {
+		if !ok(f.TLSConfig) {
+			return false
+		}
+	}
+	return true
 }
 
 // quote quotes a value for a keyword/value connection string.

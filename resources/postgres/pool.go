@@ -7,8 +7,9 @@
 // handle (acquire(), transactions) is given back by Handle.Close, whatever
 // way the attempt ended. A connection on which a statement may have changed
 // the session state (SET, temporary tables, LISTEN, …) is closed instead of
-// going back to the pool, so that no session state outlives the attempt
-// (session.go has the rules).
+// going back to the pool, and every other connection is reset before it
+// goes back, so that no session state outlives the attempt (session.go has
+// the rules).
 package postgres
 
 import (
@@ -45,6 +46,11 @@ type Pool struct {
 	pool *pgxpool.Pool
 	// connects counts the connections opened (see acquire).
 	connects atomic.Int64
+	// lostAt is when (UnixNano) a connection of the pool last failed
+	// below SQL (EOF, reset, refused): a connection that went idle before
+	// then is pinged before it is handed out (shouldPing), since the server
+	// may have restarted under it.
+	lostAt atomic.Int64
 }
 
 // Stats are a pool's live counters.
@@ -78,6 +84,16 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 		rememberParams(c.PgConn())
 		return nil
 	}
+	pc.AfterRelease = func(c *pgx.Conn) bool {
+		if resetSession(c) {
+			return true
+		}
+		if c.IsClosed() {
+			pl.lostAt.Store(time.Now().UnixNano())
+		}
+		return false
+	}
+	pc.ShouldPing = pl.shouldPing
 	p, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("create database pool: %w", err)
@@ -143,8 +159,23 @@ func (p *Pool) acquire(ctx context.Context, name string) (*pgxpool.Conn, error) 
 	return nil, err
 }
 
+// shouldPing is pgxpool's ShouldPing hook: ping a connection idle for more
+// than a second (pgxpool's default), or one that went idle before a
+// connection of the pool was lost.
+func (p *Pool) shouldPing(_ context.Context, params pgxpool.ShouldPingParams) bool {
+	if params.IdleDuration > time.Second {
+		return true
+	}
+	lost := p.lostAt.Load()
+	return lost != 0 && time.Now().Add(-params.IdleDuration).UnixNano() <= lost
+}
+
 // noteError reports err to the broker unless it is a cancellation.
 func (p *Pool) noteError(err error) {
+	var pgErr *pgconn.PgError
+	if err != nil && !errors.As(err, &pgErr) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		p.lostAt.Store(time.Now().UnixNano())
+	}
 	if err == nil || p.opts.OnError == nil || errors.Is(err, context.Canceled) {
 		return
 	}

@@ -239,8 +239,8 @@ func zrange(h *Handle, th *starlark.Thread, name string, args starlark.Tuple, kw
 	return starlark.NewList(items), nil
 }
 
-// do(*args) sends any command that does not change the shared connection's
-// state, and converts the reply generically.
+// do(*args) sends a command of the allow-list (allowed: data commands only)
+// and converts the reply generically.
 func do(h *Handle, th *starlark.Thread, name string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
 	if len(kwargs) > 0 {
 		return nil, fmt.Errorf("%s: unexpected keyword arguments", name)
@@ -253,8 +253,12 @@ func do(h *Handle, th *starlark.Thread, name string, args starlark.Tuple, kwargs
 		return nil, err
 	}
 	cmd = cmd[1:]
-	if why, ok := refused[strings.ToUpper(cmd[0])]; ok {
-		return nil, fmt.Errorf("%s: %s is not available through a shared cache connection (%s)", name, strings.ToUpper(cmd[0]), why)
+	if c := strings.ToUpper(cmd[0]); !allowed[c] {
+		why := refusedWhy[c]
+		if why == "" {
+			why = "not a data command"
+		}
+		return nil, fmt.Errorf("%s: %s is not available to workflow code (%s); do() sends data commands only", name, c, why)
 	}
 	msg, err := h.send(th, name, cmd...)
 	if err != nil {

@@ -52,16 +52,67 @@ func (h *Handle) AttrNames() []string {
 	return names
 }
 
-// refused are commands do() will not send: they would change the state of
-// the connection that every execution shares, or never return.
-var refused = map[string]string{
+// allowed are the commands do() sends: commands on the data of the
+// resource's database (strings, keys, lists, hashes, sets, sorted sets,
+// streams, bitmaps, HyperLogLog, geo), publishing, and PING/ECHO/TIME/
+// DBSIZE. Everything else is refused by name, as an allow-list: server
+// administration (CONFIG, ACL, MODULE, DEBUG, SHUTDOWN, FLUSHALL/FLUSHDB,
+// SWAPDB, REPLICAOF/SLAVEOF, SYNC/PSYNC, MIGRATE, FAILOVER, SAVE, …) would let
+// workflow code read or change what every other user of the server relies
+// on (CONFIG GET masterauth, ACL LIST); connection commands (AUTH, HELLO,
+// SELECT, RESET, CLIENT …, MULTI/WATCH, SUBSCRIBE, MONITOR) would change
+// the state of the connection every execution shares, or never return;
+// scripts and functions (EVAL, EVALSHA, FCALL, SCRIPT, FUNCTION) can run
+// FLUSHALL and other commands that are refused here; MOVE and COPY … DB
+// reach other databases. A Redis ACL user with only the commands and keys
+// a workflow needs remains the operator's job.
+var allowed = func() map[string]bool {
+	m := map[string]bool{}
+	for _, group := range []string{
+		// strings
+		"GET SET SETNX SETEX PSETEX GETSET GETDEL GETEX MGET MSET MSETNX APPEND STRLEN INCR INCRBY INCRBYFLOAT DECR DECRBY GETRANGE SETRANGE SUBSTR LCS",
+		// keys
+		"DEL UNLINK EXISTS EXPIRE PEXPIRE EXPIREAT PEXPIREAT EXPIRETIME PEXPIRETIME TTL PTTL PERSIST TYPE RENAME RENAMENX KEYS SCAN RANDOMKEY TOUCH OBJECT SORT SORT_RO",
+		// lists
+		"LPUSH RPUSH LPUSHX RPUSHX LPOP RPOP LRANGE LTRIM LLEN LINDEX LSET LINSERT LREM LPOS LMOVE RPOPLPUSH LMPOP BLPOP BRPOP BRPOPLPUSH BLMOVE BLMPOP",
+		// hashes
+		"HGET HSET HSETNX HMSET HMGET HGETALL HDEL HEXISTS HINCRBY HINCRBYFLOAT HKEYS HVALS HLEN HSTRLEN HSCAN HRANDFIELD HEXPIRE HPEXPIRE HEXPIREAT HPEXPIREAT HTTL HPTTL HPERSIST HEXPIRETIME HPEXPIRETIME HGETDEL HGETEX HSETEX",
+		// sets
+		"SADD SREM SMEMBERS SISMEMBER SMISMEMBER SCARD SPOP SRANDMEMBER SMOVE SINTER SINTERCARD SINTERSTORE SUNION SUNIONSTORE SDIFF SDIFFSTORE SSCAN",
+		// sorted sets
+		"ZADD ZREM ZRANGE ZRANGESTORE ZREVRANGE ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZCARD ZCOUNT ZLEXCOUNT ZSCORE ZMSCORE ZINCRBY ZRANK ZREVRANK ZREMRANGEBYRANK ZREMRANGEBYSCORE ZREMRANGEBYLEX ZPOPMIN ZPOPMAX ZMPOP BZPOPMIN BZPOPMAX BZMPOP ZRANDMEMBER ZSCAN ZUNION ZUNIONSTORE ZINTER ZINTERSTORE ZINTERCARD ZDIFF ZDIFFSTORE",
+		// streams
+		"XADD XLEN XRANGE XREVRANGE XDEL XTRIM XREAD XREADGROUP XGROUP XACK XPENDING XCLAIM XAUTOCLAIM XINFO XSETID",
+		// bitmaps, HyperLogLog, geo
+		"SETBIT GETBIT BITCOUNT BITPOS BITOP BITFIELD BITFIELD_RO PFADD PFCOUNT PFMERGE",
+		"GEOADD GEODIST GEOHASH GEOPOS GEOSEARCH GEOSEARCHSTORE GEORADIUS GEORADIUSBYMEMBER GEORADIUS_RO GEORADIUSBYMEMBER_RO",
+		// publishing, and harmless server queries
+		"PUBLISH SPUBLISH PING ECHO TIME DBSIZE",
+	} {
+		for _, c := range strings.Fields(group) {
+			m[c] = true
+		}
+	}
+	return m
+}()
+
+// refusedWhy says why some well-known commands are refused (others get a
+// generic message).
+var refusedWhy = map[string]string{
 	"SUBSCRIBE": "pub/sub", "PSUBSCRIBE": "pub/sub", "SSUBSCRIBE": "pub/sub",
 	"UNSUBSCRIBE": "pub/sub", "PUNSUBSCRIBE": "pub/sub", "SUNSUBSCRIBE": "pub/sub",
 	"MONITOR": "monitoring", "MULTI": "transactions", "EXEC": "transactions",
 	"DISCARD": "transactions", "WATCH": "transactions", "UNWATCH": "transactions",
 	"SELECT": "switching databases", "AUTH": "authentication", "HELLO": "authentication",
 	"QUIT": "closing the connection", "RESET": "resetting the connection",
-	"CLIENT": "client commands", "SHUTDOWN": "shutting down the server",
+	"CLIENT": "client commands", "SHUTDOWN": "server administration",
+	"CONFIG": "server administration", "ACL": "server administration", "MODULE": "server administration",
+	"DEBUG": "server administration", "SWAPDB": "server administration", "FLUSHALL": "server administration",
+	"FLUSHDB": "server administration", "MIGRATE": "server administration", "REPLICAOF": "server administration",
+	"SLAVEOF": "server administration", "SYNC": "replication", "PSYNC": "replication",
+	"SCRIPT": "scripts", "FUNCTION": "functions", "EVAL": "scripts", "EVALSHA": "scripts",
+	"EVAL_RO": "scripts", "EVALSHA_RO": "scripts", "FCALL": "functions", "FCALL_RO": "functions",
+	"MOVE": "other databases", "COPY": "other databases",
 }
 
 var blocking = map[string]bool{

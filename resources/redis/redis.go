@@ -76,8 +76,9 @@ func (c *Config) MergeCredentials(values map[string]any) error {
 	return r.Err(false)
 }
 
-// Hosts returns the host the client connects to.
-func (c Config) Hosts() []string { return []string{c.Host} }
+// Hosts returns where the client connects, as "host:port", for checking
+// against a secret's allowed hosts.
+func (c Config) Hosts() []string { return []string{net.JoinHostPort(c.Host, strconv.Itoa(c.Port))} }
 
 // Target describes where the client connects: "host:port/db".
 func (c Config) Target() string {

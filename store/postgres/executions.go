@@ -332,15 +332,7 @@ func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int
 func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
 	var out []*store.Execution
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE executions e SET owner = $1, epoch = e.epoch + 1,
-				restarts = e.restarts + CASE WHEN e.owner <> '' THEN 1 ELSE 0 END
-			FROM (SELECT x.id FROM executions x
-				WHERE x.status < $2 AND (x.owner = '' OR NOT EXISTS (
-					SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $3))
-				FOR UPDATE SKIP LOCKED) c
-			WHERE e.id = c.id
-			RETURNING `+qualified("e", codec.ExecutionColumns),
-			owner, int32(store.ExecutionCompleted), codec.Nanos(staleBefore))
+		rows, err := tx.Query(ctx, claimQuery, owner, codec.Nanos(staleBefore))
 		if err != nil {
 			return err
 		}
@@ -384,14 +376,49 @@ func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) erro
 	return nil
 }
 
+// The statements of the recovery and retention ticks. They read only
+// unfinished executions (the partial index executions_unfinished, whose
+// predicate they repeat with the literal 3 = store.ExecutionCompleted so
+// that a generic plan can use it too) or executions created before the
+// retention cutoff (index executions_newest). TestBackgroundQueryPlans
+// checks the plans.
+var (
+	// claimQuery makes $1 the owner of the unfinished executions whose
+	// owner has not heart-beaten since $2.
+	claimQuery = `UPDATE executions e SET owner = $1, epoch = e.epoch + 1,
+		restarts = e.restarts + CASE WHEN e.owner <> '' THEN 1 ELSE 0 END
+		FROM (SELECT x.id FROM executions x
+			WHERE x.status < 3 AND (x.owner = '' OR NOT EXISTS (
+				SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $2))
+			FOR UPDATE SKIP LOCKED) c
+		WHERE e.id = c.id
+		RETURNING ` + qualified("e", codec.ExecutionColumns)
+	// deleteExpired deletes at most $2 finished executions that ended
+	// before $1, oldest first (node states and events go by cascade).
+	deleteExpired = `DELETE FROM executions WHERE id IN (
+		SELECT id FROM executions WHERE create_time < $1 AND status >= 3
+			AND (CASE WHEN end_time = 0 THEN create_time ELSE end_time END) < $1
+		ORDER BY create_time, id LIMIT $2 FOR UPDATE SKIP LOCKED)`
+)
+
+// deleteBatch is how many executions one retention statement deletes, so
+// that no transaction holds locks on a whole backlog.
+const deleteBatch = 500
+
 // DeleteExecutionsBefore implements store.Store. A finished execution
-// without an end time counts as ended at its creation.
+// without an end time counts as ended at its creation. It deletes in
+// statements of at most deleteBatch executions.
 func (s *Store) DeleteExecutionsBefore(ctx context.Context, t time.Time) (int, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM executions WHERE status >= $1
-		AND create_time < $2 AND (CASE WHEN end_time = 0 THEN create_time ELSE end_time END) < $2`,
-		int32(store.ExecutionCompleted), codec.Nanos(t))
-	if err != nil {
-		return 0, fmt.Errorf("postgres: delete executions before %v: %w", t, err)
+	total := 0
+	for {
+		tag, err := s.pool.Exec(ctx, deleteExpired, codec.Nanos(t), deleteBatch)
+		if err != nil {
+			return total, fmt.Errorf("postgres: delete executions before %v: %w", t, err)
+		}
+		n := int(tag.RowsAffected())
+		total += n
+		if n < deleteBatch {
+			return total, nil
+		}
 	}
-	return int(tag.RowsAffected()), nil
 }

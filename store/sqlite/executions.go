@@ -125,13 +125,19 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 
 // ClaimExecutions implements store.Store.
 func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
+	// Most ticks find nothing to claim: ask the read pool first, so that
+	// they never take the writer that journal commits wait for.
+	var claimable bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM executions WHERE `+claimableWhere+`)`,
+		codec.Nanos(staleBefore)).Scan(&claimable); err != nil {
+		return nil, fmt.Errorf("sqlite: claim executions for %s: %w", owner, err)
+	}
+	if !claimable {
+		return nil, nil
+	}
 	var out []*store.Execution
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `UPDATE executions SET owner = ?, epoch = epoch + 1, restarts = restarts + (owner <> '')
-			WHERE status < ? AND (owner = '' OR NOT EXISTS (
-				SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?))
-			RETURNING `+executionColumns,
-			owner, int32(store.ExecutionCompleted), codec.Nanos(staleBefore))
+		rows, err := tx.QueryContext(ctx, claimQuery, codec.Nanos(staleBefore), owner)
 		if err != nil {
 			return err
 		}
@@ -163,6 +169,31 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 	return out, nil
 }
 
+// The statements of the recovery and retention ticks. They read only
+// unfinished executions (index executions_unfinished, migration 0006,
+// whose predicate they repeat with the literal 3 = store.ExecutionCompleted
+// so that SQLite can use it) or executions created before the retention
+// cutoff (index executions_newest). TestBackgroundQueryPlans checks the
+// plans.
+const (
+	// claimableWhere selects the unfinished executions whose owner is not
+	// alive; ?1 is the stale-before time.
+	claimableWhere = `status < 3 AND (owner = '' OR NOT EXISTS (
+		SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?1))`
+	// claimQuery makes ?2 the owner of the claimable executions.
+	claimQuery = `UPDATE executions SET owner = ?2, epoch = epoch + 1, restarts = restarts + (owner <> '') WHERE ` + claimableWhere + `
+		RETURNING ` + executionColumns
+	// expiredBatch selects the ids of at most ?2 finished executions that
+	// ended before ?1, oldest first. The id order makes the same
+	// statement select the same rows again within one transaction.
+	expiredBatch = `SELECT id FROM executions WHERE create_time < ?1 AND status >= 3
+		AND (CASE WHEN end_time = 0 THEN create_time ELSE end_time END) < ?1
+		ORDER BY create_time, id LIMIT ?2`
+	// deleteBatch is how many executions one retention transaction
+	// deletes, so that journal commits wait at most for one batch.
+	deleteBatch = 500
+)
+
 // Heartbeat implements store.Store.
 func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) error {
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
@@ -178,28 +209,34 @@ func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) erro
 
 // DeleteExecutionsBefore implements store.Store. A finished execution
 // without an end time counts as ended at its creation. The node states and
-// events of the executions go with them.
+// events of the executions go with them. It deletes in transactions of at
+// most deleteBatch executions, so that journal writes never wait for a
+// whole backlog.
 func (s *Store) DeleteExecutionsBefore(ctx context.Context, t time.Time) (int, error) {
-	const expired = `status >= ?1 AND create_time < ?2
-		AND (CASE WHEN end_time = 0 THEN create_time ELSE end_time END) < ?2`
-	var n int64
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		args := []any{int32(store.ExecutionCompleted), codec.Nanos(t)}
-		for _, table := range []string{"execution_events", "execution_nodes"} {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+`
-				WHERE execution_id IN (SELECT id FROM executions WHERE `+expired+`)`, args...); err != nil {
+	total := 0
+	for {
+		var n int64
+		err := s.writeTx(ctx, func(tx *sql.Tx) error {
+			cutoff := codec.Nanos(t)
+			for _, table := range []string{"execution_events", "execution_nodes"} {
+				if _, err := tx.ExecContext(ctx, `DELETE FROM `+table+`
+					WHERE execution_id IN (`+expiredBatch+`)`, cutoff, deleteBatch); err != nil {
+					return err
+				}
+			}
+			res, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE id IN (`+expiredBatch+`)`, cutoff, deleteBatch)
+			if err != nil {
 				return err
 			}
-		}
-		res, err := tx.ExecContext(ctx, `DELETE FROM executions WHERE `+expired, args...)
-		if err != nil {
+			n, err = res.RowsAffected()
 			return err
+		})
+		if err != nil {
+			return total, fmt.Errorf("sqlite: delete executions before %v: %w", t, err)
 		}
-		n, err = res.RowsAffected()
-		return err
-	})
-	if err != nil {
-		return 0, fmt.Errorf("sqlite: delete executions before %v: %w", t, err)
+		total += int(n)
+		if n < deleteBatch {
+			return total, nil
+		}
 	}
-	return int(n), nil
 }

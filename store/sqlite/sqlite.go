@@ -72,6 +72,12 @@ type Store struct {
 	w *sql.DB // single write connection
 	r *sql.DB // read-only pool
 
+	// The checkpointer (see checkpoint.go): its connection, and the
+	// channels that stop it and tell that it stopped; nil for ":memory:".
+	ckpt        *sql.DB
+	ckptStop    chan struct{}
+	ckptStopped chan struct{}
+
 	// Prepared statements of the journal hot path, on w.
 	insertExecutions multiStmt
 	updateExecutions multiStmt
@@ -107,7 +113,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		if err := createPrivate(path); err != nil {
 			return nil, err
 		}
-		s.w, err = sql.Open("sqlite3", path+"?"+common+"&_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
+		s.w, err = sql.Open(writerDriver, path+"?"+common+"&_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
 	}
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
@@ -131,9 +137,22 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.r.SetConnMaxLifetime(0)
 		s.r.SetConnMaxIdleTime(0)
 	}
+	if path != ":memory:" {
+		if s.ckpt, err = sql.Open("sqlite3", path+"?"+common+"&_synchronous=NORMAL"); err != nil {
+			_ = s.closeDBs()
+			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+		}
+		s.ckpt.SetMaxOpenConns(1)
+		s.ckpt.SetConnMaxLifetime(0)
+		s.ckpt.SetConnMaxIdleTime(0)
+	}
 	if err := s.prepare(ctx); err != nil {
 		_ = s.closeDBs()
 		return nil, err
+	}
+	if s.ckpt != nil {
+		s.ckptStop, s.ckptStopped = make(chan struct{}), make(chan struct{})
+		go s.checkpointLoop(s.ckptStop, s.ckptStopped)
 	}
 	return s, nil
 }
@@ -181,6 +200,14 @@ func (s *Store) Close() error {
 
 func (s *Store) closeDBs() error {
 	var errs []error
+	if s.ckptStop != nil {
+		close(s.ckptStop)
+		<-s.ckptStopped
+		s.ckptStop = nil
+	}
+	if s.ckpt != nil {
+		errs = append(errs, s.ckpt.Close())
+	}
 	var stmts []*sql.Stmt
 	for m := range s.multiStmts() {
 		stmts = append(stmts, m.stmts[:]...)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -659,4 +660,54 @@ func testClaimCounters(t *testing.T, s store.Store) {
 	fin, err := s.GetExecution(ctx, "finished")
 	must(t, "GetExecution", err)
 	check("finished, never claimed", fin, 1, 0)
+}
+
+// testDeleteBeforeMany deletes more expired executions than a backend
+// would sensibly delete in one transaction, with events and node states,
+// among executions that must stay.
+func testDeleteBeforeMany(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	const expired = 1234
+	var b store.JournalBatch
+	for i := range expired + 10 {
+		id := fmt.Sprintf("x-%05d", i)
+		e := sampleExecution(id, at(time.Duration(i)*time.Second))
+		e.Status, e.EndTime = store.ExecutionCompleted, at(time.Duration(i+1)*time.Second)
+		switch {
+		case i >= expired+5: // ends after the cutoff
+			e.EndTime = at(48 * time.Hour)
+		case i >= expired: // unfinished
+			e.Status, e.EndTime = store.ExecutionRunning, time.Time{}
+		}
+		b.Creates = append(b.Creates, e)
+		b.Events = append(b.Events, &store.Event{ExecutionID: id, Seq: 1, Time: e.CreateTime, Kind: store.EventExecutionStarted})
+	}
+	must(t, "WriteJournal", s.WriteJournal(ctx, &b))
+	n, err := s.DeleteExecutionsBefore(ctx, at(24*time.Hour))
+	must(t, "DeleteExecutionsBefore", err)
+	if n != expired {
+		t.Errorf("DeleteExecutionsBefore = %d, want %d", n, expired)
+	}
+	for i := range expired + 10 {
+		id := fmt.Sprintf("x-%05d", i)
+		_, err := s.GetExecution(ctx, id)
+		events, lerr := s.ListEvents(ctx, id, 0, 10)
+		must(t, "ListEvents", lerr)
+		if i < expired {
+			wantErr(t, "GetExecution("+id+")", err, store.ErrNotFound)
+			if len(events) != 0 {
+				t.Errorf("ListEvents(%s) after delete = %d events, want 0", id, len(events))
+			}
+			continue
+		}
+		must(t, "GetExecution("+id+")", err)
+		if len(events) != 1 {
+			t.Errorf("ListEvents(%s) = %d events, want 1", id, len(events))
+		}
+	}
+	n, err = s.DeleteExecutionsBefore(ctx, at(24*time.Hour))
+	must(t, "DeleteExecutionsBefore again", err)
+	if n != 0 {
+		t.Errorf("second DeleteExecutionsBefore = %d, want 0", n)
+	}
 }

@@ -51,6 +51,7 @@ func Run(t *testing.T, open Opener) {
 		{"Execution/ConcurrentClaimsAreDisjoint", testConcurrentClaims},
 		{"Execution/ClaimCountsEpochAndRestarts", testClaimCounters},
 		{"Execution/DeleteBefore", testDeleteBefore},
+		{"Execution/DeleteBeforeManyExpired", testDeleteBeforeMany},
 		{"Secret/VersionsGetListDelete", testSecrets},
 		{"Secret/ListPagination", testSecretList},
 		{"Secret/RewrapAtomic", testRewrap},
