@@ -652,7 +652,7 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		Limits:   r.e.cfg.Limits,
 		Watchdog: r.e.cfg.Watchdog,
 	}
-	if _, none := r.redact.(noRedactor); !none {
+	if r.redact != nil {
 		a.Redact = r.redact.String
 	}
 	if r.e.cfg.Resources != nil && len(pn.def.RequiredResources) > 0 {
