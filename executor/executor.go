@@ -149,6 +149,11 @@ type Config struct {
 	// resolves for the execution (ResourceBroker.Session); node results,
 	// log lines and error texts pass through it.
 	NewRedactor func() *secrets.Redactor
+	// Observer receives execution, node attempt and journal measurements
+	// (default: none).
+	Observer Observer
+	// NoNodeLogs keeps node log lines out of Logger; they remain events.
+	NoNodeLogs bool
 }
 
 // Request asks the Executor to run one workflow version.
@@ -262,6 +267,9 @@ func New(cfg Config) *Executor {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	realClock := cfg.Now == nil
 	if realClock {
 		cfg.Now = time.Now
@@ -284,7 +292,7 @@ func New(cfg Config) *Executor {
 	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
 	e.beating = make(chan struct{})
 	if e.st != nil {
-		e.journal = newJournal(e.st, e.log)
+		e.journal = newJournal(e.st, e.log, cfg.Observer)
 		e.loops.Add(1)
 		go e.heartbeatLoop()
 	} else {

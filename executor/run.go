@@ -330,8 +330,10 @@ func (r *run) loop() {
 	closeChan(r.created)
 	r.cache = r.e.workflowCache(r.wf.Name)
 
+	r.e.cfg.Observer.ExecutionStarted(r.wf.Name)
 	failure := r.schedule()
 	r.finish(failure)
+	r.observeStop()
 
 	r.e.finished(r)
 	r.stop()
@@ -538,6 +540,7 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 		started := r.nodeStarted(i, attempt)
 		res, err, nodeTimeout := r.attempt(i, attempt, inputs, started)
 		<-r.e.sem
+		r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, r.attemptOutcome(err, nodeTimeout), r.e.now().Sub(started))
 		if err == nil {
 			res = r.redactResult(res)
 			if xe := r.chargeResult(pn, res); xe != nil {
@@ -823,7 +826,7 @@ func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fi
 		}
 	}
 	id := r.p.nodes[i].def.ID
-	if lv := slogLevel(level); r.e.log.Enabled(context.Background(), lv) {
+	if lv := slogLevel(level); !r.e.cfg.NoNodeLogs && r.e.log.Enabled(context.Background(), lv) {
 		attrs := make([]any, 0, 3+len(fields))
 		attrs = append(attrs, slog.String("execution_id", r.id), slog.String("node", id), slog.Int("attempt", int(attempt)))
 		for k, v := range fields {

@@ -81,6 +81,14 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 		}
 		var err error
 		resolved, err = b.cfg.Secrets.Resolve(ctx, spec.CredentialsRef)
+		switch {
+		case err == nil:
+			b.cfg.Observer.SecretResolved("ok")
+		case errors.Is(err, store.ErrNotFound):
+			b.cfg.Observer.SecretResolved("not_found")
+		default:
+			b.cfg.Observer.SecretResolved("error")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("resource '%s': %w", name, err)
 		}

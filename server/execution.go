@@ -43,6 +43,7 @@ type executionService struct {
 	pages          *pagetoken.Codec
 	inlineDisabled bool
 	log            *slog.Logger
+	telemetry      *Telemetry
 }
 
 const listExecutionsScope = "kgw.v1.ExecutionService/ListExecutions"
@@ -176,6 +177,7 @@ func (s *executionService) follow(ctx context.Context, id string, after int64, s
 		return executionNotFound(err, id)
 	}
 	defer sub.Close()
+	defer s.telemetry.subscribed()()
 	for {
 		ev, err := sub.Next(ctx)
 		if errors.Is(err, io.EOF) {

@@ -66,6 +66,9 @@ type Config struct {
 	PageTokenKey []byte
 	// Metrics registers the gRPC request metrics; nil keeps them unregistered.
 	Metrics prometheus.Registerer
+	// Telemetry counts the open event streams (kgw_stream_subscribers);
+	// nil counts nothing.
+	Telemetry *Telemetry
 	// MaxRecvMsgSize and MaxSendMsgSize bound message sizes in bytes;
 	// 0 means DefaultMaxRecvMsgSize / DefaultMaxSendMsgSize.
 	MaxRecvMsgSize int
@@ -145,6 +148,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Executor != nil {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, &executionService{
 			store: cfg.Store, workflows: workflows, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log,
+			telemetry: cfg.Telemetry,
 		})
 	} else {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, kgwv1.UnimplementedExecutionServiceServer{})

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"net"
 	"testing"
@@ -38,6 +39,10 @@ type stackOptions struct {
 	disableInline    bool
 	logger           *slog.Logger
 	accessLog        bool
+	// registry, when set, receives the server's metrics (server.Telemetry
+	// wired into the broker, executor and server as `kgw serve` does).
+	registry     *prometheus.Registry
+	maxWorkflows int
 }
 
 func startStack(t testing.TB, opts stackOptions) *stack {
@@ -52,16 +57,32 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 		st.Close()
 		t.Fatalf("secrets.NewManager: %v", err)
 	}
-	broker := resources.NewBroker(resources.Config{Resources: st, Secrets: mgr, DisableInline: opts.disableInline})
+	var tel *server.Telemetry
+	var execObs executor.Observer
+	var brokerObs resources.Observer
+	var reg prometheus.Registerer
+	if opts.registry != nil {
+		reg = opts.registry
+		if tel, err = server.NewTelemetry(server.TelemetryConfig{Registry: opts.registry, MaxWorkflows: opts.maxWorkflows}); err != nil {
+			t.Fatal(err)
+		}
+		execObs, brokerObs = tel, tel
+	}
+	broker := resources.NewBroker(resources.Config{Resources: st, Secrets: mgr, DisableInline: opts.disableInline, Observer: brokerObs})
+	if tel != nil {
+		tel.WatchPools(broker)
+	}
 	exec := executor.New(executor.Config{
 		Store:            st,
 		Resources:        server.ExecutorResources(broker),
 		NewRedactor:      server.NewRedactor,
 		SubscriberBuffer: opts.subscriberBuffer,
+		Logger:           opts.logger,
+		Observer:         execObs,
 	})
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
-		Logger: opts.logger, AccessLog: opts.accessLog,
+		Logger: opts.logger, AccessLog: opts.accessLog, Metrics: reg, Telemetry: tel,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

@@ -55,6 +55,12 @@ type serveConfig struct {
 	// (node.Limits.MaxMemory): 0 means the runtime's default, negative
 	// means unlimited.
 	NodeMemoryBudget int64
+	// MetricsMaxWorkflows, MetricsMaxNodes and MetricsMaxPools bound the
+	// distinct workflow, node and pool label values of the metrics.
+	MetricsMaxWorkflows, MetricsMaxNodes, MetricsMaxPools int
+	// NoNodeLogs keeps node `logger` lines out of the server log (they are
+	// still events).
+	NoNodeLogs bool
 }
 
 // maxResultBytesLimit is the highest --max-result-bytes: an execution with
@@ -76,6 +82,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		maxRestarts, maxResult        string
 		memBudget                     string
 		recoveryInterval              string
+		maxWf, maxNodes, maxPools     string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -102,6 +109,18 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which the running node that has built the most is stopped with MEMORY_LIMIT (the backstop of --node-memory-budget); 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
 	fs.StringVar(&memBudget, "node-memory-budget", env("KGW_NODE_MEMORY_BUDGET", "256"), "memory budget in MiB of one node attempt: what its code builds is charged before it is built, and the attempt fails with MEMORY_LIMIT past it; negative means unlimited (env KGW_NODE_MEMORY_BUDGET)")
 	fs.StringVar(&recoveryInterval, "recovery-interval", env("KGW_RECOVERY_INTERVAL", "15s"), "how often to look for unfinished executions that no live gateway runs, and resume them (env KGW_RECOVERY_INTERVAL)")
+	fs.StringVar(&maxWf, "metrics-max-workflows", env("KGW_METRICS_MAX_WORKFLOWS", "200"), "distinct workflow label values in metrics; later workflows are counted as \"other\" (env KGW_METRICS_MAX_WORKFLOWS)")
+	fs.StringVar(&maxNodes, "metrics-max-nodes", env("KGW_METRICS_MAX_NODES", "1000"), "distinct workflow and node label pairs in metrics; later nodes are counted as \"other\" (env KGW_METRICS_MAX_NODES)")
+	fs.StringVar(&maxPools, "metrics-max-pools", env("KGW_METRICS_MAX_POOLS", "200"), "distinct pool label values in metrics; later pools are counted as \"other\" (env KGW_METRICS_MAX_POOLS)")
+	noNodeLogs := false
+	if v := getenv("KGW_NO_NODE_LOGS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_NO_NODE_LOGS %q: want true or false", v))
+		}
+		noNodeLogs = b
+	}
+	fs.BoolVar(&cfg.NoNodeLogs, "no-node-logs", noNodeLogs, "keep the lines nodes write with `logger` out of the server log; they remain execution events (env KGW_NO_NODE_LOGS)")
 	pprofOn := false
 	if v := getenv("KGW_PPROF"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -183,6 +202,16 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		cfg.NodeMemoryBudget = mib << 20
 		if mib < 0 {
 			cfg.NodeMemoryBudget = -1
+		}
+	}
+	for _, m := range []struct {
+		name, v string
+		dst     *int
+	}{{"metrics max workflows", maxWf, &cfg.MetricsMaxWorkflows}, {"metrics max nodes", maxNodes, &cfg.MetricsMaxNodes}, {"metrics max pools", maxPools, &cfg.MetricsMaxPools}} {
+		if n, err := strconv.Atoi(m.v); err != nil || n < 1 || n > 1_000_000 {
+			problems = append(problems, fmt.Sprintf("%s %q: want a whole number from 1 to 1000000", m.name, m.v))
+		} else {
+			*m.dst = n
 		}
 	}
 	if cfg.DataDir == "" {

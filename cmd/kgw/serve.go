@@ -102,13 +102,27 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		return err
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tel, err := server.NewTelemetry(server.TelemetryConfig{
+		Registry:     reg,
+		MaxWorkflows: cfg.MetricsMaxWorkflows,
+		MaxNodes:     cfg.MetricsMaxNodes,
+		MaxPools:     cfg.MetricsMaxPools,
+	})
+	if err != nil {
+		return err
+	}
+
 	broker := resources.NewBroker(resources.Config{
+		Observer:      tel,
 		Resources:     st,
 		Secrets:       mgr,
 		DisableInline: cfg.DisableInlineResources,
 		Guard:         guard,
 		Logger:        log,
 	})
+	tel.WatchPools(broker)
 	// Deferred calls run in reverse: the executor stops (its runs give
 	// their connections back) before the broker closes the pools, and both
 	// before the store closes.
@@ -124,6 +138,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Resources:   server.ExecutorResources(broker),
 		NewRedactor: server.NewRedactor,
 		Logger:      log,
+		Observer:    tel,
+		NoNodeLogs:  cfg.NoNodeLogs,
 		// An SQLite file has one gateway process, so whatever the previous
 		// process left running is resumed at once; replicas sharing a
 		// PostgreSQL store wait until the owner's heartbeat is stale.
@@ -150,8 +166,6 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		log.Info("resumed unfinished executions", "count", resumed)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := server.New(server.Config{
 		Store:                  st,
 		Executor:               exec,
@@ -163,6 +177,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Compile:                server.CompileNode,
 		PageTokenKey:           pageTokenKey(key),
 		Metrics:                reg,
+		Telemetry:              tel,
 	})
 	if err != nil {
 		return err
