@@ -27,7 +27,8 @@ func TestParseServeConfig(t *testing.T) {
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
 		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20, NodeMemoryBudget: 256 << 20,
-		RecoveryInterval: 15 * time.Second,
+		RecoveryInterval:    15 * time.Second,
+		MetricsMaxWorkflows: 200, MetricsMaxNodes: 1000, MetricsMaxPools: 200,
 	}
 	tests := []struct {
 		name string
@@ -64,6 +65,12 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.MaxResultBytes = 1 << 20 }},
 		{"restart limit from env, none", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "-1"},
 			func(c *serveConfig) { c.MaxNodeRestarts = -1 }},
+		{"metrics label bounds, node logs off", []string{"--metrics-max-nodes", "50", "--no-node-logs"},
+			map[string]string{"KGW_METRICS_MAX_WORKFLOWS": "10", "KGW_METRICS_MAX_POOLS": "5"},
+			func(c *serveConfig) {
+				c.MetricsMaxWorkflows, c.MetricsMaxNodes, c.MetricsMaxPools, c.NoNodeLogs = 10, 50, 5, true
+			}},
+		{"node logs off from env", nil, map[string]string{"KGW_NO_NODE_LOGS": "true"}, func(c *serveConfig) { c.NoNodeLogs = true }},
 		{"memory budget from env", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
 			func(c *serveConfig) { c.NodeMemoryBudget = 64 << 20 }},
 		{"memory budget flag wins, unlimited", []string{"--node-memory-budget", "-1"}, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
@@ -102,6 +109,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad recovery interval", []string{"--recovery-interval", "0s"}, nil, "recovery interval"},
 		{"bad pprof", nil, map[string]string{"KGW_PPROF": "sometimes"}, "KGW_PPROF"},
 		{"bad access log", nil, map[string]string{"KGW_ACCESS_LOG": "loud"}, "KGW_ACCESS_LOG"},
+		{"bad metrics bound", []string{"--metrics-max-workflows", "0"}, nil, "metrics max workflows"},
+		{"bad node logs", nil, map[string]string{"KGW_NO_NODE_LOGS": "maybe"}, "KGW_NO_NODE_LOGS"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
 		{"bad restart limit", []string{"--max-node-restarts", "three"}, nil, "max node restarts"},
 		{"result limit above the message size", []string{"--max-result-bytes", "67108864"}, nil, "max result bytes"},
