@@ -386,6 +386,9 @@ func (b *Broker) acquirePool(ctx context.Context, pl *plan, ref string) (*pool, 
 			secret: pl.secret, version: pl.version, ready: make(chan struct{}),
 			redactor: pl.poolRedactor, label: ref, obs: b.cfg.Observer}
 		if p.label == "" {
+			p.label = pl.label
+		}
+		if p.label == "" {
 			p.label = pl.target
 		}
 		b.pools[pl.key] = p
