@@ -38,7 +38,7 @@ type plan struct {
 	key          string
 	lineage      string
 	target       string
-	label        string // the metrics label of an inline spec's pool (PoolStats.Label)
+	label        string   // the metrics label of an inline spec's pool (PoolStats.Label)
 	hosts        []string // where the pool connects, for allowed_hosts
 	secret       string
 	version      secretVersion
