@@ -139,8 +139,10 @@ func (e *Executor) newRun(req *Request, p *plan, from *resumeFrom) *run {
 		Owner:          e.cfg.Owner,
 		Epoch:          1, // as the store journals a new execution
 	}
+	states := make([]store.NodeState, len(p.nodes))
 	for i := range p.nodes {
-		r.x.Nodes[i] = &store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}
+		states[i] = store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}
+		r.x.Nodes[i] = &states[i]
 	}
 	if from == nil {
 		r.id = newID()
@@ -654,9 +656,7 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		Cache:    r.cache,
 		Limits:   r.e.cfg.Limits,
 		Watchdog: r.e.cfg.Watchdog,
-	}
-	if r.redact != nil {
-		a.Redact = r.redact.String
+		Redact:   r.redact.String,
 	}
 	if r.e.cfg.Resources != nil && len(pn.def.RequiredResources) > 0 {
 		sess := r.e.cfg.Resources.Session(r.id, r.req.Resources, r.redact)

@@ -22,51 +22,15 @@ import (
 // current key file; when the current key came from KGW_MASTER_KEY the new
 // key stays in <key file>.new for the operator to install.
 func runRotateMasterKey(ctx context.Context, c *cli, args []string) error {
-	fset := flag.NewFlagSet("kgw secrets rotate-master-key", flag.ContinueOnError)
-	fset.SetOutput(c.stderr)
-	env := environment(c.getenv).or
-	var dataDir, storeDSN, keyFile, newKeyFile string
-	fset.StringVar(&dataDir, "data-dir", env("KGW_DATA_DIR", "./kgw-data"), "data directory of the gateway (env KGW_DATA_DIR)")
-	fset.StringVar(&storeDSN, "store", env("KGW_STORE", ""), "store DSN (env KGW_STORE; default sqlite://<data-dir>/kgw.db)")
-	fset.StringVar(&keyFile, "master-key-file", env("KGW_MASTER_KEY_FILE", ""), "current master key file (env KGW_MASTER_KEY_FILE; default <data-dir>/master.key; KGW_MASTER_KEY wins if set)")
-	fset.StringVar(&newKeyFile, "new-key-file", "", "file holding the new master key; created with a new random key if missing (default: a new key replaces the current key file)")
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
+	f, err := parseRotateFlags(c, args)
+	if err != nil {
+		return err
 	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "kgw secrets rotate-master-key: unexpected arguments %q\n", fset.Args())
-		return errUsage
+	oldKey, fromEnv, err := currentMasterKey(environment(c.getenv), f.keyFile)
+	if err != nil {
+		return err
 	}
-	if storeDSN == "" {
-		storeDSN = "sqlite://" + filepath.Join(dataDir, "kgw.db")
-	}
-	if keyFile == "" {
-		keyFile = filepath.Join(dataDir, "master.key")
-	}
-
-	var oldKey secrets.MasterKey
-	fromEnv := env("KGW_MASTER_KEY", "") != ""
-	if fromEnv {
-		k, err := secrets.ParseMasterKey(env("KGW_MASTER_KEY", ""))
-		if err != nil {
-			return fmt.Errorf("KGW_MASTER_KEY: %w", err)
-		}
-		oldKey = k
-	} else {
-		if _, err := os.Stat(keyFile); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("master key file %s does not exist: give the current key with --master-key-file or KGW_MASTER_KEY", keyFile)
-		}
-		k, _, err := secrets.LoadOrCreateKeyFile(keyFile)
-		if err != nil {
-			return fmt.Errorf("read current master key: %w", err)
-		}
-		oldKey = k
-	}
-
-	kind, target, err := storeKind(storeDSN)
+	kind, target, err := storeKind(f.storeDSN)
 	if err != nil {
 		return err
 	}
@@ -75,15 +39,15 @@ func runRotateMasterKey(ctx context.Context, c *cli, args []string) error {
 			return fmt.Errorf("store %s: %w", target, err)
 		}
 	}
-	st, _, err := openStore(ctx, storeDSN)
+	st, _, err := openStore(ctx, f.storeDSN)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	newPath, replace := newKeyFile, false
+	newPath, replace := f.newKeyFile, false
 	if newPath == "" {
-		newPath, replace = keyFile+".new", !fromEnv
+		newPath, replace = f.keyFile+".new", !fromEnv
 	}
 	newKey, created, err := secrets.LoadOrCreateKeyFile(newPath)
 	if err != nil {
@@ -99,11 +63,11 @@ func runRotateMasterKey(ctx context.Context, c *cli, args []string) error {
 		return fmt.Errorf("rotate master key (nothing changed): %w", err)
 	}
 	if replace {
-		if err := os.Rename(newPath, keyFile); err != nil {
-			fmt.Fprintf(c.stdout, "master key rotated; the new key is in %s, but it could not replace %s (%v): move it there before starting the gateway\n", newPath, keyFile, err)
+		if err := os.Rename(newPath, f.keyFile); err != nil {
+			fmt.Fprintf(c.stdout, "master key rotated; the new key is in %s, but it could not replace %s (%v): move it there before starting the gateway\n", newPath, f.keyFile, err)
 			return nil
 		}
-		newPath = keyFile
+		newPath = f.keyFile
 	}
 	fmt.Fprintf(c.stdout, "master key rotated; the new key is in %s\n", newPath)
 	switch {
@@ -115,4 +79,60 @@ func runRotateMasterKey(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "start every gateway with --master-key-file %s (or KGW_MASTER_KEY set to its contents)\n", newPath)
 	}
 	return nil
+}
+
+// rotateFlags are the flags of `kgw secrets rotate-master-key`, with the
+// defaults that depend on --data-dir applied.
+type rotateFlags struct {
+	storeDSN, keyFile, newKeyFile string
+}
+
+func parseRotateFlags(c *cli, args []string) (*rotateFlags, error) {
+	fset := flag.NewFlagSet("kgw secrets rotate-master-key", flag.ContinueOnError)
+	fset.SetOutput(c.stderr)
+	env := environment(c.getenv).or
+	var dataDir string
+	f := &rotateFlags{}
+	fset.StringVar(&dataDir, "data-dir", env("KGW_DATA_DIR", "./kgw-data"), "data directory of the gateway (env KGW_DATA_DIR)")
+	fset.StringVar(&f.storeDSN, "store", env("KGW_STORE", ""), "store DSN (env KGW_STORE; default sqlite://<data-dir>/kgw.db)")
+	fset.StringVar(&f.keyFile, "master-key-file", env("KGW_MASTER_KEY_FILE", ""), "current master key file (env KGW_MASTER_KEY_FILE; default <data-dir>/master.key; KGW_MASTER_KEY wins if set)")
+	fset.StringVar(&f.newKeyFile, "new-key-file", "", "file holding the new master key; created with a new random key if missing (default: a new key replaces the current key file)")
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errUsage
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "kgw secrets rotate-master-key: unexpected arguments %q\n", fset.Args())
+		return nil, errUsage
+	}
+	if f.storeDSN == "" {
+		f.storeDSN = "sqlite://" + filepath.Join(dataDir, "kgw.db")
+	}
+	if f.keyFile == "" {
+		f.keyFile = filepath.Join(dataDir, "master.key")
+	}
+	return f, nil
+}
+
+// currentMasterKey returns the master key the secrets are encrypted
+// under: KGW_MASTER_KEY when set (fromEnv), else the key in keyFile, which
+// must exist.
+func currentMasterKey(env environment, keyFile string) (key secrets.MasterKey, fromEnv bool, err error) {
+	if v := env.or("KGW_MASTER_KEY", ""); v != "" {
+		k, err := secrets.ParseMasterKey(v)
+		if err != nil {
+			return key, true, fmt.Errorf("KGW_MASTER_KEY: %w", err)
+		}
+		return k, true, nil
+	}
+	if _, err := os.Stat(keyFile); errors.Is(err, fs.ErrNotExist) {
+		return key, false, fmt.Errorf("master key file %s does not exist: give the current key with --master-key-file or KGW_MASTER_KEY", keyFile)
+	}
+	k, _, err := secrets.LoadOrCreateKeyFile(keyFile)
+	if err != nil {
+		return key, false, fmt.Errorf("read current master key: %w", err)
+	}
+	return k, false, nil
 }

@@ -10,7 +10,8 @@
 //     of its own subtree (executor/node from executor);
 //   - executor and resources never import each other;
 //   - the backends under resources/ (resources/postgres, …) are imported
-//     only from within resources/;
+//     only from within resources/ (resources/netguard, a policy and not a
+//     backend, is imported like package resources);
 //   - executor/node imports neither store nor resources;
 //   - generated code (gen/) is imported only by server, clients and cmd.
 //
@@ -34,6 +35,13 @@ var layers = map[string]int{
 	"resources": 3,
 	"server":    4,
 	"cmd":       5,
+}
+
+// resourceHelpers are the packages under resources/ that are not
+// backends: policies the gateway configures (netguard guards the dials of
+// every backend, and cmd/kgw adds the gateway's own listeners to it).
+var resourceHelpers = map[string]bool{
+	"resources/netguard": true,
 }
 
 // A Violation is one import against the rules.
@@ -77,7 +85,7 @@ func check(from, to string) string {
 			return "executor/node imports neither store nor resources"
 		}
 	}
-	if toTop == "resources" && to != "resources" && fromTop != "resources" {
+	if toTop == "resources" && to != "resources" && !resourceHelpers[to] && fromTop != "resources" {
 		return "resource backends are reached only through package resources"
 	}
 	if fromTop == toTop {

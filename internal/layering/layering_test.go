@@ -65,6 +65,8 @@ func TestRules(t *testing.T) {
 		{"secrets", "store", ""},
 		{"store/sqlite", "store/internal/codec", ""},
 		{"clients/go", "gen/go/kgw/v1", ""},
+		{"cmd/kgw", "resources/netguard", ""},
+		{"server", "resources/netguard", ""},
 
 		{"store", "secrets", "imports flow"},
 		{"secrets", "resources", "imports flow"},

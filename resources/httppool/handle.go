@@ -84,19 +84,25 @@ func (h *Handle) methods() map[string]*starlark.Builtin {
 	return m
 }
 
+// requestArgs are the arguments of a request method other than timeout=.
+type requestArgs struct {
+	verb, url       string
+	params, headers *starlark.Dict
+	json, data      starlark.Value
+}
+
 // call unpacks (url, params=, headers=, json=, data=, timeout=) and sends.
 func (h *Handle) call(th *starlark.Thread, fn, verb string, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-	var rawURL string
-	var params, headers *starlark.Dict
-	var jsonBody, data, timeout starlark.Value
-	if err := starlark.UnpackArgs(fn, args, kwargs, "url", &rawURL, "params?", &params,
-		"headers?", &headers, "json?", &jsonBody, "data?", &data, "timeout?", &timeout); err != nil {
+	ra := requestArgs{verb: verb}
+	var timeout starlark.Value
+	if err := starlark.UnpackArgs(fn, args, kwargs, "url", &ra.url, "params?", &ra.params,
+		"headers?", &ra.headers, "json?", &ra.json, "data?", &ra.data, "timeout?", &timeout); err != nil {
 		return nil, err
 	}
 	if h.closed.Load() {
 		return nil, starval.NewResourceError(h.name, fn, fmt.Errorf("resource '%s' is no longer available: the node attempt that opened it has ended", h.name))
 	}
-	req, err := h.build(th, verb, rawURL, params, headers, jsonBody, data)
+	req, err := h.build(th, &ra)
 	if err != nil {
 		return nil, fmt.Errorf("%s.%s: %w", h.name, fn, err)
 	}
@@ -116,71 +122,25 @@ func (h *Handle) call(th *starlark.Thread, fn, verb string, args starlark.Tuple,
 	return resp, nil
 }
 
-func (h *Handle) build(th *starlark.Thread, verb, rawURL string, params, headers *starlark.Dict, jsonBody, data starlark.Value) (*http.Request, error) {
-	u, err := h.pool.cfg.resolve(rawURL)
+// build makes the request of ra: the URL resolved against the base URL
+// with params added to its query, the body, then the headers.
+func (h *Handle) build(th *starlark.Thread, ra *requestArgs) (*http.Request, error) {
+	u, err := h.pool.cfg.resolve(ra.url)
 	if err != nil {
 		return nil, err
 	}
-	if params != nil && params.Len() > 0 {
-		q := u.Query()
-		for _, kv := range params.Items() {
-			k, ok := starlark.AsString(kv[0])
-			if !ok {
-				return nil, fmt.Errorf("params: key %s is not a string", kv[0])
-			}
-			vals, err := paramValues(kv[1])
-			if err != nil {
-				return nil, fmt.Errorf("params[%q]: %w", k, err)
-			}
-			q[k] = append(q[k], vals...)
-		}
-		u.RawQuery = q.Encode()
+	if err := addQuery(u, ra.params); err != nil {
+		return nil, err
 	}
-	var body []byte
-	var contentType string
-	hasJSON := jsonBody != nil && jsonBody != starlark.None
-	hasData := data != nil && data != starlark.None
-	switch {
-	case hasJSON && hasData:
-		return nil, errors.New("give json= or data=, not both")
-	case hasJSON:
-		body, err = starval.EncodeJSON(jsonBody, 0)
-		if err != nil {
-			return nil, fmt.Errorf("json: %w", err)
-		}
-		contentType = "application/json"
-	case hasData:
-		switch d := data.(type) {
-		case starlark.String:
-			body = []byte(d)
-			contentType = "text/plain; charset=utf-8"
-		case starlark.Bytes:
-			body = []byte(d)
-			contentType = "application/octet-stream"
-		case *starlark.Dict:
-			form := url.Values{}
-			for _, kv := range d.Items() {
-				k, ok := starlark.AsString(kv[0])
-				if !ok {
-					return nil, fmt.Errorf("data: key %s is not a string", kv[0])
-				}
-				vals, err := paramValues(kv[1])
-				if err != nil {
-					return nil, fmt.Errorf("data[%q]: %w", k, err)
-				}
-				form[k] = append(form[k], vals...)
-			}
-			body = []byte(form.Encode())
-			contentType = "application/x-www-form-urlencoded"
-		default:
-			return nil, fmt.Errorf("data must be a string, bytes or dict, not %s", data.Type())
-		}
+	body, contentType, err := encodeBody(ra.json, ra.data)
+	if err != nil {
+		return nil, err
 	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)
 	}
-	req, err := http.NewRequestWithContext(starval.Context(th), verb, u.String(), rd)
+	req, err := http.NewRequestWithContext(starval.Context(th), ra.verb, u.String(), rd)
 	if err != nil {
 		return nil, err
 	}
@@ -190,23 +150,94 @@ func (h *Handle) build(th *starlark.Thread, verb, rawURL string, params, headers
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	if headers != nil {
-		for _, kv := range headers.Items() {
-			k, ok := starlark.AsString(kv[0])
-			if !ok {
-				return nil, fmt.Errorf("headers: key %s is not a string", kv[0])
-			}
-			v, err := scalar(kv[1])
-			if err != nil {
-				return nil, fmt.Errorf("headers[%q]: %w", k, err)
-			}
-			req.Header.Set(k, v)
-		}
+	if err := setHeaders(req, ra.headers); err != nil {
+		return nil, err
 	}
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", "kgw")
 	}
 	return req, nil
+}
+
+// addQuery adds params (values may be lists) to the query of u.
+func addQuery(u *url.URL, params *starlark.Dict) error {
+	if params == nil || params.Len() == 0 {
+		return nil
+	}
+	q := u.Query()
+	for _, kv := range params.Items() {
+		k, ok := starlark.AsString(kv[0])
+		if !ok {
+			return fmt.Errorf("params: key %s is not a string", kv[0])
+		}
+		vals, err := paramValues(kv[1])
+		if err != nil {
+			return fmt.Errorf("params[%q]: %w", k, err)
+		}
+		q[k] = append(q[k], vals...)
+	}
+	u.RawQuery = q.Encode()
+	return nil
+}
+
+// encodeBody returns the body of json= or data= (at most one of them) and
+// its content type; no body is nil.
+func encodeBody(jsonBody, data starlark.Value) (body []byte, contentType string, err error) {
+	hasJSON := jsonBody != nil && jsonBody != starlark.None
+	hasData := data != nil && data != starlark.None
+	switch {
+	case hasJSON && hasData:
+		return nil, "", errors.New("give json= or data=, not both")
+	case hasJSON:
+		body, err = starval.EncodeJSON(jsonBody, 0)
+		if err != nil {
+			return nil, "", fmt.Errorf("json: %w", err)
+		}
+		return body, "application/json", nil
+	case !hasData:
+		return nil, "", nil
+	}
+	switch d := data.(type) {
+	case starlark.String:
+		return []byte(d), "text/plain; charset=utf-8", nil
+	case starlark.Bytes:
+		return []byte(d), "application/octet-stream", nil
+	case *starlark.Dict:
+		form := url.Values{}
+		for _, kv := range d.Items() {
+			k, ok := starlark.AsString(kv[0])
+			if !ok {
+				return nil, "", fmt.Errorf("data: key %s is not a string", kv[0])
+			}
+			vals, err := paramValues(kv[1])
+			if err != nil {
+				return nil, "", fmt.Errorf("data[%q]: %w", k, err)
+			}
+			form[k] = append(form[k], vals...)
+		}
+		return []byte(form.Encode()), "application/x-www-form-urlencoded", nil
+	default:
+		return nil, "", fmt.Errorf("data must be a string, bytes or dict, not %s", data.Type())
+	}
+}
+
+// setHeaders sets the headers= of a call on req.
+func setHeaders(req *http.Request, headers *starlark.Dict) error {
+	if headers == nil {
+		return nil
+	}
+	for _, kv := range headers.Items() {
+		k, ok := starlark.AsString(kv[0])
+		if !ok {
+			return fmt.Errorf("headers: key %s is not a string", kv[0])
+		}
+		v, err := scalar(kv[1])
+		if err != nil {
+			return fmt.Errorf("headers[%q]: %w", k, err)
+		}
+		req.Header.Set(k, v)
+	}
+	return nil
 }
 
 func (h *Handle) send(req *http.Request, timeout time.Duration) (*Response, error) {

@@ -101,8 +101,8 @@ func (h *canceller) cancel(stop <-chan struct{}, done chan<- struct{}) {
 // as pgx's context watcher would with canceller. The statement itself runs
 // with a context that never ends (see watchStatement), so that pgx does
 // not register with the call's context for every statement: registering
-// here costs less, mostly with the executor's attempt contexts (see
-// afterFunc), and a watch is reused unless it had to cancel.
+// here (context.AfterFunc) costs less, and a watch is reused unless it had
+// to cancel.
 type statementWatch struct {
 	ctx      context.Context
 	conn     *pgconn.PgConn
@@ -126,15 +126,13 @@ func watchStatement(ctx context.Context, conn *pgconn.PgConn) (context.Context, 
 	if ctx.Err() != nil {
 		return ctx, nil
 	}
+	if ctx.Done() == nil { // never ends
+		return ctx, nil
+	}
 	w := statementWatches.Get().(*statementWatch)
 	w.ctx, w.conn = ctx, conn
 	w.started.Add(1)
-	if w.stop = afterFunc(ctx, w.onCancel); w.stop == nil {
-		w.started.Done()
-		w.ctx, w.conn = nil, nil
-		statementWatches.Put(w)
-		return ctx, nil
-	}
+	w.stop = context.AfterFunc(ctx, w.onCancel)
 	return context.WithoutCancel(ctx), w
 }
 

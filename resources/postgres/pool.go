@@ -44,8 +44,6 @@ type Pool struct {
 	cfg  Config
 	opts Options
 	pool *pgxpool.Pool
-	// connects counts the connections opened (see acquire).
-	connects atomic.Int64
 	// lostAt is when (UnixNano) a connection of the pool last failed
 	// below SQL (EOF, reset, refused): a connection that went idle before
 	// then is pinged before it is handed out (shouldPing), since the server
@@ -79,7 +77,6 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 	}
 	pl := &Pool{cfg: cfg, opts: opts}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
-		pl.connects.Add(1)
 		registerJSON(c.TypeMap())
 		rememberParams(c.PgConn())
 		return nil
@@ -135,15 +132,18 @@ func (p *Pool) Ping(ctx context.Context) error {
 // been returned, so the broker calls it once no handle uses the pool.
 func (p *Pool) Close() { p.pool.Close() }
 
+// errAcquireTimeout is the cause of an acquire's context when the pool's
+// timeout passes (rather than the caller's context ending).
+var errAcquireTimeout = errors.New("pool acquire timed out")
+
 // acquire checks out a connection, waiting at most the config's timeout.
 // If the pool stayed full for that long the error wraps ErrExhausted.
 func (p *Pool) acquire(ctx context.Context, name string) (*pgxpool.Conn, error) {
 	start := time.Now()
-	connects := p.connects.Load()
-	w := startAcquireWait(ctx, start, p.cfg.Timeout)
-	c, err := p.pool.Acquire(w)
-	timedOut := err != nil && w.expired()
-	w.stop(err == nil && p.connects.Load() == connects)
+	wctx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout, errAcquireTimeout)
+	c, err := p.pool.Acquire(wctx)
+	timedOut := err != nil && context.Cause(wctx) == errAcquireTimeout
+	cancel()
 	if err == nil {
 		return c, nil
 	}
