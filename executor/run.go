@@ -627,7 +627,7 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 	defer func() {
 		if p := recover(); p != nil {
 			err = &node.Error{NodeID: pn.def.ID, Code: CodePanic, Message: fmt.Sprintf("internal error: %v", p)}
-			r.e.log.Error("panic in node attempt", "execution_id", r.id, "node", pn.def.ID, "panic", r.redact.String(fmt.Sprint(p)))
+			r.e.log.Error("panic in node attempt", "execution_id", r.id, "node", pn.def.ID, "attempt", attempt, "panic", r.redact.String(fmt.Sprint(p)))
 		}
 		if err == nil || r.ctx.Err() != nil {
 			return
@@ -827,12 +827,15 @@ func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fi
 	}
 	id := r.p.nodes[i].def.ID
 	if lv := slogLevel(level); !r.e.cfg.NoNodeLogs && r.e.log.Enabled(context.Background(), lv) {
-		attrs := make([]any, 0, 3+len(fields))
-		attrs = append(attrs, slog.String("execution_id", r.id), slog.String("node", id), slog.Int("attempt", int(attempt)))
+		// The ids are top-level attributes, as on every line about an
+		// execution; the node's own fields are in the group node_log, where
+		// they cannot shadow them.
+		attrs := make([]any, 0, len(fields))
 		for k, v := range fields {
 			attrs = append(attrs, slog.Any(k, v))
 		}
-		r.e.log.Log(context.Background(), lv, msg, slog.Group("node_log", attrs...))
+		r.e.log.Log(context.Background(), lv, msg, slog.String("execution_id", r.id), slog.String("node", id),
+			slog.Int("attempt", int(attempt)), slog.Group("node_log", attrs...))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

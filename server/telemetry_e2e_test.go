@@ -248,7 +248,7 @@ func TestFailedExecutionLogLine(t *testing.T) {
 	var buf syncBuffer
 	s := startStack(t, stackOptions{logger: slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	s.register(t, &kgwv1.Workflow{Name: "bad", Nodes: []*kgwv1.Node{{Id: "boom", Code: `
-logger.warning("about to fail")
+logger.warning("about to fail", execution_id="spoofed", n=7)
 result = {"x": 1 // 0}`}}})
 	x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "bad"})
 	failed(t, x)
@@ -278,8 +278,9 @@ result = {"x": 1 // 0}`}}})
 		t.Error("the execution has no error code")
 	}
 	nl, _ := nodeLine["node_log"].(map[string]any)
-	if nodeLine["level"] != "WARN" || nl["execution_id"] != x.GetId() || nl["node"] != "boom" {
-		t.Errorf("node log line = %v, want WARN with node_log.execution_id and node", nodeLine)
+	if nodeLine["level"] != "WARN" || nodeLine["execution_id"] != x.GetId() || nodeLine["node"] != "boom" ||
+		nodeLine["attempt"] != float64(1) || nl["n"] != float64(7) || nl["execution_id"] != "spoofed" {
+		t.Errorf("node log line = %v, want WARN with execution_id, node, attempt, and the node's fields under node_log", nodeLine)
 	}
 }
 
