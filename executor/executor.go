@@ -3,6 +3,7 @@ package executor
 import (
 	"context"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"sync"
 	"time"
@@ -182,6 +183,11 @@ type Request struct {
 	// *IdempotencyMismatchError. An execution journalled without a
 	// fingerprint (by an older gateway) accepts any request.
 	Fingerprint string
+	// Trace is the caller's span (the gRPC server span): the execution's
+	// span is its child, or with TraceLink a new root linked to it (for a
+	// run that outlives the call).
+	Trace     trace.SpanContext
+	TraceLink bool
 }
 
 // An Executor runs workflows. It is safe for concurrent use. Close must be

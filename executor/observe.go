@@ -61,6 +61,7 @@ func (r *run) observeStop() {
 	if x.Error != nil {
 		attrs = append(attrs, "error_code", x.Error.Code, "node", x.Error.NodeID, "error", x.Error.Message)
 	}
+	attrs = append(attrs, traceAttrs(r.span)...)
 	r.e.log.Warn("execution did not complete", attrs...)
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"regexp"
@@ -94,6 +95,7 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		Timeout:        durationFromProto(r.GetTimeout()),
 		IdempotencyKey: r.GetIdempotencyKey(),
 		Caller:         "", // anonymous: authentication is not built yet
+		Trace:          trace.SpanContextFromContext(ctx),
 	}
 	if req.IdempotencyKey != "" {
 		req.Fingerprint = requestFingerprint(r)
@@ -128,6 +130,7 @@ func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartE
 	if err != nil {
 		return nil, err
 	}
+	xr.TraceLink = true // the run outlives this call
 	id, err := s.exec.Start(ctx, xr)
 	if err != nil {
 		return nil, err

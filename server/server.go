@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"log/slog"
 	"net"
 
@@ -66,6 +67,9 @@ type Config struct {
 	PageTokenKey []byte
 	// Metrics registers the gRPC request metrics; nil keeps them unregistered.
 	Metrics prometheus.Registerer
+	// Tracing adds OpenTelemetry server spans (otelgrpc) from the global
+	// tracer provider and propagator; off, the server makes no spans.
+	Tracing bool
 	// Telemetry counts the open event streams (kgw_stream_subscribers);
 	// nil counts nothing.
 	Telemetry *Telemetry
@@ -133,13 +137,19 @@ func New(cfg Config) (*Server, error) {
 
 	s := &Server{health: health.NewServer(), log: log, metrics: m, accessLog: cfg.AccessLog}
 	codec := newRequestCodec()
-	s.grpc = grpc.NewServer(
+	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(recv),
 		grpc.MaxSendMsgSize(send),
 		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, unaryRecover, codec.unaryUndecodable),
 		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, streamRecover, codec.streamUndecodable),
-	)
+	}
+	if cfg.Tracing {
+		// Server spans, with the caller's W3C traceparent and baggage
+		// (the global propagator) as their parent.
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	}
+	s.grpc = grpc.NewServer(opts...)
 
 	workflows := newWorkflowCache(cfg.Store)
 	kgwv1.RegisterWorkflowServiceServer(s.grpc, &workflowService{

@@ -43,6 +43,7 @@ type stackOptions struct {
 	// wired into the broker, executor and server as `kgw serve` does).
 	registry     *prometheus.Registry
 	maxWorkflows int
+	tracing      bool // server.Config.Tracing
 }
 
 func startStack(t testing.TB, opts stackOptions) *stack {
@@ -82,7 +83,7 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	})
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
-		Logger: opts.logger, AccessLog: opts.accessLog, Metrics: reg, Telemetry: tel,
+		Logger: opts.logger, AccessLog: opts.accessLog, Metrics: reg, Telemetry: tel, Tracing: opts.tracing,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)

@@ -61,6 +61,9 @@ type serveConfig struct {
 	// NoNodeLogs keeps node `logger` lines out of the server log (they are
 	// still events).
 	NoNodeLogs bool
+	// Tracing: the OTEL_* environment configures OpenTelemetry traces
+	// (tracingWanted).
+	Tracing bool
 }
 
 // maxResultBytesLimit is the highest --max-result-bytes: an execution with
@@ -214,6 +217,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			*m.dst = n
 		}
 	}
+	cfg.Tracing = tracingWanted(getenv)
 	if cfg.DataDir == "" {
 		problems = append(problems, "data dir is empty")
 	}

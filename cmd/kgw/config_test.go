@@ -256,3 +256,26 @@ func TestAdminHandlerProfiles(t *testing.T) {
 		}
 	}
 }
+
+// Tracing is on only when an OTEL_* variable configures it.
+func TestTracingWanted(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, false},
+		{map[string]string{"KGW_LOG_LEVEL": "debug"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, true},
+		{map[string]string{"OTEL_SERVICE_NAME": "kgw-eu"}, true},
+		{map[string]string{"OTEL_TRACES_SAMPLER": "always_on", "OTEL_SDK_DISABLED": "true"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "none"}, false},
+	} {
+		if got := tracingWanted(envOf(c.env)); got != c.want {
+			t.Errorf("tracingWanted(%v) = %v, want %v", c.env, got, c.want)
+		}
+		cfg, err := parseServeConfig(nil, envOf(c.env), io.Discard)
+		if err != nil || cfg.Tracing != c.want {
+			t.Errorf("parseServeConfig with %v: Tracing %v (%v), want %v", c.env, cfg != nil && cfg.Tracing, err, c.want)
+		}
+	}
+}

@@ -52,6 +52,20 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		return err
 	}
 
+	if cfg.Tracing {
+		shutdown, err := setupTracing(ctx, os.Getenv)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := shutdown(ctx); err != nil {
+				log.Warn("flushing trace spans failed", "err", err)
+			}
+		}()
+	}
+
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -178,6 +192,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		PageTokenKey:           pageTokenKey(key),
 		Metrics:                reg,
 		Telemetry:              tel,
+		Tracing:                cfg.Tracing,
 	})
 	if err != nil {
 		return err
