@@ -5,6 +5,8 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"sync"
 	"testing"
 
@@ -18,6 +20,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/internal/testenv"
 )
 
 // otlpReceiver is an OpenTelemetry collector's trace service on loopback:
@@ -200,5 +203,71 @@ func TestTracingStartExecutionLinks(t *testing.T) {
 	links := exec.GetLinks()
 	if len(links) != 1 || hex.EncodeToString(links[0].GetTraceId()) != traceID {
 		t.Fatalf("Execution span links = %v, want one to the caller's trace", links)
+	}
+}
+
+// TestTracingResourceCalls: a node's database query and HTTP request are
+// client spans under its RunNode span, in the caller's trace, and the
+// HTTP upstream receives a traceparent of that trace.
+func TestTracingResourceCalls(t *testing.T) {
+	recv := startTracing(t)
+	db := newPGDB(t, testenv.Postgres(t))
+	var mu sync.Mutex
+	var upstreamTP string
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		upstreamTP = r.Header.Get("traceparent")
+		mu.Unlock()
+		w.Write([]byte(`{"ok": true}`))
+	}))
+	t.Cleanup(up.Close)
+	s := startStack(t, stackOptions{tracing: true})
+	s.register(t, &kgwv1.Workflow{Name: "calls", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db", "api"}, Code: `
+v = get_resource("db").fetchval("SELECT 41 + 1")
+r = get_resource("api").get("/ping")
+result = {"v": v, "status": r.status_code}`}}})
+	const traceID = "5bf92f3577b34da6a3ce929d0e0e4737"
+	ctx := metadata.AppendToOutgoingContext(t.Context(), "traceparent", "00-"+traceID+"-00f067aa0ba902b8-01")
+	resp, err := s.ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "calls", Resources: map[string]*kgwv1.ResourceSpec{
+		"db":  db.spec(t, nil),
+		"api": {Type: "http_client", Config: params(t, map[string]any{"base_url": up.URL})},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mustComplete(t, resp.GetExecution())
+
+	var node, query, call *tracepb.Span
+	eventually(t, "the spans", func() string {
+		for _, sp := range recv.all() {
+			switch sp.GetName() {
+			case "RunNode calls/n":
+				node = sp
+			case "postgresql SELECT":
+				query = sp
+			case "HTTP GET":
+				call = sp
+			}
+		}
+		if node == nil || query == nil || call == nil {
+			return "missing spans"
+		}
+		return ""
+	})
+	for _, sp := range []*tracepb.Span{query, call} {
+		if hex.EncodeToString(sp.GetTraceId()) != traceID || string(sp.GetParentSpanId()) != string(node.GetSpanId()) ||
+			sp.GetKind() != tracepb.Span_SPAN_KIND_CLIENT {
+			t.Errorf("span %s: trace %x parent %x kind %v, want a client span under RunNode in trace %s",
+				sp.GetName(), sp.GetTraceId(), sp.GetParentSpanId(), sp.GetKind(), traceID)
+		}
+	}
+	if spanAttr(query, "db.namespace") != db.name || spanAttr(call, "url.path") != "/ping" {
+		t.Errorf("attributes: query %v, call %v", query.GetAttributes(), call.GetAttributes())
+	}
+	mu.Lock()
+	tp := upstreamTP
+	mu.Unlock()
+	if want := "00-" + traceID + "-" + hex.EncodeToString(call.GetSpanId()) + "-01"; tp != want {
+		t.Errorf("upstream traceparent = %q, want %q (the HTTP span)", tp, want)
 	}
 }
