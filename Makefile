@@ -15,7 +15,7 @@ GRPCURL_VERSION := v1.9.4
 STATICCHECK_VERSION := v0.8.2
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: run build generate check-generate lint test test-go test-python test-ts bench bench-deps bench-external tools deps cc clean
+.PHONY: run build generate check-generate lint test test-go test-python test-ts release-check bench bench-deps bench-external tools deps cc clean
 
 ## cc: a C compiler for cgo (the SQLite store is C), installed with apt when missing
 cc:
@@ -23,9 +23,10 @@ cc:
 		if [ "$$(id -u)" = 0 ]; then apt-get update -q && apt-get install -y -q gcc libc6-dev; \
 		else sudo apt-get update -q && sudo apt-get install -y -q gcc libc6-dev; fi; }
 
-## run: start the gateway on its embedded default (SQLite + key file in ./kgw-data, gRPC on 127.0.0.1:50051)
+## run: start the gateway on its embedded default (SQLite + key file in ./kgw-data, gRPC on 127.0.0.1:50051);
+##      ARGS="…" passes flags to kgw serve, e.g. make run ARGS="--grpc-addr 127.0.0.1:50052 --log-level debug"
 run: build
-	$(BIN)/kgw serve
+	$(BIN)/kgw serve $(ARGS)
 
 ## build: compile bin/kgw (version from git describe; override with VERSION=…)
 build: cc
@@ -41,6 +42,10 @@ $(BIN)/grpcurl:
 	GOBIN=$(BIN) $(GO) install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 $(BIN)/staticcheck:
 	GOBIN=$(BIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# The tools by their relative names too (make bin/grpcurl).
+TOOLS := buf protoc-gen-go protoc-gen-go-grpc grpcurl staticcheck
+$(addprefix bin/,$(TOOLS)): bin/%: $(BIN)/%
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -114,6 +119,11 @@ clients/ts/node_modules/.installed: clients/ts/package.json clients/ts/package-l
 test-ts: build clients/ts/node_modules/.installed
 	cd clients/ts && npm test
 	cd clients/ts && KGW_BINARY=$(BIN)/kgw npm run test:e2e
+
+## release-check: build the Python wheel and sdist, the npm tarball and the Go module; install each in a
+##      fresh place and run its README quick start twice against a real gateway and PostgreSQL
+release-check: build $(PYCLIENT_VENV)/.installed
+	KGW_TEST_KGW_BINARY=$(BIN)/kgw $(GO) test -tags releasecheck -count=1 -v -timeout 30m ./internal/releasecheck/
 
 ## bench: run the benchmarks (in process, then external), then print each scenario next to its baseline from the same run, as a ratio
 # About 7 minutes on a shared 2-core machine: the in-process benchmarks, then the

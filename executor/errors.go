@@ -10,6 +10,9 @@ var (
 	// ErrClosed reports that the Executor is closed (or closing) and accepts
 	// no more work. Runs interrupted by Close end with it too.
 	ErrClosed = errors.New("executor closed")
+	// ErrCallerLimit reports that the caller already has
+	// Config.MaxRunsPerCaller executions running on this process.
+	ErrCallerLimit = errors.New("too many running executions for this caller")
 	// ErrInvalidWorkflow reports a workflow definition the executor cannot
 	// run (unknown node in a connection, a cycle, code that does not compile).
 	// Registration validates workflows, so this indicates a bypassed check.
@@ -66,6 +69,9 @@ const (
 	// execution (a crash or kill) more often than Config.MaxNodeRestarts
 	// allows, so recovery failed it instead of resuming it again.
 	CodeRestartLimit = "RESTART_LIMIT"
+	// CodePermissionDenied: an execution claimed after a restart was not
+	// resumed because Config.AuthorizeResume refused its caller.
+	CodePermissionDenied = "PERMISSION_DENIED"
 )
 
 // LaggingError is the error a lagging subscription ends with. It satisfies

@@ -140,6 +140,15 @@ type Config struct {
 	// (default 7 days); a negative value keeps them forever. Deletion runs
 	// after Recover, periodically, and on DeleteExpired.
 	Retention time.Duration
+	// MaxRunsPerCaller bounds the executions of one caller (Request.Caller)
+	// that this process started and that have not finished; 0 means no
+	// limit. Starting one more fails with ErrCallerLimit. Executions resumed
+	// after a restart do not count.
+	MaxRunsPerCaller int
+	// AuthorizeResume, when set, is asked before an execution claimed after
+	// a restart resumes; an error fails the execution instead (its message
+	// is the execution's error).
+	AuthorizeResume func(ctx context.Context, caller string, resources map[string]store.ResourceSpec) error
 	// Logger receives node log lines and executor diagnostics
 	// (default slog.Default()).
 	Logger *slog.Logger
@@ -224,8 +233,11 @@ type Executor struct {
 	closed bool
 	runs   map[string]*run // live and recently finished, by id
 	byKey  map[string]*run // idempotency index: caller + "\x00" + key
-	recent []*run          // ring of finished runs, oldest first
-	caches map[string]*node.WorkflowCache
+	// perCaller counts the runs started here that have not finished, by
+	// caller, when Config.MaxRunsPerCaller is set.
+	perCaller map[string]int
+	recent    []*run // ring of finished runs, oldest first
+	caches    map[string]*node.WorkflowCache
 }
 
 // New returns an Executor configured by cfg. It starts the journal writer
@@ -289,6 +301,7 @@ func New(cfg Config) *Executor {
 		sem:       make(chan struct{}, cfg.MaxConcurrentNodes),
 		runs:      make(map[string]*run),
 		byKey:     make(map[string]*run),
+		perCaller: make(map[string]int),
 		caches:    make(map[string]*node.WorkflowCache),
 	}
 	e.progs.m = make(map[progKey]*node.Program)
@@ -522,7 +535,7 @@ func (e *Executor) register(req *Request, p *plan, inline bool) (r, prev *run, e
 // admit registers r, a new or resumed run, and begins it; unless inline,
 // it starts the run's goroutine. It returns instead, with r stopped, the
 // run already registered under r's id or idempotency key (prev), or
-// ErrClosed.
+// ErrClosed, or (for a new run) ErrCallerLimit.
 func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 	e.mu.Lock()
 	if e.closed {
@@ -539,6 +552,15 @@ func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 		r.stop()
 		return prev, nil
 	}
+	if limit := e.cfg.MaxRunsPerCaller; limit > 0 && !r.resumed { // a resumed run was admitted before
+		if e.perCaller[r.req.Caller] >= limit {
+			e.mu.Unlock()
+			r.stop()
+			return nil, fmt.Errorf("%w (limit %d)", ErrCallerLimit, limit)
+		}
+		e.perCaller[r.req.Caller]++
+		r.counted = true
+	}
 	e.runs[r.id] = r
 	if r.key != "" {
 		e.byKey[r.key] = r
@@ -551,6 +573,19 @@ func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 		e.spawn(r)
 	}
 	return nil, nil
+}
+
+// uncountLocked ends r's share of its caller's MaxRunsPerCaller, once.
+func (e *Executor) uncountLocked(r *run) {
+	if !r.counted {
+		return
+	}
+	r.counted = false
+	if n := e.perCaller[r.req.Caller] - 1; n > 0 {
+		e.perCaller[r.req.Caller] = n
+	} else {
+		delete(e.perCaller, r.req.Caller)
+	}
 }
 
 // runFor returns the run registered under an idempotency index key, or nil.
@@ -620,6 +655,7 @@ func (e *Executor) lookup(id string) *run {
 func (e *Executor) finished(r *run) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.uncountLocked(r)
 	e.recent = append(e.recent, r)
 	if len(e.recent) <= recentRuns {
 		return

@@ -224,6 +224,12 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf(
 			"cannot resume execution after a restart: workflow '%s' version %d: %v", x.Workflow, x.Version, err)})
 	}
+	if auth := e.cfg.AuthorizeResume; auth != nil {
+		if err := auth(ctx, x.Caller, x.Request.Resources); err != nil {
+			return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodePermissionDenied,
+				Message: "cannot resume execution after a restart: " + err.Error()})
+		}
+	}
 	req := &Request{
 		Workflow:       w,
 		Parameters:     x.Request.Parameters,

@@ -23,6 +23,7 @@ type run struct {
 	e       *Executor
 	id      string
 	key     string // idempotency index key, "" if none
+	counted bool   // counts towards MaxRunsPerCaller (guarded by e.mu)
 	wf      *store.Workflow
 	p       *plan
 	req     *Request
@@ -362,6 +363,7 @@ func (r *run) abandon() {
 	r.createErr = fmt.Errorf("journal new execution: %w", err)
 	e := r.e
 	e.mu.Lock()
+	e.uncountLocked(r)
 	delete(e.runs, r.id)
 	if e.byKey[r.key] == r {
 		delete(e.byKey, r.key)
@@ -891,6 +893,11 @@ func slogLevel(l store.LogLevel) slog.Level {
 // finish decides the final status, marks nodes that never ran SKIPPED and
 // emits the terminal event. It waits until that event is journalled.
 func (r *run) finish(failure *outcome) {
+	if r.counted { // before the terminal event, so its watchers may start again
+		r.e.mu.Lock()
+		r.e.uncountLocked(r)
+		r.e.mu.Unlock()
+	}
 	r.mu.Lock()
 	now := r.e.now()
 	var cause error

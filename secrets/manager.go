@@ -223,9 +223,11 @@ func (m *Manager) List(ctx context.Context, page store.Page) ([]*Metadata, strin
 	if err != nil {
 		return nil, "", fmt.Errorf("list secrets: %w", err)
 	}
-	out := make([]*Metadata, len(recs))
-	for i, r := range recs {
-		out[i] = metadataOf(r)
+	out := make([]*Metadata, 0, len(recs))
+	for _, r := range recs {
+		if !isSystemName(r.Name) { // the gateway's own keys are not secrets of its callers
+			out = append(out, metadataOf(r))
+		}
 	}
 	return out, next, nil
 }

@@ -51,6 +51,7 @@ func executionViewToProto(x *store.Execution, view kgwv1.ExecutionView) (*kgwv1.
 		StartTime:      timeToProto(x.StartTime),
 		EndTime:        timeToProto(x.EndTime),
 		IdempotencyKey: x.IdempotencyKey,
+		Caller:         x.Caller,
 	}
 	var results map[string]any
 	if view == kgwv1.ExecutionView_EXECUTION_VIEW_FULL {

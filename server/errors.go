@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/kailash-gateway/kgw/access"
 	"github.com/kailash-gateway/kgw/executor"
 	"github.com/kailash-gateway/kgw/resources"
 	"github.com/kailash-gateway/kgw/secrets"
@@ -46,6 +47,16 @@ const (
 	ReasonExecutionNotLocal   = "EXECUTION_NOT_LOCAL"
 	ReasonWorkflowNotRunnable = "WORKFLOW_NOT_RUNNABLE"
 	ReasonUnavailable         = "UNAVAILABLE"
+
+	// ReasonUnauthenticated: the call has no valid credentials
+	// (UNAUTHENTICATED).
+	ReasonUnauthenticated = "UNAUTHENTICATED"
+	// ReasonPermissionDenied: the caller lacks the role or grant
+	// (PERMISSION_DENIED).
+	ReasonPermissionDenied = "PERMISSION_DENIED"
+	// ReasonCallerLimit: the caller has --max-executions-per-caller
+	// executions running on this replica (RESOURCE_EXHAUSTED).
+	ReasonCallerLimit = "CALLER_LIMIT"
 	// ReasonIdempotencyKeyReused: the request's idempotency_key belongs to
 	// an execution started by a different request; the ErrorInfo metadata
 	// "idempotency_key" and "execution_id" name them.
@@ -104,6 +115,16 @@ func notFound(err error, reason, format string, args ...any) error {
 	return withReason(err, reason, format, args...)
 }
 
+// permissionError is a denied call: PERMISSION_DENIED with msg, which never
+// tells whether the thing denied exists.
+type permissionError struct{ msg string }
+
+func (e *permissionError) Error() string { return e.msg }
+
+func denied(format string, args ...any) error {
+	return &permissionError{msg: "permission denied: " + fmt.Sprintf(format, args...)}
+}
+
 // panicError is what the recovery interceptor turns a handler panic into.
 type panicError struct {
 	value any
@@ -150,6 +171,23 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 		return toStatus(ctx, log, method, &invalidError{reason: ReasonInvalidRequest, violations: vs})
 	}
 
+	var ae *access.AuthError
+	if errors.As(err, &ae) {
+		return withDetails(codes.Unauthenticated, ae.Msg, errorInfo(ReasonUnauthenticated))
+	}
+	var pe *permissionError
+	if errors.As(err, &pe) {
+		return withDetails(codes.PermissionDenied, pe.msg, errorInfo(ReasonPermissionDenied))
+	}
+	if errors.Is(err, executor.ErrCallerLimit) {
+		return withDetails(codes.ResourceExhausted, "too many running executions for this caller on this gateway; retry when some have finished",
+			errorInfo(ReasonCallerLimit),
+			&errdetails.QuotaFailure{Violations: []*errdetails.QuotaFailure_Violation{{
+				Subject: "caller", Description: "--max-executions-per-caller reached",
+			}}},
+			&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
+	}
+
 	var lag *executor.LaggingError
 	if errors.As(err, &lag) {
 		resume := strconv.FormatInt(lag.ResumeAfter, 10)
@@ -184,9 +222,9 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 			&errdetails.RetryInfo{RetryDelay: durationpb.New(time.Second)})
 	}
 
-	var pe *panicError
-	if errors.As(err, &pe) {
-		log.ErrorContext(ctx, "handler panic", "method", method, "panic", fmt.Sprint(pe.value), "stack", string(pe.stack))
+	var pnc *panicError
+	if errors.As(err, &pnc) {
+		log.ErrorContext(ctx, "handler panic", "method", method, "panic", fmt.Sprint(pnc.value), "stack", string(pnc.stack))
 		return status.Error(codes.Internal, "internal error")
 	}
 
@@ -215,7 +253,7 @@ func toStatus(ctx context.Context, log *slog.Logger, method string, err error) e
 	var code codes.Code
 	var reason, msg string
 	switch {
-	case errors.Is(err, errNoBroker):
+	case errors.Is(err, errNoBroker), errors.Is(err, errNoAccess):
 		return withDetails(codes.Unimplemented, err.Error(), errorInfo(ReasonUnimplemented))
 	case errors.Is(err, executor.ErrClosed), errors.Is(err, resources.ErrClosed):
 		return withDetails(codes.Unavailable, "the gateway is shutting down; retry on another instance", errorInfo(ReasonShuttingDown))

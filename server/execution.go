@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/kailash-gateway/kgw/access"
 	"github.com/kailash-gateway/kgw/executor"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 	"github.com/kailash-gateway/kgw/server/pagetoken"
@@ -44,7 +45,31 @@ type executionService struct {
 	pages          *pagetoken.Codec
 	inlineDisabled bool
 	log            *slog.Logger
+	guard          *guard
 	telemetry      *Telemetry
+}
+
+// seesAll reports whether p sees every execution; callers with only the
+// executor role see their own.
+func seesAll(p *access.Principal) bool {
+	return p.HasAny(access.RoleAdmin, access.RoleOperator, access.RoleDeveloper, access.RoleViewer)
+}
+
+// own checks that the caller may see execution id: NOT_FOUND, with the
+// message of an unknown id, when it is another caller's.
+func (s *executionService) own(ctx context.Context, id string) error {
+	p := callerOf(ctx)
+	if seesAll(p) {
+		return nil
+	}
+	x, err := s.exec.Get(ctx, id)
+	if err != nil {
+		return executionNotFound(err, id)
+	}
+	if x.Caller != p.Name {
+		return executionNotFound(store.ErrNotFound, id)
+	}
+	return nil
 }
 
 const listExecutionsScope = "kgw.v1.ExecutionService/ListExecutions"
@@ -63,9 +88,12 @@ type runRequest interface {
 	GetIdempotencyKey() string
 }
 
-// request validates r, loads the workflow version it names and builds the
-// executor request. The caller is anonymous until authentication exists.
-func (s *executionService) request(ctx context.Context, r runRequest) (*executor.Request, error) {
+// request validates r, loads the workflow version it names, checks the
+// caller's grants on the workflow and on every secret and named resource
+// the request references (PERMISSION_DENIED before anything runs), and
+// builds the executor request. It also returns the secrets the execution
+// will use, for the audit log.
+func (s *executionService) request(ctx context.Context, r runRequest) (*executor.Request, []string, error) {
 	var v validationErrors
 	validateWorkflowName(&v, "workflow", r.GetWorkflow())
 	if r.GetVersion() < 0 {
@@ -79,14 +107,25 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		v.add("idempotency_key", "longer than %d bytes", maxIdempotencyKey)
 	}
 	if len(v) > 0 {
-		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+		return nil, nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
 	w, err := s.workflows.GetWorkflow(ctx, r.GetWorkflow(), r.GetVersion())
 	if err != nil {
 		if r.GetVersion() != 0 {
-			return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' version %d not found", r.GetWorkflow(), r.GetVersion())
+			return nil, nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' version %d not found", r.GetWorkflow(), r.GetVersion())
 		}
-		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", r.GetWorkflow())
+		return nil, nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", r.GetWorkflow())
+	}
+	p := callerOf(ctx)
+	if s.guard.required {
+		gr, err := s.guard.grant(ctx, store.GrantWorkflow, w.Name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if !access.MayExecute(p, gr) {
+			s.guard.auditDenied(ctx, p, "workflow", w.Name)
+			return nil, nil, denied("workflow '%s' is not granted to %s", w.Name, p.Name)
+		}
 	}
 	req := &executor.Request{
 		Workflow:       w,
@@ -94,7 +133,7 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		Context:        structToMap(r.GetContext()),
 		Timeout:        durationFromProto(r.GetTimeout()),
 		IdempotencyKey: r.GetIdempotencyKey(),
-		Caller:         "", // anonymous: authentication is not built yet
+		Caller:         p.Name,
 		Trace:          trace.SpanContextFromContext(ctx),
 	}
 	if req.IdempotencyKey != "" {
@@ -106,11 +145,15 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 			req.Resources[name] = specFromProto(spec)
 		}
 	}
-	return req, nil
+	used, err := s.guard.useSpecs(ctx, p, req.Resources)
+	if err != nil {
+		return nil, nil, err
+	}
+	return req, used, nil
 }
 
 func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.ExecuteWorkflowRequest) (*kgwv1.ExecuteWorkflowResponse, error) {
-	xr, err := s.request(ctx, req)
+	xr, used, err := s.request(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -118,6 +161,7 @@ func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.Execu
 	if err != nil {
 		return nil, err
 	}
+	s.guard.auditSecretUse(ctx, callerOf(ctx), x.ID, used)
 	px, err := executionToProto(x)
 	if err != nil {
 		return nil, err
@@ -126,7 +170,7 @@ func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.Execu
 }
 
 func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartExecutionRequest) (*kgwv1.StartExecutionResponse, error) {
-	xr, err := s.request(ctx, req)
+	xr, used, err := s.request(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -135,6 +179,7 @@ func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartE
 	if err != nil {
 		return nil, err
 	}
+	s.guard.auditSecretUse(ctx, callerOf(ctx), id, used)
 	return &kgwv1.StartExecutionResponse{ExecutionId: id}, nil
 }
 
@@ -142,7 +187,7 @@ func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartE
 // subscription replays what already happened, so no event is missed.
 func (s *executionService) StreamExecution(req *kgwv1.StreamExecutionRequest, stream kgwv1.ExecutionService_StreamExecutionServer) error {
 	ctx := stream.Context()
-	xr, err := s.request(ctx, req)
+	xr, used, err := s.request(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -150,6 +195,7 @@ func (s *executionService) StreamExecution(req *kgwv1.StreamExecutionRequest, st
 	if err != nil {
 		return err
 	}
+	s.guard.auditSecretUse(ctx, callerOf(ctx), id, used)
 	return s.follow(ctx, id, 0, func(ev *kgwv1.ExecutionEvent) error {
 		return stream.Send(&kgwv1.StreamExecutionResponse{Event: ev})
 	})
@@ -164,6 +210,9 @@ func (s *executionService) WatchExecution(req *kgwv1.WatchExecutionRequest, stre
 	}
 	if len(v) > 0 {
 		return &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	if err := s.own(ctx, req.GetExecutionId()); err != nil {
+		return err
 	}
 	return s.follow(ctx, req.GetExecutionId(), req.GetAfterSeq(), func(ev *kgwv1.ExecutionEvent) error {
 		return stream.Send(&kgwv1.WatchExecutionResponse{Event: ev})
@@ -210,6 +259,9 @@ func (s *executionService) GetExecution(ctx context.Context, req *kgwv1.GetExecu
 	if err != nil {
 		return nil, executionNotFound(err, req.GetExecutionId())
 	}
+	if p := callerOf(ctx); !seesAll(p) && x.Caller != p.Name {
+		return nil, executionNotFound(store.ErrNotFound, req.GetExecutionId())
+	}
 	px, err := executionViewToProto(x, view)
 	if err != nil {
 		return nil, err
@@ -240,6 +292,16 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if req.GetWorkflow() != "" {
 		validateWorkflowName(&v, "workflow", req.GetWorkflow())
 	}
+	caller := req.GetCaller()
+	if len(caller) > 512 {
+		v.add("caller", "longer than 512 bytes")
+	}
+	if p := callerOf(ctx); !seesAll(p) {
+		if caller != "" && caller != p.Name {
+			v.add("caller", "callers with the executor role list only their own executions (%s)", p.Name)
+		}
+		caller = p.Name
+	}
 	if st := req.GetStatus(); st < kgwv1.ExecutionStatus_EXECUTION_STATUS_UNSPECIFIED || st > kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT {
 		v.add("status", "%d is not an execution status", int32(st))
 	}
@@ -251,7 +313,7 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	if err != nil {
 		return nil, err
 	}
-	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus())), view.String()}
+	bind := []string{listExecutionsScope, req.GetWorkflow(), strconv.Itoa(int(req.GetStatus())), view.String(), caller}
 	cursor, err := decodePageToken(s.pages, req.GetPageToken(), bind...)
 	if err != nil {
 		return nil, err
@@ -259,6 +321,7 @@ func (s *executionService) ListExecutions(ctx context.Context, req *kgwv1.ListEx
 	q := store.ExecutionQuery{
 		Workflow:    req.GetWorkflow(),
 		Status:      store.ExecutionStatus(req.GetStatus()),
+		Caller:      caller,
 		OmitResults: view != kgwv1.ExecutionView_EXECUTION_VIEW_FULL,
 	}
 	resp := &kgwv1.ListExecutionsResponse{}
@@ -349,6 +412,9 @@ func (s *executionService) listFull(ctx context.Context, q store.ExecutionQuery,
 
 func (s *executionService) CancelExecution(ctx context.Context, req *kgwv1.CancelExecutionRequest) (*kgwv1.CancelExecutionResponse, error) {
 	if err := checkExecutionID(req.GetExecutionId()); err != nil {
+		return nil, err
+	}
+	if err := s.own(ctx, req.GetExecutionId()); err != nil {
 		return nil, err
 	}
 	x, err := s.exec.Cancel(ctx, req.GetExecutionId())

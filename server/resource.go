@@ -44,6 +44,19 @@ type resourceService struct {
 	pages          *pagetoken.Codec
 	inlineDisabled bool
 	log            *slog.Logger
+	guard          *guard
+}
+
+// withGrant fills a resource's creator and allowed callers from its grant.
+func (s *resourceService) withGrant(ctx context.Context, pr *kgwv1.Resource) (*kgwv1.Resource, error) {
+	gr, err := s.guard.grant(ctx, store.GrantResource, pr.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if gr != nil {
+		pr.Creator, pr.AllowedCallers = gr.Creator, gr.AllowedCallers
+	}
+	return pr, nil
 }
 
 const (
@@ -58,18 +71,43 @@ func (s *resourceService) PutResource(ctx context.Context, req *kgwv1.PutResourc
 	var v validationErrors
 	validateNamedResourceName(&v, "name", req.GetName())
 	validateSpec(&v, "spec", req.GetSpec(), true, false)
+	checkCallers(&v, "allowed_callers", req.GetAllowedCallers())
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
+	p := callerOf(ctx)
+	gr, err := s.guard.grant(ctx, store.GrantResource, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.store.GetResource(ctx, req.GetName()); err == nil {
+		if err := s.guard.mayChange(ctx, p, store.GrantResource, req.GetName(), gr); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	// No leak through indirection: a named resource lends its secret to
+	// everyone granted the resource, so storing one needs a grant on the
+	// secret.
+	if ref := req.GetSpec().GetCredentialsRef(); ref != "" {
+		if err := s.guard.useSecret(ctx, p, ref); err != nil {
+			return nil, err
+		}
+	}
 	r, err := s.store.PutResource(ctx, &store.Resource{Name: req.GetName(), Spec: specFromProto(req.GetSpec())})
 	if err != nil {
+		return nil, err
+	}
+	if gr, err = s.guard.recordGrant(ctx, store.GrantResource, r.Name, p.Name, req.GetAllowedCallers()); err != nil {
 		return nil, err
 	}
 	pr, err := resourceToProto(r)
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "resource stored", "resource", r.Name, "type", r.Spec.Type)
+	pr.Creator, pr.AllowedCallers = gr.Creator, gr.AllowedCallers
+	s.log.InfoContext(ctx, "resource stored", "resource", r.Name, "type", r.Spec.Type, "principal", p.Name)
 	return &kgwv1.PutResourceResponse{Resource: pr}, nil
 }
 
@@ -83,6 +121,9 @@ func (s *resourceService) GetResource(ctx context.Context, req *kgwv1.GetResourc
 	}
 	pr, err := resourceToProto(r)
 	if err != nil {
+		return nil, err
+	}
+	if pr, err = s.withGrant(ctx, pr); err != nil {
 		return nil, err
 	}
 	return &kgwv1.GetResourceResponse{Resource: pr}, nil
@@ -107,6 +148,9 @@ func (s *resourceService) ListResources(ctx context.Context, req *kgwv1.ListReso
 		if err != nil {
 			return nil, err
 		}
+		if pr, err = s.withGrant(ctx, pr); err != nil {
+			return nil, err
+		}
 		resp.Resources = append(resp.Resources, pr)
 	}
 	if resp.NextPageToken, err = s.pages.Encode(next, listResourcesScope); err != nil {
@@ -119,8 +163,18 @@ func (s *resourceService) DeleteResource(ctx context.Context, req *kgwv1.DeleteR
 	if err := checkNamedResource(req.GetName()); err != nil {
 		return nil, err
 	}
+	gr, err := s.guard.grant(ctx, store.GrantResource, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.guard.mayChange(ctx, callerOf(ctx), store.GrantResource, req.GetName(), gr); err != nil {
+		return nil, err
+	}
 	if err := s.store.DeleteResource(ctx, req.GetName()); err != nil {
 		return nil, resourceNotFound(err, req.GetName())
+	}
+	if err := s.guard.deleteGrant(ctx, store.GrantResource, req.GetName()); err != nil {
+		return nil, err
 	}
 	s.log.InfoContext(ctx, "resource deleted", "resource", req.GetName())
 	return &kgwv1.DeleteResourceResponse{}, nil
@@ -174,7 +228,7 @@ func (s *resourceService) CheckResource(ctx context.Context, req *kgwv1.CheckRes
 		if err := checkNamedResource(t.Name); err != nil {
 			return nil, err
 		}
-		if _, err := s.store.GetResource(ctx, t.Name); err != nil {
+		if _, err := s.guard.useResource(ctx, callerOf(ctx), t.Name); err != nil {
 			return nil, resourceNotFound(err, t.Name)
 		}
 		spec = store.ResourceSpec{Ref: t.Name}
@@ -185,6 +239,11 @@ func (s *resourceService) CheckResource(ctx context.Context, req *kgwv1.CheckRes
 			return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 		}
 		spec = specFromProto(t.Spec)
+		if spec.CredentialsRef != "" {
+			if err := s.guard.useSecret(ctx, callerOf(ctx), spec.CredentialsRef); err != nil {
+				return nil, err
+			}
+		}
 	default:
 		return nil, invalid(ReasonInvalidRequest, "target", "give name or spec")
 	}

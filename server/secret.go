@@ -27,6 +27,19 @@ type secretService struct {
 	secrets secretManager
 	pages   *pagetoken.Codec
 	log     *slog.Logger
+	guard   *guard
+}
+
+// withGrant fills a secret's creator and allowed callers from its grant.
+func (s *secretService) withGrant(ctx context.Context, ps *kgwv1.Secret) (*kgwv1.Secret, error) {
+	gr, err := s.guard.grant(ctx, store.GrantSecret, ps.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if gr != nil {
+		ps.Creator, ps.AllowedCallers = gr.Creator, gr.AllowedCallers
+	}
+	return ps, nil
 }
 
 const listSecretsScope = "kgw.v1.SecretService/ListSecrets"
@@ -39,6 +52,7 @@ func (s *secretService) StoreSecret(ctx context.Context, req *kgwv1.StoreSecretR
 	if d := req.GetTtl(); d != nil && d.CheckValid() != nil {
 		v.add("ttl", "malformed duration")
 	}
+	checkCallers(&v, "allowed_callers", req.GetAllowedCallers())
 	checkStructDepth(&v, "value", req.GetValue())
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
@@ -57,8 +71,15 @@ func (s *secretService) StoreSecret(ctx context.Context, req *kgwv1.StoreSecretR
 	if err != nil {
 		return nil, err
 	}
-	s.log.InfoContext(ctx, "secret stored", "secret", md.Name, "version", md.Version)
-	return &kgwv1.StoreSecretResponse{Secret: secretToProto(md)}, nil
+	p := callerOf(ctx)
+	gr, err := s.guard.recordGrant(ctx, store.GrantSecret, md.Name, p.Name, req.GetAllowedCallers())
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "audit: secret stored", "principal", p.Name, "secret", md.Name, "version", md.Version)
+	ps := secretToProto(md)
+	ps.Creator, ps.AllowedCallers = gr.Creator, gr.AllowedCallers
+	return &kgwv1.StoreSecretResponse{Secret: ps}, nil
 }
 
 func (s *secretService) GetSecret(ctx context.Context, req *kgwv1.GetSecretRequest) (*kgwv1.GetSecretResponse, error) {
@@ -69,7 +90,11 @@ func (s *secretService) GetSecret(ctx context.Context, req *kgwv1.GetSecretReque
 	if err != nil {
 		return nil, notFound(err, ReasonSecretNotFound, "secret '%s' not found", req.GetName())
 	}
-	return &kgwv1.GetSecretResponse{Secret: secretToProto(md)}, nil
+	ps, err := s.withGrant(ctx, secretToProto(md))
+	if err != nil {
+		return nil, err
+	}
+	return &kgwv1.GetSecretResponse{Secret: ps}, nil
 }
 
 func (s *secretService) ListSecrets(ctx context.Context, req *kgwv1.ListSecretsRequest) (*kgwv1.ListSecretsResponse, error) {
@@ -87,7 +112,11 @@ func (s *secretService) ListSecrets(ctx context.Context, req *kgwv1.ListSecretsR
 	}
 	resp := &kgwv1.ListSecretsResponse{Secrets: make([]*kgwv1.Secret, 0, len(items))}
 	for _, md := range items {
-		resp.Secrets = append(resp.Secrets, secretToProto(md))
+		ps, err := s.withGrant(ctx, secretToProto(md))
+		if err != nil {
+			return nil, err
+		}
+		resp.Secrets = append(resp.Secrets, ps)
 	}
 	if resp.NextPageToken, err = s.pages.Encode(next, listSecretsScope); err != nil {
 		return nil, err
@@ -102,8 +131,37 @@ func (s *secretService) DeleteSecret(ctx context.Context, req *kgwv1.DeleteSecre
 	if err := s.secrets.Delete(ctx, req.GetName()); err != nil {
 		return nil, notFound(err, ReasonSecretNotFound, "secret '%s' not found", req.GetName())
 	}
-	s.log.InfoContext(ctx, "secret deleted", "secret", req.GetName())
+	if err := s.guard.deleteGrant(ctx, store.GrantSecret, req.GetName()); err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "audit: secret deleted", "principal", callerOf(ctx).Name, "secret", req.GetName())
 	return &kgwv1.DeleteSecretResponse{}, nil
+}
+
+// UpdateSecretAccess replaces a secret's allowed callers. A secret without a
+// recorded creator keeps none (it stays usable by admins and
+// secrets-admins, and now by the callers given).
+func (s *secretService) UpdateSecretAccess(ctx context.Context, req *kgwv1.UpdateSecretAccessRequest) (*kgwv1.UpdateSecretAccessResponse, error) {
+	if err := checkSecretName(req.GetName()); err != nil {
+		return nil, err
+	}
+	var v validationErrors
+	checkCallers(&v, "allowed_callers", req.GetAllowedCallers())
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
+	}
+	md, err := s.secrets.Get(ctx, req.GetName())
+	if err != nil {
+		return nil, notFound(err, ReasonSecretNotFound, "secret '%s' not found", req.GetName())
+	}
+	gr, err := s.guard.putGrant(ctx, &store.Grant{Kind: store.GrantSecret, Name: md.Name, AllowedCallers: req.GetAllowedCallers()})
+	if err != nil {
+		return nil, err
+	}
+	s.log.InfoContext(ctx, "audit: secret access changed", "principal", callerOf(ctx).Name, "secret", md.Name, "allowed_callers", gr.AllowedCallers)
+	ps := secretToProto(md)
+	ps.Creator, ps.AllowedCallers = gr.Creator, gr.AllowedCallers
+	return &kgwv1.UpdateSecretAccessResponse{Secret: ps}, nil
 }
 
 func checkSecretName(name string) error {

@@ -11,18 +11,22 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"log/slog"
+	"maps"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
+	"github.com/kailash-gateway/kgw/access"
 	"github.com/kailash-gateway/kgw/executor"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 	"github.com/kailash-gateway/kgw/resources"
@@ -77,6 +81,21 @@ type Config struct {
 	// 0 means DefaultMaxRecvMsgSize / DefaultMaxSendMsgSize.
 	MaxRecvMsgSize int
 	MaxSendMsgSize int
+
+	// AuthRequired is --auth required: every RPC but gRPC health and
+	// reflection needs a caller that Access authenticates. False is
+	// --auth none: every caller is the local admin.
+	AuthRequired bool
+	// Access authenticates callers and keeps API keys and role bindings.
+	// Required with AuthRequired; nil otherwise leaves AccessService (but
+	// WhoAmI) UNIMPLEMENTED.
+	Access *access.Authenticator
+	// TrustForwardedClientCert takes the caller from the
+	// x-forwarded-client-cert header of a mesh sidecar (loopback listeners
+	// only; cmd/kgw enforces that).
+	TrustForwardedClientCert bool
+	// TLS, when set, serves gRPC over TLS with this configuration.
+	TLS *tls.Config
 }
 
 // Server is the gateway's gRPC server. Its methods are safe for concurrent
@@ -88,6 +107,7 @@ type Server struct {
 	// accessLog logs successful RPCs too (Config.AccessLog).
 	accessLog bool
 	metrics   *rpcMetrics
+	authz     *authorizer
 }
 
 // serviceNames are the kgw.v1 services a Server registers, for health.
@@ -96,6 +116,7 @@ var serviceNames = []string{
 	kgwv1.ExecutionService_ServiceDesc.ServiceName,
 	kgwv1.SecretService_ServiceDesc.ServiceName,
 	kgwv1.ResourceService_ServiceDesc.ServiceName,
+	kgwv1.AccessService_ServiceDesc.ServiceName,
 }
 
 // New builds a Server with every kgw.v1 service, health and reflection
@@ -135,14 +156,28 @@ func New(cfg Config) (*Server, error) {
 		compile = CompileNode
 	}
 
-	s := &Server{health: health.NewServer(), log: log, metrics: m, accessLog: cfg.AccessLog}
+	if cfg.AuthRequired && cfg.Access == nil {
+		return nil, errors.New("server: Config.Access is required with AuthRequired")
+	}
+	failures, err := newAuthFailures(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("server: register auth metrics: %w", err)
+	}
+	authz := &authorizer{required: cfg.AuthRequired, auth: cfg.Access, trustXFCC: cfg.TrustForwardedClientCert, log: log, failures: failures,
+		rules: maps.Clone(rules)}
+	g := &guard{st: cfg.Store, required: cfg.AuthRequired, log: log}
+
+	s := &Server{health: health.NewServer(), log: log, metrics: m, accessLog: cfg.AccessLog, authz: authz}
 	codec := newRequestCodec()
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(recv),
 		grpc.MaxSendMsgSize(send),
 		grpc.ForceServerCodecV2(codec),
-		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, unaryRecover, codec.unaryUndecodable),
-		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, streamRecover, codec.streamUndecodable),
+		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, authz.unary, unaryRecover, codec.unaryUndecodable),
+		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, authz.stream, streamRecover, codec.streamUndecodable),
+	}
+	if cfg.TLS != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	if cfg.Tracing {
 		// Server spans, with the caller's W3C traceparent and baggage
@@ -153,26 +188,27 @@ func New(cfg Config) (*Server, error) {
 
 	workflows := newWorkflowCache(cfg.Store)
 	kgwv1.RegisterWorkflowServiceServer(s.grpc, &workflowService{
-		store: cfg.Store, cache: workflows, compile: compile, pages: pages, log: log,
+		store: cfg.Store, cache: workflows, compile: compile, pages: pages, log: log, guard: g,
 	})
 	if cfg.Executor != nil {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, &executionService{
-			store: cfg.Store, workflows: workflows, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log,
+			store: cfg.Store, workflows: workflows, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log, guard: g,
 			telemetry: cfg.Telemetry,
 		})
 	} else {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, kgwv1.UnimplementedExecutionServiceServer{})
 	}
 	if cfg.Secrets != nil {
-		kgwv1.RegisterSecretServiceServer(s.grpc, &secretService{secrets: cfg.Secrets, pages: pages, log: log})
+		kgwv1.RegisterSecretServiceServer(s.grpc, &secretService{secrets: cfg.Secrets, pages: pages, log: log, guard: g})
 	} else {
 		kgwv1.RegisterSecretServiceServer(s.grpc, kgwv1.UnimplementedSecretServiceServer{})
 	}
-	rs := &resourceService{store: cfg.Store, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log}
+	rs := &resourceService{store: cfg.Store, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log, guard: g}
 	if cfg.Broker != nil {
 		rs.broker = cfg.Broker
 	}
 	kgwv1.RegisterResourceServiceServer(s.grpc, rs)
+	kgwv1.RegisterAccessServiceServer(s.grpc, &accessService{auth: cfg.Access, pages: pages, log: log})
 
 	healthpb.RegisterHealthServer(s.grpc, s.health)
 	reflection.Register(s.grpc)
@@ -184,8 +220,15 @@ func New(cfg Config) (*Server, error) {
 }
 
 // RegisterService registers an additional service (before Serve). It makes
-// Server a grpc.ServiceRegistrar; the interceptors apply to it too.
+// Server a grpc.ServiceRegistrar; the interceptors apply to it too, and its
+// RPCs need the admin role.
 func (s *Server) RegisterService(desc *grpc.ServiceDesc, impl any) {
+	for _, m := range desc.Methods {
+		s.authz.rules["/"+desc.ServiceName+"/"+m.MethodName] = roles()
+	}
+	for _, st := range desc.Streams {
+		s.authz.rules["/"+desc.ServiceName+"/"+st.StreamName] = roles()
+	}
 	s.grpc.RegisterService(desc, impl)
 }
 

@@ -2,15 +2,18 @@ package server_test
 
 import (
 	"context"
-	"github.com/prometheus/client_golang/prometheus"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/kailash-gateway/kgw/access"
 	"github.com/kailash-gateway/kgw/executor"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 	"github.com/kailash-gateway/kgw/resources"
@@ -32,13 +35,28 @@ type stack struct {
 	ex  kgwv1.ExecutionServiceClient
 	sec kgwv1.SecretServiceClient
 	res kgwv1.ResourceServiceClient
+
+	auth      *access.Authenticator
+	st        *sqlite.Store
+	storePath string
+	clientTLS *tls.Config
 }
 
 type stackOptions struct {
 	subscriberBuffer int
 	disableInline    bool
-	logger           *slog.Logger
-	accessLog        bool
+	// authRequired serves --auth required; the stack's own conn then
+	// carries adminKey, a key with the admin role.
+	authRequired bool
+	logger       *slog.Logger
+	accessLog    bool
+	metrics      prometheus.Registerer
+	maxPerCaller int
+	jwt          *access.JWTVerifier
+	// tls serves over TLS; clientTLS is what the stack's connections use.
+	tls       *tls.Config
+	clientTLS *tls.Config
+	trustXFCC bool
 	// registry, when set, receives the server's metrics (server.Telemetry
 	// wired into the broker, executor and server as `kgw serve` does).
 	registry     *prometheus.Registry
@@ -46,10 +64,36 @@ type stackOptions struct {
 	tracing      bool // server.Config.Tracing
 }
 
+// adminKeyOf returns a key with roles, made directly in the stack's store.
+func (s *stack) key(t testing.TB, roles ...string) string {
+	t.Helper()
+	_, key, err := s.auth.Keys.Create(t.Context(), access.CreateRequest{Name: "test", Roles: roles, Creator: "test"})
+	if err != nil {
+		t.Fatalf("create key: %v", err)
+	}
+	return key
+}
+
+// bearer is per-RPC credentials sending a bearer token over plaintext
+// (loopback tests only).
+type bearer string
+
+func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearer) RequireTransportSecurity() bool { return false }
+
+// dialAs opens a connection that sends token as a bearer token.
+func (s *stack) dialAs(t testing.TB, token string) *grpc.ClientConn {
+	t.Helper()
+	return s.dial(t, grpc.WithPerRPCCredentials(bearer(token)))
+}
+
 func startStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
 	ctx := t.Context()
-	st, err := sqlite.Open(ctx, t.TempDir()+"/kgw.db")
+	storePath := t.TempDir() + "/kgw.db"
+	st, err := sqlite.Open(ctx, storePath)
 	if err != nil {
 		t.Fatalf("sqlite.Open: %v", err)
 	}
@@ -58,10 +102,15 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 		st.Close()
 		t.Fatalf("secrets.NewManager: %v", err)
 	}
+	mac, err := mgr.SystemKey(ctx, "api-key-hmac")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn := &access.Authenticator{Keys: access.NewKeys(st, mac, nil), Bindings: access.NewBindings(st, nil), JWT: opts.jwt}
 	var tel *server.Telemetry
 	var execObs executor.Observer
 	var brokerObs resources.Observer
-	var reg prometheus.Registerer
+	reg := opts.metrics
 	if opts.registry != nil {
 		reg = opts.registry
 		if tel, err = server.NewTelemetry(server.TelemetryConfig{Registry: opts.registry, MaxWorkflows: opts.maxWorkflows}); err != nil {
@@ -78,12 +127,14 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 		Resources:        server.ExecutorResources(broker),
 		NewRedactor:      server.NewRedactor,
 		SubscriberBuffer: opts.subscriberBuffer,
+		MaxRunsPerCaller: opts.maxPerCaller,
 		Logger:           opts.logger,
 		Observer:         execObs,
 	})
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
-		Logger: opts.logger, AccessLog: opts.accessLog, Metrics: reg, Telemetry: tel, Tracing: opts.tracing,
+		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: reg, Telemetry: tel, Tracing: opts.tracing, AccessLog: opts.accessLog,
+		TLS: opts.tls, TrustForwardedClientCert: opts.trustXFCC,
 	})
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
@@ -94,7 +145,7 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	s := &stack{srv: srv, exec: exec, broker: broker, addr: lis.Addr().String()}
+	s := &stack{srv: srv, exec: exec, broker: broker, addr: lis.Addr().String(), auth: authn, st: st, storePath: storePath, clientTLS: opts.clientTLS}
 	t.Cleanup(func() {
 		// The shutdown order of `kgw serve`.
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -111,7 +162,11 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 			t.Errorf("store.Close: %v", err)
 		}
 	})
-	s.conn = s.dial(t)
+	if opts.authRequired {
+		s.conn = s.dialAs(t, s.key(t, access.RoleAdmin))
+	} else {
+		s.conn = s.dial(t)
+	}
 	s.wf = kgwv1.NewWorkflowServiceClient(s.conn)
 	s.ex = kgwv1.NewExecutionServiceClient(s.conn)
 	s.sec = kgwv1.NewSecretServiceClient(s.conn)
@@ -123,7 +178,11 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 // (before the server stops).
 func (s *stack) dial(t testing.TB, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
-	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, opts...)
+	creds := insecure.NewCredentials()
+	if s.clientTLS != nil {
+		creds = credentials.NewTLS(s.clientTLS)
+	}
+	opts = append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, opts...)
 	conn, err := grpc.NewClient(s.addr, opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 
@@ -159,10 +160,50 @@ func TestRegisterWorkflowValid(t *testing.T) {
 				t.Fatalf("RegisterWorkflow: %v", err)
 			}
 			got := proto.Clone(resp.GetWorkflow()).(*kgwv1.Workflow)
-			got.Version, got.CreateTime = 0, nil
+			if got.GetCreator() != "local" {
+				t.Errorf("creator = %q, want local (--auth none)", got.GetCreator())
+			}
+			got.Version, got.CreateTime, got.Creator = 0, nil, ""
 			if !proto.Equal(got, tt.w) {
 				t.Fatalf("stored workflow = %v, want %v", got, tt.w)
 			}
 		})
+	}
+}
+
+// TestRegisterWorkflowValidateOnly: validate_only answers as a registration
+// would (violations for an invalid definition, the definition for a valid
+// one) and stores nothing.
+func TestRegisterWorkflowValidateOnly(t *testing.T) {
+	ts := start(t, server.Config{}, nil)
+	ctx := t.Context()
+	w := abc(nil)
+	resp, err := ts.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: w, ValidateOnly: true})
+	if err != nil {
+		t.Fatalf("RegisterWorkflow(validate_only) error = %v", err)
+	}
+	got := resp.GetWorkflow()
+	if got.GetVersion() != 0 || got.GetCreateTime() != nil || got.GetName() != w.GetName() || len(got.GetNodes()) != len(w.GetNodes()) {
+		t.Errorf("RegisterWorkflow(validate_only) = %v, want the definition with version 0 and no create_time", got)
+	}
+	if _, err := ts.wf.GetWorkflow(ctx, &kgwv1.GetWorkflowRequest{Name: w.GetName()}); status.Code(err) != codes.NotFound {
+		t.Errorf("GetWorkflow after validate_only = %v, want NOT_FOUND (nothing stored)", err)
+	}
+	// A second validate_only and a real registration: version 1, not 2.
+	if _, err := ts.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: w, ValidateOnly: true}); err != nil {
+		t.Fatal(err)
+	}
+	stored, err := ts.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: w})
+	if err != nil || stored.GetWorkflow().GetVersion() != 1 {
+		t.Fatalf("RegisterWorkflow after validate_only = %v, %v; want version 1", stored, err)
+	}
+	bad := proto.Clone(w).(*kgwv1.Workflow)
+	bad.Nodes[0].Code = "import json"
+	_, err = ts.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: bad, ValidateOnly: true})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "Starlark has no import") {
+		t.Errorf("RegisterWorkflow(validate_only, invalid) error = %v, want INVALID_ARGUMENT naming the import", err)
+	}
+	if got, err := ts.wf.GetWorkflow(ctx, &kgwv1.GetWorkflowRequest{Name: w.GetName()}); err != nil || got.GetWorkflow().GetVersion() != 1 {
+		t.Errorf("latest version after validate_only = %v, %v; want 1", got, err)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
@@ -26,21 +27,56 @@ type workflowService struct {
 	compile CompileFunc
 	pages   *pagetoken.Codec
 	log     *slog.Logger
+	guard   *guard
 }
 
 const listWorkflowsScope = "kgw.v1.WorkflowService/ListWorkflows"
 
 func (s *workflowService) RegisterWorkflow(ctx context.Context, req *kgwv1.RegisterWorkflowRequest) (*kgwv1.RegisterWorkflowResponse, error) {
+	var v validationErrors
+	checkCallers(&v, "workflow.allowed_callers", req.GetWorkflow().GetAllowedCallers())
+	if len(v) > 0 {
+		return nil, &invalidError{reason: ReasonInvalidWorkflow, violations: v}
+	}
 	if err := validateWorkflow(req.GetWorkflow(), s.compile); err != nil {
 		return nil, err
+	}
+	p := callerOf(ctx)
+	name := req.GetWorkflow().GetName()
+	gr, err := s.guard.grant(ctx, store.GrantWorkflow, name)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.store.GetWorkflow(ctx, name, 0); err == nil {
+		if err := s.guard.mayChange(ctx, p, store.GrantWorkflow, name, gr); err != nil {
+			return nil, err
+		}
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	if req.GetValidateOnly() {
+		// Everything was checked; answer with the definition as it would be
+		// stored, without storing it.
+		pw := workflowToProto(workflowFromProto(req.GetWorkflow()))
+		pw.Version, pw.CreateTime = 0, nil
+		pw.Creator, pw.AllowedCallers = p.Name, req.GetWorkflow().GetAllowedCallers()
+		if gr != nil && gr.Creator != "" {
+			pw.Creator = gr.Creator
+		}
+		return &kgwv1.RegisterWorkflowResponse{Workflow: pw}, nil
 	}
 	stored, err := s.store.CreateWorkflowVersion(ctx, workflowFromProto(req.GetWorkflow()))
 	if err != nil {
 		return nil, err
 	}
 	s.cache.forget(stored.Name)
-	s.log.InfoContext(ctx, "workflow registered", "workflow", stored.Name, "version", stored.Version, "nodes", len(stored.Nodes))
-	return &kgwv1.RegisterWorkflowResponse{Workflow: workflowToProto(stored)}, nil
+	if gr, err = s.guard.recordGrant(ctx, store.GrantWorkflow, stored.Name, p.Name, req.GetWorkflow().GetAllowedCallers()); err != nil {
+		return nil, err
+	}
+	pw := workflowToProto(stored)
+	pw.Creator, pw.AllowedCallers = gr.Creator, gr.AllowedCallers
+	s.log.InfoContext(ctx, "workflow registered", "workflow", stored.Name, "version", stored.Version, "nodes", len(stored.Nodes), "principal", p.Name)
+	return &kgwv1.RegisterWorkflowResponse{Workflow: pw}, nil
 }
 
 func (s *workflowService) GetWorkflow(ctx context.Context, req *kgwv1.GetWorkflowRequest) (*kgwv1.GetWorkflowResponse, error) {
@@ -59,7 +95,15 @@ func (s *workflowService) GetWorkflow(ctx context.Context, req *kgwv1.GetWorkflo
 		}
 		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", req.GetName())
 	}
-	return &kgwv1.GetWorkflowResponse{Workflow: workflowToProto(w)}, nil
+	pw := workflowToProto(w)
+	gr, err := s.guard.grant(ctx, store.GrantWorkflow, w.Name)
+	if err != nil {
+		return nil, err
+	}
+	if gr != nil {
+		pw.Creator, pw.AllowedCallers = gr.Creator, gr.AllowedCallers
+	}
+	return &kgwv1.GetWorkflowResponse{Workflow: pw}, nil
 }
 
 func (s *workflowService) ListWorkflows(ctx context.Context, req *kgwv1.ListWorkflowsRequest) (*kgwv1.ListWorkflowsResponse, error) {
@@ -77,7 +121,15 @@ func (s *workflowService) ListWorkflows(ctx context.Context, req *kgwv1.ListWork
 	}
 	resp := &kgwv1.ListWorkflowsResponse{Workflows: make([]*kgwv1.WorkflowSummary, 0, len(items))}
 	for _, it := range items {
-		resp.Workflows = append(resp.Workflows, workflowSummaryToProto(it))
+		ps := workflowSummaryToProto(it)
+		gr, err := s.guard.grant(ctx, store.GrantWorkflow, it.Name)
+		if err != nil {
+			return nil, err
+		}
+		if gr != nil {
+			ps.Creator = gr.Creator
+		}
+		resp.Workflows = append(resp.Workflows, ps)
 	}
 	if resp.NextPageToken, err = s.pages.Encode(next, listWorkflowsScope); err != nil {
 		return nil, err
@@ -91,10 +143,20 @@ func (s *workflowService) DeleteWorkflow(ctx context.Context, req *kgwv1.DeleteW
 	if len(v) > 0 {
 		return nil, &invalidError{reason: ReasonInvalidRequest, violations: v}
 	}
-	err := s.store.DeleteWorkflow(ctx, req.GetName())
+	gr, err := s.guard.grant(ctx, store.GrantWorkflow, req.GetName())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.guard.mayChange(ctx, callerOf(ctx), store.GrantWorkflow, req.GetName(), gr); err != nil {
+		return nil, err
+	}
+	err = s.store.DeleteWorkflow(ctx, req.GetName())
 	s.cache.forget(req.GetName())
 	if err != nil {
 		return nil, notFound(err, ReasonWorkflowNotFound, "workflow '%s' not found", req.GetName())
+	}
+	if err := s.guard.deleteGrant(ctx, store.GrantWorkflow, req.GetName()); err != nil {
+		return nil, err
 	}
 	s.log.InfoContext(ctx, "workflow deleted", "workflow", req.GetName())
 	return &kgwv1.DeleteWorkflowResponse{}, nil

@@ -124,6 +124,34 @@ type Store interface {
 	// DeleteResource removes a named resource; ErrNotFound if none.
 	DeleteResource(ctx context.Context, name string) error
 
+	// CreateAPIKey stores a new API key; an existing ID gives
+	// ErrAlreadyExists. The store keeps only what k holds: a keyed hash,
+	// never the key.
+	CreateAPIKey(ctx context.Context, k *APIKey) error
+	// GetAPIKey returns an API key by id, or ErrNotFound (also once revoked).
+	GetAPIKey(ctx context.Context, id string) (*APIKey, error)
+	// ListAPIKeys returns the API keys ordered by id.
+	ListAPIKeys(ctx context.Context, page Page) ([]*APIKey, string, error)
+	// DeleteAPIKey removes (revokes) an API key; ErrNotFound if none.
+	DeleteAPIKey(ctx context.Context, id string) error
+	// TouchAPIKey sets the last-used time of an API key; ErrNotFound if none.
+	TouchAPIKey(ctx context.Context, id string, t time.Time) error
+	// CreateRoleBinding stores a new role binding; an existing ID gives
+	// ErrAlreadyExists.
+	CreateRoleBinding(ctx context.Context, b *RoleBinding) error
+	// DeleteRoleBinding removes a role binding; ErrNotFound if none.
+	DeleteRoleBinding(ctx context.Context, id string) error
+	// ListRoleBindings returns the role bindings ordered by id.
+	ListRoleBindings(ctx context.Context, page Page) ([]*RoleBinding, string, error)
+	// PutGrant creates or updates the grant of (g.Kind, g.Name): AllowedCallers
+	// is replaced; Creator is set on create only (an update keeps the first
+	// creator). Returns the stored copy.
+	PutGrant(ctx context.Context, g *Grant) (*Grant, error)
+	// GetGrant returns the grant of (kind, name), or ErrNotFound.
+	GetGrant(ctx context.Context, kind GrantKind, name string) (*Grant, error)
+	// DeleteGrant removes the grant of (kind, name); no error if none.
+	DeleteGrant(ctx context.Context, kind GrantKind, name string) error
+
 	// Close releases the backend's connections.
 	Close() error
 }
@@ -297,6 +325,7 @@ type NodeState struct {
 type ExecutionQuery struct {
 	Workflow string          // "" = any
 	Status   ExecutionStatus // ExecutionUnspecified = any
+	Caller   string          // "" = any
 	Page     Page
 	// OmitResults leaves the Result of every node state nil (the rest of
 	// the node states is returned): the results are not even read.
@@ -403,4 +432,46 @@ type Resource struct {
 	Spec       ResourceSpec
 	CreateTime time.Time
 	UpdateTime time.Time
+}
+
+// APIKey is one API key as stored: its metadata and a keyed hash (HMAC) of
+// its secret part, never the key itself.
+type APIKey struct {
+	ID           string
+	Name         string
+	Roles        []string
+	Hash         []byte // HMAC of the key's secret part
+	CreateTime   time.Time
+	ExpireTime   time.Time // zero = never
+	LastUsedTime time.Time // zero = never used
+	Creator      string    // principal that created it
+}
+
+// RoleBinding gives Roles to every principal that Principal matches (a
+// principal, or a pattern ending in "*" that matches any suffix).
+type RoleBinding struct {
+	ID         string
+	Principal  string
+	Roles      []string
+	CreateTime time.Time
+	Creator    string
+}
+
+// GrantKind is the kind of thing a Grant is about.
+type GrantKind string
+
+// Grant kinds.
+const (
+	GrantSecret   GrantKind = "secret"
+	GrantResource GrantKind = "resource"
+	GrantWorkflow GrantKind = "workflow"
+)
+
+// Grant records who created a secret, named resource or workflow and which
+// other callers may use it. A thing without a grant predates access control.
+type Grant struct {
+	Kind           GrantKind
+	Name           string
+	Creator        string
+	AllowedCallers []string
 }

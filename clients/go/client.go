@@ -50,6 +50,7 @@ type Client struct {
 	execs     kgwv1.ExecutionServiceClient
 	secrets   kgwv1.SecretServiceClient
 	resources kgwv1.ResourceServiceClient
+	access    kgwv1.AccessServiceClient
 }
 
 // An Option configures Dial.
@@ -61,6 +62,7 @@ type dialConfig struct {
 	insecure bool
 	block    bool
 	extra    []grpc.DialOption
+	err      error // from an Option that could not be applied
 }
 
 // WithToken sends token as a bearer token ("authorization: Bearer <token>")
@@ -72,11 +74,12 @@ func WithToken(token string) Option {
 
 // WithTLS connects with TLS using cfg (nil means the system roots and the
 // target's host name). It is the default for targets that are not loopback
-// addresses.
+// addresses. For a private CA or a client certificate kept in files, see
+// WithTLSFiles.
 func WithTLS(cfg *tls.Config) Option {
 	return func(c *dialConfig) {
 		if cfg == nil {
-			cfg = &tls.Config{}
+			cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
 		c.tls, c.insecure = cfg, false
 	}
@@ -116,6 +119,9 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.err != nil {
+		return nil, fmt.Errorf("kgw: dial %s: %w", target, cfg.err)
+	}
 	var creds credentials.TransportCredentials
 	switch {
 	case cfg.tls != nil:
@@ -123,7 +129,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	case cfg.insecure || isLoopbackTarget(target):
 		creds = insecure.NewCredentials()
 	default:
-		creds = credentials.NewTLS(&tls.Config{})
+		creds = credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
 	}
 	// The gateway sends messages of up to 64 MiB (an execution with its
 	// results); grpc-go would refuse anything above 4 MiB.
@@ -143,6 +149,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 		execs:     kgwv1.NewExecutionServiceClient(conn),
 		secrets:   kgwv1.NewSecretServiceClient(conn),
 		resources: kgwv1.NewResourceServiceClient(conn),
+		access:    kgwv1.NewAccessServiceClient(conn),
 	}
 	if cfg.block {
 		if err := waitReady(ctx, conn); err != nil {

@@ -28,12 +28,37 @@ func TestEndToEnd(t *testing.T) {
 
 	// The README quick start: secret, builder, register, execute.
 	t.Run("quick start", func(t *testing.T) {
-		msg, err := quickStart(ctx, addr, port, dbName)
-		if err != nil {
-			t.Fatalf("quick start: %v", err)
+		// Twice: the second run gives the same answer, stores no new secret
+		// version and so closes no pool.
+		for run := 1; run <= 2; run++ {
+			msg, err := quickStart(ctx, addr, port, dbName)
+			if err != nil {
+				t.Fatalf("quick start run %d: %v", run, err)
+			}
+			if msg != "Hello from kgw" {
+				t.Fatalf(`quick start run %d result["query"]["message"] = %#v, want "Hello from kgw"`, run, msg)
+			}
 		}
-		if msg != "Hello from kgw" {
-			t.Fatalf(`quick start result["query"]["message"] = %#v, want "Hello from kgw"`, msg)
+		c, err := kgw.Dial(ctx, addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		s, err := c.GetSecret(ctx, "app-db")
+		if err != nil || s.GetVersion() != 1 {
+			t.Errorf("secret app-db after two quick starts = %v, %v; want version 1", s, err)
+		}
+		var pools []*kgw.Pool
+		for p, err := range c.ListPools(ctx) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.GetSecretName() == "app-db" {
+				pools = append(pools, p)
+			}
+		}
+		if len(pools) != 1 || pools[0].GetDraining() || pools[0].GetSecretVersion() != 1 {
+			t.Errorf("pools of app-db after two quick starts = %v, want one open pool on version 1", pools)
 		}
 	})
 

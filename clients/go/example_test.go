@@ -2,6 +2,7 @@ package kgw_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
@@ -19,14 +20,18 @@ func quickStart(ctx context.Context, target string, pgPort int, database string)
 	}
 	defer client.Close()
 
-	// Store the database credentials once, encrypted in the gateway;
-	// requests name the secret, never the password.
-	_, err = client.StoreSecret(ctx, "db_creds", map[string]any{"user": "postgres", "password": "postgres"})
-	if err != nil {
+	// Store the database login once, encrypted in the gateway (a second run
+	// keeps it); requests name the secret, never the password.
+	if _, err := client.GetSecret(ctx, "app-db"); errors.Is(err, kgw.ErrSecretNotFound) {
+		_, err = client.StoreSecret(ctx, "app-db", map[string]any{"user": "postgres", "password": "change-me"})
+		if err != nil {
+			return nil, err
+		}
+	} else if err != nil {
 		return nil, err
 	}
 
-	wf, err := kgw.NewWorkflow("hello_db").
+	wf, err := kgw.NewWorkflow("hello-database").
 		AddCode("query", `
 db = get_resource("db")
 msg = db.fetchval("SELECT 'Hello from kgw'")
@@ -40,9 +45,9 @@ result = {"message": msg}
 		return nil, err
 	}
 
-	ex, err := client.Execute(ctx, "hello_db",
+	ex, err := client.Execute(ctx, "hello-database",
 		kgw.Resource("db", kgw.DatabaseSpec{
-			Host: "127.0.0.1", Port: pgPort, Database: database, CredentialsRef: "db_creds",
+			Host: "127.0.0.1", Port: pgPort, Database: database, CredentialsRef: "app-db",
 		}))
 	if err != nil {
 		return nil, err

@@ -289,6 +289,8 @@ type ExecutionFilter struct {
 	Workflow string
 	// Status, when set, keeps only executions in that state.
 	Status Status
+	// Caller, when set, keeps only executions started by that principal.
+	Caller string
 	// PageSize is the number of executions fetched per call (0 = the
 	// gateway's default, 50).
 	PageSize int
@@ -312,7 +314,7 @@ func (c *Client) ListExecutions(ctx context.Context, filter ExecutionFilter) ite
 		}
 		for p, err := range pages(ctx, "ListExecutions", func(token string) ([]*kgwv1.Execution, string, error) {
 			resp, err := c.execs.ListExecutions(ctx, &kgwv1.ListExecutionsRequest{
-				Workflow: filter.Workflow, Status: st, PageSize: size, PageToken: token,
+				Workflow: filter.Workflow, Status: st, Caller: filter.Caller, PageSize: size, PageToken: token,
 			})
 			return resp.GetExecutions(), resp.GetNextPageToken(), err
 		}) {

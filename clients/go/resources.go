@@ -183,12 +183,15 @@ func (r rawSpec) ResourceSpec() (*ResourceSpec, error) {
 
 // PutResource creates or replaces the named resource name, so that requests
 // can say Ref(name) instead of choosing hosts and secrets themselves.
-func (c *Client) PutResource(ctx context.Context, name string, spec Spec) (*NamedResource, error) {
+// allowedCallers are the callers that may use it besides its creator and
+// admins: principal patterns or "role:<name>" (none: creator and admins
+// only).
+func (c *Client) PutResource(ctx context.Context, name string, spec Spec, allowedCallers ...string) (*NamedResource, error) {
 	p, err := spec.ResourceSpec()
 	if err != nil {
 		return nil, optionError("PutResource", err)
 	}
-	resp, err := c.resources.PutResource(ctx, &kgwv1.PutResourceRequest{Name: name, Spec: p})
+	resp, err := c.resources.PutResource(ctx, &kgwv1.PutResourceRequest{Name: name, Spec: p, AllowedCallers: allowedCallers})
 	if err != nil {
 		return nil, rpcError(ctx, "PutResource", err)
 	}

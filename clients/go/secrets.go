@@ -41,6 +41,13 @@ func AllowedHosts(patterns ...string) SecretOption {
 	return func(r *kgwv1.StoreSecretRequest) { r.AllowedHosts = append(r.AllowedHosts, patterns...) }
 }
 
+// AllowedCallers lets these callers reference the secret besides its
+// creator and admins: principal patterns ("spiffe://mesh/ns/payments/*",
+// "key:abc") or "role:<name>". None means the creator and admins only.
+func AllowedCallers(patterns ...string) SecretOption {
+	return func(r *kgwv1.StoreSecretRequest) { r.AllowedCallers = append(r.AllowedCallers, patterns...) }
+}
+
 // StoreSecret encrypts value in the gateway as the next version of secret
 // name (e.g. {"user": "app", "password": "…"}) and returns its metadata.
 // The value is never returned by any call; resources name it with
@@ -84,4 +91,15 @@ func (c *Client) ListSecrets(ctx context.Context) iter.Seq2[*Secret, error] {
 func (c *Client) DeleteSecret(ctx context.Context, name string) error {
 	_, err := c.secrets.DeleteSecret(ctx, &kgwv1.DeleteSecretRequest{Name: name})
 	return rpcError(ctx, "DeleteSecret", err)
+}
+
+// UpdateSecretAccess replaces the callers allowed to use secret name (see
+// AllowedCallers) without storing a new value or version, and returns the
+// metadata of its latest version.
+func (c *Client) UpdateSecretAccess(ctx context.Context, name string, allowedCallers ...string) (*Secret, error) {
+	resp, err := c.secrets.UpdateSecretAccess(ctx, &kgwv1.UpdateSecretAccessRequest{Name: name, AllowedCallers: allowedCallers})
+	if err != nil {
+		return nil, rpcError(ctx, "UpdateSecretAccess", err)
+	}
+	return resp.GetSecret(), nil
 }

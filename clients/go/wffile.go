@@ -87,9 +87,17 @@ func (e *FileError) Error() string {
 // described in docs/workflow-files.md. Problems with the content are
 // reported as a *FileError naming each field and line.
 func LoadWorkflowFile(path string) (*Workflow, error) {
+	wf, _, err := LoadWorkflowSource(path)
+	return wf, err
+}
+
+// LoadWorkflowSource is LoadWorkflowFile that also says where each node's
+// code is in the files (one CodeSource per node, in order), so that a
+// problem found in the code can be shown at its line in the file.
+func LoadWorkflowSource(path string) (*Workflow, []CodeSource, error) {
 	data, err := readLimited(path, maxFileBytes)
 	if err != nil {
-		return nil, fmt.Errorf("kgw: load workflow: %w", err)
+		return nil, nil, fmt.Errorf("kgw: load workflow: %w", err)
 	}
 	format := ""
 	switch strings.ToLower(filepath.Ext(path)) {
@@ -98,12 +106,35 @@ func LoadWorkflowFile(path string) (*Workflow, error) {
 	case ".json":
 		format = "json"
 	}
-	wf, err := ParseWorkflow(data, format, filepath.Dir(path))
+	wf, src, err := parseWorkflow(data, format, filepath.Dir(path), path)
 	var fe *FileError
 	if errors.As(err, &fe) {
 		fe.Path = path
 	}
-	return wf, err
+	return wf, src, err
+}
+
+// A CodeSource says where the code of one node comes from, to place a
+// problem found at line:col of the code in the file a person edits.
+type CodeSource struct {
+	// File holds the code: the workflow file ("" when parsed from bytes)
+	// or the node's code_file.
+	File string
+	// Line and Column are where the code starts in File (1-based).
+	Line, Column int
+	// Block is true when line n of the code is line Line+n-1 of File,
+	// indented by Column-1: a code_file, or a YAML literal block (|).
+	// Otherwise the code is one string scalar (quoted, or JSON) and every
+	// position of the code maps to Line:Column.
+	Block bool
+}
+
+// Position returns the position in s.File of line:col of the code.
+func (s CodeSource) Position(line, col int) (fileLine, fileCol int) {
+	if !s.Block || line < 1 {
+		return s.Line, s.Column
+	}
+	return s.Line + line - 1, s.Column + col - 1
 }
 
 // readLimited reads a regular file of at most limit bytes.
@@ -136,8 +167,19 @@ func readLimited(path string, limit int64) ([]byte, error) {
 // the file's syntax and fields, it makes the structural checks of
 // WorkflowBuilder.Build; problems are reported as a *FileError.
 func ParseWorkflow(data []byte, format, baseDir string) (*Workflow, error) {
+	wf, _, err := parseWorkflow(data, format, baseDir, "")
+	return wf, err
+}
+
+// ParseWorkflowSource is ParseWorkflow that also returns where each node's
+// code is (see LoadWorkflowSource); file names the data in the CodeSources.
+func ParseWorkflowSource(data []byte, format, baseDir, file string) (*Workflow, []CodeSource, error) {
+	return parseWorkflow(data, format, baseDir, file)
+}
+
+func parseWorkflow(data []byte, format, baseDir, file string) (*Workflow, []CodeSource, error) {
 	if len(data) > maxFileBytes {
-		return nil, &FileError{Problems: []FileProblem{{Message: fmt.Sprintf("larger than %d bytes", maxFileBytes)}}}
+		return nil, nil, &FileError{Problems: []FileProblem{{Message: fmt.Sprintf("larger than %d bytes", maxFileBytes)}}}
 	}
 	format = strings.ToLower(format)
 	if format == "" {
@@ -154,16 +196,16 @@ func ParseWorkflow(data []byte, format, baseDir string) (*Workflow, error) {
 	case "json":
 		root, err = jsonTree(data)
 	default:
-		return nil, fmt.Errorf("kgw: parse workflow: unknown format %q (want yaml or json)", format)
+		return nil, nil, fmt.Errorf("kgw: parse workflow: unknown format %q (want yaml or json)", format)
 	}
 	if err != nil {
 		var fe *FileError
 		if errors.As(err, &fe) {
-			return nil, fe
+			return nil, nil, fe
 		}
-		return nil, &FileError{Problems: []FileProblem{{Message: err.Error()}}}
+		return nil, nil, &FileError{Problems: []FileProblem{{Message: err.Error()}}}
 	}
-	d := &fileDecoder{baseDir: baseDir, pos: map[string]*yaml.Node{}}
+	d := &fileDecoder{baseDir: baseDir, pos: map[string]*yaml.Node{}, data: data, file: file, sources: map[string]CodeSource{}}
 	wf := d.workflow(root)
 	if len(d.problems) == 0 {
 		for _, v := range checkWorkflow(wf) {
@@ -180,9 +222,13 @@ func ParseWorkflow(data []byte, format, baseDir string) (*Workflow, error) {
 			n := len(d.problems) - maxFileProblems
 			d.problems = append(d.problems[:maxFileProblems], FileProblem{Message: fmt.Sprintf("and %d more problems", n)})
 		}
-		return nil, &FileError{Problems: d.problems}
+		return nil, nil, &FileError{Problems: d.problems}
 	}
-	return wf, nil
+	sources := make([]CodeSource, len(wf.GetNodes()))
+	for i := range sources {
+		sources[i] = d.sources[fmt.Sprintf("nodes[%d]", i)]
+	}
+	return wf, sources, nil
 }
 
 // yamlTree parses one YAML document.
@@ -319,6 +365,30 @@ type fileDecoder struct {
 	// pos maps field paths ("nodes[0].id") to their nodes, to place the
 	// problems found by checkWorkflow.
 	pos map[string]*yaml.Node
+	// data and file are the text being decoded and its name; sources
+	// records where each node's code is ("nodes[0]" -> source).
+	data    []byte
+	file    string
+	sources map[string]CodeSource
+}
+
+// inlineSource returns where the code in scalar v starts.
+func (d *fileDecoder) inlineSource(v *yaml.Node) CodeSource {
+	if v.Style&yaml.LiteralStyle == 0 {
+		return CodeSource{File: d.file, Line: v.Line, Column: v.Column}
+	}
+	// A literal block: its text starts on the line after the indicator,
+	// at the indentation of its first non-empty line.
+	lines := bytes.Split(d.data, []byte("\n"))
+	for i := v.Line; i < len(lines); i++ {
+		l := bytes.TrimRight(lines[i], "\r")
+		if len(bytes.TrimSpace(l)) == 0 {
+			continue
+		}
+		indent := len(l) - len(bytes.TrimLeft(l, " "))
+		return CodeSource{File: d.file, Line: v.Line + 1, Column: indent + 1, Block: true}
+	}
+	return CodeSource{File: d.file, Line: v.Line, Column: v.Column}
 }
 
 func (d *fileDecoder) problemAt(n *yaml.Node, field, format string, args ...any) {
@@ -556,8 +626,11 @@ func (d *fileDecoder) node(n *yaml.Node, path string) *kgwv1.Node {
 	var codeFile *yaml.Node
 	hasCode := false
 	ok := d.fields(n, path, "a node", map[string]func(*yaml.Node, string){
-		"id":          func(v *yaml.Node, f string) { node.Id = d.str(v, f) },
-		"code":        func(v *yaml.Node, f string) { node.Code, hasCode = d.str(v, f), true },
+		"id": func(v *yaml.Node, f string) { node.Id = d.str(v, f) },
+		"code": func(v *yaml.Node, f string) {
+			node.Code, hasCode = d.str(v, f), true
+			d.sources[path] = d.inlineSource(v)
+		},
 		"code_file":   func(v *yaml.Node, _ string) { codeFile = v },
 		"description": func(v *yaml.Node, f string) { node.Description = d.str(v, f) },
 		"timeout":     func(v *yaml.Node, f string) { node.Timeout = d.duration(v, f) },
@@ -591,6 +664,7 @@ func (d *fileDecoder) node(n *yaml.Node, path string) *kgwv1.Node {
 		}
 		node.Code = string(data)
 		d.pos[path+".code"] = codeFile
+		d.sources[path] = CodeSource{File: p, Line: 1, Column: 1, Block: true}
 	case !hasCode:
 		d.problemAt(n, path, "node '%s' needs code or code_file", node.Id)
 	}

@@ -22,6 +22,19 @@ func (c *Client) Register(ctx context.Context, wf *Workflow) (*Workflow, error) 
 	return resp.GetWorkflow(), nil
 }
 
+// ValidateWorkflow asks the gateway to check wf exactly as Register would
+// (including the caller's permission to register it) without storing it,
+// and returns the definition as it would be stored, with version 0. An
+// invalid definition gives an *Error matching ErrInvalidWorkflow. For a
+// check without a gateway, see `kgw workflow validate`.
+func (c *Client) ValidateWorkflow(ctx context.Context, wf *Workflow) (*Workflow, error) {
+	resp, err := c.workflows.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf, ValidateOnly: true})
+	if err != nil {
+		return nil, rpcError(ctx, "RegisterWorkflow", err)
+	}
+	return resp.GetWorkflow(), nil
+}
+
 // GetWorkflow returns version version of workflow name, or the latest when
 // version is 0. An unknown name or version gives an error matching
 // ErrWorkflowNotFound.

@@ -436,7 +436,7 @@ func TestCLIUsage(t *testing.T) {
 		{[]string{"workflow", "get"}, 2, "", "missing arguments"},
 		{[]string{"workflow", "get", "a", "b"}, 2, "", `unexpected arguments ["b"]`},
 		{[]string{"workflow", "list", "-o", "yaml"}, 2, "", `--output "yaml"`},
-		{[]string{"workflow", "list", "--tls", "--insecure"}, 2, "", "exclude each other"},
+		{[]string{"workflow", "list", "--tls", "--insecure"}, 2, "", "--insecure excludes --tls"},
 		{[]string{"workflow", "register"}, 2, "", "missing -f FILE"},
 		{[]string{"run", "w", "--params-json", "[1]"}, 2, "", "want a JSON object"},
 		{[]string{"run", "w", "--params-json", "{}", "--params-file", "x.json"}, 2, "", "exclude each other"},

@@ -57,6 +57,7 @@ type subcommand struct {
 
 // run dispatches args[0] to the matching subcommand.
 func (g *group) run(ctx context.Context, c *cli, args []string) error {
+	args = hoistClientFlags(args)
 	if len(args) == 0 {
 		g.usage(c.stderr)
 		return errUsage
@@ -92,6 +93,7 @@ type clientFlags struct {
 	token    string
 	tls      bool
 	insecure bool
+	tlsFiles kgw.TLSFiles // --tls-ca, --tls-cert, --tls-key
 	timeout  time.Duration
 	output   string
 }
@@ -136,9 +138,12 @@ func newClientCmd(c *cli, name, synopsis, summary string, outputs ...string) *cl
 	k.fs.StringVar(&k.flags.token, "token", env("KGW_TOKEN", ""), "bearer token sent with every call (env KGW_TOKEN)")
 	k.fs.BoolVar(&k.flags.tls, "tls", false, "connect with TLS (system roots); the default for non-loopback addresses")
 	k.fs.BoolVar(&k.flags.insecure, "insecure", false, "connect without TLS; the default for loopback addresses")
+	k.fs.StringVar(&k.flags.tlsFiles.CA, "tls-ca", c.getenv("KGW_TLS_CA"), "PEM file of the CA that signed the gateway's certificate, instead of the system roots; implies --tls (env KGW_TLS_CA)")
+	k.fs.StringVar(&k.flags.tlsFiles.Cert, "tls-cert", c.getenv("KGW_TLS_CERT"), "PEM file of a client certificate for mTLS, with --tls-key; implies --tls (env KGW_TLS_CERT)")
+	k.fs.StringVar(&k.flags.tlsFiles.Key, "tls-key", c.getenv("KGW_TLS_KEY"), "PEM file of the client certificate's private key; implies --tls (env KGW_TLS_KEY)")
 	k.fs.StringVar(&k.flags.output, "output", outputs[0], "output format: "+strings.Join(outputs, ", "))
 	k.alias("o", "output")
-	for _, n := range []string{"addr", "token", "tls", "insecure", "output", "o"} {
+	for _, n := range []string{"addr", "token", "tls", "insecure", "tls-ca", "tls-cert", "tls-key", "output", "o"} {
 		k.globals[n] = true
 	}
 	return k
@@ -255,8 +260,12 @@ func (k *clientCmd) parse(args []string, min, max int) ([]string, error) {
 	if !ok {
 		return nil, k.usageErr("--output %q: want one of %s", k.flags.output, strings.Join(k.outputs, ", "))
 	}
-	if k.flags.tls && k.flags.insecure {
-		return nil, k.usageErr("--tls and --insecure exclude each other")
+	tlsFiles := k.flags.tlsFiles != (kgw.TLSFiles{})
+	if (k.flags.tls || tlsFiles) && k.flags.insecure {
+		return nil, k.usageErr("--insecure excludes --tls, --tls-ca, --tls-cert and --tls-key (or their KGW_TLS_* variables)")
+	}
+	if (k.flags.tlsFiles.Cert == "") != (k.flags.tlsFiles.Key == "") {
+		return nil, k.usageErr("--tls-cert and --tls-key go together")
 	}
 	if k.flags.timeout < 0 {
 		return nil, k.usageErr("--timeout must not be negative")
@@ -274,6 +283,8 @@ func (k *clientCmd) usageErr(format string, args ...any) error {
 func (k *clientCmd) dial(ctx context.Context) (*kgw.Client, error) {
 	var opts []kgw.Option
 	switch {
+	case k.flags.tlsFiles != (kgw.TLSFiles{}):
+		opts = append(opts, kgw.WithTLSFiles(k.flags.tlsFiles))
 	case k.flags.tls:
 		opts = append(opts, kgw.WithTLS(&tls.Config{MinVersion: tls.VersionTLS12}))
 	case k.flags.insecure:

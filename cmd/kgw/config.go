@@ -45,6 +45,11 @@ type serveConfig struct {
 	// attempts are stopped; 0 means the runtime's default, negative
 	// disables the watchdog.
 	NodeMemoryLimit int64
+	// Security holds --auth, TLS, JWT and the forwarded-certificate flags.
+	Security securityFlags
+	// MaxExecutionsPerCaller bounds one caller's running executions on
+	// this process; 0 means no limit.
+	MaxExecutionsPerCaller int
 	// MaxNodeRestarts is how many crashes of the gateway an execution
 	// survives (resumed each time) before recovery fails it with
 	// RESTART_LIMIT; negative means no limit.
@@ -107,6 +112,30 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&shutdownDelay, "shutdown-delay", env("KGW_SHUTDOWN_DELAY", "0s"), "on shutdown, how long to report NOT_SERVING before draining (env KGW_SHUTDOWN_DELAY)")
 	fs.StringVar(&shutdownTimout, "shutdown-timeout", env("KGW_SHUTDOWN_TIMEOUT", "30s"), "on shutdown, how long running RPCs may take before connections are closed (env KGW_SHUTDOWN_TIMEOUT)")
 	fs.StringVar(&retention, "retention", env("KGW_RETENTION", "168h"), "how long finished executions and their events are kept; 0 or negative keeps them forever (env KGW_RETENTION)")
+	sec := &cfg.Security
+	fs.StringVar(&sec.Auth, "auth", env("KGW_AUTH", "none"), "authentication: none (loopback only; every caller is the local admin) or required (env KGW_AUTH)")
+	fs.StringVar(&sec.TLSCertFile, "tls-cert-file", env("KGW_TLS_CERT_FILE", ""), "PEM certificate (chain) of the gRPC listener; re-read when it changes (env KGW_TLS_CERT_FILE)")
+	fs.StringVar(&sec.TLSKeyFile, "tls-key-file", env("KGW_TLS_KEY_FILE", ""), "PEM private key of the gRPC listener; re-read when it changes (env KGW_TLS_KEY_FILE)")
+	fs.StringVar(&sec.TLSClientCAFile, "tls-client-ca-file", env("KGW_TLS_CLIENT_CA_FILE", ""), "PEM CA bundle: require client certificates signed by it (mTLS; env KGW_TLS_CLIENT_CA_FILE)")
+	insecure, trustXFCC := false, false
+	for name, dst := range map[string]*bool{"KGW_INSECURE_PLAINTEXT": &insecure, "KGW_TRUST_FORWARDED_CLIENT_CERT": &trustXFCC} {
+		if v := getenv(name); v != "" {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s %q: want true or false", name, v))
+			}
+			*dst = b
+		}
+	}
+	fs.BoolVar(&sec.InsecurePlaintext, "insecure-plaintext", insecure, "allow a non-loopback listener without TLS, for a gateway behind a mesh sidecar that terminates TLS (env KGW_INSECURE_PLAINTEXT)")
+	fs.BoolVar(&sec.TrustForwarded, "trust-forwarded-client-cert", trustXFCC, "take the caller from the x-forwarded-client-cert header of a sidecar on a loopback listener (env KGW_TRUST_FORWARDED_CLIENT_CERT)")
+	fs.StringVar(&sec.JWKSURL, "jwt-jwks-url", env("KGW_JWT_JWKS_URL", ""), "JWKS URL of the JWT issuer, https (env KGW_JWT_JWKS_URL)")
+	fs.StringVar(&sec.JWTKeysFile, "jwt-keys-file", env("KGW_JWT_KEYS_FILE", ""), "JWKS file of the JWT issuer, instead of --jwt-jwks-url (env KGW_JWT_KEYS_FILE)")
+	fs.StringVar(&sec.JWTIssuer, "jwt-issuer", env("KGW_JWT_ISSUER", ""), "required iss of JWTs (env KGW_JWT_ISSUER)")
+	fs.StringVar(&sec.JWTAudience, "jwt-audience", env("KGW_JWT_AUDIENCE", ""), "required aud of JWTs (env KGW_JWT_AUDIENCE)")
+	fs.StringVar(&sec.JWTRolesClaim, "jwt-roles-claim", env("KGW_JWT_ROLES_CLAIM", ""), "JWT claim holding roles, a list or a space-separated string (env KGW_JWT_ROLES_CLAIM)")
+	var maxPerCaller string
+	fs.StringVar(&maxPerCaller, "max-executions-per-caller", env("KGW_MAX_EXECUTIONS_PER_CALLER", "0"), "running executions one caller may have on this replica; 0 = unlimited (env KGW_MAX_EXECUTIONS_PER_CALLER)")
 	fs.StringVar(&maxRestarts, "max-node-restarts", env("KGW_MAX_NODE_RESTARTS", "3"), "how many times an execution may be interrupted by a crash or kill of the gateway and still be resumed; past that, recovery fails it with RESTART_LIMIT; a graceful shutdown does not count; at least 1; negative = no limit (env KGW_MAX_NODE_RESTARTS)")
 	fs.StringVar(&maxResult, "max-result-bytes", env("KGW_MAX_RESULT_BYTES", strconv.Itoa(16<<20)), "bytes that the node results of one execution may take together (about their JSON size); a node whose result would pass it fails with RESULT_TOO_LARGE (env KGW_MAX_RESULT_BYTES; at most 48 MiB)")
 	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which the running node that has built the most is stopped with MEMORY_LIMIT (the backstop of --node-memory-budget); 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
@@ -188,6 +217,15 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		problems = append(problems, fmt.Sprintf("node memory limit %q: want a whole number of MiB", memLimit))
 	} else {
 		cfg.NodeMemoryLimit = mib << 20
+	}
+	if n, err := strconv.Atoi(maxPerCaller); err != nil || n < 0 {
+		problems = append(problems, fmt.Sprintf("max executions per caller %q: want 0 (unlimited) or a positive number", maxPerCaller))
+	} else {
+		cfg.MaxExecutionsPerCaller = n
+	}
+	sec.GRPCAddr = cfg.GRPCAddr
+	if err := checkSecurity(*sec); err != nil {
+		problems = append(problems, err.Error())
 	}
 	if n, err := strconv.Atoi(maxRestarts); err != nil || n == 0 {
 		problems = append(problems, fmt.Sprintf("max node restarts %q: want a whole number, 1 or more (negative = no limit)", maxRestarts))

@@ -84,6 +84,10 @@ func TestParseServeConfig(t *testing.T) {
 			}
 			want := defaults
 			tt.want(&want)
+			if want.Security.Auth == "" {
+				want.Security.Auth = "none"
+			}
+			want.Security.GRPCAddr = want.GRPCAddr
 			if diff := cmp.Diff(&want, got); diff != "" {
 				t.Fatalf("parseServeConfig (-want +got):\n%s", diff)
 			}
@@ -182,7 +186,7 @@ func TestDispatch(t *testing.T) {
 		{nil, 2, "", "Usage: kgw"},
 		{[]string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
 		{[]string{"serve", "--bogus"}, 2, "", "flag provided but not defined"},
-		{[]string{"serve", "--grpc-addr", "0.0.0.0:0"}, 1, "", "refusing to listen"},
+		{[]string{"serve", "--grpc-addr", "0.0.0.0:0"}, 1, "", "refusing to start: --grpc-addr 0.0.0.0:0 is not loopback: it needs --auth required"},
 	}
 	for _, tt := range tests {
 		var out, errOut strings.Builder

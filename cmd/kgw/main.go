@@ -5,11 +5,17 @@
 //
 //	kgw serve [flags]                          run the gateway (see `kgw serve -h`)
 //	kgw workflow register|list|get|delete      manage workflows
+//	kgw workflow validate -f FILE              check a workflow file offline
 //	kgw run WORKFLOW [flags]                   execute a workflow
 //	kgw executions list|get|watch|cancel       inspect and cancel executions
 //	kgw secrets put|list|get|delete            manage secrets
 //	kgw secrets rotate-master-key [flags]      re-wrap every secret under a new master key (offline)
+//	kgw auth create-key --role R --name N      create an API key in the store (offline) and print it once
 //	kgw resources put|list|get|delete|pools|check  manage named resources and pools
+//	kgw auth keys create|list|revoke           manage API keys
+//	kgw auth bindings create|delete|list       manage role bindings
+//	kgw auth whoami                            show the caller's identity
+//	kgw completion bash|zsh|fish               print a shell completion script
 //	kgw version                                print the version
 //	kgw help                                   list the commands
 //
@@ -25,6 +31,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	kgw "github.com/kailash-gateway/kgw/clients/go"
@@ -55,6 +62,8 @@ func init() {
 		{"executions", "list, get, watch and cancel executions", executionsGroup.run},
 		{"secrets", "store, list, get and delete secrets; rotate-master-key (offline)", secretsGroup.run},
 		{"resources", "manage named resources; list pools; check a resource", resourcesGroup.run},
+		{"auth", "API keys and role bindings; whoami; create-key (offline)", authGroup.run},
+		{"completion", "print a shell completion script (bash, zsh, fish)", runCompletion},
 		{"version", "print the version", runVersion},
 		{"help", "list the commands", runHelp},
 	}
@@ -76,6 +85,7 @@ func main() {
 
 // dispatch runs the subcommand named by args[0] and returns the exit status.
 func dispatch(ctx context.Context, c *cli, args []string) int {
+	args = hoistClientFlags(args)
 	if len(args) == 0 {
 		usage(c.stderr)
 		return 2
@@ -98,7 +108,7 @@ func dispatch(ctx context.Context, c *cli, args []string) int {
 			return exitOK
 		case errors.Is(err, errUsage):
 			return exitUsage
-		case errors.Is(err, errNotCompleted):
+		case errors.Is(err, errNotCompleted), errors.Is(err, errInvalidWorkflow):
 			return exitNotCompleted
 		case errors.As(err, &rpcErr):
 			printRPCError(c.stderr, commandName(name, args[1:]), rpcErr)
@@ -116,10 +126,15 @@ func dispatch(ctx context.Context, c *cli, args []string) int {
 // commandName names the command for messages: "workflow get" for a
 // group's subcommand, "run" for a plain command.
 func commandName(name string, args []string) string {
+	args = hoistClientFlags(args)
 	switch name {
-	case "workflow", "executions", "secrets", "resources":
-		if len(args) > 0 {
-			return name + " " + args[0]
+	case "workflow", "executions", "secrets", "resources", "auth":
+		if len(args) == 0 {
+			return name
+		}
+		name += " " + args[0]
+		if rest := hoistClientFlags(args[1:]); len(rest) > 0 && strings.HasPrefix(name, "auth ") && (args[0] == "keys" || args[0] == "bindings") {
+			name += " " + rest[0]
 		}
 	}
 	return name

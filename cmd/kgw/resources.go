@@ -48,6 +48,8 @@ func runResourcesPut(ctx context.Context, c *cli, args []string) error {
 	k.fs.StringVar(&credKey, "credentials-key", "", "the `key` of a multi-key secret to use (http_client)")
 	k.fs.StringVar(&file, "file", "", "spec `file` (.json, .yaml or .yml; - for standard input)")
 	k.alias("f", "file")
+	var callers stringsFlag
+	k.fs.Var(&callers, "allowed-caller", "a `principal` pattern or role:<name> that may use the resource besides its creator and admins (repeatable; none = creator and admins only)")
 	pos, err := k.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -102,7 +104,7 @@ func runResourcesPut(ctx context.Context, c *cli, args []string) error {
 		}
 	}
 	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
-		r, err := cl.PutResource(ctx, pos[0], kgw.Raw(spec))
+		r, err := cl.PutResource(ctx, pos[0], kgw.Raw(spec), callers...)
 		if err != nil {
 			return err
 		}

@@ -21,6 +21,7 @@ var secretsGroup = &group{
 		{"list", "", "list secrets (metadata only)", runSecretsList},
 		{"get", "NAME", "show a secret's metadata (never its value)", runSecretsGet},
 		{"delete", "NAME", "delete a secret and all its versions", runSecretsDelete},
+		{"set-access", "NAME [--allowed-caller P]...", "replace the callers allowed to use a secret (no new version)", runSecretsSetAccess},
 		{"rotate-master-key", "[flags]", "re-wrap every secret's data key under a new master key (offline, against the store)", runRotateMasterKey},
 	},
 }
@@ -48,6 +49,8 @@ func runSecretsPut(ctx context.Context, c *cli, args []string) error {
 	k.fs.StringVar(&expire, "expire-time", "", "expire at this RFC 3339 `time`, e.g. 2030-01-02T15:04:05Z")
 	k.fs.StringVar(&description, "description", "", "what the secret is for")
 	k.fs.Var(&hosts, "allowed-host", "a `host` pattern the credentials may be sent to, e.g. db.internal or *.example.com (repeatable; none = any host)")
+	var callers stringsFlag
+	k.fs.Var(&callers, "allowed-caller", callerHelp)
 	pos, err := k.parse(args, 1, 1)
 	if err != nil {
 		return err
@@ -83,6 +86,9 @@ func runSecretsPut(ctx context.Context, c *cli, args []string) error {
 	}
 	if len(hosts) > 0 {
 		opts = append(opts, kgw.AllowedHosts(hosts...))
+	}
+	if len(callers) > 0 {
+		opts = append(opts, kgw.AllowedCallers(callers...))
 	}
 
 	var (
@@ -207,6 +213,8 @@ func runSecretsGet(ctx context.Context, c *cli, args []string) error {
 			hosts = strings.Join(s.GetAllowedHosts(), ", ")
 		}
 		fmt.Fprintf(w, "allowed hosts: %s\n", hosts)
+		fmt.Fprintf(w, "callers:       %s\n", allowedCallers(s.GetAllowedCallers()))
+		fmt.Fprintf(w, "creator:       %s\n", orDash(s.GetCreator()))
 		return nil
 	})
 }
@@ -225,6 +233,38 @@ func runSecretsDelete(ctx context.Context, c *cli, args []string) error {
 			return k.printDoc(nil)
 		}
 		fmt.Fprintf(c.stdout, "deleted secret %s\n", pos[0])
+		return nil
+	})
+}
+
+const callerHelp = "a `principal` pattern (spiffe://mesh/ns/payments/*, key:<id>, jwt:<sub>) or role:<name> that may use the secret besides its creator and admins (repeatable; none = creator and admins only)"
+
+// allowedCallers describes an allowed_callers list for people.
+func allowedCallers(p []string) string {
+	if len(p) == 0 {
+		return "creator and admins only"
+	}
+	return strings.Join(p, ", ")
+}
+
+func runSecretsSetAccess(ctx context.Context, c *cli, args []string) error {
+	k := newClientCmd(c, "secrets set-access", "NAME [--allowed-caller P]... [flags]",
+		"Replaces the callers allowed to reference secret NAME (in executions, named\nresources and checks) without storing a new value or version. Without\n--allowed-caller only its creator and admins may use it.")
+	var callers stringsFlag
+	k.fs.Var(&callers, "allowed-caller", callerHelp)
+	pos, err := k.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
+		s, err := cl.UpdateSecretAccess(ctx, pos[0], callers...)
+		if err != nil {
+			return err
+		}
+		if k.json() {
+			return k.printProto("secret", s)
+		}
+		fmt.Fprintf(c.stdout, "secret %s may be used by: %s\n", s.GetName(), allowedCallers(s.GetAllowedCallers()))
 		return nil
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/hkdf"
 	"crypto/sha256"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kailash-gateway/kgw/access"
 	"github.com/kailash-gateway/kgw/executor"
 	"github.com/kailash-gateway/kgw/executor/node"
 	"github.com/kailash-gateway/kgw/resources"
@@ -45,12 +47,17 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 // timeout), stop the admin server, stop the executor, close the pools, close
 // the store.
 func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) {
-	// Fail closed (DESIGN.md §9): no authentication exists yet, so only
-	// loopback addresses are allowed.
-	const authConfigured = false
-	if err := checkListenAddr(cfg.GRPCAddr, authConfigured); err != nil {
+	// Fail closed (DESIGN.md §9): parseServeConfig applied these rules
+	// already; a cfg built otherwise gets them here.
+	sec := cfg.Security
+	if sec.Auth == "" {
+		sec.Auth = "none"
+	}
+	sec.GRPCAddr = cfg.GRPCAddr
+	if err := checkSecurity(sec); err != nil {
 		return err
 	}
+	required := sec.Auth == "required"
 
 	if cfg.Tracing {
 		shutdown, err := setupTracing(ctx, os.Getenv)
@@ -92,6 +99,16 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 			return fmt.Errorf("%w: the store's secrets were encrypted under another master key; start with the key they were stored with (KGW_MASTER_KEY or --master-key-file %s)", err, cfg.MasterKeyFile)
 		}
 		return fmt.Errorf("open secrets: %w", err)
+	}
+	authn, err := newAuthenticator(ctx, mgr, st, sec)
+	if err != nil {
+		return err
+	}
+	var tlsConfig *tls.Config
+	if sec.TLSCertFile != "" {
+		if _, tlsConfig, err = access.NewTLSFiles(sec.TLSCertFile, sec.TLSKeyFile, sec.TLSClientCAFile); err != nil {
+			return err
+		}
 	}
 	// Listen before anything can dial (the broker's pools, resumed
 	// executions): the guard must know the gateway's own addresses, and a
@@ -145,6 +162,10 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	// (deferred below, so run earlier) has waited for every attempt.
 	watchdog := node.NewWatchdog(node.MemoryConfig{Limit: cfg.NodeMemoryLimit})
 	defer watchdog.Close()
+	var authorizeResume func(context.Context, string, map[string]store.ResourceSpec) error
+	if required {
+		authorizeResume = server.AuthorizeResume(st, authn, log)
+	}
 	exec := executor.New(executor.Config{
 		Limits:      node.Limits{MaxMemory: cfg.NodeMemoryBudget},
 		Watchdog:    watchdog,
@@ -159,6 +180,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		// PostgreSQL store wait until the owner's heartbeat is stale.
 		RecoverAllOnStart: kind == "sqlite",
 		Retention:         cfg.Retention,
+		MaxRunsPerCaller:  cfg.MaxExecutionsPerCaller,
+		AuthorizeResume:   authorizeResume,
 		MaxNodeRestarts:   cfg.MaxNodeRestarts,
 		MaxResultBytes:    cfg.MaxResultBytes,
 		RecoveryInterval:  cfg.RecoveryInterval,
@@ -181,18 +204,22 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	}
 
 	srv, err := server.New(server.Config{
-		Store:                  st,
-		Executor:               exec,
-		Secrets:                mgr,
-		Broker:                 broker,
-		DisableInlineResources: cfg.DisableInlineResources,
-		Logger:                 log,
-		AccessLog:              cfg.AccessLog,
-		Compile:                server.CompileNode,
-		PageTokenKey:           pageTokenKey(key),
-		Metrics:                reg,
-		Telemetry:              tel,
-		Tracing:                cfg.Tracing,
+		Store:                    st,
+		Executor:                 exec,
+		Secrets:                  mgr,
+		Broker:                   broker,
+		DisableInlineResources:   cfg.DisableInlineResources,
+		Logger:                   log,
+		AccessLog:                cfg.AccessLog,
+		Compile:                  server.CompileNode,
+		PageTokenKey:             pageTokenKey(key),
+		Metrics:                  reg,
+		AuthRequired:             required,
+		Access:                   authn,
+		TrustForwardedClientCert: sec.TrustForwarded,
+		TLS:                      tlsConfig,
+		Telemetry:                tel,
+		Tracing:                  cfg.Tracing,
 	})
 	if err != nil {
 		return err
@@ -221,7 +248,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 
 	ready.Store(true)
 	attrs := []any{"grpc_addr", grpcLis.Addr().String(), "store", kind, "version", buildVersion(),
-		"inline_resources", !cfg.DisableInlineResources}
+		"inline_resources", !cfg.DisableInlineResources, "auth", sec.Auth, "tls", tlsConfig != nil,
+		"mtls", sec.TLSClientCAFile != "", "jwt", authn.JWT != nil}
 	if adminLis != nil {
 		attrs = append(attrs, "admin_addr", adminLis.Addr().String())
 	}
@@ -246,6 +274,30 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	}
 	return g.Wait()
 }
+
+// newAuthenticator builds the API keys (hashed under the gateway's own key,
+// kept like a secret), role bindings and, when configured, the JWT
+// verifier. Keys and bindings exist under --auth none too, so keys can be
+// made before a gateway switches to --auth required.
+func newAuthenticator(ctx context.Context, mgr *secrets.Manager, st store.Store, sec securityFlags) (*access.Authenticator, error) {
+	mac, err := mgr.SystemKey(ctx, apiKeyHMACPurpose)
+	if err != nil {
+		return nil, fmt.Errorf("API key hashing key: %w", err)
+	}
+	a := &access.Authenticator{Keys: access.NewKeys(st, mac, nil), Bindings: access.NewBindings(st, nil)}
+	if sec.JWKSURL != "" || sec.JWTKeysFile != "" {
+		a.JWT, err = access.NewJWTVerifier(ctx, access.JWTConfig{
+			JWKSURL: sec.JWKSURL, KeysFile: sec.JWTKeysFile, Issuer: sec.JWTIssuer, Audience: sec.JWTAudience, RolesClaim: sec.JWTRolesClaim,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// apiKeyHMACPurpose names the gateway key that hashes API keys.
+const apiKeyHMACPurpose = "api-key-hmac"
 
 // openStore opens the backend named by dsn and returns it with its kind.
 func openStore(ctx context.Context, dsn string) (store.Store, string, error) {

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"strings"
 
 	kgw "github.com/kailash-gateway/kgw/clients/go"
+	"github.com/kailash-gateway/kgw/server"
 )
 
 var workflowGroup = &group{
@@ -14,6 +16,7 @@ var workflowGroup = &group{
 	summary: "Register, list, get and delete workflows on the gateway.",
 	subs: []subcommand{
 		{"register", "-f FILE", "register a workflow from a YAML or JSON file (a new version if the name exists)", runWorkflowRegister},
+		{"validate", "-f FILE", "run every registration check on a workflow file, offline (no gateway)", runWorkflowValidate},
 		{"list", "", "list registered workflows", runWorkflowList},
 		{"get", "NAME [--version N]", "show a workflow; -o yaml prints a file that registers again", runWorkflowGet},
 		{"delete", "NAME", "delete a workflow and all its versions", runWorkflowDelete},
@@ -24,8 +27,10 @@ func runWorkflowRegister(ctx context.Context, c *cli, args []string) error {
 	k := newClientCmd(c, "workflow register", "-f FILE [flags]",
 		"Registers the workflow defined in FILE (YAML or JSON; nodes with inline code or\ncode_file paths relative to FILE, see docs/workflow-files.md). FILE - reads\nstandard input (code_file paths then relative to the working directory).\nRegistering an existing name stores the next version.")
 	var file string
+	var validateOnly bool
 	k.fs.StringVar(&file, "file", "", "workflow file (.yaml, .yml or .json; - for standard input)")
 	k.alias("f", "file")
+	k.fs.BoolVar(&validateOnly, "validate-only", false, "let the gateway check the workflow as a registration would, without storing it")
 	if _, err := k.parse(args, 0, 0); err != nil {
 		return err
 	}
@@ -53,12 +58,20 @@ func runWorkflowRegister(ctx context.Context, c *cli, args []string) error {
 		return k.usageErr("%v", err)
 	}
 	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
-		got, err := cl.Register(ctx, wf)
+		register := cl.Register
+		if validateOnly {
+			register = cl.ValidateWorkflow
+		}
+		got, err := register(ctx, wf)
 		if err != nil {
 			return err
 		}
 		if k.json() {
 			return k.printProto("workflow", got)
+		}
+		if validateOnly {
+			fmt.Fprintf(c.stdout, "workflow %s is valid (%d nodes); nothing was stored\n", got.GetName(), len(got.GetNodes()))
+			return nil
 		}
 		fmt.Fprintf(c.stdout, "registered workflow %s version %d (%d nodes)\n", got.GetName(), got.GetVersion(), len(got.GetNodes()))
 		return nil
@@ -224,4 +237,88 @@ func runWorkflowDelete(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "deleted workflow %s\n", pos[0])
 		return nil
 	})
+}
+
+// errInvalidWorkflow reports a workflow file that fails validation (exit
+// status 1); the problems were printed.
+var errInvalidWorkflow = errors.New("invalid workflow")
+
+// runWorkflowValidate runs, without a gateway, every check RegisterWorkflow
+// makes, and prints each problem at its place in the files: a Starlark
+// error at its line in the YAML/JSON file (or the code_file), not relative
+// to the code block.
+func runWorkflowValidate(_ context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("kgw workflow validate", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	var file string
+	fs.StringVar(&file, "file", "", "workflow file (.yaml, .yml or .json; - for standard input)")
+	fs.StringVar(&file, "f", "", "workflow file (shorthand for --file)")
+	fs.Usage = func() {
+		fmt.Fprint(c.stderr, "Usage: kgw workflow validate -f FILE\n\nRuns every check the gateway makes when registering FILE (fields, names,\nlimits, connections, cycles, and compiling each node's code), offline, and\nprints each problem as FILE:LINE:COL: field: message. Exit status 0 when\nthe gateway would accept it, 1 when not.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "kgw workflow validate: unexpected arguments %q\n", fs.Args())
+		return errUsage
+	}
+	if file == "" {
+		fmt.Fprintln(c.stderr, "kgw workflow validate: missing -f FILE")
+		return errUsage
+	}
+	var (
+		wf      *kgw.Workflow
+		sources []kgw.CodeSource
+		err     error
+	)
+	name := file
+	if file == "-" {
+		name = "<stdin>"
+		var data []byte
+		if data, err = c.readInput("-"); err == nil {
+			wf, sources, err = kgw.ParseWorkflowSource(data, "", "", name)
+		}
+	} else {
+		wf, sources, err = kgw.LoadWorkflowSource(file)
+	}
+	if err != nil {
+		var fe *kgw.FileError
+		if errors.As(err, &fe) {
+			if fe.Path == "" {
+				fe.Path = name
+			}
+			fmt.Fprintln(c.stdout, fe.Error())
+			return errInvalidWorkflow
+		}
+		fmt.Fprintf(c.stderr, "kgw workflow validate: %v\n", err)
+		return errUsage
+	}
+	problems := server.CheckWorkflow(wf)
+	for _, p := range problems {
+		field := strings.TrimPrefix(strings.TrimPrefix(p.Field, "workflow"), ".")
+		if p.Node < 0 || p.Node >= len(sources) {
+			fmt.Fprintf(c.stdout, "%s: %s: %s\n", name, field, p.Message)
+			continue
+		}
+		src := sources[p.Node]
+		where := src.File
+		if where == "" {
+			where = name
+		}
+		line, col := src.Position(p.Line, p.Col)
+		msg := p.Message
+		if !src.Block {
+			msg = fmt.Sprintf("line %d:%d of the code: %s", p.Line, p.Col, p.Message)
+		}
+		fmt.Fprintf(c.stdout, "%s:%d:%d: %s (node '%s'): %s\n", where, line, col, field, wf.GetNodes()[p.Node].GetId(), msg)
+	}
+	if len(problems) > 0 {
+		return errInvalidWorkflow
+	}
+	fmt.Fprintf(c.stdout, "%s: valid workflow %s (%d nodes)\n", name, wf.GetName(), len(wf.GetNodes()))
+	return nil
 }

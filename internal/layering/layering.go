@@ -7,7 +7,8 @@
 //
 //   - imports flow one way, cmd → server → {executor, resources} →
 //     secrets → store: a package imports only packages of lower layers, or
-//     of its own subtree (executor/node from executor);
+//     of its own subtree (executor/node from executor); access (identity
+//     and grants) sits beside secrets, above store;
 //   - executor and resources never import each other;
 //   - the backends under resources/ (resources/postgres, …) are imported
 //     only from within resources/ (resources/netguard, a policy and not a
@@ -31,6 +32,7 @@ import (
 var layers = map[string]int{
 	"store":     1,
 	"secrets":   2,
+	"access":    2, // identity and grants: used by server and cmd, uses store
 	"executor":  3,
 	"resources": 3,
 	"server":    4,

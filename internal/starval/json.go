@@ -35,6 +35,27 @@ func EncodeJSON(v starlark.Value, maxDepth int) ([]byte, error) {
 	return e.buf.Bytes(), nil
 }
 
+// appendPythonFloat appends f as Python's float repr (and so its json.dumps)
+// writes it, so that JSON produced by ported node code reads the same as
+// before: the shortest digits that round-trip, in fixed notation with at
+// least one decimal ("3.0", "1796599287.229248") when the decimal exponent
+// is in [-4, 16), else in scientific notation with a signed exponent of at
+// least two digits ("1e+16", "1.5e-07"). f must be finite.
+func appendPythonFloat(b []byte, f float64) []byte {
+	sci := strconv.AppendFloat(nil, f, 'e', -1, 64) // "-1.5e-07": mantissa, 'e', sign, 2+ digits
+	i := bytes.IndexByte(sci, 'e')
+	exp, _ := strconv.Atoi(string(sci[i+1:]))
+	if exp < -4 || exp >= 16 {
+		return append(b, sci...)
+	}
+	start := len(b)
+	b = strconv.AppendFloat(b, f, 'f', -1, 64)
+	if bytes.IndexByte(b[start:], '.') < 0 {
+		b = append(b, ".0"...)
+	}
+	return b
+}
+
 type jsonEncoder struct {
 	buf      bytes.Buffer
 	maxDepth int
@@ -53,7 +74,7 @@ func (e *jsonEncoder) encode(v starlark.Value, depth int) error {
 		if math.IsNaN(f) || math.IsInf(f, 0) {
 			return fmt.Errorf("json: cannot encode float %s: %w", v, ErrNotFinite)
 		}
-		e.buf.Write(strconv.AppendFloat(e.buf.AvailableBuffer(), f, 'g', -1, 64))
+		e.buf.Write(appendPythonFloat(e.buf.AvailableBuffer(), f))
 	case starlark.String:
 		e.str(string(v))
 	case starlark.Bytes:

@@ -102,7 +102,10 @@ func (h *canceller) cancel(stop <-chan struct{}, done chan<- struct{}) {
 // with a context that never ends (see watchStatement), so that pgx does
 // not register with the call's context for every statement: registering
 // here (context.AfterFunc) costs less, and a watch is reused unless it had
-// to cancel.
+// to cancel. Allocating a watch per statement instead made
+// BenchmarkFetchval's workflow node reach a median 0.07× of bare pgxpool
+// against 0.27× with reuse (4 alternating runs of both binaries, on a
+// loaded machine) and added 3 to 10 allocations per call.
 type statementWatch struct {
 	ctx      context.Context
 	conn     *pgconn.PgConn

@@ -185,6 +185,9 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 	if q.Status != store.ExecutionUnspecified {
 		conds = append(conds, "status = "+arg(int32(q.Status)))
 	}
+	if q.Caller != "" {
+		conds = append(conds, "caller = "+arg(q.Caller))
+	}
 	if q.Page.After != "" {
 		ct, id, err := codec.ParseExecutionCursor(q.Page.After)
 		if err != nil {

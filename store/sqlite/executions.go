@@ -77,6 +77,10 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		where += " AND status = ?"
 		args = append(args, int32(q.Status))
 	}
+	if q.Caller != "" {
+		where += " AND caller = ?"
+		args = append(args, q.Caller)
+	}
 	if q.Page.After != "" {
 		ct, id, err := codec.ParseExecutionCursor(q.Page.After)
 		if err != nil {

@@ -57,6 +57,10 @@ func Run(t *testing.T, open Opener) {
 		{"Secret/RewrapAtomic", testRewrap},
 		{"Secret/KeyCheck", testKeyCheck},
 		{"Resource/PutGetListDelete", testResources},
+		{"Access/APIKeys", testAPIKeys},
+		{"Access/RoleBindings", testRoleBindings},
+		{"Access/Grants", testGrants},
+		{"Execution/ListByCaller", testExecutionCallerFilter},
 		{"Context/Cancelled", testCancelled},
 	}
 	for _, tt := range tests {

@@ -1,9 +1,12 @@
 // The client: a KailashClient over Connect's gRPC transport for Node.js.
 
 import { create } from "@bufbuild/protobuf";
-import { type CallOptions, type Client, type Interceptor, type Transport, createClient } from "@connectrpc/connect";
+import { type CallOptions, type Client, Code, ConnectError, type Interceptor, type Transport, createClient } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
+import { readFileSync } from "node:fs";
 import type { SecureClientSessionOptions } from "node:http2";
+import { AccessService, CreateApiKeyRequestSchema } from "#gen/kgw/v1/access_pb.js";
+import { CheckResourceRequestSchema, ResourceService } from "#gen/kgw/v1/resource_pb.js";
 import {
   ExecuteWorkflowRequestSchema,
   ExecutionService,
@@ -22,12 +25,25 @@ import {
   resourceSpecToProto,
 } from "./resources.js";
 import {
+  type ApiKey,
+  type CheckResult,
+  type CreatedApiKey,
   type Execution,
   type ExecutionEvent,
+  type Identity,
+  type NamedResource,
   type Page,
+  type Pool,
+  type RoleBinding,
   type Secret,
   type WorkflowInfo,
   type WorkflowSummary,
+  apiKeyFromProto,
+  checkResultFromProto,
+  identityFromProto,
+  namedResourceFromProto,
+  poolFromProto,
+  roleBindingFromProto,
   eventFromProto,
   executionFromProto,
   executionStatusValue,
@@ -37,12 +53,66 @@ import {
 } from "./types.js";
 import { dateToTimestamp, durationFromMs, toJsonObject } from "./values.js";
 
-/** TLS settings: true for TLS with the system roots, or PEM material for private CAs and mTLS. */
+/**
+ * TLS settings for a private CA or mTLS: PEM content (`ca`, `cert`, `key`) or
+ * files to read when the client is created (`caFile`, `certFile`, `keyFile`).
+ * TLS 1.2 is the minimum.
+ */
 export interface TlsOptions {
+  /** CA certificate(s) the gateway's certificate must chain to, instead of the system roots. */
   ca?: string | Buffer;
+  /** Client certificate (chain) for mTLS; needs `key`. */
   cert?: string | Buffer;
+  /** Private key of `cert`. */
   key?: string | Buffer;
+  /** Like `ca`, read from this file. */
+  caFile?: string;
+  /** Like `cert`, read from this file. */
+  certFile?: string;
+  /** Like `key`, read from this file. */
+  keyFile?: string;
+  /** Name the gateway's certificate must be valid for, when it differs from the target's host. */
   servername?: string;
+}
+
+function readPem(file: string, what: string): Buffer {
+  let data: Buffer;
+  try {
+    data = readFileSync(file);
+  } catch (err) {
+    throw new Error(`TLS ${what}: cannot read ${JSON.stringify(file)}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  if (!data.includes("-----BEGIN ")) {
+    throw new Error(`TLS ${what}: ${JSON.stringify(file)} is not PEM (no -----BEGIN line)`);
+  }
+  return data;
+}
+
+/** Returns the Node.js TLS session options of `tls`. */
+export function tlsSessionOptions(tls: TlsOptions): SecureClientSessionOptions {
+  const out: SecureClientSessionOptions = { minVersion: "TLSv1.2" };
+  for (const [field, file] of [
+    ["ca", "caFile"],
+    ["cert", "certFile"],
+    ["key", "keyFile"],
+  ] as const) {
+    const inline = tls[field];
+    const path = tls[file];
+    if (inline !== undefined && path !== undefined) {
+      throw new Error(`TLS: give ${field} or ${file}, not both`);
+    }
+    const value = path !== undefined ? readPem(path, field) : inline;
+    if (value !== undefined) {
+      out[field] = value;
+    }
+  }
+  if ((out.cert === undefined) !== (out.key === undefined)) {
+    throw new Error("TLS: a client certificate needs both cert and key");
+  }
+  if (tls.servername !== undefined) {
+    out.servername = tls.servername;
+  }
+  return out;
 }
 
 /** Options of the KailashClient constructor. */
@@ -84,6 +154,22 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
+/** Options of putResource. */
+export interface PutResourceOptions {
+  /** Callers that may use the resource besides its creator and admins (principal patterns or `role:<name>`). */
+  allowedCallers?: string[];
+  signal?: AbortSignal;
+}
+
+/** Options of createApiKey. */
+export interface CreateApiKeyOptions {
+  /** Expire at this time. */
+  expireTime?: Date;
+  /** Expire after this many milliseconds (instead of expireTime). */
+  ttlMs?: number;
+  signal?: AbortSignal;
+}
+
 /** Options of storeSecret. */
 export interface StoreSecretOptions {
   /** Expire after this many milliseconds. */
@@ -92,15 +178,64 @@ export interface StoreSecretOptions {
   expireTime?: Date;
   /** Host patterns the credentials may be sent to; empty means any. */
   allowedHosts?: string[];
+  /** Callers that may use the secret besides its creator and admins (principal patterns or `role:<name>`). */
+  allowedCallers?: string[];
   description?: string;
   signal?: AbortSignal;
 }
 
 function baseUrl(target: string, tls: boolean): string {
-  if (/^https?:\/\//.test(target)) {
+  const scheme = /^(https?):\/\//i.exec(target)?.[1]?.toLowerCase();
+  if (scheme === "http" && tls) {
+    throw new Error(`target ${target} is http (plaintext) but tls asks for TLS: use https://`);
+  }
+  if (scheme !== undefined) {
     return target;
   }
   return `${tls ? "https" : "http"}://${target}`;
+}
+
+/**
+ * Adds the gateway's address and what to do to an UNAVAILABLE error raised
+ * by the transport (no details: the gateway was not reached).
+ */
+function unreachableHint(err: unknown, target: string): unknown {
+  const ce = ConnectError.from(err);
+  if (ce.code !== Code.Unavailable || ce.details.length > 0 || ce.rawMessage.includes("kgw serve")) {
+    return err;
+  }
+  return new ConnectError(
+    `cannot reach the gateway at ${target}: ${ce.rawMessage} (is it running? start one with \`kgw serve\`, or pass its address to new KailashClient(target))`,
+    Code.Unavailable,
+    ce.metadata,
+    undefined,
+    err,
+  );
+}
+
+/** Walks every page of a list call: fetch(token) returns one page. */
+async function* walk<T>(fetch: (pageToken: string) => Promise<Page<T>>): AsyncGenerator<T, void, undefined> {
+  let token = "";
+  for (let pages = 0; pages < 1 << 20; pages++) {
+    const page = await fetch(token);
+    yield* page.items;
+    if (page.nextPageToken === "") {
+      return;
+    }
+    if (page.nextPageToken === token) {
+      throw new Error("the gateway returned the same page token twice");
+    }
+    token = page.nextPageToken;
+  }
+  throw new Error("more than 2^20 pages");
+}
+
+function checkPageSize(size: number | undefined): number {
+  const n = size ?? 0;
+  if (!Number.isInteger(n) || n < 0 || n > 1000) {
+    throw new Error("pageSize must be an integer between 0 (the gateway's default) and 1000");
+  }
+  return n;
 }
 
 function callOptions(signal: AbortSignal | undefined): CallOptions {
@@ -153,6 +288,8 @@ export class KailashClient {
   readonly target: string;
   /** Secret management; values go in and never come back out. */
   readonly secrets: Secrets;
+  /** API keys, role bindings and whoami. */
+  readonly access: Access;
 
   /** A PostgreSQL database resource. */
   readonly database = database;
@@ -167,14 +304,17 @@ export class KailashClient {
   /** @internal */ readonly workflows: Client<typeof WorkflowService>;
   /** @internal */ readonly executions: Client<typeof ExecutionService>;
   /** @internal */ readonly secretService: Client<typeof SecretService>;
+  /** @internal */ readonly resourceService: Client<typeof ResourceService>;
+  /** @internal */ readonly accessService: Client<typeof AccessService>;
 
   constructor(target = "127.0.0.1:50051", options: ClientOptions = {}) {
     this.target = target;
     let transport = options.transport;
     if (transport === undefined) {
-      const tls = options.tls ?? false;
+      const tls = options.tls ?? /^https:\/\//i.test(target);
       const url = baseUrl(target, tls !== false);
-      const nodeOptions: SecureClientSessionOptions = typeof tls === "object" ? { ...tls } : {};
+      const nodeOptions: SecureClientSessionOptions =
+        typeof tls === "object" ? tlsSessionOptions(tls) : tls ? { minVersion: "TLSv1.2" } : {};
       this.session = new Http2SessionManager(url, {}, nodeOptions);
       const metadata: Record<string, string> = { ...(options.headers ?? {}) };
       if (options.token) {
@@ -184,7 +324,11 @@ export class KailashClient {
         for (const [k, v] of Object.entries(metadata)) {
           req.header.set(k, v);
         }
-        return next(req);
+        try {
+          return await next(req);
+        } catch (err) {
+          throw unreachableHint(err, target);
+        }
       };
       transport = createGrpcTransport({
         baseUrl: url,
@@ -195,7 +339,10 @@ export class KailashClient {
     this.workflows = createClient(WorkflowService, transport);
     this.executions = createClient(ExecutionService, transport);
     this.secretService = createClient(SecretService, transport);
+    this.resourceService = createClient(ResourceService, transport);
+    this.accessService = createClient(AccessService, transport);
     this.secrets = new Secrets(this);
+    this.access = new Access(this);
   }
 
   /** Closes the HTTP/2 connection; calls in flight fail. A new call reconnects. */
@@ -223,6 +370,26 @@ export class KailashClient {
     return workflowInfoFromProto(res.workflow);
   }
 
+  /**
+   * Checks a workflow exactly as registerWorkflow would, without storing it;
+   * resolves with the definition as it would be stored (version 0). Rejects
+   * with InvalidWorkflowError.
+   */
+  async validateWorkflow(name: string | undefined, workflow: Workflow, signal?: AbortSignal): Promise<WorkflowInfo> {
+    const wf = { ...workflow };
+    if (name) {
+      wf.name = name;
+    }
+    if (!wf.name) {
+      throw new Error("workflow name is empty");
+    }
+    const res = await rethrow(this.workflows.registerWorkflow({ workflow: wf, validateOnly: true }, callOptions(signal)));
+    if (res.workflow === undefined) {
+      throw new Error("RegisterWorkflow returned no workflow");
+    }
+    return workflowInfoFromProto(res.workflow);
+  }
+
   /** Returns one version of a workflow (the latest for 0). Rejects with WorkflowNotFoundError. */
   async getWorkflow(name: string, version = 0, signal?: AbortSignal): Promise<WorkflowInfo> {
     const res = await rethrow(this.workflows.getWorkflow({ name, version }, callOptions(signal)));
@@ -241,6 +408,12 @@ export class KailashClient {
       ),
     );
     return { items: res.workflows.map(workflowSummaryFromProto), nextPageToken: res.nextPageToken };
+  }
+
+  /** Yields every workflow summary, ordered by name, fetching pages as the loop advances. */
+  iterWorkflows(options: Omit<ListOptions, "pageToken"> = {}): AsyncGenerator<WorkflowSummary, void, undefined> {
+    const pageSize = checkPageSize(options.pageSize);
+    return walk((pageToken) => this.listWorkflows({ ...options, pageSize, pageToken }));
   }
 
   /** Deletes a workflow and all its versions; running executions finish. */
@@ -340,15 +513,17 @@ export class KailashClient {
     return executionFromProto(res.execution);
   }
 
-  /** Returns one page of executions, newest first, optionally filtered by workflow and status ("failed", …). */
-  async listExecutions(
-    options: ListOptions & { workflow?: string; status?: string } = {},
-  ): Promise<Page<Execution>> {
+  /**
+   * Returns one page of executions, newest first, optionally filtered by
+   * workflow, status ("failed", …) and the principal that started them.
+   */
+  async listExecutions(options: ListOptions & ExecutionFilter = {}): Promise<Page<Execution>> {
     const res = await rethrow(
       this.executions.listExecutions(
         {
           workflow: options.workflow ?? "",
           status: options.status ? executionStatusValue(options.status) : 0,
+          caller: options.caller ?? "",
           pageSize: options.pageSize ?? 0,
           pageToken: options.pageToken ?? "",
         },
@@ -356,6 +531,14 @@ export class KailashClient {
       ),
     );
     return { items: res.executions.map(executionFromProto), nextPageToken: res.nextPageToken };
+  }
+
+  /** Yields every execution selected by the filters, newest first, across pages. */
+  iterExecutions(
+    options: Omit<ListOptions, "pageToken"> & ExecutionFilter = {},
+  ): AsyncGenerator<Execution, void, undefined> {
+    const pageSize = checkPageSize(options.pageSize);
+    return walk((pageToken) => this.listExecutions({ ...options, pageSize, pageToken }));
   }
 
   /** Cancels an execution and resolves with its state after cancellation. */
@@ -366,6 +549,193 @@ export class KailashClient {
     }
     return executionFromProto(res.execution);
   }
+
+  // Named resources and pools.
+
+  /**
+   * Creates or replaces the named resource `name` (an operator's job), so
+   * that requests say `client.ref(name)` instead of choosing hosts and secrets.
+   */
+  async putResource(name: string, spec: ResourceSpec, options: PutResourceOptions = {}): Promise<NamedResource> {
+    if (!name) {
+      throw new Error("resource name is empty");
+    }
+    const res = await rethrow(
+      this.resourceService.putResource(
+        { name, spec: resourceSpecToProto(spec, "spec"), allowedCallers: [...(options.allowedCallers ?? [])] },
+        callOptions(options.signal),
+      ),
+    );
+    if (res.resource === undefined) {
+      throw new Error("PutResource returned no resource");
+    }
+    return namedResourceFromProto(res.resource);
+  }
+
+  /** Returns a named resource. Rejects with ResourceNotFoundError. */
+  async getResource(name: string, signal?: AbortSignal): Promise<NamedResource> {
+    const res = await rethrow(this.resourceService.getResource({ name }, callOptions(signal)));
+    if (res.resource === undefined) {
+      throw new Error("GetResource returned no resource");
+    }
+    return namedResourceFromProto(res.resource);
+  }
+
+  /** Returns one page of named resources, ordered by name. */
+  async listResources(options: ListOptions = {}): Promise<Page<NamedResource>> {
+    const res = await rethrow(
+      this.resourceService.listResources(
+        { pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "" },
+        callOptions(options.signal),
+      ),
+    );
+    return { items: res.resources.map(namedResourceFromProto), nextPageToken: res.nextPageToken };
+  }
+
+  /** Yields every named resource, across pages. */
+  iterResources(options: Omit<ListOptions, "pageToken"> = {}): AsyncGenerator<NamedResource, void, undefined> {
+    const pageSize = checkPageSize(options.pageSize);
+    return walk((pageToken) => this.listResources({ ...options, pageSize, pageToken }));
+  }
+
+  /** Deletes a named resource; its pools drain and close. */
+  async deleteResource(name: string, signal?: AbortSignal): Promise<void> {
+    await rethrow(this.resourceService.deleteResource({ name }, callOptions(signal)));
+  }
+
+  /** Returns one page of the live connection pools (never credentials). */
+  async listPools(options: ListOptions = {}): Promise<Page<Pool>> {
+    const res = await rethrow(
+      this.resourceService.listPools(
+        { pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "" },
+        callOptions(options.signal),
+      ),
+    );
+    return { items: res.pools.map(poolFromProto), nextPageToken: res.nextPageToken };
+  }
+
+  /** Yields every live connection pool, across pages. */
+  iterPools(options: Omit<ListOptions, "pageToken"> = {}): AsyncGenerator<Pool, void, undefined> {
+    const pageSize = checkPageSize(options.pageSize);
+    return walk((pageToken) => this.listPools({ ...options, pageSize, pageToken }));
+  }
+
+  /**
+   * Connects to a resource and reports whether it is healthy: `target` is
+   * the name of a named resource or a spec (`client.database({...})`,
+   * `client.ref(name)`). Unhealthy is a result, not a rejection.
+   */
+  async checkResource(target: string | ResourceSpec, signal?: AbortSignal): Promise<CheckResult> {
+    const req = create(CheckResourceRequestSchema, {});
+    if (typeof target === "string") {
+      if (!target) {
+        throw new Error("resource name is empty");
+      }
+      req.target = { case: "name", value: target };
+    } else {
+      const spec = resourceSpecToProto(target, "target");
+      req.target = spec.ref && !spec.type ? { case: "name", value: spec.ref } : { case: "spec", value: spec };
+    }
+    return checkResultFromProto(await rethrow(this.resourceService.checkResource(req, callOptions(signal))));
+  }
+}
+
+/** API keys, role bindings and the caller's identity (`client.access`); all but whoami need the admin role. */
+export class Access {
+  constructor(private readonly client: KailashClient) {}
+
+  /**
+   * Creates an API key granting `roles` (admin, developer, operator, executor,
+   * viewer, secrets-admin). The result's `key` is the only copy: the gateway
+   * keeps a keyed hash.
+   */
+  async createApiKey(name: string, roles: string[], options: CreateApiKeyOptions = {}): Promise<CreatedApiKey> {
+    if (options.ttlMs !== undefined && options.expireTime !== undefined) {
+      throw new Error("give ttlMs or expireTime, not both");
+    }
+    if (options.ttlMs !== undefined && !(options.ttlMs > 0)) {
+      throw new Error("ttlMs must be positive");
+    }
+    const req = create(CreateApiKeyRequestSchema, { name, roles: [...roles] });
+    const expire = options.ttlMs !== undefined ? new Date(Date.now() + options.ttlMs) : options.expireTime;
+    if (expire !== undefined) {
+      req.expireTime = dateToTimestamp(expire);
+    }
+    const res = await rethrow(this.client.accessService.createApiKey(req, callOptions(options.signal)));
+    if (res.apiKey === undefined) {
+      throw new Error("CreateApiKey returned no key");
+    }
+    return { apiKey: apiKeyFromProto(res.apiKey), key: res.key };
+  }
+
+  /** Returns one page of API keys that are not revoked (metadata only), ordered by id. */
+  async listApiKeys(options: ListOptions = {}): Promise<Page<ApiKey>> {
+    const res = await rethrow(
+      this.client.accessService.listApiKeys(
+        { pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "" },
+        callOptions(options.signal),
+      ),
+    );
+    return { items: res.apiKeys.map(apiKeyFromProto), nextPageToken: res.nextPageToken };
+  }
+
+  /** Yields every API key that is not revoked, across pages. */
+  iterApiKeys(options: Omit<ListOptions, "pageToken"> = {}): AsyncGenerator<ApiKey, void, undefined> {
+    const pageSize = checkPageSize(options.pageSize);
+    return walk((pageToken) => this.listApiKeys({ ...options, pageSize, pageToken }));
+  }
+
+  /** Revokes the API key with this id (the `<id>` of `kgw_<id>_<secret>`). */
+  async revokeApiKey(id: string, signal?: AbortSignal): Promise<void> {
+    await rethrow(this.client.accessService.revokeApiKey({ id }, callOptions(signal)));
+  }
+
+  /** Gives roles to a principal (`jwt:<sub>`, `spiffe://…`, `cert:<CN>`, `key:<id>`) or a pattern ending in `*`. */
+  async createRoleBinding(principal: string, roles: string[], signal?: AbortSignal): Promise<RoleBinding> {
+    const res = await rethrow(
+      this.client.accessService.createRoleBinding({ principal, roles: [...roles] }, callOptions(signal)),
+    );
+    if (res.roleBinding === undefined) {
+      throw new Error("CreateRoleBinding returned no binding");
+    }
+    return roleBindingFromProto(res.roleBinding);
+  }
+
+  /** Deletes a role binding. */
+  async deleteRoleBinding(id: string, signal?: AbortSignal): Promise<void> {
+    await rethrow(this.client.accessService.deleteRoleBinding({ id }, callOptions(signal)));
+  }
+
+  /** Returns one page of role bindings, ordered by id. */
+  async listRoleBindings(options: ListOptions = {}): Promise<Page<RoleBinding>> {
+    const res = await rethrow(
+      this.client.accessService.listRoleBindings(
+        { pageSize: options.pageSize ?? 0, pageToken: options.pageToken ?? "" },
+        callOptions(options.signal),
+      ),
+    );
+    return { items: res.roleBindings.map(roleBindingFromProto), nextPageToken: res.nextPageToken };
+  }
+
+  /** Yields every role binding, across pages. */
+  iterRoleBindings(options: Omit<ListOptions, "pageToken"> = {}): AsyncGenerator<RoleBinding, void, undefined> {
+    const pageSize = checkPageSize(options.pageSize);
+    return walk((pageToken) => this.listRoleBindings({ ...options, pageSize, pageToken }));
+  }
+
+  /** Resolves with the caller's principal, roles and authentication method. */
+  async whoami(signal?: AbortSignal): Promise<Identity> {
+    return identityFromProto(await rethrow(this.client.accessService.whoAmI({}, callOptions(signal))));
+  }
+}
+
+/** Filters of listExecutions and iterExecutions. */
+export interface ExecutionFilter {
+  workflow?: string;
+  /** "pending", "running", "completed", "failed", "cancelled" or "timed_out". */
+  status?: string;
+  /** Only executions started by this principal. */
+  caller?: string;
 }
 
 /** Secret management (`client.secrets`). */
@@ -386,6 +756,7 @@ export class Secrets {
       value: json,
       description: options.description ?? "",
       allowedHosts: [...(options.allowedHosts ?? [])],
+      allowedCallers: [...(options.allowedCallers ?? [])],
     });
     if (options.ttlMs !== undefined) {
       req.expiration = { case: "ttl", value: durationFromMs(options.ttlMs, "ttlMs")! };
@@ -417,6 +788,23 @@ export class Secrets {
       ),
     );
     return { items: res.secrets.map(secretFromProto), nextPageToken: res.nextPageToken };
+  }
+
+  /** Yields the metadata of every secret, across pages. */
+  iterSecrets(options: Omit<ListOptions, "pageToken"> = {}): AsyncGenerator<Secret, void, undefined> {
+    const pageSize = checkPageSize(options.pageSize);
+    return walk((pageToken) => this.listSecrets({ ...options, pageSize, pageToken }));
+  }
+
+  /** Replaces the callers allowed to use a secret, without storing a new value or version. */
+  async updateSecretAccess(name: string, allowedCallers: string[], signal?: AbortSignal): Promise<Secret> {
+    const res = await rethrow(
+      this.client.secretService.updateSecretAccess({ name, allowedCallers: [...allowedCallers] }, callOptions(signal)),
+    );
+    if (res.secret === undefined) {
+      throw new Error("UpdateSecretAccess returned no secret");
+    }
+    return secretFromProto(res.secret);
   }
 
   /** Deletes every version of a secret. */

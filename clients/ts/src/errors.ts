@@ -152,8 +152,30 @@ export function toKailashError(err: unknown): unknown {
   if (connectErr.code === Code.Canceled && !(err instanceof ConnectError)) {
     return err; // e.g. an AbortError raised locally before any RPC
   }
+  const tls = tlsFailure(err);
+  if (tls !== undefined) {
+    // Node reports a failed handshake as an internal error; like the Go and
+    // Python clients, call it what it is: the gateway cannot be reached safely.
+    return fromStatus(Code.Unavailable, `TLS handshake failed (${tls.code}): ${tls.message}`, [], err);
+  }
   const details = connectErr.details.filter((d): d is ErrorDetail => "value" in d && d.value instanceof Uint8Array);
   return fromStatus(connectErr.code, connectErr.rawMessage, details, err);
+}
+
+/** Codes of Node's TLS errors: certificate verification and handshake alerts. */
+const TLS_ERROR_CODE = /^(ERR_TLS_|ERR_SSL_|UNABLE_TO_|CERT_|DEPTH_ZERO_SELF_SIGNED_CERT$|SELF_SIGNED_CERT_IN_CHAIN$|HOSTNAME_MISMATCH$)/;
+
+/** Returns the Node.js TLS error in err's cause chain, if any. */
+function tlsFailure(err: unknown): { code: string; message: string } | undefined {
+  let cur: unknown = err;
+  for (let depth = 0; depth < 8 && cur instanceof Error; depth++) {
+    const code = (cur as NodeJS.ErrnoException).code;
+    if (typeof code === "string" && TLS_ERROR_CODE.test(code)) {
+      return { code, message: cur.message.split("\n")[0]!.trim() };
+    }
+    cur = cur.cause;
+  }
+  return undefined;
 }
 
 function decodeErrorInfo(bytes: Uint8Array): { reason: string; domain: string; metadata: Record<string, string> } {

@@ -2,11 +2,15 @@
 
 export { AsyncWorkflowBuilder, WorkflowBuilder, type NodeOptions, type RetryPolicy } from "./builder.js";
 export {
+  Access,
   KailashClient,
   Secrets,
   type ClientOptions,
+  type CreateApiKeyOptions,
   type ExecuteOptions,
+  type ExecutionFilter,
   type ListOptions,
+  type PutResourceOptions,
   type StoreSecretOptions,
   type TlsOptions,
 } from "./client.js";
@@ -40,16 +44,24 @@ export {
   type ResourceSpec,
 } from "./resources.js";
 export type {
+  ApiKey,
+  CheckResult,
+  CreatedApiKey,
   EventType,
   Execution,
   ExecutionError,
   ExecutionEvent,
   ExecutionStatus,
+  Identity,
+  NamedResource,
   NodeExecution,
   NodeStatus,
   Page,
+  Pool,
+  RoleBinding,
   Secret,
   WorkflowInfo,
   WorkflowSummary,
 } from "./types.js";
+export { loadWorkflowFile, parseWorkflow, WorkflowFileError, type FileProblem } from "./workflowFile.js";
 export { Code } from "@connectrpc/connect";

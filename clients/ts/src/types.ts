@@ -10,6 +10,17 @@ import {
   type NodeExecution as NodeExecutionMsg,
   NodeStatus as NodeStatusEnum,
 } from "#gen/kgw/v1/execution_pb.js";
+import type {
+  ApiKey as ApiKeyMsg,
+  RoleBinding as RoleBindingMsg,
+  WhoAmIResponse as WhoAmIResponseMsg,
+} from "#gen/kgw/v1/access_pb.js";
+import type {
+  CheckResourceResponse as CheckResourceResponseMsg,
+  Pool as PoolMsg,
+  Resource as ResourceMsg,
+  ResourceSpec as ResourceSpecMsg,
+} from "#gen/kgw/v1/resource_pb.js";
 import type { Secret as SecretMsg } from "#gen/kgw/v1/secret_pb.js";
 import type { Workflow as WorkflowMsg, WorkflowSummary as WorkflowSummaryMsg } from "#gen/kgw/v1/workflow_pb.js";
 import { durationToMs, timestampToDate } from "./values.js";
@@ -126,6 +137,10 @@ export interface Secret {
   createTime?: Date;
   expireTime?: Date;
   allowedHosts: string[];
+  /** Callers that may use the secret besides its creator and admins. */
+  allowedCallers: string[];
+  /** Principal that first stored it; empty for secrets older than access control. */
+  creator: string;
 }
 
 /** A stored workflow version, as registerWorkflow and getWorkflow resolve it. */
@@ -289,6 +304,8 @@ export function secretFromProto(msg: SecretMsg): Secret {
     keys: [...msg.keys],
     description: msg.description,
     allowedHosts: [...msg.allowedHosts],
+    allowedCallers: [...msg.allowedCallers],
+    creator: msg.creator,
   };
   assign(out, "createTime", timestampToDate(msg.createTime));
   assign(out, "expireTime", timestampToDate(msg.expireTime));
@@ -333,4 +350,143 @@ function assign<T extends object, K extends keyof T>(obj: T, key: K, value: T[K]
 
 function snake(camel: string): string {
   return camel.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** A server-side named resource; requests use it with `client.ref(name)`. */
+export interface NamedResource {
+  name: string;
+  type: string;
+  config: JsonObject;
+  credentialsRef: string;
+  credentialsKey: string;
+  /** The stored spec as the gateway returned it. */
+  spec?: ResourceSpecMsg;
+  createTime?: Date;
+  updateTime?: Date;
+  allowedCallers: string[];
+  creator: string;
+}
+
+/** The live state of one connection pool (never credentials). */
+export interface Pool {
+  key: string;
+  type: string;
+  target: string;
+  secretName: string;
+  secretVersion: number;
+  size: number;
+  idle: number;
+  inUse: number;
+  maxSize: number;
+  acquireCount: bigint;
+  acquireWaitMs?: number;
+  errorCount: bigint;
+  lastError: string;
+  draining: boolean;
+}
+
+/** The outcome of checkResource: unhealthy is a result, not an error. */
+export interface CheckResult {
+  healthy: boolean;
+  message: string;
+  latencyMs?: number;
+}
+
+/** Metadata of an API key; never the key itself. */
+export interface ApiKey {
+  id: string;
+  name: string;
+  roles: string[];
+  createTime?: Date;
+  expireTime?: Date;
+  lastUsedTime?: Date;
+  creator: string;
+}
+
+/** What createApiKey resolves with: the metadata, and the key, which the gateway never shows again. */
+export interface CreatedApiKey {
+  apiKey: ApiKey;
+  key: string;
+}
+
+/** Roles given to a principal or a principal pattern ending in `*`. */
+export interface RoleBinding {
+  id: string;
+  principal: string;
+  roles: string[];
+  createTime?: Date;
+  creator: string;
+}
+
+/** Who the gateway thinks the caller is. */
+export interface Identity {
+  principal: string;
+  roles: string[];
+  method: string;
+}
+
+/** Converts a Resource message. */
+export function namedResourceFromProto(msg: ResourceMsg): NamedResource {
+  const out: NamedResource = {
+    name: msg.name,
+    type: msg.spec?.type ?? "",
+    config: (msg.spec?.config ?? {}) as JsonObject,
+    credentialsRef: msg.spec?.credentialsRef ?? "",
+    credentialsKey: msg.spec?.credentialsKey ?? "",
+    allowedCallers: [...msg.allowedCallers],
+    creator: msg.creator,
+  };
+  assign(out, "spec", msg.spec);
+  assign(out, "createTime", timestampToDate(msg.createTime));
+  assign(out, "updateTime", timestampToDate(msg.updateTime));
+  return out;
+}
+
+/** Converts a Pool message. */
+export function poolFromProto(msg: PoolMsg): Pool {
+  const out: Pool = {
+    key: msg.key,
+    type: msg.type,
+    target: msg.target,
+    secretName: msg.secretName,
+    secretVersion: msg.secretVersion,
+    size: msg.size,
+    idle: msg.idle,
+    inUse: msg.inUse,
+    maxSize: msg.maxSize,
+    acquireCount: msg.acquireCount,
+    errorCount: msg.errorCount,
+    lastError: msg.lastError,
+    draining: msg.draining,
+  };
+  assign(out, "acquireWaitMs", durationToMs(msg.acquireWait));
+  return out;
+}
+
+/** Converts a CheckResourceResponse. */
+export function checkResultFromProto(msg: CheckResourceResponseMsg): CheckResult {
+  const out: CheckResult = { healthy: msg.healthy, message: msg.message };
+  assign(out, "latencyMs", durationToMs(msg.latency));
+  return out;
+}
+
+/** Converts an ApiKey message. */
+export function apiKeyFromProto(msg: ApiKeyMsg): ApiKey {
+  const out: ApiKey = { id: msg.id, name: msg.name, roles: [...msg.roles], creator: msg.creator };
+  assign(out, "createTime", timestampToDate(msg.createTime));
+  assign(out, "expireTime", timestampToDate(msg.expireTime));
+  assign(out, "lastUsedTime", timestampToDate(msg.lastUsedTime));
+  return out;
+}
+
+/** Converts a RoleBinding message. */
+export function roleBindingFromProto(msg: RoleBindingMsg): RoleBinding {
+  const out: RoleBinding = { id: msg.id, principal: msg.principal, roles: [...msg.roles], creator: msg.creator };
+  assign(out, "createTime", timestampToDate(msg.createTime));
+  return out;
+}
+
+/** Converts a WhoAmIResponse. */
+export function identityFromProto(msg: WhoAmIResponseMsg): Identity {
+  return { principal: msg.principal, roles: [...msg.roles], method: msg.method };
 }

@@ -23,7 +23,9 @@ The generated protobuf modules are available as ``kgw.v1`` (e.g.
 """
 
 from kgw.builder import AsyncWorkflowBuilder, RetryPolicy, WorkflowBuilder
-from kgw.client import AsyncSecrets, KailashClient
+from kgw._channel import TLS
+from kgw._requests import WorkflowRequest
+from kgw.client import AsyncAccess, AsyncSecrets, KailashClient
 from kgw.errors import (
     AlreadyExists,
     Cancelled,
@@ -45,12 +47,20 @@ from kgw.errors import (
 )
 from kgw.resources import ResourceSpec, cache, database, http_client, ref
 from kgw.sync import SyncKailashClient
+from kgw.workflow_file import WorkflowFileError, load_workflow_file, parse_workflow
 from kgw.types import (
+    ApiKey,
+    CheckResult,
+    CreatedApiKey,
     Execution,
     ExecutionError,
     ExecutionEvent,
+    Identity,
+    NamedResource,
     NodeExecution,
     Page,
+    Pool,
+    RoleBinding,
     Secret,
     WorkflowInfo,
     WorkflowSummary,
@@ -63,40 +73,53 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AlreadyExists",
+    "ApiKey",
+    "AsyncAccess",
     "AsyncSecrets",
     "AsyncWorkflowBuilder",
     "Cancelled",
+    "CheckResult",
+    "CreatedApiKey",
     "DeadlineExceeded",
     "Execution",
     "ExecutionError",
     "ExecutionEvent",
     "ExecutionNotFound",
     "FailedPrecondition",
+    "Identity",
     "InvalidArgument",
     "InvalidWorkflow",
     "KailashClient",
     "KailashError",
+    "NamedResource",
     "NodeExecution",
     "NotFound",
     "Page",
     "PermissionDenied",
+    "Pool",
     "ResourceExhausted",
     "ResourceNotFound",
     "ResourceSpec",
     "RetryPolicy",
+    "RoleBinding",
     "Secret",
     "SecretNotFound",
     "SyncKailashClient",
+    "TLS",
     "Unauthenticated",
     "Unavailable",
     "Violation",
     "WorkflowBuilder",
     "WorkflowInfo",
     "WorkflowNotFound",
+    "WorkflowRequest",
     "WorkflowResponse",
+    "WorkflowFileError",
     "WorkflowSummary",
     "cache",
     "database",
     "http_client",
+    "load_workflow_file",
+    "parse_workflow",
     "ref",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+from dataclasses import dataclass
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar, Union
 
@@ -12,7 +13,7 @@ from kgw._values import Seconds, to_duration, to_struct, to_timestamp
 from kgw.errors import KailashError
 from kgw.resources import ResourceSpec, resource_spec
 from kgw.types import execution_status_value
-from kgw.v1 import execution_pb2, resource_pb2, secret_pb2, workflow_pb2
+from kgw.v1 import access_pb2, execution_pb2, resource_pb2, secret_pb2, workflow_pb2
 
 #: What ``resources=`` accepts for each resource name.
 ResourceArg = Union[ResourceSpec, resource_pb2.ResourceSpec, Mapping[str, Any]]
@@ -26,6 +27,22 @@ _R = TypeVar(
 )
 
 
+@dataclass(frozen=True)
+class WorkflowRequest:
+    """The inputs of one execution, as the Kailash Python SDK groups them::
+
+        request = kgw.WorkflowRequest(parameters={"id": 7}, resources={"db": kgw.ref("orders_db")})
+        response = await client.execute_workflow("orders", request)
+
+    ``execute_workflow``, ``start_execution`` and ``stream_workflow`` accept it
+    in place of the ``parameters``/``resources``/``context`` arguments.
+    """
+
+    parameters: Mapping[str, Any] | None = None
+    resources: Mapping[str, ResourceArg] | None = None
+    context: Mapping[str, Any] | None = None
+
+
 def method_path(service: descriptor.ServiceDescriptor, method: str) -> str:
     """Returns the gRPC path of a method, e.g. /kgw.v1.ExecutionService/ExecuteWorkflow."""
     return f"/{service.full_name}/{service.methods_by_name[method].name}"
@@ -34,6 +51,8 @@ def method_path(service: descriptor.ServiceDescriptor, method: str) -> str:
 WORKFLOW_SERVICE = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"]
 EXECUTION_SERVICE = execution_pb2.DESCRIPTOR.services_by_name["ExecutionService"]
 SECRET_SERVICE = secret_pb2.DESCRIPTOR.services_by_name["SecretService"]
+RESOURCE_SERVICE = resource_pb2.DESCRIPTOR.services_by_name["ResourceService"]
+ACCESS_SERVICE = access_pb2.DESCRIPTOR.services_by_name["AccessService"]
 
 
 def execution_request(
@@ -68,13 +87,15 @@ def execution_request(
     return request
 
 
-def register_request(name: str | None, workflow: workflow_pb2.Workflow) -> workflow_pb2.RegisterWorkflowRequest:
+def register_request(
+    name: str | None, workflow: workflow_pb2.Workflow, validate_only: bool = False
+) -> workflow_pb2.RegisterWorkflowRequest:
     """Builds a RegisterWorkflowRequest; a non-empty name overrides the workflow's."""
     if not isinstance(workflow, workflow_pb2.Workflow):
         raise TypeError(
             f"expected a kgw.v1.Workflow (from AsyncWorkflowBuilder.build()), got {type(workflow).__name__}"
         )
-    request = workflow_pb2.RegisterWorkflowRequest()
+    request = workflow_pb2.RegisterWorkflowRequest(validate_only=validate_only)
     request.workflow.CopyFrom(workflow)
     if name:
         request.workflow.name = name
@@ -84,11 +105,11 @@ def register_request(name: str | None, workflow: workflow_pb2.Workflow) -> workf
 
 
 def list_executions_request(
-    workflow: str | None, status: str | None, page_size: int, page_token: str
+    workflow: str | None, status: str | None, page_size: int, page_token: str, caller: str | None = None
 ) -> execution_pb2.ListExecutionsRequest:
     """Builds a ListExecutionsRequest; status is a lower-case name such as "failed"."""
     request = execution_pb2.ListExecutionsRequest(
-        workflow=workflow or "", page_size=page_size, page_token=page_token
+        workflow=workflow or "", page_size=page_size, page_token=page_token, caller=caller or ""
     )
     if status:
         request.status = execution_status_value(status)  # type: ignore[assignment]
@@ -103,6 +124,7 @@ def store_secret_request(
     expire_time: datetime.datetime | None,
     allowed_hosts: Iterable[str] | None,
     description: str,
+    allowed_callers: Iterable[str] | None = None,
 ) -> secret_pb2.StoreSecretRequest:
     """Builds a StoreSecretRequest."""
     if ttl is not None and expire_time is not None:
@@ -112,13 +134,23 @@ def store_secret_request(
         raise ValueError("secret value must be a non-empty dict, e.g. {'user': ..., 'password': ...}")
     request = secret_pb2.StoreSecretRequest(name=name, description=description)
     request.value.CopyFrom(struct)
-    request.allowed_hosts.extend(allowed_hosts or ())
+    request.allowed_hosts.extend(strings(allowed_hosts, "allowed_hosts"))
+    request.allowed_callers.extend(strings(allowed_callers, "allowed_callers"))
     duration = to_duration(ttl)
     if duration is not None:
         request.ttl.CopyFrom(duration)
     if expire_time is not None:
         request.expire_time.CopyFrom(to_timestamp(expire_time))
     return request
+
+
+def strings(values: Iterable[str] | None, what: str) -> list[str]:
+    """Returns values as a list of strings; a lone string is refused (it would be split into letters)."""
+    if values is None:
+        return []
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{what} must be a list of strings, not a single string")
+    return [str(v) for v in values]
 
 
 class ResumeTracker:

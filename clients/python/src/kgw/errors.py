@@ -228,3 +228,16 @@ def from_rpc_error(error: grpc.RpcError) -> KailashError:
             if key == _STATUS_DETAILS_KEY and isinstance(value, bytes):
                 details = value
     return from_status(code, message, details)
+
+
+def unreachable_hint(error: KailashError, target: str) -> KailashError:
+    """Adds the gateway's address and what to do to an UNAVAILABLE error that
+    the transport raised (no ErrorInfo reason: the gateway was not reached)."""
+    if error.code != grpc.StatusCode.UNAVAILABLE or error.reason or "kgw serve" in error.message:
+        return error
+    error.message = (
+        f"cannot reach the gateway at {target}: {error.message} "
+        "(is it running? start one with `kgw serve`, or pass its address as KailashClient(target))"
+    )
+    error.args = (error._describe(),)
+    return error

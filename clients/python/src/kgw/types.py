@@ -17,17 +17,24 @@ from typing import Any, Generic, Literal, TypeVar
 from google.protobuf import message as _message
 
 from kgw._values import from_duration, from_struct, from_timestamp
-from kgw.v1 import execution_pb2, secret_pb2, workflow_pb2
+from kgw.v1 import access_pb2, execution_pb2, resource_pb2, secret_pb2, workflow_pb2
 
 __all__ = [
+    "ApiKey",
+    "CheckResult",
+    "CreatedApiKey",
     "EventType",
     "Execution",
     "ExecutionError",
     "ExecutionEvent",
     "ExecutionStatus",
+    "Identity",
+    "NamedResource",
     "NodeExecution",
     "NodeStatus",
     "Page",
+    "Pool",
+    "RoleBinding",
     "Secret",
     "TERMINAL_STATUSES",
     "WorkflowInfo",
@@ -323,6 +330,8 @@ class Secret:
     create_time: datetime.datetime | None
     expire_time: datetime.datetime | None
     allowed_hosts: list[str]
+    allowed_callers: list[str] = field(default_factory=list)
+    creator: str = ""
 
     @classmethod
     def from_proto(cls, msg: secret_pb2.Secret) -> Secret:
@@ -335,6 +344,8 @@ class Secret:
             create_time=from_timestamp(msg.create_time, msg.HasField("create_time")),
             expire_time=from_timestamp(msg.expire_time, msg.HasField("expire_time")),
             allowed_hosts=list(msg.allowed_hosts),
+            allowed_callers=list(msg.allowed_callers),
+            creator=msg.creator,
         )
 
 
@@ -407,3 +418,161 @@ class Page(Generic[_T]):
         return len(self.items)
 
 
+
+
+@dataclass(frozen=True)
+class NamedResource:
+    """A server-side named resource (get_resource, list_resources): requests use it with ``client.ref(name)``."""
+
+    name: str
+    spec: resource_pb2.ResourceSpec
+    create_time: datetime.datetime | None
+    update_time: datetime.datetime | None
+    allowed_callers: list[str]
+    creator: str
+
+    @classmethod
+    def from_proto(cls, msg: resource_pb2.Resource) -> NamedResource:
+        """Converts a Resource message."""
+        return cls(
+            name=msg.name,
+            spec=msg.spec,
+            create_time=from_timestamp(msg.create_time, msg.HasField("create_time")),
+            update_time=from_timestamp(msg.update_time, msg.HasField("update_time")),
+            allowed_callers=list(msg.allowed_callers),
+            creator=msg.creator,
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The spec's config as plain values (never credentials: those stay in the secret)."""
+        return from_struct(self.spec.config)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """The live state of one connection pool (list_pools); never carries credentials."""
+
+    key: str
+    type: str
+    target: str
+    secret_name: str
+    secret_version: int
+    size: int
+    idle: int
+    in_use: int
+    max_size: int
+    acquire_count: int
+    acquire_wait: datetime.timedelta | None
+    error_count: int
+    last_error: str
+    draining: bool
+
+    @classmethod
+    def from_proto(cls, msg: resource_pb2.Pool) -> Pool:
+        """Converts a Pool message."""
+        return cls(
+            key=msg.key,
+            type=msg.type,
+            target=msg.target,
+            secret_name=msg.secret_name,
+            secret_version=msg.secret_version,
+            size=msg.size,
+            idle=msg.idle,
+            in_use=msg.in_use,
+            max_size=msg.max_size,
+            acquire_count=msg.acquire_count,
+            acquire_wait=from_duration(msg.acquire_wait, msg.HasField("acquire_wait")),
+            error_count=msg.error_count,
+            last_error=msg.last_error,
+            draining=msg.draining,
+        )
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of check_resource: an unhealthy resource is a result, not an exception."""
+
+    healthy: bool
+    message: str
+    latency: datetime.timedelta | None
+
+    @classmethod
+    def from_proto(cls, msg: resource_pb2.CheckResourceResponse) -> CheckResult:
+        """Converts a CheckResourceResponse."""
+        return cls(
+            healthy=msg.healthy,
+            message=msg.message,
+            latency=from_duration(msg.latency, msg.HasField("latency")),
+        )
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """Metadata of an API key; never the key itself."""
+
+    id: str
+    name: str
+    roles: list[str]
+    create_time: datetime.datetime | None
+    expire_time: datetime.datetime | None
+    last_used_time: datetime.datetime | None
+    creator: str
+
+    @classmethod
+    def from_proto(cls, msg: access_pb2.ApiKey) -> ApiKey:
+        """Converts an ApiKey message."""
+        return cls(
+            id=msg.id,
+            name=msg.name,
+            roles=list(msg.roles),
+            create_time=from_timestamp(msg.create_time, msg.HasField("create_time")),
+            expire_time=from_timestamp(msg.expire_time, msg.HasField("expire_time")),
+            last_used_time=from_timestamp(msg.last_used_time, msg.HasField("last_used_time")),
+            creator=msg.creator,
+        )
+
+
+@dataclass(frozen=True)
+class CreatedApiKey:
+    """What create_api_key returns: the metadata and the key (``kgw_<id>_<secret>``),
+    which the gateway never shows again. ``repr`` hides the key."""
+
+    api_key: ApiKey
+    key: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RoleBinding:
+    """Roles given to a principal or a principal pattern ending in ``*``."""
+
+    id: str
+    principal: str
+    roles: list[str]
+    create_time: datetime.datetime | None
+    creator: str
+
+    @classmethod
+    def from_proto(cls, msg: access_pb2.RoleBinding) -> RoleBinding:
+        """Converts a RoleBinding message."""
+        return cls(
+            id=msg.id,
+            principal=msg.principal,
+            roles=list(msg.roles),
+            create_time=from_timestamp(msg.create_time, msg.HasField("create_time")),
+            creator=msg.creator,
+        )
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the gateway thinks the caller is (whoami)."""
+
+    principal: str
+    roles: list[str]
+    method: str
+
+    @classmethod
+    def from_proto(cls, msg: access_pb2.WhoAmIResponse) -> Identity:
+        """Converts a WhoAmIResponse."""
+        return cls(principal=msg.principal, roles=list(msg.roles), method=msg.method)

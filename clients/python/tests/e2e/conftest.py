@@ -227,3 +227,67 @@ def gateway(kgw_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
         yield target
     finally:
         server.stop()
+
+
+@dataclass(frozen=True)
+class SecureGateway:
+    """A gateway with --auth required and mTLS, and what a client needs to reach it."""
+
+    target: str
+    admin_key: str
+    ca: Path
+    client_cert: Path
+    client_key: Path
+    spiffe_id: str
+
+
+@pytest.fixture(scope="session")
+def secure_gateway(kgw_binary: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SecureGateway]:
+    """Starts `kgw serve --auth required` with TLS and required client
+    certificates (a CA, server and client certificates made for the test),
+    after creating an admin API key offline with `kgw auth create-key`."""
+    from ..pki import CA
+
+    base = tmp_path_factory.mktemp("kgw-secure")
+    data_dir = base / "data"
+    ca = CA(base, "mesh-root")
+    server_pair = ca.server()
+    spiffe_id = "spiffe://mesh.example/ns/payments/sa/api"
+    client = ca.issue("client", "payments-api", client=True, sans=f"URI:{spiffe_id}")
+    created = subprocess.run(
+        [str(kgw_binary), "auth", "create-key", "--data-dir", str(data_dir), "--role", "admin", "--name", "e2e"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    admin_key = created.stdout.strip()
+    assert admin_key.startswith("kgw_"), created.stdout
+
+    server: _Process | None = None
+    target = ""
+    for attempt in range(3):
+        target = f"127.0.0.1:{free_port()}"
+        server = _Process(
+            [
+                str(kgw_binary), "serve",
+                "--grpc-addr", target,
+                "--admin-addr", f"127.0.0.1:{free_port()}",
+                "--data-dir", str(data_dir),
+                "--auth", "required",
+                "--tls-cert-file", str(server_pair.cert),
+                "--tls-key-file", str(server_pair.key),
+                "--tls-client-ca-file", str(ca.cert),
+            ]
+        )  # fmt: skip
+        try:
+            server.wait_for("kgw ready")
+            break
+        except pytest.fail.Exception:
+            server.stop()
+            if attempt == 2 or "address already in use" not in server.output():
+                raise
+    assert server is not None
+    try:
+        yield SecureGateway(target, admin_key, ca.cert, client.cert, client.key, spiffe_id)
+    finally:
+        server.stop()
+        assert admin_key not in server.output(), "the gateway logged the admin key"

@@ -166,9 +166,15 @@ def test_documented_quickstart_runs(doc: str, gateway: str, postgres: Postgres) 
     ]:
         assert placeholder in code, f"{doc}: quick start no longer contains {placeholder}"
         code = code.replace(placeholder, actual)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout == "Hello from kgw\n"
+    # Twice: the second run gives the same output, stores no new secret version and closes no pool.
+    for _ in range(2):
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "Hello from kgw\n"
+    with kgw.SyncKailashClient(gateway) as client:
+        assert client.secrets.get_secret("app-db").version == 1
+        pools = [p for p in client.iter_pools() if p.secret_name == "app-db"]
+        assert len(pools) == 1 and not pools[0].draining and pools[0].secret_version == 1, pools
 
 
 def test_quickstart_is_documented() -> None:

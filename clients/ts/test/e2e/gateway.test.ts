@@ -169,11 +169,21 @@ describe("kgw end to end", () => {
       const file = join(PACKAGE_DIR, `quickstart-${randomUUID().slice(0, 8)}.mjs`);
       writeFileSync(file, js);
       try {
-        const { stdout } = await promisify(execFile)(process.execPath, [file], { timeout: 120_000 });
-        assert.equal(stdout, "Hello from kgw\n");
+        // Twice: the second run gives the same output, stores no new secret version and closes no pool.
+        for (let run = 0; run < 2; run++) {
+          const { stdout } = await promisify(execFile)(process.execPath, [file], { timeout: 120_000 });
+          assert.equal(stdout, "Hello from kgw\n");
+        }
       } finally {
         rmSync(file, { force: true });
       }
+      assert.equal((await client.secrets.getSecret("app-db")).version, 1);
+      const pools = [];
+      for await (const p of client.iterPools()) {
+        if (p.secretName === "app-db") pools.push(p);
+      }
+      assert.equal(pools.length, 1);
+      assert.ok(!pools[0]!.draining && pools[0]!.secretVersion === 1);
     });
   }
 });

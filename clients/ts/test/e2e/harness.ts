@@ -207,11 +207,19 @@ export async function startPostgres(): Promise<Postgres> {
 /** A running gateway. */
 export interface Gateway {
   target: string;
+  /** The gateway's log so far. */
+  output(): string;
   stop(): Promise<void>;
 }
 
+/** How to start the gateway: extra `kgw serve` flags, and a hook run on its data dir before it starts. */
+export interface GatewayOptions {
+  args?: string[];
+  prepare?: (binary: string, dataDir: string) => void;
+}
+
 /** Builds kgw from the tree (unless KGW_BINARY is set) and starts `kgw serve`. */
-export async function startGateway(): Promise<Gateway> {
+export async function startGateway(options: GatewayOptions = {}): Promise<Gateway> {
   const work = mkdtempSync(join(tmpdir(), "kgw-ts-e2e-"));
   let binary = process.env.KGW_BINARY ?? "";
   if (!binary) {
@@ -226,6 +234,7 @@ export async function startGateway(): Promise<Gateway> {
       throw new Error(`go build ./cmd/kgw failed:\n${e.stderr?.toString() ?? ""}`);
     }
   }
+  options.prepare?.(binary, join(work, "data"));
   for (let attempt = 0; ; attempt++) {
     const target = `127.0.0.1:${await freePort()}`;
     const proc = new Proc([
@@ -233,6 +242,7 @@ export async function startGateway(): Promise<Gateway> {
       "--grpc-addr", target,
       "--admin-addr", `127.0.0.1:${await freePort()}`,
       "--data-dir", join(work, "data"),
+      ...(options.args ?? []),
     ]);
     try {
       await proc.waitFor("kgw ready");
@@ -246,6 +256,7 @@ export async function startGateway(): Promise<Gateway> {
     }
     return {
       target,
+      output: () => proc.output(),
       stop: async () => {
         await proc.stop();
         rmSync(work, { recursive: true, force: true });

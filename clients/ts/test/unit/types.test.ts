@@ -142,7 +142,7 @@ describe("eventFromProto", () => {
 
 describe("secretFromProto", () => {
   it("gives metadata only", () => {
-    const s = secretFromProto(create(SecretSchema, { name: "pg", version: 3, keys: ["password", "user"], allowedHosts: ["db"] }));
-    assert.deepEqual(s, { name: "pg", version: 3, keys: ["password", "user"], description: "", allowedHosts: ["db"] });
+    const s = secretFromProto(create(SecretSchema, { name: "pg", version: 3, keys: ["password", "user"], allowedHosts: ["db"], allowedCallers: ["role:executor"], creator: "key:abc" }));
+    assert.deepEqual(s, { name: "pg", version: 3, keys: ["password", "user"], description: "", allowedHosts: ["db"], allowedCallers: ["role:executor"], creator: "key:abc" });
   });
 });

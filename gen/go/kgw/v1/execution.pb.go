@@ -311,8 +311,11 @@ type Execution struct {
 	EndTime *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=end_time,json=endTime,proto3" json:"end_time,omitempty"`
 	// Idempotency key given by the caller, if any.
 	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Principal of the caller that started the execution (`local` under
+	// `--auth none`).
+	Caller        string `protobuf:"bytes,12,opt,name=caller,proto3" json:"caller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Execution) Reset() {
@@ -418,6 +421,13 @@ func (x *Execution) GetEndTime() *timestamppb.Timestamp {
 func (x *Execution) GetIdempotencyKey() string {
 	if x != nil {
 		return x.IdempotencyKey
+	}
+	return ""
+}
+
+func (x *Execution) GetCaller() string {
+	if x != nil {
+		return x.Caller
 	}
 	return ""
 }
@@ -2100,7 +2110,10 @@ type ListExecutionsRequest struct {
 	// How much of each execution to return; UNSPECIFIED means BASIC (without
 	// node results). With FULL a page may hold fewer than page_size
 	// executions, so that the response stays below the message size limit.
-	View          ExecutionView `protobuf:"varint,5,opt,name=view,proto3,enum=kgw.v1.ExecutionView" json:"view,omitempty"`
+	View ExecutionView `protobuf:"varint,5,opt,name=view,proto3,enum=kgw.v1.ExecutionView" json:"view,omitempty"`
+	// Only executions started by this principal, when set. Callers with only
+	// the `executor` role see their own executions whatever this says.
+	Caller        string `protobuf:"bytes,6,opt,name=caller,proto3" json:"caller,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2168,6 +2181,13 @@ func (x *ListExecutionsRequest) GetView() ExecutionView {
 		return x.View
 	}
 	return ExecutionView_EXECUTION_VIEW_UNSPECIFIED
+}
+
+func (x *ListExecutionsRequest) GetCaller() string {
+	if x != nil {
+		return x.Caller
+	}
+	return ""
 }
 
 // ListExecutionsResponse is the response of ListExecutions.
@@ -2321,7 +2341,7 @@ var File_kgw_v1_execution_proto protoreflect.FileDescriptor
 
 const file_kgw_v1_execution_proto_rawDesc = "" +
 	"\n" +
-	"\x16kgw/v1/execution.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15kgw/v1/resource.proto\"\xc0\x04\n" +
+	"\x16kgw/v1/execution.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15kgw/v1/resource.proto\"\xd8\x04\n" +
 	"\tExecution\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bworkflow\x18\x02 \x01(\tR\bworkflow\x12\x18\n" +
@@ -2336,7 +2356,8 @@ const file_kgw_v1_execution_proto_rawDesc = "" +
 	"start_time\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tstartTime\x125\n" +
 	"\bend_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12'\n" +
-	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x1aR\n" +
+	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x12\x16\n" +
+	"\x06caller\x18\f \x01(\tR\x06caller\x1aR\n" +
 	"\vResultEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
 	"\x05value\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05value:\x028\x01\"u\n" +
@@ -2461,14 +2482,15 @@ const file_kgw_v1_execution_proto_rawDesc = "" +
 	"\fexecution_id\x18\x01 \x01(\tR\vexecutionId\x12)\n" +
 	"\x04view\x18\x02 \x01(\x0e2\x15.kgw.v1.ExecutionViewR\x04view\"G\n" +
 	"\x14GetExecutionResponse\x12/\n" +
-	"\texecution\x18\x01 \x01(\v2\x11.kgw.v1.ExecutionR\texecution\"\xcb\x01\n" +
+	"\texecution\x18\x01 \x01(\v2\x11.kgw.v1.ExecutionR\texecution\"\xe3\x01\n" +
 	"\x15ListExecutionsRequest\x12\x1a\n" +
 	"\bworkflow\x18\x01 \x01(\tR\bworkflow\x12/\n" +
 	"\x06status\x18\x02 \x01(\x0e2\x17.kgw.v1.ExecutionStatusR\x06status\x12\x1b\n" +
 	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
 	"\n" +
 	"page_token\x18\x04 \x01(\tR\tpageToken\x12)\n" +
-	"\x04view\x18\x05 \x01(\x0e2\x15.kgw.v1.ExecutionViewR\x04view\"s\n" +
+	"\x04view\x18\x05 \x01(\x0e2\x15.kgw.v1.ExecutionViewR\x04view\x12\x16\n" +
+	"\x06caller\x18\x06 \x01(\tR\x06caller\"s\n" +
 	"\x16ListExecutionsResponse\x121\n" +
 	"\n" +
 	"executions\x18\x01 \x03(\v2\x11.kgw.v1.ExecutionR\n" +

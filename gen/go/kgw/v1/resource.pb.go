@@ -118,7 +118,14 @@ type Resource struct {
 	// Time it was first created.
 	CreateTime *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
 	// Time it was last replaced.
-	UpdateTime    *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	UpdateTime *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=update_time,json=updateTime,proto3" json:"update_time,omitempty"`
+	// Callers that may reference the resource in an execution or CheckResource,
+	// besides its creator and admins: principal patterns or `role:<name>`.
+	// Empty means the creator and admins only.
+	AllowedCallers []string `protobuf:"bytes,5,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
+	// Principal that first created the resource; empty for resources created
+	// before access control existed (usable by `admin` and `secrets-admin`).
+	Creator       string `protobuf:"bytes,6,opt,name=creator,proto3" json:"creator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -179,6 +186,20 @@ func (x *Resource) GetUpdateTime() *timestamppb.Timestamp {
 		return x.UpdateTime
 	}
 	return nil
+}
+
+func (x *Resource) GetAllowedCallers() []string {
+	if x != nil {
+		return x.AllowedCallers
+	}
+	return nil
+}
+
+func (x *Resource) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
 }
 
 // Pool is the live state of one connection pool.
@@ -350,9 +371,13 @@ type PutResourceRequest struct {
 	// Name of the resource.
 	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
 	// Its specification.
-	Spec          *ResourceSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Spec *ResourceSpec `protobuf:"bytes,2,opt,name=spec,proto3" json:"spec,omitempty"`
+	// Callers that may use the resource besides its creator and admins (see
+	// Resource.allowed_callers). A non-empty list replaces the resource's
+	// list; an empty one keeps it.
+	AllowedCallers []string `protobuf:"bytes,3,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *PutResourceRequest) Reset() {
@@ -395,6 +420,13 @@ func (x *PutResourceRequest) GetName() string {
 func (x *PutResourceRequest) GetSpec() *ResourceSpec {
 	if x != nil {
 		return x.Spec
+	}
+	return nil
+}
+
+func (x *PutResourceRequest) GetAllowedCallers() []string {
+	if x != nil {
+		return x.AllowedCallers
 	}
 	return nil
 }
@@ -1001,14 +1033,16 @@ const file_kgw_v1_resource_proto_rawDesc = "" +
 	"\x06config\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x06config\x12'\n" +
 	"\x0fcredentials_ref\x18\x03 \x01(\tR\x0ecredentialsRef\x12'\n" +
 	"\x0fcredentials_key\x18\x04 \x01(\tR\x0ecredentialsKey\x12\x10\n" +
-	"\x03ref\x18\x05 \x01(\tR\x03ref\"\xc2\x01\n" +
+	"\x03ref\x18\x05 \x01(\tR\x03ref\"\x85\x02\n" +
 	"\bResource\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
 	"\x04spec\x18\x02 \x01(\v2\x14.kgw.v1.ResourceSpecR\x04spec\x12;\n" +
 	"\vcreate_time\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12;\n" +
 	"\vupdate_time\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"updateTime\"\xa5\x03\n" +
+	"updateTime\x12'\n" +
+	"\x0fallowed_callers\x18\x05 \x03(\tR\x0eallowedCallers\x12\x18\n" +
+	"\acreator\x18\x06 \x01(\tR\acreator\"\xa5\x03\n" +
 	"\x04Pool\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n" +
@@ -1027,10 +1061,11 @@ const file_kgw_v1_resource_proto_rawDesc = "" +
 	"errorCount\x12\x1d\n" +
 	"\n" +
 	"last_error\x18\r \x01(\tR\tlastError\x12\x1a\n" +
-	"\bdraining\x18\x0e \x01(\bR\bdraining\"R\n" +
+	"\bdraining\x18\x0e \x01(\bR\bdraining\"{\n" +
 	"\x12PutResourceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12(\n" +
-	"\x04spec\x18\x02 \x01(\v2\x14.kgw.v1.ResourceSpecR\x04spec\"C\n" +
+	"\x04spec\x18\x02 \x01(\v2\x14.kgw.v1.ResourceSpecR\x04spec\x12'\n" +
+	"\x0fallowed_callers\x18\x03 \x03(\tR\x0eallowedCallers\"C\n" +
 	"\x13PutResourceResponse\x12,\n" +
 	"\bresource\x18\x01 \x01(\v2\x10.kgw.v1.ResourceR\bresource\"(\n" +
 	"\x12GetResourceRequest\x12\x12\n" +

@@ -41,7 +41,15 @@ type Secret struct {
 	ExpireTime *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=expire_time,json=expireTime,proto3" json:"expire_time,omitempty"`
 	// Host patterns the credentials may be sent to (`db.internal`,
 	// `*.example.com`, `10.0.0.5`); empty means any host.
-	AllowedHosts  []string `protobuf:"bytes,7,rep,name=allowed_hosts,json=allowedHosts,proto3" json:"allowed_hosts,omitempty"`
+	AllowedHosts []string `protobuf:"bytes,7,rep,name=allowed_hosts,json=allowedHosts,proto3" json:"allowed_hosts,omitempty"`
+	// Callers that may reference the secret in an execution, a named resource
+	// or CheckResource, besides its creator and admins: principal patterns
+	// (`spiffe://mesh/ns/payments/*`, `key:abc`) or `role:<name>`. Empty means
+	// the creator and admins only.
+	AllowedCallers []string `protobuf:"bytes,8,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
+	// Principal that first stored the secret; empty for secrets stored before
+	// access control existed (usable by `admin` and `secrets-admin` only).
+	Creator       string `protobuf:"bytes,9,opt,name=creator,proto3" json:"creator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -125,6 +133,20 @@ func (x *Secret) GetAllowedHosts() []string {
 	return nil
 }
 
+func (x *Secret) GetAllowedCallers() []string {
+	if x != nil {
+		return x.AllowedCallers
+	}
+	return nil
+}
+
+func (x *Secret) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
+}
+
 // StoreSecretRequest is the request of StoreSecret.
 type StoreSecretRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -142,9 +164,13 @@ type StoreSecretRequest struct {
 	// Human-readable description.
 	Description string `protobuf:"bytes,5,opt,name=description,proto3" json:"description,omitempty"`
 	// Host patterns the credentials may be sent to; empty means any.
-	AllowedHosts  []string `protobuf:"bytes,6,rep,name=allowed_hosts,json=allowedHosts,proto3" json:"allowed_hosts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	AllowedHosts []string `protobuf:"bytes,6,rep,name=allowed_hosts,json=allowedHosts,proto3" json:"allowed_hosts,omitempty"`
+	// Callers that may use the secret besides its creator and admins (see
+	// Secret.allowed_callers). A non-empty list replaces the secret's list;
+	// an empty one keeps it (use UpdateSecretAccess to clear it).
+	AllowedCallers []string `protobuf:"bytes,7,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *StoreSecretRequest) Reset() {
@@ -226,6 +252,13 @@ func (x *StoreSecretRequest) GetDescription() string {
 func (x *StoreSecretRequest) GetAllowedHosts() []string {
 	if x != nil {
 		return x.AllowedHosts
+	}
+	return nil
+}
+
+func (x *StoreSecretRequest) GetAllowedCallers() []string {
+	if x != nil {
+		return x.AllowedCallers
 	}
 	return nil
 }
@@ -579,11 +612,113 @@ func (*DeleteSecretResponse) Descriptor() ([]byte, []int) {
 	return file_kgw_v1_secret_proto_rawDescGZIP(), []int{8}
 }
 
+// UpdateSecretAccessRequest is the request of UpdateSecretAccess.
+type UpdateSecretAccessRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Name of the secret.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The new list of callers that may use it (replaces the old one; empty
+	// means the creator and admins only).
+	AllowedCallers []string `protobuf:"bytes,2,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *UpdateSecretAccessRequest) Reset() {
+	*x = UpdateSecretAccessRequest{}
+	mi := &file_kgw_v1_secret_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSecretAccessRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSecretAccessRequest) ProtoMessage() {}
+
+func (x *UpdateSecretAccessRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kgw_v1_secret_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSecretAccessRequest.ProtoReflect.Descriptor instead.
+func (*UpdateSecretAccessRequest) Descriptor() ([]byte, []int) {
+	return file_kgw_v1_secret_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *UpdateSecretAccessRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *UpdateSecretAccessRequest) GetAllowedCallers() []string {
+	if x != nil {
+		return x.AllowedCallers
+	}
+	return nil
+}
+
+// UpdateSecretAccessResponse is the response of UpdateSecretAccess.
+type UpdateSecretAccessResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Metadata of the latest version, with the new allowed_callers.
+	Secret        *Secret `protobuf:"bytes,1,opt,name=secret,proto3" json:"secret,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UpdateSecretAccessResponse) Reset() {
+	*x = UpdateSecretAccessResponse{}
+	mi := &file_kgw_v1_secret_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UpdateSecretAccessResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UpdateSecretAccessResponse) ProtoMessage() {}
+
+func (x *UpdateSecretAccessResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kgw_v1_secret_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UpdateSecretAccessResponse.ProtoReflect.Descriptor instead.
+func (*UpdateSecretAccessResponse) Descriptor() ([]byte, []int) {
+	return file_kgw_v1_secret_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *UpdateSecretAccessResponse) GetSecret() *Secret {
+	if x != nil {
+		return x.Secret
+	}
+	return nil
+}
+
 var File_kgw_v1_secret_proto protoreflect.FileDescriptor
 
 const file_kgw_v1_secret_proto_rawDesc = "" +
 	"\n" +
-	"\x13kgw/v1/secret.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n" +
+	"\x13kgw/v1/secret.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n" +
 	"\x06Secret\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12\x12\n" +
@@ -593,7 +728,9 @@ const file_kgw_v1_secret_proto_rawDesc = "" +
 	"createTime\x12;\n" +
 	"\vexpire_time\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"expireTime\x12#\n" +
-	"\rallowed_hosts\x18\a \x03(\tR\fallowedHosts\"\x9a\x02\n" +
+	"\rallowed_hosts\x18\a \x03(\tR\fallowedHosts\x12'\n" +
+	"\x0fallowed_callers\x18\b \x03(\tR\x0eallowedCallers\x12\x18\n" +
+	"\acreator\x18\t \x01(\tR\acreator\"\xc3\x02\n" +
 	"\x12StoreSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12-\n" +
 	"\x05value\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05value\x12=\n" +
@@ -601,7 +738,8 @@ const file_kgw_v1_secret_proto_rawDesc = "" +
 	"expireTime\x12-\n" +
 	"\x03ttl\x18\x04 \x01(\v2\x19.google.protobuf.DurationH\x00R\x03ttl\x12 \n" +
 	"\vdescription\x18\x05 \x01(\tR\vdescription\x12#\n" +
-	"\rallowed_hosts\x18\x06 \x03(\tR\fallowedHostsB\f\n" +
+	"\rallowed_hosts\x18\x06 \x03(\tR\fallowedHosts\x12'\n" +
+	"\x0fallowed_callers\x18\a \x03(\tR\x0eallowedCallersB\f\n" +
 	"\n" +
 	"expiration\"=\n" +
 	"\x13StoreSecretResponse\x12&\n" +
@@ -619,12 +757,18 @@ const file_kgw_v1_secret_proto_rawDesc = "" +
 	"\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n" +
 	"\x13DeleteSecretRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
-	"\x14DeleteSecretResponse2\xac\x02\n" +
+	"\x14DeleteSecretResponse\"X\n" +
+	"\x19UpdateSecretAccessRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12'\n" +
+	"\x0fallowed_callers\x18\x02 \x03(\tR\x0eallowedCallers\"D\n" +
+	"\x1aUpdateSecretAccessResponse\x12&\n" +
+	"\x06secret\x18\x01 \x01(\v2\x0e.kgw.v1.SecretR\x06secret2\x89\x03\n" +
 	"\rSecretService\x12F\n" +
 	"\vStoreSecret\x12\x1a.kgw.v1.StoreSecretRequest\x1a\x1b.kgw.v1.StoreSecretResponse\x12@\n" +
 	"\tGetSecret\x12\x18.kgw.v1.GetSecretRequest\x1a\x19.kgw.v1.GetSecretResponse\x12F\n" +
 	"\vListSecrets\x12\x1a.kgw.v1.ListSecretsRequest\x1a\x1b.kgw.v1.ListSecretsResponse\x12I\n" +
-	"\fDeleteSecret\x12\x1b.kgw.v1.DeleteSecretRequest\x1a\x1c.kgw.v1.DeleteSecretResponseB\x86\x01\n" +
+	"\fDeleteSecret\x12\x1b.kgw.v1.DeleteSecretRequest\x1a\x1c.kgw.v1.DeleteSecretResponse\x12[\n" +
+	"\x12UpdateSecretAccess\x12!.kgw.v1.UpdateSecretAccessRequest\x1a\".kgw.v1.UpdateSecretAccessResponseB\x86\x01\n" +
 	"\n" +
 	"com.kgw.v1B\vSecretProtoP\x01Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\xa2\x02\x03KXX\xaa\x02\x06Kgw.V1\xca\x02\x06Kgw\\V1\xe2\x02\x12Kgw\\V1\\GPBMetadata\xea\x02\aKgw::V1b\x06proto3"
 
@@ -640,43 +784,48 @@ func file_kgw_v1_secret_proto_rawDescGZIP() []byte {
 	return file_kgw_v1_secret_proto_rawDescData
 }
 
-var file_kgw_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_kgw_v1_secret_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_kgw_v1_secret_proto_goTypes = []any{
-	(*Secret)(nil),                // 0: kgw.v1.Secret
-	(*StoreSecretRequest)(nil),    // 1: kgw.v1.StoreSecretRequest
-	(*StoreSecretResponse)(nil),   // 2: kgw.v1.StoreSecretResponse
-	(*GetSecretRequest)(nil),      // 3: kgw.v1.GetSecretRequest
-	(*GetSecretResponse)(nil),     // 4: kgw.v1.GetSecretResponse
-	(*ListSecretsRequest)(nil),    // 5: kgw.v1.ListSecretsRequest
-	(*ListSecretsResponse)(nil),   // 6: kgw.v1.ListSecretsResponse
-	(*DeleteSecretRequest)(nil),   // 7: kgw.v1.DeleteSecretRequest
-	(*DeleteSecretResponse)(nil),  // 8: kgw.v1.DeleteSecretResponse
-	(*timestamppb.Timestamp)(nil), // 9: google.protobuf.Timestamp
-	(*structpb.Struct)(nil),       // 10: google.protobuf.Struct
-	(*durationpb.Duration)(nil),   // 11: google.protobuf.Duration
+	(*Secret)(nil),                     // 0: kgw.v1.Secret
+	(*StoreSecretRequest)(nil),         // 1: kgw.v1.StoreSecretRequest
+	(*StoreSecretResponse)(nil),        // 2: kgw.v1.StoreSecretResponse
+	(*GetSecretRequest)(nil),           // 3: kgw.v1.GetSecretRequest
+	(*GetSecretResponse)(nil),          // 4: kgw.v1.GetSecretResponse
+	(*ListSecretsRequest)(nil),         // 5: kgw.v1.ListSecretsRequest
+	(*ListSecretsResponse)(nil),        // 6: kgw.v1.ListSecretsResponse
+	(*DeleteSecretRequest)(nil),        // 7: kgw.v1.DeleteSecretRequest
+	(*DeleteSecretResponse)(nil),       // 8: kgw.v1.DeleteSecretResponse
+	(*UpdateSecretAccessRequest)(nil),  // 9: kgw.v1.UpdateSecretAccessRequest
+	(*UpdateSecretAccessResponse)(nil), // 10: kgw.v1.UpdateSecretAccessResponse
+	(*timestamppb.Timestamp)(nil),      // 11: google.protobuf.Timestamp
+	(*structpb.Struct)(nil),            // 12: google.protobuf.Struct
+	(*durationpb.Duration)(nil),        // 13: google.protobuf.Duration
 }
 var file_kgw_v1_secret_proto_depIdxs = []int32{
-	9,  // 0: kgw.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
-	9,  // 1: kgw.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
-	10, // 2: kgw.v1.StoreSecretRequest.value:type_name -> google.protobuf.Struct
-	9,  // 3: kgw.v1.StoreSecretRequest.expire_time:type_name -> google.protobuf.Timestamp
-	11, // 4: kgw.v1.StoreSecretRequest.ttl:type_name -> google.protobuf.Duration
+	11, // 0: kgw.v1.Secret.create_time:type_name -> google.protobuf.Timestamp
+	11, // 1: kgw.v1.Secret.expire_time:type_name -> google.protobuf.Timestamp
+	12, // 2: kgw.v1.StoreSecretRequest.value:type_name -> google.protobuf.Struct
+	11, // 3: kgw.v1.StoreSecretRequest.expire_time:type_name -> google.protobuf.Timestamp
+	13, // 4: kgw.v1.StoreSecretRequest.ttl:type_name -> google.protobuf.Duration
 	0,  // 5: kgw.v1.StoreSecretResponse.secret:type_name -> kgw.v1.Secret
 	0,  // 6: kgw.v1.GetSecretResponse.secret:type_name -> kgw.v1.Secret
 	0,  // 7: kgw.v1.ListSecretsResponse.secrets:type_name -> kgw.v1.Secret
-	1,  // 8: kgw.v1.SecretService.StoreSecret:input_type -> kgw.v1.StoreSecretRequest
-	3,  // 9: kgw.v1.SecretService.GetSecret:input_type -> kgw.v1.GetSecretRequest
-	5,  // 10: kgw.v1.SecretService.ListSecrets:input_type -> kgw.v1.ListSecretsRequest
-	7,  // 11: kgw.v1.SecretService.DeleteSecret:input_type -> kgw.v1.DeleteSecretRequest
-	2,  // 12: kgw.v1.SecretService.StoreSecret:output_type -> kgw.v1.StoreSecretResponse
-	4,  // 13: kgw.v1.SecretService.GetSecret:output_type -> kgw.v1.GetSecretResponse
-	6,  // 14: kgw.v1.SecretService.ListSecrets:output_type -> kgw.v1.ListSecretsResponse
-	8,  // 15: kgw.v1.SecretService.DeleteSecret:output_type -> kgw.v1.DeleteSecretResponse
-	12, // [12:16] is the sub-list for method output_type
-	8,  // [8:12] is the sub-list for method input_type
-	8,  // [8:8] is the sub-list for extension type_name
-	8,  // [8:8] is the sub-list for extension extendee
-	0,  // [0:8] is the sub-list for field type_name
+	0,  // 8: kgw.v1.UpdateSecretAccessResponse.secret:type_name -> kgw.v1.Secret
+	1,  // 9: kgw.v1.SecretService.StoreSecret:input_type -> kgw.v1.StoreSecretRequest
+	3,  // 10: kgw.v1.SecretService.GetSecret:input_type -> kgw.v1.GetSecretRequest
+	5,  // 11: kgw.v1.SecretService.ListSecrets:input_type -> kgw.v1.ListSecretsRequest
+	7,  // 12: kgw.v1.SecretService.DeleteSecret:input_type -> kgw.v1.DeleteSecretRequest
+	9,  // 13: kgw.v1.SecretService.UpdateSecretAccess:input_type -> kgw.v1.UpdateSecretAccessRequest
+	2,  // 14: kgw.v1.SecretService.StoreSecret:output_type -> kgw.v1.StoreSecretResponse
+	4,  // 15: kgw.v1.SecretService.GetSecret:output_type -> kgw.v1.GetSecretResponse
+	6,  // 16: kgw.v1.SecretService.ListSecrets:output_type -> kgw.v1.ListSecretsResponse
+	8,  // 17: kgw.v1.SecretService.DeleteSecret:output_type -> kgw.v1.DeleteSecretResponse
+	10, // 18: kgw.v1.SecretService.UpdateSecretAccess:output_type -> kgw.v1.UpdateSecretAccessResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_kgw_v1_secret_proto_init() }
@@ -694,7 +843,7 @@ func file_kgw_v1_secret_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kgw_v1_secret_proto_rawDesc), len(file_kgw_v1_secret_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	SecretService_StoreSecret_FullMethodName  = "/kgw.v1.SecretService/StoreSecret"
-	SecretService_GetSecret_FullMethodName    = "/kgw.v1.SecretService/GetSecret"
-	SecretService_ListSecrets_FullMethodName  = "/kgw.v1.SecretService/ListSecrets"
-	SecretService_DeleteSecret_FullMethodName = "/kgw.v1.SecretService/DeleteSecret"
+	SecretService_StoreSecret_FullMethodName        = "/kgw.v1.SecretService/StoreSecret"
+	SecretService_GetSecret_FullMethodName          = "/kgw.v1.SecretService/GetSecret"
+	SecretService_ListSecrets_FullMethodName        = "/kgw.v1.SecretService/ListSecrets"
+	SecretService_DeleteSecret_FullMethodName       = "/kgw.v1.SecretService/DeleteSecret"
+	SecretService_UpdateSecretAccess_FullMethodName = "/kgw.v1.SecretService/UpdateSecretAccess"
 )
 
 // SecretServiceClient is the client API for SecretService service.
@@ -40,6 +41,10 @@ type SecretServiceClient interface {
 	ListSecrets(ctx context.Context, in *ListSecretsRequest, opts ...grpc.CallOption) (*ListSecretsResponse, error)
 	// DeleteSecret removes every version of a secret.
 	DeleteSecret(ctx context.Context, in *DeleteSecretRequest, opts ...grpc.CallOption) (*DeleteSecretResponse, error)
+	// UpdateSecretAccess replaces a secret's allowed_callers without storing a
+	// new value or version. Needs the secret's creator, `secrets-admin` or
+	// `admin`.
+	UpdateSecretAccess(ctx context.Context, in *UpdateSecretAccessRequest, opts ...grpc.CallOption) (*UpdateSecretAccessResponse, error)
 }
 
 type secretServiceClient struct {
@@ -90,6 +95,16 @@ func (c *secretServiceClient) DeleteSecret(ctx context.Context, in *DeleteSecret
 	return out, nil
 }
 
+func (c *secretServiceClient) UpdateSecretAccess(ctx context.Context, in *UpdateSecretAccessRequest, opts ...grpc.CallOption) (*UpdateSecretAccessResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UpdateSecretAccessResponse)
+	err := c.cc.Invoke(ctx, SecretService_UpdateSecretAccess_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // SecretServiceServer is the server API for SecretService service.
 // All implementations must embed UnimplementedSecretServiceServer
 // for forward compatibility.
@@ -105,6 +120,10 @@ type SecretServiceServer interface {
 	ListSecrets(context.Context, *ListSecretsRequest) (*ListSecretsResponse, error)
 	// DeleteSecret removes every version of a secret.
 	DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error)
+	// UpdateSecretAccess replaces a secret's allowed_callers without storing a
+	// new value or version. Needs the secret's creator, `secrets-admin` or
+	// `admin`.
+	UpdateSecretAccess(context.Context, *UpdateSecretAccessRequest) (*UpdateSecretAccessResponse, error)
 	mustEmbedUnimplementedSecretServiceServer()
 }
 
@@ -126,6 +145,9 @@ func (UnimplementedSecretServiceServer) ListSecrets(context.Context, *ListSecret
 }
 func (UnimplementedSecretServiceServer) DeleteSecret(context.Context, *DeleteSecretRequest) (*DeleteSecretResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteSecret not implemented")
+}
+func (UnimplementedSecretServiceServer) UpdateSecretAccess(context.Context, *UpdateSecretAccessRequest) (*UpdateSecretAccessResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method UpdateSecretAccess not implemented")
 }
 func (UnimplementedSecretServiceServer) mustEmbedUnimplementedSecretServiceServer() {}
 func (UnimplementedSecretServiceServer) testEmbeddedByValue()                       {}
@@ -220,6 +242,24 @@ func _SecretService_DeleteSecret_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _SecretService_UpdateSecretAccess_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UpdateSecretAccessRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(SecretServiceServer).UpdateSecretAccess(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: SecretService_UpdateSecretAccess_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(SecretServiceServer).UpdateSecretAccess(ctx, req.(*UpdateSecretAccessRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // SecretService_ServiceDesc is the grpc.ServiceDesc for SecretService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +282,10 @@ var SecretService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteSecret",
 			Handler:    _SecretService_DeleteSecret_Handler,
+		},
+		{
+			MethodName: "UpdateSecretAccess",
+			Handler:    _SecretService_UpdateSecretAccess_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

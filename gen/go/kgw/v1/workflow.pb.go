@@ -46,8 +46,17 @@ type Workflow struct {
 	// less latency but are neither recovered after a restart nor watchable after
 	// they end. Use it only for side-effect-free work.
 	DisableJournal bool `protobuf:"varint,9,opt,name=disable_journal,json=disableJournal,proto3" json:"disable_journal,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Callers that may execute the workflow: principal patterns or
+	// `role:<name>`. Empty means every caller whose role may execute
+	// (`executor`, `developer`, `admin`). On registration a non-empty list
+	// replaces the workflow's list (for all versions); an empty one keeps it.
+	AllowedCallers []string `protobuf:"bytes,10,rep,name=allowed_callers,json=allowedCallers,proto3" json:"allowed_callers,omitempty"`
+	// Principal that registered the first version. Output only. A new version
+	// or a delete needs the creator or an admin; empty for workflows registered
+	// before access control existed.
+	Creator       string `protobuf:"bytes,11,opt,name=creator,proto3" json:"creator,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Workflow) Reset() {
@@ -141,6 +150,20 @@ func (x *Workflow) GetDisableJournal() bool {
 		return x.DisableJournal
 	}
 	return false
+}
+
+func (x *Workflow) GetAllowedCallers() []string {
+	if x != nil {
+		return x.AllowedCallers
+	}
+	return nil
+}
+
+func (x *Workflow) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
 }
 
 // Node is one unit of Starlark code in a workflow.
@@ -398,7 +421,9 @@ type WorkflowSummary struct {
 	// Labels of the latest version.
 	Labels map[string]string `protobuf:"bytes,6,rep,name=labels,proto3" json:"labels,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// Time the latest version was registered.
-	CreateTime    *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	CreateTime *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"`
+	// Principal that registered the first version.
+	Creator       string `protobuf:"bytes,8,opt,name=creator,proto3" json:"creator,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -482,11 +507,22 @@ func (x *WorkflowSummary) GetCreateTime() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *WorkflowSummary) GetCreator() string {
+	if x != nil {
+		return x.Creator
+	}
+	return ""
+}
+
 // RegisterWorkflowRequest is the request of RegisterWorkflow.
 type RegisterWorkflowRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The workflow definition; version and create_time are ignored.
-	Workflow      *Workflow `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	Workflow *Workflow `protobuf:"bytes,1,opt,name=workflow,proto3" json:"workflow,omitempty"`
+	// Run every check of a registration (including the caller's permission to
+	// register it) and answer as RegisterWorkflow would, without storing
+	// anything: the response's workflow has version 0 and no create_time.
+	ValidateOnly  bool `protobuf:"varint,2,opt,name=validate_only,json=validateOnly,proto3" json:"validate_only,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -526,6 +562,13 @@ func (x *RegisterWorkflowRequest) GetWorkflow() *Workflow {
 		return x.Workflow
 	}
 	return nil
+}
+
+func (x *RegisterWorkflowRequest) GetValidateOnly() bool {
+	if x != nil {
+		return x.ValidateOnly
+	}
+	return false
 }
 
 // RegisterWorkflowResponse is the response of RegisterWorkflow.
@@ -872,7 +915,7 @@ var File_kgw_v1_workflow_proto protoreflect.FileDescriptor
 
 const file_kgw_v1_workflow_proto_rawDesc = "" +
 	"\n" +
-	"\x15kgw/v1/workflow.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x03\n" +
+	"\x15kgw/v1/workflow.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x04\n" +
 	"\bWorkflow\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\x05R\aversion\x12 \n" +
@@ -883,7 +926,10 @@ const file_kgw_v1_workflow_proto_rawDesc = "" +
 	"\x06labels\x18\a \x03(\v2\x1c.kgw.v1.Workflow.LabelsEntryR\x06labels\x12;\n" +
 	"\vcreate_time\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
 	"createTime\x12'\n" +
-	"\x0fdisable_journal\x18\t \x01(\bR\x0edisableJournal\x1a9\n" +
+	"\x0fdisable_journal\x18\t \x01(\bR\x0edisableJournal\x12'\n" +
+	"\x0fallowed_callers\x18\n" +
+	" \x03(\tR\x0eallowedCallers\x12\x18\n" +
+	"\acreator\x18\v \x01(\tR\acreator\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xdb\x01\n" +
@@ -908,7 +954,7 @@ const file_kgw_v1_workflow_proto_rawDesc = "" +
 	"\vfrom_output\x18\x02 \x01(\tR\n" +
 	"fromOutput\x12\x17\n" +
 	"\ato_node\x18\x03 \x01(\tR\x06toNode\x12\x19\n" +
-	"\bto_input\x18\x04 \x01(\tR\atoInput\"\xf1\x02\n" +
+	"\bto_input\x18\x04 \x01(\tR\atoInput\"\x8b\x03\n" +
 	"\x0fWorkflowSummary\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12%\n" +
 	"\x0elatest_version\x18\x02 \x01(\x05R\rlatestVersion\x12 \n" +
@@ -918,12 +964,14 @@ const file_kgw_v1_workflow_proto_rawDesc = "" +
 	"\x12required_resources\x18\x05 \x03(\tR\x11requiredResources\x12;\n" +
 	"\x06labels\x18\x06 \x03(\v2#.kgw.v1.WorkflowSummary.LabelsEntryR\x06labels\x12;\n" +
 	"\vcreate_time\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"createTime\x1a9\n" +
+	"createTime\x12\x18\n" +
+	"\acreator\x18\b \x01(\tR\acreator\x1a9\n" +
 	"\vLabelsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"G\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"l\n" +
 	"\x17RegisterWorkflowRequest\x12,\n" +
-	"\bworkflow\x18\x01 \x01(\v2\x10.kgw.v1.WorkflowR\bworkflow\"H\n" +
+	"\bworkflow\x18\x01 \x01(\v2\x10.kgw.v1.WorkflowR\bworkflow\x12#\n" +
+	"\rvalidate_only\x18\x02 \x01(\bR\fvalidateOnly\"H\n" +
 	"\x18RegisterWorkflowResponse\x12,\n" +
 	"\bworkflow\x18\x01 \x01(\v2\x10.kgw.v1.WorkflowR\bworkflow\"B\n" +
 	"\x12GetWorkflowRequest\x12\x12\n" +

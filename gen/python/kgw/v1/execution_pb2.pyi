@@ -74,7 +74,7 @@ EXECUTION_VIEW_BASIC: ExecutionView
 EXECUTION_VIEW_FULL: ExecutionView
 
 class Execution(_message.Message):
-    __slots__ = ("id", "workflow", "version", "status", "result", "error", "nodes", "create_time", "start_time", "end_time", "idempotency_key")
+    __slots__ = ("id", "workflow", "version", "status", "result", "error", "nodes", "create_time", "start_time", "end_time", "idempotency_key", "caller")
     class ResultEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -93,6 +93,7 @@ class Execution(_message.Message):
     START_TIME_FIELD_NUMBER: _ClassVar[int]
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow: str
     version: int
@@ -104,7 +105,8 @@ class Execution(_message.Message):
     start_time: _timestamp_pb2.Timestamp
     end_time: _timestamp_pb2.Timestamp
     idempotency_key: str
-    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., result: _Optional[_Mapping[str, _struct_pb2.Struct]] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeExecution, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    caller: str
+    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., result: _Optional[_Mapping[str, _struct_pb2.Struct]] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeExecution, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., caller: _Optional[str] = ...) -> None: ...
 
 class ExecutionError(_message.Message):
     __slots__ = ("node_id", "code", "message", "traceback")
@@ -378,18 +380,20 @@ class GetExecutionResponse(_message.Message):
     def __init__(self, execution: _Optional[_Union[Execution, _Mapping]] = ...) -> None: ...
 
 class ListExecutionsRequest(_message.Message):
-    __slots__ = ("workflow", "status", "page_size", "page_token", "view")
+    __slots__ = ("workflow", "status", "page_size", "page_token", "view", "caller")
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     VIEW_FIELD_NUMBER: _ClassVar[int]
+    CALLER_FIELD_NUMBER: _ClassVar[int]
     workflow: str
     status: ExecutionStatus
     page_size: int
     page_token: str
     view: ExecutionView
-    def __init__(self, workflow: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., view: _Optional[_Union[ExecutionView, str]] = ...) -> None: ...
+    caller: str
+    def __init__(self, workflow: _Optional[str] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., view: _Optional[_Union[ExecutionView, str]] = ..., caller: _Optional[str] = ...) -> None: ...
 
 class ListExecutionsResponse(_message.Message):
     __slots__ = ("executions", "next_page_token")

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kgw/v1/resource.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n\x0cResourceSpec\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12/\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12\'\n\x0f\x63redentials_ref\x18\x03 \x01(\tR\x0e\x63redentialsRef\x12\'\n\x0f\x63redentials_key\x18\x04 \x01(\tR\x0e\x63redentialsKey\x12\x10\n\x03ref\x18\x05 \x01(\tR\x03ref\"\xc2\x01\n\x08Resource\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12(\n\x04spec\x18\x02 \x01(\x0b\x32\x14.kgw.v1.ResourceSpecR\x04spec\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\"\xa5\x03\n\x04Pool\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n\x06target\x18\x03 \x01(\tR\x06target\x12\x1f\n\x0bsecret_name\x18\x04 \x01(\tR\nsecretName\x12%\n\x0esecret_version\x18\x05 \x01(\x05R\rsecretVersion\x12\x12\n\x04size\x18\x06 \x01(\x05R\x04size\x12\x12\n\x04idle\x18\x07 \x01(\x05R\x04idle\x12\x15\n\x06in_use\x18\x08 \x01(\x05R\x05inUse\x12\x19\n\x08max_size\x18\t \x01(\x05R\x07maxSize\x12#\n\racquire_count\x18\n \x01(\x03R\x0c\x61\x63quireCount\x12<\n\x0c\x61\x63quire_wait\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\x0b\x61\x63quireWait\x12\x1f\n\x0b\x65rror_count\x18\x0c \x01(\x03R\nerrorCount\x12\x1d\n\nlast_error\x18\r \x01(\tR\tlastError\x12\x1a\n\x08\x64raining\x18\x0e \x01(\x08R\x08\x64raining\"R\n\x12PutResourceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12(\n\x04spec\x18\x02 \x01(\x0b\x32\x14.kgw.v1.ResourceSpecR\x04spec\"C\n\x13PutResourceResponse\x12,\n\x08resource\x18\x01 \x01(\x0b\x32\x10.kgw.v1.ResourceR\x08resource\"(\n\x12GetResourceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"C\n\x13GetResourceResponse\x12,\n\x08resource\x18\x01 \x01(\x0b\x32\x10.kgw.v1.ResourceR\x08resource\"R\n\x14ListResourcesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"o\n\x15ListResourcesResponse\x12.\n\tresources\x18\x01 \x03(\x0b\x32\x10.kgw.v1.ResourceR\tresources\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n\x15\x44\x65leteResourceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65leteResourceResponse\"N\n\x10ListPoolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"_\n\x11ListPoolsResponse\x12\"\n\x05pools\x18\x01 \x03(\x0b\x32\x0c.kgw.v1.PoolR\x05pools\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"b\n\x14\x43heckResourceRequest\x12\x14\n\x04name\x18\x01 \x01(\tH\x00R\x04name\x12*\n\x04spec\x18\x02 \x01(\x0b\x32\x14.kgw.v1.ResourceSpecH\x00R\x04specB\x08\n\x06target\"\x80\x01\n\x15\x43heckResourceResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x33\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07latency2\xd0\x03\n\x0fResourceService\x12\x46\n\x0bPutResource\x12\x1a.kgw.v1.PutResourceRequest\x1a\x1b.kgw.v1.PutResourceResponse\x12\x46\n\x0bGetResource\x12\x1a.kgw.v1.GetResourceRequest\x1a\x1b.kgw.v1.GetResourceResponse\x12L\n\rListResources\x12\x1c.kgw.v1.ListResourcesRequest\x1a\x1d.kgw.v1.ListResourcesResponse\x12O\n\x0e\x44\x65leteResource\x12\x1d.kgw.v1.DeleteResourceRequest\x1a\x1e.kgw.v1.DeleteResourceResponse\x12@\n\tListPools\x12\x18.kgw.v1.ListPoolsRequest\x1a\x19.kgw.v1.ListPoolsResponse\x12L\n\rCheckResource\x12\x1c.kgw.v1.CheckResourceRequest\x1a\x1d.kgw.v1.CheckResourceResponseB\x88\x01\n\ncom.kgw.v1B\rResourceProtoP\x01Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\xa2\x02\x03KXX\xaa\x02\x06Kgw.V1\xca\x02\x06Kgw\\V1\xe2\x02\x12Kgw\\V1\\GPBMetadata\xea\x02\x07Kgw::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kgw/v1/resource.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb7\x01\n\x0cResourceSpec\x12\x12\n\x04type\x18\x01 \x01(\tR\x04type\x12/\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x06\x63onfig\x12\'\n\x0f\x63redentials_ref\x18\x03 \x01(\tR\x0e\x63redentialsRef\x12\'\n\x0f\x63redentials_key\x18\x04 \x01(\tR\x0e\x63redentialsKey\x12\x10\n\x03ref\x18\x05 \x01(\tR\x03ref\"\x85\x02\n\x08Resource\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12(\n\x04spec\x18\x02 \x01(\x0b\x32\x14.kgw.v1.ResourceSpecR\x04spec\x12;\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0bupdate_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nupdateTime\x12\'\n\x0f\x61llowed_callers\x18\x05 \x03(\tR\x0e\x61llowedCallers\x12\x18\n\x07\x63reator\x18\x06 \x01(\tR\x07\x63reator\"\xa5\x03\n\x04Pool\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x12\n\x04type\x18\x02 \x01(\tR\x04type\x12\x16\n\x06target\x18\x03 \x01(\tR\x06target\x12\x1f\n\x0bsecret_name\x18\x04 \x01(\tR\nsecretName\x12%\n\x0esecret_version\x18\x05 \x01(\x05R\rsecretVersion\x12\x12\n\x04size\x18\x06 \x01(\x05R\x04size\x12\x12\n\x04idle\x18\x07 \x01(\x05R\x04idle\x12\x15\n\x06in_use\x18\x08 \x01(\x05R\x05inUse\x12\x19\n\x08max_size\x18\t \x01(\x05R\x07maxSize\x12#\n\racquire_count\x18\n \x01(\x03R\x0c\x61\x63quireCount\x12<\n\x0c\x61\x63quire_wait\x18\x0b \x01(\x0b\x32\x19.google.protobuf.DurationR\x0b\x61\x63quireWait\x12\x1f\n\x0b\x65rror_count\x18\x0c \x01(\x03R\nerrorCount\x12\x1d\n\nlast_error\x18\r \x01(\tR\tlastError\x12\x1a\n\x08\x64raining\x18\x0e \x01(\x08R\x08\x64raining\"{\n\x12PutResourceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12(\n\x04spec\x18\x02 \x01(\x0b\x32\x14.kgw.v1.ResourceSpecR\x04spec\x12\'\n\x0f\x61llowed_callers\x18\x03 \x03(\tR\x0e\x61llowedCallers\"C\n\x13PutResourceResponse\x12,\n\x08resource\x18\x01 \x01(\x0b\x32\x10.kgw.v1.ResourceR\x08resource\"(\n\x12GetResourceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"C\n\x13GetResourceResponse\x12,\n\x08resource\x18\x01 \x01(\x0b\x32\x10.kgw.v1.ResourceR\x08resource\"R\n\x14ListResourcesRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"o\n\x15ListResourcesResponse\x12.\n\tresources\x18\x01 \x03(\x0b\x32\x10.kgw.v1.ResourceR\tresources\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n\x15\x44\x65leteResourceRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65leteResourceResponse\"N\n\x10ListPoolsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"_\n\x11ListPoolsResponse\x12\"\n\x05pools\x18\x01 \x03(\x0b\x32\x0c.kgw.v1.PoolR\x05pools\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"b\n\x14\x43heckResourceRequest\x12\x14\n\x04name\x18\x01 \x01(\tH\x00R\x04name\x12*\n\x04spec\x18\x02 \x01(\x0b\x32\x14.kgw.v1.ResourceSpecH\x00R\x04specB\x08\n\x06target\"\x80\x01\n\x15\x43heckResourceResponse\x12\x18\n\x07healthy\x18\x01 \x01(\x08R\x07healthy\x12\x18\n\x07message\x18\x02 \x01(\tR\x07message\x12\x33\n\x07latency\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07latency2\xd0\x03\n\x0fResourceService\x12\x46\n\x0bPutResource\x12\x1a.kgw.v1.PutResourceRequest\x1a\x1b.kgw.v1.PutResourceResponse\x12\x46\n\x0bGetResource\x12\x1a.kgw.v1.GetResourceRequest\x1a\x1b.kgw.v1.GetResourceResponse\x12L\n\rListResources\x12\x1c.kgw.v1.ListResourcesRequest\x1a\x1d.kgw.v1.ListResourcesResponse\x12O\n\x0e\x44\x65leteResource\x12\x1d.kgw.v1.DeleteResourceRequest\x1a\x1e.kgw.v1.DeleteResourceResponse\x12@\n\tListPools\x12\x18.kgw.v1.ListPoolsRequest\x1a\x19.kgw.v1.ListPoolsResponse\x12L\n\rCheckResource\x12\x1c.kgw.v1.CheckResourceRequest\x1a\x1d.kgw.v1.CheckResourceResponseB\x88\x01\n\ncom.kgw.v1B\rResourceProtoP\x01Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\xa2\x02\x03KXX\xaa\x02\x06Kgw.V1\xca\x02\x06Kgw\\V1\xe2\x02\x12Kgw\\V1\\GPBMetadata\xea\x02\x07Kgw::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,33 +38,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESOURCESPEC']._serialized_start=129
   _globals['_RESOURCESPEC']._serialized_end=312
   _globals['_RESOURCE']._serialized_start=315
-  _globals['_RESOURCE']._serialized_end=509
-  _globals['_POOL']._serialized_start=512
-  _globals['_POOL']._serialized_end=933
-  _globals['_PUTRESOURCEREQUEST']._serialized_start=935
-  _globals['_PUTRESOURCEREQUEST']._serialized_end=1017
-  _globals['_PUTRESOURCERESPONSE']._serialized_start=1019
-  _globals['_PUTRESOURCERESPONSE']._serialized_end=1086
-  _globals['_GETRESOURCEREQUEST']._serialized_start=1088
-  _globals['_GETRESOURCEREQUEST']._serialized_end=1128
-  _globals['_GETRESOURCERESPONSE']._serialized_start=1130
-  _globals['_GETRESOURCERESPONSE']._serialized_end=1197
-  _globals['_LISTRESOURCESREQUEST']._serialized_start=1199
-  _globals['_LISTRESOURCESREQUEST']._serialized_end=1281
-  _globals['_LISTRESOURCESRESPONSE']._serialized_start=1283
-  _globals['_LISTRESOURCESRESPONSE']._serialized_end=1394
-  _globals['_DELETERESOURCEREQUEST']._serialized_start=1396
-  _globals['_DELETERESOURCEREQUEST']._serialized_end=1439
-  _globals['_DELETERESOURCERESPONSE']._serialized_start=1441
-  _globals['_DELETERESOURCERESPONSE']._serialized_end=1465
-  _globals['_LISTPOOLSREQUEST']._serialized_start=1467
-  _globals['_LISTPOOLSREQUEST']._serialized_end=1545
-  _globals['_LISTPOOLSRESPONSE']._serialized_start=1547
-  _globals['_LISTPOOLSRESPONSE']._serialized_end=1642
-  _globals['_CHECKRESOURCEREQUEST']._serialized_start=1644
-  _globals['_CHECKRESOURCEREQUEST']._serialized_end=1742
-  _globals['_CHECKRESOURCERESPONSE']._serialized_start=1745
-  _globals['_CHECKRESOURCERESPONSE']._serialized_end=1873
-  _globals['_RESOURCESERVICE']._serialized_start=1876
-  _globals['_RESOURCESERVICE']._serialized_end=2340
+  _globals['_RESOURCE']._serialized_end=576
+  _globals['_POOL']._serialized_start=579
+  _globals['_POOL']._serialized_end=1000
+  _globals['_PUTRESOURCEREQUEST']._serialized_start=1002
+  _globals['_PUTRESOURCEREQUEST']._serialized_end=1125
+  _globals['_PUTRESOURCERESPONSE']._serialized_start=1127
+  _globals['_PUTRESOURCERESPONSE']._serialized_end=1194
+  _globals['_GETRESOURCEREQUEST']._serialized_start=1196
+  _globals['_GETRESOURCEREQUEST']._serialized_end=1236
+  _globals['_GETRESOURCERESPONSE']._serialized_start=1238
+  _globals['_GETRESOURCERESPONSE']._serialized_end=1305
+  _globals['_LISTRESOURCESREQUEST']._serialized_start=1307
+  _globals['_LISTRESOURCESREQUEST']._serialized_end=1389
+  _globals['_LISTRESOURCESRESPONSE']._serialized_start=1391
+  _globals['_LISTRESOURCESRESPONSE']._serialized_end=1502
+  _globals['_DELETERESOURCEREQUEST']._serialized_start=1504
+  _globals['_DELETERESOURCEREQUEST']._serialized_end=1547
+  _globals['_DELETERESOURCERESPONSE']._serialized_start=1549
+  _globals['_DELETERESOURCERESPONSE']._serialized_end=1573
+  _globals['_LISTPOOLSREQUEST']._serialized_start=1575
+  _globals['_LISTPOOLSREQUEST']._serialized_end=1653
+  _globals['_LISTPOOLSRESPONSE']._serialized_start=1655
+  _globals['_LISTPOOLSRESPONSE']._serialized_end=1750
+  _globals['_CHECKRESOURCEREQUEST']._serialized_start=1752
+  _globals['_CHECKRESOURCEREQUEST']._serialized_end=1850
+  _globals['_CHECKRESOURCERESPONSE']._serialized_start=1853
+  _globals['_CHECKRESOURCERESPONSE']._serialized_end=1981
+  _globals['_RESOURCESERVICE']._serialized_start=1984
+  _globals['_RESOURCESERVICE']._serialized_end=2448
 # @@protoc_insertion_point(module_scope)

@@ -26,16 +26,20 @@ class ResourceSpec(_message.Message):
     def __init__(self, type: _Optional[str] = ..., config: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., credentials_ref: _Optional[str] = ..., credentials_key: _Optional[str] = ..., ref: _Optional[str] = ...) -> None: ...
 
 class Resource(_message.Message):
-    __slots__ = ("name", "spec", "create_time", "update_time")
+    __slots__ = ("name", "spec", "create_time", "update_time", "allowed_callers", "creator")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     UPDATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_CALLERS_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: ResourceSpec
     create_time: _timestamp_pb2.Timestamp
     update_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[ResourceSpec, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    allowed_callers: _containers.RepeatedScalarFieldContainer[str]
+    creator: str
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[ResourceSpec, _Mapping]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., update_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., allowed_callers: _Optional[_Iterable[str]] = ..., creator: _Optional[str] = ...) -> None: ...
 
 class Pool(_message.Message):
     __slots__ = ("key", "type", "target", "secret_name", "secret_version", "size", "idle", "in_use", "max_size", "acquire_count", "acquire_wait", "error_count", "last_error", "draining")
@@ -70,12 +74,14 @@ class Pool(_message.Message):
     def __init__(self, key: _Optional[str] = ..., type: _Optional[str] = ..., target: _Optional[str] = ..., secret_name: _Optional[str] = ..., secret_version: _Optional[int] = ..., size: _Optional[int] = ..., idle: _Optional[int] = ..., in_use: _Optional[int] = ..., max_size: _Optional[int] = ..., acquire_count: _Optional[int] = ..., acquire_wait: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., error_count: _Optional[int] = ..., last_error: _Optional[str] = ..., draining: bool = ...) -> None: ...
 
 class PutResourceRequest(_message.Message):
-    __slots__ = ("name", "spec")
+    __slots__ = ("name", "spec", "allowed_callers")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_CALLERS_FIELD_NUMBER: _ClassVar[int]
     name: str
     spec: ResourceSpec
-    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[ResourceSpec, _Mapping]] = ...) -> None: ...
+    allowed_callers: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., spec: _Optional[_Union[ResourceSpec, _Mapping]] = ..., allowed_callers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PutResourceResponse(_message.Message):
     __slots__ = ("resource",)

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13kgw/v1/secret.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8b\x02\n\x06Secret\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12\x12\n\x04keys\x18\x03 \x03(\tR\x04keys\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12#\n\rallowed_hosts\x18\x07 \x03(\tR\x0c\x61llowedHosts\"\x9a\x02\n\x12StoreSecretRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x05value\x12=\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\nexpireTime\x12-\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\x03ttl\x12 \n\x0b\x64\x65scription\x18\x05 \x01(\tR\x0b\x64\x65scription\x12#\n\rallowed_hosts\x18\x06 \x03(\tR\x0c\x61llowedHostsB\x0c\n\nexpiration\"=\n\x13StoreSecretResponse\x12&\n\x06secret\x18\x01 \x01(\x0b\x32\x0e.kgw.v1.SecretR\x06secret\"&\n\x10GetSecretRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\";\n\x11GetSecretResponse\x12&\n\x06secret\x18\x01 \x01(\x0b\x32\x0e.kgw.v1.SecretR\x06secret\"P\n\x12ListSecretsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"g\n\x13ListSecretsResponse\x12(\n\x07secrets\x18\x01 \x03(\x0b\x32\x0e.kgw.v1.SecretR\x07secrets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n\x13\x44\x65leteSecretRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x16\n\x14\x44\x65leteSecretResponse2\xac\x02\n\rSecretService\x12\x46\n\x0bStoreSecret\x12\x1a.kgw.v1.StoreSecretRequest\x1a\x1b.kgw.v1.StoreSecretResponse\x12@\n\tGetSecret\x12\x18.kgw.v1.GetSecretRequest\x1a\x19.kgw.v1.GetSecretResponse\x12\x46\n\x0bListSecrets\x12\x1a.kgw.v1.ListSecretsRequest\x1a\x1b.kgw.v1.ListSecretsResponse\x12I\n\x0c\x44\x65leteSecret\x12\x1b.kgw.v1.DeleteSecretRequest\x1a\x1c.kgw.v1.DeleteSecretResponseB\x86\x01\n\ncom.kgw.v1B\x0bSecretProtoP\x01Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\xa2\x02\x03KXX\xaa\x02\x06Kgw.V1\xca\x02\x06Kgw\\V1\xe2\x02\x12Kgw\\V1\\GPBMetadata\xea\x02\x07Kgw::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13kgw/v1/secret.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xce\x02\n\x06Secret\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12\x12\n\x04keys\x18\x03 \x03(\tR\x04keys\x12 \n\x0b\x64\x65scription\x18\x04 \x01(\tR\x0b\x64\x65scription\x12;\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12;\n\x0b\x65xpire_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\nexpireTime\x12#\n\rallowed_hosts\x18\x07 \x03(\tR\x0c\x61llowedHosts\x12\'\n\x0f\x61llowed_callers\x18\x08 \x03(\tR\x0e\x61llowedCallers\x12\x18\n\x07\x63reator\x18\t \x01(\tR\x07\x63reator\"\xc3\x02\n\x12StoreSecretRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12-\n\x05value\x18\x02 \x01(\x0b\x32\x17.google.protobuf.StructR\x05value\x12=\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00R\nexpireTime\x12-\n\x03ttl\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationH\x00R\x03ttl\x12 \n\x0b\x64\x65scription\x18\x05 \x01(\tR\x0b\x64\x65scription\x12#\n\rallowed_hosts\x18\x06 \x03(\tR\x0c\x61llowedHosts\x12\'\n\x0f\x61llowed_callers\x18\x07 \x03(\tR\x0e\x61llowedCallersB\x0c\n\nexpiration\"=\n\x13StoreSecretResponse\x12&\n\x06secret\x18\x01 \x01(\x0b\x32\x0e.kgw.v1.SecretR\x06secret\"&\n\x10GetSecretRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\";\n\x11GetSecretResponse\x12&\n\x06secret\x18\x01 \x01(\x0b\x32\x0e.kgw.v1.SecretR\x06secret\"P\n\x12ListSecretsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"g\n\x13ListSecretsResponse\x12(\n\x07secrets\x18\x01 \x03(\x0b\x32\x0e.kgw.v1.SecretR\x07secrets\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\")\n\x13\x44\x65leteSecretRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x16\n\x14\x44\x65leteSecretResponse\"X\n\x19UpdateSecretAccessRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\'\n\x0f\x61llowed_callers\x18\x02 \x03(\tR\x0e\x61llowedCallers\"D\n\x1aUpdateSecretAccessResponse\x12&\n\x06secret\x18\x01 \x01(\x0b\x32\x0e.kgw.v1.SecretR\x06secret2\x89\x03\n\rSecretService\x12\x46\n\x0bStoreSecret\x12\x1a.kgw.v1.StoreSecretRequest\x1a\x1b.kgw.v1.StoreSecretResponse\x12@\n\tGetSecret\x12\x18.kgw.v1.GetSecretRequest\x1a\x19.kgw.v1.GetSecretResponse\x12\x46\n\x0bListSecrets\x12\x1a.kgw.v1.ListSecretsRequest\x1a\x1b.kgw.v1.ListSecretsResponse\x12I\n\x0c\x44\x65leteSecret\x12\x1b.kgw.v1.DeleteSecretRequest\x1a\x1c.kgw.v1.DeleteSecretResponse\x12[\n\x12UpdateSecretAccess\x12!.kgw.v1.UpdateSecretAccessRequest\x1a\".kgw.v1.UpdateSecretAccessResponseB\x86\x01\n\ncom.kgw.v1B\x0bSecretProtoP\x01Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\xa2\x02\x03KXX\xaa\x02\x06Kgw.V1\xca\x02\x06Kgw\\V1\xe2\x02\x12Kgw\\V1\\GPBMetadata\xea\x02\x07Kgw::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,23 +36,27 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\ncom.kgw.v1B\013SecretProtoP\001Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\242\002\003KXX\252\002\006Kgw.V1\312\002\006Kgw\\V1\342\002\022Kgw\\V1\\GPBMetadata\352\002\007Kgw::V1'
   _globals['_SECRET']._serialized_start=127
-  _globals['_SECRET']._serialized_end=394
-  _globals['_STORESECRETREQUEST']._serialized_start=397
-  _globals['_STORESECRETREQUEST']._serialized_end=679
-  _globals['_STORESECRETRESPONSE']._serialized_start=681
-  _globals['_STORESECRETRESPONSE']._serialized_end=742
-  _globals['_GETSECRETREQUEST']._serialized_start=744
-  _globals['_GETSECRETREQUEST']._serialized_end=782
-  _globals['_GETSECRETRESPONSE']._serialized_start=784
-  _globals['_GETSECRETRESPONSE']._serialized_end=843
-  _globals['_LISTSECRETSREQUEST']._serialized_start=845
-  _globals['_LISTSECRETSREQUEST']._serialized_end=925
-  _globals['_LISTSECRETSRESPONSE']._serialized_start=927
-  _globals['_LISTSECRETSRESPONSE']._serialized_end=1030
-  _globals['_DELETESECRETREQUEST']._serialized_start=1032
-  _globals['_DELETESECRETREQUEST']._serialized_end=1073
-  _globals['_DELETESECRETRESPONSE']._serialized_start=1075
-  _globals['_DELETESECRETRESPONSE']._serialized_end=1097
-  _globals['_SECRETSERVICE']._serialized_start=1100
-  _globals['_SECRETSERVICE']._serialized_end=1400
+  _globals['_SECRET']._serialized_end=461
+  _globals['_STORESECRETREQUEST']._serialized_start=464
+  _globals['_STORESECRETREQUEST']._serialized_end=787
+  _globals['_STORESECRETRESPONSE']._serialized_start=789
+  _globals['_STORESECRETRESPONSE']._serialized_end=850
+  _globals['_GETSECRETREQUEST']._serialized_start=852
+  _globals['_GETSECRETREQUEST']._serialized_end=890
+  _globals['_GETSECRETRESPONSE']._serialized_start=892
+  _globals['_GETSECRETRESPONSE']._serialized_end=951
+  _globals['_LISTSECRETSREQUEST']._serialized_start=953
+  _globals['_LISTSECRETSREQUEST']._serialized_end=1033
+  _globals['_LISTSECRETSRESPONSE']._serialized_start=1035
+  _globals['_LISTSECRETSRESPONSE']._serialized_end=1138
+  _globals['_DELETESECRETREQUEST']._serialized_start=1140
+  _globals['_DELETESECRETREQUEST']._serialized_end=1181
+  _globals['_DELETESECRETRESPONSE']._serialized_start=1183
+  _globals['_DELETESECRETRESPONSE']._serialized_end=1205
+  _globals['_UPDATESECRETACCESSREQUEST']._serialized_start=1207
+  _globals['_UPDATESECRETACCESSREQUEST']._serialized_end=1295
+  _globals['_UPDATESECRETACCESSRESPONSE']._serialized_start=1297
+  _globals['_UPDATESECRETACCESSRESPONSE']._serialized_end=1365
+  _globals['_SECRETSERVICE']._serialized_start=1368
+  _globals['_SECRETSERVICE']._serialized_end=1761
 # @@protoc_insertion_point(module_scope)

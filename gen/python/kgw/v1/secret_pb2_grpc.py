@@ -56,6 +56,11 @@ class SecretServiceStub(object):
                 request_serializer=kgw_dot_v1_dot_secret__pb2.DeleteSecretRequest.SerializeToString,
                 response_deserializer=kgw_dot_v1_dot_secret__pb2.DeleteSecretResponse.FromString,
                 _registered_method=True)
+        self.UpdateSecretAccess = channel.unary_unary(
+                '/kgw.v1.SecretService/UpdateSecretAccess',
+                request_serializer=kgw_dot_v1_dot_secret__pb2.UpdateSecretAccessRequest.SerializeToString,
+                response_deserializer=kgw_dot_v1_dot_secret__pb2.UpdateSecretAccessResponse.FromString,
+                _registered_method=True)
 
 
 class SecretServiceServicer(object):
@@ -91,6 +96,15 @@ class SecretServiceServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def UpdateSecretAccess(self, request, context):
+        """UpdateSecretAccess replaces a secret's allowed_callers without storing a
+        new value or version. Needs the secret's creator, `secrets-admin` or
+        `admin`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SecretServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -113,6 +127,11 @@ def add_SecretServiceServicer_to_server(servicer, server):
                     servicer.DeleteSecret,
                     request_deserializer=kgw_dot_v1_dot_secret__pb2.DeleteSecretRequest.FromString,
                     response_serializer=kgw_dot_v1_dot_secret__pb2.DeleteSecretResponse.SerializeToString,
+            ),
+            'UpdateSecretAccess': grpc.unary_unary_rpc_method_handler(
+                    servicer.UpdateSecretAccess,
+                    request_deserializer=kgw_dot_v1_dot_secret__pb2.UpdateSecretAccessRequest.FromString,
+                    response_serializer=kgw_dot_v1_dot_secret__pb2.UpdateSecretAccessResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -225,6 +244,33 @@ class SecretService(object):
             '/kgw.v1.SecretService/DeleteSecret',
             kgw_dot_v1_dot_secret__pb2.DeleteSecretRequest.SerializeToString,
             kgw_dot_v1_dot_secret__pb2.DeleteSecretResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def UpdateSecretAccess(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kgw.v1.SecretService/UpdateSecretAccess',
+            kgw_dot_v1_dot_secret__pb2.UpdateSecretAccessRequest.SerializeToString,
+            kgw_dot_v1_dot_secret__pb2.UpdateSecretAccessResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -26,7 +26,7 @@ from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kgw/v1/workflow.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc0\x03\n\x08Workflow\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\"\n\x05nodes\x18\x04 \x03(\x0b\x32\x0c.kgw.v1.NodeR\x05nodes\x12\x34\n\x0b\x63onnections\x18\x05 \x03(\x0b\x32\x12.kgw.v1.ConnectionR\x0b\x63onnections\x12\x33\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x34\n\x06labels\x18\x07 \x03(\x0b\x32\x1c.kgw.v1.Workflow.LabelsEntryR\x06labels\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\'\n\x0f\x64isable_journal\x18\t \x01(\x08R\x0e\x64isableJournal\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xdb\x01\n\x04Node\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04\x63ode\x18\x02 \x01(\tR\x04\x63ode\x12-\n\x12required_resources\x18\x03 \x03(\tR\x11requiredResources\x12\x33\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12)\n\x05retry\x18\x05 \x01(\x0b\x32\x13.kgw.v1.RetryPolicyR\x05retry\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\"\xd0\x01\n\x0bRetryPolicy\x12!\n\x0cmax_attempts\x18\x01 \x01(\x05R\x0bmaxAttempts\x12\x42\n\x0finitial_backoff\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0einitialBackoff\x12:\n\x0bmax_backoff\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nmaxBackoff\x12\x1e\n\nmultiplier\x18\x04 \x01(\x01R\nmultiplier\"~\n\nConnection\x12\x1b\n\tfrom_node\x18\x01 \x01(\tR\x08\x66romNode\x12\x1f\n\x0b\x66rom_output\x18\x02 \x01(\tR\nfromOutput\x12\x17\n\x07to_node\x18\x03 \x01(\tR\x06toNode\x12\x19\n\x08to_input\x18\x04 \x01(\tR\x07toInput\"\xf1\x02\n\x0fWorkflowSummary\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12%\n\x0elatest_version\x18\x02 \x01(\x05R\rlatestVersion\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\x1d\n\nnode_count\x18\x04 \x01(\x05R\tnodeCount\x12-\n\x12required_resources\x18\x05 \x03(\tR\x11requiredResources\x12;\n\x06labels\x18\x06 \x03(\x0b\x32#.kgw.v1.WorkflowSummary.LabelsEntryR\x06labels\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"G\n\x17RegisterWorkflowRequest\x12,\n\x08workflow\x18\x01 \x01(\x0b\x32\x10.kgw.v1.WorkflowR\x08workflow\"H\n\x18RegisterWorkflowResponse\x12,\n\x08workflow\x18\x01 \x01(\x0b\x32\x10.kgw.v1.WorkflowR\x08workflow\"B\n\x12GetWorkflowRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\"C\n\x13GetWorkflowResponse\x12,\n\x08workflow\x18\x01 \x01(\x0b\x32\x10.kgw.v1.WorkflowR\x08workflow\"R\n\x14ListWorkflowsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"v\n\x15ListWorkflowsResponse\x12\x35\n\tworkflows\x18\x01 \x03(\x0b\x32\x17.kgw.v1.WorkflowSummaryR\tworkflows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65leteWorkflowResponse2\xcf\x02\n\x0fWorkflowService\x12U\n\x10RegisterWorkflow\x12\x1f.kgw.v1.RegisterWorkflowRequest\x1a .kgw.v1.RegisterWorkflowResponse\x12\x46\n\x0bGetWorkflow\x12\x1a.kgw.v1.GetWorkflowRequest\x1a\x1b.kgw.v1.GetWorkflowResponse\x12L\n\rListWorkflows\x12\x1c.kgw.v1.ListWorkflowsRequest\x1a\x1d.kgw.v1.ListWorkflowsResponse\x12O\n\x0e\x44\x65leteWorkflow\x12\x1d.kgw.v1.DeleteWorkflowRequest\x1a\x1e.kgw.v1.DeleteWorkflowResponseB\x88\x01\n\ncom.kgw.v1B\rWorkflowProtoP\x01Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\xa2\x02\x03KXX\xaa\x02\x06Kgw.V1\xca\x02\x06Kgw\\V1\xe2\x02\x12Kgw\\V1\\GPBMetadata\xea\x02\x07Kgw::V1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15kgw/v1/workflow.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x04\n\x08Workflow\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\"\n\x05nodes\x18\x04 \x03(\x0b\x32\x0c.kgw.v1.NodeR\x05nodes\x12\x34\n\x0b\x63onnections\x18\x05 \x03(\x0b\x32\x12.kgw.v1.ConnectionR\x0b\x63onnections\x12\x33\n\x07timeout\x18\x06 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12\x34\n\x06labels\x18\x07 \x03(\x0b\x32\x1c.kgw.v1.Workflow.LabelsEntryR\x06labels\x12;\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\'\n\x0f\x64isable_journal\x18\t \x01(\x08R\x0e\x64isableJournal\x12\'\n\x0f\x61llowed_callers\x18\n \x03(\tR\x0e\x61llowedCallers\x12\x18\n\x07\x63reator\x18\x0b \x01(\tR\x07\x63reator\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"\xdb\x01\n\x04Node\x12\x0e\n\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n\x04\x63ode\x18\x02 \x01(\tR\x04\x63ode\x12-\n\x12required_resources\x18\x03 \x03(\tR\x11requiredResources\x12\x33\n\x07timeout\x18\x04 \x01(\x0b\x32\x19.google.protobuf.DurationR\x07timeout\x12)\n\x05retry\x18\x05 \x01(\x0b\x32\x13.kgw.v1.RetryPolicyR\x05retry\x12 \n\x0b\x64\x65scription\x18\x06 \x01(\tR\x0b\x64\x65scription\"\xd0\x01\n\x0bRetryPolicy\x12!\n\x0cmax_attempts\x18\x01 \x01(\x05R\x0bmaxAttempts\x12\x42\n\x0finitial_backoff\x18\x02 \x01(\x0b\x32\x19.google.protobuf.DurationR\x0einitialBackoff\x12:\n\x0bmax_backoff\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationR\nmaxBackoff\x12\x1e\n\nmultiplier\x18\x04 \x01(\x01R\nmultiplier\"~\n\nConnection\x12\x1b\n\tfrom_node\x18\x01 \x01(\tR\x08\x66romNode\x12\x1f\n\x0b\x66rom_output\x18\x02 \x01(\tR\nfromOutput\x12\x17\n\x07to_node\x18\x03 \x01(\tR\x06toNode\x12\x19\n\x08to_input\x18\x04 \x01(\tR\x07toInput\"\x8b\x03\n\x0fWorkflowSummary\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12%\n\x0elatest_version\x18\x02 \x01(\x05R\rlatestVersion\x12 \n\x0b\x64\x65scription\x18\x03 \x01(\tR\x0b\x64\x65scription\x12\x1d\n\nnode_count\x18\x04 \x01(\x05R\tnodeCount\x12-\n\x12required_resources\x18\x05 \x03(\tR\x11requiredResources\x12;\n\x06labels\x18\x06 \x03(\x0b\x32#.kgw.v1.WorkflowSummary.LabelsEntryR\x06labels\x12;\n\x0b\x63reate_time\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\ncreateTime\x12\x18\n\x07\x63reator\x18\x08 \x01(\tR\x07\x63reator\x1a\x39\n\x0bLabelsEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\"l\n\x17RegisterWorkflowRequest\x12,\n\x08workflow\x18\x01 \x01(\x0b\x32\x10.kgw.v1.WorkflowR\x08workflow\x12#\n\rvalidate_only\x18\x02 \x01(\x08R\x0cvalidateOnly\"H\n\x18RegisterWorkflowResponse\x12,\n\x08workflow\x18\x01 \x01(\x0b\x32\x10.kgw.v1.WorkflowR\x08workflow\"B\n\x12GetWorkflowRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n\x07version\x18\x02 \x01(\x05R\x07version\"C\n\x13GetWorkflowResponse\x12,\n\x08workflow\x18\x01 \x01(\x0b\x32\x10.kgw.v1.WorkflowR\x08workflow\"R\n\x14ListWorkflowsRequest\x12\x1b\n\tpage_size\x18\x01 \x01(\x05R\x08pageSize\x12\x1d\n\npage_token\x18\x02 \x01(\tR\tpageToken\"v\n\x15ListWorkflowsResponse\x12\x35\n\tworkflows\x18\x01 \x03(\x0b\x32\x17.kgw.v1.WorkflowSummaryR\tworkflows\x12&\n\x0fnext_page_token\x18\x02 \x01(\tR\rnextPageToken\"+\n\x15\x44\x65leteWorkflowRequest\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\"\x18\n\x16\x44\x65leteWorkflowResponse2\xcf\x02\n\x0fWorkflowService\x12U\n\x10RegisterWorkflow\x12\x1f.kgw.v1.RegisterWorkflowRequest\x1a .kgw.v1.RegisterWorkflowResponse\x12\x46\n\x0bGetWorkflow\x12\x1a.kgw.v1.GetWorkflowRequest\x1a\x1b.kgw.v1.GetWorkflowResponse\x12L\n\rListWorkflows\x12\x1c.kgw.v1.ListWorkflowsRequest\x1a\x1d.kgw.v1.ListWorkflowsResponse\x12O\n\x0e\x44\x65leteWorkflow\x12\x1d.kgw.v1.DeleteWorkflowRequest\x1a\x1e.kgw.v1.DeleteWorkflowResponseB\x88\x01\n\ncom.kgw.v1B\rWorkflowProtoP\x01Z2github.com/kailash-gateway/kgw/gen/go/kgw/v1;kgwv1\xa2\x02\x03KXX\xaa\x02\x06Kgw.V1\xca\x02\x06Kgw\\V1\xe2\x02\x12Kgw\\V1\\GPBMetadata\xea\x02\x07Kgw::V1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,35 +39,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WORKFLOWSUMMARY_LABELSENTRY']._loaded_options = None
   _globals['_WORKFLOWSUMMARY_LABELSENTRY']._serialized_options = b'8\001'
   _globals['_WORKFLOW']._serialized_start=99
-  _globals['_WORKFLOW']._serialized_end=547
-  _globals['_WORKFLOW_LABELSENTRY']._serialized_start=490
-  _globals['_WORKFLOW_LABELSENTRY']._serialized_end=547
-  _globals['_NODE']._serialized_start=550
-  _globals['_NODE']._serialized_end=769
-  _globals['_RETRYPOLICY']._serialized_start=772
-  _globals['_RETRYPOLICY']._serialized_end=980
-  _globals['_CONNECTION']._serialized_start=982
-  _globals['_CONNECTION']._serialized_end=1108
-  _globals['_WORKFLOWSUMMARY']._serialized_start=1111
-  _globals['_WORKFLOWSUMMARY']._serialized_end=1480
-  _globals['_WORKFLOWSUMMARY_LABELSENTRY']._serialized_start=490
-  _globals['_WORKFLOWSUMMARY_LABELSENTRY']._serialized_end=547
-  _globals['_REGISTERWORKFLOWREQUEST']._serialized_start=1482
-  _globals['_REGISTERWORKFLOWREQUEST']._serialized_end=1553
-  _globals['_REGISTERWORKFLOWRESPONSE']._serialized_start=1555
-  _globals['_REGISTERWORKFLOWRESPONSE']._serialized_end=1627
-  _globals['_GETWORKFLOWREQUEST']._serialized_start=1629
-  _globals['_GETWORKFLOWREQUEST']._serialized_end=1695
-  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1697
-  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1764
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1766
-  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1848
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1850
-  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=1968
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=1970
-  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=2013
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=2015
-  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=2039
-  _globals['_WORKFLOWSERVICE']._serialized_start=2042
-  _globals['_WORKFLOWSERVICE']._serialized_end=2377
+  _globals['_WORKFLOW']._serialized_end=614
+  _globals['_WORKFLOW_LABELSENTRY']._serialized_start=557
+  _globals['_WORKFLOW_LABELSENTRY']._serialized_end=614
+  _globals['_NODE']._serialized_start=617
+  _globals['_NODE']._serialized_end=836
+  _globals['_RETRYPOLICY']._serialized_start=839
+  _globals['_RETRYPOLICY']._serialized_end=1047
+  _globals['_CONNECTION']._serialized_start=1049
+  _globals['_CONNECTION']._serialized_end=1175
+  _globals['_WORKFLOWSUMMARY']._serialized_start=1178
+  _globals['_WORKFLOWSUMMARY']._serialized_end=1573
+  _globals['_WORKFLOWSUMMARY_LABELSENTRY']._serialized_start=557
+  _globals['_WORKFLOWSUMMARY_LABELSENTRY']._serialized_end=614
+  _globals['_REGISTERWORKFLOWREQUEST']._serialized_start=1575
+  _globals['_REGISTERWORKFLOWREQUEST']._serialized_end=1683
+  _globals['_REGISTERWORKFLOWRESPONSE']._serialized_start=1685
+  _globals['_REGISTERWORKFLOWRESPONSE']._serialized_end=1757
+  _globals['_GETWORKFLOWREQUEST']._serialized_start=1759
+  _globals['_GETWORKFLOWREQUEST']._serialized_end=1825
+  _globals['_GETWORKFLOWRESPONSE']._serialized_start=1827
+  _globals['_GETWORKFLOWRESPONSE']._serialized_end=1894
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_start=1896
+  _globals['_LISTWORKFLOWSREQUEST']._serialized_end=1978
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_start=1980
+  _globals['_LISTWORKFLOWSRESPONSE']._serialized_end=2098
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_start=2100
+  _globals['_DELETEWORKFLOWREQUEST']._serialized_end=2143
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_start=2145
+  _globals['_DELETEWORKFLOWRESPONSE']._serialized_end=2169
+  _globals['_WORKFLOWSERVICE']._serialized_start=2172
+  _globals['_WORKFLOWSERVICE']._serialized_end=2507
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Workflow(_message.Message):
-    __slots__ = ("name", "version", "description", "nodes", "connections", "timeout", "labels", "create_time", "disable_journal")
+    __slots__ = ("name", "version", "description", "nodes", "connections", "timeout", "labels", "create_time", "disable_journal", "allowed_callers", "creator")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -28,6 +28,8 @@ class Workflow(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
     DISABLE_JOURNAL_FIELD_NUMBER: _ClassVar[int]
+    ALLOWED_CALLERS_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     description: str
@@ -37,7 +39,9 @@ class Workflow(_message.Message):
     labels: _containers.ScalarMap[str, str]
     create_time: _timestamp_pb2.Timestamp
     disable_journal: bool
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[Connection, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disable_journal: bool = ...) -> None: ...
+    allowed_callers: _containers.RepeatedScalarFieldContainer[str]
+    creator: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., description: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[Node, _Mapping]]] = ..., connections: _Optional[_Iterable[_Union[Connection, _Mapping]]] = ..., timeout: _Optional[_Union[datetime.timedelta, _duration_pb2.Duration, _Mapping]] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., disable_journal: bool = ..., allowed_callers: _Optional[_Iterable[str]] = ..., creator: _Optional[str] = ...) -> None: ...
 
 class Node(_message.Message):
     __slots__ = ("id", "code", "required_resources", "timeout", "retry", "description")
@@ -80,7 +84,7 @@ class Connection(_message.Message):
     def __init__(self, from_node: _Optional[str] = ..., from_output: _Optional[str] = ..., to_node: _Optional[str] = ..., to_input: _Optional[str] = ...) -> None: ...
 
 class WorkflowSummary(_message.Message):
-    __slots__ = ("name", "latest_version", "description", "node_count", "required_resources", "labels", "create_time")
+    __slots__ = ("name", "latest_version", "description", "node_count", "required_resources", "labels", "create_time", "creator")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +99,7 @@ class WorkflowSummary(_message.Message):
     REQUIRED_RESOURCES_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     CREATE_TIME_FIELD_NUMBER: _ClassVar[int]
+    CREATOR_FIELD_NUMBER: _ClassVar[int]
     name: str
     latest_version: int
     description: str
@@ -102,13 +107,16 @@ class WorkflowSummary(_message.Message):
     required_resources: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.ScalarMap[str, str]
     create_time: _timestamp_pb2.Timestamp
-    def __init__(self, name: _Optional[str] = ..., latest_version: _Optional[int] = ..., description: _Optional[str] = ..., node_count: _Optional[int] = ..., required_resources: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    creator: str
+    def __init__(self, name: _Optional[str] = ..., latest_version: _Optional[int] = ..., description: _Optional[str] = ..., node_count: _Optional[int] = ..., required_resources: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., creator: _Optional[str] = ...) -> None: ...
 
 class RegisterWorkflowRequest(_message.Message):
-    __slots__ = ("workflow",)
+    __slots__ = ("workflow", "validate_only")
     WORKFLOW_FIELD_NUMBER: _ClassVar[int]
+    VALIDATE_ONLY_FIELD_NUMBER: _ClassVar[int]
     workflow: Workflow
-    def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ...) -> None: ...
+    validate_only: bool
+    def __init__(self, workflow: _Optional[_Union[Workflow, _Mapping]] = ..., validate_only: bool = ...) -> None: ...
 
 class RegisterWorkflowResponse(_message.Message):
     __slots__ = ("workflow",)

@@ -94,6 +94,14 @@ export declare type Execution = Message<"kgw.v1.Execution"> & {
    * @generated from field: string idempotency_key = 11;
    */
   idempotencyKey: string;
+
+  /**
+   * Principal of the caller that started the execution (`local` under
+   * `--auth none`).
+   *
+   * @generated from field: string caller = 12;
+   */
+  caller: string;
 };
 
 /**
@@ -1019,6 +1027,14 @@ export declare type ListExecutionsRequest = Message<"kgw.v1.ListExecutionsReques
    * @generated from field: kgw.v1.ExecutionView view = 5;
    */
   view: ExecutionView;
+
+  /**
+   * Only executions started by this principal, when set. Callers with only
+   * the `executor` role see their own executions whatever this says.
+   *
+   * @generated from field: string caller = 6;
+   */
+  caller: string;
 };
 
 /**

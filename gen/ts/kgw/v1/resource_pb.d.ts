@@ -94,6 +94,23 @@ export declare type Resource = Message<"kgw.v1.Resource"> & {
    * @generated from field: google.protobuf.Timestamp update_time = 4;
    */
   updateTime?: Timestamp | undefined;
+
+  /**
+   * Callers that may reference the resource in an execution or CheckResource,
+   * besides its creator and admins: principal patterns or `role:<name>`.
+   * Empty means the creator and admins only.
+   *
+   * @generated from field: repeated string allowed_callers = 5;
+   */
+  allowedCallers: string[];
+
+  /**
+   * Principal that first created the resource; empty for resources created
+   * before access control existed (usable by `admin` and `secrets-admin`).
+   *
+   * @generated from field: string creator = 6;
+   */
+  creator: string;
 };
 
 /**
@@ -232,6 +249,15 @@ export declare type PutResourceRequest = Message<"kgw.v1.PutResourceRequest"> & 
    * @generated from field: kgw.v1.ResourceSpec spec = 2;
    */
   spec?: ResourceSpec | undefined;
+
+  /**
+   * Callers that may use the resource besides its creator and admins (see
+   * Resource.allowed_callers). A non-empty list replaces the resource's
+   * list; an empty one keeps it.
+   *
+   * @generated from field: repeated string allowed_callers = 3;
+   */
+  allowedCallers: string[];
 };
 
 /**

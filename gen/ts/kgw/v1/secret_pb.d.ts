@@ -66,6 +66,24 @@ export declare type Secret = Message<"kgw.v1.Secret"> & {
    * @generated from field: repeated string allowed_hosts = 7;
    */
   allowedHosts: string[];
+
+  /**
+   * Callers that may reference the secret in an execution, a named resource
+   * or CheckResource, besides its creator and admins: principal patterns
+   * (`spiffe://mesh/ns/payments/*`, `key:abc`) or `role:<name>`. Empty means
+   * the creator and admins only.
+   *
+   * @generated from field: repeated string allowed_callers = 8;
+   */
+  allowedCallers: string[];
+
+  /**
+   * Principal that first stored the secret; empty for secrets stored before
+   * access control existed (usable by `admin` and `secrets-admin` only).
+   *
+   * @generated from field: string creator = 9;
+   */
+  creator: string;
 };
 
 /**
@@ -130,6 +148,15 @@ export declare type StoreSecretRequest = Message<"kgw.v1.StoreSecretRequest"> & 
    * @generated from field: repeated string allowed_hosts = 6;
    */
   allowedHosts: string[];
+
+  /**
+   * Callers that may use the secret besides its creator and admins (see
+   * Secret.allowed_callers). A non-empty list replaces the secret's list;
+   * an empty one keeps it (use UpdateSecretAccess to clear it).
+   *
+   * @generated from field: repeated string allowed_callers = 7;
+   */
+  allowedCallers: string[];
 };
 
 /**
@@ -287,6 +314,54 @@ export declare type DeleteSecretResponse = Message<"kgw.v1.DeleteSecretResponse"
 export declare const DeleteSecretResponseSchema: GenMessage<DeleteSecretResponse>;
 
 /**
+ * UpdateSecretAccessRequest is the request of UpdateSecretAccess.
+ *
+ * @generated from message kgw.v1.UpdateSecretAccessRequest
+ */
+export declare type UpdateSecretAccessRequest = Message<"kgw.v1.UpdateSecretAccessRequest"> & {
+  /**
+   * Name of the secret.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The new list of callers that may use it (replaces the old one; empty
+   * means the creator and admins only).
+   *
+   * @generated from field: repeated string allowed_callers = 2;
+   */
+  allowedCallers: string[];
+};
+
+/**
+ * Describes the message kgw.v1.UpdateSecretAccessRequest.
+ * Use `create(UpdateSecretAccessRequestSchema)` to create a new message.
+ */
+export declare const UpdateSecretAccessRequestSchema: GenMessage<UpdateSecretAccessRequest>;
+
+/**
+ * UpdateSecretAccessResponse is the response of UpdateSecretAccess.
+ *
+ * @generated from message kgw.v1.UpdateSecretAccessResponse
+ */
+export declare type UpdateSecretAccessResponse = Message<"kgw.v1.UpdateSecretAccessResponse"> & {
+  /**
+   * Metadata of the latest version, with the new allowed_callers.
+   *
+   * @generated from field: kgw.v1.Secret secret = 1;
+   */
+  secret?: Secret | undefined;
+};
+
+/**
+ * Describes the message kgw.v1.UpdateSecretAccessResponse.
+ * Use `create(UpdateSecretAccessResponseSchema)` to create a new message.
+ */
+export declare const UpdateSecretAccessResponseSchema: GenMessage<UpdateSecretAccessResponse>;
+
+/**
  * SecretService stores credentials encrypted in the gateway. No RPC ever
  * returns a secret value: reads return metadata only.
  *
@@ -332,6 +407,18 @@ export declare const SecretService: GenService<{
     methodKind: "unary";
     input: typeof DeleteSecretRequestSchema;
     output: typeof DeleteSecretResponseSchema;
+  },
+  /**
+   * UpdateSecretAccess replaces a secret's allowed_callers without storing a
+   * new value or version. Needs the secret's creator, `secrets-admin` or
+   * `admin`.
+   *
+   * @generated from rpc kgw.v1.SecretService.UpdateSecretAccess
+   */
+  updateSecretAccess: {
+    methodKind: "unary";
+    input: typeof UpdateSecretAccessRequestSchema;
+    output: typeof UpdateSecretAccessResponseSchema;
   },
 }>;
 

@@ -81,6 +81,25 @@ export declare type Workflow = Message<"kgw.v1.Workflow"> & {
    * @generated from field: bool disable_journal = 9;
    */
   disableJournal: boolean;
+
+  /**
+   * Callers that may execute the workflow: principal patterns or
+   * `role:<name>`. Empty means every caller whose role may execute
+   * (`executor`, `developer`, `admin`). On registration a non-empty list
+   * replaces the workflow's list (for all versions); an empty one keeps it.
+   *
+   * @generated from field: repeated string allowed_callers = 10;
+   */
+  allowedCallers: string[];
+
+  /**
+   * Principal that registered the first version. Output only. A new version
+   * or a delete needs the creator or an admin; empty for workflows registered
+   * before access control existed.
+   *
+   * @generated from field: string creator = 11;
+   */
+  creator: string;
 };
 
 /**
@@ -282,6 +301,13 @@ export declare type WorkflowSummary = Message<"kgw.v1.WorkflowSummary"> & {
    * @generated from field: google.protobuf.Timestamp create_time = 7;
    */
   createTime?: Timestamp | undefined;
+
+  /**
+   * Principal that registered the first version.
+   *
+   * @generated from field: string creator = 8;
+   */
+  creator: string;
 };
 
 /**
@@ -302,6 +328,15 @@ export declare type RegisterWorkflowRequest = Message<"kgw.v1.RegisterWorkflowRe
    * @generated from field: kgw.v1.Workflow workflow = 1;
    */
   workflow?: Workflow | undefined;
+
+  /**
+   * Run every check of a registration (including the caller's permission to
+   * register it) and answer as RegisterWorkflow would, without storing
+   * anything: the response's workflow has version 0 and no create_time.
+   *
+   * @generated from field: bool validate_only = 2;
+   */
+  validateOnly: boolean;
 };
 
 /**
