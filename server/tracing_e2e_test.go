@@ -206,7 +206,7 @@ func TestTracingStartExecutionLinks(t *testing.T) {
 	}
 }
 
-// TestTracingResourceCalls: a node's database query and HTTP request are
+// TestTracingResourceCalls: a node's database query, Redis command and HTTP request are
 // client spans under its RunNode span, in the caller's trace, and the
 // HTTP upstream receives a traceparent of that trace.
 func TestTracingResourceCalls(t *testing.T) {
@@ -222,22 +222,25 @@ func TestTracingResourceCalls(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	s := startStack(t, stackOptions{tracing: true})
-	s.register(t, &kgwv1.Workflow{Name: "calls", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db", "api"}, Code: `
+	rd := testenv.Redis(t)
+	s.register(t, &kgwv1.Workflow{Name: "calls", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db", "api", "cache"}, Code: `
 v = get_resource("db").fetchval("SELECT 41 + 1")
+get_resource("cache").set("traced-key", "v")
 r = get_resource("api").get("/ping")
 result = {"v": v, "status": r.status_code}`}}})
 	const traceID = "5bf92f3577b34da6a3ce929d0e0e4737"
 	ctx := metadata.AppendToOutgoingContext(t.Context(), "traceparent", "00-"+traceID+"-00f067aa0ba902b8-01")
 	resp, err := s.ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "calls", Resources: map[string]*kgwv1.ResourceSpec{
-		"db":  db.spec(t, nil),
-		"api": {Type: "http_client", Config: params(t, map[string]any{"base_url": up.URL})},
+		"db":    db.spec(t, nil),
+		"api":   {Type: "http_client", Config: params(t, map[string]any{"base_url": up.URL})},
+		"cache": {Type: "cache", Config: params(t, map[string]any{"host": "127.0.0.1", "port": rd.Port})},
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustComplete(t, resp.GetExecution())
 
-	var node, query, call *tracepb.Span
+	var node, query, call, cmd *tracepb.Span
 	eventually(t, "the spans", func() string {
 		for _, sp := range recv.all() {
 			switch sp.GetName() {
@@ -247,14 +250,16 @@ result = {"v": v, "status": r.status_code}`}}})
 				query = sp
 			case "HTTP GET":
 				call = sp
+			case "redis SET":
+				cmd = sp
 			}
 		}
-		if node == nil || query == nil || call == nil {
+		if node == nil || query == nil || call == nil || cmd == nil {
 			return "missing spans"
 		}
 		return ""
 	})
-	for _, sp := range []*tracepb.Span{query, call} {
+	for _, sp := range []*tracepb.Span{query, call, cmd} {
 		if hex.EncodeToString(sp.GetTraceId()) != traceID || string(sp.GetParentSpanId()) != string(node.GetSpanId()) ||
 			sp.GetKind() != tracepb.Span_SPAN_KIND_CLIENT {
 			t.Errorf("span %s: trace %x parent %x kind %v, want a client span under RunNode in trace %s",
