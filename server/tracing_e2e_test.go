@@ -51,7 +51,11 @@ func (r *otlpReceiver) all() []*tracepb.Span {
 // startTracing runs an OTLP receiver on 127.0.0.1 and installs, for the
 // test, a global tracer provider exporting to it synchronously and the W3C
 // propagator.
-func startTracing(t *testing.T) *otlpReceiver {
+func startTracing(t testing.TB) *otlpReceiver { return startTracingWith(t, sdktrace.WithSyncer) }
+
+// startTracingWith is startTracing with the span processor of register
+// (sdktrace.WithSyncer or, as the gateway uses, WithBatcher).
+func startTracingWith(t testing.TB, register func(sdktrace.SpanExporter) sdktrace.TracerProviderOption) *otlpReceiver {
 	t.Helper()
 	recv := &otlpReceiver{}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -66,7 +70,7 @@ func startTracing(t *testing.T) *otlpReceiver {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	tp := sdktrace.NewTracerProvider(register(exp))
 	prevTP, prevProp := otel.GetTracerProvider(), otel.GetTextMapPropagator()
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
