@@ -23,6 +23,13 @@ var (
 	// ErrNotLocal reports an unfinished execution that this process does not
 	// run (another replica owns it, or it awaits recovery).
 	ErrNotLocal = errors.New("execution is not running in this process")
+	// ErrFenced ends a run that this process lost: another process claimed
+	// the execution (the store refused a journal write carrying this
+	// process's epoch, store.ErrFenced), or this process could not renew
+	// its lease in time (Config.StaleAfter) and stopped its runs itself.
+	// A fenced run reports no result: the process that holds the
+	// execution now finishes it.
+	ErrFenced = errors.New("execution taken over by another gateway process")
 	// ErrIdempotencyMismatch reports a request whose idempotency key
 	// names an execution that a different request started (see
 	// Request.Fingerprint). The error is an *IdempotencyMismatchError.

@@ -46,11 +46,34 @@ func (r *run) commitLocked(ev *store.Event, nodes []int, header bool, wait chan 
 func (r *run) journalled(ev *store.Event, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.fenced || errors.Is(err, store.ErrFenced) {
+		// The store refused the write: another process holds the
+		// execution. The event is not published and the run stops.
+		r.fenceLocked()
+		return
+	}
 	if err != nil && r.err == nil {
 		r.err = fmt.Errorf("journal execution %s: %w", r.id, err)
 		r.e.log.Error("journal write failed; execution state is not durable", "execution_id", r.id, "error", err)
 	}
 	r.publishLocked(ev)
+}
+
+// fenceLocked ends a run this process lost (ErrFenced): its attempts are
+// cancelled, its subscribers end with ErrFenced, and it publishes, journals
+// and reports nothing more.
+func (r *run) fenceLocked() {
+	if r.fenced {
+		return
+	}
+	r.fenced = true
+	r.err = fmt.Errorf("execution %s: %w", r.id, ErrFenced)
+	r.e.log.Warn("execution taken over by another gateway process; stopping it here",
+		"execution_id", r.id, "epoch", r.x.Epoch)
+	if !r.ended {
+		r.endedLocked(r.err)
+	}
+	r.cancel(ErrFenced)
 }
 
 // publishLocked appends ev to the history and hands it to the subscribers.

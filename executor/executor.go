@@ -2,10 +2,12 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -101,16 +103,23 @@ type Config struct {
 	// limit. The caller creates it and closes it after Close.
 	Watchdog *node.Watchdog
 	// Owner identifies this process in the journal (Execution.Owner) and
-	// in heartbeats. It must be unique per process and must differ from
-	// the owner of any earlier process on the same store; the default
-	// (host name, process id and a random part) is.
+	// in heartbeats: its replica name. It must be unique among the live
+	// processes on the store; the default (host name, process id and a
+	// random part) is. A process started under the owner of an earlier
+	// one takes that one's unfinished executions back at its first
+	// Recover (store.ReclaimExecutions), so two live processes must never
+	// share it.
 	Owner string
 	// HeartbeatInterval is how often the Executor records in the store
 	// that its owner is alive (default 5 s). Heart-beating starts in New.
 	HeartbeatInterval time.Duration
 	// StaleAfter is how long an owner may go without a heartbeat before
-	// other processes take over its unfinished executions (default 30 s).
-	// It must be well above HeartbeatInterval.
+	// other processes take over its unfinished executions (default 30 s):
+	// the lease timeout. It must be well above HeartbeatInterval. A
+	// process whose heartbeats have all failed for StaleAfter minus one
+	// HeartbeatInterval stops its runs itself (ErrFenced) and is not
+	// Ready until a heartbeat succeeds again; it then releases those
+	// executions so that any process resumes them.
 	StaleAfter time.Duration
 	// RecoveryInterval is how often, after Recover, the Executor looks for
 	// unfinished executions of stale owners (default 15 s).
@@ -228,6 +237,9 @@ type Executor struct {
 	beating    chan struct{} // closed after the first heartbeat attempt
 	recovering sync.Once     // starts the maintenance loop
 	firstPass  bool          // guarded by mu: the first Recover has claimed
+	// leaseLost is set while this process cannot renew its lease (see
+	// heartbeatLoop): it has stopped its runs and is not ready.
+	leaseLost atomic.Bool
 
 	mu     sync.Mutex
 	closed bool
@@ -314,6 +326,10 @@ func New(cfg Config) *Executor {
 		e.journal = newJournal(e.st, e.log, cfg.Observer)
 		e.loops.Add(1)
 		go e.heartbeatLoop()
+		if relay, ok := e.st.(store.CancelRelay); ok {
+			e.loops.Add(1)
+			go e.listenCancels(relay)
+		}
 	} else {
 		close(e.beating)
 	}
@@ -346,7 +362,12 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 	if r == nil { // attached to an execution this process does not run
 		return e.waitStored(ctx, id)
 	}
-	return r.wait(ctx)
+	x, err := r.wait(ctx)
+	if errors.Is(err, ErrFenced) {
+		// Lost to another process: wait for the end it journals.
+		return e.waitStored(ctx, id)
+	}
+	return x, err
 }
 
 // Start starts req and returns the execution id at once. The run belongs to
@@ -379,7 +400,10 @@ func (e *Executor) Get(ctx context.Context, id string) (*store.Execution, error)
 // Cancel cancels a running execution and waits until it has ended (running
 // nodes see their context cancelled; the status becomes CANCELLED), or until
 // ctx ends. Cancelling a finished execution returns it unchanged. An
-// unfinished execution run by another process gives ErrNotLocal. As with
+// unfinished execution run by another process is cancelled through the
+// store when it relays cancel requests (store.CancelRelay, PostgreSQL):
+// Cancel then waits until the store shows it ended; other stores give
+// ErrNotLocal. As with
 // Execute, the returned execution must not be modified.
 func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, error) {
 	if r := e.lookup(id); r != nil {
@@ -390,10 +414,59 @@ func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, err
 	if err != nil {
 		return nil, fmt.Errorf("cancel: %w", err)
 	}
-	if !x.Status.Terminal() {
+	if x.Status.Terminal() {
+		return x, nil
+	}
+	relay, ok := e.st.(store.CancelRelay)
+	if !ok {
 		return x, fmt.Errorf("cancel execution %s: %w", id, ErrNotLocal)
 	}
-	return x, nil
+	return e.cancelRemote(ctx, relay, id)
+}
+
+// cancelRemote asks the process that runs execution id to cancel it
+// (store.CancelRelay) and waits until the store shows it ended. The
+// request is repeated every second, so that a lost notification or a
+// takeover by another process delays the cancel but does not lose it.
+func (e *Executor) cancelRemote(ctx context.Context, relay store.CancelRelay, id string) (*store.Execution, error) {
+	poll := time.NewTicker(20 * time.Millisecond)
+	defer poll.Stop()
+	var sent time.Time
+	for {
+		if r := e.lookup(id); r != nil { // taken over by this process meanwhile
+			r.cancel(errCancelled)
+			return r.wait(ctx)
+		}
+		if time.Since(sent) >= time.Second {
+			if err := relay.RequestCancel(ctx, id); err != nil {
+				return nil, fmt.Errorf("cancel execution %s: %w", id, err)
+			}
+			sent = time.Now()
+		}
+		select {
+		case <-poll.C:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("cancel execution %s: %w", id, ctx.Err())
+		}
+		x, err := e.st.GetExecution(ctx, id)
+		if err != nil {
+			return nil, fmt.Errorf("cancel: %w", err)
+		}
+		if x.Status.Terminal() {
+			return x, nil
+		}
+	}
+}
+
+// listenCancels cancels the local runs named by cancel requests from
+// other processes until Close.
+func (e *Executor) listenCancels(relay store.CancelRelay) {
+	defer e.loops.Done()
+	_ = relay.ListenCancels(e.loopCtx, func(id string) {
+		if r := e.lookup(id); r != nil {
+			r.cancel(errCancelled)
+		}
+	})
 }
 
 // Close stops accepting work (Start then fails with ErrClosed), stops the
@@ -652,9 +725,25 @@ func (e *Executor) lookup(id string) *run {
 }
 
 // finished moves r from the live runs to the ring of recent ones.
+// A fenced run is forgotten at once instead: another process holds its
+// execution, and Get, Subscribe and waiters must follow that one through
+// the store.
 func (e *Executor) finished(r *run) {
+	r.mu.Lock()
+	fenced := r.fenced
+	r.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if fenced {
+		if e.runs[r.id] == r {
+			delete(e.runs, r.id)
+		}
+		if r.key != "" && e.byKey[r.key] == r {
+			delete(e.byKey, r.key)
+		}
+		e.uncountLocked(r)
+		return
+	}
 	e.uncountLocked(r)
 	e.recent = append(e.recent, r)
 	if len(e.recent) <= recentRuns {

@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -124,6 +125,23 @@ func (j *journal) loop() {
 // not fail the others.
 func (j *journal) write(items []*journalItem) {
 	err := j.writeBatch(items)
+	var fe *store.FencedError
+	if errors.As(err, &fe) {
+		// The rest of the batch is committed; only the fenced executions'
+		// writes were refused.
+		lost := make(map[string]bool, len(fe.IDs))
+		for _, id := range fe.IDs {
+			lost[id] = true
+		}
+		for _, it := range items {
+			if lost[it.run.id] {
+				j.finish(it, err)
+			} else {
+				j.finish(it, nil)
+			}
+		}
+		return
+	}
 	if err != nil && len(items) > 1 {
 		for _, it := range items {
 			j.finish(it, j.writeBatch([]*journalItem{it}))
@@ -256,6 +274,20 @@ func (j *journal) writeBatch(items []*journalItem) error {
 				b.Events = append(b.Events, it.event)
 			}
 		}
+	}
+	// Every write of an execution not created by this batch carries the
+	// epoch under which this process holds it (fencing).
+	for _, it := range items {
+		if it.create != nil {
+			continue
+		}
+		if b.Epochs == nil {
+			b.Epochs = make(map[string]int64)
+		}
+		b.Epochs[it.run.id] = it.run.epoch()
+	}
+	for _, c := range b.Creates {
+		delete(b.Epochs, c.ID)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()

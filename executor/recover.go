@@ -29,15 +29,37 @@ func defaultOwner() string {
 
 // heartbeatLoop records every Config.HeartbeatInterval that the owner is
 // alive, starting at once; beating is closed after the first attempt.
+// When no heartbeat has succeeded for the lease timeout (StaleAfter) minus
+// one interval, other processes may be about to take the executions over:
+// the process fences itself (selfFence) and is not Ready until a
+// heartbeat succeeds again.
 func (e *Executor) heartbeatLoop() {
 	defer e.loops.Done()
 	t := time.NewTicker(e.cfg.HeartbeatInterval)
 	defer t.Stop()
 	first := true
+	lastOK := time.Now()
+	var lost []store.Execution // headers of the runs stopped by selfFence
 	for {
-		if err := e.heartbeat(e.loopCtx); err != nil && e.loopCtx.Err() == nil {
+		began := time.Now()
+		err := e.heartbeat(e.loopCtx)
+		switch {
+		case err == nil:
+			lastOK = began
+			if e.leaseLost.Load() {
+				lost = e.releaseLost(lost)
+				if len(lost) == 0 {
+					e.leaseLost.Store(false)
+					e.log.Info("executor lease renewed; ready again", "owner", e.cfg.Owner)
+				}
+			}
+		case e.loopCtx.Err() == nil:
 			e.log.Error("executor heartbeat failed; other replicas may take over this process's executions",
 				"owner", e.cfg.Owner, "error", err)
+			if time.Since(lastOK) >= e.cfg.StaleAfter-e.cfg.HeartbeatInterval && !e.leaseLost.Load() {
+				e.leaseLost.Store(true)
+				lost = append(lost, e.selfFence()...)
+			}
 		}
 		if first {
 			close(e.beating)
@@ -49,6 +71,57 @@ func (e *Executor) heartbeatLoop() {
 			return
 		}
 	}
+}
+
+// Ready reports whether the Executor holds its lease: false while it
+// cannot renew it (see Config.StaleAfter).
+func (e *Executor) Ready() bool { return !e.leaseLost.Load() }
+
+// selfFence stops every durable run with ErrFenced (they write, publish
+// and report nothing more) and returns their headers, to be released once
+// the store is reachable again.
+func (e *Executor) selfFence() []store.Execution {
+	e.mu.Lock()
+	runs := make([]*run, 0, len(e.runs))
+	for _, r := range e.runs {
+		runs = append(runs, r)
+	}
+	e.mu.Unlock()
+	var out []store.Execution
+	for _, r := range runs {
+		if !r.durable {
+			continue
+		}
+		r.mu.Lock()
+		if !r.ended {
+			h := *r.x
+			h.Nodes, h.Request, h.Owner = nil, store.ExecutionRequest{}, ""
+			out = append(out, h)
+			r.fenceLocked()
+		}
+		r.mu.Unlock()
+	}
+	e.log.Error("executor lease lost: stopped this process's executions; it is not ready until the store answers again",
+		"owner", e.cfg.Owner, "stopped", len(out), "lease_timeout", e.cfg.StaleAfter)
+	return out
+}
+
+// releaseLost releases the executions stopped by selfFence (owner "",
+// fenced by their epoch: one another process took meanwhile is left
+// alone), so that any process claims them at once. It returns those it
+// could not release yet.
+func (e *Executor) releaseLost(lost []store.Execution) []store.Execution {
+	var left []store.Execution
+	for i := range lost {
+		h := &lost[i]
+		ctx, cancel := context.WithTimeout(e.loopCtx, e.cfg.HeartbeatInterval)
+		err := e.st.WriteJournal(ctx, &store.JournalBatch{Executions: []*store.Execution{h}, Epochs: map[string]int64{h.ID: h.Epoch}})
+		cancel()
+		if err != nil && !errors.Is(err, store.ErrFenced) {
+			left = append(left, *h)
+		}
+	}
+	return left
 }
 
 // heartbeat records that the owner is alive now.
@@ -90,13 +163,14 @@ func (e *Executor) Recover(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	e.mu.Lock()
-	closed, all := e.closed, e.cfg.RecoverAllOnStart && !e.firstPass
+	closed, first := e.closed, !e.firstPass
+	all := e.cfg.RecoverAllOnStart && first
 	e.firstPass = true
 	e.mu.Unlock()
 	if closed {
 		return 0, fmt.Errorf("recover: %w", ErrClosed)
 	}
-	n, err := e.recoverPass(ctx, all)
+	n, err := e.recoverPass(ctx, all, first)
 	e.recovering.Do(func() {
 		if _, err := e.DeleteExpired(ctx); err != nil {
 			e.log.Error("deleting expired executions failed", "error", err)
@@ -121,7 +195,10 @@ func (e *Executor) maintenanceLoop() {
 	for {
 		select {
 		case <-recovery.C:
-			if _, err := e.recoverPass(e.loopCtx, false); err != nil && e.loopCtx.Err() == nil {
+			if e.leaseLost.Load() {
+				continue // fenced: nothing is claimed until the lease is renewed
+			}
+			if _, err := e.recoverPass(e.loopCtx, false, false); err != nil && e.loopCtx.Err() == nil {
 				e.log.Error("recovering executions failed", "error", err)
 			}
 		case <-retention.C:
@@ -154,7 +231,7 @@ func (e *Executor) DeleteExpired(ctx context.Context) (int, error) {
 
 // recoverPass heart-beats, claims and resumes. With all, executions of
 // every owner that has not heart-beaten since this one did are claimed.
-func (e *Executor) recoverPass(ctx context.Context, all bool) (int, error) {
+func (e *Executor) recoverPass(ctx context.Context, all, first bool) (int, error) {
 	now := e.now()
 	if err := e.st.Heartbeat(ctx, e.cfg.Owner, now); err != nil {
 		return 0, fmt.Errorf("recover: %w", err)
@@ -163,10 +240,22 @@ func (e *Executor) recoverPass(ctx context.Context, all bool) (int, error) {
 	if all {
 		staleBefore = now // this owner's heartbeat is at now: not stale
 	}
-	claimed, err := e.st.ClaimExecutions(ctx, e.cfg.Owner, staleBefore)
+	var claimed []*store.Execution
+	if first {
+		// A process restarted under the same owner name takes back what
+		// its previous life left at once, instead of waiting for the
+		// lease of a process that is gone.
+		own, err := e.st.ReclaimExecutions(ctx, e.cfg.Owner)
+		if err != nil {
+			return 0, fmt.Errorf("recover: %w", err)
+		}
+		claimed = own
+	}
+	others, err := e.st.ClaimExecutions(ctx, e.cfg.Owner, staleBefore)
 	if err != nil {
 		return 0, fmt.Errorf("recover: %w", err)
 	}
+	claimed = append(claimed, others...)
 	n := 0
 	for _, x := range claimed {
 		if e.lookup(x.ID) != nil {
@@ -196,7 +285,8 @@ func (e *Executor) release(x *store.Execution) {
 	h.Nodes, h.Request, h.Owner = nil, store.ExecutionRequest{}, ""
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	if err := e.st.WriteJournal(ctx, &store.JournalBatch{Executions: []*store.Execution{&h}}); err != nil {
+	b := &store.JournalBatch{Executions: []*store.Execution{&h}, Epochs: map[string]int64{x.ID: x.Epoch}}
+	if err := e.st.WriteJournal(ctx, b); err != nil {
 		e.log.Error("releasing execution failed", "execution_id", x.ID, "error", err)
 	}
 }
@@ -324,6 +414,7 @@ func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, even
 	b.Events = []*store.Event{{
 		ExecutionID: x.ID, Seq: seq + 1, Time: now, Kind: store.EventExecutionFailed, Execution: &final,
 	}}
+	b.Epochs = map[string]int64{x.ID: x.Epoch}
 	if err := e.st.WriteJournal(ctx, b); err != nil {
 		return fmt.Errorf("fail execution %s: %w", x.ID, err)
 	}

@@ -70,6 +70,7 @@ type run struct {
 	final   *store.Execution // x once ended, never modified again (nil if interrupted by Close)
 	err     error            // journal failure or ErrClosed
 	failed  string           // id of the node that failed the execution
+	fenced  bool             // lost to another process: nothing more is published
 }
 
 // outcome is what a node goroutine reports to the scheduler.
@@ -930,6 +931,12 @@ func (r *run) finish(failure *outcome) {
 				break
 			}
 		}
+	case r.fenced || errors.Is(cause, ErrFenced):
+		// Lost to another process (or this one lost its lease): stop
+		// without writing or publishing anything; the new owner finishes.
+		r.fenceLocked()
+		r.mu.Unlock()
+		return
 	case errors.Is(cause, ErrClosed):
 		if r.durable {
 			// Left unfinished in the journal, without an owner, so that
@@ -996,3 +1003,8 @@ func copyExecution(x *store.Execution) *store.Execution {
 	}
 	return &c
 }
+
+// epoch returns the epoch under which this process holds the execution
+// (store.Execution.Epoch of its creation or claim); it never changes
+// during the run.
+func (r *run) epoch() int64 { return r.x.Epoch }

@@ -52,6 +52,7 @@ func executionViewToProto(x *store.Execution, view kgwv1.ExecutionView) (*kgwv1.
 		EndTime:        timeToProto(x.EndTime),
 		IdempotencyKey: x.IdempotencyKey,
 		Caller:         x.Caller,
+		Replica:        x.Owner,
 	}
 	var results map[string]any
 	if view == kgwv1.ExecutionView_EXECUTION_VIEW_FULL {

@@ -112,7 +112,7 @@ for _ in range(1000):
     if db.freesize > free_held:
         break
     time.sleep(0.005)
-out["after_release"] = {"size": db.size, "freesize": db.freesize}
+out["after_release"] = {"size": db.size, "freesize": db.freesize, "before": free_held}
 result = out
 `, map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": maxSize})}, nil)
 
@@ -122,7 +122,12 @@ result = out
 	// connection is not free, and is free again after release().
 	size, free := acq["size"].(float64), acq["freesize"].(float64)
 	rsize, rfree := rel["size"].(float64), rel["freesize"].(float64)
-	if size < 1 || size > maxSize || free < 0 || free > size-1 || rsize < 1 || rsize > maxSize || rfree != free+1 {
+	// Other connections' session resets finish in the background, so the
+	// free count may grow by more than the released connection; it grows
+	// by at least that one.
+	before := rel["before"].(float64)
+	delete(rel, "before")
+	if size < 1 || size > maxSize || free < 0 || free > size-1 || rsize < 1 || rsize > maxSize || rfree < before+1 || rfree > rsize {
 		t.Errorf("size/freesize while held %v/%v, after release %v/%v; want 1..%d open, the held one not free, then free again",
 			size, free, rsize, rfree, maxSize)
 	}

@@ -18,12 +18,14 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/kailash-gateway/kgw/access"
@@ -81,6 +83,12 @@ type Config struct {
 	// 0 means DefaultMaxRecvMsgSize / DefaultMaxSendMsgSize.
 	MaxRecvMsgSize int
 	MaxSendMsgSize int
+	// MaxConnectionAge closes each client connection (with a GOAWAY) once
+	// it is that old, after MaxConnectionAgeGrace for its RPCs to end, so
+	// that clients behind an L4 load balancer reconnect and spread over
+	// the replicas. 0 means connections never age out.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 
 	// AuthRequired is --auth required: every RPC but gRPC health and
 	// reflection needs a caller that Access authenticates. False is
@@ -175,6 +183,11 @@ func New(cfg Config) (*Server, error) {
 		grpc.ForceServerCodecV2(codec),
 		grpc.ChainUnaryInterceptor(s.unaryObserve, s.unaryErrors, authz.unary, unaryRecover, codec.unaryUndecodable),
 		grpc.ChainStreamInterceptor(s.streamObserve, s.streamErrors, authz.stream, streamRecover, codec.streamUndecodable),
+	}
+	if cfg.MaxConnectionAge > 0 {
+		opts = append(opts, grpc.KeepaliveParams(keepalive.ServerParameters{
+			MaxConnectionAge: cfg.MaxConnectionAge, MaxConnectionAgeGrace: cfg.MaxConnectionAgeGrace,
+		}))
 	}
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))

@@ -14,6 +14,8 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 	"time"
 )
 
@@ -25,7 +27,26 @@ var (
 	ErrAlreadyExists = errors.New("already exists")
 	// ErrConflict reports a write that lost a race (stale version or seq).
 	ErrConflict = errors.New("conflict")
+	// ErrFenced reports journal writes refused because the writer's epoch
+	// (JournalBatch.Epochs) is no longer the execution's: another process
+	// has claimed it since. Errors wrapping it are *FencedError.
+	ErrFenced = errors.New("fenced: the execution has been claimed by a newer owner")
 )
+
+// FencedError is what WriteJournal returns when it refused the writes of
+// some executions of a batch (JournalBatch.Epochs): the writes of the
+// executions named in IDs were not applied, and every other write of the
+// batch was, in the same transaction. errors.Is(err, ErrFenced) holds.
+type FencedError struct {
+	IDs []string
+}
+
+func (e *FencedError) Error() string {
+	return fmt.Sprintf("%v: %s", ErrFenced, strings.Join(e.IDs, ", "))
+}
+
+// Is makes errors.Is(err, ErrFenced) hold.
+func (e *FencedError) Is(target error) bool { return target == ErrFenced }
 
 // Store is the persistence contract. Implementations are safe for concurrent
 // use by many goroutines (and, for shared backends, many processes).
@@ -84,6 +105,14 @@ type Store interface {
 	// claimer may take over what it just claimed; owner names should be
 	// unique per process.
 	ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*Execution, error)
+	// ReclaimExecutions takes back the unfinished executions that owner
+	// itself holds, whatever its heartbeat: what a process restarted
+	// under the same owner name calls once at start-up, before it runs
+	// anything, since the executions its previous life ran are not
+	// running any more. As with ClaimExecutions each returned execution's
+	// Epoch grows by one (fencing out the previous life, were it still
+	// alive) and its Restarts by one (it stopped without releasing them).
+	ReclaimExecutions(ctx context.Context, owner string) ([]*Execution, error)
 	// Heartbeat records that owner is alive at now (a heartbeat never moves
 	// an owner's time backwards).
 	Heartbeat(ctx context.Context, owner string, now time.Time) error
@@ -345,6 +374,17 @@ type JournalBatch struct {
 	Nodes []NodeUpdate
 	// Events to append.
 	Events []*Event
+	// Epochs fences the batch: for each execution listed, its header
+	// update, node states and events in the batch are applied only if the
+	// execution's stored Epoch still equals the one given (the writer's,
+	// from its claim or creation), checked in the statements that write
+	// them while the execution's row is locked against claims. Writes of
+	// executions not listed (and Creates) are not checked. Refused
+	// writes make WriteJournal return a *FencedError naming their
+	// executions; the rest of the batch is applied. Backends that serve
+	// one process only (SQLite) do not check epochs: nobody else can
+	// claim their executions.
+	Epochs map[string]int64
 }
 
 // NodeUpdate is one node state upsert in a JournalBatch.
@@ -474,4 +514,16 @@ type Grant struct {
 	Name           string
 	Creator        string
 	AllowedCallers []string
+}
+
+// CancelRelay is implemented by stores shared by replicas (PostgreSQL) to
+// pass cancel requests to whichever process runs an execution.
+type CancelRelay interface {
+	// RequestCancel asks the process that runs execution id to cancel it.
+	// Delivery is best effort (a process that is not listening misses
+	// it), so callers repeat it until the execution has ended.
+	RequestCancel(ctx context.Context, id string) error
+	// ListenCancels calls fn with the id of every cancel request until
+	// ctx ends, reconnecting after failures; it returns ctx's error.
+	ListenCancels(ctx context.Context, fn func(id string)) error
 }

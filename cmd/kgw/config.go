@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -60,6 +61,18 @@ type serveConfig struct {
 	// (node.Limits.MaxMemory): 0 means the runtime's default, negative
 	// means unlimited.
 	NodeMemoryBudget int64
+	// ReplicaName names this process in the store (Execution owner,
+	// heartbeats); a process restarted under the same name takes its
+	// unfinished executions back at once.
+	ReplicaName string
+	// LeaseTimeout is how long a replica may fail to renew its lease
+	// before others take its executions over (it fences itself first).
+	LeaseTimeout time.Duration
+	// MaxConnectionAge closes client connections once that old (with
+	// MaxConnectionAgeGrace for their RPCs), so that load balancers
+	// rebalance; 0 = never.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
 	// MetricsMaxWorkflows, MetricsMaxNodes and MetricsMaxPools bound the
 	// distinct workflow, node and pool label values of the metrics.
 	MetricsMaxWorkflows, MetricsMaxNodes, MetricsMaxPools int
@@ -90,6 +103,8 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		maxRestarts, maxResult        string
 		memBudget                     string
 		recoveryInterval              string
+		leaseTimeout, connAge         string
+		connAgeGrace                  string
 		maxWf, maxNodes, maxPools     string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
@@ -141,6 +156,10 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which the running node that has built the most is stopped with MEMORY_LIMIT (the backstop of --node-memory-budget); 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
 	fs.StringVar(&memBudget, "node-memory-budget", env("KGW_NODE_MEMORY_BUDGET", "256"), "memory budget in MiB of one node attempt: what its code builds is charged before it is built, and the attempt fails with MEMORY_LIMIT past it; negative means unlimited (env KGW_NODE_MEMORY_BUDGET)")
 	fs.StringVar(&recoveryInterval, "recovery-interval", env("KGW_RECOVERY_INTERVAL", "15s"), "how often to look for unfinished executions that no live gateway runs, and resume them (env KGW_RECOVERY_INTERVAL)")
+	fs.StringVar(&cfg.ReplicaName, "replica-name", env("KGW_REPLICA_NAME", defaultReplicaName()), "name of this replica in the store, unique among live replicas; a replica restarted under the same name takes its unfinished executions back at once (env KGW_REPLICA_NAME; default host name and pid)")
+	fs.StringVar(&leaseTimeout, "lease-timeout", env("KGW_LEASE_TIMEOUT", "15s"), "how long a replica may fail to renew its lease (renewed every fifth of it) before other replicas take its executions over; it stops them itself first (env KGW_LEASE_TIMEOUT)")
+	fs.StringVar(&connAge, "max-connection-age", env("KGW_MAX_CONNECTION_AGE", "5m"), "close client connections once they are this old so that clients reconnect and spread over replicas; 0 = never (env KGW_MAX_CONNECTION_AGE)")
+	fs.StringVar(&connAgeGrace, "max-connection-age-grace", env("KGW_MAX_CONNECTION_AGE_GRACE", "1m"), "how long RPCs of an aged-out connection may still run before it is closed (env KGW_MAX_CONNECTION_AGE_GRACE)")
 	fs.StringVar(&maxWf, "metrics-max-workflows", env("KGW_METRICS_MAX_WORKFLOWS", "200"), "distinct workflow label values in metrics; later workflows are counted as \"other\" (env KGW_METRICS_MAX_WORKFLOWS)")
 	fs.StringVar(&maxNodes, "metrics-max-nodes", env("KGW_METRICS_MAX_NODES", "1000"), "distinct workflow and node label pairs in metrics; later nodes are counted as \"other\" (env KGW_METRICS_MAX_NODES)")
 	fs.StringVar(&maxPools, "metrics-max-pools", env("KGW_METRICS_MAX_POOLS", "200"), "distinct pool label values in metrics; later pools are counted as \"other\" (env KGW_METRICS_MAX_POOLS)")
@@ -212,6 +231,18 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	}
 	if cfg.RecoveryInterval, err = time.ParseDuration(recoveryInterval); err != nil || cfg.RecoveryInterval <= 0 {
 		problems = append(problems, fmt.Sprintf("recovery interval %q: want a positive duration such as 15s", recoveryInterval))
+	}
+	if cfg.LeaseTimeout, err = time.ParseDuration(leaseTimeout); err != nil || cfg.LeaseTimeout < time.Second {
+		problems = append(problems, fmt.Sprintf("lease timeout %q: want a duration of at least 1s such as 15s", leaseTimeout))
+	}
+	if cfg.MaxConnectionAge, err = time.ParseDuration(connAge); err != nil || cfg.MaxConnectionAge < 0 {
+		problems = append(problems, fmt.Sprintf("max connection age %q: want a duration such as 5m (0 = never)", connAge))
+	}
+	if cfg.MaxConnectionAgeGrace, err = time.ParseDuration(connAgeGrace); err != nil || cfg.MaxConnectionAgeGrace < 0 {
+		problems = append(problems, fmt.Sprintf("max connection age grace %q: want a duration such as 1m", connAgeGrace))
+	}
+	if strings.TrimSpace(cfg.ReplicaName) == "" || len(cfg.ReplicaName) > 200 {
+		problems = append(problems, fmt.Sprintf("replica name %q: want a non-empty name of at most 200 bytes", cfg.ReplicaName))
 	}
 	if mib, err := strconv.ParseInt(memLimit, 10, 64); err != nil {
 		problems = append(problems, fmt.Sprintf("node memory limit %q: want a whole number of MiB", memLimit))
@@ -303,4 +334,13 @@ func newLogger(cfg *serveConfig, w io.Writer) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// defaultReplicaName is the host name and process id.
+func defaultReplicaName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "kgw"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }

@@ -27,7 +27,9 @@ func TestParseServeConfig(t *testing.T) {
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
 		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20, NodeMemoryBudget: 256 << 20,
-		RecoveryInterval:    15 * time.Second,
+		RecoveryInterval: 15 * time.Second,
+		ReplicaName:      defaultReplicaName(), LeaseTimeout: 15 * time.Second,
+		MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: time.Minute,
 		MetricsMaxWorkflows: 200, MetricsMaxNodes: 1000, MetricsMaxPools: 200,
 	}
 	tests := []struct {
@@ -73,6 +75,13 @@ func TestParseServeConfig(t *testing.T) {
 		{"node logs off from env", nil, map[string]string{"KGW_NO_NODE_LOGS": "true"}, func(c *serveConfig) { c.NoNodeLogs = true }},
 		{"memory budget from env", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
 			func(c *serveConfig) { c.NodeMemoryBudget = 64 << 20 }},
+		{"cluster from env", nil, map[string]string{"KGW_REPLICA_NAME": "gw-b", "KGW_LEASE_TIMEOUT": "2s", "KGW_MAX_CONNECTION_AGE": "0s"},
+			func(c *serveConfig) { c.ReplicaName, c.LeaseTimeout, c.MaxConnectionAge = "gw-b", 2*time.Second, 0 }},
+		{"cluster flags win", []string{"--replica-name", "gw-c", "--lease-timeout", "30s", "--max-connection-age", "1m", "--max-connection-age-grace", "5s"},
+			map[string]string{"KGW_REPLICA_NAME": "gw-b", "KGW_LEASE_TIMEOUT": "2s"},
+			func(c *serveConfig) {
+				c.ReplicaName, c.LeaseTimeout, c.MaxConnectionAge, c.MaxConnectionAgeGrace = "gw-c", 30*time.Second, time.Minute, 5*time.Second
+			}},
 		{"memory budget flag wins, unlimited", []string{"--node-memory-budget", "-1"}, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
 			func(c *serveConfig) { c.NodeMemoryBudget = -1 }},
 	}
@@ -122,6 +131,10 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"zero restart limit", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "0"}, "max node restarts"},
 		{"bad memory budget", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "256MiB"}, "node memory budget"},
 		{"zero memory budget", []string{"--node-memory-budget", "0"}, nil, "node memory budget"},
+		{"lease too short", []string{"--lease-timeout", "100ms"}, nil, "lease timeout"},
+		{"bad lease", nil, map[string]string{"KGW_LEASE_TIMEOUT": "15"}, "lease timeout"},
+		{"empty replica name", []string{"--replica-name", " "}, nil, "replica name"},
+		{"negative connection age", []string{"--max-connection-age", "-1s"}, nil, "max connection age"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -254,7 +267,7 @@ func TestAdminHandlerProfiles(t *testing.T) {
 	var ready atomic.Bool
 	for _, on := range []bool{false, true} {
 		rec := httptest.NewRecorder()
-		adminHandler(reg, &ready, on).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
+		adminHandler(reg, ready.Load, on).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
 		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
 			t.Errorf("profiles %v: GET /debug/pprof/goroutine = %d, want %d", on, rec.Code, want)
 		}

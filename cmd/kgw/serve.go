@@ -185,6 +185,9 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		MaxNodeRestarts:   cfg.MaxNodeRestarts,
 		MaxResultBytes:    cfg.MaxResultBytes,
 		RecoveryInterval:  cfg.RecoveryInterval,
+		Owner:             cfg.ReplicaName,
+		StaleAfter:        cfg.LeaseTimeout,
+		HeartbeatInterval: cfg.LeaseTimeout / 5,
 	})
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
@@ -218,6 +221,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Access:                   authn,
 		TrustForwardedClientCert: sec.TrustForwarded,
 		TLS:                      tlsConfig,
+		MaxConnectionAge:         cfg.MaxConnectionAge,
+		MaxConnectionAgeGrace:    cfg.MaxConnectionAgeGrace,
 		Telemetry:                tel,
 		Tracing:                  cfg.Tracing,
 	})
@@ -228,7 +233,7 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	var ready atomic.Bool
 	var admin *http.Server
 	if adminLis != nil {
-		admin = &http.Server{Handler: adminHandler(reg, &ready, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
+		admin = &http.Server{Handler: adminHandler(reg, func() bool { return ready.Load() && exec.Ready() }, cfg.Pprof), ReadHeaderTimeout: 10 * time.Second}
 		if adminExposed(cfg.AdminAddr) {
 			log.Warn("the admin address is not loopback: /metrics, /healthz and /readyz are served without authentication to every host that can reach it; bind it to 127.0.0.1 or protect it with a firewall",
 				"admin_addr", adminLis.Addr().String())
@@ -342,15 +347,16 @@ func selfGuard(listeners ...net.Listener) (netguard.Policy, error) {
 }
 
 // adminHandler serves /healthz (the process is alive), /readyz (it accepts
-// RPCs; 503 before ready and while shutting down) and /metrics; with
+// RPCs; 503 before ready, while shutting down and while the replica cannot
+// renew its lease) and /metrics; with
 // profiles, also the Go runtime profiles under /debug/pprof/.
-func adminHandler(reg *prometheus.Registry, ready *atomic.Bool, profiles bool) http.Handler {
+func adminHandler(reg *prometheus.Registry, ready func() bool, profiles bool) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !ready.Load() {
+		if !ready() {
 			http.Error(w, "not ready", http.StatusServiceUnavailable)
 			return
 		}

@@ -305,6 +305,12 @@ func (g *GatewayProcess) stop(sig syscall.Signal) error {
 	return nil
 }
 
+// Signal sends sig to the running gateway without waiting, e.g. SIGSTOP
+// and SIGCONT to pause it past its lease.
+func (g *GatewayProcess) Signal(sig syscall.Signal) error {
+	return g.child.signal(sig)
+}
+
 // Restart stops the gateway gracefully and starts it again with the same
 // addresses and data directory.
 func (g *GatewayProcess) Restart() error {

@@ -137,6 +137,16 @@ func (c *child) stop(wait time.Duration, sigs ...os.Signal) error {
 }
 
 // running reports whether the process is alive.
+// signal sends sig to the process if it runs.
+func (c *child) signal(sig os.Signal) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.proc == nil || c.proc.exited() {
+		return errors.New("process not running")
+	}
+	return c.proc.cmd.Process.Signal(sig)
+}
+
 func (c *child) running() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -26,15 +26,26 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`
 	sqlInsertNode = `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
 		start_time, end_time, error, result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	// The journal writes of one execution; the last parameter is the
+	// writer's epoch (0 = unchecked), compared with the stored one in the
+	// statement itself (fencing, see store.JournalBatch.Epochs).
 	sqlUpdateExecution = `UPDATE executions SET status = $1, error = $2, start_time = $3, end_time = $4, owner = $5
-		WHERE id = $6`
+		WHERE id = $6 AND ($7::bigint = 0 OR epoch = $7::bigint)`
 	sqlUpsertNode = `INSERT INTO execution_nodes (execution_id, node_id, position, status, attempts,
 		start_time, end_time, error, result)
-		VALUES ($1, $2, (SELECT count(*) FROM execution_nodes WHERE execution_id = $1), $3, $4, $5, $6, $7, $8)
+		SELECT $1, $2, (SELECT count(*) FROM execution_nodes WHERE execution_id = $1), $3, $4, $5, $6, $7, $8
+		WHERE $9::bigint = 0 OR EXISTS (SELECT 1 FROM executions WHERE id = $1 AND epoch = $9::bigint)
 		ON CONFLICT (execution_id, node_id) DO UPDATE SET status = excluded.status,
 		attempts = excluded.attempts, start_time = excluded.start_time, end_time = excluded.end_time,
 		error = excluded.error, result = excluded.result`
-	sqlInsertEvent = `INSERT INTO execution_events (execution_id, seq, time, kind, body) VALUES ($1, $2, $3, $4, $5)`
+	sqlInsertEvent = `INSERT INTO execution_events (execution_id, seq, time, kind, body)
+		SELECT $1, $2, $3, $4, $5
+		WHERE $6::bigint = 0 OR EXISTS (SELECT 1 FROM executions WHERE id = $1 AND epoch = $6::bigint)`
+	// sqlLockEpochs locks the rows of the fenced executions of a batch
+	// against claims (which skip locked rows) until the batch commits, and
+	// reads their epochs, so that every check of the batch sees the same
+	// epoch.
+	sqlLockEpochs = `SELECT id, epoch FROM executions WHERE id = ANY($1) ORDER BY id FOR SHARE`
 )
 
 // CreateExecution implements store.Store. A zero e.CreateTime is set to now.
@@ -230,9 +241,20 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 }
 
 // WriteJournal implements store.Store. Updating an unknown execution, or
-// writing nodes or events of one, fails with store.ErrNotFound.
+// writing nodes or events of one, fails with store.ErrNotFound. Writes of
+// an execution listed in b.Epochs with another epoch than the stored one
+// are refused by their own statements and reported in a *store.FencedError
+// after the rest of the batch committed.
 func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	batch := &pgx.Batch{}
+	var fenceIDs []string
+	for id := range b.Epochs {
+		fenceIDs = append(fenceIDs, id)
+	}
+	if len(fenceIDs) > 0 {
+		batch.Queue(sqlLockEpochs, fenceIDs)
+	}
+	epoch := func(id string) int64 { return b.Epochs[id] }
 	for _, e := range b.Creates {
 		if err := queueCreate(batch, e); err != nil {
 			return fmt.Errorf("postgres: write journal: create execution %s: %w", e.ID, err)
@@ -243,7 +265,7 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 		if err != nil {
 			return fmt.Errorf("postgres: write journal: %w", err)
 		}
-		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID)
+		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID, epoch(e.ID))
 	}
 	for _, u := range b.Nodes {
 		n := u.State
@@ -256,21 +278,57 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 			return fmt.Errorf("postgres: write journal: %w", err)
 		}
 		batch.Queue(sqlUpsertNode, u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
-			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res)
+			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res, epoch(u.ExecutionID))
 	}
 	for _, ev := range b.Events {
 		body, err := codec.EncodeEventBody(ev)
 		if err != nil {
 			return fmt.Errorf("postgres: write journal: %w", err)
 		}
-		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body)
+		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body, epoch(ev.ExecutionID))
 	}
 	if batch.Len() == 0 {
 		return nil
 	}
+	fenced := map[string]bool{}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
 		defer br.Close()
+		if len(fenceIDs) > 0 {
+			stored := map[string]int64{}
+			rows, err := br.Query()
+			if err != nil {
+				return translate(err)
+			}
+			for rows.Next() {
+				var (
+					id string
+					ep int64
+				)
+				if err := rows.Scan(&id, &ep); err != nil {
+					rows.Close()
+					return err
+				}
+				stored[id] = ep
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return translate(err)
+			}
+			for id, want := range b.Epochs {
+				if ep, ok := stored[id]; ok && want != 0 && ep != want {
+					fenced[id] = true
+				}
+			}
+		}
+		// missing reports a write that changed nothing although it was
+		// not fenced: its execution does not exist.
+		missing := func(id string) error {
+			if b.Epochs[id] != 0 && !fenced[id] {
+				return fmt.Errorf("execution %s: %w", id, store.ErrNotFound)
+			}
+			return nil
+		}
 		for _, e := range b.Creates {
 			for range 1 + len(e.Nodes) {
 				if _, err := br.Exec(); err != nil {
@@ -283,27 +341,47 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 			if err != nil {
 				return translate(err)
 			}
-			if tag.RowsAffected() == 0 {
+			if tag.RowsAffected() == 0 && !fenced[e.ID] {
 				return fmt.Errorf("execution %s: %w", e.ID, store.ErrNotFound)
 			}
 		}
-		for range b.Nodes {
-			if _, err := br.Exec(); err != nil {
+		for _, u := range b.Nodes {
+			tag, err := br.Exec()
+			if err != nil {
 				return translate(err)
+			}
+			if tag.RowsAffected() == 0 {
+				if err := missing(u.ExecutionID); err != nil {
+					return err
+				}
 			}
 		}
 		for _, ev := range b.Events {
-			if _, err := br.Exec(); err != nil {
+			tag, err := br.Exec()
+			if err != nil {
 				if pgCode(err) == codeUniqueViolation {
 					return fmt.Errorf("event %s/%d: %w", ev.ExecutionID, ev.Seq, store.ErrConflict)
 				}
 				return translate(err)
+			}
+			if tag.RowsAffected() == 0 {
+				if err := missing(ev.ExecutionID); err != nil {
+					return err
+				}
 			}
 		}
 		return br.Close()
 	})
 	if err != nil {
 		return fmt.Errorf("postgres: write journal: %w", err)
+	}
+	if len(fenced) > 0 {
+		fe := &store.FencedError{}
+		for id := range fenced {
+			fe.IDs = append(fe.IDs, id)
+		}
+		sort.Strings(fe.IDs)
+		return fmt.Errorf("postgres: write journal: %w", fe)
 	}
 	return nil
 }
@@ -346,6 +424,26 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: claim executions for %s: %w", owner, err)
+	}
+	sortByCreation(out)
+	return out, nil
+}
+
+// ReclaimExecutions implements store.Store.
+func (s *Store) ReclaimExecutions(ctx context.Context, owner string) ([]*store.Execution, error) {
+	var out []*store.Execution
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, reclaimQuery, owner)
+		if err != nil {
+			return err
+		}
+		if out, err = scanExecutions(rows); err != nil {
+			return err
+		}
+		return loadNodes(ctx, tx, out, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: reclaim executions of %s: %w", owner, err)
 	}
 	sortByCreation(out)
 	return out, nil
@@ -396,6 +494,10 @@ var (
 			FOR UPDATE SKIP LOCKED) c
 		WHERE e.id = c.id
 		RETURNING ` + qualified("e", codec.ExecutionColumns)
+	// reclaimQuery takes back the unfinished executions $1 holds.
+	reclaimQuery = `UPDATE executions SET epoch = epoch + 1, restarts = restarts + 1
+		WHERE status < 3 AND owner = $1 AND owner <> ''
+		RETURNING ` + codec.ExecutionColumns
 	// deleteExpired deletes at most $2 finished executions that ended
 	// before $1, oldest first (node states and events go by cascade).
 	deleteExpired = `DELETE FROM executions WHERE id IN (

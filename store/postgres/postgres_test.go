@@ -26,6 +26,11 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openFresh(t) })
 }
 
+// The PostgreSQL store is shared by replicas: leases, fencing and claims.
+func TestConformanceReplicas(t *testing.T) {
+	storetest.RunReplicas(t, func(t *testing.T) store.Store { return openFresh(t) })
+}
+
 // Replicas starting together migrate the database once and all succeed.
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	dsn := testenv.Postgres(t).NewDatabase(t)

@@ -173,6 +173,43 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 	return out, nil
 }
 
+// ReclaimExecutions implements store.Store.
+func (s *Store) ReclaimExecutions(ctx context.Context, owner string) ([]*store.Execution, error) {
+	var out []*store.Execution
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, `UPDATE executions SET epoch = epoch + 1, restarts = restarts + 1
+			WHERE status < 3 AND owner = ?1 AND owner <> '' RETURNING `+executionColumns, owner)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			e, err := scanExecution(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, e)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if err := rows.Close(); err != nil {
+			return err
+		}
+		sort.Slice(out, func(i, j int) bool {
+			if !out[i].CreateTime.Equal(out[j].CreateTime) {
+				return out[i].CreateTime.Before(out[j].CreateTime)
+			}
+			return out[i].ID < out[j].ID
+		})
+		return loadNodes(ctx, tx, out, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: reclaim executions of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
 // The statements of the recovery and retention ticks. They read only
 // unfinished executions (index executions_unfinished, migration 0006,
 // whose predicate they repeat with the literal 3 = store.ExecutionCompleted

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"Execution/ClaimAndHeartbeat", testClaim},
 		{"Execution/ConcurrentClaimsAreDisjoint", testConcurrentClaims},
 		{"Execution/ClaimCountsEpochAndRestarts", testClaimCounters},
+		{"Execution/ReclaimOwn", testReclaimOwn},
 		{"Execution/DeleteBefore", testDeleteBefore},
 		{"Execution/DeleteBeforeManyExpired", testDeleteBeforeMany},
 		{"Secret/VersionsGetListDelete", testSecrets},

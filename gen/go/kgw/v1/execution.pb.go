@@ -313,7 +313,12 @@ type Execution struct {
 	IdempotencyKey string `protobuf:"bytes,11,opt,name=idempotency_key,json=idempotencyKey,proto3" json:"idempotency_key,omitempty"`
 	// Principal of the caller that started the execution (`local` under
 	// `--auth none`).
-	Caller        string `protobuf:"bytes,12,opt,name=caller,proto3" json:"caller,omitempty"`
+	Caller string `protobuf:"bytes,12,opt,name=caller,proto3" json:"caller,omitempty"`
+	// Name of the gateway replica (`--replica-name`) that runs the execution,
+	// or that ran it last; empty while no replica holds it (released by a
+	// draining replica, waiting to be taken over) and for executions of
+	// gateways that predate it.
+	Replica       string `protobuf:"bytes,13,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -428,6 +433,13 @@ func (x *Execution) GetIdempotencyKey() string {
 func (x *Execution) GetCaller() string {
 	if x != nil {
 		return x.Caller
+	}
+	return ""
+}
+
+func (x *Execution) GetReplica() string {
+	if x != nil {
+		return x.Replica
 	}
 	return ""
 }
@@ -2341,7 +2353,7 @@ var File_kgw_v1_execution_proto protoreflect.FileDescriptor
 
 const file_kgw_v1_execution_proto_rawDesc = "" +
 	"\n" +
-	"\x16kgw/v1/execution.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15kgw/v1/resource.proto\"\xd8\x04\n" +
+	"\x16kgw/v1/execution.proto\x12\x06kgw.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x15kgw/v1/resource.proto\"\xf2\x04\n" +
 	"\tExecution\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\bworkflow\x18\x02 \x01(\tR\bworkflow\x12\x18\n" +
@@ -2357,7 +2369,8 @@ const file_kgw_v1_execution_proto_rawDesc = "" +
 	"\bend_time\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\aendTime\x12'\n" +
 	"\x0fidempotency_key\x18\v \x01(\tR\x0eidempotencyKey\x12\x16\n" +
-	"\x06caller\x18\f \x01(\tR\x06caller\x1aR\n" +
+	"\x06caller\x18\f \x01(\tR\x06caller\x12\x18\n" +
+	"\areplica\x18\r \x01(\tR\areplica\x1aR\n" +
 	"\vResultEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12-\n" +
 	"\x05value\x18\x02 \x01(\v2\x17.google.protobuf.StructR\x05value:\x028\x01\"u\n" +

@@ -74,7 +74,7 @@ EXECUTION_VIEW_BASIC: ExecutionView
 EXECUTION_VIEW_FULL: ExecutionView
 
 class Execution(_message.Message):
-    __slots__ = ("id", "workflow", "version", "status", "result", "error", "nodes", "create_time", "start_time", "end_time", "idempotency_key", "caller")
+    __slots__ = ("id", "workflow", "version", "status", "result", "error", "nodes", "create_time", "start_time", "end_time", "idempotency_key", "caller", "replica")
     class ResultEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -94,6 +94,7 @@ class Execution(_message.Message):
     END_TIME_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     CALLER_FIELD_NUMBER: _ClassVar[int]
+    REPLICA_FIELD_NUMBER: _ClassVar[int]
     id: str
     workflow: str
     version: int
@@ -106,7 +107,8 @@ class Execution(_message.Message):
     end_time: _timestamp_pb2.Timestamp
     idempotency_key: str
     caller: str
-    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., result: _Optional[_Mapping[str, _struct_pb2.Struct]] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeExecution, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., caller: _Optional[str] = ...) -> None: ...
+    replica: str
+    def __init__(self, id: _Optional[str] = ..., workflow: _Optional[str] = ..., version: _Optional[int] = ..., status: _Optional[_Union[ExecutionStatus, str]] = ..., result: _Optional[_Mapping[str, _struct_pb2.Struct]] = ..., error: _Optional[_Union[ExecutionError, _Mapping]] = ..., nodes: _Optional[_Iterable[_Union[NodeExecution, _Mapping]]] = ..., create_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., start_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., end_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., idempotency_key: _Optional[str] = ..., caller: _Optional[str] = ..., replica: _Optional[str] = ...) -> None: ...
 
 class ExecutionError(_message.Message):
     __slots__ = ("node_id", "code", "message", "traceback")

@@ -102,6 +102,16 @@ export declare type Execution = Message<"kgw.v1.Execution"> & {
    * @generated from field: string caller = 12;
    */
   caller: string;
+
+  /**
+   * Name of the gateway replica (`--replica-name`) that runs the execution,
+   * or that ran it last; empty while no replica holds it (released by a
+   * draining replica, waiting to be taken over) and for executions of
+   * gateways that predate it.
+   *
+   * @generated from field: string replica = 13;
+   */
+  replica: string;
 };
 
 /**
