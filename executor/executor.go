@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -167,6 +168,11 @@ type Config struct {
 	// resolves for the execution (ResourceBroker.Session); node results,
 	// log lines and error texts pass through it.
 	NewRedactor func() *secrets.Redactor
+	// Observer receives execution, node attempt and journal measurements
+	// (default: none).
+	Observer Observer
+	// NoNodeLogs keeps node log lines out of Logger; they remain events.
+	NoNodeLogs bool
 }
 
 // Request asks the Executor to run one workflow version.
@@ -195,6 +201,11 @@ type Request struct {
 	// *IdempotencyMismatchError. An execution journalled without a
 	// fingerprint (by an older gateway) accepts any request.
 	Fingerprint string
+	// Trace is the caller's span (the gRPC server span): the execution's
+	// span is its child, or with TraceLink a new root linked to it (for a
+	// run that outlives the call).
+	Trace     trace.SpanContext
+	TraceLink bool
 }
 
 // An Executor runs workflows. It is safe for concurrent use. Close must be
@@ -286,6 +297,9 @@ func New(cfg Config) *Executor {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	realClock := cfg.Now == nil
 	if realClock {
 		cfg.Now = time.Now
@@ -309,7 +323,7 @@ func New(cfg Config) *Executor {
 	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
 	e.beating = make(chan struct{})
 	if e.st != nil {
-		e.journal = newJournal(e.st, e.log)
+		e.journal = newJournal(e.st, e.log, cfg.Observer)
 		e.loops.Add(1)
 		go e.heartbeatLoop()
 		if relay, ok := e.st.(store.CancelRelay); ok {

@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -683,8 +684,10 @@ const vaultSecret = "hunter2-secret"
 // events or errors, in memory or in the journal.
 func TestRedaction(t *testing.T) {
 	st := openStore(t)
+	var serverLog lockedBuffer
 	e := newExecutor(t, executor.Config{
 		Store:     st,
+		Logger:    slog.New(slog.NewJSONHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Resources: &testBroker{},
 		NewRedactor: func() *secrets.Redactor {
 			r := secrets.NewRedactor()
@@ -732,6 +735,62 @@ fail("boom " + pw)`)
 	}
 	if logs != 1 {
 		t.Errorf("got %d log events, want 1", logs)
+	}
+	// The server log has the node's line and the failed execution's
+	// warning, both redacted.
+	out := serverLog.String()
+	if strings.Contains(out, vaultSecret) {
+		t.Errorf("the secret appears in the server log: %s", out)
+	}
+	for _, want := range []string{`"msg":"password is [REDACTED]"`, `"pw":"[REDACTED]"`,
+		`"msg":"execution did not complete"`, `"error":"node 'fail' failed`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("server log lacks %s: %s", want, out)
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for concurrent writers.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// With NoNodeLogs, node lines stay out of the server log and are still
+// events.
+func TestNoNodeLogs(t *testing.T) {
+	st := openStore(t)
+	var serverLog lockedBuffer
+	e := newExecutor(t, executor.Config{Store: st, NoNodeLogs: true,
+		Logger: slog.New(slog.NewJSONHandler(&serverLog, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	x := execute(t, e, &executor.Request{Workflow: workflow("quiet", []store.Node{codeNode("a", `logger.error("node says hi")
+result = {}`)})})
+	wantStatus(t, x, store.ExecutionCompleted)
+	if out := serverLog.String(); strings.Contains(out, "node says hi") {
+		t.Errorf("the node's line is in the server log: %s", out)
+	}
+	evs, err := st.ListEvents(t.Context(), x.ID, 0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, ev := range evs {
+		found = found || ev.Kind == store.EventNodeLog && ev.Message == "node says hi"
+	}
+	if !found {
+		t.Error("the node's line is not an event")
 	}
 }
 

@@ -31,6 +31,7 @@ type journalItem struct {
 type journal struct {
 	st  store.Store
 	log *slog.Logger
+	obs Observer
 
 	mu      sync.Mutex
 	queue   []*journalItem
@@ -51,8 +52,8 @@ const maxGroup = 1024
 // writeTimeout bounds one WriteJournal call.
 const writeTimeout = 30 * time.Second
 
-func newJournal(st store.Store, log *slog.Logger) *journal {
-	j := &journal{st: st, log: log, wake: make(chan struct{}, 1), done: make(chan struct{})}
+func newJournal(st store.Store, log *slog.Logger, obs Observer) *journal {
+	j := &journal{st: st, log: log, obs: obs, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	go j.loop()
 	return j
 }
@@ -290,5 +291,8 @@ func (j *journal) writeBatch(items []*journalItem) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
-	return j.st.WriteJournal(ctx, b)
+	start := time.Now()
+	err := j.st.WriteJournal(ctx, b)
+	j.obs.JournalCommit(len(items), time.Since(start))
+	return err
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math"
 	"sync"
@@ -29,6 +30,7 @@ type run struct {
 	durable bool
 	resumed bool              // continues a journalled execution (see Executor.resume)
 	redact  *secrets.Redactor // of this execution (Config.NewRedactor)
+	span    trace.Span        // "Execution <workflow>" (set by loop)
 	cache   *node.WorkflowCache
 	timeout time.Duration // of the whole execution
 
@@ -334,8 +336,12 @@ func (r *run) loop() {
 	closeChan(r.created)
 	r.cache = r.e.workflowCache(r.wf.Name)
 
+	r.e.cfg.Observer.ExecutionStarted(r.wf.Name)
+	r.startExecutionSpan()
 	failure := r.schedule()
 	r.finish(failure)
+	r.observeStop()
+	r.endExecutionSpan()
 
 	r.e.finished(r)
 	r.stop()
@@ -541,8 +547,20 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 		}
 		last = attempt
 		started := r.nodeStarted(i, attempt)
-		res, err, nodeTimeout := r.attempt(i, attempt, inputs, started)
+		_, span := r.startNodeSpan(r.ctx, pn.def.ID, attempt)
+		res, err, nodeTimeout := r.attempt(i, attempt, inputs, started, span)
 		<-r.e.sem
+		how := r.attemptOutcome(err, nodeTimeout)
+		r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, how, r.e.now().Sub(started))
+		if span.IsRecording() {
+			var xe *store.ExecError
+			if how == OutcomeFailed || how == OutcomeTimedOut {
+				xe = r.execError(pn, err, nodeTimeout)
+			}
+			endNodeSpan(span, how, xe)
+		} else {
+			span.End()
+		}
 		if err == nil {
 			res = r.redactResult(res)
 			if xe := r.chargeResult(pn, res); xe != nil {
@@ -611,7 +629,7 @@ func (r *run) chargeResult(pn *planNode, res map[string]any) *store.ExecError {
 
 // attempt runs one attempt of node i. nodeTimeout reports that the node's
 // own timeout (not the run's) stopped it.
-func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.Time) (res map[string]any, err error, nodeTimeout bool) {
+func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.Time, span trace.Span) (res map[string]any, err error, nodeTimeout bool) {
 	pn := &r.p.nodes[i]
 	if !r.e.realClock {
 		started = time.Now()
@@ -622,12 +640,12 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 	if r.deadline.Before(deadline) {
 		deadline, cause = r.deadline, errWorkflowTimeout
 	}
-	ctx, cancel := context.WithDeadlineCause(r.ctx, deadline, cause)
+	ctx, cancel := context.WithDeadlineCause(trace.ContextWithSpan(r.ctx, span), deadline, cause)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {
 			err = &node.Error{NodeID: pn.def.ID, Code: CodePanic, Message: fmt.Sprintf("internal error: %v", p)}
-			r.e.log.Error("panic in node attempt", "execution_id", r.id, "node", pn.def.ID, "panic", r.redact.String(fmt.Sprint(p)))
+			r.e.log.Error("panic in node attempt", "execution_id", r.id, "node", pn.def.ID, "attempt", attempt, "panic", r.redact.String(fmt.Sprint(p)))
 		}
 		if err == nil || r.ctx.Err() != nil {
 			return
@@ -651,7 +669,7 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		Context:           r.req.Context,
 		RequiredResources: pn.def.RequiredResources,
 		Log: func(level node.LogLevel, msg string, fields map[string]any) {
-			r.nodeLog(i, attempt, storeLevel(level), msg, fields)
+			r.nodeLog(i, attempt, storeLevel(level), msg, fields, span)
 		},
 		Cache:    r.cache,
 		Limits:   r.e.cfg.Limits,
@@ -815,7 +833,7 @@ func (r *run) nodeRetrying(i int, attempt int32, xe *store.ExecError, wait time.
 	return journalled
 }
 
-func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fields map[string]any) {
+func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fields map[string]any, span trace.Span) {
 	// The runtime bounded the line; redaction may lengthen it a little.
 	msg = clipText(r.redact.String(msg), r.e.cfg.Limits.MaxLogLineBytes+maxErrorText)
 	if len(fields) > 0 {
@@ -826,13 +844,17 @@ func (r *run) nodeLog(i int, attempt int32, level store.LogLevel, msg string, fi
 		}
 	}
 	id := r.p.nodes[i].def.ID
-	if lv := slogLevel(level); r.e.log.Enabled(context.Background(), lv) {
-		attrs := make([]any, 0, 3+len(fields))
-		attrs = append(attrs, slog.String("execution_id", r.id), slog.String("node", id), slog.Int("attempt", int(attempt)))
+	if lv := slogLevel(level); !r.e.cfg.NoNodeLogs && r.e.log.Enabled(context.Background(), lv) {
+		// The ids are top-level attributes, as on every line about an
+		// execution; the node's own fields are in the group node_log, where
+		// they cannot shadow them.
+		attrs := make([]any, 0, len(fields))
 		for k, v := range fields {
 			attrs = append(attrs, slog.Any(k, v))
 		}
-		r.e.log.Log(context.Background(), lv, msg, slog.Group("node_log", attrs...))
+		ids := []any{slog.String("execution_id", r.id), slog.String("node", id), slog.Int("attempt", int(attempt))}
+		ids = append(ids, traceAttrs(span)...)
+		r.e.log.Log(context.Background(), lv, msg, append(ids, slog.Group("node_log", attrs...))...)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

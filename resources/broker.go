@@ -87,7 +87,26 @@ type Config struct {
 	MaxConnsPerTarget int
 	// Logger receives pool lifecycle events; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer receives pool exhaustion and secret resolution counts
+	// (default: none).
+	Observer Observer
 }
+
+// Observer receives the broker's measurements (Config.Observer). Its
+// methods must not block.
+type Observer interface {
+	// PoolExhausted: an acquire on the pool of type typ labelled pool
+	// (PoolStats.Label) gave up with ErrExhausted.
+	PoolExhausted(typ, pool string)
+	// SecretResolved: a credentials_ref was resolved with outcome ok,
+	// not_found or error.
+	SecretResolved(outcome string)
+}
+
+type nopObserver struct{}
+
+func (nopObserver) PoolExhausted(string, string) {}
+func (nopObserver) SecretResolved(string)        {}
 
 // Broker owns the shared pools. It is safe for concurrent use. Close must
 // be called; it blocks until every pool is closed.
@@ -127,6 +146,9 @@ func NewBroker(cfg Config) *Broker {
 	if cfg.MaxConnsPerTarget <= 0 {
 		cfg.MaxConnsPerTarget = DefaultMaxConnsPerTarget
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = nopObserver{}
+	}
 	b := &Broker{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -151,6 +173,8 @@ type pool struct {
 	target  string
 	secret  string
 	version secretVersion
+	label   string // PoolStats.Label
+	obs     Observer
 
 	ready   chan struct{} // closed when backend or err is set
 	backend backend
@@ -162,12 +186,24 @@ type pool struct {
 	retired  bool
 	removed  bool
 
-	errCount atomic.Int64
-	lastErr  atomic.Pointer[string]
-	redactor *secrets.Redactor
+	errCount      atomic.Int64
+	lastExhausted atomic.Pointer[error]
+	lastErr       atomic.Pointer[string]
+	redactor      *secrets.Redactor
 }
 
 func (p *pool) noteError(err error) {
+	if errors.Is(err, ErrExhausted) {
+		// A backend may report one exhaustion twice (from the acquire and
+		// from the call that needed it): count each error value once.
+		inner := err
+		for u := errors.Unwrap(inner); u != nil && u != ErrExhausted; u = errors.Unwrap(inner) {
+			inner = u
+		}
+		if prev := p.lastExhausted.Swap(&inner); prev == nil || *prev != inner {
+			p.obs.PoolExhausted(p.typ, p.label)
+		}
+	}
 	p.errCount.Add(1)
 	msg := p.redactor.String(err.Error())
 	p.lastErr.Store(&msg)
@@ -175,9 +211,13 @@ func (p *pool) noteError(err error) {
 
 // PoolStats describes one live pool. It never holds credentials.
 type PoolStats struct {
-	Key           string // hash of type, canonical config, secret name and version
-	Type          string
-	Target        string // host:port/db or base URL
+	Key    string // hash of type, canonical config, secret name and version
+	Type   string
+	Target string // host:port/db or base URL
+	// Label names the pool in metrics: the named resource that created it,
+	// or Target for one an inline spec created. Never a user, password or
+	// secret name.
+	Label         string
 	Secret        string // secret name ("" without credentials)
 	SecretVersion int32
 	Size          int // open connections
@@ -217,7 +257,7 @@ func (b *Broker) Pools() []PoolStats {
 	out := make([]PoolStats, 0, len(list))
 	for _, e := range list {
 		s := e.backend.stats()
-		s.Key, s.Type, s.Target = e.p.key, e.p.typ, e.p.target
+		s.Key, s.Type, s.Target, s.Label = e.p.key, e.p.typ, e.p.target, e.p.label
 		s.Secret, s.SecretVersion = e.p.secret, e.p.version.version
 		s.Errors = e.p.errCount.Load()
 		if m := e.p.lastErr.Load(); m != nil {
@@ -333,7 +373,7 @@ func (b *Broker) reapIdle(now time.Time) {
 }
 
 // acquirePool finds or creates the pool for pl and takes a reference on it.
-func (b *Broker) acquirePool(ctx context.Context, pl *plan) (*pool, error) {
+func (b *Broker) acquirePool(ctx context.Context, pl *plan, ref string) (*pool, error) {
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -344,7 +384,13 @@ func (b *Broker) acquirePool(ctx context.Context, pl *plan) (*pool, error) {
 	if creating {
 		p = &pool{key: pl.key, lineage: pl.lineage, typ: pl.typ, target: pl.target,
 			secret: pl.secret, version: pl.version, ready: make(chan struct{}),
-			redactor: pl.poolRedactor}
+			redactor: pl.poolRedactor, label: ref, obs: b.cfg.Observer}
+		if p.label == "" {
+			p.label = pl.label
+		}
+		if p.label == "" {
+			p.label = pl.target
+		}
 		b.pools[pl.key] = p
 	}
 	p.refs++ // the janitor leaves it alone until releasePool sets lastUsed

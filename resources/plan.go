@@ -38,6 +38,7 @@ type plan struct {
 	key          string
 	lineage      string
 	target       string
+	label        string   // the metrics label of an inline spec's pool (PoolStats.Label)
 	hosts        []string // where the pool connects, for allowed_hosts
 	secret       string
 	version      secretVersion
@@ -81,6 +82,14 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 		}
 		var err error
 		resolved, err = b.cfg.Secrets.Resolve(ctx, spec.CredentialsRef)
+		switch {
+		case err == nil:
+			b.cfg.Observer.SecretResolved("ok")
+		case errors.Is(err, store.ErrNotFound):
+			b.cfg.Observer.SecretResolved("not_found")
+		default:
+			b.cfg.Observer.SecretResolved("error")
+		}
 		if err != nil {
 			return nil, fmt.Errorf("resource '%s': %w", name, err)
 		}
@@ -201,7 +210,7 @@ func buildPlan(name string, spec store.ResourceSpec, resolved *secrets.Resolved)
 				pl.derivedSecrets = append(pl.derivedSecrets, v)
 			}
 		}
-		pl.hosts, pl.target = c.Hosts(), c.Target()
+		pl.hosts, pl.target, pl.label = c.Hosts(), c.Target(), c.Origin()
 		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
 			p, err := httppool.New(ctx, c, httppool.Options{Dial: dial, OnError: onError})
 			if err != nil {

@@ -64,7 +64,7 @@ func (s *Session) Open(ctx context.Context, name string) (starlark.Value, error)
 	if err != nil {
 		return nil, s.maskError(err)
 	}
-	p, err := s.b.acquirePool(ctx, pl)
+	p, err := s.b.acquirePool(ctx, pl, spec.Ref)
 	if err != nil {
 		return nil, s.maskError(fmt.Errorf("resource '%s': %w", name, err))
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"go.opentelemetry.io/otel/trace"
 	"io"
 	"log/slog"
 	"regexp"
@@ -45,6 +46,7 @@ type executionService struct {
 	inlineDisabled bool
 	log            *slog.Logger
 	guard          *guard
+	telemetry      *Telemetry
 }
 
 // seesAll reports whether p sees every execution; callers with only the
@@ -132,6 +134,7 @@ func (s *executionService) request(ctx context.Context, r runRequest) (*executor
 		Timeout:        durationFromProto(r.GetTimeout()),
 		IdempotencyKey: r.GetIdempotencyKey(),
 		Caller:         p.Name,
+		Trace:          trace.SpanContextFromContext(ctx),
 	}
 	if req.IdempotencyKey != "" {
 		req.Fingerprint = requestFingerprint(r)
@@ -171,6 +174,7 @@ func (s *executionService) StartExecution(ctx context.Context, req *kgwv1.StartE
 	if err != nil {
 		return nil, err
 	}
+	xr.TraceLink = true // the run outlives this call
 	id, err := s.exec.Start(ctx, xr)
 	if err != nil {
 		return nil, err
@@ -225,6 +229,7 @@ func (s *executionService) follow(ctx context.Context, id string, after int64, s
 		return executionNotFound(err, id)
 	}
 	defer sub.Close()
+	defer s.telemetry.subscribed()()
 	for {
 		ev, err := sub.Next(ctx)
 		if errors.Is(err, io.EOF) {

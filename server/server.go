@@ -14,6 +14,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"log/slog"
 	"maps"
 	"net"
@@ -72,6 +73,12 @@ type Config struct {
 	PageTokenKey []byte
 	// Metrics registers the gRPC request metrics; nil keeps them unregistered.
 	Metrics prometheus.Registerer
+	// Tracing adds OpenTelemetry server spans (otelgrpc) from the global
+	// tracer provider and propagator; off, the server makes no spans.
+	Tracing bool
+	// Telemetry counts the open event streams (kgw_stream_subscribers);
+	// nil counts nothing.
+	Telemetry *Telemetry
 	// MaxRecvMsgSize and MaxSendMsgSize bound message sizes in bytes;
 	// 0 means DefaultMaxRecvMsgSize / DefaultMaxSendMsgSize.
 	MaxRecvMsgSize int
@@ -185,6 +192,11 @@ func New(cfg Config) (*Server, error) {
 	if cfg.TLS != nil {
 		opts = append(opts, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
+	if cfg.Tracing {
+		// Server spans, with the caller's W3C traceparent and baggage
+		// (the global propagator) as their parent.
+		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()))
+	}
 	s.grpc = grpc.NewServer(opts...)
 
 	workflows := newWorkflowCache(cfg.Store)
@@ -194,6 +206,7 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Executor != nil {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, &executionService{
 			store: cfg.Store, workflows: workflows, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log, guard: g,
+			telemetry: cfg.Telemetry,
 		})
 	} else {
 		kgwv1.RegisterExecutionServiceServer(s.grpc, kgwv1.UnimplementedExecutionServiceServer{})

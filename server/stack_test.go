@@ -57,6 +57,11 @@ type stackOptions struct {
 	tls       *tls.Config
 	clientTLS *tls.Config
 	trustXFCC bool
+	// registry, when set, receives the server's metrics (server.Telemetry
+	// wired into the broker, executor and server as `kgw serve` does).
+	registry     *prometheus.Registry
+	maxWorkflows int
+	tracing      bool // server.Config.Tracing
 }
 
 // adminKeyOf returns a key with roles, made directly in the stack's store.
@@ -102,7 +107,21 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 		t.Fatal(err)
 	}
 	authn := &access.Authenticator{Keys: access.NewKeys(st, mac, nil), Bindings: access.NewBindings(st, nil), JWT: opts.jwt}
-	broker := resources.NewBroker(resources.Config{Resources: st, Secrets: mgr, DisableInline: opts.disableInline})
+	var tel *server.Telemetry
+	var execObs executor.Observer
+	var brokerObs resources.Observer
+	reg := opts.metrics
+	if opts.registry != nil {
+		reg = opts.registry
+		if tel, err = server.NewTelemetry(server.TelemetryConfig{Registry: opts.registry, MaxWorkflows: opts.maxWorkflows}); err != nil {
+			t.Fatal(err)
+		}
+		execObs, brokerObs = tel, tel
+	}
+	broker := resources.NewBroker(resources.Config{Resources: st, Secrets: mgr, DisableInline: opts.disableInline, Observer: brokerObs})
+	if tel != nil {
+		tel.WatchPools(broker)
+	}
 	exec := executor.New(executor.Config{
 		Store:            st,
 		Resources:        server.ExecutorResources(broker),
@@ -110,10 +129,11 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 		SubscriberBuffer: opts.subscriberBuffer,
 		MaxRunsPerCaller: opts.maxPerCaller,
 		Logger:           opts.logger,
+		Observer:         execObs,
 	})
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
-		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: opts.metrics, AccessLog: opts.accessLog,
+		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: reg, Telemetry: tel, Tracing: opts.tracing, AccessLog: opts.accessLog,
 		TLS: opts.tls, TrustForwardedClientCert: opts.trustXFCC,
 	})
 	if err != nil {

@@ -73,6 +73,15 @@ type serveConfig struct {
 	// rebalance; 0 = never.
 	MaxConnectionAge      time.Duration
 	MaxConnectionAgeGrace time.Duration
+	// MetricsMaxWorkflows, MetricsMaxNodes and MetricsMaxPools bound the
+	// distinct workflow, node and pool label values of the metrics.
+	MetricsMaxWorkflows, MetricsMaxNodes, MetricsMaxPools int
+	// NoNodeLogs keeps node `logger` lines out of the server log (they are
+	// still events).
+	NoNodeLogs bool
+	// Tracing: the OTEL_* environment configures OpenTelemetry traces
+	// (tracingWanted).
+	Tracing bool
 }
 
 // maxResultBytesLimit is the highest --max-result-bytes: an execution with
@@ -96,6 +105,7 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 		recoveryInterval              string
 		leaseTimeout, connAge         string
 		connAgeGrace                  string
+		maxWf, maxNodes, maxPools     string
 	)
 	fs.StringVar(&cfg.GRPCAddr, "grpc-addr", env("KGW_GRPC_ADDR", "127.0.0.1:50051"), "gRPC listen address (env KGW_GRPC_ADDR); loopback only until authentication is configured")
 	fs.StringVar(&cfg.AdminAddr, "admin-addr", env("KGW_ADMIN_ADDR", "127.0.0.1:9464"), "admin HTTP address serving /metrics, /healthz, /readyz (env KGW_ADMIN_ADDR); empty disables it")
@@ -150,6 +160,18 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 	fs.StringVar(&leaseTimeout, "lease-timeout", env("KGW_LEASE_TIMEOUT", "15s"), "how long a replica may fail to renew its lease (renewed every fifth of it) before other replicas take its executions over; it stops them itself first (env KGW_LEASE_TIMEOUT)")
 	fs.StringVar(&connAge, "max-connection-age", env("KGW_MAX_CONNECTION_AGE", "5m"), "close client connections once they are this old so that clients reconnect and spread over replicas; 0 = never (env KGW_MAX_CONNECTION_AGE)")
 	fs.StringVar(&connAgeGrace, "max-connection-age-grace", env("KGW_MAX_CONNECTION_AGE_GRACE", "1m"), "how long RPCs of an aged-out connection may still run before it is closed (env KGW_MAX_CONNECTION_AGE_GRACE)")
+	fs.StringVar(&maxWf, "metrics-max-workflows", env("KGW_METRICS_MAX_WORKFLOWS", "200"), "distinct workflow label values in metrics; later workflows are counted as \"other\" (env KGW_METRICS_MAX_WORKFLOWS)")
+	fs.StringVar(&maxNodes, "metrics-max-nodes", env("KGW_METRICS_MAX_NODES", "1000"), "distinct workflow and node label pairs in metrics; later nodes are counted as \"other\" (env KGW_METRICS_MAX_NODES)")
+	fs.StringVar(&maxPools, "metrics-max-pools", env("KGW_METRICS_MAX_POOLS", "200"), "distinct pool label values in metrics; later pools are counted as \"other\" (env KGW_METRICS_MAX_POOLS)")
+	noNodeLogs := false
+	if v := getenv("KGW_NO_NODE_LOGS"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("KGW_NO_NODE_LOGS %q: want true or false", v))
+		}
+		noNodeLogs = b
+	}
+	fs.BoolVar(&cfg.NoNodeLogs, "no-node-logs", noNodeLogs, "keep the lines nodes write with `logger` out of the server log; they remain execution events (env KGW_NO_NODE_LOGS)")
 	pprofOn := false
 	if v := getenv("KGW_PPROF"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -254,6 +276,17 @@ func parseServeConfig(args []string, getenv func(string) string, stderr io.Write
 			cfg.NodeMemoryBudget = -1
 		}
 	}
+	for _, m := range []struct {
+		name, v string
+		dst     *int
+	}{{"metrics max workflows", maxWf, &cfg.MetricsMaxWorkflows}, {"metrics max nodes", maxNodes, &cfg.MetricsMaxNodes}, {"metrics max pools", maxPools, &cfg.MetricsMaxPools}} {
+		if n, err := strconv.Atoi(m.v); err != nil || n < 1 || n > 1_000_000 {
+			problems = append(problems, fmt.Sprintf("%s %q: want a whole number from 1 to 1000000", m.name, m.v))
+		} else {
+			*m.dst = n
+		}
+	}
+	cfg.Tracing = tracingWanted(getenv)
 	if cfg.DataDir == "" {
 		problems = append(problems, "data dir is empty")
 	}

@@ -30,6 +30,7 @@ func TestParseServeConfig(t *testing.T) {
 		RecoveryInterval: 15 * time.Second,
 		ReplicaName:      defaultReplicaName(), LeaseTimeout: 15 * time.Second,
 		MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: time.Minute,
+		MetricsMaxWorkflows: 200, MetricsMaxNodes: 1000, MetricsMaxPools: 200,
 	}
 	tests := []struct {
 		name string
@@ -66,6 +67,12 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) { c.MaxResultBytes = 1 << 20 }},
 		{"restart limit from env, none", nil, map[string]string{"KGW_MAX_NODE_RESTARTS": "-1"},
 			func(c *serveConfig) { c.MaxNodeRestarts = -1 }},
+		{"metrics label bounds, node logs off", []string{"--metrics-max-nodes", "50", "--no-node-logs"},
+			map[string]string{"KGW_METRICS_MAX_WORKFLOWS": "10", "KGW_METRICS_MAX_POOLS": "5"},
+			func(c *serveConfig) {
+				c.MetricsMaxWorkflows, c.MetricsMaxNodes, c.MetricsMaxPools, c.NoNodeLogs = 10, 50, 5, true
+			}},
+		{"node logs off from env", nil, map[string]string{"KGW_NO_NODE_LOGS": "true"}, func(c *serveConfig) { c.NoNodeLogs = true }},
 		{"memory budget from env", nil, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
 			func(c *serveConfig) { c.NodeMemoryBudget = 64 << 20 }},
 		{"cluster from env", nil, map[string]string{"KGW_REPLICA_NAME": "gw-b", "KGW_LEASE_TIMEOUT": "2s", "KGW_MAX_CONNECTION_AGE": "0s"},
@@ -115,6 +122,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"bad recovery interval", []string{"--recovery-interval", "0s"}, nil, "recovery interval"},
 		{"bad pprof", nil, map[string]string{"KGW_PPROF": "sometimes"}, "KGW_PPROF"},
 		{"bad access log", nil, map[string]string{"KGW_ACCESS_LOG": "loud"}, "KGW_ACCESS_LOG"},
+		{"bad metrics bound", []string{"--metrics-max-workflows", "0"}, nil, "metrics max workflows"},
+		{"bad node logs", nil, map[string]string{"KGW_NO_NODE_LOGS": "maybe"}, "KGW_NO_NODE_LOGS"},
 		{"bad memory limit", nil, map[string]string{"KGW_NODE_MEMORY_LIMIT": "2GiB"}, "node memory limit"},
 		{"bad restart limit", []string{"--max-node-restarts", "three"}, nil, "max node restarts"},
 		{"result limit above the message size", []string{"--max-result-bytes", "67108864"}, nil, "max result bytes"},
@@ -261,6 +270,29 @@ func TestAdminHandlerProfiles(t *testing.T) {
 		adminHandler(reg, ready.Load, on).ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/goroutine?debug=1", nil))
 		if want := map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[on]; rec.Code != want {
 			t.Errorf("profiles %v: GET /debug/pprof/goroutine = %d, want %d", on, rec.Code, want)
+		}
+	}
+}
+
+// Tracing is on only when an OTEL_* variable configures it.
+func TestTracingWanted(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want bool
+	}{
+		{nil, false},
+		{map[string]string{"KGW_LOG_LEVEL": "debug"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, true},
+		{map[string]string{"OTEL_SERVICE_NAME": "kgw-eu"}, true},
+		{map[string]string{"OTEL_TRACES_SAMPLER": "always_on", "OTEL_SDK_DISABLED": "true"}, false},
+		{map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318", "OTEL_TRACES_EXPORTER": "none"}, false},
+	} {
+		if got := tracingWanted(envOf(c.env)); got != c.want {
+			t.Errorf("tracingWanted(%v) = %v, want %v", c.env, got, c.want)
+		}
+		cfg, err := parseServeConfig(nil, envOf(c.env), io.Discard)
+		if err != nil || cfg.Tracing != c.want {
+			t.Errorf("parseServeConfig with %v: Tracing %v (%v), want %v", c.env, cfg != nil && cfg.Tracing, err, c.want)
 		}
 	}
 }

@@ -59,6 +59,20 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	}
 	required := sec.Auth == "required"
 
+	if cfg.Tracing {
+		shutdown, err := setupTracing(ctx, os.Getenv)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := shutdown(ctx); err != nil {
+				log.Warn("flushing trace spans failed", "err", err)
+			}
+		}()
+	}
+
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data dir: %w", err)
 	}
@@ -119,13 +133,27 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		return err
 	}
 
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	tel, err := server.NewTelemetry(server.TelemetryConfig{
+		Registry:     reg,
+		MaxWorkflows: cfg.MetricsMaxWorkflows,
+		MaxNodes:     cfg.MetricsMaxNodes,
+		MaxPools:     cfg.MetricsMaxPools,
+	})
+	if err != nil {
+		return err
+	}
+
 	broker := resources.NewBroker(resources.Config{
+		Observer:      tel,
 		Resources:     st,
 		Secrets:       mgr,
 		DisableInline: cfg.DisableInlineResources,
 		Guard:         guard,
 		Logger:        log,
 	})
+	tel.WatchPools(broker)
 	// Deferred calls run in reverse: the executor stops (its runs give
 	// their connections back) before the broker closes the pools, and both
 	// before the store closes.
@@ -145,6 +173,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Resources:   server.ExecutorResources(broker),
 		NewRedactor: server.NewRedactor,
 		Logger:      log,
+		Observer:    tel,
+		NoNodeLogs:  cfg.NoNodeLogs,
 		// An SQLite file has one gateway process, so whatever the previous
 		// process left running is resumed at once; replicas sharing a
 		// PostgreSQL store wait until the owner's heartbeat is stale.
@@ -176,8 +206,6 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		log.Info("resumed unfinished executions", "count", resumed)
 	}
 
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	srv, err := server.New(server.Config{
 		Store:                    st,
 		Executor:                 exec,
@@ -195,6 +223,8 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		TLS:                      tlsConfig,
 		MaxConnectionAge:         cfg.MaxConnectionAge,
 		MaxConnectionAgeGrace:    cfg.MaxConnectionAgeGrace,
+		Telemetry:                tel,
+		Tracing:                  cfg.Tracing,
 	})
 	if err != nil {
 		return err

@@ -294,6 +294,9 @@ var scenarios = []scenario{
 	{"  … at 512 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=512", "server.BenchmarkNoopThroughput/durable/callers=512", "execs/s")},
 	{"  … executor alone, no RPC (the journal's own cost)", rateRatio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", "execs/s")},
 	{"no-op workflow with API-key auth vs --auth none, gRPC API", measuredRatio("server.BenchmarkAuthThroughput", 0.90)},
+	{"no-op workflow, tracing always_on (OTLP to loopback) vs off, 128 callers, round 1", rateRatio("server.BenchmarkTracingOverhead/round=1/off", "server.BenchmarkTracingOverhead/round=1/always_on", "execs/s")},
+	{"  … round 2", rateRatio("server.BenchmarkTracingOverhead/round=2/off", "server.BenchmarkTracingOverhead/round=2/always_on", "execs/s")},
+	{"  … round 3", rateRatio("server.BenchmarkTracingOverhead/round=3/off", "server.BenchmarkTracingOverhead/round=3/always_on", "execs/s")},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }

@@ -197,6 +197,15 @@ func (c Config) Target() string {
 	return c.base.String()
 }
 
+// Origin is the base URL's scheme://host:port (the pool's metrics label:
+// no path or query, which may carry tokens).
+func (c Config) Origin() string {
+	if c.base == nil {
+		return "(no base_url)"
+	}
+	return origin(c.base)
+}
+
 // origin is scheme://host:port with the default port made explicit.
 func origin(u *url.URL) string {
 	port := u.Port()

@@ -243,11 +243,12 @@ func setHeaders(req *http.Request, headers *starlark.Dict) error {
 func (h *Handle) send(req *http.Request, timeout time.Duration) (*Response, error) {
 	ctx, cancel := context.WithTimeout(req.Context(), timeout)
 	defer cancel()
-	req = req.WithContext(ctx)
+	req, span := h.startSpan(req.WithContext(ctx))
 	h.pool.inFlight.Add(1)
 	h.pool.requests.Add(1)
 	defer h.pool.inFlight.Add(-1)
 	resp, err := h.pool.client.Do(req)
+	endSpan(span, resp, err)
 	if err != nil {
 		return nil, err
 	}

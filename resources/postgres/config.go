@@ -217,6 +217,7 @@ func (c Config) poolConfig() (*pgxpool.Config, error) {
 	if !c.InsecurePasswordAuth && !verifiedTLS(pc.ConnConfig.Config) {
 		pc.ConnConfig.RequireAuth = scramOnly
 	}
+	pc.ConnConfig.Tracer = queryTracer{db: pc.ConnConfig.Database, host: pc.ConnConfig.Host, port: int(pc.ConnConfig.Port)}
 	return pc, nil
 }
 

@@ -134,8 +134,14 @@ func (h *Handle) send(th *starlark.Thread, method string, args ...string) (rueid
 	}
 	h.pool.inFlight.Add(1)
 	h.pool.commands.Add(1)
-	msg, err := c.Do(starval.Context(th), cmd).ToMessage()
+	ctx, span := h.startSpan(starval.Context(th), args[0])
+	msg, err := c.Do(ctx, cmd).ToMessage()
 	h.pool.inFlight.Add(-1)
+	if err != nil && !rueidis.IsRedisNil(err) {
+		endSpan(span, err)
+	} else {
+		endSpan(span, nil)
+	}
 	if err != nil && !rueidis.IsRedisNil(err) {
 		h.pool.noteError(err)
 		return msg, starval.NewResourceError(h.name, method, err)

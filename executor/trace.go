@@ -1,0 +1,82 @@
+package executor
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// tracer is the executor's OpenTelemetry tracer, from the global provider:
+// a no-op unless the process configured tracing (docs/observability.md).
+func tracer() trace.Tracer { return otel.Tracer("github.com/kailash-gateway/kgw/executor") }
+
+// startExecutionSpan starts the run's "Execution <workflow>" span: a child
+// of the caller's span (Request.Trace), or with Request.TraceLink a new
+// root linked to it (the run outlives the call).
+func (r *run) startExecutionSpan() {
+	parent := context.Background()
+	opts := []trace.SpanStartOption{trace.WithAttributes(
+		attribute.String("kgw.execution_id", r.id),
+		attribute.String("kgw.workflow", r.wf.Name),
+		attribute.Int("kgw.workflow_version", int(r.wf.Version)),
+		attribute.Bool("kgw.resumed", r.resumed),
+	)}
+	if sc := r.req.Trace; sc.IsValid() {
+		if r.req.TraceLink {
+			opts = append(opts, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+		} else {
+			parent = trace.ContextWithRemoteSpanContext(parent, sc)
+		}
+	}
+	_, r.span = tracer().Start(parent, "Execution "+r.wf.Name, opts...)
+}
+
+// endExecutionSpan ends the run's span with its final status.
+func (r *run) endExecutionSpan() {
+	r.mu.Lock()
+	x := r.final
+	r.mu.Unlock()
+	if x != nil {
+		r.span.SetAttributes(attribute.String("kgw.status", statusName(x.Status)))
+		if x.Error != nil {
+			r.span.SetAttributes(attribute.String("kgw.error_code", x.Error.Code), attribute.String("kgw.node", x.Error.NodeID))
+			r.span.SetStatus(codes.Error, x.Error.Code)
+		}
+	}
+	r.span.End()
+}
+
+// startNodeSpan starts the "RunNode <workflow>/<node>" span of one attempt
+// under the execution's span; ctx is the attempt's context.
+func (r *run) startNodeSpan(ctx context.Context, node string, attempt int32) (context.Context, trace.Span) {
+	return tracer().Start(trace.ContextWithSpan(ctx, r.span), "RunNode "+r.wf.Name+"/"+node, trace.WithAttributes(
+		attribute.String("kgw.execution_id", r.id),
+		attribute.String("kgw.node", node),
+		attribute.Int("kgw.attempt", int(attempt)),
+	))
+}
+
+// endNodeSpan ends an attempt's span with its outcome and error code.
+func endNodeSpan(span trace.Span, outcome string, xe *store.ExecError) {
+	span.SetAttributes(attribute.String("kgw.outcome", outcome))
+	if xe != nil {
+		span.SetAttributes(attribute.String("kgw.error_code", xe.Code))
+		span.SetStatus(codes.Error, xe.Code)
+	}
+	span.End()
+}
+
+// traceAttrs are the trace_id and span_id log attributes of span, none
+// when it is not recording (tracing off).
+func traceAttrs(span trace.Span) []any {
+	sc := span.SpanContext()
+	if !sc.IsValid() {
+		return nil
+	}
+	return []any{"trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String()}
+}
