@@ -192,7 +192,7 @@ func subjectCN(dn string) (string, error) {
 	case len(cns) == 0:
 		return "", errors.New("no SPIFFE URI and no CN in Subject")
 	case len(cns) > 1:
-		return "", errors.New("Subject has more than one CN")
+		return "", errors.New("the Subject has more than one CN")
 	case !usableCN(cns[0]):
 		return "", errors.New("the CN of Subject cannot name a caller (empty, a space or control character, or '*')")
 	}
