@@ -6,6 +6,7 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kailash-gateway/kgw/store"
@@ -79,4 +80,31 @@ func traceAttrs(span trace.Span) []any {
 		return nil
 	}
 	return []any{"trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String()}
+}
+
+// journalTrace writes the caller's span context into the journalled
+// request as W3C traceparent and tracestate values (baggage is never
+// journalled: it may carry anything the caller put there). Nothing is
+// written when the call carried no valid span context (tracing off).
+func journalTrace(req *Request, into *store.ExecutionRequest) {
+	if !req.Trace.IsValid() {
+		return
+	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(trace.ContextWithRemoteSpanContext(context.Background(), req.Trace), c)
+	into.TraceParent, into.TraceState, into.TraceLink = c["traceparent"], c["tracestate"], req.TraceLink
+}
+
+// journalledTrace is the caller's span context journalled with an
+// execution (see journalTrace); invalid when none was or it does not
+// parse.
+func journalledTrace(from *store.ExecutionRequest) trace.SpanContext {
+	if from.TraceParent == "" {
+		return trace.SpanContext{}
+	}
+	c := propagation.MapCarrier{"traceparent": from.TraceParent}
+	if from.TraceState != "" {
+		c["tracestate"] = from.TraceState
+	}
+	return trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(), c))
 }
