@@ -55,13 +55,26 @@ func (s *spanSink) named(name string) []*tracepb.Span {
 	return out
 }
 
-// TestTracingResumeAfterKill: an ExecuteWorkflow call carrying a W3C
-// traceparent starts a run whose node holds; the gateway process is
-// SIGKILLed during the node and restarted with the same OTEL_* environment.
-// The resumed run's "Execution" and "RunNode" spans are in the caller's
-// trace, because the caller's trace context was journalled with the
-// execution.
+// TestTracingResumeAfterKill: a call carrying a W3C traceparent starts a
+// run whose node holds; the gateway process is SIGKILLed during the node
+// and restarted with the same OTEL_* environment. Because the caller's
+// trace context was journalled with the execution, the resumed run's spans
+// are placed as the first run's were: for ExecuteWorkflow the resumed
+// "Execution" and "RunNode" spans are in the caller's trace; for
+// StartExecution the resumed "Execution" span is a new root linked to the
+// caller's trace, with the RunNode spans under it.
 func TestTracingResumeAfterKill(t *testing.T) {
+	pg := testenv.Postgres(t)
+	for _, viaStart := range []bool{false, true} {
+		name := "ExecuteWorkflow"
+		if viaStart {
+			name = "StartExecution"
+		}
+		t.Run(name, func(t *testing.T) { testTracingResumeAfterKill(t, pg, viaStart) })
+	}
+}
+
+func testTracingResumeAfterKill(t *testing.T, pg *testenv.PostgresServer, viaStart bool) {
 	sink := &spanSink{}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -72,7 +85,6 @@ func TestTracingResumeAfterKill(t *testing.T) {
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
 
-	pg := testenv.Postgres(t)
 	dsn := pg.NewDatabase(t)
 	ctx := t.Context()
 	pool, err := pgxpool.New(ctx, dsn)
@@ -124,13 +136,16 @@ func TestTracingResumeAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	resources := map[string]*kgwv1.ResourceSpec{"db": {Type: "database", Config: res, CredentialsRef: "runs_db"}}
+	execs := kgwv1.NewExecutionServiceClient(client.Conn())
 	callDone := make(chan error, 1)
 	go func() {
-		_, err := kgwv1.NewExecutionServiceClient(client.Conn()).ExecuteWorkflow(callCtx, &kgwv1.ExecuteWorkflowRequest{
-			Workflow:   "trace_resume",
-			Parameters: params,
-			Resources:  map[string]*kgwv1.ResourceSpec{"db": {Type: "database", Config: res, CredentialsRef: "runs_db"}},
-		})
+		var err error
+		if viaStart {
+			_, err = execs.StartExecution(callCtx, &kgwv1.StartExecutionRequest{Workflow: "trace_resume", Parameters: params, Resources: resources})
+		} else {
+			_, err = execs.ExecuteWorkflow(callCtx, &kgwv1.ExecuteWorkflowRequest{Workflow: "trace_resume", Parameters: params, Resources: resources})
+		}
 		callDone <- err
 	}()
 
@@ -149,7 +164,9 @@ func TestTracingResumeAfterKill(t *testing.T) {
 	if err := gw.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	if err := <-callDone; err == nil {
+	if err := <-callDone; viaStart && err != nil {
+		t.Fatalf("StartExecution: %v", err)
+	} else if !viaStart && err == nil {
 		t.Fatal("ExecuteWorkflow succeeded although the gateway was killed during its node")
 	}
 	if n := len(sink.named("RunNode trace_resume/n1")); n != 0 {
@@ -168,31 +185,44 @@ func TestTracingResumeAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	runs := sink.named("Execution trace_resume")
+	if len(runs) != 1 {
+		t.Fatalf("%d Execution spans exported, want 1 (the resumed run's)", len(runs))
+	}
+	run := runs[0]
+	if !boolAttr(run, "kgw.resumed") || spanAttr(run, "kgw.execution_id") != id {
+		t.Errorf("Execution span: kgw.resumed %v, kgw.execution_id %q; want true and %q", boolAttr(run, "kgw.resumed"), spanAttr(run, "kgw.execution_id"), id)
+	}
+	runTrace := hex.EncodeToString(run.GetTraceId())
+	if viaStart {
+		// A new root, as the first run's was, linked to the caller's trace.
+		if runTrace == traceID || len(run.GetParentSpanId()) != 0 {
+			t.Errorf("resumed Execution span of StartExecution: trace %s, parent %x; want a new root", runTrace, run.GetParentSpanId())
+		}
+		linked := false
+		for _, l := range run.GetLinks() {
+			linked = linked || hex.EncodeToString(l.GetTraceId()) == traceID
+		}
+		if !linked {
+			t.Errorf("resumed Execution span of StartExecution has no link to the caller's trace %s (links %v)", traceID, run.GetLinks())
+		}
+	} else if runTrace != traceID {
+		t.Errorf("resumed Execution span in trace %s, want the caller's trace %s", runTrace, traceID)
+	}
+
 	nodes := sink.named("RunNode trace_resume/n1")
 	if len(nodes) == 0 {
-		t.Fatalf("no RunNode span of the resumed node exported; spans: %d", len(sink.spans))
+		t.Fatal("no RunNode span of the resumed node exported")
 	}
 	for _, sp := range nodes {
-		if got := hex.EncodeToString(sp.GetTraceId()); got != traceID {
-			t.Errorf("resumed RunNode span in trace %s, want the caller's trace %s", got, traceID)
+		if got := hex.EncodeToString(sp.GetTraceId()); got != runTrace || (!viaStart && got != traceID) {
+			t.Errorf("resumed RunNode span in trace %s, want the Execution span's trace %s (caller's %s)", got, runTrace, traceID)
+		}
+		if string(sp.GetParentSpanId()) != string(run.GetSpanId()) {
+			t.Errorf("resumed RunNode span's parent is %x, want the Execution span %x", sp.GetParentSpanId(), run.GetSpanId())
 		}
 		if spanAttr(sp, "kgw.execution_id") != id {
 			t.Errorf("resumed RunNode span of execution %q, want %q", spanAttr(sp, "kgw.execution_id"), id)
-		}
-	}
-	execs := sink.named("Execution trace_resume")
-	if len(execs) != 1 {
-		t.Fatalf("%d Execution spans exported, want 1 (the resumed run's)", len(execs))
-	}
-	if got := hex.EncodeToString(execs[0].GetTraceId()); got != traceID {
-		t.Errorf("resumed Execution span in trace %s, want the caller's trace %s", got, traceID)
-	}
-	if !boolAttr(execs[0], "kgw.resumed") {
-		t.Errorf("resumed Execution span lacks kgw.resumed=true")
-	}
-	for _, sp := range nodes {
-		if string(sp.GetParentSpanId()) != string(execs[0].GetSpanId()) {
-			t.Errorf("resumed RunNode span's parent is %x, want the Execution span %x", sp.GetParentSpanId(), execs[0].GetSpanId())
 		}
 	}
 }
