@@ -50,3 +50,16 @@ func TestJournalTraceRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkSpanHooksOff measures the tracing hooks of one execution with
+// one node attempt when tracing is off (OpenTelemetry's no-op tracer).
+func BenchmarkSpanHooksOff(b *testing.B) {
+	r := &run{id: "x", wf: &store.Workflow{Name: "noop", Version: 1}, req: &Request{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.startExecutionSpan()
+		_, span := r.startNodeSpan(b.Context(), "n", 1)
+		endNodeSpan(span, "completed", nil)
+		r.endExecutionSpan()
+	}
+}
