@@ -329,6 +329,10 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		IdempotencyKey: x.IdempotencyKey,
 		Caller:         x.Caller,
 		Fingerprint:    x.Request.Fingerprint,
+		// The resumed run's span continues the caller's trace as the
+		// first run's did: its child, or a new root linked to it.
+		Trace:     journalledTrace(&x.Request),
+		TraceLink: x.Request.TraceLink,
 	}
 	r := e.newRun(req, p, &resumeFrom{x: x, events: events})
 	prev, err := e.admit(r, false)

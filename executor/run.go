@@ -143,6 +143,7 @@ func (e *Executor) newRun(req *Request, p *plan, from *resumeFrom) *run {
 		Owner:          e.cfg.Owner,
 		Epoch:          1, // as the store journals a new execution
 	}
+	journalTrace(req, &r.x.Request)
 	states := make([]store.NodeState, len(p.nodes))
 	for i := range p.nodes {
 		states[i] = store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}

@@ -300,6 +300,15 @@ type ExecutionRequest struct {
 	// second request with the same idempotency key can be compared with
 	// the first. Opaque to the store.
 	Fingerprint string `json:"fingerprint,omitempty"`
+	// TraceParent and TraceState are the W3C trace context (traceparent
+	// and tracestate headers) of the caller's span, so that a run resumed
+	// after a restart or on another replica continues the caller's trace;
+	// TraceLink records that the run's span was a new root linked to that
+	// span rather than its child. Empty when the call carried no trace or
+	// tracing is off. Baggage is never stored. Opaque to the store.
+	TraceParent string `json:"traceparent,omitempty"`
+	TraceState  string `json:"tracestate,omitempty"`
+	TraceLink   bool   `json:"trace_link,omitempty"`
 }
 
 // ExecError describes a failure of a node or an execution.

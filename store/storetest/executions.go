@@ -25,6 +25,9 @@ func sampleExecution(id string, created time.Time) *store.Execution {
 			Context:     map[string]any{"request_id": "r-1", "tags": []any{"a", "b"}},
 			Timeout:     45 * time.Second,
 			Fingerprint: "sha256:0123abcd",
+			TraceParent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+			TraceState:  "vendor=a1,other=b2",
+			TraceLink:   true,
 		},
 		Nodes: []*store.NodeState{
 			{NodeID: "fetch", Status: store.NodePending},
