@@ -225,7 +225,8 @@ func getResource(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, &resourceError{fmt.Errorf("resource '%s' was not provided in the request", name)}
 	}
 	if err != nil {
-		return nil, &resourceError{fmt.Errorf("resource '%s': %w", name, err)}
+		// The opener names the resource (see ResourceOpener).
+		return nil, &resourceError{err}
 	}
 	if r.resources == nil {
 		r.resources = r.resBuf[:0]
