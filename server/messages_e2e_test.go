@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -83,6 +84,51 @@ func TestSpecsThatCannotWork(t *testing.T) {
 			check("PutResource", "spec"+tt.field, err)
 			_, err = s.res.CheckResource(t.Context(), &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Spec{Spec: tt.spec}})
 			check("CheckResource", "spec"+tt.field, err)
+		})
+	}
+}
+
+// TestRuntimeMessages: node code mistakes name what would work: an
+// unknown attribute of a module or handle lists the valid ones, and mixing
+// a time with a string points at time.parse_time. Exact text.
+func TestRuntimeMessages(t *testing.T) {
+	_, srv := newRecorder(t, "127.0.0.1:0")
+	s := startStack(t, stackOptions{})
+	res := map[string]*kgwv1.ResourceSpec{
+		// Handles connect on first use; these tests never use them.
+		"db":  {Type: "database", Config: params(t, map[string]any{"host": "127.0.0.1", "port": 1, "database": "x", "user": "x"})},
+		"api": {Type: "http_client", Config: params(t, map[string]any{"base_url": srv.URL})},
+	}
+	const timeFix = "; turn the string into a time first: time.parse_time(\"2024-01-01T00:00:00Z\") (RFC 3339), or format the time with t.format(...)"
+	tests := []struct{ name, code, want string }{
+		{"db method", `result = {"v": get_resource("db").fetchvall("SELECT 1")}`,
+			"node 'n' failed at 1:34: database has no .fetchvall field or method; valid: acquire, execute, executemany, fetch, fetchrow, fetchval, freesize, size, transaction (did you mean .fetchval?)"},
+		{"db far", `result = {"v": get_resource("db").query("SELECT 1")}`,
+			"node 'n' failed at 1:34: database has no .query field or method; valid: acquire, execute, executemany, fetch, fetchrow, fetchval, freesize, size, transaction"},
+		{"json", `result = {"v": json.dump({})}`,
+			"node 'n' failed at 1:20: module 'json' has no .dump field or method; valid: decode, dumps, encode, indent, loads (did you mean .dumps?)"},
+		{"time", `result = {"v": time.nwo()}`,
+			"node 'n' failed at 1:20: module 'time' has no .nwo field or method; valid: from_timestamp, hour, is_valid_timezone, microsecond, millisecond, minute, nanosecond, now, parse_duration, parse_time, second, sleep, time"},
+		{"response field", `result = {"v": get_resource("api").get("x").status_cod}`,
+			"node 'n' failed at 1:44: http_client.response has no .status_cod field or method; valid: body, headers, json, ok, raise_for_status, reason, status, status_code, text, url (did you mean .status_code?)"},
+		{"time minus string", `result = {"v": time.now() - "2024-01-01"}`,
+			"node 'n' failed at 1:27: unknown binary op: time.time - string" + timeFix},
+		{"time less string", `result = {"v": time.now() < "2024-01-01"}`,
+			"node 'n' failed at 1:27: time.time < string not implemented" + timeFix},
+		{"string minus time", `result = {"v": "2024-01-01" - time.now()}`,
+			"node 'n' failed at 1:29: unknown binary op: string - time.time" + timeFix},
+		{"duration plus string", `result = {"v": time.parse_duration("1h") + "30m"}`,
+			"node 'n' failed at 1:42: unknown binary op: time.duration + string; turn the string into a duration first: time.parse_duration(\"1h30m\")"},
+	}
+	names := []string{"db", "api"}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wf := fmt.Sprintf("rtmsg%d", i)
+			s.register(t, &kgwv1.Workflow{Name: wf, Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: names, Code: tt.code}}})
+			x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: wf, Resources: res})
+			if e := x.GetError(); e.GetMessage() != tt.want {
+				t.Errorf("message\n %q, want\n %q", e.GetMessage(), tt.want)
+			}
 		})
 	}
 }
