@@ -77,7 +77,7 @@ func CheckCredentials(typ string, config map[string]any, credentialsRef string) 
 	slices.Sort(keys)
 	for _, k := range keys {
 		out = append(out, SpecProblem{k, fmt.Sprintf(
-			"%q is a credential and config is not secret: store it in a secret (StoreSecret, kgw secret put) and name that secret in credentials_ref", k)})
+			"%q is a credential and config is not secret: store it in a secret (StoreSecret, kgw secrets put) and name that secret in credentials_ref", k)})
 	}
 	if typ == TypeHTTPClient && credentialsRef != "" {
 		if u, _ := config["base_url"].(string); u == "" {

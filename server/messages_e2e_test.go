@@ -59,10 +59,10 @@ func TestSpecsThatCannotWork(t *testing.T) {
 			`http_client credentials need a base_url: they are only sent to its origin; add config.base_url (e.g. "https://api.example.com") and request relative paths, or drop credentials_ref`},
 		{"password in config", &kgwv1.ResourceSpec{Type: "database",
 			Config: params(t, map[string]any{"host": "127.0.0.1", "database": "x", "user": "x", "password": "hunter2-not-a-secret"})}, ".config.password",
-			`"password" is a credential and config is not secret: store it in a secret (StoreSecret, kgw secret put) and name that secret in credentials_ref`},
+			`"password" is a credential and config is not secret: store it in a secret (StoreSecret, kgw secrets put) and name that secret in credentials_ref`},
 		{"token in http config", &kgwv1.ResourceSpec{Type: "http_client",
 			Config: params(t, map[string]any{"base_url": "https://api.example.com", "token": "tok-not-a-secret"})}, ".config.token",
-			`"token" is a credential and config is not secret: store it in a secret (StoreSecret, kgw secret put) and name that secret in credentials_ref`},
+			`"token" is a credential and config is not secret: store it in a secret (StoreSecret, kgw secrets put) and name that secret in credentials_ref`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
