@@ -132,3 +132,18 @@ func TestRuntimeMessages(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckResourceNamedOnce: CheckResource's message names the
+// resource once too.
+func TestCheckResourceNamedOnce(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	spec := &kgwv1.ResourceSpec{Type: "database", CredentialsRef: "nosuch",
+		Config: params(t, map[string]any{"host": "127.0.0.1", "port": 1, "database": "x"})}
+	resp, err := s.res.CheckResource(t.Context(), &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Spec{Spec: spec}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "resource 'check': secret 'nosuch' not found"; resp.GetHealthy() || resp.GetMessage() != want {
+		t.Errorf("CheckResource = %v, want unhealthy with %q", resp, want)
+	}
+}
