@@ -846,11 +846,16 @@ func TestInvalidWorkflow(t *testing.T) {
 		{"unknown node", workflow("unk", []store.Node{codeNode("a", "result = {}")}, conn("a", "", "zz", ""))},
 		{"syntax error", workflow("syn", []store.Node{codeNode("a", "result = {")})},
 	}
+	// The whole text of the syntax error: the node is named once.
+	wantMsg := map[string]string{"syntax error": `start execution of syn v1: invalid workflow: node "a": 1:11: got end of file, want primary expression`}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := e.Execute(t.Context(), &executor.Request{Workflow: tt.w})
 			if !errors.Is(err, executor.ErrInvalidWorkflow) {
 				t.Errorf("Execute = %v, want ErrInvalidWorkflow", err)
+			}
+			if w, ok := wantMsg[tt.name]; ok && err.Error() != w {
+				t.Errorf("Execute = %q, want %q", err, w)
 			}
 		})
 	}

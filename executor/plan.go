@@ -1,6 +1,7 @@
 package executor
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -114,7 +115,9 @@ func (e *Executor) buildPlan(w *store.Workflow) (*plan, error) {
 		index[n.ID] = i
 		p.order[i] = i
 		prog, err := e.progs.compile(n.ID, n.Code)
-		if err != nil {
+		if _, named := errors.AsType[*node.CompileError](err); named {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidWorkflow, err) // it names the node
+		} else if err != nil {
 			return nil, fmt.Errorf("%w: node %q: %w", ErrInvalidWorkflow, n.ID, err)
 		}
 		pn := &p.nodes[i]

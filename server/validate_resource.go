@@ -80,7 +80,16 @@ func validateSpec(v *validationErrors, field string, s *kgwv1.ResourceSpec, name
 		v.add(field, `inline resource specs are disabled on this gateway; use a named resource: {"ref": "name"}`)
 		return
 	}
-	switch _, err := resources.ParseConfig(s.GetType(), structToMap(s.GetConfig())); {
+	cfg := structToMap(s.GetConfig())
+	// Mistakes no retry can fix come first, each with its fix; a credential
+	// key is then left out of the parse so it is reported once.
+	for _, p := range resources.CheckCredentials(s.GetType(), cfg, s.GetCredentialsRef()) {
+		v.add(field+".config."+p.Key, "%s", p.Message)
+		if p.Key != "base_url" {
+			delete(cfg, p.Key)
+		}
+	}
+	switch _, err := resources.ParseConfig(s.GetType(), cfg); {
 	case err == nil:
 	case s.GetType() == "":
 		v.add(field+".type", "required: database, cache or http_client (or give ref)")

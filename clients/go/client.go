@@ -138,6 +138,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	if cfg.token != "" {
 		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer(cfg.token)))
 	}
+	dopts = append(dopts, unreachableInterceptors(target)...)
 	dopts = append(dopts, cfg.extra...)
 	conn, err := grpc.NewClient(target, dopts...)
 	if err != nil {

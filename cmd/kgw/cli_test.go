@@ -462,7 +462,13 @@ func TestCLIUnreachable(t *testing.T) {
 	var out, errb bytes.Buffer
 	c := &cli{stdout: &out, stderr: &errb, getenv: envOf(map[string]string{"KGW_ADDR": "127.0.0.1:1"})}
 	code := dispatch(t.Context(), c, []string{"workflow", "list"})
-	if code != 3 || !strings.Contains(errb.String(), "UNAVAILABLE") || !strings.Contains(errb.String(), "KGW_ADDR") {
-		t.Errorf("workflow list against a closed port = %d, %q, want 3 and UNAVAILABLE with a hint", code, errb.String())
+	// The whole text: the address once, how to start a gateway, how to
+	// point kgw at one.
+	const want = "kgw workflow list: UNAVAILABLE: cannot reach the gateway at 127.0.0.1:1: " +
+		`connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: connect: connection refused"` +
+		" (is it running? start one with `kgw serve`, or give the address it listens on)\n" +
+		"  (point kgw at a running gateway with --addr or KGW_ADDR)\n"
+	if code != 3 || errb.String() != want {
+		t.Errorf("workflow list against a closed port = %d,\n%q, want 3 and\n%q", code, errb.String(), want)
 	}
 }

@@ -412,7 +412,8 @@ func printRPCError(w io.Writer, cmd string, e *kgw.Error) {
 	}
 	switch e.Code {
 	case codes.Unavailable:
-		fmt.Fprintln(w, "  (is the gateway running at that address? set it with --addr or KGW_ADDR)")
+		// The client's message names the address and `kgw serve`.
+		fmt.Fprintln(w, "  (point kgw at a running gateway with --addr or KGW_ADDR)")
 	case codes.DeadlineExceeded:
 		fmt.Fprintln(w, "  (the call took longer than --timeout)")
 	}

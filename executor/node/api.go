@@ -77,7 +77,10 @@ type ResourceOpener interface {
 	// already checked that name is in RequiredResources; for a name the
 	// request did not provide, Open returns an error satisfying
 	// errors.Is(err, ErrNotProvided), which the runtime reports as
-	// "resource 'x' was not provided in the request". Open is called at most
+	// "resource 'x' was not provided in the request". Any other error is
+	// shown to node code as it is, so it names the resource itself
+	// ("resource 'x': ..."): the runtime adds no prefix of its own, and a
+	// message never says the name twice. Open is called at most
 	// once per name and attempt, but possibly from several goroutines
 	// (parallel.map), so it must be safe for concurrent use; so must the
 	// handles it returns.

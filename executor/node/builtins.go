@@ -73,6 +73,11 @@ func init() {
 		"repr":     depthGuarded("repr"),
 		"print":    depthGuarded("print"),
 	}
+	for name, v := range builtins {
+		if m, ok := v.(*starlarkstruct.Module); ok {
+			builtins[name] = listingModule{m}
+		}
+	}
 	for _, name := range chargedBuiltins {
 		builtins[name] = charged(name)
 	}
@@ -225,7 +230,8 @@ func getResource(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, 
 		return nil, &resourceError{fmt.Errorf("resource '%s' was not provided in the request", name)}
 	}
 	if err != nil {
-		return nil, &resourceError{fmt.Errorf("resource '%s': %w", name, err)}
+		// The opener names the resource (see ResourceOpener).
+		return nil, &resourceError{err}
 	}
 	if r.resources == nil {
 		r.resources = r.resBuf[:0]
@@ -533,4 +539,16 @@ func depthGuarded(name string) *starlark.Builtin {
 		}
 		return starlark.Call(th, orig, args, kwargs)
 	})
+}
+
+// listingModule is a module whose unknown attribute error names the module
+// and lists its members ("module 'time' has no .nwo field or method;
+// valid: …"), where starlarkstruct.Module says only "module has no …".
+type listingModule struct{ *starlarkstruct.Module }
+
+func (m listingModule) Attr(name string) (starlark.Value, error) {
+	if v := m.Members[name]; v != nil {
+		return v, nil
+	}
+	return nil, starval.NoSuchAttr("module '"+m.Name+"'", name, m.AttrNames())
 }

@@ -129,7 +129,26 @@ func (r *run) describe(err error) string {
 		return r.undefinedMessage(m[1])
 	}
 	// fail("x") reads "x", as a Python exception message would.
-	return strings.TrimPrefix(msg, "fail: ")
+	return timeHint(strings.TrimPrefix(msg, "fail: "))
+}
+
+// timeMixRE matches the interpreter's errors for an operator between a
+// time (or duration) and a string, in either order: "unknown binary op:
+// time.time - string", "time.time < string not implemented".
+var timeMixRE = regexp.MustCompile(`^(?:unknown binary op: )?(time\.time|time\.duration|string) \S+ (time\.time|time\.duration|string)(?: not implemented)?$`)
+
+// timeHint adds to an error between a time and a string the conversion
+// that makes it work: a string does not become a time by itself (Python
+// code often compares ISO strings with datetimes it parsed elsewhere).
+func timeHint(msg string) string {
+	m := timeMixRE.FindStringSubmatch(msg)
+	if m == nil || (m[1] == "string") == (m[2] == "string") {
+		return msg
+	}
+	if m[1] == "time.duration" || m[2] == "time.duration" {
+		return msg + `; turn the string into a duration first: time.parse_duration("1h30m")`
+	}
+	return msg + `; turn the string into a time first: time.parse_time("2024-01-01T00:00:00Z") (RFC 3339), or format the time with t.format(...)`
 }
 
 func (r *run) undefinedMessage(name string) string {

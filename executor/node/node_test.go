@@ -511,7 +511,7 @@ func (o *testOpener) Open(ctx context.Context, name string) (starlark.Value, err
 			return handles[len(args)], nil // out of range: a Go runtime panic
 		}), nil
 	case "broken":
-		return nil, errors.New("connection refused")
+		return nil, errors.New("resource 'broken': connection refused") // an opener names the resource
 	case "slow": // a method that takes 30 ms and ignores cancellation
 		return starlark.NewBuiltin("slow", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
 			time.Sleep(30 * time.Millisecond)

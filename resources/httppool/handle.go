@@ -50,7 +50,7 @@ func (h *Handle) Attr(name string) (starlark.Value, error) {
 	if b, ok := h.attrs[name]; ok {
 		return b, nil
 	}
-	return nil, nil
+	return nil, starval.NoSuchAttr(h.Type(), name, h.AttrNames())
 }
 
 // AttrNames lists the methods.
@@ -392,5 +392,5 @@ func (r *Response) Attr(name string) (starlark.Value, error) {
 			return starlark.None, nil
 		}), nil
 	}
-	return nil, nil
+	return nil, starval.NoSuchAttr(r.Type(), name, r.AttrNames())
 }

@@ -130,7 +130,7 @@ func (h *Handle) Attr(name string) (starlark.Value, error) {
 	if b := handleMethods[name]; b != nil {
 		return b.BindReceiver(h), nil
 	}
-	return nil, nil
+	return nil, starval.NoSuchAttr(h.Type(), name, h.AttrNames())
 }
 
 // handleMethods are the query methods of every Handle, which Attr binds
@@ -320,7 +320,7 @@ func (c *connValue) Attr(name string) (starlark.Value, error) {
 	if b, ok := c.attrs[name]; ok {
 		return b, nil
 	}
-	return nil, nil
+	return nil, starval.NoSuchAttr(c.Type(), name, c.AttrNames())
 }
 
 func (c *connValue) run(ctx context.Context, sql string, args []any, f queryFunc) (starlark.Value, error) {
@@ -377,7 +377,7 @@ func (t *txValue) Attr(name string) (starlark.Value, error) {
 	if b, ok := t.attrs[name]; ok {
 		return b, nil
 	}
-	return nil, nil
+	return nil, starval.NoSuchAttr(t.Type(), name, t.AttrNames())
 }
 
 func (t *txValue) run(ctx context.Context, sql string, args []any, f queryFunc) (starlark.Value, error) {

@@ -39,7 +39,7 @@ func (h *Handle) Attr(name string) (starlark.Value, error) {
 	if b, ok := h.attrs[name]; ok {
 		return b, nil
 	}
-	return nil, nil
+	return nil, starval.NoSuchAttr(h.Type(), name, h.AttrNames())
 }
 
 // AttrNames lists the command methods.

@@ -46,13 +46,14 @@ def test_failed_execution_carries_error() -> None:
     msg = _execution(execution_pb2.EXECUTION_STATUS_FAILED)
     msg.error.node_id = "query"
     msg.error.code = "NODE_ERROR"
-    msg.error.message = "query:2:5: boom"
+    msg.error.message = "node 'query' failed at 2:5: boom"
     ex = Execution.from_proto(msg)
     assert ex.status == "failed"
     assert ex.done and not ex.succeeded
     assert ex.error is not None
     assert (ex.error.node_id, ex.error.code) == ("query", "NODE_ERROR")
-    assert str(ex.error) == "NODE_ERROR: node 'query': query:2:5: boom"
+    # Exact: the node is named once, by the gateway's message.
+    assert str(ex.error) == "NODE_ERROR: node 'query' failed at 2:5: boom"
 
 
 def test_status_names() -> None:

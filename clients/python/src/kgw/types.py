@@ -124,8 +124,9 @@ class ExecutionError:
         return cls(node_id=msg.node_id, code=msg.code, message=msg.message, traceback=msg.traceback)
 
     def __str__(self) -> str:
-        where = f"node {self.node_id!r}: " if self.node_id else ""
-        return f"{self.code}: {where}{self.message}"
+        # The gateway's message already names the node ("node 'q' failed at
+        # 2:5: ..."): adding it again would read "node 'q': node 'q' ...".
+        return f"{self.code}: {self.message}"
 
 
 @dataclass(frozen=True)
