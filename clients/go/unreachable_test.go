@@ -1,6 +1,7 @@
 package kgw_test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"testing"
@@ -25,7 +26,7 @@ func closedAddr(t *testing.T) string {
 // calls and streams alike; it is still ErrUnavailable.
 func TestUnreachableGateway(t *testing.T) {
 	addr := closedAddr(t)
-	c, err := kgw.Dial(t.Context(), addr)
+	c, err := kgw.Dial(context.Background(), addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,11 +34,11 @@ func TestUnreachableGateway(t *testing.T) {
 	want := "kgw GetWorkflow: Unavailable: cannot reach the gateway at " + addr +
 		`: connection error: desc = "transport: Error while dialing: dial tcp ` + addr + `: connect: connection refused"` +
 		" (is it running? start one with `kgw serve`, or give the address it listens on)"
-	_, err = c.GetWorkflow(t.Context(), "wf", 0)
+	_, err = c.GetWorkflow(context.Background(), "wf", 0)
 	if err == nil || err.Error() != want || !errors.Is(err, kgw.ErrUnavailable) {
 		t.Errorf("GetWorkflow = %v,\nwant %s (ErrUnavailable)", err, want)
 	}
-	for _, err := range c.Watch(t.Context(), "x", 0) {
+	for _, err := range c.Watch(context.Background(), "x", 0) {
 		var e *kgw.Error
 		if !errors.As(err, &e) || e.Message != "cannot reach the gateway at "+addr+
 			`: connection error: desc = "transport: Error while dialing: dial tcp `+addr+`: connect: connection refused"`+
