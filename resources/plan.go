@@ -138,99 +138,113 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 	return pl, nil
 }
 
-// buildPlan parses and checks spec's config, merges the resolved secret's
-// values (nil: none) into it and computes the pool keys. The plan it
-// returns depends on nothing else, so the broker caches it.
+// buildPlan parses and checks spec's config with ParseConfig, merges the
+// resolved secret's values (nil: none) into it and computes the pool keys.
+// The plan it returns depends on nothing else, so the broker caches it.
 func buildPlan(name string, spec store.ResourceSpec, resolved *secrets.Resolved) (*plan, error) {
+	c, err := ParseConfig(spec.Type, spec.Config)
+	if errors.Is(err, ErrUnknownType) {
+		return nil, fmt.Errorf("resource '%s': %w", name, err)
+	}
+	if err != nil {
+		return nil, invalid(name, err)
+	}
 	var values map[string]any
 	if resolved != nil {
 		values = resolved.Values
 	}
 	pl := &plan{typ: spec.Type, poolRedactor: secrets.NewRedactor()}
-	var canonical any
-	switch spec.Type {
-	case TypeDatabase:
-		c, err := postgres.ParseConfig(spec.Config)
-		if err != nil {
-			return nil, invalid(name, err)
-		}
-		canonical = c
-		if values != nil {
-			v, err := subKey(values, spec.CredentialsKey)
-			if err != nil {
-				return nil, invalid(name, err)
-			}
-			if err := c.MergeCredentials(v); err != nil {
-				return nil, invalid(name, err)
-			}
-		}
-		pl.hosts, pl.target = c.Hosts(), c.Target()
-		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
-			p, err := postgres.New(ctx, c, postgres.Options{Dial: dial, OnError: onError})
-			if err != nil {
-				return nil, err
-			}
-			return pgBackend{p}, nil
-		}
-	case TypeCache:
-		c, err := redis.ParseConfig(spec.Config)
-		if err != nil {
-			return nil, invalid(name, err)
-		}
-		canonical = c
-		if values != nil {
-			v, err := subKey(values, spec.CredentialsKey)
-			if err != nil {
-				return nil, invalid(name, err)
-			}
-			if err := c.MergeCredentials(v); err != nil {
-				return nil, invalid(name, err)
-			}
-		}
-		pl.hosts, pl.target = c.Hosts(), c.Target()
-		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
-			p, err := redis.New(ctx, c, redis.Options{Dial: dial, OnError: onError})
-			if err != nil {
-				return nil, err
-			}
-			return redisBackend{p}, nil
-		}
-	case TypeHTTPClient:
-		c, err := httppool.ParseConfig(spec.Config)
-		if err != nil {
-			return nil, invalid(name, err)
-		}
-		canonical = c
-		if values != nil {
-			if err := c.MergeCredentials(values, spec.CredentialsKey); err != nil {
-				return nil, invalid(name, err)
-			}
-			for _, v := range c.CredentialHeaderValues() {
-				pl.poolRedactor.AddString(v)
-				pl.derivedSecrets = append(pl.derivedSecrets, v)
-			}
-		}
-		pl.hosts, pl.target, pl.label = c.Hosts(), c.Target(), c.Origin()
-		pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
-			p, err := httppool.New(ctx, c, httppool.Options{Dial: dial, OnError: onError})
-			if err != nil {
-				return nil, err
-			}
-			return httpBackend{p}, nil
-		}
-	case "":
-		return nil, fmt.Errorf("resource '%s': type is missing (database, cache or http_client): %w", name, ErrInvalidSpec)
+	// Each case merges credentials into its own copy of the config: c
+	// stays as parsed, for the pool keys.
+	switch c := c.(type) {
+	case postgres.Config:
+		err = pl.database(c, values, spec.CredentialsKey)
+	case redis.Config:
+		err = pl.cache(c, values, spec.CredentialsKey)
+	case httppool.Config:
+		err = pl.httpClient(c, values, spec.CredentialsKey)
 	default:
-		return nil, fmt.Errorf("resource '%s': unknown type %q (want database, cache or http_client): %w", name, spec.Type, ErrInvalidSpec)
+		err = fmt.Errorf("config type %T has no pool", c)
 	}
-
+	if err != nil {
+		return nil, invalid(name, err)
+	}
 	if resolved != nil {
 		pl.secret = resolved.Name
 		pl.version = secretVersion{version: resolved.Version, created: resolved.CreateTime}
 		pl.poolRedactor.Add(values)
 	}
-	pl.lineage, pl.key = poolKeys(spec.Type, canonical, pl.secret, spec.CredentialsKey, pl.version)
+	pl.lineage, pl.key = poolKeys(spec.Type, c, pl.secret, spec.CredentialsKey, pl.version)
 	return pl, nil
+}
+
+// database completes pl for a PostgreSQL pool: credentials (values, nil:
+// none, picked by credentialsKey), hosts and how to create the pool.
+func (pl *plan) database(c postgres.Config, values map[string]any, credentialsKey string) error {
+	if values != nil {
+		v, err := subKey(values, credentialsKey)
+		if err != nil {
+			return err
+		}
+		if err := c.MergeCredentials(v); err != nil {
+			return err
+		}
+	}
+	pl.hosts, pl.target = c.Hosts(), c.Target()
+	pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
+		p, err := postgres.New(ctx, c, postgres.Options{Dial: dial, OnError: onError})
+		if err != nil {
+			return nil, err
+		}
+		return pgBackend{p}, nil
+	}
+	return nil
+}
+
+// cache completes pl for a Redis pool, as database does for PostgreSQL.
+func (pl *plan) cache(c redis.Config, values map[string]any, credentialsKey string) error {
+	if values != nil {
+		v, err := subKey(values, credentialsKey)
+		if err != nil {
+			return err
+		}
+		if err := c.MergeCredentials(v); err != nil {
+			return err
+		}
+	}
+	pl.hosts, pl.target = c.Hosts(), c.Target()
+	pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
+		p, err := redis.New(ctx, c, redis.Options{Dial: dial, OnError: onError})
+		if err != nil {
+			return nil, err
+		}
+		return redisBackend{p}, nil
+	}
+	return nil
+}
+
+// httpClient completes pl for an HTTP client pool. The credential headers
+// it sends are derived from the secret's values, so both the pool's and
+// each session's redactor must hide them too.
+func (pl *plan) httpClient(c httppool.Config, values map[string]any, credentialsKey string) error {
+	if values != nil {
+		if err := c.MergeCredentials(values, credentialsKey); err != nil {
+			return err
+		}
+		for _, v := range c.CredentialHeaderValues() {
+			pl.poolRedactor.AddString(v)
+			pl.derivedSecrets = append(pl.derivedSecrets, v)
+		}
+	}
+	pl.hosts, pl.target, pl.label = c.Hosts(), c.Target(), c.Origin()
+	pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
+		p, err := httppool.New(ctx, c, httppool.Options{Dial: dial, OnError: onError})
+		if err != nil {
+			return nil, err
+		}
+		return httpBackend{p}, nil
+	}
+	return nil
 }
 
 func invalid(name string, err error) error {
