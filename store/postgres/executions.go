@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kailash-gateway/kgw/store"
 	"github.com/kailash-gateway/kgw/store/internal/codec"
+	"github.com/kailash-gateway/kgw/store/internal/paging"
 )
 
 // querier is what both the pool and a transaction offer.
@@ -94,15 +94,7 @@ func queueCreate(b *pgx.Batch, e *store.Execution) error {
 
 func scanExecutions(rows pgx.Rows) ([]*store.Execution, error) {
 	defer rows.Close()
-	var out []*store.Execution
-	for rows.Next() {
-		e, err := codec.ScanExecution(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return paging.Scan(rows, codec.ScanExecution)
 }
 
 // nodeColumns returns the node columns to read, with or without results.
@@ -181,42 +173,12 @@ func (s *Store) FindExecutionByIdempotencyKey(ctx context.Context, caller, key s
 
 // ListExecutions implements store.Store.
 func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error) {
-	limit := codec.PageLimit(q.Page.Limit)
-	var (
-		conds []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+	query, args, limit, err := paging.ExecutionsQuery(pgDialect, codec.ExecutionColumns, q)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list executions: %w", err)
 	}
-	if q.Workflow != "" {
-		conds = append(conds, "workflow = "+arg(q.Workflow))
-	}
-	if q.Status != store.ExecutionUnspecified {
-		conds = append(conds, "status = "+arg(int32(q.Status)))
-	}
-	if q.Caller != "" {
-		conds = append(conds, "caller = "+arg(q.Caller))
-	}
-	if q.Page.After != "" {
-		ct, id, err := codec.ParseExecutionCursor(q.Page.After)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres: list executions: %w", err)
-		}
-		conds = append(conds, "(create_time, id) < ("+arg(ct)+", "+arg(id)+")")
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = "WHERE " + strings.Join(conds, " AND ")
-	}
-	query := `SELECT ` + codec.ExecutionColumns + ` FROM executions ` + where +
-		` ORDER BY create_time DESC, id DESC LIMIT ` + arg(limit+1)
-	var (
-		out  []*store.Execution
-		more bool
-	)
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
+	var out []*store.Execution
+	err = s.readTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
@@ -224,21 +186,17 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		if out, err = scanExecutions(rows); err != nil {
 			return err
 		}
-		if len(out) > limit {
-			out, more = out[:limit], true
-		}
-		return loadNodes(ctx, tx, out, !q.OmitResults)
+		return loadNodes(ctx, tx, out[:min(len(out), limit)], !q.OmitResults)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list executions: %w", err)
 	}
-	next := ""
-	if more {
-		last := out[len(out)-1]
-		next = codec.ExecutionCursor(codec.Nanos(last.CreateTime), last.ID)
-	}
+	out, next := paging.Cut(out, limit, paging.ExecutionCursor)
 	return out, next, nil
 }
+
+// pgDialect is how PostgreSQL writes the queries package paging builds.
+var pgDialect = paging.Dialect{Placeholder: paging.Dollar, RowValues: true}
 
 // WriteJournal implements store.Store. Updating an unknown execution, or
 // writing nodes or events of one, fails with store.ErrNotFound. Writes of
