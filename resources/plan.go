@@ -52,53 +52,16 @@ type plan struct {
 // plan resolves spec (ref, credentials) for the resource called name and
 // adds resolved secret values to red.
 func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec, red *secrets.Redactor) (*plan, error) {
-	if spec.Ref != "" {
-		if spec.Type != "" || len(spec.Config) > 0 || spec.CredentialsRef != "" || spec.CredentialsKey != "" {
-			return nil, fmt.Errorf("resource '%s': give ref or type/config/credentials_ref, not both: %w", name, ErrInvalidSpec)
-		}
-		if b.cfg.Resources == nil {
-			return nil, fmt.Errorf("resource '%s': named resources are not available: %w", name, ErrInvalidSpec)
-		}
-		r, err := b.cfg.Resources.GetResource(ctx, spec.Ref)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, fmt.Errorf("resource '%s': named resource '%s' not found: %w", name, spec.Ref, err)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("resource '%s': look up named resource '%s': %w", name, spec.Ref, err)
-		}
-		spec = r.Spec
-		if spec.Ref != "" {
-			return nil, fmt.Errorf("resource '%s': named resource '%s' refers to another one: %w", name, r.Name, ErrInvalidSpec)
-		}
-	} else if b.cfg.DisableInline {
-		return nil, fmt.Errorf("resource '%s': %w on this gateway; use a named resource ({\"ref\": \"...\"})", name, ErrInlineDisabled)
+	spec, err := b.named(ctx, name, spec)
+	if err != nil {
+		return nil, err
 	}
-
-	var values map[string]any
-	var resolved *secrets.Resolved
-	if spec.CredentialsRef != "" {
-		if b.cfg.Secrets == nil {
-			return nil, fmt.Errorf("resource '%s': secrets are not available: %w", name, ErrInvalidSpec)
-		}
-		var err error
-		resolved, err = b.cfg.Secrets.Resolve(ctx, spec.CredentialsRef)
-		switch {
-		case err == nil:
-			b.cfg.Observer.SecretResolved("ok")
-		case errors.Is(err, store.ErrNotFound):
-			b.cfg.Observer.SecretResolved("not_found")
-		default:
-			b.cfg.Observer.SecretResolved("error")
-		}
-		if err != nil {
-			return nil, fmt.Errorf("resource '%s': %w", name, err)
-		}
-		values = resolved.Values
-		if red != nil {
-			red.Add(values)
-		}
-	} else if spec.CredentialsKey != "" {
-		return nil, fmt.Errorf("resource '%s': credentials_key without credentials_ref: %w", name, ErrInvalidSpec)
+	resolved, err := b.credentials(ctx, name, spec)
+	if err != nil {
+		return nil, err
+	}
+	if resolved != nil && red != nil {
+		red.Add(resolved.Values)
 	}
 
 	bufp := fingerprintBufs.Get().(*[]byte)
@@ -110,7 +73,6 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 		pl = b.plans.get(fp)
 	}
 	if pl == nil {
-		var err error
 		if pl, err = buildPlan(name, spec, resolved); err != nil {
 			return nil, err
 		}
@@ -136,6 +98,61 @@ func (b *Broker) plan(ctx context.Context, name string, spec store.ResourceSpec,
 		}
 	}
 	return pl, nil
+}
+
+// named returns the spec of the named resource that spec refers to, or
+// spec itself when it is inline (and inline specs are allowed).
+func (b *Broker) named(ctx context.Context, name string, spec store.ResourceSpec) (store.ResourceSpec, error) {
+	if spec.Ref == "" {
+		if b.cfg.DisableInline {
+			return spec, fmt.Errorf("resource '%s': %w on this gateway; use a named resource ({\"ref\": \"...\"})", name, ErrInlineDisabled)
+		}
+		return spec, nil
+	}
+	if spec.Type != "" || len(spec.Config) > 0 || spec.CredentialsRef != "" || spec.CredentialsKey != "" {
+		return spec, fmt.Errorf("resource '%s': give ref or type/config/credentials_ref, not both: %w", name, ErrInvalidSpec)
+	}
+	if b.cfg.Resources == nil {
+		return spec, fmt.Errorf("resource '%s': named resources are not available: %w", name, ErrInvalidSpec)
+	}
+	r, err := b.cfg.Resources.GetResource(ctx, spec.Ref)
+	if errors.Is(err, store.ErrNotFound) {
+		return spec, fmt.Errorf("resource '%s': named resource '%s' not found: %w", name, spec.Ref, err)
+	}
+	if err != nil {
+		return spec, fmt.Errorf("resource '%s': look up named resource '%s': %w", name, spec.Ref, err)
+	}
+	if r.Spec.Ref != "" {
+		return spec, fmt.Errorf("resource '%s': named resource '%s' refers to another one: %w", name, r.Name, ErrInvalidSpec)
+	}
+	return r.Spec, nil
+}
+
+// credentials resolves spec's credentials_ref (nil: the spec has none),
+// counting the outcome in the broker's observer.
+func (b *Broker) credentials(ctx context.Context, name string, spec store.ResourceSpec) (*secrets.Resolved, error) {
+	if spec.CredentialsRef == "" {
+		if spec.CredentialsKey != "" {
+			return nil, fmt.Errorf("resource '%s': credentials_key without credentials_ref: %w", name, ErrInvalidSpec)
+		}
+		return nil, nil
+	}
+	if b.cfg.Secrets == nil {
+		return nil, fmt.Errorf("resource '%s': secrets are not available: %w", name, ErrInvalidSpec)
+	}
+	resolved, err := b.cfg.Secrets.Resolve(ctx, spec.CredentialsRef)
+	switch {
+	case err == nil:
+		b.cfg.Observer.SecretResolved("ok")
+	case errors.Is(err, store.ErrNotFound):
+		b.cfg.Observer.SecretResolved("not_found")
+	default:
+		b.cfg.Observer.SecretResolved("error")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("resource '%s': %w", name, err)
+	}
+	return resolved, nil
 }
 
 // buildPlan parses and checks spec's config with ParseConfig, merges the
