@@ -212,121 +212,24 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	if len(fenceIDs) > 0 {
 		batch.Queue(sqlLockEpochs, fenceIDs)
 	}
-	epoch := func(id string) int64 { return b.Epochs[id] }
-	for _, e := range b.Creates {
-		if err := queueCreate(batch, e); err != nil {
-			return fmt.Errorf("postgres: write journal: create execution %s: %w", e.ID, err)
-		}
-	}
-	for _, e := range b.Executions {
-		errJSON, err := codec.EncodeError(e.Error)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID, epoch(e.ID))
-	}
-	for _, u := range b.Nodes {
-		n := u.State
-		errJSON, err := codec.EncodeError(n.Error)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		res, err := codec.EncodeMap(n.Result)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		batch.Queue(sqlUpsertNode, u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
-			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res, epoch(u.ExecutionID))
-	}
-	for _, ev := range b.Events {
-		body, err := codec.EncodeEventBody(ev)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body, epoch(ev.ExecutionID))
+	if err := queueJournal(batch, b); err != nil {
+		return fmt.Errorf("postgres: write journal: %w", err)
 	}
 	if batch.Len() == 0 {
 		return nil
 	}
-	fenced := map[string]bool{}
+	var fenced map[string]bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
 		defer br.Close()
 		if len(fenceIDs) > 0 {
-			stored := map[string]int64{}
-			rows, err := br.Query()
-			if err != nil {
-				return translate(err)
-			}
-			for rows.Next() {
-				var (
-					id string
-					ep int64
-				)
-				if err := rows.Scan(&id, &ep); err != nil {
-					rows.Close()
-					return err
-				}
-				stored[id] = ep
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return translate(err)
-			}
-			for id, want := range b.Epochs {
-				if ep, ok := stored[id]; ok && want != 0 && ep != want {
-					fenced[id] = true
-				}
+			var err error
+			if fenced, err = readFenced(br, b.Epochs); err != nil {
+				return err
 			}
 		}
-		// missing reports a write that changed nothing although it was
-		// not fenced: its execution does not exist.
-		missing := func(id string) error {
-			if b.Epochs[id] != 0 && !fenced[id] {
-				return fmt.Errorf("execution %s: %w", id, store.ErrNotFound)
-			}
-			return nil
-		}
-		for _, e := range b.Creates {
-			for range 1 + len(e.Nodes) {
-				if _, err := br.Exec(); err != nil {
-					return fmt.Errorf("create execution %s: %w", e.ID, translate(err))
-				}
-			}
-		}
-		for _, e := range b.Executions {
-			tag, err := br.Exec()
-			if err != nil {
-				return translate(err)
-			}
-			if tag.RowsAffected() == 0 && !fenced[e.ID] {
-				return fmt.Errorf("execution %s: %w", e.ID, store.ErrNotFound)
-			}
-		}
-		for _, u := range b.Nodes {
-			tag, err := br.Exec()
-			if err != nil {
-				return translate(err)
-			}
-			if tag.RowsAffected() == 0 {
-				if err := missing(u.ExecutionID); err != nil {
-					return err
-				}
-			}
-		}
-		for _, ev := range b.Events {
-			tag, err := br.Exec()
-			if err != nil {
-				if pgCode(err) == codeUniqueViolation {
-					return fmt.Errorf("event %s/%d: %w", ev.ExecutionID, ev.Seq, store.ErrConflict)
-				}
-				return translate(err)
-			}
-			if tag.RowsAffected() == 0 {
-				if err := missing(ev.ExecutionID); err != nil {
-					return err
-				}
-			}
+		if err := checkJournalResults(br, b, fenced); err != nil {
+			return err
 		}
 		return br.Close()
 	})
@@ -340,6 +243,133 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 		}
 		sort.Strings(fe.IDs)
 		return fmt.Errorf("postgres: write journal: %w", fe)
+	}
+	return nil
+}
+
+// queueJournal queues b's writes (after the epoch lock) on batch, each
+// guarded by its execution's epoch in b.Epochs.
+func queueJournal(batch *pgx.Batch, b *store.JournalBatch) error {
+	epoch := func(id string) int64 { return b.Epochs[id] }
+	for _, e := range b.Creates {
+		if err := queueCreate(batch, e); err != nil {
+			return fmt.Errorf("create execution %s: %w", e.ID, err)
+		}
+	}
+	for _, e := range b.Executions {
+		errJSON, err := codec.EncodeError(e.Error)
+		if err != nil {
+			return err
+		}
+		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID, epoch(e.ID))
+	}
+	for _, u := range b.Nodes {
+		n := u.State
+		errJSON, err := codec.EncodeError(n.Error)
+		if err != nil {
+			return err
+		}
+		res, err := codec.EncodeMap(n.Result)
+		if err != nil {
+			return err
+		}
+		batch.Queue(sqlUpsertNode, u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
+			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res, epoch(u.ExecutionID))
+	}
+	for _, ev := range b.Events {
+		body, err := codec.EncodeEventBody(ev)
+		if err != nil {
+			return err
+		}
+		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body, epoch(ev.ExecutionID))
+	}
+	return nil
+}
+
+// readFenced reads the result of the epoch lock, the first statement of
+// the batch: the executions of epochs whose stored epoch is another one.
+func readFenced(br pgx.BatchResults, epochs map[string]int64) (map[string]bool, error) {
+	stored := map[string]int64{}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, translate(err)
+	}
+	for rows.Next() {
+		var (
+			id string
+			ep int64
+		)
+		if err := rows.Scan(&id, &ep); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		stored[id] = ep
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	fenced := map[string]bool{}
+	for id, want := range epochs {
+		if ep, ok := stored[id]; ok && want != 0 && ep != want {
+			fenced[id] = true
+		}
+	}
+	return fenced, nil
+}
+
+// checkJournalResults reads the results of queueJournal's statements in
+// order: a write that changed nothing, unless fenced, reports a missing
+// execution; a duplicate event a conflict.
+func checkJournalResults(br pgx.BatchResults, b *store.JournalBatch, fenced map[string]bool) error {
+	// missing reports a write that changed nothing although it was
+	// not fenced: its execution does not exist.
+	missing := func(id string) error {
+		if b.Epochs[id] != 0 && !fenced[id] {
+			return fmt.Errorf("execution %s: %w", id, store.ErrNotFound)
+		}
+		return nil
+	}
+	for _, e := range b.Creates {
+		for range 1 + len(e.Nodes) {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("create execution %s: %w", e.ID, translate(err))
+			}
+		}
+	}
+	for _, e := range b.Executions {
+		tag, err := br.Exec()
+		if err != nil {
+			return translate(err)
+		}
+		if tag.RowsAffected() == 0 && !fenced[e.ID] {
+			return fmt.Errorf("execution %s: %w", e.ID, store.ErrNotFound)
+		}
+	}
+	for _, u := range b.Nodes {
+		tag, err := br.Exec()
+		if err != nil {
+			return translate(err)
+		}
+		if tag.RowsAffected() == 0 {
+			if err := missing(u.ExecutionID); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ev := range b.Events {
+		tag, err := br.Exec()
+		if err != nil {
+			if pgCode(err) == codeUniqueViolation {
+				return fmt.Errorf("event %s/%d: %w", ev.ExecutionID, ev.Seq, store.ErrConflict)
+			}
+			return translate(err)
+		}
+		if tag.RowsAffected() == 0 {
+			if err := missing(ev.ExecutionID); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
