@@ -198,14 +198,8 @@ func buildPlan(name string, spec store.ResourceSpec, resolved *secrets.Resolved)
 // database completes pl for a PostgreSQL pool: credentials (values, nil:
 // none, picked by credentialsKey), hosts and how to create the pool.
 func (pl *plan) database(c postgres.Config, values map[string]any, credentialsKey string) error {
-	if values != nil {
-		v, err := subKey(values, credentialsKey)
-		if err != nil {
-			return err
-		}
-		if err := c.MergeCredentials(v); err != nil {
-			return err
-		}
+	if err := mergeSubKey(&c, values, credentialsKey); err != nil {
+		return err
 	}
 	pl.hosts, pl.target = c.Hosts(), c.Target()
 	pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
@@ -220,14 +214,8 @@ func (pl *plan) database(c postgres.Config, values map[string]any, credentialsKe
 
 // cache completes pl for a Redis pool, as database does for PostgreSQL.
 func (pl *plan) cache(c redis.Config, values map[string]any, credentialsKey string) error {
-	if values != nil {
-		v, err := subKey(values, credentialsKey)
-		if err != nil {
-			return err
-		}
-		if err := c.MergeCredentials(v); err != nil {
-			return err
-		}
+	if err := mergeSubKey(&c, values, credentialsKey); err != nil {
+		return err
 	}
 	pl.hosts, pl.target = c.Hosts(), c.Target()
 	pl.create = func(ctx context.Context, dial dialFunc, onError func(error)) (backend, error) {
@@ -266,6 +254,19 @@ func (pl *plan) httpClient(c httppool.Config, values map[string]any, credentials
 
 func invalid(name string, err error) error {
 	return fmt.Errorf("resource '%s': %w: %w", name, err, ErrInvalidSpec)
+}
+
+// mergeSubKey merges the credentials in values (nil: none), picked by
+// credentialsKey, into c.
+func mergeSubKey(c interface{ MergeCredentials(map[string]any) error }, values map[string]any, credentialsKey string) error {
+	if values == nil {
+		return nil
+	}
+	v, err := subKey(values, credentialsKey)
+	if err != nil {
+		return err
+	}
+	return c.MergeCredentials(v)
 }
 
 // subKey picks values[key] (a map) when credentials_key is set.
