@@ -16,8 +16,8 @@ var ErrUnknownType = fmt.Errorf("%w: unknown resource type", ErrInvalidSpec)
 
 // ParseConfig parses and checks the config of a resource of type typ
 // (TypeDatabase, TypeCache or TypeHTTPClient) and returns it as its
-// backend's config type (*postgres.Config, *redis.Config or
-// *httppool.Config). It is the one place a resource config is parsed: the
+// backend's config type (postgres.Config, redis.Config or
+// httppool.Config). It is the one place a resource config is parsed: the
 // server validates specs with it before storing them, and the broker
 // plans with it. A missing or unknown type gives an error wrapping
 // ErrUnknownType; a bad config the backend's error, which names keys and

@@ -9,6 +9,7 @@ import (
 	"github.com/kailash-gateway/kgw/resources/httppool"
 	"github.com/kailash-gateway/kgw/resources/postgres"
 	"github.com/kailash-gateway/kgw/resources/redis"
+	"github.com/kailash-gateway/kgw/store"
 )
 
 // ParseConfig returns each type's own config, the backend's error for a
@@ -53,4 +54,32 @@ func typeName(v any) string {
 		return "httppool.Config"
 	}
 	return "other"
+}
+
+// The broker's planner parses with ParseConfig: a spec it refuses gives
+// ParseConfig's error (its message, ErrUnknownType for the type), under
+// the resource's name.
+func TestPlannerUsesParseConfig(t *testing.T) {
+	b := resources.NewBroker(resources.Config{})
+	defer b.Close()
+	for _, spec := range []store.ResourceSpec{
+		{Type: ""},
+		{Type: "queue"},
+		{Type: resources.TypeDatabase, Config: map[string]any{"no_such_key": 1}},
+		{Type: resources.TypeCache, Config: map[string]any{"port": "x"}},
+		{Type: resources.TypeHTTPClient, Config: map[string]any{"base_url": 7}},
+	} {
+		_, parseErr := resources.ParseConfig(spec.Type, spec.Config)
+		if parseErr == nil {
+			t.Fatalf("ParseConfig(%+v) accepted it", spec)
+		}
+		err := b.Check(t.Context(), spec)
+		if err == nil || !strings.HasPrefix(err.Error(), "resource 'check': "+parseErr.Error()) {
+			t.Errorf("Check(%+v) = %v, want %q first", spec, err, "resource 'check': "+parseErr.Error())
+		}
+		if !errors.Is(err, resources.ErrInvalidSpec) || errors.Is(err, resources.ErrUnknownType) != errors.Is(parseErr, resources.ErrUnknownType) {
+			t.Errorf("Check(%+v) = %v: wraps ErrInvalidSpec %v, ErrUnknownType %v", spec, err,
+				errors.Is(err, resources.ErrInvalidSpec), errors.Is(err, resources.ErrUnknownType))
+		}
+	}
 }

@@ -57,20 +57,12 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	if err := checkSecurity(sec); err != nil {
 		return err
 	}
-	required := sec.Auth == "required"
-
 	if cfg.Tracing {
 		shutdown, err := setupTracing(ctx, os.Getenv)
 		if err != nil {
 			return err
 		}
-		defer func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := shutdown(ctx); err != nil {
-				log.Warn("flushing trace spans failed", "err", err)
-			}
-		}()
+		defer flushTracing(shutdown, log)
 	}
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -88,85 +80,179 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 			log.Info("kgw stopped")
 		}
 	}()
-
-	key, err := loadMasterKey(cfg, log)
-	if err != nil {
+	gw := &gateway{cfg: cfg, sec: sec, log: log, st: st, kind: kind}
+	if err := gw.openSecrets(ctx); err != nil {
 		return err
-	}
-	mgr, err := secrets.NewManager(ctx, st, key, secrets.Options{})
-	if err != nil {
-		if errors.Is(err, secrets.ErrWrongMasterKey) {
-			return fmt.Errorf("%w: the store's secrets were encrypted under another master key; start with the key they were stored with (KGW_MASTER_KEY or --master-key-file %s)", err, cfg.MasterKeyFile)
-		}
-		return fmt.Errorf("open secrets: %w", err)
-	}
-	authn, err := newAuthenticator(ctx, mgr, st, sec)
-	if err != nil {
-		return err
-	}
-	var tlsConfig *tls.Config
-	if sec.TLSCertFile != "" {
-		if _, tlsConfig, err = access.NewTLSFiles(sec.TLSCertFile, sec.TLSKeyFile, sec.TLSClientCAFile); err != nil {
-			return err
-		}
 	}
 	// Listen before anything can dial (the broker's pools, resumed
 	// executions): the guard must know the gateway's own addresses, and a
 	// port given as 0 is only known once bound. Connections wait in the
 	// backlog until Serve; Serve and Shutdown close the listeners, and so
 	// do these defers on an earlier return (closing twice is harmless).
-	var lc net.ListenConfig
-	grpcLis, err := lc.Listen(ctx, "tcp", cfg.GRPCAddr)
-	if err != nil {
-		return fmt.Errorf("listen for gRPC: %w", err)
+	if err := gw.listen(ctx); err != nil {
+		return err
 	}
-	defer grpcLis.Close()
-	var adminLis net.Listener
-	if cfg.AdminAddr != "" {
-		if adminLis, err = lc.Listen(ctx, "tcp", cfg.AdminAddr); err != nil {
-			return fmt.Errorf("listen for admin HTTP: %w", err)
-		}
-		defer adminLis.Close()
-	}
-	guard, err := selfGuard(grpcLis, adminLis)
+	defer gw.closeListeners()
+	guard, err := selfGuard(gw.grpcLis, gw.adminLis)
 	if err != nil {
 		return err
 	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	tel, err := server.NewTelemetry(server.TelemetryConfig{
-		Registry:     reg,
-		MaxWorkflows: cfg.MetricsMaxWorkflows,
-		MaxNodes:     cfg.MetricsMaxNodes,
-		MaxPools:     cfg.MetricsMaxPools,
-	})
-	if err != nil {
+	if err := gw.newTelemetry(); err != nil {
 		return err
 	}
-
-	broker := resources.NewBroker(resources.Config{
-		Observer:      tel,
-		Resources:     st,
-		Secrets:       mgr,
-		DisableInline: cfg.DisableInlineResources,
-		Guard:         guard,
-		Logger:        log,
-	})
-	tel.WatchPools(broker)
+	gw.newBroker(guard)
 	// Deferred calls run in reverse: the executor stops (its runs give
 	// their connections back) before the broker closes the pools, and both
 	// before the store closes.
-	defer broker.Close()
-	// The heap watchdog outlives the executor: it closes after exec.Close
-	// (deferred below, so run earlier) has waited for every attempt.
+	defer gw.broker.Close()
+	// The heap watchdog outlives the executor: it closes after the
+	// executor (deferred below, so run earlier) has waited for every attempt.
 	watchdog := node.NewWatchdog(node.MemoryConfig{Limit: cfg.NodeMemoryLimit})
 	defer watchdog.Close()
-	var authorizeResume func(context.Context, string, map[string]store.ResourceSpec) error
-	if required {
-		authorizeResume = server.AuthorizeResume(st, authn, log)
+	gw.newExecutor(watchdog)
+	defer gw.closeExecutor()
+	// Resume the executions a crashed or stopped gateway left unfinished
+	// (and start the recovery and retention loop that Close stops).
+	if err := gw.resumeUnfinished(ctx); err != nil {
+		return err
 	}
-	exec := executor.New(executor.Config{
+	if err := gw.newServer(); err != nil {
+		return err
+	}
+	return gw.run(ctx)
+}
+
+// gateway is what serve builds, step by step; serve's defers close it in
+// reverse.
+type gateway struct {
+	cfg  *serveConfig
+	sec  securityFlags // cfg.Security with its defaults
+	log  *slog.Logger
+	st   store.Store
+	kind string // "sqlite" or "postgres"
+
+	key       secrets.MasterKey
+	mgr       *secrets.Manager
+	authn     *access.Authenticator
+	tlsConfig *tls.Config
+
+	grpcLis, adminLis net.Listener
+
+	reg    *prometheus.Registry
+	tel    *server.Telemetry
+	broker *resources.Broker
+	exec   *executor.Executor
+	srv    *server.Server
+}
+
+// flushTracing sends the trace spans still buffered, waiting at most 5s.
+func flushTracing(shutdown func(context.Context) error, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := shutdown(ctx); err != nil {
+		log.Warn("flushing trace spans failed", "err", err)
+	}
+}
+
+// openSecrets loads the master key and opens the secrets, the
+// authenticator and the TLS files.
+func (gw *gateway) openSecrets(ctx context.Context) error {
+	cfg, sec := gw.cfg, gw.sec
+	key, err := loadMasterKey(cfg, gw.log)
+	if err != nil {
+		return err
+	}
+	gw.key = key
+	gw.mgr, err = secrets.NewManager(ctx, gw.st, key, secrets.Options{})
+	if err != nil {
+		if errors.Is(err, secrets.ErrWrongMasterKey) {
+			return fmt.Errorf("%w: the store's secrets were encrypted under another master key; start with the key they were stored with (KGW_MASTER_KEY or --master-key-file %s)", err, cfg.MasterKeyFile)
+		}
+		return fmt.Errorf("open secrets: %w", err)
+	}
+	if gw.authn, err = newAuthenticator(ctx, gw.mgr, gw.st, sec); err != nil {
+		return err
+	}
+	if sec.TLSCertFile != "" {
+		if _, gw.tlsConfig, err = access.NewTLSFiles(sec.TLSCertFile, sec.TLSKeyFile, sec.TLSClientCAFile); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listen binds the gRPC listener and, unless disabled, the admin one.
+func (gw *gateway) listen(ctx context.Context) error {
+	var lc net.ListenConfig
+	var err error
+	if gw.grpcLis, err = lc.Listen(ctx, "tcp", gw.cfg.GRPCAddr); err != nil {
+		return fmt.Errorf("listen for gRPC: %w", err)
+	}
+	if gw.cfg.AdminAddr != "" {
+		if gw.adminLis, err = lc.Listen(ctx, "tcp", gw.cfg.AdminAddr); err != nil {
+			gw.grpcLis.Close()
+			return fmt.Errorf("listen for admin HTTP: %w", err)
+		}
+	}
+	return nil
+}
+
+func (gw *gateway) closeListeners() {
+	gw.grpcLis.Close()
+	if gw.adminLis != nil {
+		gw.adminLis.Close()
+	}
+}
+
+// newTelemetry creates the metrics registry (with the Go runtime's and
+// the process's collectors) and the gateway's telemetry.
+func (gw *gateway) newTelemetry() error {
+	gw.reg = prometheus.NewRegistry()
+	gw.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var err error
+	gw.tel, err = server.NewTelemetry(server.TelemetryConfig{
+		Registry:     gw.reg,
+		MaxWorkflows: gw.cfg.MetricsMaxWorkflows,
+		MaxNodes:     gw.cfg.MetricsMaxNodes,
+		MaxPools:     gw.cfg.MetricsMaxPools,
+	})
+	return err
+}
+
+// newBroker creates the resource broker, whose pools dial through guard.
+func (gw *gateway) newBroker(guard netguard.Policy) {
+	gw.broker = resources.NewBroker(resources.Config{
+		Observer:      gw.tel,
+		Resources:     gw.st,
+		Secrets:       gw.mgr,
+		DisableInline: gw.cfg.DisableInlineResources,
+		Guard:         guard,
+		Logger:        gw.log,
+	})
+	gw.tel.WatchPools(gw.broker)
+}
+
+// resumeUnfinished resumes the executions a crashed or stopped gateway left
+// unfinished and starts the executor's recovery and retention loop.
+func (gw *gateway) resumeUnfinished(ctx context.Context) error {
+	resumed, err := gw.exec.Recover(ctx)
+	if err != nil {
+		return fmt.Errorf("recover executions: %w", err)
+	}
+	if resumed > 0 {
+		gw.log.Info("resumed unfinished executions", "count", resumed)
+	}
+	return nil
+}
+
+// newExecutor creates the executor over the store and the broker.
+func (gw *gateway) newExecutor(watchdog *node.Watchdog) {
+	cfg, st, log, kind, tel, broker := gw.cfg, gw.st, gw.log, gw.kind, gw.tel, gw.broker
+	var authorizeResume func(context.Context, string, map[string]store.ResourceSpec) error
+	if gw.sec.Auth == "required" {
+		authorizeResume = server.AuthorizeResume(st, gw.authn, log)
+	}
+	gw.exec = executor.New(executor.Config{
 		Limits:      node.Limits{MaxMemory: cfg.NodeMemoryBudget},
 		Watchdog:    watchdog,
 		Store:       st,
@@ -189,23 +275,23 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		StaleAfter:        cfg.LeaseTimeout,
 		HeartbeatInterval: cfg.LeaseTimeout / 5,
 	})
-	defer func() {
-		ctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-		defer cancel()
-		if err := exec.Close(ctx); err != nil {
-			log.Warn("executor shutdown timeout: interrupted running executions", "timeout", cfg.ShutdownTimeout, "err", err)
-		}
-	}()
-	// Resume the executions a crashed or stopped gateway left unfinished
-	// (and start the recovery and retention loop that Close stops).
-	resumed, err := exec.Recover(ctx)
-	if err != nil {
-		return fmt.Errorf("recover executions: %w", err)
-	}
-	if resumed > 0 {
-		log.Info("resumed unfinished executions", "count", resumed)
-	}
+}
 
+// closeExecutor stops the executor, interrupting the executions still
+// running after the shutdown timeout.
+func (gw *gateway) closeExecutor() {
+	ctx, cancel := context.WithTimeout(context.Background(), gw.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := gw.exec.Close(ctx); err != nil {
+		gw.log.Warn("executor shutdown timeout: interrupted running executions", "timeout", gw.cfg.ShutdownTimeout, "err", err)
+	}
+}
+
+// newServer creates the gRPC server.
+func (gw *gateway) newServer() error {
+	cfg, st, log, sec, tel, broker := gw.cfg, gw.st, gw.log, gw.sec, gw.tel, gw.broker
+	exec, mgr, key, reg, authn, tlsConfig := gw.exec, gw.mgr, gw.key, gw.reg, gw.authn, gw.tlsConfig
+	required := sec.Auth == "required"
 	srv, err := server.New(server.Config{
 		Store:                    st,
 		Executor:                 exec,
@@ -226,10 +312,15 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 		Telemetry:                tel,
 		Tracing:                  cfg.Tracing,
 	})
-	if err != nil {
-		return err
-	}
+	gw.srv = srv
+	return err
+}
 
+// run serves gRPC and admin HTTP until ctx ends or one of them fails, then
+// drains and stops them within the shutdown delay and timeout.
+func (gw *gateway) run(ctx context.Context) error {
+	cfg, log, sec, srv, exec, reg := gw.cfg, gw.log, gw.sec, gw.srv, gw.exec, gw.reg
+	grpcLis, adminLis, tlsConfig, authn, kind := gw.grpcLis, gw.adminLis, gw.tlsConfig, gw.authn, gw.kind
 	var ready atomic.Bool
 	var admin *http.Server
 	if adminLis != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/kailash-gateway/kgw/store"
 	"github.com/kailash-gateway/kgw/store/internal/codec"
+	"github.com/kailash-gateway/kgw/store/internal/paging"
 )
 
 // querier is what both the pool and a transaction offer.
@@ -94,15 +94,7 @@ func queueCreate(b *pgx.Batch, e *store.Execution) error {
 
 func scanExecutions(rows pgx.Rows) ([]*store.Execution, error) {
 	defer rows.Close()
-	var out []*store.Execution
-	for rows.Next() {
-		e, err := codec.ScanExecution(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return paging.Scan(rows, codec.ScanExecution)
 }
 
 // nodeColumns returns the node columns to read, with or without results.
@@ -181,42 +173,12 @@ func (s *Store) FindExecutionByIdempotencyKey(ctx context.Context, caller, key s
 
 // ListExecutions implements store.Store.
 func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error) {
-	limit := codec.PageLimit(q.Page.Limit)
-	var (
-		conds []string
-		args  []any
-	)
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
+	query, args, limit, err := paging.ExecutionsQuery(pgDialect, codec.ExecutionColumns, q)
+	if err != nil {
+		return nil, "", fmt.Errorf("postgres: list executions: %w", err)
 	}
-	if q.Workflow != "" {
-		conds = append(conds, "workflow = "+arg(q.Workflow))
-	}
-	if q.Status != store.ExecutionUnspecified {
-		conds = append(conds, "status = "+arg(int32(q.Status)))
-	}
-	if q.Caller != "" {
-		conds = append(conds, "caller = "+arg(q.Caller))
-	}
-	if q.Page.After != "" {
-		ct, id, err := codec.ParseExecutionCursor(q.Page.After)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres: list executions: %w", err)
-		}
-		conds = append(conds, "(create_time, id) < ("+arg(ct)+", "+arg(id)+")")
-	}
-	where := ""
-	if len(conds) > 0 {
-		where = "WHERE " + strings.Join(conds, " AND ")
-	}
-	query := `SELECT ` + codec.ExecutionColumns + ` FROM executions ` + where +
-		` ORDER BY create_time DESC, id DESC LIMIT ` + arg(limit+1)
-	var (
-		out  []*store.Execution
-		more bool
-	)
-	err := s.readTx(ctx, func(tx pgx.Tx) error {
+	var out []*store.Execution
+	err = s.readTx(ctx, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
@@ -224,21 +186,17 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 		if out, err = scanExecutions(rows); err != nil {
 			return err
 		}
-		if len(out) > limit {
-			out, more = out[:limit], true
-		}
-		return loadNodes(ctx, tx, out, !q.OmitResults)
+		return loadNodes(ctx, tx, out[:min(len(out), limit)], !q.OmitResults)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list executions: %w", err)
 	}
-	next := ""
-	if more {
-		last := out[len(out)-1]
-		next = codec.ExecutionCursor(codec.Nanos(last.CreateTime), last.ID)
-	}
+	out, next := paging.Cut(out, limit, paging.ExecutionCursor)
 	return out, next, nil
 }
+
+// pgDialect is how PostgreSQL writes the queries package paging builds.
+var pgDialect = paging.Dialect{Placeholder: paging.Dollar, RowValues: true}
 
 // WriteJournal implements store.Store. Updating an unknown execution, or
 // writing nodes or events of one, fails with store.ErrNotFound. Writes of
@@ -254,121 +212,24 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	if len(fenceIDs) > 0 {
 		batch.Queue(sqlLockEpochs, fenceIDs)
 	}
-	epoch := func(id string) int64 { return b.Epochs[id] }
-	for _, e := range b.Creates {
-		if err := queueCreate(batch, e); err != nil {
-			return fmt.Errorf("postgres: write journal: create execution %s: %w", e.ID, err)
-		}
-	}
-	for _, e := range b.Executions {
-		errJSON, err := codec.EncodeError(e.Error)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID, epoch(e.ID))
-	}
-	for _, u := range b.Nodes {
-		n := u.State
-		errJSON, err := codec.EncodeError(n.Error)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		res, err := codec.EncodeMap(n.Result)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		batch.Queue(sqlUpsertNode, u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
-			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res, epoch(u.ExecutionID))
-	}
-	for _, ev := range b.Events {
-		body, err := codec.EncodeEventBody(ev)
-		if err != nil {
-			return fmt.Errorf("postgres: write journal: %w", err)
-		}
-		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body, epoch(ev.ExecutionID))
+	if err := queueJournal(batch, b); err != nil {
+		return fmt.Errorf("postgres: write journal: %w", err)
 	}
 	if batch.Len() == 0 {
 		return nil
 	}
-	fenced := map[string]bool{}
+	var fenced map[string]bool
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
 		defer br.Close()
 		if len(fenceIDs) > 0 {
-			stored := map[string]int64{}
-			rows, err := br.Query()
-			if err != nil {
-				return translate(err)
-			}
-			for rows.Next() {
-				var (
-					id string
-					ep int64
-				)
-				if err := rows.Scan(&id, &ep); err != nil {
-					rows.Close()
-					return err
-				}
-				stored[id] = ep
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
-				return translate(err)
-			}
-			for id, want := range b.Epochs {
-				if ep, ok := stored[id]; ok && want != 0 && ep != want {
-					fenced[id] = true
-				}
+			var err error
+			if fenced, err = readFenced(br, b.Epochs); err != nil {
+				return err
 			}
 		}
-		// missing reports a write that changed nothing although it was
-		// not fenced: its execution does not exist.
-		missing := func(id string) error {
-			if b.Epochs[id] != 0 && !fenced[id] {
-				return fmt.Errorf("execution %s: %w", id, store.ErrNotFound)
-			}
-			return nil
-		}
-		for _, e := range b.Creates {
-			for range 1 + len(e.Nodes) {
-				if _, err := br.Exec(); err != nil {
-					return fmt.Errorf("create execution %s: %w", e.ID, translate(err))
-				}
-			}
-		}
-		for _, e := range b.Executions {
-			tag, err := br.Exec()
-			if err != nil {
-				return translate(err)
-			}
-			if tag.RowsAffected() == 0 && !fenced[e.ID] {
-				return fmt.Errorf("execution %s: %w", e.ID, store.ErrNotFound)
-			}
-		}
-		for _, u := range b.Nodes {
-			tag, err := br.Exec()
-			if err != nil {
-				return translate(err)
-			}
-			if tag.RowsAffected() == 0 {
-				if err := missing(u.ExecutionID); err != nil {
-					return err
-				}
-			}
-		}
-		for _, ev := range b.Events {
-			tag, err := br.Exec()
-			if err != nil {
-				if pgCode(err) == codeUniqueViolation {
-					return fmt.Errorf("event %s/%d: %w", ev.ExecutionID, ev.Seq, store.ErrConflict)
-				}
-				return translate(err)
-			}
-			if tag.RowsAffected() == 0 {
-				if err := missing(ev.ExecutionID); err != nil {
-					return err
-				}
-			}
+		if err := checkJournalResults(br, b, fenced); err != nil {
+			return err
 		}
 		return br.Close()
 	})
@@ -382,6 +243,133 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 		}
 		sort.Strings(fe.IDs)
 		return fmt.Errorf("postgres: write journal: %w", fe)
+	}
+	return nil
+}
+
+// queueJournal queues b's writes (after the epoch lock) on batch, each
+// guarded by its execution's epoch in b.Epochs.
+func queueJournal(batch *pgx.Batch, b *store.JournalBatch) error {
+	epoch := func(id string) int64 { return b.Epochs[id] }
+	for _, e := range b.Creates {
+		if err := queueCreate(batch, e); err != nil {
+			return fmt.Errorf("create execution %s: %w", e.ID, err)
+		}
+	}
+	for _, e := range b.Executions {
+		errJSON, err := codec.EncodeError(e.Error)
+		if err != nil {
+			return err
+		}
+		batch.Queue(sqlUpdateExecution, int32(e.Status), errJSON, codec.Nanos(e.StartTime), codec.Nanos(e.EndTime), e.Owner, e.ID, epoch(e.ID))
+	}
+	for _, u := range b.Nodes {
+		n := u.State
+		errJSON, err := codec.EncodeError(n.Error)
+		if err != nil {
+			return err
+		}
+		res, err := codec.EncodeMap(n.Result)
+		if err != nil {
+			return err
+		}
+		batch.Queue(sqlUpsertNode, u.ExecutionID, n.NodeID, int32(n.Status), n.Attempts,
+			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res, epoch(u.ExecutionID))
+	}
+	for _, ev := range b.Events {
+		body, err := codec.EncodeEventBody(ev)
+		if err != nil {
+			return err
+		}
+		batch.Queue(sqlInsertEvent, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body, epoch(ev.ExecutionID))
+	}
+	return nil
+}
+
+// readFenced reads the result of the epoch lock, the first statement of
+// the batch: the executions of epochs whose stored epoch is another one.
+func readFenced(br pgx.BatchResults, epochs map[string]int64) (map[string]bool, error) {
+	stored := map[string]int64{}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, translate(err)
+	}
+	for rows.Next() {
+		var (
+			id string
+			ep int64
+		)
+		if err := rows.Scan(&id, &ep); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		stored[id] = ep
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, translate(err)
+	}
+	fenced := map[string]bool{}
+	for id, want := range epochs {
+		if ep, ok := stored[id]; ok && want != 0 && ep != want {
+			fenced[id] = true
+		}
+	}
+	return fenced, nil
+}
+
+// checkJournalResults reads the results of queueJournal's statements in
+// order: a write that changed nothing, unless fenced, reports a missing
+// execution; a duplicate event a conflict.
+func checkJournalResults(br pgx.BatchResults, b *store.JournalBatch, fenced map[string]bool) error {
+	// missing reports a write that changed nothing although it was
+	// not fenced: its execution does not exist.
+	missing := func(id string) error {
+		if b.Epochs[id] != 0 && !fenced[id] {
+			return fmt.Errorf("execution %s: %w", id, store.ErrNotFound)
+		}
+		return nil
+	}
+	for _, e := range b.Creates {
+		for range 1 + len(e.Nodes) {
+			if _, err := br.Exec(); err != nil {
+				return fmt.Errorf("create execution %s: %w", e.ID, translate(err))
+			}
+		}
+	}
+	for _, e := range b.Executions {
+		tag, err := br.Exec()
+		if err != nil {
+			return translate(err)
+		}
+		if tag.RowsAffected() == 0 && !fenced[e.ID] {
+			return fmt.Errorf("execution %s: %w", e.ID, store.ErrNotFound)
+		}
+	}
+	for _, u := range b.Nodes {
+		tag, err := br.Exec()
+		if err != nil {
+			return translate(err)
+		}
+		if tag.RowsAffected() == 0 {
+			if err := missing(u.ExecutionID); err != nil {
+				return err
+			}
+		}
+	}
+	for _, ev := range b.Events {
+		tag, err := br.Exec()
+		if err != nil {
+			if pgCode(err) == codeUniqueViolation {
+				return fmt.Errorf("event %s/%d: %w", ev.ExecutionID, ev.Seq, store.ErrConflict)
+			}
+			return translate(err)
+		}
+		if tag.RowsAffected() == 0 {
+			if err := missing(ev.ExecutionID); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

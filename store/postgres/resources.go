@@ -40,28 +40,11 @@ func (s *Store) GetResource(ctx context.Context, name string) (*store.Resource, 
 
 // ListResources implements store.Store.
 func (s *Store) ListResources(ctx context.Context, page store.Page) ([]*store.Resource, string, error) {
-	limit := codec.PageLimit(page.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT `+codec.ResourceColumns+` FROM resources WHERE name > $1
-		ORDER BY name LIMIT $2`, page.After, limit+1)
+	out, next, err := listPage(ctx, s, `SELECT `+codec.ResourceColumns+` FROM resources WHERE name > $1
+		ORDER BY name LIMIT $2`,
+		page, codec.ScanResource, func(v *store.Resource) string { return v.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list resources: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.Resource
-	for rows.Next() {
-		r, err := codec.ScanResource(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres: list resources: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("postgres: list resources: %w", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].Name
 	}
 	return out, next, nil
 }

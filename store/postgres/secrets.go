@@ -41,29 +41,12 @@ func (s *Store) GetSecret(ctx context.Context, name string, version int32) (*sto
 
 // ListSecrets implements store.Store.
 func (s *Store) ListSecrets(ctx context.Context, page store.Page) ([]*store.SecretRecord, string, error) {
-	limit := codec.PageLimit(page.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT `+codec.SecretColumns+` FROM secrets s
+	out, next, err := listPage(ctx, s, `SELECT `+codec.SecretColumns+` FROM secrets s
 		WHERE name > $1 AND version = (SELECT max(version) FROM secrets WHERE name = s.name)
-		ORDER BY name LIMIT $2`, page.After, limit+1)
+		ORDER BY name LIMIT $2`,
+		page, codec.ScanSecret, func(v *store.SecretRecord) string { return v.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list secrets: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.SecretRecord
-	for rows.Next() {
-		r, err := codec.ScanSecret(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres: list secrets: %w", err)
-		}
-		out = append(out, r)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("postgres: list secrets: %w", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].Name
 	}
 	return out, next, nil
 }

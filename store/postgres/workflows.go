@@ -57,29 +57,12 @@ func (s *Store) GetWorkflow(ctx context.Context, name string, version int32) (*s
 
 // ListWorkflows implements store.Store.
 func (s *Store) ListWorkflows(ctx context.Context, page store.Page) ([]*store.WorkflowSummary, string, error) {
-	limit := codec.PageLimit(page.Limit)
-	rows, err := s.pool.Query(ctx, `SELECT `+codec.WorkflowColumns+` FROM workflows w
+	out, next, err := listPage(ctx, s, `SELECT `+codec.WorkflowColumns+` FROM workflows w
 		WHERE name > $1 AND version = (SELECT max(version) FROM workflows WHERE name = w.name)
-		ORDER BY name LIMIT $2`, page.After, limit+1)
+		ORDER BY name LIMIT $2`,
+		page, codec.ScanWorkflowSummary, func(v *store.WorkflowSummary) string { return v.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("postgres: list workflows: %w", err)
-	}
-	defer rows.Close()
-	var out []*store.WorkflowSummary
-	for rows.Next() {
-		w, err := codec.ScanWorkflow(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("postgres: list workflows: %w", err)
-		}
-		out = append(out, codec.Summarize(w))
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("postgres: list workflows: %w", err)
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = out[limit-1].Name
 	}
 	return out, next, nil
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/kailash-gateway/kgw/store"
 	"github.com/kailash-gateway/kgw/store/internal/codec"
+	"github.com/kailash-gateway/kgw/store/internal/paging"
 )
 
 // CreateAPIKey implements store.Store.
@@ -35,7 +36,7 @@ func (s *Store) GetAPIKey(ctx context.Context, id string) (*store.APIKey, error)
 
 // ListAPIKeys implements store.Store.
 func (s *Store) ListAPIKeys(ctx context.Context, page store.Page) ([]*store.APIKey, string, error) {
-	out, next, err := listByID(ctx, s.r, `SELECT `+codec.APIKeyColumns+` FROM api_keys WHERE id > ? ORDER BY id LIMIT ?`,
+	out, next, err := listPage(ctx, s.r, `SELECT `+codec.APIKeyColumns+` FROM api_keys WHERE id > ? ORDER BY id LIMIT ?`,
 		page, codec.ScanAPIKey, func(k *store.APIKey) string { return k.ID })
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list api keys: %w", err)
@@ -92,7 +93,7 @@ func (s *Store) DeleteRoleBinding(ctx context.Context, id string) error {
 
 // ListRoleBindings implements store.Store.
 func (s *Store) ListRoleBindings(ctx context.Context, page store.Page) ([]*store.RoleBinding, string, error) {
-	out, next, err := listByID(ctx, s.r, `SELECT `+codec.RoleBindingColumns+` FROM role_bindings WHERE id > ? ORDER BY id LIMIT ?`,
+	out, next, err := listPage(ctx, s.r, `SELECT `+codec.RoleBindingColumns+` FROM role_bindings WHERE id > ? ORDER BY id LIMIT ?`,
 		page, codec.ScanRoleBinding, func(b *store.RoleBinding) string { return b.ID })
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list role bindings: %w", err)
@@ -137,30 +138,15 @@ func (s *Store) DeleteGrant(ctx context.Context, kind store.GrantKind, name stri
 	return nil
 }
 
-// listByID runs query (with the page's cursor and limit+1 as arguments) and
-// returns one page of rows ordered by the id that key gives.
-func listByID[T any](ctx context.Context, db *sql.DB, query string, page store.Page, scan func(codec.Row) (T, error), key func(T) string) ([]T, string, error) {
-	limit := codec.PageLimit(page.Limit)
-	rows, err := db.QueryContext(ctx, query, page.After, limit+1)
+// listPage runs query (with the page's cursor and n of paging.Limit as
+// arguments) and returns one page of rows ordered by the name or id that
+// key gives.
+func listPage[T any](ctx context.Context, db *sql.DB, query string, page store.Page, scan func(codec.Row) (T, error), key func(T) string) ([]T, string, error) {
+	limit, n := paging.Limit(page.Limit)
+	rows, err := db.QueryContext(ctx, query, page.After, n)
 	if err != nil {
 		return nil, "", err
 	}
 	defer rows.Close()
-	var out []T
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	next := ""
-	if len(out) > limit {
-		out = out[:limit]
-		next = key(out[limit-1])
-	}
-	return out, next, nil
+	return paging.Read(rows, limit, scan, key)
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/kailash-gateway/kgw/store"
 	"github.com/kailash-gateway/kgw/store/internal/codec"
+	"github.com/kailash-gateway/kgw/store/internal/paging"
 )
 
 // querier is what both *sql.DB and *sql.Tx offer for reads.
@@ -67,65 +68,31 @@ func (s *Store) FindExecutionByIdempotencyKey(ctx context.Context, caller, key s
 
 // ListExecutions implements store.Store.
 func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*store.Execution, string, error) {
-	limit := codec.PageLimit(q.Page.Limit)
-	where, args := "1 = 1", []any{}
-	if q.Workflow != "" {
-		where += " AND workflow = ?"
-		args = append(args, q.Workflow)
+	query, args, limit, err := paging.ExecutionsQuery(sqliteDialect, executionColumns, q)
+	if err != nil {
+		return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
 	}
-	if q.Status != store.ExecutionUnspecified {
-		where += " AND status = ?"
-		args = append(args, int32(q.Status))
-	}
-	if q.Caller != "" {
-		where += " AND caller = ?"
-		args = append(args, q.Caller)
-	}
-	if q.Page.After != "" {
-		ct, id, err := codec.ParseExecutionCursor(q.Page.After)
-		if err != nil {
-			return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
-		}
-		where += " AND (create_time < ? OR (create_time = ? AND id < ?))"
-		args = append(args, ct, ct, id)
-	}
-	args = append(args, limit+1)
-	var (
-		out  []*store.Execution
-		more bool
-	)
-	err := s.readTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, `SELECT `+executionColumns+` FROM executions WHERE `+where+`
-			ORDER BY create_time DESC, id DESC LIMIT ?`, args...)
+	var out []*store.Execution
+	err = s.readTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		for rows.Next() {
-			e, err := scanExecution(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		if err := rows.Err(); err != nil {
+		if out, err = paging.Scan(rows, scanExecution); err != nil {
 			return err
 		}
-		if len(out) > limit {
-			out, more = out[:limit], true
-		}
-		return loadNodes(ctx, tx, out, !q.OmitResults)
+		return loadNodes(ctx, tx, out[:min(len(out), limit)], !q.OmitResults)
 	})
 	if err != nil {
 		return nil, "", fmt.Errorf("sqlite: list executions: %w", err)
 	}
-	next := ""
-	if more {
-		last := out[len(out)-1]
-		next = codec.ExecutionCursor(codec.Nanos(last.CreateTime), last.ID)
-	}
+	out, next := paging.Cut(out, limit, paging.ExecutionCursor)
 	return out, next, nil
 }
+
+// sqliteDialect is how SQLite writes the queries package paging builds.
+var sqliteDialect = paging.Dialect{Placeholder: paging.Question}
 
 // ClaimExecutions implements store.Store.
 func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {

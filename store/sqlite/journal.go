@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
@@ -145,23 +146,52 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 // encodeBatch encodes b, merging several updates of one header or node
 // state (the last state wins, in the place of the first).
 func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
-	var order []*execWrite
-	byID := make(map[string]*execWrite, len(b.Creates)+len(b.Executions))
-	touch := func(id string) *execWrite {
-		w := byID[id]
-		if w == nil {
-			w = &execWrite{id: id}
-			byID[id] = w
-			order = append(order, w)
-		}
-		return w
+	ws := &execWrites{byID: make(map[string]*execWrite, len(b.Creates)+len(b.Executions))}
+	nodes, err := ws.addExecutions(b)
+	if err != nil {
+		return nil, err
 	}
+	enc := &encodedBatch{}
+	if err := enc.addEvents(ws, b.Events); err != nil {
+		return nil, err
+	}
+	if err := enc.addNodes(ws, nodes, &s.position); err != nil {
+		return nil, err
+	}
+	if err := enc.addExecutions(ws.order); err != nil {
+		return nil, err
+	}
+	return enc, nil
+}
+
+// execWrites gathers a batch's writes per execution, in the order the
+// batch first touches each execution.
+type execWrites struct {
+	order []*execWrite
+	byID  map[string]*execWrite
+}
+
+// touch returns the writes of execution id, adding them if new.
+func (ws *execWrites) touch(id string) *execWrite {
+	w := ws.byID[id]
+	if w == nil {
+		w = &execWrite{id: id}
+		ws.byID[id] = w
+		ws.order = append(ws.order, w)
+	}
+	return w
+}
+
+// addExecutions records b's created executions and header updates, and
+// returns the node writes of b: the non-pending nodes of its creates and
+// its node updates, merged per node.
+func (ws *execWrites) addExecutions(b *store.JournalBatch) ([]store.NodeUpdate, error) {
 	var nodes []store.NodeUpdate
 	for _, e := range b.Creates {
 		if e.CreateTime.IsZero() {
 			e.CreateTime = time.Unix(0, time.Now().UnixNano()).UTC()
 		}
-		w := touch(e.ID)
+		w := ws.touch(e.ID)
 		if w.create != nil {
 			return nil, fmt.Errorf("execution %s created twice: %w", e.ID, store.ErrAlreadyExists)
 		}
@@ -173,16 +203,20 @@ func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
 		}
 	}
 	for _, h := range b.Executions {
-		touch(h.ID).header = h
+		ws.touch(h.ID).header = h
 	}
 	nodes = append(nodes, b.Nodes...)
 	if len(nodes) > 1 {
 		nodes = mergeNodes(nodes)
 	}
+	return nodes, nil
+}
 
-	enc := &encodedBatch{}
-	for _, ev := range b.Events {
-		w := touch(ev.ExecutionID)
+// addEvents encodes events: small early ones inline in their execution's
+// row, the others as event rows.
+func (enc *encodedBatch) addEvents(ws *execWrites, events []*store.Event) error {
+	for _, ev := range events {
+		w := ws.touch(ev.ExecutionID)
 		encode := codec.EncodeEventBody
 		if ev.Execution != nil && w.header != nil {
 			// The batch journals the final state that the event carries:
@@ -191,12 +225,12 @@ func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
 		}
 		body, err := encode(ev)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if ev.Seq >= 1 && ev.Seq <= inlineEvents {
 			bit := int64(1) << (ev.Seq - 1)
 			if w.seqs&bit != 0 {
-				return nil, fmt.Errorf("event %d of %s twice in a batch: %w", ev.Seq, ev.ExecutionID, store.ErrConflict)
+				return fmt.Errorf("event %d of %s twice in a batch: %w", ev.Seq, ev.ExecutionID, store.ErrConflict)
 			}
 			w.seqs |= bit
 			if len(body) <= maxInlineBody {
@@ -206,28 +240,37 @@ func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
 		}
 		enc.events = append(enc.events, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body)
 	}
+	return nil
+}
 
+// addNodes encodes the node rows, each with the next write position.
+func (enc *encodedBatch) addNodes(ws *execWrites, nodes []store.NodeUpdate, position *atomic.Int64) error {
 	enc.nodes = make([]any, 0, 9*len(nodes))
 	for _, u := range nodes {
-		touch(u.ExecutionID)
+		ws.touch(u.ExecutionID)
 		n := u.State
 		errJSON, err := codec.EncodeError(n.Error)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res, err := codec.EncodeMap(n.Result)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		enc.nodes = append(enc.nodes, u.ExecutionID, n.NodeID, s.position.Add(1), int32(n.Status), n.Attempts,
+		enc.nodes = append(enc.nodes, u.ExecutionID, n.NodeID, position.Add(1), int32(n.Status), n.Attempts,
 			codec.Nanos(n.StartTime), codec.Nanos(n.EndTime), errJSON, res)
 	}
+	return nil
+}
 
+// addExecutions encodes the executions rows: the inserts of new
+// executions and the updates (header, inline events) of the others.
+func (enc *encodedBatch) addExecutions(order []*execWrite) error {
 	for _, w := range order {
 		if w.create != nil {
 			args, err := createArgs(w)
 			if err != nil {
-				return nil, fmt.Errorf("create execution %s: %w", w.id, err)
+				return fmt.Errorf("create execution %s: %w", w.id, err)
 			}
 			enc.creates = append(enc.creates, args...)
 			continue
@@ -237,14 +280,14 @@ func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
 		if h := w.header; h != nil {
 			var err error
 			if errJSON, err = codec.EncodeError(h.Error); err != nil {
-				return nil, err
+				return err
 			}
 			hasHeader, status, start, end, owner = 1, int32(h.Status), codec.Nanos(h.StartTime), codec.Nanos(h.EndTime), h.Owner
 		}
 		enc.updates = append(enc.updates, w.id, hasHeader, status, errJSON, start, end, owner, string(w.events), w.seqs)
 		enc.updateIDs = append(enc.updateIDs, w.id)
 	}
-	return enc, nil
+	return nil
 }
 
 // createArgs returns the values of the executions row of a new execution,

@@ -142,6 +142,16 @@ func ScanWorkflow(row Row) (*store.Workflow, error) {
 // reads them.
 const ResourceColumns = `name, spec, create_time, update_time`
 
+// ScanWorkflowSummary reads a row of WorkflowColumns as the summary a
+// list of workflows gives.
+func ScanWorkflowSummary(row Row) (*store.WorkflowSummary, error) {
+	w, err := ScanWorkflow(row)
+	if err != nil {
+		return nil, err
+	}
+	return Summarize(w), nil
+}
+
 // ScanResource reads a resource from a row of ResourceColumns.
 func ScanResource(row Row) (*store.Resource, error) {
 	var (
