@@ -211,10 +211,13 @@ type Request struct {
 // An Executor runs workflows. It is safe for concurrent use. Close must be
 // called to stop it; it waits for every goroutine the Executor started.
 type Executor struct {
-	cfg Config
-	st  store.Store
-	log *slog.Logger
-	now func() time.Time
+	// watchers are the subscriptions reading an execution from the store
+	// (it runs elsewhere), woken by the store's event notifications.
+	watchers remoteWatchers
+	cfg      Config
+	st       store.Store
+	log      *slog.Logger
+	now      func() time.Time
 	// realClock: now is time.Now, so its readings may also serve timers
 	// (which always use the real clock).
 	realClock bool
@@ -326,7 +329,10 @@ func New(cfg Config) *Executor {
 		e.journal = newJournal(e.st, e.log, cfg.Observer)
 		e.loops.Add(1)
 		go e.heartbeatLoop()
-		if relay, ok := e.st.(store.CancelRelay); ok {
+		if l, ok := e.st.(store.Listener); ok {
+			e.loops.Add(1)
+			go e.listen(l)
+		} else if relay, ok := e.st.(store.CancelRelay); ok {
 			e.loops.Add(1)
 			go e.listenCancels(relay)
 		}
@@ -466,6 +472,22 @@ func (e *Executor) listenCancels(relay store.CancelRelay) {
 		if r := e.lookup(id); r != nil {
 			r.cancel(errCancelled)
 		}
+	})
+}
+
+// listen follows the notifications of a store shared with other processes
+// until Close: cancel requests for local runs, and new events of executions
+// watched here through the store.
+func (e *Executor) listen(l store.Listener) {
+	defer e.loops.Done()
+	_ = l.Listen(e.loopCtx, store.Notifications{
+		Cancel: func(id string) {
+			if r := e.lookup(id); r != nil {
+				r.cancel(errCancelled)
+			}
+		},
+		Events:    e.watchers.wake,
+		Connected: e.watchers.listening.Store,
 	})
 }
 

@@ -527,3 +527,26 @@ type CancelRelay interface {
 	// ctx ends, reconnecting after failures; it returns ctx's error.
 	ListenCancels(ctx context.Context, fn func(id string)) error
 }
+
+// Notifications are the handlers of Listener.Listen; a nil handler leaves
+// its kind of notification out. Handlers run on the listening goroutine and
+// must not block.
+type Notifications struct {
+	// Cancel gets the id of every cancel request (CancelRelay).
+	Cancel func(id string)
+	// Events gets the id of an execution whose new events were committed
+	// (by any process), after the commit.
+	Events func(id string)
+	// Connected reports whether notifications are being received: true once
+	// listening, false when the connection is lost (they may be missed
+	// until the next true).
+	Connected func(up bool)
+}
+
+// Listener is implemented by stores shared by replicas (PostgreSQL): one
+// listening connection carries every kind of notification between them.
+type Listener interface {
+	// Listen calls the handlers of h until ctx ends, reconnecting after
+	// failures; it returns ctx's error.
+	Listen(ctx context.Context, h Notifications) error
+}
