@@ -214,10 +214,13 @@ type Executor struct {
 	// watchers are the subscriptions reading an execution from the store
 	// (it runs elsewhere), woken by the store's event notifications.
 	watchers remoteWatchers
-	cfg      Config
-	st       store.Store
-	log      *slog.Logger
-	now      func() time.Time
+	// onWorkflow is called with the name of a workflow that another process
+	// registered or deleted (store.Listener); see OnWorkflowChange.
+	onWorkflow atomic.Pointer[func(name string)]
+	cfg        Config
+	st         store.Store
+	log        *slog.Logger
+	now        func() time.Time
 	// realClock: now is time.Now, so its readings may also serve timers
 	// (which always use the real clock).
 	realClock bool
@@ -488,7 +491,20 @@ func (e *Executor) listen(l store.Listener) {
 		},
 		Events:    e.watchers.wake,
 		Connected: e.watchers.listening.Store,
+		Workflows: func(name string) {
+			if fn := e.onWorkflow.Load(); fn != nil {
+				(*fn)(name)
+			}
+		},
 	})
+}
+
+// OnWorkflowChange sets the function called with the name of every workflow
+// registered or deleted through the store by any process, when the store
+// announces them (store.Listener); it replaces the previous one. fn must
+// not block.
+func (e *Executor) OnWorkflowChange(fn func(name string)) {
+	e.onWorkflow.Store(&fn)
 }
 
 // Close stops accepting work (Start then fails with ErrClosed), stops the

@@ -537,10 +537,22 @@ type Notifications struct {
 	// Events gets the id of an execution whose new events were committed
 	// (by any process), after the commit.
 	Events func(id string)
+	// Workflows gets the name of a workflow registered or deleted (by any
+	// process), after the commit.
+	Workflows func(name string)
 	// Connected reports whether notifications are being received: true once
 	// listening, false when the connection is lost (they may be missed
 	// until the next true).
 	Connected func(up bool)
+}
+
+// WorkflowVersions is implemented by stores shared by replicas (PostgreSQL)
+// so that a process's cache of workflow definitions can check cheaply that
+// an entry is still current.
+type WorkflowVersions interface {
+	// WorkflowVersion returns the number of the version that version
+	// names (0: the latest), or ErrNotFound if there is none.
+	WorkflowVersion(ctx context.Context, name string, version int32) (int32, error)
 }
 
 // Listener is implemented by stores shared by replicas (PostgreSQL): one

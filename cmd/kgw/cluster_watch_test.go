@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -159,4 +160,55 @@ result = {"node": execution.node}
 			t.Errorf("round %d: B's resuming watcher ended %v after A's, want within 300ms", round, d)
 		}
 	}
+}
+
+// TestClusterWorkflowChanges runs two real replicas on one PostgreSQL store:
+// each time a new version of a workflow is registered on A, an execution
+// started on B right after the registering call returned runs that version,
+// although B had the previous one cached (it had just run it); once the
+// workflow is deleted on A, starting it on B right away fails NOT_FOUND.
+func TestClusterWorkflowChanges(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two gateways")
+	}
+	gws, _, _ := startCluster(t, 2)
+	cs := dialAll(t, gws)
+	ctx := t.Context()
+	register := func(v int) {
+		t.Helper()
+		b := kgw.NewWorkflow("changing")
+		b.AddCode("n", fmt.Sprintf("result = {\"v\": %d}", v))
+		wf, err := b.Build()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := cs[0].Register(ctx, wf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runOnB := func(want int) {
+		t.Helper()
+		ex, err := cs[1].Execute(ctx, "changing")
+		if err != nil {
+			t.Fatalf("execute on B: %v", err)
+		}
+		if ex.Status != kgw.StatusCompleted {
+			t.Fatalf("execute on B: status %s, error %+v", ex.Status, ex.Error)
+		}
+		if got := ex.Result["n"]["v"]; fmt.Sprint(got) != fmt.Sprint(want) || ex.Version != want {
+			t.Fatalf("execute on B right after registering version %d on A ran version %d with result %v", want, ex.Version, got)
+		}
+	}
+	for v := 1; v <= 8; v++ {
+		register(v)
+		runOnB(v) // B's cache now holds version v: the next round must not use it
+	}
+	if err := cs[0].DeleteWorkflow(ctx, "changing"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cs[1].Execute(ctx, "changing"); !errors.Is(err, kgw.ErrNotFound) {
+		t.Fatalf("execute on B right after deleting on A: %v, want NOT_FOUND", err)
+	}
+	register(9)
+	runOnB(9)
 }

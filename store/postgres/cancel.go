@@ -12,8 +12,9 @@ import (
 // id) and committed events (payload: execution id, sent by WriteJournal in
 // the transaction that writes them).
 const (
-	cancelChannel = "kgw_cancel"
-	eventsChannel = "kgw_events"
+	cancelChannel    = "kgw_cancel"
+	eventsChannel    = "kgw_events"
+	workflowsChannel = "kgw_workflows" // payload: workflow name, on register and delete
 )
 
 var (
@@ -59,6 +60,9 @@ func (s *Store) listenOnce(ctx context.Context, h store.Notifications) error {
 	}
 	if h.Events != nil {
 		handlers[eventsChannel] = h.Events
+	}
+	if h.Workflows != nil {
+		handlers[workflowsChannel] = h.Workflows
 	}
 	if h.Connected != nil {
 		defer h.Connected(false)
