@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
@@ -113,6 +114,7 @@ type Subscription struct {
 	e      *Executor
 	id     string
 	notify chan struct{} // capacity 1: "something changed"
+	wake   chan struct{} // capacity 1: the store announced new events (store reads only)
 
 	mu     sync.Mutex
 	r      *run // nil while reading from the store
@@ -148,7 +150,51 @@ func (e *Executor) Subscribe(ctx context.Context, id string, afterSeq int64) (*S
 		return nil, fmt.Errorf("subscribe to execution %s: %w", id, err)
 	}
 	s.limit = e.cfg.SubscriberBuffer
+	s.wake = make(chan struct{}, 1)
+	e.watchers.add(s)
 	return s, nil
+}
+
+// remoteWatchers wakes the subscriptions that read executions from the
+// store when the store announces new events (store.Listener).
+type remoteWatchers struct {
+	listening atomic.Bool // notifications are being received
+	mu        sync.Mutex
+	m         map[string]map[*Subscription]struct{}
+}
+
+func (w *remoteWatchers) add(s *Subscription) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.m == nil {
+		w.m = make(map[string]map[*Subscription]struct{})
+	}
+	if w.m[s.id] == nil {
+		w.m[s.id] = make(map[*Subscription]struct{})
+	}
+	w.m[s.id][s] = struct{}{}
+}
+
+func (w *remoteWatchers) remove(s *Subscription) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.m[s.id], s)
+	if len(w.m[s.id]) == 0 {
+		delete(w.m, s.id)
+	}
+}
+
+// wake tells the subscriptions to execution id that new events were
+// committed.
+func (w *remoteWatchers) wake(id string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for s := range w.m[id] {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // attach makes s follow r: it queues r's history after s.after and, unless r
@@ -269,12 +315,23 @@ func (s *Subscription) Next(ctx context.Context) (*store.Event, error) {
 }
 
 // storePoll is how often a subscription to an execution that runs
-// elsewhere looks for new events.
-const storePoll = 200 * time.Millisecond
+// elsewhere looks for new events when the store does not announce them;
+// listenPoll is the fallback while it does (store.Listener), against a lost
+// notification.
+const (
+	storePoll  = 200 * time.Millisecond
+	listenPoll = time.Second
+)
 
 // fetch reads the next page of events from the store. When there is none it
 // switches to the live run if the execution now runs here, or waits.
 func (s *Subscription) fetch(ctx context.Context) error {
+	// Take the pending wake-up before reading: a notification of events
+	// committed after this read leaves a new one, so none is lost.
+	select {
+	case <-s.wake:
+	default:
+	}
 	evs, err := s.e.st.ListEvents(ctx, s.id, s.after, 256)
 	if err != nil {
 		return fmt.Errorf("read events of execution %s: %w", s.id, err)
@@ -299,10 +356,16 @@ func (s *Subscription) fetch(ctx context.Context) error {
 		s.mu.Unlock()
 		return nil
 	}
-	t := time.NewTimer(storePoll)
+	poll := storePoll
+	if s.e.watchers.listening.Load() {
+		poll = listenPoll
+	}
+	t := time.NewTimer(poll)
 	defer t.Stop()
 	select {
 	case <-t.C:
+		return nil
+	case <-s.wake:
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
@@ -318,6 +381,9 @@ func (s *Subscription) Close() {
 	s.queue = nil
 	s.mu.Unlock()
 	s.signal()
+	if s.wake != nil {
+		s.e.watchers.remove(s)
+	}
 	if r != nil {
 		r.mu.Lock()
 		delete(r.subs, s)

@@ -211,10 +211,16 @@ type Request struct {
 // An Executor runs workflows. It is safe for concurrent use. Close must be
 // called to stop it; it waits for every goroutine the Executor started.
 type Executor struct {
-	cfg Config
-	st  store.Store
-	log *slog.Logger
-	now func() time.Time
+	// watchers are the subscriptions reading an execution from the store
+	// (it runs elsewhere), woken by the store's event notifications.
+	watchers remoteWatchers
+	// onWorkflow is called with the name of a workflow that another process
+	// registered or deleted (store.Listener); see OnWorkflowChange.
+	onWorkflow atomic.Pointer[func(name string)]
+	cfg        Config
+	st         store.Store
+	log        *slog.Logger
+	now        func() time.Time
 	// realClock: now is time.Now, so its readings may also serve timers
 	// (which always use the real clock).
 	realClock bool
@@ -326,7 +332,10 @@ func New(cfg Config) *Executor {
 		e.journal = newJournal(e.st, e.log, cfg.Observer)
 		e.loops.Add(1)
 		go e.heartbeatLoop()
-		if relay, ok := e.st.(store.CancelRelay); ok {
+		if l, ok := e.st.(store.Listener); ok {
+			e.loops.Add(1)
+			go e.listen(l)
+		} else if relay, ok := e.st.(store.CancelRelay); ok {
 			e.loops.Add(1)
 			go e.listenCancels(relay)
 		}
@@ -467,6 +476,35 @@ func (e *Executor) listenCancels(relay store.CancelRelay) {
 			r.cancel(errCancelled)
 		}
 	})
+}
+
+// listen follows the notifications of a store shared with other processes
+// until Close: cancel requests for local runs, and new events of executions
+// watched here through the store.
+func (e *Executor) listen(l store.Listener) {
+	defer e.loops.Done()
+	_ = l.Listen(e.loopCtx, store.Notifications{
+		Cancel: func(id string) {
+			if r := e.lookup(id); r != nil {
+				r.cancel(errCancelled)
+			}
+		},
+		Events:    e.watchers.wake,
+		Connected: e.watchers.listening.Store,
+		Workflows: func(name string) {
+			if fn := e.onWorkflow.Load(); fn != nil {
+				(*fn)(name)
+			}
+		},
+	})
+}
+
+// OnWorkflowChange sets the function called with the name of every workflow
+// registered or deleted through the store by any process, when the store
+// announces them (store.Listener); it replaces the previous one. fn must
+// not block.
+func (e *Executor) OnWorkflowChange(fn func(name string)) {
+	e.onWorkflow.Store(&fn)
 }
 
 // Close stops accepting work (Start then fails with ErrClosed), stops the

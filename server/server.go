@@ -200,6 +200,10 @@ func New(cfg Config) (*Server, error) {
 	s.grpc = grpc.NewServer(opts...)
 
 	workflows := newWorkflowCache(cfg.Store)
+	if cfg.Executor != nil {
+		// Changes made through other replicas (PostgreSQL NOTIFY).
+		cfg.Executor.OnWorkflowChange(workflows.forget)
+	}
 	kgwv1.RegisterWorkflowServiceServer(s.grpc, &workflowService{
 		store: cfg.Store, cache: workflows, compile: compile, pages: pages, log: log, guard: g,
 	})

@@ -10,8 +10,13 @@ import (
 
 // workflowCacheTTL is how long a workflow definition read from the store
 // serves executions before it is read again. Registering or deleting a
-// workflow through this process forgets it at once; a change made through
-// another replica sharing the store is seen within the TTL.
+// workflow through this process forgets it at once. With a store shared by
+// replicas (store.WorkflowVersions, PostgreSQL) a change made through
+// another replica is forgotten when its notification arrives, and every
+// use of a cached entry first checks that the version it names is still
+// the stored one, which closes the window before the notification: an
+// execution started after RegisterWorkflow returned on any replica gets the
+// new version.
 const workflowCacheTTL = time.Second
 
 // workflowCacheSize bounds the cached definitions; the cache starts over
@@ -58,7 +63,18 @@ func (c *workflowCache) GetWorkflow(ctx context.Context, name string, version in
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
-		return e.w, nil
+		vs, shared := c.store.(store.WorkflowVersions)
+		if !shared {
+			return e.w, nil
+		}
+		v, err := vs.WorkflowVersion(ctx, name, version)
+		if err != nil {
+			c.forget(name)
+			return nil, err
+		}
+		if v == e.w.Version {
+			return e.w, nil
+		}
 	}
 	w, err := c.store.GetWorkflow(ctx, name, version)
 	if err != nil {

@@ -536,3 +536,38 @@ type CancelRelay interface {
 	// ctx ends, reconnecting after failures; it returns ctx's error.
 	ListenCancels(ctx context.Context, fn func(id string)) error
 }
+
+// Notifications are the handlers of Listener.Listen; a nil handler leaves
+// its kind of notification out. Handlers run on the listening goroutine and
+// must not block.
+type Notifications struct {
+	// Cancel gets the id of every cancel request (CancelRelay).
+	Cancel func(id string)
+	// Events gets the id of an execution whose new events were committed
+	// (by any process), after the commit.
+	Events func(id string)
+	// Workflows gets the name of a workflow registered or deleted (by any
+	// process), after the commit.
+	Workflows func(name string)
+	// Connected reports whether notifications are being received: true once
+	// listening, false when the connection is lost (they may be missed
+	// until the next true).
+	Connected func(up bool)
+}
+
+// WorkflowVersions is implemented by stores shared by replicas (PostgreSQL)
+// so that a process's cache of workflow definitions can check cheaply that
+// an entry is still current.
+type WorkflowVersions interface {
+	// WorkflowVersion returns the number of the version that version
+	// names (0: the latest), or ErrNotFound if there is none.
+	WorkflowVersion(ctx context.Context, name string, version int32) (int32, error)
+}
+
+// Listener is implemented by stores shared by replicas (PostgreSQL): one
+// listening connection carries every kind of notification between them.
+type Listener interface {
+	// Listen calls the handlers of h until ctx ends, reconnecting after
+	// failures; it returns ctx's error.
+	Listen(ctx context.Context, h Notifications) error
+}

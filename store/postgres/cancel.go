@@ -8,10 +8,19 @@ import (
 	"github.com/kailash-gateway/kgw/store"
 )
 
-// cancelChannel is the NOTIFY channel of cancel requests.
-const cancelChannel = "kgw_cancel"
+// The NOTIFY channels of the replicas: cancel requests (payload: execution
+// id) and committed events (payload: execution id, sent by WriteJournal in
+// the transaction that writes them).
+const (
+	cancelChannel    = "kgw_cancel"
+	eventsChannel    = "kgw_events"
+	workflowsChannel = "kgw_workflows" // payload: workflow name, on register and delete
+)
 
-var _ store.CancelRelay = (*Store)(nil)
+var (
+	_ store.CancelRelay = (*Store)(nil)
+	_ store.Listener    = (*Store)(nil)
+)
 
 // RequestCancel implements store.CancelRelay with NOTIFY.
 func (s *Store) RequestCancel(ctx context.Context, id string) error {
@@ -21,14 +30,19 @@ func (s *Store) RequestCancel(ctx context.Context, id string) error {
 	return nil
 }
 
-// ListenCancels implements store.CancelRelay: it holds one connection of
-// the pool in LISTEN (this needs session pooling; behind a transaction
-// pooler notifications do not arrive and cancels wait for the owner's
-// next poll of nothing, see docs/cluster.md) and retries every second
-// after a failure.
+// ListenCancels implements store.CancelRelay with Listen.
 func (s *Store) ListenCancels(ctx context.Context, fn func(id string)) error {
+	return s.Listen(ctx, store.Notifications{Cancel: fn})
+}
+
+// Listen implements store.Listener: it holds one connection of the pool in
+// LISTEN on every channel that has a handler (this needs session pooling;
+// behind a transaction pooler notifications do not arrive and replicas fall
+// back to polling, see docs/cluster.md) and retries every second after a
+// failure.
+func (s *Store) Listen(ctx context.Context, h store.Notifications) error {
 	for {
-		if err := s.listenOnce(ctx, fn); err == nil || ctx.Err() != nil {
+		if err := s.listenOnce(ctx, h); err == nil || ctx.Err() != nil {
 			return ctx.Err()
 		}
 		select {
@@ -39,15 +53,25 @@ func (s *Store) ListenCancels(ctx context.Context, fn func(id string)) error {
 	}
 }
 
-func (s *Store) listenOnce(ctx context.Context, fn func(id string)) error {
+func (s *Store) listenOnce(ctx context.Context, h store.Notifications) error {
+	handlers := map[string]func(string){}
+	if h.Cancel != nil {
+		handlers[cancelChannel] = h.Cancel
+	}
+	if h.Events != nil {
+		handlers[eventsChannel] = h.Events
+	}
+	if h.Workflows != nil {
+		handlers[workflowsChannel] = h.Workflows
+	}
+	if h.Connected != nil {
+		defer h.Connected(false)
+	}
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Release()
-	if _, err := conn.Exec(ctx, `LISTEN `+cancelChannel); err != nil {
-		return err
-	}
 	defer func() {
 		// Leave the pooled connection clean.
 		c, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -56,11 +80,21 @@ func (s *Store) listenOnce(ctx context.Context, fn func(id string)) error {
 			conn.Conn().Close(c) //nolint:errcheck // the pool drops a closed connection
 		}
 	}()
+	for ch := range handlers {
+		if _, err := conn.Exec(ctx, `LISTEN `+ch); err != nil {
+			return err
+		}
+	}
+	if h.Connected != nil {
+		h.Connected(true)
+	}
 	for {
 		n, err := conn.Conn().WaitForNotification(ctx)
 		if err != nil {
 			return err
 		}
-		fn(n.Payload)
+		if fn := handlers[n.Channel]; fn != nil {
+			fn(n.Payload)
+		}
 	}
 }

@@ -218,7 +218,20 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	if batch.Len() == 0 {
 		return nil
 	}
-	var fenced map[string]bool
+	// Announce the executions that got events; PostgreSQL delivers the
+	// notifications at commit, so a listener that wakes reads them.
+	var announced []string
+	seen := map[string]bool{}
+	for _, ev := range b.Events {
+		if !seen[ev.ExecutionID] {
+			seen[ev.ExecutionID] = true
+			announced = append(announced, ev.ExecutionID)
+		}
+	}
+	for _, id := range announced {
+		batch.Queue(`SELECT pg_notify('`+eventsChannel+`', $1)`, id)
+	}
+	fenced := map[string]bool{}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
 		defer br.Close()
@@ -230,6 +243,11 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 		}
 		if err := checkJournalResults(br, b, fenced); err != nil {
 			return err
+		}
+		for range announced {
+			if _, err := br.Exec(); err != nil {
+				return translate(err)
+			}
 		}
 		return br.Close()
 	})

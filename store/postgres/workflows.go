@@ -27,8 +27,12 @@ func (s *Store) CreateWorkflowVersion(ctx context.Context, w *store.Workflow) (*
 			RETURNING last_version`, w.Name).Scan(&out.Version); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO workflows (name, version, description, definition, create_time)
-			VALUES ($1, $2, $3, $4, $5)`, out.Name, out.Version, out.Description, def, codec.Nanos(out.CreateTime))
+		if _, err := tx.Exec(ctx, `INSERT INTO workflows (name, version, description, definition, create_time)
+			VALUES ($1, $2, $3, $4, $5)`, out.Name, out.Version, out.Description, def, codec.Nanos(out.CreateTime)); err != nil {
+			return err
+		}
+		// Delivered at commit to every replica's listener.
+		_, err := tx.Exec(ctx, `SELECT pg_notify('`+workflowsChannel+`', $1)`, out.Name)
 		return err
 	})
 	if err != nil {
@@ -70,8 +74,30 @@ func (s *Store) ListWorkflows(ctx context.Context, page store.Page) ([]*store.Wo
 // DeleteWorkflow implements store.Store. The name's version counter is kept,
 // so a later CreateWorkflowVersion continues after the deleted versions.
 func (s *Store) DeleteWorkflow(ctx context.Context, name string) error {
-	if err := s.deleteByName(ctx, `DELETE FROM workflows WHERE name = $1`, name); err != nil {
+	if err := s.deleteByName(ctx, `WITH d AS (DELETE FROM workflows WHERE name = $1 RETURNING 1),
+		n AS (SELECT pg_notify('`+workflowsChannel+`', $1) WHERE EXISTS (SELECT 1 FROM d))
+		SELECT 1 FROM d, n`, name); err != nil {
 		return fmt.Errorf("postgres: delete workflow %s: %w", name, err)
 	}
 	return nil
+}
+
+var _ store.WorkflowVersions = (*Store)(nil)
+
+// WorkflowVersion implements store.WorkflowVersions with one index lookup.
+func (s *Store) WorkflowVersion(ctx context.Context, name string, version int32) (int32, error) {
+	var v *int32
+	var err error
+	if version == 0 {
+		err = s.pool.QueryRow(ctx, `SELECT max(version) FROM workflows WHERE name = $1`, name).Scan(&v)
+	} else {
+		err = s.pool.QueryRow(ctx, `SELECT max(version) FROM workflows WHERE name = $1 AND version = $2`, name, version).Scan(&v)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: workflow %s version %d: %w", name, version, translate(err))
+	}
+	if v == nil {
+		return 0, fmt.Errorf("postgres: workflow %s version %d: %w", name, version, store.ErrNotFound)
+	}
+	return *v, nil
 }
