@@ -162,8 +162,9 @@ func (a *authorizer) check(ctx context.Context, method string) (context.Context,
 // malformed.
 func (a *authorizer) credentials(ctx context.Context) access.Credentials {
 	var c access.Credentials
-	md, _ := metadata.FromIncomingContext(ctx)
-	if vals := md.Get("authorization"); len(vals) > 0 {
+	// ValueFromIncomingContext reads the one key without copying the
+	// whole metadata map, as FromIncomingContext does.
+	if vals := metadata.ValueFromIncomingContext(ctx, "authorization"); len(vals) > 0 {
 		// The scheme is case-insensitive (RFC 9110 §11.1).
 		v := vals[0]
 		ok := len(v) > len("bearer ") && strings.EqualFold(v[:len("bearer ")], "bearer ")
@@ -182,7 +183,7 @@ func (a *authorizer) credentials(ctx context.Context) access.Credentials {
 		}
 	}
 	if a.trustXFCC {
-		if vals := md.Get("x-forwarded-client-cert"); len(vals) == 1 {
+		if vals := metadata.ValueFromIncomingContext(ctx, "x-forwarded-client-cert"); len(vals) == 1 {
 			c.Forwarded = vals[0]
 		}
 	}
