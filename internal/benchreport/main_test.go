@@ -136,3 +136,31 @@ func TestExternalScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestRoundsRatio: each round's candidate is compared with the same
+// round's baseline by CPU per call; the median decides.
+func TestRoundsRatio(t *testing.T) {
+	const out = `pkg: github.com/kailash-gateway/kgw/server
+BenchmarkTracingOverhead/round=1/base-2      	 100	 1 ns/op	 1000 execs/s	 100000 cpu-ns/op
+BenchmarkTracingOverhead/round=1/off-2       	 100	 1 ns/op	  990 execs/s	 102000 cpu-ns/op
+BenchmarkTracingOverhead/round=2/off-2       	 100	 1 ns/op	  500 execs/s	  52000 cpu-ns/op
+BenchmarkTracingOverhead/round=2/base-2      	 100	 1 ns/op	  490 execs/s	  50000 cpu-ns/op
+BenchmarkTracingOverhead/round=3/base-2      	 100	 1 ns/op	 1000 execs/s	 100000 cpu-ns/op
+BenchmarkTracingOverhead/round=3/off-2       	 100	 1 ns/op	 1000 execs/s	 150000 cpu-ns/op
+`
+	rs, err := parse(strings.NewReader(out), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fig, target, met, ok := roundsRatio("server.BenchmarkTracingOverhead", "base", "off", 0.95)(rs)
+	// CPU ratios 0.98, 0.96, 0.67: median 0.96.
+	if !ok || !met || target != "≥ 0.95×" || !strings.HasPrefix(fig, "0.96× (CPU per call, median of 3 rounds, 0.67–0.98; wall clock 1.00×, 0.99–1.02)") {
+		t.Errorf("roundsRatio = %q, %q, met %v, ok %v", fig, target, met, ok)
+	}
+	if _, _, met, _ := roundsRatio("server.BenchmarkTracingOverhead", "base", "off", 0.97)(rs); met {
+		t.Error("median 0.96 met a 0.97 target")
+	}
+	if _, _, _, ok := roundsRatio("server.BenchmarkTracingOverhead", "base", "always_on", 0.75)(rs); ok {
+		t.Error("a candidate that did not run reported")
+	}
+}
