@@ -294,8 +294,8 @@ var scenarios = []scenario{
 	{"  … at 512 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=512", "server.BenchmarkNoopThroughput/durable/callers=512", "execs/s")},
 	{"  … executor alone, no RPC (the journal's own cost)", rateRatio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", "execs/s")},
 	{"no-op workflow with API-key auth vs --auth none, gRPC API", measuredRatio("server.BenchmarkAuthThroughput", 0.90)},
-	{"no-op workflow, tracing configured with the sampler off vs no OTEL_* variable, 128 callers", roundsRatio("server.BenchmarkTracingOverhead", "base", "off", 0.97)},
-	{"no-op workflow, tracing always_on (batched OTLP to loopback) vs no OTEL_* variable", roundsRatio("server.BenchmarkTracingOverhead", "base", "always_on", 0.75)},
+	{"no-op workflow, tracing configured with the sampler off vs no OTEL_* variable, 128 callers", sliceRatio("server.BenchmarkTracingOverhead", "off", 0.97)},
+	{"no-op workflow, tracing always_on (batched OTLP to loopback) vs no OTEL_* variable", sliceRatio("server.BenchmarkTracingOverhead", "on", 0.75)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }
@@ -440,35 +440,30 @@ func main() {
 	}
 }
 
-// roundsRatio reports the sub-benchmarks prefix/round=<i>/candidate against
-// prefix/round=<i>/baseline, which took turns in one run (each round
-// compared with itself): the median and range over the rounds of the
-// ratio of CPU time per call ("cpu-ns/op", baseline over candidate: the
-// throughput ratio when the CPUs are the limit, and much less sensitive
-// to the machine's other load), which is held to min, with the wall-clock
-// ratio (execs/s) beside it.
-func roundsRatio(prefix, baseline, candidate string, min float64) func(results) (string, string, bool, bool) {
+// sliceRatio reports a ratio that the benchmark key measured itself in
+// slices, its sides taking turns: "<side>-cpu-ratio", the median over the
+// slices of the baseline's process CPU time per call over the side's
+// (held to min), with its range ("-min", "-max"), the wall-clock median
+// ("<side>-ratio") and the allocations per call of both sides.
+func sliceRatio(key, side string, min float64) func(results) (string, string, bool, bool) {
 	return func(rs results) (string, string, bool, bool) {
-		var cpu, wall []float64
-		for i := 1; ; i++ {
-			b, c := rs[fmt.Sprintf("%s/round=%d/%s", prefix, i, baseline)], rs[fmt.Sprintf("%s/round=%d/%s", prefix, i, candidate)]
-			if b == nil || c == nil {
-				break
-			}
-			if bc, cc := b["cpu-ns/op"], c["cpu-ns/op"]; len(bc) > 0 && len(cc) > 0 && cc[0] > 0 {
-				cpu = append(cpu, bc[0]/cc[0])
-			}
-			if bw, cw := b["execs/s"], c["execs/s"]; len(bw) > 0 && len(cw) > 0 && bw[0] > 0 {
-				wall = append(wall, cw[0]/bw[0])
-			}
-		}
-		if len(cpu) == 0 {
+		r, ok := rs.value(key, side+"-cpu-ratio")
+		if !ok {
 			return "", "", false, false
 		}
-		r := median(cpu)
-		fig := fmt.Sprintf("%.2f× (CPU per call, median of %d rounds, %.2f–%.2f", r, len(cpu), slices.Min(cpu), slices.Max(cpu))
-		if len(wall) > 0 {
-			fig += fmt.Sprintf("; wall clock %.2f×, %.2f–%.2f", median(wall), slices.Min(wall), slices.Max(wall))
+		fig := fmt.Sprintf("%.2f× (CPU per call, median of the slices", r)
+		lo, ok1 := rs.value(key, side+"-cpu-ratio-min")
+		hi, ok2 := rs.value(key, side+"-cpu-ratio-max")
+		if ok1 && ok2 {
+			fig += fmt.Sprintf(", %.2f–%.2f", lo, hi)
+		}
+		if w, ok := rs.value(key, side+"-ratio"); ok {
+			fig += fmt.Sprintf("; wall clock %.2f×", w)
+		}
+		a, ok1 := rs.value(key, side+"-allocs/op")
+		ab, ok2 := rs.value(key, "base-allocs/op")
+		if ok1 && ok2 {
+			fig += fmt.Sprintf("; %.0f allocations a call vs %.0f", a, ab)
 		}
 		return fig + ")", fmt.Sprintf("≥ %.2f×", min), r >= min, true
 	}
