@@ -42,12 +42,14 @@ var offSpan = trace.SpanFromContext(context.Background())
 // (or by a test) takes effect at once; its tracer is kept, which spares
 // the SDK provider's lock in each call.
 //
-// With tracing off, startExecutionSpan+startNodeSpan were 3.3% of the CPU
-// profile of a no-op ExecuteWorkflow at 128 callers (the global provider's
-// lock, and allocations: the span names, contexts and no-op spans);
-// BenchmarkSpanHooksOff went from 9 allocations, 560 B and 1.6–2.1 µs to
-// none and about 0.05 µs per execution of one node attempt (and
-// TestSpanHooksOffAllocateNothing keeps it at none).
+// With tracing off the hooks went through the global provider's lock and
+// map lookup and allocated the span names, contexts and no-op spans:
+// BenchmarkSpanHooksOff (one execution, one attempt) went from 9
+// allocations, 560 B and 1.5–4.5 µs to none and 24–92 ns (six runs of
+// each build in turns, at a load average of 14–17 on the 2-core
+// machine); against the 54 µs of CPU of a no-op ExecuteWorkflow that is
+// 0.9986× of a gateway without the hooks (make bench).
+// TestSpanHooksOffAllocateNothing keeps it at none.
 func tracer() trace.Tracer {
 	tp := otel.GetTracerProvider()
 	if tp == offProvider {
@@ -108,10 +110,10 @@ func (r *run) startExecutionSpan() {
 // traceidratio, which decides by the trace id alone; always_on, whose
 // parents are all sampled) drops such a child, so the SDK's span would
 // have been a non-recording one too, at 4–5 allocations and a span id
-// drawn under the ID generator's lock each. With the sampler off, the two
-// spans of a one-node execution cost 9 allocations a call before (of the
-// 52 that the off configuration of BenchmarkTracingOverhead adds to a
-// no-op call; the rest are otelgrpc's and gRPC's stats). A run linked to
+// drawn under the ID generator's lock each. With the sampler off this
+// took a no-op call from 266 to 258 allocations (BenchmarkTracingOverhead,
+// its off side; base: 215, the rest of the difference is otelgrpc's and
+// gRPC's stats; CPU ratios within the machine's noise). A run linked to
 // its caller's span (StartExecution, TraceLink) is a new root, which the
 // sampler decides afresh: it is always started.
 type unsampledSpan struct {

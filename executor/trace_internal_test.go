@@ -174,9 +174,11 @@ func TestUnsampledParentStartsNoSpan(t *testing.T) {
 // span context) is not sampled either.
 func TestUnsampledChildrenAgreeWithSDK(t *testing.T) {
 	samplers := map[string]sdktrace.Sampler{
-		"always_on": sdktrace.AlwaysSample(), "always_off": sdktrace.NeverSample(),
-		"traceidratio": sdktrace.TraceIDRatioBased(0.5),
-		"parentbased_always_on": sdktrace.ParentBased(sdktrace.AlwaysSample()), "parentbased_always_off": sdktrace.ParentBased(sdktrace.NeverSample()),
+		"always_on":                sdktrace.AlwaysSample(),
+		"always_off":               sdktrace.NeverSample(),
+		"traceidratio":             sdktrace.TraceIDRatioBased(0.5),
+		"parentbased_always_on":    sdktrace.ParentBased(sdktrace.AlwaysSample()),
+		"parentbased_always_off":   sdktrace.ParentBased(sdktrace.NeverSample()),
 		"parentbased_traceidratio": sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.5)),
 	}
 	for name, s := range samplers {
