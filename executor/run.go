@@ -24,15 +24,20 @@ type run struct {
 	id      string
 	key     string // idempotency index key, "" if none
 	counted bool   // counts towards MaxRunsPerCaller (guarded by e.mu)
-	wf      *store.Workflow
-	p       *plan
-	req     *Request
-	durable bool
-	resumed bool              // continues a journalled execution (see Executor.resume)
-	redact  *secrets.Redactor // of this execution (Config.NewRedactor)
-	span    trace.Span        // "Execution <workflow>" (set by loop)
-	cache   *node.WorkflowCache
-	timeout time.Duration // of the whole execution
+	// slot: the run holds one of the Executor's MaxConcurrentExecutions
+	// slots (guarded by e.mu); reserved: its starter reserved it before
+	// admit (see Executor.takeSlotLocked).
+	slot, reserved bool
+	wf             *store.Workflow
+	p              *plan
+	req            *Request
+	durable        bool
+	resumed        bool              // continues a journalled execution (see Executor.resume)
+	queued         bool              // resumed from the backlog before it ever started
+	redact         *secrets.Redactor // of this execution (Config.NewRedactor)
+	span           trace.Span        // "Execution <workflow>" (set by loop)
+	cache          *node.WorkflowCache
+	timeout        time.Duration // of the whole execution
 
 	// ctx ends when the run is cancelled: the cause says why
 	// (errCancelled, errFailFast, ErrClosed from Close, errWorkflowTimeout
@@ -192,6 +197,11 @@ func (r *run) restore(from *resumeFrom) {
 	if start.IsZero() {
 		start = x.CreateTime
 	}
+	if len(from.events) == 0 && x.StartTime.IsZero() {
+		// Taken from the backlog before it ever ran: it starts now, and
+		// its time in the backlog does not count against its timeout.
+		r.queued, start = true, r.e.now()
+	}
 	r.x.ID, r.x.Status = x.ID, store.ExecutionRunning
 	r.x.Epoch, r.x.Restarts = x.Epoch, x.Restarts
 	r.x.CreateTime, r.x.StartTime = x.CreateTime, start
@@ -309,7 +319,7 @@ func (r *run) begin() {
 	if r.resumed {
 		r.commitLocked(&store.Event{
 			Kind: store.EventExecutionStarted, Time: r.e.now(),
-			Workflow: r.wf.Name, Version: r.wf.Version, Resumed: true,
+			Workflow: r.wf.Name, Version: r.wf.Version, Resumed: !r.queued,
 		}, nil, true, nil)
 		return
 	}
@@ -366,6 +376,7 @@ func (r *run) abandon() {
 	e := r.e
 	e.mu.Lock()
 	e.uncountLocked(r)
+	e.dropSlotLocked(r)
 	delete(e.runs, r.id)
 	if e.byKey[r.key] == r {
 		delete(e.byKey, r.key)

@@ -1,0 +1,205 @@
+package executor_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"go.starlark.net/starlark"
+
+	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/secrets"
+	"github.com/kailash-gateway/kgw/store"
+)
+
+// gate is a resource broker whose "gate" builtin blocks every node attempt
+// until the gate opens, counting the attempts waiting at once.
+type gate struct {
+	mu      sync.Mutex
+	waiting int
+	most    int
+	open    chan struct{}
+}
+
+func newGate() *gate { return &gate{open: make(chan struct{})} }
+
+func (g *gate) now() (waiting, most int) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.waiting, g.most
+}
+
+func (g *gate) Session(string, map[string]store.ResourceSpec, *secrets.Redactor) executor.AttemptResources {
+	return gateSession{g}
+}
+
+type gateSession struct{ g *gate }
+
+func (s gateSession) Open(ctx context.Context, name string) (starlark.Value, error) {
+	if name != "gate" {
+		return nil, fmt.Errorf("resource '%s' was not provided in the request", name)
+	}
+	g := s.g
+	return starlark.NewBuiltin("gate", func(*starlark.Thread, *starlark.Builtin, starlark.Tuple, []starlark.Tuple) (starlark.Value, error) {
+		g.mu.Lock()
+		g.waiting++
+		g.most = max(g.most, g.waiting)
+		g.mu.Unlock()
+		defer func() {
+			g.mu.Lock()
+			g.waiting--
+			g.mu.Unlock()
+		}()
+		select {
+		case <-g.open:
+			return starlark.None, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}), nil
+}
+
+func (gateSession) Close() {}
+
+func gatedWorkflow(name string) *store.Workflow {
+	n := codeNode("wait", `get_resource("gate")()`+"\n"+`result = {"attempt": execution.attempt}`)
+	n.RequiredResources = []string{"gate"}
+	return &store.Workflow{Name: name, Nodes: []store.Node{n}, Timeout: time.Minute}
+}
+
+// eventually polls cond every 10 ms until it holds or d has passed.
+func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// waitAllEnded waits until every execution of ids has ended in st and
+// returns them.
+func waitAllEnded(t *testing.T, st store.Store, ids []string) []*store.Execution {
+	t.Helper()
+	out := make([]*store.Execution, len(ids))
+	eventually(t, 20*time.Second, "all executions ended", func() bool {
+		for i, id := range ids {
+			x, err := st.GetExecution(t.Context(), id)
+			if err != nil {
+				t.Fatalf("GetExecution: %v", err)
+			}
+			if !x.Status.Terminal() {
+				return false
+			}
+			out[i] = x
+		}
+		return true
+	})
+	return out
+}
+
+// A process limited to 2 concurrent executions that is asked to start 6
+// runs 2 and queues 4 in the store (PENDING, no owner); it never runs more
+// than 2 at once, and runs the queued ones as slots free up, each
+// starting afresh (ExecutionStarted not marked resumed).
+func TestMaxConcurrentExecutionsQueues(t *testing.T) {
+	st := openStore(t)
+	g := newGate()
+	w := register(t, st, gatedWorkflow("limited"))
+	e := newExecutor(t, executor.Config{Store: st, Resources: g, Owner: "solo",
+		MaxConcurrentExecutions: 2, BacklogPollInterval: 20 * time.Millisecond})
+	if _, err := e.Recover(t.Context()); err != nil { // starts the backlog loop
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 6 {
+		id, err := e.Start(t.Context(), &executor.Request{Workflow: w})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		ids = append(ids, id)
+	}
+	eventually(t, 5*time.Second, "two executions waiting at the gate", func() bool { w, _ := g.now(); return w == 2 })
+	time.Sleep(200 * time.Millisecond) // ten poll intervals: nothing more may start
+	if waiting, most := g.now(); waiting != 2 || most != 2 {
+		t.Fatalf("%d executions waiting at the gate (at most %d at once), want 2 with a limit of 2", waiting, most)
+	}
+	if n := e.Running(); n != 2 {
+		t.Errorf("Running() = %d, want 2", n)
+	}
+	queued := 0
+	for _, id := range ids {
+		x, err := st.GetExecution(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.Status == store.ExecutionPending && x.Owner == "" {
+			queued++
+		}
+	}
+	if queued != 4 {
+		t.Errorf("%d executions queued in the store, want 4", queued)
+	}
+	close(g.open)
+	for _, x := range waitAllEnded(t, st, ids) {
+		wantStatus(t, x, store.ExecutionCompleted)
+		if x.Owner != "solo" {
+			t.Errorf("%s ran on %q, want solo", x.ID, x.Owner)
+		}
+	}
+	if _, most := g.now(); most > 2 {
+		t.Errorf("%d executions ran at once, more than the limit of 2", most)
+	}
+	if n := e.Running(); n != 0 {
+		t.Errorf("Running() after the end = %d, want 0", n)
+	}
+	for _, id := range ids {
+		evs, err := st.ListEvents(t.Context(), id, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) == 0 || evs[0].Kind != store.EventExecutionStarted || evs[0].Resumed || evs[0].Seq != 1 {
+			t.Errorf("%s: first event %+v, want ExecutionStarted seq 1, not resumed", id, evs[0])
+		}
+	}
+}
+
+// Two replicas on one PostgreSQL store: the one limited to 2 concurrent
+// executions is asked to start 6; the other, idle, runs the 4 it queued at
+// once (woken by the store's notification, not by its 1-minute poll).
+func TestBacklogRunsOnIdleReplica(t *testing.T) {
+	st, dsn := openPostgres(t)
+	g := newGate()
+	w := register(t, st, gatedWorkflow("shared-backlog"))
+	busy := newExecutor(t, executor.Config{Store: st, Resources: g, Owner: "busy",
+		MaxConcurrentExecutions: 2, BacklogPollInterval: time.Minute})
+	idle := newExecutor(t, executor.Config{Store: openPostgresDSN(t, dsn), Resources: g, Owner: "idle",
+		BacklogPollInterval: time.Minute})
+	for _, e := range []*executor.Executor{busy, idle} {
+		if _, err := e.Recover(t.Context()); err != nil { // starts the backlog loop
+			t.Fatal(err)
+		}
+	}
+	var ids []string
+	for range 6 {
+		id, err := busy.Start(t.Context(), &executor.Request{Workflow: w})
+		if err != nil {
+			t.Fatalf("Start: %v", err)
+		}
+		ids = append(ids, id)
+	}
+	eventually(t, 10*time.Second, "all six executions waiting at the gate", func() bool { w, _ := g.now(); return w == 6 })
+	close(g.open)
+	ran := map[string]int{}
+	for _, x := range waitAllEnded(t, st, ids) {
+		wantStatus(t, x, store.ExecutionCompleted)
+		ran[x.Owner]++
+	}
+	if ran["busy"] != 2 || ran["idle"] != 4 {
+		t.Errorf("executions per replica %v, want busy 2 and idle 4", ran)
+	}
+}
