@@ -185,9 +185,11 @@ func (e *Executor) claimBacklog(ctx context.Context) int {
 		if n == 0 {
 			return started
 		}
+		e.claimMu.Lock() // against cancelQueued, until the claimed runs are admitted
 		claimed, err := e.st.ClaimQueued(ctx, e.cfg.Owner, n)
 		e.endClaim(n, len(claimed))
 		if err != nil {
+			e.claimMu.Unlock()
 			if ctx.Err() == nil {
 				e.log.Error("claiming queued executions failed", "error", err)
 			}
@@ -206,6 +208,7 @@ func (e *Executor) claimBacklog(ctx context.Context) int {
 				e.releaseSlots(1)
 			}
 		}
+		e.claimMu.Unlock()
 		if len(claimed) < n {
 			return started
 		}
@@ -277,4 +280,37 @@ func (e *Executor) resignLeader() {
 	if err := ll.ReleaseLease(ctx, housekeepingLease, e.cfg.Owner); err != nil {
 		e.log.Warn("giving up the housekeeping lease failed; another replica takes it when it expires", "error", err)
 	}
+}
+
+// cancelQueued cancels execution id if it waits in the backlog: it ends it
+// CANCELLED in the journal, fenced by the epoch it read, so that a claim
+// by another process in between wins (the cancel then goes to that
+// process); claims of this one wait (claimMu). It returns the final
+// execution, or nil when id is not queued (any more).
+func (e *Executor) cancelQueued(ctx context.Context, id string) (*store.Execution, error) {
+	e.claimMu.Lock()
+	defer e.claimMu.Unlock()
+	if e.lookup(id) != nil {
+		return nil, nil // claimed here meanwhile
+	}
+	x, err := e.st.GetExecution(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("cancel: %w", err)
+	}
+	if x.Owner != "" || x.Status.Terminal() {
+		return nil, nil
+	}
+	events, err := e.loadEvents(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("cancel: %w", err)
+	}
+	xe := &store.ExecError{Code: CodeCancelled, Message: "execution cancelled"}
+	err = e.endStored(ctx, x, events, store.ExecutionCancelled, xe)
+	if errors.Is(err, store.ErrFenced) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cancel: %w", err)
+	}
+	return e.st.GetExecution(ctx, id)
 }

@@ -154,9 +154,8 @@ func TestMaxConcurrentExecutionsQueues(t *testing.T) {
 	if _, most := g.now(); most > 2 {
 		t.Errorf("%d executions ran at once, more than the limit of 2", most)
 	}
-	if n := e.Running(); n != 0 {
-		t.Errorf("Running() after the end = %d, want 0", n)
-	}
+	// The runs give their slots back just after their end is journalled.
+	eventually(t, 5*time.Second, "Running() back to 0", func() bool { return e.Running() == 0 })
 	for _, id := range ids {
 		evs, err := st.ListEvents(t.Context(), id, 0, 0)
 		if err != nil {
@@ -201,5 +200,52 @@ func TestBacklogRunsOnIdleReplica(t *testing.T) {
 	}
 	if ran["busy"] != 2 || ran["idle"] != 4 {
 		t.Errorf("executions per replica %v, want busy 2 and idle 4", ran)
+	}
+}
+
+// Cancelling an execution that waits in the backlog ends it CANCELLED at
+// once (its node skipped, one terminal event), though no process runs it,
+// and it never runs afterwards; the running one is untouched.
+func TestCancelQueuedExecution(t *testing.T) {
+	st := openStore(t)
+	g := newGate()
+	w := register(t, st, gatedWorkflow("cancel-queued"))
+	e := newExecutor(t, executor.Config{Store: st, Resources: g, MaxConcurrentExecutions: 1, BacklogPollInterval: 20 * time.Millisecond})
+	if _, err := e.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	running, err := e.Start(t.Context(), &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := e.Start(t.Context(), &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the first execution at the gate", func() bool { n, _ := g.now(); return n == 1 })
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	x, err := e.Cancel(ctx, queued)
+	if err != nil {
+		t.Fatalf("Cancel of the queued execution: %v", err)
+	}
+	wantStatus(t, x, store.ExecutionCancelled)
+	if s := nodeState(t, x, "wait").Status; s != store.NodeSkipped {
+		t.Errorf("node of the cancelled queued execution: %v, want SKIPPED", s)
+	}
+	close(g.open)
+	ended := waitAllEnded(t, st, []string{running, queued})
+	wantStatus(t, ended[0], store.ExecutionCompleted)
+	wantStatus(t, ended[1], store.ExecutionCancelled)
+	time.Sleep(100 * time.Millisecond) // five poll intervals: it must not be claimed
+	if _, most := g.now(); most != 1 {
+		t.Errorf("%d node attempts ran at once; the cancelled execution must never run", most)
+	}
+	evs, err := st.ListEvents(t.Context(), queued, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 || evs[0].Seq != 1 || evs[0].Kind != store.EventExecutionCancelled {
+		t.Errorf("events of the cancelled queued execution: %d, first %+v; want one ExecutionCancelled at seq 1", len(evs), evs[0])
 	}
 }

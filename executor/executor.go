@@ -285,8 +285,11 @@ type Executor struct {
 	// flight; claimDone (on mu) is signalled when one ends.
 	claiming  int
 	claimDone *sync.Cond
-	runs      map[string]*run // live and recently finished, by id
-	byKey     map[string]*run // idempotency index: caller + "\x00" + key
+	// claimMu orders claims from the backlog (until their runs are
+	// admitted) with cancels of queued executions (cancelQueued).
+	claimMu sync.Mutex
+	runs    map[string]*run // live and recently finished, by id
+	byKey   map[string]*run // idempotency index: caller + "\x00" + key
 	// perCaller counts the runs started here that have not finished, by
 	// caller, when Config.MaxRunsPerCaller is set.
 	perCaller map[string]int
@@ -461,7 +464,8 @@ func (e *Executor) Get(ctx context.Context, id string) (*store.Execution, error)
 // unfinished execution run by another process is cancelled through the
 // store when it relays cancel requests (store.CancelRelay, PostgreSQL):
 // Cancel then waits until the store shows it ended; other stores give
-// ErrNotLocal. As with
+// ErrNotLocal. An execution that no process runs (queued in the backlog,
+// or released) is ended CANCELLED in the store at once. As with
 // Execute, the returned execution must not be modified.
 func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, error) {
 	if r := e.lookup(id); r != nil {
@@ -474,6 +478,15 @@ func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, err
 	}
 	if x.Status.Terminal() {
 		return x, nil
+	}
+	if x.Owner == "" { // queued in the backlog, or released: nobody runs it
+		if final, err := e.cancelQueued(ctx, id); err != nil || final != nil {
+			return final, err
+		}
+		if r := e.lookup(id); r != nil { // claimed here meanwhile
+			r.cancel(errCancelled)
+			return r.wait(ctx)
+		}
 	}
 	relay, ok := e.st.(store.CancelRelay)
 	if !ok {
@@ -512,6 +525,11 @@ func (e *Executor) cancelRemote(ctx context.Context, relay store.CancelRelay, id
 		}
 		if x.Status.Terminal() {
 			return x, nil
+		}
+		if x.Owner == "" { // released into the backlog meanwhile
+			if final, err := e.cancelQueued(ctx, id); err != nil || final != nil {
+				return final, err
+			}
 		}
 	}
 }

@@ -418,6 +418,17 @@ func restartLimitError(x *store.Execution, limit int) *store.ExecError {
 // xe when its code is CodeRestartLimit (they are why it stops); every other
 // unfinished node is skipped.
 func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, events []*store.Event, xe *store.ExecError) error {
+	if err := e.endStored(ctx, x, events, store.ExecutionFailed, xe); err != nil {
+		return err
+	}
+	e.log.Error("execution failed at recovery", "execution_id", x.ID, "code", xe.Code, "error", xe.Message)
+	return nil
+}
+
+// endStored ends execution x, which no process runs, in the journal with
+// status and xe and a terminal event after events, fenced by x.Epoch (see
+// failUnresumable for the node states).
+func (e *Executor) endStored(ctx context.Context, x *store.Execution, events []*store.Event, status store.ExecutionStatus, xe *store.ExecError) error {
 	var seq int64
 	for _, ev := range events {
 		seq = max(seq, ev.Seq)
@@ -439,18 +450,17 @@ func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, even
 		}
 		final.Nodes[i] = &c
 	}
-	final.Status, final.EndTime, final.Owner = store.ExecutionFailed, now, e.cfg.Owner
+	final.Status, final.EndTime, final.Owner = status, now, e.cfg.Owner
 	final.Error = xe
 	h := final
 	h.Nodes, h.Request = nil, store.ExecutionRequest{}
 	b.Executions = []*store.Execution{&h}
 	b.Events = []*store.Event{{
-		ExecutionID: x.ID, Seq: seq + 1, Time: now, Kind: store.EventExecutionFailed, Execution: &final,
+		ExecutionID: x.ID, Seq: seq + 1, Time: now, Kind: terminalKind(status), Execution: &final,
 	}}
 	b.Epochs = map[string]int64{x.ID: x.Epoch}
 	if err := e.st.WriteJournal(ctx, b); err != nil {
-		return fmt.Errorf("fail execution %s: %w", x.ID, err)
+		return fmt.Errorf("end execution %s: %w", x.ID, err)
 	}
-	e.log.Error("execution failed at recovery", "execution_id", x.ID, "code", xe.Code, "error", xe.Message)
 	return nil
 }
