@@ -3,6 +3,7 @@ package executor_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -150,6 +151,10 @@ func TestMaxConcurrentExecutionsQueues(t *testing.T) {
 		if x.Owner != "solo" {
 			t.Errorf("%s ran on %q, want solo", x.ID, x.Owner)
 		}
+		// A queued execution's first run is attempt 1, as any first run.
+		if a := num(t, nodeState(t, x, "wait").Result["attempt"]); a != 1 {
+			t.Errorf("%s: first run of its node was attempt %v, want 1", x.ID, a)
+		}
 	}
 	if _, most := g.now(); most > 2 {
 		t.Errorf("%d executions ran at once, more than the limit of 2", most)
@@ -247,5 +252,37 @@ func TestCancelQueuedExecution(t *testing.T) {
 	}
 	if len(evs) != 1 || evs[0].Seq != 1 || evs[0].Kind != store.EventExecutionCancelled {
 		t.Errorf("events of the cancelled queued execution: %d, first %+v; want one ExecutionCancelled at seq 1", len(evs), evs[0])
+	}
+}
+
+// An execution queued for a workflow version deleted before a slot freed
+// up fails with an error that says so (and that it was queued), instead of
+// waiting forever.
+func TestQueuedExecutionOfDeletedWorkflow(t *testing.T) {
+	st := openStore(t)
+	g := newGate()
+	w := register(t, st, gatedWorkflow("going-away"))
+	e := newExecutor(t, executor.Config{Store: st, Resources: g, MaxConcurrentExecutions: 1, BacklogPollInterval: 20 * time.Millisecond})
+	if _, err := e.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	first, err := e.Start(t.Context(), &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued, err := e.Start(t.Context(), &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, "the first execution at the gate", func() bool { n, _ := g.now(); return n == 1 })
+	if err := st.DeleteWorkflow(t.Context(), w.Name); err != nil {
+		t.Fatal(err)
+	}
+	close(g.open)
+	ended := waitAllEnded(t, st, []string{first, queued})
+	wantStatus(t, ended[0], store.ExecutionCompleted)
+	wantStatus(t, ended[1], store.ExecutionFailed)
+	if xe := ended[1].Error; xe == nil || !strings.Contains(xe.Message, "queued in the backlog") || !strings.Contains(xe.Message, "was deleted") {
+		t.Errorf("error of the queued execution = %+v, want one saying its queued workflow was deleted", xe)
 	}
 }

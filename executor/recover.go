@@ -329,10 +329,14 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution, reserved bool
 	if limit := e.cfg.MaxNodeRestarts; limit >= 0 && int(x.Restarts) > limit {
 		return false, e.failUnresumable(ctx, x, events, restartLimitError(x, limit))
 	}
+	what := "resume execution after a restart"
+	if len(events) == 0 && x.StartTime.IsZero() {
+		what = "start the execution queued in the backlog"
+	}
 	w, err := e.st.GetWorkflow(ctx, x.Workflow, x.Version)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf(
-			"cannot resume execution after a restart: workflow '%s' version %d was deleted", x.Workflow, x.Version)})
+			"cannot %s: workflow '%s' version %d was deleted", what, x.Workflow, x.Version)})
 	}
 	if err != nil {
 		return false, fmt.Errorf("load workflow %s v%d: %w", x.Workflow, x.Version, err)
@@ -340,12 +344,12 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution, reserved bool
 	p, err := e.plan(w)
 	if err != nil {
 		return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf(
-			"cannot resume execution after a restart: workflow '%s' version %d: %v", x.Workflow, x.Version, err)})
+			"cannot %s: workflow '%s' version %d: %v", what, x.Workflow, x.Version, err)})
 	}
 	if auth := e.cfg.AuthorizeResume; auth != nil {
 		if err := auth(ctx, x.Caller, x.Request.Resources); err != nil {
 			return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodePermissionDenied,
-				Message: "cannot resume execution after a restart: " + err.Error()})
+				Message: "cannot " + what + ": " + err.Error()})
 		}
 	}
 	req := &Request{

@@ -541,7 +541,7 @@ func (r *run) failFast(o *outcome) {
 func (r *run) runNode(i int, inputs map[string]any) outcome {
 	pn := &r.p.nodes[i]
 	r.mu.Lock()
-	epoch := int32(min(r.x.Epoch, math.MaxInt32/2))
+	epoch := int32(min(r.attemptBase(), math.MaxInt32/2))
 	r.mu.Unlock()
 	var failed int32 // attempts that failed; an interrupted one does not count
 	if r.failedBefore != nil {
@@ -1014,6 +1014,20 @@ func copyExecution(x *store.Execution) *store.Execution {
 		c.Nodes[i] = &states[i]
 	}
 	return &c
+}
+
+// attemptBase is the number of the first attempt of each node in this run:
+// the epoch, or for an execution taken from the backlog before it ever
+// started, the epoch less its claim, so that its first run is attempt 1
+// like that of an execution run where it was started. Either way it is
+// above every attempt an earlier owner may have run: an earlier owner of a
+// never-started execution was itself a claim from the backlog, at an
+// epoch lower than this one. r.mu is held.
+func (r *run) attemptBase() int64 {
+	if r.queued {
+		return r.x.Epoch - 1
+	}
+	return r.x.Epoch
 }
 
 // epoch returns the epoch under which this process holds the execution
