@@ -286,3 +286,77 @@ func TestQueuedExecutionOfDeletedWorkflow(t *testing.T) {
 		t.Errorf("error of the queued execution = %+v, want one saying its queued workflow was deleted", xe)
 	}
 }
+
+// Of three processes on one PostgreSQL store exactly one is Leader at any
+// time (sampled every 5 ms); when it crashes another takes over once its
+// lease has run out, and when that one closes gracefully it gives the
+// lease up and the last one leads at once, well before a lease timeout.
+func TestHousekeepingLeaderElection(t *testing.T) {
+	_, dsn := openPostgres(t)
+	const beat, lease = 50 * time.Millisecond, 600 * time.Millisecond
+	var procs []*executor.Executor
+	for i := range 3 {
+		procs = append(procs, newCrashable(t, executor.Config{Store: openPostgresDSN(t, dsn),
+			Owner: fmt.Sprintf("p%d", i), HeartbeatInterval: beat, StaleAfter: lease}))
+	}
+	leaders := func(alive []*executor.Executor) []int {
+		var out []int
+		for i, e := range alive {
+			if e.Leader() {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	// watch samples alive for d, failing on two leaders, and returns the
+	// index of the leader once one is found, if until says to stop there.
+	watch := func(alive []*executor.Executor, d time.Duration, until bool) int {
+		t.Helper()
+		deadline := time.Now().Add(d)
+		for time.Now().Before(deadline) {
+			l := leaders(alive)
+			if len(l) > 1 {
+				t.Fatalf("processes %v lead at once", l)
+			}
+			if until && len(l) == 1 {
+				return l[0]
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if l := leaders(alive); len(l) == 1 {
+			return l[0]
+		}
+		return -1
+	}
+	first := watch(procs, 2*lease, true)
+	if first < 0 {
+		t.Fatal("no process became leader")
+	}
+	if again := watch(procs, 3*lease, false); again != first {
+		t.Fatalf("leadership moved from %d to %d while %d was alive", first, again, first)
+	}
+	crashed := time.Now()
+	procs[first].Crash()
+	var rest []*executor.Executor
+	for i, e := range procs {
+		if i != first {
+			rest = append(rest, e)
+		}
+	}
+	next := watch(rest, lease+4*beat+200*time.Millisecond, true)
+	if next < 0 {
+		t.Fatalf("nobody took over within the lease timeout after the leader crashed")
+	}
+	t.Logf("took over %v after the crash", time.Since(crashed))
+	closed := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if err := rest[next].Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	last := rest[1-next]
+	if watch([]*executor.Executor{last}, lease/2, true) != 0 {
+		t.Fatalf("the last process did not lead within half a lease of the leader's graceful Close")
+	}
+	t.Logf("took over %v after a graceful close", time.Since(closed))
+}

@@ -208,9 +208,11 @@ func (e *Executor) maintenanceLoop() {
 	retention := time.NewTicker(retentionInterval)
 	defer retention.Stop()
 	for {
+		elected := false
 		select {
 		case <-recovery.C:
-		case <-e.scanNow:
+		case <-e.scanNow: // just elected: scan, and delete, at once
+			elected = true
 		case <-retention.C:
 			if !e.Leader() {
 				continue
@@ -221,6 +223,11 @@ func (e *Executor) maintenanceLoop() {
 			continue
 		case <-e.loopCtx.Done():
 			return
+		}
+		if elected && e.Leader() {
+			if _, err := e.DeleteExpired(e.loopCtx); err != nil && e.loopCtx.Err() == nil {
+				e.log.Error("deleting expired executions failed", "error", err)
+			}
 		}
 		if e.leaseLost.Load() || !e.Leader() {
 			continue // fenced, or another replica scans
