@@ -126,9 +126,15 @@ func (e *Executor) wakeBacklog() {
 func (e *Executor) enqueue(ctx context.Context, req *Request, p *plan) (string, error) {
 	e.mu.Lock()
 	closed := e.closed
+	running := e.perCaller[req.Caller]
 	e.mu.Unlock()
 	if closed {
 		return "", fmt.Errorf("start execution: %w", ErrClosed)
+	}
+	if limit := e.cfg.MaxRunsPerCaller; limit > 0 && running >= limit {
+		// A caller at its own limit here does not get around it by
+		// queueing more.
+		return "", fmt.Errorf("start execution: %w (limit %d)", ErrCallerLimit, limit)
 	}
 	r := e.newRun(req, p, nil)
 	r.stop()
