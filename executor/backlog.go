@@ -93,14 +93,19 @@ func (e *Executor) takeSlotLocked(r *run) {
 	r.slot = true
 }
 
-// dropSlotLocked ends r's slot, once, and wakes the backlog loop.
+// dropSlotLocked ends r's slot, once, and wakes the backlog loop if the
+// backlog may hold work (backlogMaybe): a process that is not at its
+// limit with an empty backlog does not query the store at the end of
+// every execution.
 func (e *Executor) dropSlotLocked(r *run) {
 	if !r.slot {
 		return
 	}
 	r.slot = false
 	e.slots--
-	e.wakeBacklog()
+	if e.backlogMaybe.Load() {
+		e.wakeBacklog()
+	}
 }
 
 // Running returns how many journalled executions this process runs (the
@@ -109,6 +114,13 @@ func (e *Executor) Running() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.slots
+}
+
+// backlogQueued notes that the backlog may hold work (a notification,
+// a local enqueue or release) and wakes the backlog loop.
+func (e *Executor) backlogQueued() {
+	e.backlogMaybe.Store(true)
+	e.wakeBacklog()
 }
 
 // wakeBacklog makes the backlog loop look for work, without blocking.
@@ -153,6 +165,7 @@ func (e *Executor) enqueue(ctx context.Context, req *Request, p *plan) (string, 
 	if err != nil {
 		return "", fmt.Errorf("start execution: journal new execution: %w", err)
 	}
+	e.backlogQueued()
 	e.log.Debug("execution queued: this replica is at its limit of concurrent executions",
 		"execution_id", x.ID, "workflow", x.Workflow, "limit", e.cfg.MaxConcurrentExecutions)
 	return x.ID, nil
@@ -192,8 +205,14 @@ func (e *Executor) claimBacklog(ctx context.Context) int {
 			return started
 		}
 		e.claimMu.Lock() // against cancelQueued, until the claimed runs are admitted
+		// Cleared before the claim, so that work queued meanwhile sets it
+		// again; a claim that filled every slot may have left more.
+		e.backlogMaybe.Store(false)
 		claimed, err := e.st.ClaimQueued(ctx, e.cfg.Owner, n)
 		e.endClaim(n, len(claimed))
+		if err != nil || len(claimed) == n {
+			e.backlogMaybe.Store(true)
+		}
 		if err != nil {
 			e.claimMu.Unlock()
 			if ctx.Err() == nil {

@@ -360,3 +360,32 @@ func TestHousekeepingLeaderElection(t *testing.T) {
 	}
 	t.Logf("took over %v after a graceful close", time.Since(closed))
 }
+
+// On a store without notifications (SQLite) a queued execution starts as
+// soon as a slot frees up, not at the next poll (here a minute away).
+func TestQueuedRunsWhenSlotFrees(t *testing.T) {
+	st := openStore(t)
+	g := newGate()
+	w := register(t, st, gatedWorkflow("next-in-line"))
+	e := newExecutor(t, executor.Config{Store: st, Resources: g, MaxConcurrentExecutions: 1, BacklogPollInterval: time.Minute})
+	if _, err := e.Recover(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for range 3 {
+		id, err := e.Start(t.Context(), &executor.Request{Workflow: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	eventually(t, 5*time.Second, "the first execution at the gate", func() bool { n, _ := g.now(); return n == 1 })
+	close(g.open)
+	began := time.Now()
+	for _, x := range waitAllEnded(t, st, ids) {
+		wantStatus(t, x, store.ExecutionCompleted)
+	}
+	if d := time.Since(began); d > 10*time.Second {
+		t.Errorf("the queued executions took %v to run after the slot freed", d)
+	}
+}

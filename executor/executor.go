@@ -288,8 +288,10 @@ type Executor struct {
 	// claimMu orders claims from the backlog (until their runs are
 	// admitted) with cancels of queued executions (cancelQueued).
 	claimMu sync.Mutex
-	runs    map[string]*run // live and recently finished, by id
-	byKey   map[string]*run // idempotency index: caller + "\x00" + key
+	// backlogMaybe: the backlog may hold work (see dropSlotLocked).
+	backlogMaybe atomic.Bool
+	runs         map[string]*run // live and recently finished, by id
+	byKey        map[string]*run // idempotency index: caller + "\x00" + key
 	// perCaller counts the runs started here that have not finished, by
 	// caller, when Config.MaxRunsPerCaller is set.
 	perCaller map[string]int
@@ -557,11 +559,11 @@ func (e *Executor) listen(l store.Listener) {
 			}
 		},
 		Events:  e.watchers.wake,
-		Backlog: e.wakeBacklog,
+		Backlog: e.backlogQueued,
 		Connected: func(up bool) {
 			e.watchers.listening.Store(up)
 			if up {
-				e.wakeBacklog() // what was queued while not listening
+				e.backlogQueued() // what was queued while not listening
 			}
 		},
 		Workflows: func(name string) {

@@ -322,6 +322,7 @@ func (e *Executor) release(x *store.Execution) {
 	if err := e.st.WriteJournal(ctx, b); err != nil {
 		e.log.Error("releasing execution failed", "execution_id", x.ID, "error", err)
 	}
+	e.backlogMaybe.Store(true) // a later pass retries it
 }
 
 // resume starts a run for the claimed execution x from its journal. It
