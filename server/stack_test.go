@@ -62,6 +62,10 @@ type stackOptions struct {
 	registry     *prometheus.Registry
 	maxWorkflows int
 	tracing      bool // server.Config.Tracing
+	// maxConcurrent, when set, is the executor's MaxConcurrentExecutions
+	// (StartExecution past it queues); the stack then calls Recover, which
+	// starts the loop that runs queued executions.
+	maxConcurrent int
 }
 
 // adminKeyOf returns a key with roles, made directly in the stack's store.
@@ -131,7 +135,15 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 		MaxRunsPerCaller: opts.maxPerCaller,
 		Logger:           opts.logger,
 		Observer:         execObs,
+
+		MaxConcurrentExecutions: opts.maxConcurrent,
+		BacklogPollInterval:     20 * time.Millisecond,
 	})
+	if opts.maxConcurrent > 0 {
+		if _, err := exec.Recover(t.Context()); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+	}
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
 		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: reg, Telemetry: tel, Tracing: opts.tracing, AccessLog: opts.accessLog,
