@@ -351,8 +351,19 @@ func (s *Subscription) fetch(ctx context.Context) error {
 		return fmt.Errorf("read execution %s: %w", s.id, err)
 	}
 	if x.Status.Terminal() {
+		// The execution may have ended after the read above: its last
+		// events commit with its terminal status, so read once more. Only
+		// no events after the end was seen means the history is complete.
+		evs, err := s.e.st.ListEvents(ctx, s.id, s.after, 256)
+		if err != nil {
+			return fmt.Errorf("read events of execution %s: %w", s.id, err)
+		}
 		s.mu.Lock()
-		s.done = true
+		if len(evs) > 0 {
+			s.queue = append(s.queue, evs...)
+		} else {
+			s.done = true
+		}
 		s.mu.Unlock()
 		return nil
 	}
