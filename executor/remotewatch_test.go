@@ -2,6 +2,8 @@ package executor_test
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -97,4 +99,88 @@ func lastSeq(evs []*store.Event) int64 {
 		return 0
 	}
 	return evs[len(evs)-1].Seq
+}
+
+// countingStore is a real store, listening for notifications, that counts
+// the GetExecution calls of one execution and reports when it listens.
+type countingStore struct {
+	store.Store
+	id        atomic.Pointer[string] // the execution whose reads are counted
+	gets      atomic.Int32
+	listening chan struct{} // closed once notifications are received
+	once      sync.Once
+}
+
+func (s *countingStore) GetExecution(ctx context.Context, id string) (*store.Execution, error) {
+	if p := s.id.Load(); p != nil && *p == id {
+		s.gets.Add(1)
+	}
+	return s.Store.GetExecution(ctx, id)
+}
+
+func (s *countingStore) Listen(ctx context.Context, h store.Notifications) error {
+	connected := h.Connected
+	h.Connected = func(up bool) {
+		if up {
+			s.once.Do(func() { close(s.listening) })
+		}
+		if connected != nil {
+			connected(up)
+		}
+	}
+	return s.Store.(store.Listener).Listen(ctx, h)
+}
+
+// A watcher on a replica that does not run the execution, woken by the
+// store's notifications, reads only the new events on each wake-up: it
+// does not read the whole execution (every node state and result) after
+// each of them to learn whether it ended, which put four more round trips
+// to the database on the path of every event and made the cost of
+// watching grow with the size of the execution. It reads the execution
+// only when it starts and when no notification came for a poll interval.
+func TestRemoteWatcherReadsOnlyEventsWhileNotified(t *testing.T) {
+	st, dsn := openPostgres(t)
+	const nodes = 12
+	var ns []store.Node
+	var cs []store.Connection
+	for i := 1; i <= nodes; i++ {
+		ns = append(ns, codeNode(fmt.Sprintf("n%d", i), "time.sleep(0.05)\nresult = {\"big\": \"x\" * 10000}"))
+		if i > 1 {
+			cs = append(cs, conn(fmt.Sprintf("n%d", i-1), "big", fmt.Sprintf("n%d", i), "prev"))
+		}
+	}
+	w := register(t, st, workflow("notified", ns, cs...))
+	a := newExecutor(t, executor.Config{Store: st})
+	counting := &countingStore{Store: openPostgresDSN(t, dsn), listening: make(chan struct{})}
+	b := newExecutor(t, executor.Config{Store: counting})
+	select {
+	case <-counting.listening:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the second replica did not listen for notifications within 10 s")
+	}
+	id, err := a.Start(t.Context(), &executor.Request{Workflow: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	counting.id.Store(&id)
+	sub, err := b.Subscribe(t.Context(), id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	got := readAll(t, sub)
+	want, err := st.ListEvents(t.Context(), id, 0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || !got[len(got)-1].Kind.Terminal() {
+		t.Fatalf("the watcher on B got %d events (last seq %d), the journal has %d", len(got), lastSeq(got), len(want))
+	}
+	// Subscribe checks that the execution exists and the first read that
+	// finds no new event checks whether it ended; a poll interval (1 s
+	// while listening) without notification may add one more. Reading it
+	// after each of the 2×12 node events is what this guards against.
+	if n := counting.gets.Load(); n > 4 {
+		t.Errorf("B read execution %s %d times while watching %d events, want at most 4", id, n, len(got))
+	}
 }
