@@ -92,6 +92,18 @@ func (r *replica) dial() error {
 	return nil
 }
 
+// restart stops the replica (if it runs) and starts it again, with a
+// fresh connection.
+func (r *replica) restart() error {
+	if err := r.proc.Stop(); err != nil {
+		return fmt.Errorf("stop %s: %w", r.name, err)
+	}
+	if err := r.proc.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", r.name, err)
+	}
+	return r.dial()
+}
+
 func (r *replica) close() {
 	_ = r.conn.Close()
 	if err := r.proc.Close(); err != nil {
@@ -158,22 +170,28 @@ func clusterBenchmark(ctx context.Context, o options, pg *testenv.PostgresServer
 	defer b.close()
 
 	// Throughput: one replica (B stopped, so that its LISTEN connection
-	// and heartbeats cost nothing) and two, in turns.
-	// PostgreSQL's CPU is measured over the same windows.
+	// and heartbeats cost nothing) and two, in turns. Every window starts
+	// on freshly started replicas: a replica that has just served the
+	// previous window ran markedly slower in the next one than a fresh one
+	// (docs/cluster.md), which would otherwise favour whichever side
+	// restarts more. PostgreSQL's CPU is measured over the same windows.
 	var one, two, onA, onB measurement
 	var pgOne, pgTwo pgCPU
 	for range c.rounds {
 		if err := b.proc.Stop(); err != nil {
 			return fmt.Errorf("stop replica-b: %w", err)
 		}
+		if err := a.restart(); err != nil {
+			return err
+		}
 		pg1 := postgresWindow(pg.Port, o.warmup, c.window)
 		m := run(ctx, a.noop(), c.callers, o.warmup, c.window, a.proc.AdminAddr)
 		one = one.add(m)
 		pgOne.add(pg1(), m.calls)
-		if err := b.proc.Start(); err != nil {
-			return fmt.Errorf("restart replica-b: %w", err)
+		if err := a.restart(); err != nil {
+			return err
 		}
-		if err := b.dial(); err != nil {
+		if err := b.restart(); err != nil {
 			return err
 		}
 		pg2 := postgresWindow(pg.Port, o.warmup, c.window)
