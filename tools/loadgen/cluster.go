@@ -170,13 +170,14 @@ func clusterBenchmark(ctx context.Context, o options, pg *testenv.PostgresServer
 	}
 	defer b.close()
 
-	// The database is new: warm it up, then update its statistics.
-	// Plans that a replica's sessions cache while the tables are nearly
-	// empty keep scanning them whole as they grow, until statistics change
-	// (autovacuum analyzes within a minute or so; this run is shorter): in
-	// a first version of this benchmark, the replica that kept its
-	// sessions served 2-4x fewer calls than a freshly started one next to
-	// it, and ANALYZE (or fresh sessions) evened them.
+	// The database is new: warm it up, then update its statistics. The
+	// generic plans that a replica's sessions cache for their prepared
+	// statements while the tables are nearly empty stay in use as the
+	// tables grow, until statistics change (autovacuum analyzes within a
+	// minute or so; this run is shorter): in a first version of this
+	// benchmark, the replica that kept its sessions served 2-4x fewer calls
+	// than a freshly started one next to it; ANALYZE, fresh sessions or
+	// plan_cache_mode=force_custom_plan evened them (docs/cluster.md).
 	if err := warmUp(ctx, a, dsn, c, o.warmup); err != nil {
 		return err
 	}
