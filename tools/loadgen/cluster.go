@@ -36,7 +36,9 @@ import (
 //     of the events, the stream), not the journal commit itself. Events are
 //     counted only once B's watcher has received its first event (so B
 //     follows the execution live, not replaying history), and A's and B's
-//     histories must be identical (dense seqs, the same kinds).
+//     histories must be identical (dense seqs, the same kinds). A second
+//     watcher on A, compared with the first, gives the noise floor of
+//     this process (the control-* figures).
 //
 // On the development machine every process (PostgreSQL, both replicas and
 // this load generator) shares two cores, so the figures show the cost of
@@ -54,7 +56,8 @@ type clusterConfig struct {
 	loadCallers  int           // no-op callers per replica during the loaded watch variant
 }
 
-// clusterLabel ends every line of the cluster benchmark, for the reader.
+// clusterLabel is printed before and after the cluster benchmark's lines,
+// for the reader.
 const clusterLabel = "# cluster: measured on 2 cores shared by PostgreSQL, both replicas and the load generator: these figures show the overhead of running as a cluster, not scale-out"
 
 // replica is one `kgw serve` of the cluster with a connection to it.
