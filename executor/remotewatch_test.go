@@ -177,10 +177,11 @@ func TestRemoteWatcherReadsOnlyEventsWhileNotified(t *testing.T) {
 		t.Fatalf("the watcher on B got %d events (last seq %d), the journal has %d", len(got), lastSeq(got), len(want))
 	}
 	// Subscribe checks that the execution exists and the first read that
-	// finds no new event checks whether it ended; a poll interval (1 s
-	// while listening) without notification may add one more. Reading it
-	// after each of the 2×12 node events is what this guards against.
-	if n := counting.gets.Load(); n > 4 {
-		t.Errorf("B read execution %s %d times while watching %d events, want at most 4", id, n, len(got))
+	// finds no new event checks whether it ended; each poll interval (1 s
+	// while listening) without notification, which a loaded machine may
+	// cause, adds one more. Reading it after each of the 2×12 node events
+	// (about 20 reads before the change) is what this guards against.
+	if n := counting.gets.Load(); n > 6 {
+		t.Errorf("B read execution %s %d times while watching %d events, want at most 6", id, n, len(got))
 	}
 }
