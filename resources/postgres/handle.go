@@ -167,9 +167,13 @@ func (h *Handle) run(ctx context.Context, sql string, args []any, f queryFunc) (
 	if err != nil {
 		return nil, err
 	}
-	defer func() { giveBack(c, clean) }()
+	q := &resetAfter{conn: c.Conn(), try: clean}
+	defer func() {
+		q.markReset(c.Conn())
+		giveBack(c, clean)
+	}()
 	qctx, w := watchStatement(ctx, c.Conn().PgConn())
-	out, tag, err := f(qctx, c.Conn(), sql, args)
+	out, tag, err := f(qctx, q, sql, args)
 	w.end()
 	if err == nil && !cleanTag(tag) {
 		clean = false

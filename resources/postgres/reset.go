@@ -1,0 +1,288 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// The reset: every connection that goes back to the pool clean (see
+// session.go) is reset before anyone else can acquire it: session
+// authorization and role back to the login user, every run-time parameter
+// back to its value at connection start (search_path, TimeZone, custom
+// settings such as app.tenant set by set_config(…, false) in a function),
+// cursors closed, LISTEN ended, session advisory locks released, temporary
+// tables dropped, sequence caches (currval/lastval) forgotten. The last
+// statement checks that no SQL-level prepared statement exists (pgx's own
+// statements are protocol-level and stay valid); the connection is
+// discarded if one does, or if the reset fails. This is DISCARD ALL
+// without DEALLOCATE ALL (and DISCARD PLANS), which would break pgx's
+// statement cache. Running statements unprepared instead (pgx's
+// describe-cache mode) would allow DISCARD ALL, but would decode results
+// with client-side descriptions that go stale when a table changes. What
+// the reset leaves behind is extension state (a dblink connection, the
+// random seed set by setseed) changed by code the rules did not flag, the
+// name — not the value — of a custom setting, and the text (not the
+// parameters) of the statements pgx prepared on the connection, visible in
+// pg_prepared_statements.
+//
+// One choke point: the pool's AfterRelease hook (resetSession), which
+// pgxpool runs on every connection given back, whatever path used it,
+// while the connection still counts as checked out. It runs the reset in
+// its own round trip, unless the connection carries the mark resetAfter
+// sets when the reset has already run, and succeeded, after the last
+// statement the connection ran; the hook consumes the mark.
+//
+// resetAfter is how a call that has a pool connection to itself (the
+// handle's fetch, fetchrow, fetchval, and execute with parameters) avoids
+// that round trip: its statement and the reset go to the server in one
+// pgx batch, so they cost one round trip together. A batch ends with one
+// Sync, so the statement and the reset form one implicit transaction:
+//
+//   - If the statement fails, the server skips the reset (and rolls
+//     back); the connection carries no mark and the hook resets it.
+//   - If a reset statement or the commit fails, the call's statement is
+//     rolled back with it: the call fails, saying so, and the hook resets
+//     the connection (or discards it).
+//   - Only a single statement whose first keyword is SELECT, WITH, TABLE,
+//     VALUES, INSERT, UPDATE, DELETE, MERGE or SHOW goes in a batch:
+//     a transaction statement would change what the reset runs in, several
+//     statements cannot go through the extended protocol, and execute
+//     without parameters keeps pgx's simple protocol (no statement to
+//     prepare). Those calls, executemany, acquired connections and
+//     transactions (whose connection serves several statements) keep the
+//     separate reset.
+//   - A cancelled call fails with the statement or reset it interrupted;
+//     no mark, so the hook resets the connection.
+//
+// Cost, on BenchmarkFetchval (server/, workflow-node: one pooled fetchval
+// per execution, PostgreSQL on the same 2-core machine shared with other
+// work, the binary before and after this change run in turns, 2 s each):
+// FIGURES.
+//
+// The connection given back after a call is still reset at once: nothing
+// it holds (advisory locks, LISTEN, temporary tables) waits for its next
+// use. Skipping the reset when a connection goes back to the same
+// execution would not help here (every operation is a new execution), and
+// pgxpool has no notion of it.
+var resetStatements = [...]string{
+	"SET SESSION AUTHORIZATION DEFAULT",
+	"RESET ALL",
+	"CLOSE ALL",
+	"UNLISTEN *",
+	"DISCARD TEMP",
+	"DISCARD SEQUENCES",
+	// Last: reports whether an SQL-level prepared statement survives.
+	"SELECT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql) FROM pg_advisory_unlock_all()",
+}
+
+// resetSQL is the reset in one simple-protocol query (the hook's round
+// trip).
+var resetSQL = strings.Join(resetStatements[:], "; ")
+
+// resetTimeout bounds a reset; a connection that takes longer is closed.
+const resetTimeout = 5 * time.Second
+
+// resetDoneKey is the pgconn CustomData key of the mark resetAfter sets
+// on a connection whose last statement was followed by a successful reset.
+const resetDoneKey = "kgw.resetDone"
+
+// resetSession is the pool's AfterRelease hook: it resets c's session,
+// unless c carries the mark of a reset already done (which it consumes),
+// and reports whether c may go back to the pool (false closes it).
+func resetSession(c *pgx.Conn) bool {
+	data := c.PgConn().CustomData()
+	if _, done := data[resetDoneKey]; done {
+		delete(data, resetDoneKey)
+		return c.PgConn().TxStatus() == 'I'
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
+	defer cancel()
+	mrr := c.PgConn().Exec(ctx, resetSQL)
+	prepared := true // until the last statement says otherwise
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			v := rr.Values()
+			prepared = len(v) != 1 || string(v[0]) != "f"
+		}
+		if _, err := rr.Close(); err != nil {
+			break
+		}
+	}
+	if err := mrr.Close(); err != nil || prepared {
+		return false
+	}
+	return c.PgConn().TxStatus() == 'I'
+}
+
+// batchable reports whether sql may go in one batch with the reset (see
+// above): one statement whose first keyword is one of those listed.
+func batchable(sql string) bool {
+	s := strings.TrimRight(sql, " \t\r\n\f;")
+	if strings.IndexByte(s, ';') >= 0 {
+		return false
+	}
+	var buf [16]byte
+	first, _ := keyword(s, &buf)
+	switch string(first) {
+	case "select", "with", "table", "values", "insert", "update", "delete", "merge", "show":
+		return true
+	}
+	return false
+}
+
+// resetAfter is the querier of a call that has a pool connection to
+// itself (Handle.run). Its first statement, if batchable and the call is
+// clean, goes in one batch with the reset; done reports whether that
+// reset ran after the last statement and succeeded, and markReset then
+// tells the pool's hook. Any later use of the querier clears done.
+type resetAfter struct {
+	conn *pgx.Conn
+	// try is whether the first statement may carry the reset: the call is
+	// clean (a dirty connection is closed, not reset).
+	try  bool
+	sent bool // a statement was sent
+	done bool
+
+	// One allocation for the batch and its rows.
+	batch   pgx.Batch
+	queries [1 + len(resetStatements)]pgx.QueuedQuery
+	list    [1 + len(resetStatements)]*pgx.QueuedQuery
+	rows    resetRows
+}
+
+var _ querier = (*resetAfter)(nil)
+
+// start records that a statement is about to be sent and reports whether
+// it goes in a batch with the reset.
+func (q *resetAfter) start(sql string) bool {
+	first := !q.sent
+	q.sent, q.done = true, false
+	return first && q.try && batchable(sql)
+}
+
+// send sends sql with args and the reset in one batch.
+func (q *resetAfter) send(ctx context.Context, sql string, args []any) pgx.BatchResults {
+	q.queries[0] = pgx.QueuedQuery{SQL: sql, Arguments: args}
+	q.list[0] = &q.queries[0]
+	for i, s := range resetStatements {
+		q.queries[i+1] = pgx.QueuedQuery{SQL: s}
+		q.list[i+1] = &q.queries[i+1]
+	}
+	q.batch.QueuedQueries = q.list[:]
+	return q.conn.SendBatch(ctx, &q.batch)
+}
+
+// finish reads the reset's results once the statement's are read, and
+// closes br. An error means the statement was rolled back with the reset.
+func (q *resetAfter) finish(br pgx.BatchResults) error {
+	var err error
+	for range len(resetStatements) - 1 {
+		if _, err = br.Exec(); err != nil {
+			break
+		}
+	}
+	prepared := true
+	if err == nil {
+		err = br.QueryRow().Scan(&prepared)
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("statement rolled back: it shares a transaction with the session reset that follows it, which failed: %w", err)
+	}
+	// A surviving SQL-level prepared statement: no mark, so the hook
+	// runs its own reset, sees it and discards the connection.
+	q.done = !prepared && q.conn.PgConn().TxStatus() == 'I'
+	return nil
+}
+
+func (q *resetAfter) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if !q.start(sql) {
+		return q.conn.Query(ctx, sql, args...)
+	}
+	br := q.send(ctx, sql, args)
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	q.rows = resetRows{Rows: rows, br: br, q: q}
+	return &q.rows, nil
+}
+
+func (q *resetAfter) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if len(args) == 0 || !q.start(sql) {
+		q.sent, q.done = true, false
+		return q.conn.Exec(ctx, sql, args...)
+	}
+	br := q.send(ctx, sql, args)
+	tag, err := br.Exec()
+	if err != nil {
+		_ = br.Close()
+		return tag, err
+	}
+	return tag, q.finish(br)
+}
+
+func (q *resetAfter) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	q.sent, q.done = true, false
+	return q.conn.SendBatch(ctx, b)
+}
+
+func (q *resetAfter) Begin(ctx context.Context) (pgx.Tx, error) {
+	q.sent, q.done = true, false
+	return q.conn.Begin(ctx)
+}
+
+// markReset marks c, about to be released, as reset after its last
+// statement if q says so (see resetSession).
+func (q *resetAfter) markReset(c *pgx.Conn) {
+	if q.done {
+		c.PgConn().CustomData()[resetDoneKey] = struct{}{}
+	}
+}
+
+// resetRows are the rows of a statement sent with the reset: closing them
+// reads the reset's results, and Err reports a failed reset.
+type resetRows struct {
+	pgx.Rows
+	br     pgx.BatchResults
+	q      *resetAfter
+	err    error
+	closed bool
+}
+
+func (r *resetRows) Next() bool {
+	if r.Rows.Next() {
+		return true
+	}
+	r.Close()
+	return false
+}
+
+func (r *resetRows) Close() {
+	if r.closed {
+		return
+	}
+	r.closed = true
+	r.Rows.Close()
+	if r.Rows.Err() != nil {
+		_ = r.br.Close()
+		return
+	}
+	r.err = r.q.finish(r.br)
+}
+
+func (r *resetRows) Err() error {
+	if err := r.Rows.Err(); err != nil {
+		return err
+	}
+	return r.err
+}
