@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -211,7 +212,7 @@ func (q *resetAfter) Query(ctx context.Context, sql string, args ...any) (pgx.Ro
 	rows, err := br.Query()
 	if err != nil {
 		_ = br.Close()
-		return nil, err
+		return nil, unbatched(err)
 	}
 	q.rows = resetRows{Rows: rows, br: br, q: q}
 	return &q.rows, nil
@@ -226,7 +227,7 @@ func (q *resetAfter) Exec(ctx context.Context, sql string, args ...any) (pgconn.
 	tag, err := br.Exec()
 	if err != nil {
 		_ = br.Close()
-		return tag, err
+		return tag, unbatched(err)
 	}
 	return tag, q.finish(br)
 }
@@ -239,6 +240,17 @@ func (q *resetAfter) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResul
 func (q *resetAfter) Begin(ctx context.Context) (pgx.Tx, error) {
 	q.sent, q.done = true, false
 	return q.conn.Begin(ctx)
+}
+
+// unbatched returns err without the wrapping pgx gives an error that
+// happened before a batch ran (preparing a statement, encoding its
+// parameters), so that it reads as for a statement sent alone.
+func unbatched(err error) error {
+	var pe pgx.ErrPreprocessingBatch
+	if errors.As(err, &pe) {
+		return pe.Unwrap()
+	}
+	return err
 }
 
 // markReset marks c, about to be released, as reset after its last
