@@ -167,7 +167,7 @@ func (h *Handle) run(ctx context.Context, sql string, args []any, f queryFunc) (
 	if err != nil {
 		return nil, err
 	}
-	q := &resetAfter{conn: c.Conn(), try: clean}
+	q := &resetAfter{conn: c.Conn(), try: clean && h.pool.batchReset}
 	defer func() {
 		q.markReset(c.Conn())
 		giveBack(c, clean)

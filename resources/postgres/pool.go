@@ -49,6 +49,10 @@ type Pool struct {
 	// then is pinged before it is handed out (shouldPing), since the server
 	// may have restarted under it.
 	lostAt atomic.Int64
+	// batchReset is whether a call's statement may carry the session
+	// reset (reset.go): not when the config makes pgx use the simple
+	// protocol, which would join them into one query string.
+	batchReset bool
 }
 
 // Stats are a pool's live counters.
@@ -75,7 +79,7 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &canceller{conn: c}
 	}
-	pl := &Pool{cfg: cfg, opts: opts}
+	pl := &Pool{cfg: cfg, opts: opts, batchReset: pc.ConnConfig.DefaultQueryExecMode != pgx.QueryExecModeSimpleProtocol}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerJSON(c.TypeMap())
 		rememberParams(c.PgConn())

@@ -56,7 +56,9 @@ import (
 //     without parameters keeps pgx's simple protocol (no statement to
 //     prepare). Those calls, executemany, acquired connections and
 //     transactions (whose connection serves several statements) keep the
-//     separate reset.
+//     separate reset. So do all calls when a dsn makes pgx use the
+//     simple protocol (default_query_exec_mode=simple_protocol), which
+//     would send the batch as one query string.
 //   - A cancelled call fails with the statement or reset it interrupted;
 //     no mark, so the hook resets the connection.
 //

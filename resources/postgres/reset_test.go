@@ -42,6 +42,13 @@ func (c countingConn) Write(b []byte) (int, error) {
 
 func newResetFixture(t *testing.T) *resetFixture {
 	t.Helper()
+	return newResetFixtureDSN(t, "")
+}
+
+// newResetFixtureDSN is newResetFixture with the dsn's query parameters
+// (query) added to the pool's connection string.
+func newResetFixtureDSN(t *testing.T, query string) *resetFixture {
+	t.Helper()
 	dsn := testenv.Postgres(t).NewDatabase(t)
 	admin, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
@@ -79,6 +86,11 @@ FOR EACH ROW EXECUTE FUNCTION sleep_at_commit()`,
 	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if query != "" {
+		if err := cfg.MergeCredentials(map[string]any{"dsn": dsn + "&" + query}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	f := &resetFixture{admin: admin}
 	var d net.Dialer
@@ -191,6 +203,26 @@ func TestResetRidesWithStatement(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestResetSimpleProtocol: with a dsn that makes pgx use the simple
+// protocol, calls keep the separate reset (2 round trips), and it works.
+func TestResetSimpleProtocol(t *testing.T) {
+	f := newResetFixtureDSN(t, "default_query_exec_mode=simple_protocol")
+	ctx := t.Context()
+	_, pid := f.state(t)
+	for range 2 {
+		out, trips, err := f.call(t, ctx, "SELECT leak_search_path() || $1", []any{"!"}, fetchValue)
+		if err != nil || out.String() != `"tenant_7!"` {
+			t.Fatalf("result %v, error %v", out, err)
+		}
+		if trips != 2 {
+			t.Errorf("%d round trips, want 2", trips)
+		}
+		if st, p := f.state(t); st != freshState || p != pid {
+			t.Fatalf("next call sees %q on backend %d, want %q on %d", st, p, freshState, pid)
+		}
 	}
 }
 
