@@ -31,12 +31,20 @@ import (
 // parameters) of the statements pgx prepared on the connection, visible in
 // pg_prepared_statements.
 //
-// One choke point: the pool's AfterRelease hook (resetSession), which
-// pgxpool runs on every connection given back, whatever path used it,
-// while the connection still counts as checked out. It runs the reset in
-// its own round trip, unless the connection carries the mark resetAfter
-// sets when the reset has already run, and succeeded, after the last
-// statement the connection ran; the hook consumes the mark.
+// One choke point: Pool.giveBack is the only code that puts a connection
+// back in the pool (TestOneWayBack checks the package's source for any
+// other Release, and for pgxpool's own query methods, which release
+// connections themselves). It closes a dirty connection; it releases at
+// once a clean one whose caller ran the reset after its last statement
+// (resetAfter.done); it resets every other one in a goroutine of its own,
+// in its own round trip, after the node has its result, while the
+// connection still counts as checked out, and closes it if the reset
+// fails.
+//
+// An earlier version ran that reset in pgxpool's AfterRelease hook, which
+// starts a goroutine for every release, even one that needs no reset:
+// CPU per workflow operation on BenchmarkFetchval, the hook against
+// giveBack, 6 turns of a 12000-op minus a 2000-op run: FIGURES_HOOK.
 //
 // resetAfter is how a call that has a pool connection to itself (the
 // handle's fetch, fetchrow, fetchval, and execute with parameters) avoids
@@ -45,10 +53,10 @@ import (
 // Sync, so the statement and the reset form one implicit transaction:
 //
 //   - If the statement fails, the server skips the reset (and rolls
-//     back); the connection carries no mark and the hook resets it.
+//     back); giveBack resets the connection in a round trip of its own.
 //   - If a reset statement or the commit fails, the call's statement is
-//     rolled back with it: the call fails, saying so, and the hook resets
-//     the connection (or discards it).
+//     rolled back with it: the call fails, saying so, and giveBack resets
+//     the connection (or closes it).
 //   - Only a single statement whose first keyword is SELECT, WITH, TABLE,
 //     VALUES, INSERT, UPDATE, DELETE, MERGE or SHOW goes in a batch:
 //     a transaction statement would change what the reset runs in, several
@@ -59,8 +67,8 @@ import (
 //     separate reset. So do all calls when a dsn makes pgx use the
 //     simple protocol (default_query_exec_mode=simple_protocol), which
 //     would send the batch as one query string.
-//   - A cancelled call fails with the statement or reset it interrupted;
-//     no mark, so the hook resets the connection.
+//   - A cancelled call fails with the statement or reset it interrupted,
+//     and giveBack resets the connection.
 //
 // Cost, on BenchmarkFetchval (server/, workflow-node: one pooled fetchval
 // per execution; PostgreSQL on the same 2-core machine, whose load average
@@ -106,26 +114,16 @@ var resetStatements = [...]string{
 	"SELECT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql) FROM pg_advisory_unlock_all()",
 }
 
-// resetSQL is the reset in one simple-protocol query (the hook's round
+// resetSQL is the reset in one simple-protocol query (giveBack's round
 // trip).
 var resetSQL = strings.Join(resetStatements[:], "; ")
 
 // resetTimeout bounds a reset; a connection that takes longer is closed.
 const resetTimeout = 5 * time.Second
 
-// resetDoneKey is the pgconn CustomData key of the mark resetAfter sets
-// on a connection whose last statement was followed by a successful reset.
-const resetDoneKey = "kgw.resetDone"
-
-// resetSession is the pool's AfterRelease hook: it resets c's session,
-// unless c carries the mark of a reset already done (which it consumes),
-// and reports whether c may go back to the pool (false closes it).
+// resetSession resets c's session in one round trip and reports whether
+// c may go back to the pool (false: close it).
 func resetSession(c *pgx.Conn) bool {
-	data := c.PgConn().CustomData()
-	if _, done := data[resetDoneKey]; done {
-		delete(data, resetDoneKey)
-		return c.PgConn().TxStatus() == 'I'
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
 	defer cancel()
 	mrr := c.PgConn().Exec(ctx, resetSQL)
@@ -144,6 +142,36 @@ func resetSession(c *pgx.Conn) bool {
 		return false
 	}
 	return c.PgConn().TxStatus() == 'I'
+}
+
+// giveBack puts c, checked out from p, back (see "One choke point"
+// above). clean is false if a statement may have changed c's session
+// (session.go): c is closed. reset is true if the reset ran, and
+// succeeded, after the last statement c ran.
+func (p *Pool) giveBack(c pooledConn, clean, reset bool) {
+	if !clean || paramsChanged(c.Conn().PgConn()) {
+		closeConn(c.Hijack())
+		return
+	}
+	if reset {
+		c.Release() // pgxpool closes it if it is busy or in a transaction
+		return
+	}
+	if pc := c.Conn().PgConn(); pc.IsBusy() || pc.TxStatus() != 'I' {
+		closeConn(c.Hijack()) // nothing to reset it from
+		return
+	}
+	go func() {
+		if resetSession(c.Conn()) {
+			c.Release()
+			return
+		}
+		conn := c.Hijack()
+		if conn.IsClosed() {
+			p.lostAt.Store(time.Now().UnixNano())
+		}
+		closeConn(conn)
+	}()
 }
 
 // batchable reports whether sql may go in one batch with the reset (see
@@ -165,8 +193,8 @@ func batchable(sql string) bool {
 // resetAfter is the querier of a call that has a pool connection to
 // itself (Handle.run). Its first statement, if batchable and the call is
 // clean, goes in one batch with the reset; done reports whether that
-// reset ran after the last statement and succeeded, and markReset then
-// tells the pool's hook. Any later use of the querier clears done.
+// reset ran after the last statement and succeeded, which giveBack then
+// needs not repeat. Any later use of the querier clears done.
 type resetAfter struct {
 	conn *pgx.Conn
 	// try is whether the first statement may carry the reset: the call is
@@ -223,8 +251,8 @@ func (q *resetAfter) finish(br pgx.BatchResults) error {
 	if err != nil {
 		return fmt.Errorf("statement rolled back: it shares a transaction with the session reset that follows it, which failed: %w", err)
 	}
-	// A surviving SQL-level prepared statement: no mark, so the hook
-	// runs its own reset, sees it and discards the connection.
+	// A surviving SQL-level prepared statement: not done, so giveBack
+	// runs its own reset, sees it and closes the connection.
 	q.done = !prepared && q.conn.PgConn().TxStatus() == 'I'
 	return nil
 }
@@ -276,14 +304,6 @@ func unbatched(err error) error {
 		return pe.Unwrap()
 	}
 	return err
-}
-
-// markReset marks c, about to be released, as reset after its last
-// statement if q says so (see resetSession).
-func (q *resetAfter) markReset(c *pgx.Conn) {
-	if q.done {
-		c.PgConn().CustomData()[resetDoneKey] = struct{}{}
-	}
 }
 
 // resetRows are the rows of a statement sent with the reset: closing them

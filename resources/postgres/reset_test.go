@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -341,13 +345,14 @@ func TestResetAttacks(t *testing.T) {
 	})
 }
 
-// TestResetMark: the mark that tells the pool's hook the reset is done is
-// set only when the reset ran after the last statement, and the hook
-// consumes it: the next release without it gets the full reset.
-func TestResetMark(t *testing.T) {
+// TestGiveBack: a connection whose caller says the reset ran after its
+// last statement goes back as it is; any other is reset first. Only
+// resetAfter may say so: the state an unreset statement left is still
+// there when giveBack is told otherwise.
+func TestGiveBack(t *testing.T) {
 	f := newResetFixture(t)
 	ctx := t.Context()
-	c, err := f.pool.pool.Acquire(ctx)
+	c, err := f.pool.acquire(ctx, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -364,29 +369,85 @@ func TestResetMark(t *testing.T) {
 	if _, err := q.Exec(ctx, "SELECT leak_search_path()"); err != nil || q.done {
 		t.Fatalf("after a second statement: done %v, error %v; want not done", q.done, err)
 	}
-	q.markReset(c.Conn())
-	if _, ok := c.Conn().PgConn().CustomData()[resetDoneKey]; ok {
-		t.Fatal("marked after a statement that ran without the reset")
-	}
 
-	// A marked connection skips the hook's reset once: the state the
-	// unreset second statement left is still there (which is why only
-	// resetAfter may set the mark), and gone after the next release.
-	c.Conn().PgConn().CustomData()[resetDoneKey] = struct{}{}
-	c.Release()
+	f.pool.giveBack(c, true, true) // wrongly: to show what the flag does
 	f.idle(t)
-	c, err = f.pool.pool.Acquire(ctx)
+	c, err = f.pool.acquire(ctx, "db")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var sp string
 	if err := c.QueryRow(ctx, "SHOW search_path").Scan(&sp); err != nil || sp != "tenant_7" {
-		t.Fatalf("search_path %q (%v) after a marked release, want tenant_7", sp, err)
+		t.Fatalf("search_path %q (%v) after giveBack without a reset, want tenant_7", sp, err)
 	}
-	c.Release()
+	f.pool.giveBack(c, true, false)
 	f.idle(t)
 	if st, _ := f.state(t); st != freshState {
-		t.Fatalf("after an unmarked release the next call sees %q, want %q", st, freshState)
+		t.Fatalf("after giveBack with a reset the next call sees %q, want %q", st, freshState)
+	}
+
+	// A connection given back inside a transaction is closed, not reset.
+	_, pid := f.state(t)
+	c, err = f.pool.acquire(ctx, "db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "BEGIN"); err != nil {
+		t.Fatal(err)
+	}
+	f.pool.giveBack(c, true, false)
+	f.idle(t)
+	if st, p := f.state(t); st != freshState || p == pid {
+		t.Fatalf("after giveBack in a transaction the next call sees %q on backend %d (was %d), want %q on a new one", st, p, pid, freshState)
+	}
+}
+
+// TestOneWayBack: giveBack is the only code of the package that puts a
+// connection back in the pool: no other function calls Release, and the
+// pgxpool pool is used only to acquire, count and close (its query
+// methods release connections themselves, without a reset).
+func TestOneWayBack(t *testing.T) {
+	fset := token.NewFileSet()
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, name := range files {
+		if strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, name, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok {
+				continue
+			}
+			ast.Inspect(fn, func(n ast.Node) bool {
+				sel, ok := n.(*ast.SelectorExpr)
+				if !ok {
+					return true
+				}
+				checked++
+				if sel.Sel.Name == "Release" && fn.Name.Name != "giveBack" {
+					t.Errorf("%s: %s calls Release; only giveBack may", fset.Position(sel.Pos()), fn.Name.Name)
+				}
+				if inner, ok := sel.X.(*ast.SelectorExpr); ok && inner.Sel.Name == "pgxPool" {
+					switch sel.Sel.Name {
+					case "Acquire", "Stat", "Close":
+					default:
+						t.Errorf("%s: %s uses the pgxpool pool's %s", fset.Position(sel.Pos()), fn.Name.Name, sel.Sel.Name)
+					}
+				}
+				return true
+			})
+		}
+	}
+	if checked == 0 {
+		t.Fatal("no source checked")
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -381,17 +382,10 @@ func paramsChanged(c *pgconn.PgConn) bool {
 // closeTimeout bounds closing a dirty connection (sending Terminate).
 const closeTimeout = 5 * time.Second
 
-// giveBack returns c to its pool if it is clean (and its reported
-// parameters are unchanged), and otherwise takes it out of the pool and
-// closes it: the pool's size drops at once, and it opens a new connection
-// when one is needed.
-func giveBack(c pooledConn, clean bool) {
-	if clean && !paramsChanged(c.Conn().PgConn()) {
-		c.Release()
-		return
-	}
-	conn := c.Hijack()
+// closeConn closes a connection taken out of the pool (sends Terminate, no
+// reply awaited; closed either way).
+func closeConn(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	_ = conn.Close(ctx) // sends Terminate, no reply awaited; closed either way
+	_ = conn.Close(ctx)
 }
