@@ -357,7 +357,7 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 	// benchmarks use) cannot make Execute return before the run ends, so
 	// the run may as well run on this goroutine: that saves handing it to
 	// a worker and back, two goroutine switches per execution.
-	r, id, mine, err := e.start(ctx, req, ctx.Done() == nil)
+	r, id, mine, err := e.start(ctx, req, ctx.Done() == nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -384,7 +384,7 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 // (journalling the new execution). With an IdempotencyKey already used by
 // req.Caller it returns the existing execution's id.
 func (e *Executor) Start(ctx context.Context, req *Request) (string, error) {
-	_, id, _, err := e.start(ctx, req, false)
+	_, id, _, err := e.start(ctx, req, false, false)
 	return id, err
 }
 
@@ -574,7 +574,10 @@ func Results(x *store.Execution) map[string]any {
 // idempotency key names. It returns the run (nil when the execution is not
 // run by this process) and its id. With inline, a new run is returned
 // before it starts, with mine set: the caller must run its loop.
-func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run, id string, mine bool, err error) {
+// With sync (Execute: the caller learns nothing of the run before its end)
+// a new execution without an idempotency key is created lazily (see
+// run.lazyCreate).
+func (e *Executor) start(ctx context.Context, req *Request, inline, sync bool) (r *run, id string, mine bool, err error) {
 	if req == nil || req.Workflow == nil {
 		return nil, "", false, fmt.Errorf("start execution: %w: no workflow", ErrInvalidWorkflow)
 	}
@@ -599,7 +602,7 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 			return nil, "", false, fmt.Errorf("start execution: %w", ctx.Err())
 		}
 	}
-	r, prev, err := e.register(req, p, inline)
+	r, prev, err := e.register(req, p, inline, sync)
 	if err != nil {
 		return nil, "", false, fmt.Errorf("start execution: %w", err)
 	}
@@ -634,8 +637,12 @@ func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, s
 
 // register creates and admits the run of req, or returns the run that
 // already has its idempotency key (prev).
-func (e *Executor) register(req *Request, p *plan, inline bool) (r, prev *run, err error) {
+func (e *Executor) register(req *Request, p *plan, inline, sync bool) (r, prev *run, err error) {
 	r = e.newRun(req, p, nil)
+	if sync && r.durable && r.key == "" {
+		r.lazyCreate = true
+		r.journalledCreate = closedChan
+	}
 	prev, err = e.admit(r, inline)
 	if err != nil || prev != nil {
 		return nil, prev, err

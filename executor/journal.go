@@ -193,6 +193,8 @@ func (j *journal) take(items []*journalItem) []*journalItem {
 	j.mu.Unlock()
 	for _, it := range queued {
 		switch {
+		case it.create != nil && it.wait == nil: // lazy: the run goes on
+			j.active++
 		case it.create != nil:
 		case it.event == nil || it.event.Kind.Terminal() || it.wait != nil:
 			j.active--
@@ -212,6 +214,8 @@ func (j *journal) crash() {
 
 func (j *journal) finish(it *journalItem, err error) {
 	switch {
+	case it.create != nil && it.wait == nil: // lazy (counted active by take)
+		it.run.journalled(it.event, err)
 	case it.create != nil && err != nil:
 		it.run.createErr = err // read by the run after wait is closed
 	case it.create != nil:
