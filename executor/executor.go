@@ -575,8 +575,8 @@ func Results(x *store.Execution) map[string]any {
 // run by this process) and its id. With inline, a new run is returned
 // before it starts, with mine set: the caller must run its loop.
 // With sync (Execute: the caller learns nothing of the run before its end)
-// a new execution without an idempotency key is created lazily (see
-// run.lazyCreate).
+// a new execution without an idempotency key is journalled lazily (see
+// run.lazy).
 func (e *Executor) start(ctx context.Context, req *Request, inline, sync bool) (r *run, id string, mine bool, err error) {
 	if req == nil || req.Workflow == nil {
 		return nil, "", false, fmt.Errorf("start execution: %w: no workflow", ErrInvalidWorkflow)
@@ -640,7 +640,7 @@ func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, s
 func (e *Executor) register(req *Request, p *plan, inline, sync bool) (r, prev *run, err error) {
 	r = e.newRun(req, p, nil)
 	if sync && r.durable && r.key == "" {
-		r.lazyCreate = true
+		r.lazy = true
 		r.journalledCreate = closedChan
 	}
 	prev, err = e.admit(r, inline)

@@ -193,7 +193,7 @@ func (j *journal) take(items []*journalItem) []*journalItem {
 	j.mu.Unlock()
 	for _, it := range queued {
 		switch {
-		case it.create != nil && it.wait == nil: // lazy: the run goes on
+		case it.create != nil && it.wait == nil: // lazy: the run goes on at once
 			j.active++
 		case it.create != nil:
 		case it.event == nil || it.event.Kind.Terminal() || it.wait != nil:

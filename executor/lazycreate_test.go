@@ -32,8 +32,9 @@ func (c *commitCounter) count() int {
 	return c.commits
 }
 
-// A lone synchronous Execute of a one-node workflow without an idempotency
-// key is journalled in one commit: its creation, every event and the end.
+// A lone synchronous Execute without an idempotency key is journalled in
+// one commit (its creation, every event and the end) when it takes less
+// than the journal writer's gather window, a chain included.
 // Start, and Execute with a key, create the execution in a commit of its
 // own first.
 func TestExecuteJournalsInOneCommit(t *testing.T) {
@@ -41,6 +42,11 @@ func TestExecuteJournalsInOneCommit(t *testing.T) {
 	obs := &commitCounter{}
 	e := newExecutor(t, executor.Config{Store: st, Observer: obs})
 	w := workflow("noop", []store.Node{codeNode("n", "result = {'ok': True}")})
+	chain := workflow("chain3", []store.Node{
+		codeNode("a", `result = {"x": 1}`),
+		codeNode("b", `result = {"y": x + 1}`),
+		codeNode("c", `result = {"z": y + 1}`),
+	}, conn("a", "x", "b", "x"), conn("b", "y", "c", "y"))
 
 	ctx, cancel := context.WithCancel(t.Context()) // as a gRPC call's context
 	defer cancel()
@@ -51,6 +57,7 @@ func TestExecuteJournalsInOneCommit(t *testing.T) {
 		wantCommits int
 	}{
 		{"Execute", &executor.Request{Workflow: w}, false, 1},
+		{"Execute of a chain", &executor.Request{Workflow: chain}, false, 1},
 		{"Execute with a key", &executor.Request{Workflow: w, IdempotencyKey: "k1"}, false, 2},
 		{"Start", &executor.Request{Workflow: w}, true, 2},
 	} {
@@ -113,7 +120,11 @@ func journalOnce(t *testing.T, st store.Store, e *executor.Executor, obs *commit
 	for _, ev := range evs {
 		kinds = append(kinds, ev.Kind)
 	}
-	want := []store.EventKind{store.EventExecutionStarted, store.EventNodeStarted, store.EventNodeCompleted, store.EventExecutionCompleted}
+	want := []store.EventKind{store.EventExecutionStarted}
+	for range x.Nodes {
+		want = append(want, store.EventNodeStarted, store.EventNodeCompleted)
+	}
+	want = append(want, store.EventExecutionCompleted)
 	if !slices.Equal(kinds, want) {
 		t.Errorf("journalled events %v, want %v", kinds, want)
 	}
@@ -203,4 +214,61 @@ func TestExecuteWithKeyCreatedBeforeFirstNode(t *testing.T) {
 	}
 	wantStatus(t, x, store.ExecutionRunning)
 	tr.unblock("a")
+}
+
+// What survives a crash in the middle of a synchronous Execute without a
+// key: node completions are committed within the gather window even while
+// the run goes on, so a crash while node c runs resumes the execution
+// without running a and b again, as for any other execution.
+func TestExecuteResumedAfterCrashMidChain(t *testing.T) {
+	st := openStore(t)
+	tr := newTracker()
+	w := register(t, st, chainWorkflow("lazy-chain"))
+	tr.block("c")
+	a := newCrashable(t, executor.Config{Store: st, Resources: tr})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.Execute(ctx, &executor.Request{Workflow: w, Parameters: map[string]any{"base": int64(1)}})
+		done <- err
+	}()
+	tr.waitEntered(t, t.Context(), "c")
+
+	var id string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		xs, _, err := st.ListExecutions(t.Context(), store.ExecutionQuery{Workflow: w.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(xs) == 1 && nodeState(t, xs[0], "c").Status == store.NodeRunning {
+			id = xs[0].ID
+			if got := nodeState(t, xs[0], "b").Status; got != store.NodeCompleted {
+				t.Fatalf("node b is %v in the store while c runs, want COMPLETED", got)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node c is not RUNNING in the store 10 s after it started")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	a.Crash()
+	if err := <-done; err == nil {
+		t.Errorf("Execute on the crashed executor succeeded")
+	}
+	tr.unblock("c")
+
+	b := newExecutor(t, executor.Config{Store: st, Resources: tr, RecoverAllOnStart: true})
+	if n, err := b.Recover(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want 1", n, err)
+	}
+	sub, err := b.Subscribe(t.Context(), id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	evs := readAll(t, sub)
+	checkResumedChain(t, st, tr, evs[len(evs)-1].Execution)
 }

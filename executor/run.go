@@ -29,24 +29,28 @@ type run struct {
 	req     *Request
 	durable bool
 	resumed bool // continues a journalled execution (see Executor.resume)
-	// lazyCreate: the run does not wait for its creation to be committed
-	// before its first node runs. The create is queued first, without a
-	// wait, and joins the first commit the run waits for (a node with
-	// downstream nodes completing, a retry, the end), or is committed
-	// alone once the journal writer's gather window (maxGatherDelay) has
-	// passed. Only for Execute without an idempotency key: nobody learns
-	// the id or sees an event before that commit, and no key has to be
-	// checked against the store first. A crash before the commit loses the
-	// execution (its caller's call fails); see docs/durability.md.
+	// lazy: the run waits for the journal only before a retry and at its
+	// end, not for its creation before its first node, nor for a node's
+	// completion before its downstream nodes. Its items are queued as
+	// usual (the creation first) and go into the journal writer's next
+	// commit: the one the run waits for, or the one the writer makes once
+	// its gather window (maxGatherDelay, 1 ms) has passed. Only for Execute
+	// without an idempotency key: its caller learns the id and the result
+	// only from the end, which is committed before the reply, nobody else
+	// sees an event before it is committed, and no key has to be checked
+	// against the store first. A crash before a commit loses what it would
+	// have carried (the whole execution, before the first; the caller's
+	// call fails) or runs completed nodes again on resume (at least once,
+	// DESIGN §8); see docs/durability.md.
 	//
 	// A one-node execution at one caller is then one commit instead of two:
 	// BenchmarkLoneNoopDurable (in process, SQLite) took 137 µs instead of
 	// 330 µs per execution (4 alternating runs of both binaries, medians).
-	lazyCreate bool
-	redact     *secrets.Redactor // of this execution (Config.NewRedactor)
-	span       trace.Span        // "Execution <workflow>" (set by loop)
-	cache      *node.WorkflowCache
-	timeout    time.Duration // of the whole execution
+	lazy    bool
+	redact  *secrets.Redactor // of this execution (Config.NewRedactor)
+	span    trace.Span        // "Execution <workflow>" (set by loop)
+	cache   *node.WorkflowCache
+	timeout time.Duration // of the whole execution
 
 	// ctx ends when the run is cancelled: the cause says why
 	// (errCancelled, errFailFast, ErrClosed from Close, errWorkflowTimeout
@@ -338,7 +342,7 @@ func (r *run) begin() {
 	r.seq++
 	ev.ExecutionID, ev.Seq = r.id, r.seq
 	it := &journalItem{run: r, event: ev, create: copyExecution(r.x), wait: r.journalledCreate}
-	if r.lazyCreate {
+	if r.lazy {
 		it.wait = nil // journalledCreate is closedChan
 	}
 	r.e.journal.enqueue(it)
@@ -803,10 +807,10 @@ func (r *run) nodeStarted(i int, attempt int32) time.Time {
 	return now
 }
 
-// nodeCompleted returns, for a durable run and a node with downstream
-// nodes, a channel closed once the completion is journalled.
+// nodeCompleted returns, for a durable run (not lazy) and a node with
+// downstream nodes, a channel closed once the completion is journalled.
 func (r *run) nodeCompleted(i int, attempt int32, res map[string]any, started time.Time) (journalled chan struct{}) {
-	if r.durable && len(r.p.nodes[i].out) > 0 {
+	if r.durable && !r.lazy && len(r.p.nodes[i].out) > 0 {
 		journalled = make(chan struct{})
 	}
 	r.mu.Lock()
