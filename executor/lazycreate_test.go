@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"go.starlark.net/starlark"
+
 	"github.com/kailash-gateway/kgw/executor"
+	"github.com/kailash-gateway/kgw/secrets"
 	"github.com/kailash-gateway/kgw/store"
 )
 
@@ -271,4 +274,89 @@ func TestExecuteResumedAfterCrashMidChain(t *testing.T) {
 	defer sub.Close()
 	evs := readAll(t, sub)
 	checkResumedChain(t, st, tr, evs[len(evs)-1].Execution)
+}
+
+// probeBroker is a ResourceBroker whose resource "probe" reads, when a
+// node opens it, what the store holds of the node's execution: what the
+// world outside the process could see at the node's first effect.
+type probeBroker struct {
+	st   store.Store
+	mu   sync.Mutex
+	seen map[string]*store.Execution // by opening node; nil: not in the store
+}
+
+func (b *probeBroker) Session(execID string, _ map[string]store.ResourceSpec, _ *secrets.Redactor) executor.AttemptResources {
+	return probeSession{b, execID}
+}
+
+type probeSession struct {
+	b      *probeBroker
+	execID string
+}
+
+func (s probeSession) Open(ctx context.Context, name string) (starlark.Value, error) {
+	x, err := s.b.st.GetExecution(ctx, s.execID)
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if err != nil {
+		s.b.seen["(first node)"] = nil
+		return starlark.None, nil
+	}
+	node := "?"
+	for _, n := range x.Nodes {
+		if n.Status == store.NodeRunning {
+			node = n.NodeID
+		}
+	}
+	s.b.seen[node] = x
+	return starlark.None, nil
+}
+
+func (probeSession) Close() {}
+
+// The effect barrier: a node of a lazily journalled Execute opens a
+// resource (its only way to act on the world) only once its execution's
+// creation, its upstream completions and its own start are committed. A
+// node that opens none does not wait (TestExecuteJournalsInOneCommit).
+func TestExecuteEffectBarrier(t *testing.T) {
+	st := openStore(t)
+	pb := &probeBroker{st: st, seen: make(map[string]*store.Execution)}
+	e := newExecutor(t, executor.Config{Store: st, Resources: pb})
+	probe := func(id, code string) store.Node {
+		n := codeNode(id, `get_resource("probe")`+"\n"+code)
+		n.RequiredResources = []string{"probe"}
+		return n
+	}
+	w := workflow("effects", []store.Node{
+		probe("a", `result = {"x": 1}`),
+		codeNode("b", `result = {"y": x + 1}`), // pure: no barrier
+		probe("c", `result = {"z": y + 1}`),
+	}, conn("a", "x", "b", "x"), conn("b", "y", "c", "y"))
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	for range 20 { // the writer's timing varies: every run must hold
+		clear(pb.seen)
+		x, err := e.Execute(ctx, &executor.Request{Workflow: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, x, store.ExecutionCompleted)
+		if _, lost := pb.seen["(first node)"]; lost {
+			t.Fatalf("node a opened a resource before its execution was in the store")
+		}
+		for node, want := range map[string]map[string]store.NodeStatus{
+			"a": {"a": store.NodeRunning, "b": store.NodePending},
+			"c": {"a": store.NodeCompleted, "b": store.NodeCompleted, "c": store.NodeRunning},
+		} {
+			got := pb.seen[node]
+			if got == nil {
+				t.Fatalf("node %s: no resource opened with the node RUNNING in the store (seen %v)", node, pb.seen)
+			}
+			for id, status := range want {
+				if s := nodeState(t, got, id).Status; s != status {
+					t.Errorf("when node %s opened its resource the store had node %s %v, want %v", node, id, s, status)
+				}
+			}
+		}
+	}
 }

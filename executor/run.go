@@ -79,16 +79,19 @@ type run struct {
 	done                chan struct{} // closed when the run has ended
 	failedBefore        []int32       // resumed runs: failed attempts per node before the resume
 
-	mu      sync.Mutex
-	x       *store.Execution // live state
-	seq     int64            // last assigned event seq
-	history []*store.Event   // published events; history[i].Seq == i+1
-	subs    map[*Subscription]struct{}
-	ended   bool             // no event will follow (terminal published, or Close)
-	final   *store.Execution // x once ended, never modified again (nil if interrupted by Close)
-	err     error            // journal failure or ErrClosed
-	failed  string           // id of the node that failed the execution
-	fenced  bool             // lost to another process: nothing more is published
+	mu  sync.Mutex
+	x   *store.Execution // live state
+	seq int64            // last assigned event seq
+	// committed is the last seq the journal committed (lazy runs; see
+	// waitJournalled).
+	committed int64
+	history   []*store.Event // published events; history[i].Seq == i+1
+	subs      map[*Subscription]struct{}
+	ended     bool             // no event will follow (terminal published, or Close)
+	final     *store.Execution // x once ended, never modified again (nil if interrupted by Close)
+	err       error            // journal failure or ErrClosed
+	failed    string           // id of the node that failed the execution
+	fenced    bool             // lost to another process: nothing more is published
 }
 
 // outcome is what a node goroutine reports to the scheduler.
@@ -703,6 +706,9 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 		sess := r.e.cfg.Resources.Session(r.id, r.req.Resources, r.redact)
 		defer sess.Close()
 		a.Resources = sess
+		if r.lazy {
+			a.Resources = barrierResources{sess, r}
+		}
 	}
 	res, err = pn.prog.Run(ctx, a)
 	return res, err, false
