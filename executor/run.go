@@ -29,19 +29,21 @@ type run struct {
 	req     *Request
 	durable bool
 	resumed bool // continues a journalled execution (see Executor.resume)
-	// lazy: the run waits for the journal only before a retry and at its
-	// end, not for its creation before its first node, nor for a node's
-	// completion before its downstream nodes. Its items are queued as
-	// usual (the creation first) and go into the journal writer's next
-	// commit: the one the run waits for, or the one the writer makes once
-	// its gather window (maxGatherDelay, 1 ms) has passed. Only for Execute
+	// lazy: the run waits for the journal only before a node opens a
+	// resource (the effect barrier, barrier.go), before a retry and at its
+	// end; not for its creation before its first node, nor for a node's
+	// completion before its downstream nodes. Its items are queued as usual
+	// (the creation first) and go into the journal writer's next commit:
+	// the one the run waits for, or the one the writer makes once its
+	// gather window (maxGatherDelay, 1 ms) has passed. Only for Execute
 	// without an idempotency key: its caller learns the id and the result
-	// only from the end, which is committed before the reply, nobody else
-	// sees an event before it is committed, and no key has to be checked
-	// against the store first. A crash before a commit loses what it would
-	// have carried (the whole execution, before the first; the caller's
-	// call fails) or runs completed nodes again on resume (at least once,
-	// DESIGN §8); see docs/durability.md.
+	// only from the end, which is committed before the reply; nobody else
+	// sees an event before it is committed; no key has to be checked
+	// against the store first; and no node acts on the world (through a
+	// resource) before everything before it is committed. A crash before
+	// the first commit loses an execution that never acted on the world and
+	// whose caller got an error; after it, the execution resumes as any
+	// other (docs/durability.md).
 	//
 	// A one-node execution at one caller is then one commit instead of two:
 	// BenchmarkLoneNoopDurable (in process, SQLite) took 137 µs instead of
