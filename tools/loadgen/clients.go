@@ -17,8 +17,9 @@ import (
 // clientRunner runs a scenario through a client library in a process of
 // its own (clients/python_bench.py, clients/ts_bench.mjs). The script
 // prints "window-start" when its warm-up ends, "window-end" at its
-// deadline, then one JSON line with the calls, errors and latencies of
-// the window; the gateway's CPU is read at the two marks.
+// deadline, then one JSON line with the calls, errors, latencies and its
+// own CPU seconds of the window; the gateway's CPU is read at the two
+// marks.
 type clientRunner struct {
 	lang string
 	argv []string // interpreter and script
@@ -45,6 +46,7 @@ type clientResult struct {
 	Calls       int       `json:"calls"`
 	Errors      int       `json:"errors"`
 	FirstError  string    `json:"first_error"`
+	CPUSeconds  *float64  `json:"cpu_s"` // the driver's own CPU in the window
 	LatenciesUS []float64 `json:"latencies_us"`
 }
 
@@ -65,7 +67,7 @@ func (c clientRunner) run(ctx context.Context, g *gateway, s scenario, callers i
 	if err := cmd.Start(); err != nil {
 		return measurement{}, err
 	}
-	m := measurement{window: o.window, cpu: -1}
+	m := measurement{window: o.window, cpu: -1, clientCPU: -1}
 	var cpu0, cpu1 float64
 	var res clientResult
 	sc := bufio.NewScanner(out)
@@ -92,6 +94,9 @@ func (c clientRunner) run(ctx context.Context, g *gateway, s scenario, callers i
 		fmt.Fprintf(os.Stderr, "loadgen: %s client, %s: %d errors, first: %s\n", c.lang, s.name, res.Errors, res.FirstError)
 	}
 	m.calls, m.errors = res.Calls, res.Errors
+	if res.CPUSeconds != nil {
+		m.clientCPU = *res.CPUSeconds
+	}
 	if cpu0 > 0 && cpu1 >= cpu0 {
 		m.cpu = cpu1 - cpu0
 	}
