@@ -84,6 +84,9 @@ class KailashClient:
         self._channel: grpc.aio.Channel | None = None
         # The unary multi-callables of the open channel, by method path: made
         # once per method instead of once per call (see _calls.Unary.bind).
+        # With the other per-call savings of the same change (paths, enum
+        # names, timestamps) the client's own CPU per no-op call went from
+        # about 55 to 35 µs on top of grpc.aio's 80 (docs/performance.md, Clients).
         self._unary: dict[str, Any] = {}
         self.secrets = AsyncSecrets(self)
         self.access = AsyncAccess(self)
