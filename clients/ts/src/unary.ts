@@ -5,12 +5,12 @@
 // bodies, an AbortController linked to the caller's signal, Fetch-API
 // Headers built and validated for the request, the response and the
 // trailers. On the external benchmark (tools/loadgen, no-op workflow, 16
-// callers on one connection, 2-core machine) that cost 1.8–2.2 ms of client
+// callers on one connection, 2-core machine) that cost 1.1–2.2 ms of client
 // CPU per call, and the client reached 0.01–0.21× the Go load generator's
 // throughput. Unary calls here write one length-prefixed message on a
 // stream of the same Http2SessionManager and read one back; headers are
-// plain objects built once per client: 0.32–0.38 ms per call in the same
-// runs, 0.21–0.25× the Go generator's throughput. Streaming calls, and every
+// plain objects built once per client: 0.20–0.38 ms per call in the same
+// runs, 0.21–0.49× the Go generator's throughput. Streaming calls, and every
 // call when the caller adds interceptors, still go through Connect's
 // transport (`fallback`). Figures: docs/performance.md, section Clients.
 
