@@ -210,8 +210,9 @@ func traceAttrs(span trace.Span) []any {
 // written when the call carried no valid span context (tracing off).
 //
 // The traceparent is written here rather than by the propagator into a
-// map carrier, which took 10 allocations a call (the map, its growth and
-// the strings) for this one string.
+// map carrier: 1 allocation instead of 5 (the context, the map and the
+// strings); TestJournalTraceRoundTrip checks it against the propagator's
+// Extract.
 func journalTrace(req *Request, into *store.ExecutionRequest) {
 	sc := req.Trace
 	if !sc.IsValid() {
