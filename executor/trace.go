@@ -2,7 +2,6 @@ package executor
 
 import (
 	"context"
-	"encoding/hex"
 	"reflect"
 	"sync/atomic"
 
@@ -208,29 +207,13 @@ func traceAttrs(span trace.Span) []any {
 // request as W3C traceparent and tracestate values (baggage is never
 // journalled: it may carry anything the caller put there). Nothing is
 // written when the call carried no valid span context (tracing off).
-//
-// The traceparent is written here rather than by the propagator into a
-// map carrier: 1 allocation instead of 5 (the context, the map and the
-// strings); TestJournalTraceRoundTrip checks it against the propagator's
-// Extract.
 func journalTrace(req *Request, into *store.ExecutionRequest) {
-	sc := req.Trace
-	if !sc.IsValid() {
+	if !req.Trace.IsValid() {
 		return
 	}
-	// version "00", trace id, span id, flags (only "sampled" is defined).
-	var b [55]byte
-	tid, sid, flags := sc.TraceID(), sc.SpanID(), [1]byte{byte(sc.TraceFlags() & trace.FlagsSampled)}
-	copy(b[:], "00-")
-	hex.Encode(b[3:35], tid[:])
-	b[35] = '-'
-	hex.Encode(b[36:52], sid[:])
-	b[52] = '-'
-	hex.Encode(b[53:], flags[:])
-	into.TraceParent, into.TraceLink = string(b[:]), req.TraceLink
-	if ts := sc.TraceState(); ts.Len() > 0 {
-		into.TraceState = ts.String()
-	}
+	c := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(trace.ContextWithRemoteSpanContext(context.Background(), req.Trace), c)
+	into.TraceParent, into.TraceState, into.TraceLink = c["traceparent"], c["tracestate"], req.TraceLink
 }
 
 // journalledTrace is the caller's span context journalled with an
