@@ -591,8 +591,8 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 		}
 		last = attempt
 		started := r.nodeStarted(i, attempt)
-		_, span := r.startNodeSpan(r.ctx, pn.def.ID, attempt)
-		res, err, nodeTimeout := r.attempt(i, attempt, inputs, started, span)
+		spanCtx, span := r.startNodeSpan(r.ctx, pn.def.ID, attempt)
+		res, err, nodeTimeout := r.attempt(spanCtx, i, attempt, inputs, started, span)
 		<-r.e.sem
 		how := r.attemptOutcome(err, nodeTimeout)
 		r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, how, r.e.now().Sub(started))
@@ -601,7 +601,7 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			if how == OutcomeFailed || how == OutcomeTimedOut {
 				xe = r.execError(pn, err, nodeTimeout)
 			}
-			endNodeSpan(span, how, xe)
+			r.endNodeSpan(span, pn.def.ID, attempt, how, xe)
 		} else {
 			span.End()
 		}
@@ -671,9 +671,10 @@ func (r *run) chargeResult(pn *planNode, res map[string]any) *store.ExecError {
 	return nil
 }
 
-// attempt runs one attempt of node i. nodeTimeout reports that the node's
-// own timeout (not the run's) stopped it.
-func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.Time, span trace.Span) (res map[string]any, err error, nodeTimeout bool) {
+// attempt runs one attempt of node i under spanCtx, r.ctx with the
+// attempt's span (startNodeSpan). nodeTimeout reports that the node's own
+// timeout (not the run's) stopped it.
+func (r *run) attempt(spanCtx context.Context, i int, attempt int32, inputs map[string]any, started time.Time, span trace.Span) (res map[string]any, err error, nodeTimeout bool) {
 	pn := &r.p.nodes[i]
 	if !r.e.realClock {
 		started = time.Now()
@@ -684,7 +685,7 @@ func (r *run) attempt(i int, attempt int32, inputs map[string]any, started time.
 	if r.deadline.Before(deadline) {
 		deadline, cause = r.deadline, errWorkflowTimeout
 	}
-	ctx, cancel := context.WithDeadlineCause(trace.ContextWithSpan(r.ctx, span), deadline, cause)
+	ctx, cancel := context.WithDeadlineCause(spanCtx, deadline, cause)
 	defer cancel()
 	defer func() {
 		if p := recover(); p != nil {

@@ -137,8 +137,12 @@ func (r *run) endExecutionSpan() {
 		attribute.String("kgw.execution_id", r.id),
 		attribute.String("kgw.workflow", r.wf.Name),
 		attribute.Int("kgw.workflow_version", int(r.wf.Version)),
-		attribute.Bool("kgw.resumed", r.resumed),
 	)
+	// kgw.resumed only where it is true: on every other span it was one
+	// more attribute for the SDK and the exporter to carry.
+	if r.resumed {
+		attrs = append(attrs, attribute.Bool("kgw.resumed", true))
+	}
 	if x != nil {
 		attrs = append(attrs, attribute.String("kgw.status", statusName(x.Status)))
 		if x.Error != nil {
@@ -151,35 +155,41 @@ func (r *run) endExecutionSpan() {
 }
 
 // startNodeSpan starts the "RunNode <workflow>/<node>" span of one attempt
-// under the execution's span; ctx is the attempt's context.
+// under the execution's span and returns ctx (the run's) with it: the
+// attempt's context is made from it, so that the resource calls' spans are
+// its children. Tracing off, ctx is returned as it is.
 func (r *run) startNodeSpan(ctx context.Context, node string, attempt int32) (context.Context, trace.Span) {
 	t := tracer()
 	if t == nil {
 		return ctx, offSpan
 	}
 	if sc := r.span.SpanContext(); sc.IsValid() && !sc.IsSampled() {
-		return ctx, r.span // see unsampledSpan
+		return trace.ContextWithSpan(ctx, r.span), r.span // see unsampledSpan
 	}
-	ctx, span := t.Start(trace.ContextWithSpan(ctx, r.span), "RunNode "+r.wf.Name+"/"+node)
-	if span.IsRecording() {
-		span.SetAttributes(
-			attribute.String("kgw.execution_id", r.id),
-			attribute.String("kgw.node", node),
-			attribute.Int("kgw.attempt", int(attempt)),
-		)
-	}
-	return ctx, span
+	// The attributes are all set at the end (endNodeSpan), in one call, as
+	// the execution's are.
+	return t.Start(trace.ContextWithSpan(ctx, r.span), "RunNode "+r.wf.Name+"/"+node)
 }
 
-// endNodeSpan ends an attempt's span with its outcome and error code.
-func endNodeSpan(span trace.Span, outcome string, xe *store.ExecError) {
-	if span.IsRecording() {
-		span.SetAttributes(attribute.String("kgw.outcome", outcome))
-		if xe != nil {
-			span.SetAttributes(attribute.String("kgw.error_code", xe.Code))
-			span.SetStatus(codes.Error, xe.Code)
-		}
+// endNodeSpan ends an attempt's span with its attributes, outcome and
+// error code.
+func (r *run) endNodeSpan(span trace.Span, node string, attempt int32, outcome string, xe *store.ExecError) {
+	if !span.IsRecording() {
+		span.End()
+		return
 	}
+	attrs := make([]attribute.KeyValue, 0, 5)
+	attrs = append(attrs,
+		attribute.String("kgw.execution_id", r.id),
+		attribute.String("kgw.node", node),
+		attribute.Int("kgw.attempt", int(attempt)),
+		attribute.String("kgw.outcome", outcome),
+	)
+	if xe != nil {
+		attrs = append(attrs, attribute.String("kgw.error_code", xe.Code))
+		span.SetStatus(codes.Error, xe.Code)
+	}
+	span.SetAttributes(attrs...)
 	span.End()
 }
 

@@ -63,7 +63,7 @@ func BenchmarkSpanHooksOff(b *testing.B) {
 	for b.Loop() {
 		r.startExecutionSpan()
 		_, span := r.startNodeSpan(b.Context(), "n", 1)
-		endNodeSpan(span, "completed", nil)
+		r.endNodeSpan(span, "n", 1, "completed", nil)
 		r.endExecutionSpan()
 	}
 }
@@ -76,7 +76,7 @@ func TestSpanHooksOffAllocateNothing(t *testing.T) {
 	n := testing.AllocsPerRun(100, func() {
 		r.startExecutionSpan()
 		_, span := r.startNodeSpan(t.Context(), "n", 1)
-		endNodeSpan(span, "completed", nil)
+		r.endNodeSpan(span, "n", 1, "completed", nil)
 		r.endExecutionSpan()
 	})
 	if n != 0 {
@@ -101,7 +101,7 @@ func TestSpanHooksFollowProvider(t *testing.T) {
 	hooks := func() {
 		r.startExecutionSpan()
 		_, span := r.startNodeSpan(t.Context(), "n", 1)
-		endNodeSpan(span, "completed", nil)
+		r.endNodeSpan(span, "n", 1, "completed", nil)
 		r.endExecutionSpan()
 	}
 	var recs [2]*tracetest.SpanRecorder
@@ -145,7 +145,7 @@ func TestUnsampledParentStartsNoSpan(t *testing.T) {
 		r := &run{id: "x", wf: &store.Workflow{Name: "wf", Version: 1}, req: req}
 		r.startExecutionSpan()
 		_, span := r.startNodeSpan(t.Context(), "n", 1)
-		endNodeSpan(span, "completed", nil)
+		r.endNodeSpan(span, "n", 1, "completed", nil)
 		r.endExecutionSpan()
 		return span
 	}

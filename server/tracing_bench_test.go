@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"runtime"
@@ -19,10 +20,12 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 )
@@ -39,7 +42,8 @@ import (
 //     This is what the issue's "off" is held to (≥ 0.97× of base): with no
 //     OTEL_* variable at all the gateway is base itself.
 //   - always_on: every span sampled and exported in batches (as kgw serve
-//     does) over OTLP/gRPC to a receiver on loopback that counts them
+//     does) over OTLP/gRPC (KGW_BENCH_OTLP_PROTOCOL=http/protobuf: over
+//     HTTP, kgw serve's default) to a receiver on loopback that counts them
 //     (≥ 0.75× of base). The receiver runs in a process of its own, as a
 //     collector does: in this process, decoding the spans made about a
 //     fifth of the memory that always_on allocates beyond base.
@@ -72,7 +76,16 @@ func BenchmarkTracingOverhead(b *testing.B) {
 
 	recv := startReceiverProcess(b)
 	provider := func(sampler sdktrace.Sampler) *sdktrace.TracerProvider {
-		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
+		var exp sdktrace.SpanExporter
+		var err error
+		switch p := os.Getenv("KGW_BENCH_OTLP_PROTOCOL"); p {
+		case "", "grpc":
+			exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
+		case "http/protobuf":
+			exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(recv.httpAddr), otlptracehttp.WithInsecure())
+		default:
+			b.Fatalf("KGW_BENCH_OTLP_PROTOCOL %q: want grpc or http/protobuf", p)
+		}
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -208,9 +221,10 @@ func medianOf(v []float64) float64 {
 
 // receiverProcess is TestOTLPReceiverProcess running in a child process.
 type receiverProcess struct {
-	addr string
-	in   io.Writer
-	out  *bufio.Scanner
+	addr     string // OTLP over gRPC
+	httpAddr string // OTLP over HTTP (/v1/traces)
+	in       io.Writer
+	out      *bufio.Scanner
 }
 
 // startReceiverProcess runs this test binary again as an OTLP receiver
@@ -236,6 +250,7 @@ func startReceiverProcess(b *testing.B) *receiverProcess {
 	})
 	p := &receiverProcess{in: in, out: bufio.NewScanner(out)}
 	p.addr = p.line(b, "addr ")
+	p.httpAddr = p.line(b, "httpaddr ")
 	return p
 }
 
@@ -265,8 +280,9 @@ func (p *receiverProcess) count(b *testing.B) int64 {
 
 // TestOTLPReceiverProcess is BenchmarkTracingOverhead's receiver when run
 // with KGW_BENCH_OTLP_RECEIVER=1 (skipped otherwise): it prints "addr
-// <host:port>", answers each "count" line on its standard input with
-// "spans <n>", and stops when its input closes.
+// <host:port>" (OTLP over gRPC) and "httpaddr <host:port>" (OTLP over
+// HTTP, protobuf bodies), answers each "count" line on its standard input
+// with "spans <n>", and stops when its input closes.
 func TestOTLPReceiverProcess(t *testing.T) {
 	if os.Getenv("KGW_BENCH_OTLP_RECEIVER") != "1" {
 		t.Skip("BenchmarkTracingOverhead's receiver process")
@@ -280,7 +296,28 @@ func TestOTLPReceiverProcess(t *testing.T) {
 	collectortrace.RegisterTraceServiceServer(gs, recv)
 	go gs.Serve(lis)
 	defer gs.Stop()
-	fmt.Printf("addr %s\n", lis.Addr())
+	hlis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		req := &collectortrace.ExportTraceServiceRequest{}
+		if err == nil {
+			err = proto.Unmarshal(body, req)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		resp, _ := recv.Export(r.Context(), req)
+		out, _ := proto.Marshal(resp)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.Write(out)
+	})}
+	go hs.Serve(hlis)
+	defer hs.Close()
+	fmt.Printf("addr %s\nhttpaddr %s\n", lis.Addr(), hlis.Addr())
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		if in.Text() == "count" {
