@@ -15,8 +15,18 @@ import (
 // commitLocked assigns ev the next seq and records it with the state of the
 // given nodes (and, if header, the execution header): through the journal
 // writer for durable runs, then publishes it. wait, if not nil, is closed
-// once ev is journalled and published. r.mu must be held.
+// once ev is journalled and published. r.mu must be held. A fenced run
+// (fenceLocked) records nothing more: whatever its attempts still report
+// after losing the execution is dropped here, before it could reach the
+// journal with an epoch the store may not have replaced yet (self-fencing:
+// nobody has claimed the execution when the store answers again).
 func (r *run) commitLocked(ev *store.Event, nodes []int, header bool, wait chan struct{}) {
+	if r.fenced {
+		if wait != nil {
+			close(wait)
+		}
+		return
+	}
 	r.seq++
 	ev.ExecutionID, ev.Seq = r.id, r.seq
 	if !r.durable {

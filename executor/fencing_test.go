@@ -169,6 +169,68 @@ func TestLeaseLossFencesItselfAndReleases(t *testing.T) {
 	checkResumedChain(t, st, tr, evs[len(evs)-1].Execution)
 }
 
+// A node attempt of a replica that fenced itself may still finish (an
+// external call the cancellation does not stop). What it reports is
+// dropped: even once the store answers again and the execution is
+// released under the same epoch, nothing of it is journalled, and the
+// replica that resumes the execution runs the node again.
+func TestFencedAttemptThatFinishesWritesNothing(t *testing.T) {
+	st, dsn := openPostgres(t)
+	tr := newTracker()
+	w := chainWorkflow("deafnode")
+	w.Timeout = time.Hour
+	w = register(t, st, w)
+	ps := &partitionedStore{Store: openPostgresDSN(t, dsn)}
+	a := newCrashable(t, executor.Config{Store: ps, Resources: tr, StaleAfter: 800 * time.Millisecond, HeartbeatInterval: 100 * time.Millisecond})
+	tr.blockDeaf("c")
+	id := startBlocked(t, a, tr, w, "") // c's start is committed
+
+	ps.cut.Store(true)
+	waitUntil(t, 5*time.Second, "the replica fences itself", func() bool { return !a.Ready() })
+	ps.cut.Store(false)
+	waitUntil(t, 5*time.Second, "the replica is ready again", a.Ready)
+	if x, err := st.GetExecution(t.Context(), id); err != nil || x.Owner != "" {
+		t.Fatalf("after the store came back: %v, owner %q; want released", err, x.Owner)
+	}
+	tr.unblock("c") // the fenced attempt completes now
+	<-tr.left
+	waitUntil(t, 5*time.Second, "the fenced run ends", func() bool { return a.Running() == 0 })
+
+	x, err := st.GetExecution(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range x.Nodes {
+		if n.NodeID == "c" && n.Status == store.NodeCompleted {
+			t.Fatalf("node c completed in the store by the fenced replica (result %v)", n.Result)
+		}
+	}
+	b := newExecutor(t, executor.Config{Store: openPostgresDSN(t, dsn), Resources: tr})
+	if n, err := b.Recover(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Recover on another replica = %d, %v; want 1", n, err)
+	}
+	sub, err := b.Subscribe(t.Context(), id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	evs := readAll(t, sub)
+	checkResumedChain(t, st, tr, evs[len(evs)-1].Execution)
+}
+
+// waitUntil polls cond every 10 ms until it holds, failing the test after
+// limit.
+func waitUntil(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, limit)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 // A replica restarted under the same owner name (--replica-name) takes its
 // unfinished executions back at its first Recover, although its heartbeat
 // is fresh: no wait for a lease.

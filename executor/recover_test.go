@@ -28,11 +28,24 @@ type tracker struct {
 	mu      sync.Mutex
 	runs    map[string]int
 	blocked map[string]chan struct{} // closed when unblocked
+	deaf    map[string]bool          // blocked nodes that ignore cancellation
 	entered chan string              // receives each blocked node that started waiting
+	left    chan string              // receives each blocked node that stopped waiting
 }
 
 func newTracker() *tracker {
-	return &tracker{runs: make(map[string]int), blocked: make(map[string]chan struct{}), entered: make(chan string, 16)}
+	return &tracker{runs: make(map[string]int), blocked: make(map[string]chan struct{}), deaf: make(map[string]bool),
+		entered: make(chan string, 16), left: make(chan string, 16)}
+}
+
+// blockDeaf blocks node like block, but the node does not notice its
+// attempt's cancellation: like an external call that completes anyway, it
+// returns only once unblocked.
+func (t *tracker) blockDeaf(node string) {
+	t.block(node)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.deaf[node] = true
 }
 
 func (t *tracker) block(node string) {
@@ -93,10 +106,15 @@ func (s trackSession) Open(ctx context.Context, name string) (starlark.Value, er
 		}
 		t.mu.Lock()
 		t.runs[node]++
-		ch := t.blocked[node]
+		ch, deaf := t.blocked[node], t.deaf[node]
 		t.mu.Unlock()
 		if ch != nil {
 			t.entered <- node
+			defer func() { t.left <- node }()
+			if deaf {
+				<-ch
+				return starlark.None, nil
+			}
 			select {
 			case <-ch:
 			case <-ctx.Done():

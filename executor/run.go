@@ -962,6 +962,13 @@ func (r *run) finish(failure *outcome) {
 		xe     *store.ExecError
 	)
 	switch {
+	case r.fenced || errors.Is(cause, ErrFenced):
+		// Lost to another process (or this one lost its lease): stop
+		// without writing or publishing anything, whatever its nodes
+		// did; the new owner finishes.
+		r.fenceLocked()
+		r.mu.Unlock()
+		return
 	case failure != nil:
 		status, xe = store.ExecutionFailed, failure.err
 		if xe.Code == CodeTimeout {
@@ -979,12 +986,6 @@ func (r *run) finish(failure *outcome) {
 				break
 			}
 		}
-	case r.fenced || errors.Is(cause, ErrFenced):
-		// Lost to another process (or this one lost its lease): stop
-		// without writing or publishing anything; the new owner finishes.
-		r.fenceLocked()
-		r.mu.Unlock()
-		return
 	case errors.Is(cause, ErrClosed):
 		if r.durable {
 			// Left unfinished in the journal, without an owner, so that
