@@ -1,0 +1,88 @@
+package funclen
+
+// Allowed lists the functions that may be longer than Max, by Key, each
+// with the most lines it may have (0: any length). Every entry says why.
+// An entry that matches no function over Max fails the check, so the list
+// only shrinks: split a function, then delete its entry.
+var Allowed = map[string]int{
+	// Type-switch converters: one case per type (or per error kind), read
+	// one case at a time; splitting them would only scatter the cases.
+	"internal/starval/convert.go fromConv.conv":   0,
+	"internal/starval/json.go jsonEncoder.encode": 0,
+	"resources/postgres/convert.go toStarlark":    0,
+	"executor/node/cache.go deepCopy":             0,
+	"executor/node/rewrite.go rewriteExpr":        0,
+	"server/errors.go toStatus":                   0,
+
+	// Being split on this branch, one commit each; the entry goes with
+	// the split.
+	"clients/go/builder.go checkWorkflow":         86,
+	"clients/go/wffile.go jsonTree":               88,
+	"cmd/kgw/authcmd.go runAuthCreateKey":         100,
+	"cmd/kgw/run.go runRun":                       91,
+	"cmd/kgw/secretscmd.go runSecretsPut":         91,
+	"executor/node/hidden.go chargeMethod":        99,
+	"executor/node/memory.go Watchdog.loop":       82,
+	"executor/node/modules.go jsonModule":         105,
+	"secrets/validate.go validate":                81,
+	"server/server.go New":                        105,
+	"store/storetest/journal.go testJournalWrite": 81,
+	"tools/loadgen/main.go benchmark":             90,
+
+	// split after merge: branches merged this round change executor/, so
+	// the coordinator splits these after the merges and removes the
+	// entries (issue 19 item 4).
+	"executor/executor.go New":    84,
+	"executor/run.go run.finish":  85,
+	"executor/run.go run.runNode": 83,
+
+	// Tests written before the rule, at their length when it came in:
+	// each may shrink, none may grow. Split one (into a helper per step or
+	// subtests) and delete its entry.
+	"access/access_test.go TestAPIKeys":                                     90,
+	"cmd/kgw/authclient_test.go TestCLIAuthAgainstGateway":                  138,
+	"cmd/kgw/cli_test.go TestCLISecretsAndRun":                              99,
+	"cmd/kgw/cluster_test.go TestClusterTakeover":                           167,
+	"cmd/kgw/cluster_watch_test.go TestClusterWatch":                        121,
+	"cmd/kgw/config_test.go TestParseServeConfig":                           82,
+	"cmd/kgw/crash_test.go TestCrashRecovery":                               104,
+	"cmd/kgw/dashboard_test.go TestDashboardMetricsExist":                   90,
+	"cmd/kgw/readme_test.go TestExampleReadmes":                             106,
+	"cmd/kgw/restart_test.go TestAttemptsGrowAcrossKills":                   102,
+	"cmd/kgw/restart_test.go TestRestartLimitEndsKillLoop":                  86,
+	"cmd/kgw/security_test.go TestSecurityFlagCombinations":                 112,
+	"cmd/kgw/serve_test.go TestServeReadmeQuickStart":                       128,
+	"cmd/kgw/tls_test.go TestServeTLSFlags":                                 86,
+	"cmd/kgw/tracing_resume_test.go testTracingResumeAfterKill":             152,
+	"executor/node/memory_test.go TestMemoryBudgetBombs":                    111,
+	"executor/restart_test.go TestRestartLimit":                             89,
+	"internal/goclienttest/e2e_test.go TestEndToEnd":                        193,
+	"internal/releasecheck/release_test.go TestGoModule":                    88,
+	"resources/postgres/session_test.go TestCleanSQL":                       106,
+	"resources/redis_test.go TestCacheMethods":                              86,
+	"resources/session_state_test.go TestSessionStateDoesNotOutliveAttempt": 87,
+	"secrets/manager_test.go testRotation":                                  90,
+	"secrets/manager_test.go testStoreGetListDelete":                        85,
+	"secrets/manager_test.go testTamper":                                    93,
+	"server/auth_matrix_test.go TestRoleRPCMatrix":                          175,
+	"server/execution_test.go TestListExecutions":                           85,
+	"server/grants_e2e_test.go TestSecretGrantsEndToEnd":                    188,
+	"server/handles_e2e_test.go TestCacheHandleMethods":                     190,
+	"server/handles_e2e_test.go TestDatabaseHandleMethods":                  156,
+	"server/handles_e2e_test.go TestDatabaseTypeMapping":                    88,
+	"server/handles_e2e_test.go TestHTTPClientHandleMethods":                115,
+	"server/input_e2e_test.go TestIdempotencyKeyReuse":                      83,
+	"server/input_e2e_test.go TestNestingLimit":                             98,
+	"server/input_e2e_test.go TestUndecodableRequests":                      82,
+	"server/mtls_test.go TestMutualTLS":                                     99,
+	"server/resource_test.go TestDatabaseResourceEndToEnd":                  112,
+	"server/resources_e2e_test.go TestResourceNoLeaks":                      146,
+	"server/resources_e2e_test.go TestResourcePoolSharedAcrossExecutions":   89,
+	"server/resources_e2e_test.go TestResourceSecretRotation":               120,
+	"server/resources_e2e_test.go TestResourceServerFailures":               93,
+	"server/secret_test.go TestSecretsRoundTrip":                            85,
+	"server/stack_test.go startStack":                                       84,
+	"server/telemetry_e2e_test.go TestMetricsAfterKnownWork":                97,
+	"server/validate_ext_test.go TestRegisterWorkflowInvalid":               89,
+	"store/postgres/notify_test.go TestListenNotifications":                 98,
+}
