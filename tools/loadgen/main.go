@@ -254,10 +254,46 @@ func benchmark(ctx context.Context, o options) error {
 		defer before.close()
 	}
 
-	// Each concurrency runs in rounds: every round measures every scenario
-	// (and the older binary's, in turns) for window/rounds, so that a
-	// scenario and its health check are measured seconds apart however
-	// the machine's other load changes during the run.
+	measureGo(ctx, g, before, o)
+	if o.cpuProfile != "" {
+		top := o.callers[len(o.callers)-1]
+		if err := profileUnder(ctx, g, scenarios[1], top, o); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: cpu profile:", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "loadgen: CPU profile of the gateway (no-op at %d callers) in %s\n", top, o.cpuProfile)
+		}
+	}
+	if !o.skipClients && (o.python != "" || o.node != "") {
+		if err := measureClients(ctx, g, o); err != nil {
+			return err
+		}
+	}
+	if !o.skipStore {
+		if err := storeScenario(ctx, o, o.kgw, "BenchmarkStore", pg.Port); err != nil {
+			return err
+		}
+		if o.kgwBefore != "" {
+			before := o
+			before.storeWindow = max(o.storeWindow, 16*time.Second)
+			before.idleWindow = max(o.idleWindow, 31*time.Second) // two of its ticks
+			if err := storeScenario(ctx, before, o.kgwBefore, "BenchmarkStoreBefore", pg.Port); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Printf("# external benchmark took %s\n", time.Since(began).Round(time.Second))
+	return nil
+}
+
+// measureGo measures every scenario with the Go client at each number of
+// callers, against g and, when before is not nil, against the older
+// binary, and prints a benchmark line for each.
+//
+// Each concurrency runs in rounds: every round measures every scenario
+// (and the older binary's, in turns) for window/rounds, so that a
+// scenario and its health check are measured seconds apart however
+// the machine's other load changes during the run.
+func measureGo(ctx context.Context, g, before *gateway, o options) {
 	part := o
 	part.window = o.window / time.Duration(o.rounds)
 	for _, n := range o.callers {
@@ -278,46 +314,26 @@ func benchmark(ctx context.Context, o options) error {
 			}
 		}
 	}
-	if o.cpuProfile != "" {
-		top := o.callers[len(o.callers)-1]
-		if err := profileUnder(ctx, g, scenarios[1], top, o); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: cpu profile:", err)
-		} else {
-			fmt.Fprintf(os.Stderr, "loadgen: CPU profile of the gateway (no-op at %d callers) in %s\n", top, o.cpuProfile)
-		}
-	}
+}
 
-	if !o.skipClients && (o.python != "" || o.node != "") {
-		n := o.clientCallers
-		m := measure(ctx, g, scenarios[0], n, o)
-		fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/health/callers=%d", n), m))
-		for _, s := range scenarios[1:] {
-			m := measure(ctx, g, s, n, o)
-			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), m))
-			for _, c := range clientRunners(o) {
-				m, err := c.run(ctx, g, s, n, o)
-				if err != nil {
-					return fmt.Errorf("%s client, %s: %w", c.lang, s.name, err)
-				}
-				fmt.Println(line(fmt.Sprintf("BenchmarkExternal/%s/%s/callers=%d", c.lang, s.name, n), m))
+// measureClients measures the Python and TypeScript clients at
+// o.clientCallers, each scenario next to the Go client's figure at the same
+// concurrency, and prints a benchmark line for each.
+func measureClients(ctx context.Context, g *gateway, o options) error {
+	n := o.clientCallers
+	m := measure(ctx, g, scenarios[0], n, o)
+	fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/health/callers=%d", n), m))
+	for _, s := range scenarios[1:] {
+		m := measure(ctx, g, s, n, o)
+		fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), m))
+		for _, c := range clientRunners(o) {
+			m, err := c.run(ctx, g, s, n, o)
+			if err != nil {
+				return fmt.Errorf("%s client, %s: %w", c.lang, s.name, err)
 			}
+			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/%s/%s/callers=%d", c.lang, s.name, n), m))
 		}
 	}
-
-	if !o.skipStore {
-		if err := storeScenario(ctx, o, o.kgw, "BenchmarkStore", pg.Port); err != nil {
-			return err
-		}
-		if o.kgwBefore != "" {
-			before := o
-			before.storeWindow = max(o.storeWindow, 16*time.Second)
-			before.idleWindow = max(o.idleWindow, 31*time.Second) // two of its ticks
-			if err := storeScenario(ctx, before, o.kgwBefore, "BenchmarkStoreBefore", pg.Port); err != nil {
-				return err
-			}
-		}
-	}
-	fmt.Printf("# external benchmark took %s\n", time.Since(began).Round(time.Second))
 	return nil
 }
 
