@@ -14,9 +14,6 @@ var Allowed = map[string]int{
 	"executor/node/rewrite.go rewriteExpr":        0,
 	"server/errors.go toStatus":                   0,
 
-	// Being split on this branch, one commit each; the entry goes with
-	// the split.
-
 	// split after merge: branches merged this round change executor/, so
 	// the coordinator splits these after the merges and removes the
 	// entries (issue 19 item 4). Any length until then (0), so that the
