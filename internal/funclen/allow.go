@@ -43,8 +43,6 @@ var Allowed = map[string]int{
 	"executor/restart_test.go TestRestartLimit":                             89,
 	"internal/goclienttest/e2e_test.go TestEndToEnd":                        193,
 	"resources/postgres/session_test.go TestCleanSQL":                       106,
-	"resources/redis_test.go TestCacheMethods":                              86,
-	"resources/session_state_test.go TestSessionStateDoesNotOutliveAttempt": 87,
 	"server/auth_matrix_test.go TestRoleRPCMatrix":                          175,
 	"server/execution_test.go TestListExecutions":                           85,
 	"server/grants_e2e_test.go TestSecretGrantsEndToEnd":                    188,
