@@ -295,30 +295,7 @@ func TestResourcePoolSharedAcrossExecutions(t *testing.T) {
 	spec := db.spec(t, map[string]any{"max_size": maxSize})
 
 	// Sample pg_stat_activity while the executions run, until they end.
-	done := make(chan struct{})
-	sampled := make(chan []backendStats, 1)
-	go func() {
-		var got []backendStats
-		defer func() { sampled <- got }()
-		for finished := false; ; {
-			select {
-			case <-done:
-				finished = true // one last sample, after every execution ended
-			default:
-			}
-			st, err := db.backends(t.Context(), t)
-			if err != nil {
-				t.Errorf("sampling pg_stat_activity: %v", err)
-				return
-			}
-			got = append(got, st)
-			if finished {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
-
+	samplesUntil := sampleBackends(t, db)
 	var wg sync.WaitGroup
 	for i := range runs {
 		wg.Go(func() {
@@ -342,8 +319,7 @@ func TestResourcePoolSharedAcrossExecutions(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(done)
-	samples := <-sampled
+	samples := samplesUntil()
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -374,6 +350,39 @@ func TestResourcePoolSharedAcrossExecutions(t *testing.T) {
 	}
 	if p.GetAcquireCount() < runs || p.GetMaxSize() != maxSize || p.GetSize() > maxSize || p.GetInUse() != 0 || p.GetDraining() {
 		t.Fatalf("pool = %v, want at least %d acquisitions, max_size %d, size <= max, none in use", p, runs, maxSize)
+	}
+}
+
+// sampleBackends samples db's pg_stat_activity every millisecond until the
+// function it returns is called, which takes one last sample and returns
+// them all.
+func sampleBackends(t *testing.T, db *pgDB) func() []backendStats {
+	done := make(chan struct{})
+	sampled := make(chan []backendStats, 1)
+	go func() {
+		var got []backendStats
+		defer func() { sampled <- got }()
+		for finished := false; ; {
+			select {
+			case <-done:
+				finished = true // one last sample, after every execution ended
+			default:
+			}
+			st, err := db.backends(t.Context(), t)
+			if err != nil {
+				t.Errorf("sampling pg_stat_activity: %v", err)
+				return
+			}
+			got = append(got, st)
+			if finished {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return func() []backendStats {
+		close(done)
+		return <-sampled
 	}
 }
 
@@ -663,22 +672,7 @@ else:
 func TestResourceServerFailures(t *testing.T) {
 	s := startStack(t, stackOptions{})
 	s.register(t, pipeline("pipe"))
-	keepsServing := func() {
-		t.Helper()
-		x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "pipe", Parameters: params(t, map[string]any{"n": 1})})
-		if x.GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
-			t.Fatalf("unrelated execution: %v %v, want COMPLETED", x.GetStatus(), x.GetError())
-		}
-		if _, err := s.res.ListPools(t.Context(), &kgwv1.ListPoolsRequest{}); err != nil {
-			t.Fatalf("ListPools: %v", err)
-		}
-	}
-	tests := []struct {
-		name   string
-		spec   func(t *testing.T) (spec *kgwv1.ResourceSpec, target string, kill, restart func() error)
-		body   string
-		method string
-	}{
+	tests := []serverFailure{
 		{
 			name: "redis",
 			spec: func(t *testing.T) (*kgwv1.ResourceSpec, string, func() error, func() error) {
@@ -714,43 +708,75 @@ result = {"v": v, "want": "v-" + execution.id}
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			wf := "kill_" + tt.name
-			s.register(t, gatedWorkflow(wf, []string{"r"}, tt.body))
-			spec, target, kill, restart := tt.spec(t)
-			res := map[string]*kgwv1.ResourceSpec{"r": spec}
-			req := func(gate string) *kgwv1.ExecuteWorkflowRequest {
-				return &kgwv1.ExecuteWorkflowRequest{Workflow: wf, Resources: res, Parameters: params(t, map[string]any{"gate": gate}),
-					Timeout: durationpb.New(time.Minute)}
-			}
-			check := func(x *kgwv1.Execution) {
-				t.Helper()
-				if r := mustComplete(t, x); r["v"] != r["want"] {
-					t.Fatalf("result = %v, want v = want", r)
-				}
-			}
-			s.open(t, wf, "open")
-			check(s.run(t, req("open")))
+		t.Run(tt.name, func(t *testing.T) { testServerFailure(t, s, tt) })
+	}
+}
 
-			r := req("killed")
-			id := s.startUntilLog(t, &kgwv1.StartExecutionRequest{Workflow: wf, Resources: res, Parameters: r.Parameters, Timeout: r.Timeout}, "ready")
-			if err := kill(); err != nil {
-				t.Fatalf("kill: %v", err)
-			}
-			s.open(t, wf, "killed")
-			e := mustFail(t, s.wait(t, id), "RESOURCE_ERROR", tt.method+":")
-			t.Logf("%s killed: %s", tt.name, e.GetMessage())
-			if p := s.pools(t, spec.GetType(), target); len(p) != 1 || p[0].GetErrorCount() < 1 || p[0].GetLastError() == "" {
-				t.Errorf("ListPools after the failure = %v, want the pool with its error counted", p)
-			}
-			keepsServing()
+// A serverFailure is a resource server that TestResourceServerFailures
+// kills while an execution uses it: spec starts the server and returns
+// the spec of a resource on it, the pool's target and how to kill and
+// restart it; body is a node that uses resource "r", logs "ready" and
+// waits for the gate parameters["gate"]; method is the handle method
+// that fails.
+type serverFailure struct {
+	name   string
+	spec   func(t *testing.T) (spec *kgwv1.ResourceSpec, target string, kill, restart func() error)
+	body   string
+	method string
+}
 
-			if err := restart(); err != nil {
-				t.Fatalf("restart: %v", err)
-			}
-			check(s.run(t, req("open")))
-			keepsServing()
-		})
+// testServerFailure runs tt's node once, kills its server while a second
+// execution waits at the gate, checks that execution fails with a
+// RESOURCE_ERROR from tt.method (counted on the pool) while the gateway
+// keeps serving, and that after a restart the node runs again.
+func testServerFailure(t *testing.T, s *stack, tt serverFailure) {
+	wf := "kill_" + tt.name
+	s.register(t, gatedWorkflow(wf, []string{"r"}, tt.body))
+	spec, target, kill, restart := tt.spec(t)
+	res := map[string]*kgwv1.ResourceSpec{"r": spec}
+	req := func(gate string) *kgwv1.ExecuteWorkflowRequest {
+		return &kgwv1.ExecuteWorkflowRequest{Workflow: wf, Resources: res, Parameters: params(t, map[string]any{"gate": gate}),
+			Timeout: durationpb.New(time.Minute)}
+	}
+	check := func(x *kgwv1.Execution) {
+		t.Helper()
+		if r := mustComplete(t, x); r["v"] != r["want"] {
+			t.Fatalf("result = %v, want v = want", r)
+		}
+	}
+	s.open(t, wf, "open")
+	check(s.run(t, req("open")))
+
+	r := req("killed")
+	id := s.startUntilLog(t, &kgwv1.StartExecutionRequest{Workflow: wf, Resources: res, Parameters: r.Parameters, Timeout: r.Timeout}, "ready")
+	if err := kill(); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	s.open(t, wf, "killed")
+	e := mustFail(t, s.wait(t, id), "RESOURCE_ERROR", tt.method+":")
+	t.Logf("%s killed: %s", tt.name, e.GetMessage())
+	if p := s.pools(t, spec.GetType(), target); len(p) != 1 || p[0].GetErrorCount() < 1 || p[0].GetLastError() == "" {
+		t.Errorf("ListPools after the failure = %v, want the pool with its error counted", p)
+	}
+	checkKeepsServing(t, s)
+
+	if err := restart(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	check(s.run(t, req("open")))
+	checkKeepsServing(t, s)
+}
+
+// checkKeepsServing: an execution that uses no resource completes and
+// ListPools answers.
+func checkKeepsServing(t *testing.T, s *stack) {
+	t.Helper()
+	x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "pipe", Parameters: params(t, map[string]any{"n": 1})})
+	if x.GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+		t.Fatalf("unrelated execution: %v %v, want COMPLETED", x.GetStatus(), x.GetError())
+	}
+	if _, err := s.res.ListPools(t.Context(), &kgwv1.ListPoolsRequest{}); err != nil {
+		t.Fatalf("ListPools: %v", err)
 	}
 }
 
