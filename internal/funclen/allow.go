@@ -54,6 +54,5 @@ var Allowed = map[string]int{
 	"server/resources_e2e_test.go TestResourceNoLeaks":          146,
 	"server/resources_e2e_test.go TestResourceSecretRotation":   120,
 	"server/stack_test.go startStack":                           84,
-	"server/telemetry_e2e_test.go TestMetricsAfterKnownWork":    97,
 	"server/validate_ext_test.go TestRegisterWorkflowInvalid":   89,
 }
