@@ -49,7 +49,6 @@ var Allowed = map[string]int{
 	"server/handles_e2e_test.go TestDatabaseHandleMethods":      156,
 	"server/handles_e2e_test.go TestDatabaseTypeMapping":        88,
 	"server/handles_e2e_test.go TestHTTPClientHandleMethods":    115,
-	"server/mtls_test.go TestMutualTLS":                         99,
 	"server/resource_test.go TestDatabaseResourceEndToEnd":      112,
 	"server/resources_e2e_test.go TestResourceNoLeaks":          146,
 	"server/resources_e2e_test.go TestResourceSecretRotation":   120,
