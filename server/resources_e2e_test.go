@@ -581,32 +581,6 @@ else:
 		t.Helper()
 		return mustComplete(t, s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "who", Resources: res}))["user"].(string)
 	}
-	usersConnected := func() map[string]int {
-		t.Helper()
-		c, err := pgx.Connect(ctx, pg.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(context.Background())
-		rows, err := c.Query(ctx, `SELECT usename, count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND application_name = $2 GROUP BY usename`, db.name, db.appName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]int{}
-		for rows.Next() {
-			var u string
-			var n int
-			if err := rows.Scan(&u, &n); err != nil {
-				t.Fatal(err)
-			}
-			got[u] = n
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
 
 	store(oldUser, oldPW)
 	if u := who(); u != oldHash {
@@ -627,22 +601,8 @@ else:
 	if len(during) != 2 {
 		t.Fatalf("ListPools during drain = %v, want the old and the new pool", during)
 	}
-	for _, p := range during {
-		noValue(t, "ListPools", p, oldPW, newPW)
-		switch p.GetSecretVersion() {
-		case 1:
-			if !p.GetDraining() || p.GetInUse() != 1 {
-				t.Errorf("old pool = %v, want draining with the holder's connection in use", p)
-			}
-		case 2:
-			if p.GetDraining() || p.GetKey() == before[0].GetKey() {
-				t.Errorf("new pool = %v, want a new key, not draining", p)
-			}
-		default:
-			t.Errorf("pool of secret version %d, want 1 and 2: %v", p.GetSecretVersion(), p)
-		}
-	}
-	if got := usersConnected(); got[oldUser] < 1 || got[newUser] < 1 {
+	checkDrainingPools(t, during, before[0].GetKey(), oldPW, newPW)
+	if got := usersConnected(t, pg.DSN, db); got[oldUser] < 1 || got[newUser] < 1 {
 		t.Fatalf("backends by role = %v, want both roles connected while the old pool drains", got)
 	}
 
@@ -655,13 +615,65 @@ else:
 		if len(p) != 1 || p[0].GetSecretVersion() != 2 {
 			return fmt.Sprintf("ListPools = %v, want only the v2 pool", p)
 		}
-		if got := usersConnected(); got[oldUser] != 0 || got[newUser] < 1 {
+		if got := usersConnected(t, pg.DSN, db); got[oldUser] != 0 || got[newUser] < 1 {
 			return fmt.Sprintf("backends by role = %v, want none of the old role", got)
 		}
 		return ""
 	})
 	if u := who(); u != newHash {
 		t.Fatalf("session_user hash after the drain = %q, want %q", u, newHash)
+	}
+}
+
+// usersConnected counts db's server connections (those of the gateway's
+// pools, by application name) per role, read through adminDSN.
+func usersConnected(t *testing.T, adminDSN string, db *pgDB) map[string]int {
+	t.Helper()
+	ctx := t.Context()
+	c, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, `SELECT usename, count(*) FROM pg_stat_activity
+		WHERE datname = $1 AND application_name = $2 GROUP BY usename`, db.name, db.appName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for rows.Next() {
+		var u string
+		var n int
+		if err := rows.Scan(&u, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[u] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// checkDrainingPools checks the two pools of a rotated secret while the
+// old one drains: version 1 draining with its holder's connection in use,
+// version 2 under a key other than oldKey; neither shows a password.
+func checkDrainingPools(t *testing.T, pools []*kgwv1.Pool, oldKey string, passwords ...string) {
+	t.Helper()
+	for _, p := range pools {
+		noValue(t, "ListPools", p, passwords...)
+		switch p.GetSecretVersion() {
+		case 1:
+			if !p.GetDraining() || p.GetInUse() != 1 {
+				t.Errorf("old pool = %v, want draining with the holder's connection in use", p)
+			}
+		case 2:
+			if p.GetDraining() || p.GetKey() == oldKey {
+				t.Errorf("new pool = %v, want a new key, not draining", p)
+			}
+		default:
+			t.Errorf("pool of secret version %d, want 1 and 2: %v", p.GetSecretVersion(), p)
+		}
 	}
 }
 
@@ -792,106 +804,18 @@ func TestResourceNoLeaks(t *testing.T) {
 	db := newPGDB(t, testenv.Postgres(t))
 	db.exec(t, "CREATE TABLE log (i int8 PRIMARY KEY)")
 	s := startStack(t, stackOptions{})
-	code := `
-db = get_resource("db")
-
-def insert_then(tx, then):
-    tx.execute("INSERT INTO log (i) VALUES ($1)", i)
-    if then == "commit":
-        return tx.fetchval("SELECT count(*) FROM log WHERE i = $1", i)
-    if then == "sql_error":
-        tx.execute("INSERT INTO nowhere VALUES (1)")
-    if then == "fail":
-        fail("giving up on %d" % i)
-    if then == "hold":
-        logger.info("holding")
-        time.sleep(60)
-
-if kind == "fetchval":
-    result = {"v": db.fetchval("SELECT $1::int8", i)}
-elif kind == "acquire":
-    held = db.acquire()
-    pid = held.fetchval("SELECT pg_backend_pid()")
-    result = {"v": held.fetchval("SELECT $1::int8 WHERE pg_backend_pid() = $2", i, pid)}
-elif kind == "commit":
-    result = {"v": db.transaction(lambda tx: insert_then(tx, "commit"))}
-elif kind == "pg_sleep":
-    held = db.acquire()
-    held.execute("BEGIN")
-    held.execute("INSERT INTO log (i) VALUES ($1)", i)
-    held.fetchval("SELECT 1 FROM pg_sleep(3)")
-    result = {}
-else:
-    db.transaction(lambda tx: insert_then(tx, kind))
-    result = {}
-`
-	s.register(t, &kgwv1.Workflow{Name: "mix", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: code}}})
-	s.register(t, &kgwv1.Workflow{Name: "mix_short", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: code,
+	s.register(t, &kgwv1.Workflow{Name: "mix", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: leakMixNode}}})
+	s.register(t, &kgwv1.Workflow{Name: "mix_short", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: leakMixNode,
 		Timeout: durationpb.New(300 * time.Millisecond)}}})
 	res := map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": maxSize, "timeout": 30})}
 
-	type outcome struct {
-		wf, kind string
-		timeout  time.Duration                      // request timeout, 0 for the default
-		cancel   bool                               // cancel once the node logged "holding"
-		status   kgwv1.ExecutionStatus              // expected
-		code     string                             // expected error code, if failed
-		commits  bool                               // its row stays in log
-		check    func(r map[string]any, i int) bool // on a completed result
-	}
-	vIsI := func(r map[string]any, i int) bool { return r["v"] == float64(i) }
-	mix := []outcome{
-		{wf: "mix", kind: "fetchval", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
-		{wf: "mix", kind: "acquire", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
-		{wf: "mix", kind: "commit", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, commits: true,
-			check: func(r map[string]any, _ int) bool { return r["v"] == 1.0 }},
-		{wf: "mix", kind: "sql_error", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "RESOURCE_ERROR"},
-		{wf: "mix", kind: "fail", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "NODE_ERROR"},
-		{wf: "mix_short", kind: "hold", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT, code: "TIMEOUT"},               // the node's timeout
-		{wf: "mix", kind: "pg_sleep", timeout: 300 * time.Millisecond, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT}, // the execution's
-		{wf: "mix", kind: "hold", cancel: true, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_CANCELLED},
-	}
-
+	mix := leakMix()
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				o := mix[i%len(mix)]
-				var x *kgwv1.Execution
-				p := params(t, map[string]any{"i": i, "kind": o.kind})
-				if o.cancel {
-					id, err := s.startUntil(t.Context(), &kgwv1.StartExecutionRequest{Workflow: o.wf, Resources: res, Parameters: p}, "holding")
-					if err != nil {
-						t.Errorf("execution %d: %v", i, err)
-						continue
-					}
-					resp, err := s.ex.CancelExecution(t.Context(), &kgwv1.CancelExecutionRequest{ExecutionId: id})
-					if err != nil {
-						t.Errorf("CancelExecution %d: %v", i, err)
-						continue
-					}
-					x = resp.GetExecution()
-				} else {
-					req := &kgwv1.ExecuteWorkflowRequest{Workflow: o.wf, Resources: res, Parameters: p}
-					if o.timeout > 0 {
-						req.Timeout = durationpb.New(o.timeout)
-					}
-					resp, err := s.ex.ExecuteWorkflow(t.Context(), req)
-					if err != nil {
-						t.Errorf("ExecuteWorkflow %d: %v", i, err)
-						continue
-					}
-					x = resp.GetExecution()
-				}
-				ok := x.GetStatus() == o.status && (o.code == "" || x.GetError().GetCode() == o.code)
-				if o.status == kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
-					ok = ok && o.check(x.GetResult()["n"].AsMap(), i)
-				}
-				if !ok {
-					t.Errorf("execution %d (%s %s): %v %v result %v; want %v code %q", i, o.wf, o.kind,
-						x.GetStatus(), x.GetError(), x.GetResult(), o.status, o.code)
-				}
+				mix[i%len(mix)].run(t, s, res, i)
 			}
 		})
 	}
@@ -931,5 +855,110 @@ else:
 	db.query(t, "SELECT count(*) FROM log WHERE i % $1 <> 2", &wrong, len(mix))
 	if want := runs / len(mix); rows != want || wrong != 0 {
 		t.Fatalf("log has %d rows (%d not from committed transactions), want exactly the %d committed ones", rows, wrong, want)
+	}
+}
+
+// leakMixNode is TestResourceNoLeaks's node: parameter kind says what it
+// does with the database handle db, parameter i is its row.
+const leakMixNode = `
+db = get_resource("db")
+
+def insert_then(tx, then):
+    tx.execute("INSERT INTO log (i) VALUES ($1)", i)
+    if then == "commit":
+        return tx.fetchval("SELECT count(*) FROM log WHERE i = $1", i)
+    if then == "sql_error":
+        tx.execute("INSERT INTO nowhere VALUES (1)")
+    if then == "fail":
+        fail("giving up on %d" % i)
+    if then == "hold":
+        logger.info("holding")
+        time.sleep(60)
+
+if kind == "fetchval":
+    result = {"v": db.fetchval("SELECT $1::int8", i)}
+elif kind == "acquire":
+    held = db.acquire()
+    pid = held.fetchval("SELECT pg_backend_pid()")
+    result = {"v": held.fetchval("SELECT $1::int8 WHERE pg_backend_pid() = $2", i, pid)}
+elif kind == "commit":
+    result = {"v": db.transaction(lambda tx: insert_then(tx, "commit"))}
+elif kind == "pg_sleep":
+    held = db.acquire()
+    held.execute("BEGIN")
+    held.execute("INSERT INTO log (i) VALUES ($1)", i)
+    held.fetchval("SELECT 1 FROM pg_sleep(3)")
+    result = {}
+else:
+    db.transaction(lambda tx: insert_then(tx, kind))
+    result = {}
+`
+
+// A leakOutcome is one kind of execution of TestResourceNoLeaks and what
+// must come of it.
+type leakOutcome struct {
+	wf, kind string
+	timeout  time.Duration                      // request timeout, 0 for the default
+	cancel   bool                               // cancel once the node logged "holding"
+	status   kgwv1.ExecutionStatus              // expected
+	code     string                             // expected error code, if failed
+	commits  bool                               // its row stays in log
+	check    func(r map[string]any, i int) bool // on a completed result
+}
+
+// leakMix is the mix of executions of TestResourceNoLeaks; execution i is
+// leakMix()[i % len].
+func leakMix() []leakOutcome {
+	vIsI := func(r map[string]any, i int) bool { return r["v"] == float64(i) }
+	return []leakOutcome{
+		{wf: "mix", kind: "fetchval", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
+		{wf: "mix", kind: "acquire", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
+		{wf: "mix", kind: "commit", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, commits: true,
+			check: func(r map[string]any, _ int) bool { return r["v"] == 1.0 }},
+		{wf: "mix", kind: "sql_error", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "RESOURCE_ERROR"},
+		{wf: "mix", kind: "fail", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "NODE_ERROR"},
+		{wf: "mix_short", kind: "hold", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT, code: "TIMEOUT"},               // the node's timeout
+		{wf: "mix", kind: "pg_sleep", timeout: 300 * time.Millisecond, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT}, // the execution's
+		{wf: "mix", kind: "hold", cancel: true, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_CANCELLED},
+	}
+}
+
+// run runs execution i as o says (workflow, kind, timeout; cancelled once
+// its node logs "holding") with the resources res, and reports an outcome
+// other than o's.
+func (o leakOutcome) run(t *testing.T, s *stack, res map[string]*kgwv1.ResourceSpec, i int) {
+	var x *kgwv1.Execution
+	p := params(t, map[string]any{"i": i, "kind": o.kind})
+	if o.cancel {
+		id, err := s.startUntil(t.Context(), &kgwv1.StartExecutionRequest{Workflow: o.wf, Resources: res, Parameters: p}, "holding")
+		if err != nil {
+			t.Errorf("execution %d: %v", i, err)
+			return
+		}
+		resp, err := s.ex.CancelExecution(t.Context(), &kgwv1.CancelExecutionRequest{ExecutionId: id})
+		if err != nil {
+			t.Errorf("CancelExecution %d: %v", i, err)
+			return
+		}
+		x = resp.GetExecution()
+	} else {
+		req := &kgwv1.ExecuteWorkflowRequest{Workflow: o.wf, Resources: res, Parameters: p}
+		if o.timeout > 0 {
+			req.Timeout = durationpb.New(o.timeout)
+		}
+		resp, err := s.ex.ExecuteWorkflow(t.Context(), req)
+		if err != nil {
+			t.Errorf("ExecuteWorkflow %d: %v", i, err)
+			return
+		}
+		x = resp.GetExecution()
+	}
+	ok := x.GetStatus() == o.status && (o.code == "" || x.GetError().GetCode() == o.code)
+	if o.status == kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+		ok = ok && o.check(x.GetResult()["n"].AsMap(), i)
+	}
+	if !ok {
+		t.Errorf("execution %d (%s %s): %v %v result %v; want %v code %q", i, o.wf, o.kind,
+			x.GetStatus(), x.GetError(), x.GetResult(), o.status, o.code)
 	}
 }

@@ -47,8 +47,6 @@ var Allowed = map[string]int{
 	"server/grants_e2e_test.go TestSecretGrantsEndToEnd":        188,
 	"server/handles_e2e_test.go TestDatabaseTypeMapping":        88,
 	"server/resource_test.go TestDatabaseResourceEndToEnd":      112,
-	"server/resources_e2e_test.go TestResourceNoLeaks":          146,
-	"server/resources_e2e_test.go TestResourceSecretRotation":   120,
 	"server/stack_test.go startStack":                           84,
 	"server/validate_ext_test.go TestRegisterWorkflowInvalid":   89,
 }
