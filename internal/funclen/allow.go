@@ -46,7 +46,6 @@ var Allowed = map[string]int{
 	"server/auth_matrix_test.go TestRoleRPCMatrix":              175,
 	"server/grants_e2e_test.go TestSecretGrantsEndToEnd":        188,
 	"server/handles_e2e_test.go TestDatabaseTypeMapping":        88,
-	"server/resource_test.go TestDatabaseResourceEndToEnd":      112,
 	"server/stack_test.go startStack":                           84,
 	"server/validate_ext_test.go TestRegisterWorkflowInvalid":   89,
 }
