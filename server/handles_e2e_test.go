@@ -236,13 +236,7 @@ func TestDatabaseTypeMapping(t *testing.T) {
 	db := newPGDB(t, testenv.Postgres(t))
 	s := startStack(t, stackOptions{})
 	rawBytes := []byte("\x00\x01binary\xff")
-	tests := []struct {
-		pgType   string
-		in       string // Starlark expression bound as $1
-		typ      string // type() of the value read back
-		want     any    // in Execution.result
-		wantTime string // for time values: the instant, compared after parsing
-	}{
+	tests := []typeCase{
 		{pgType: "int2", in: "7", typ: "int", want: 7.0},
 		{pgType: "int4", in: "-2147483648", typ: "int", want: -2147483648.0},
 		{pgType: "int8", in: "9007199254740991", typ: "int", want: 9007199254740991.0},
@@ -296,29 +290,45 @@ result = out
 			if !ok {
 				t.Fatalf("no result for row %d: %v", i, got)
 			}
-			wantPG := strings.NewReplacer("int2", "smallint", "int4", "integer", "int8", "bigint", "float4", "real",
-				"float8", "double precision", "varchar", "character varying", "bool", "boolean", "timestamptz",
-				"timestamp with time zone").Replace(tt.pgType)
-			if r["type"] != tt.typ || r["equal"] != true || r["pg"] != wantPG {
-				t.Errorf("read back as Starlark %v (equal to the value sent: %v), PostgreSQL type %v; want %s, equal, %s",
-					r["type"], r["equal"], r["pg"], tt.typ, wantPG)
-			}
-			if tt.wantTime != "" {
-				s, _ := r["value"].(string)
-				gotT, err := time.Parse(time.RFC3339Nano, s)
-				wantT, _ := time.Parse(time.RFC3339Nano, tt.wantTime)
-				if err != nil || !gotT.Equal(wantT) {
-					t.Errorf("result value %q, want an RFC 3339 time equal to %s", r["value"], tt.wantTime)
-				}
-				return
-			}
-			if diff := cmp.Diff(tt.want, r["value"], cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("result value (-want +got):\n%s", diff)
-			}
+			tt.check(t, r)
 		})
 	}
 	diffResult(t, map[string]any{"any_int": got["any_int"], "any_text": got["any_text"], "any_empty": got["any_empty"]},
 		map[string]any{"any_int": []any{1.0, 3.0}, "any_text": []any{2.0, 4.0}, "any_empty": []any{}})
+}
+
+// A typeCase is one value of TestDatabaseTypeMapping: sent as pgType,
+// read back and returned in the execution's result.
+type typeCase struct {
+	pgType   string
+	in       string // Starlark expression bound as $1
+	typ      string // type() of the value read back
+	want     any    // in Execution.result
+	wantTime string // for time values: the instant, compared after parsing
+}
+
+// check checks the result row r of tt: the Starlark type, equality with
+// the value sent, PostgreSQL's name of the type, and the value.
+func (tt typeCase) check(t *testing.T, r map[string]any) {
+	wantPG := strings.NewReplacer("int2", "smallint", "int4", "integer", "int8", "bigint", "float4", "real",
+		"float8", "double precision", "varchar", "character varying", "bool", "boolean", "timestamptz",
+		"timestamp with time zone").Replace(tt.pgType)
+	if r["type"] != tt.typ || r["equal"] != true || r["pg"] != wantPG {
+		t.Errorf("read back as Starlark %v (equal to the value sent: %v), PostgreSQL type %v; want %s, equal, %s",
+			r["type"], r["equal"], r["pg"], tt.typ, wantPG)
+	}
+	if tt.wantTime != "" {
+		s, _ := r["value"].(string)
+		gotT, err := time.Parse(time.RFC3339Nano, s)
+		wantT, _ := time.Parse(time.RFC3339Nano, tt.wantTime)
+		if err != nil || !gotT.Equal(wantT) {
+			t.Errorf("result value %q, want an RFC 3339 time equal to %s", r["value"], tt.wantTime)
+		}
+		return
+	}
+	if diff := cmp.Diff(tt.want, r["value"], cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("result value (-want +got):\n%s", diff)
+	}
 }
 
 // respConn is a raw RESP connection to Redis, for a subscriber whose

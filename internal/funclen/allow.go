@@ -42,7 +42,5 @@ var Allowed = map[string]int{
 	"executor/node/memory_test.go TestMemoryBudgetBombs":        111,
 	"executor/restart_test.go TestRestartLimit":                 89,
 	"internal/goclienttest/e2e_test.go TestEndToEnd":            193,
-	"server/handles_e2e_test.go TestDatabaseTypeMapping":        88,
 	"server/stack_test.go startStack":                           84,
-	"server/validate_ext_test.go TestRegisterWorkflowInvalid":   89,
 }
