@@ -40,6 +40,5 @@ var Allowed = map[string]int{
 	"cmd/kgw/tls_test.go TestServeTLSFlags":                     86,
 	"cmd/kgw/tracing_resume_test.go testTracingResumeAfterKill": 152,
 	"executor/restart_test.go TestRestartLimit":                 89,
-	"internal/goclienttest/e2e_test.go TestEndToEnd":            193,
 	"server/stack_test.go startStack":                           84,
 }
