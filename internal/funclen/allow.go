@@ -31,8 +31,6 @@ var Allowed = map[string]int{
 	"cmd/kgw/crash_test.go TestCrashRecovery":                   104,
 	"cmd/kgw/dashboard_test.go TestDashboardMetricsExist":       90,
 	"cmd/kgw/readme_test.go TestExampleReadmes":                 106,
-	"cmd/kgw/restart_test.go TestAttemptsGrowAcrossKills":       102,
-	"cmd/kgw/restart_test.go TestRestartLimitEndsKillLoop":      86,
 	"cmd/kgw/security_test.go TestSecurityFlagCombinations":     112,
 	"cmd/kgw/serve_test.go TestServeReadmeQuickStart":           128,
 	"cmd/kgw/tls_test.go TestServeTLSFlags":                     86,
