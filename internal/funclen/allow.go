@@ -33,7 +33,6 @@ var Allowed = map[string]int{
 	"cmd/kgw/readme_test.go TestExampleReadmes":                 106,
 	"cmd/kgw/security_test.go TestSecurityFlagCombinations":     112,
 	"cmd/kgw/serve_test.go TestServeReadmeQuickStart":           128,
-	"cmd/kgw/tls_test.go TestServeTLSFlags":                     86,
 	"cmd/kgw/tracing_resume_test.go testTracingResumeAfterKill": 152,
 	"executor/restart_test.go TestRestartLimit":                 89,
 	"server/stack_test.go startStack":                           84,
