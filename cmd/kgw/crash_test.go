@@ -73,20 +73,7 @@ func TestCrashRecovery(t *testing.T) {
 	if _, err := client.StoreSecret(ctx, "runs_db", map[string]any{"user": "postgres", "password": "unused"}); err != nil {
 		t.Fatal(err)
 	}
-	b := kgw.NewWorkflow("crash_chain")
-	for i := 1; i <= 5; i++ {
-		b.AddCode(fmt.Sprintf("n%d", i), crashNodeCode, kgw.RequiredResources("db"), kgw.NodeTimeout(3*time.Minute))
-		if i > 1 {
-			b.Connect(fmt.Sprintf("n%d", i-1), "node", fmt.Sprintf("n%d", i), "previous")
-		}
-	}
-	wf, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Register(ctx, wf); err != nil {
-		t.Fatal(err)
-	}
+	registerCrashChain(t, client)
 	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: strings.TrimPrefix(u.Path, "/"), CredentialsRef: "runs_db"}
 
 	cases := []struct {
@@ -123,28 +110,55 @@ func TestCrashRecovery(t *testing.T) {
 			if err := gw.Start(); err != nil {
 				t.Fatal(err)
 			}
-			ex := waitForEnd(t, client, id)
-			if ex.Status != kgw.StatusCompleted {
-				t.Fatalf("after restart: status %s, error %+v", ex.Status, ex.Error)
-			}
-			for i := 1; i <= 5; i++ {
-				node := fmt.Sprintf("n%d", i)
-				if got := ex.Result[node]["node"]; got != node {
-					t.Errorf("result[%s] = %v, want node %s", node, ex.Result[node], node)
-				}
-			}
-			counts := runCounts(t, pool, id)
-			for i := 1; i <= 5; i++ {
-				node := fmt.Sprintf("n%d", i)
-				want := 1
-				if node == tc.twice {
-					want = 2
-				}
-				if counts[node] != want {
-					t.Errorf("node %s ran %d times, want %d (all runs: %v)", node, counts[node], want, counts)
-				}
-			}
+			checkRecovered(t, pool, id, waitForEnd(t, client, id), tc.twice)
 		})
+	}
+}
+
+// registerCrashChain registers workflow crash_chain: five crashNodeCode
+// nodes in a chain, each using resource db.
+func registerCrashChain(t *testing.T, client *kgw.Client) {
+	t.Helper()
+	b := kgw.NewWorkflow("crash_chain")
+	for i := 1; i <= 5; i++ {
+		b.AddCode(fmt.Sprintf("n%d", i), crashNodeCode, kgw.RequiredResources("db"), kgw.NodeTimeout(3*time.Minute))
+		if i > 1 {
+			b.Connect(fmt.Sprintf("n%d", i-1), "node", fmt.Sprintf("n%d", i), "previous")
+		}
+	}
+	wf, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Register(t.Context(), wf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkRecovered checks execution id (ex) of crash_chain after the gateway
+// was killed and restarted: completed with every node's result, each node
+// run once but twice (or none), as recorded in pool's table runs.
+func checkRecovered(t *testing.T, pool *pgxpool.Pool, id string, ex *kgw.Execution, twice string) {
+	t.Helper()
+	if ex.Status != kgw.StatusCompleted {
+		t.Fatalf("after restart: status %s, error %+v", ex.Status, ex.Error)
+	}
+	for i := 1; i <= 5; i++ {
+		node := fmt.Sprintf("n%d", i)
+		if got := ex.Result[node]["node"]; got != node {
+			t.Errorf("result[%s] = %v, want node %s", node, ex.Result[node], node)
+		}
+	}
+	counts := runCounts(t, pool, id)
+	for i := 1; i <= 5; i++ {
+		node := fmt.Sprintf("n%d", i)
+		want := 1
+		if node == twice {
+			want = 2
+		}
+		if counts[node] != want {
+			t.Errorf("node %s ran %d times, want %d (all runs: %v)", node, counts[node], want, counts)
+		}
 	}
 }
 
