@@ -28,7 +28,6 @@ var Allowed = map[string]int{
 	"cmd/kgw/cluster_test.go TestClusterTakeover":               167,
 	"cmd/kgw/cluster_watch_test.go TestClusterWatch":            121,
 	"cmd/kgw/config_test.go TestParseServeConfig":               82,
-	"cmd/kgw/serve_test.go TestServeReadmeQuickStart":           128,
 	"cmd/kgw/tracing_resume_test.go testTracingResumeAfterKill": 152,
 	"executor/restart_test.go TestRestartLimit":                 89,
 	"server/stack_test.go startStack":                           84,
