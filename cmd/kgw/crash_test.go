@@ -44,25 +44,8 @@ result = {"node": execution.node}
 // finished nodes ran exactly once and that only the interrupted node ran
 // again.
 func TestCrashRecovery(t *testing.T) {
-	pg := testenv.Postgres(t)
-	dsn := pg.NewDatabase(t)
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE runs (exec_id text, node text, attempt int); CREATE TABLE released (exec_id text)`); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(u.Port())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, port, dbName := newRunsDB(t, testenv.Postgres(t))
 
 	gw := testenv.Gateway(t)
 	client, err := kgw.Dial(ctx, gw.Addr)
@@ -74,7 +57,7 @@ func TestCrashRecovery(t *testing.T) {
 		t.Fatal(err)
 	}
 	registerCrashChain(t, client)
-	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: strings.TrimPrefix(u.Path, "/"), CredentialsRef: "runs_db"}
+	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: dbName, CredentialsRef: "runs_db"}
 
 	cases := []struct {
 		name string
@@ -113,6 +96,30 @@ func TestCrashRecovery(t *testing.T) {
 			checkRecovered(t, pool, id, waitForEnd(t, client, id), tc.twice)
 		})
 	}
+}
+
+// newRunsDB creates a database on pg with the tables runs and released of
+// crashNodeCode, and returns a pool on it (closed at the end of the test),
+// its port and its name.
+func newRunsDB(t *testing.T, pg *testenv.PostgresServer) (pool *pgxpool.Pool, port int, dbName string) {
+	t.Helper()
+	dsn := pg.NewDatabase(t)
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(t.Context(), `CREATE TABLE runs (exec_id text, node text, attempt int); CREATE TABLE released (exec_id text)`); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port, err = strconv.Atoi(u.Port()); err != nil {
+		t.Fatal(err)
+	}
+	return pool, port, strings.TrimPrefix(u.Path, "/")
 }
 
 // registerCrashChain registers workflow crash_chain: five crashNodeCode
