@@ -56,7 +56,7 @@ func TestCrashRecovery(t *testing.T) {
 	if _, err := client.StoreSecret(ctx, "runs_db", map[string]any{"user": "postgres", "password": "unused"}); err != nil {
 		t.Fatal(err)
 	}
-	registerCrashChain(t, client)
+	registerCrashChain(t, client, "crash_chain")
 	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: dbName, CredentialsRef: "runs_db"}
 
 	cases := []struct {
@@ -122,11 +122,11 @@ func newRunsDB(t *testing.T, pg *testenv.PostgresServer) (pool *pgxpool.Pool, po
 	return pool, port, strings.TrimPrefix(u.Path, "/")
 }
 
-// registerCrashChain registers workflow crash_chain: five crashNodeCode
-// nodes in a chain, each using resource db.
-func registerCrashChain(t *testing.T, client *kgw.Client) {
+// registerCrashChain registers workflow name: five crashNodeCode nodes
+// (n1 to n5) in a chain, each using resource db.
+func registerCrashChain(t *testing.T, client *kgw.Client, name string) {
 	t.Helper()
-	b := kgw.NewWorkflow("crash_chain")
+	b := kgw.NewWorkflow(name)
 	for i := 1; i <= 5; i++ {
 		b.AddCode(fmt.Sprintf("n%d", i), crashNodeCode, kgw.RequiredResources("db"), kgw.NodeTimeout(3*time.Minute))
 		if i > 1 {
@@ -156,6 +156,13 @@ func checkRecovered(t *testing.T, pool *pgxpool.Pool, id string, ex *kgw.Executi
 			t.Errorf("result[%s] = %v, want node %s", node, ex.Result[node], node)
 		}
 	}
+	checkRanOnce(t, pool, id, twice)
+}
+
+// checkRanOnce checks that the nodes n1 to n5 of execution id ran once
+// each, as recorded in pool's table runs, except twice (if not "") twice.
+func checkRanOnce(t *testing.T, pool *pgxpool.Pool, id, twice string) {
+	t.Helper()
 	counts := runCounts(t, pool, id)
 	for i := 1; i <= 5; i++ {
 		node := fmt.Sprintf("n%d", i)
