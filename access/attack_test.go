@@ -4,7 +4,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"fmt"
@@ -276,5 +278,84 @@ func TestAPIKeyCacheFlood(t *testing.T) {
 	st.mu.Unlock()
 	if after != before {
 		t.Errorf("the key in use was read from the store again after a flood of unknown ids (%d reads)", after-before)
+	}
+}
+
+// TestAPIKeyVerifiedDigest: the digest that spares a known key's HMAC on
+// later calls (Keys.Authenticate) never lets another secret in. A secret
+// differing from the valid one in any single hex digit, before and after
+// the valid one was verified, is refused; a wrong secret presented first
+// leaves nothing that lets it in later; the digest goes with the record
+// it was verified against, so when the stored key changes (here: the
+// same id re-created with another secret) the old secret is refused once
+// KeyTTL has passed; and a verified key costs no allocation.
+func TestAPIKeyVerifiedDigest(t *testing.T) {
+	ctx := t.Context()
+	st := openStore(t)
+	clk := &clock{t: time.Now()}
+	mac := []byte("0123456789abcdef0123456789abcdef")
+	keys := access.NewKeys(st, mac, clk.now)
+	rec, key, err := keys.Create(ctx, access.CreateRequest{Name: "k", Roles: []string{"executor"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const hexDigits = "0123456789abcdef"
+	secretAt := len(key) - 64
+	variants := func() []string {
+		var out []string
+		for i := secretAt; i < len(key); i++ {
+			c := hexDigits[(strings.IndexByte(hexDigits, key[i])+1)%16]
+			out = append(out, key[:i]+string(c)+key[i+1:])
+		}
+		return out
+	}()
+	// Wrong secrets first: nothing is remembered for them.
+	for _, v := range variants[:8] {
+		for range 2 {
+			if _, err := keys.Authenticate(ctx, v); reason(err) != access.ReasonWrongKey {
+				t.Fatalf("wrong secret before the valid one: %v", err)
+			}
+		}
+	}
+	if _, err := keys.Authenticate(ctx, key); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range variants {
+		if _, err := keys.Authenticate(ctx, v); reason(err) != access.ReasonWrongKey {
+			t.Fatalf("secret differing in one digit after the valid one was verified: %v", err)
+		}
+		if _, err := keys.Authenticate(ctx, key); err != nil {
+			t.Fatalf("the valid key after a wrong one: %v", err)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := keys.Authenticate(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("a verified key costs %v allocations per call, want 0 (the HMAC computed again?)", n)
+	}
+
+	// The same id re-created with another secret (as only a store writer
+	// could): the old secret's digest dies with the old record.
+	newSecret := strings.Repeat("5a", 32)
+	h := hmac.New(sha256.New, mac)
+	h.Write([]byte(rec.ID + "." + newSecret))
+	if err := st.DeleteAPIKey(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAPIKey(ctx, &store.APIKey{ID: rec.ID, Name: "k", Roles: []string{"viewer"}, Hash: h.Sum(nil), CreateTime: clk.now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	clk.add(access.KeyTTL)
+	if _, err := keys.Authenticate(ctx, key); reason(err) != access.ReasonWrongKey {
+		t.Errorf("old secret after the key was replaced and KeyTTL passed: %v", err)
+	}
+	p, err := keys.Authenticate(ctx, "kgw_"+rec.ID+"_"+newSecret)
+	if err != nil || strings.Join(p.Roles, ",") != "viewer" {
+		t.Errorf("new secret: %+v, %v; want the new record's roles", p, err)
+	}
+	if _, err := keys.Authenticate(ctx, key); reason(err) != access.ReasonWrongKey {
+		t.Errorf("old secret after the new one was verified: %v", err)
 	}
 }

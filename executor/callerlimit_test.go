@@ -77,3 +77,32 @@ func TestResumeRefusedByAuthorization(t *testing.T) {
 		t.Errorf("node d ran %d times after a refused resume", got)
 	}
 }
+
+// A caller at its MaxRunsPerCaller limit on a process that is also at its
+// MaxConcurrentExecutions limit is refused, not queued; another caller's
+// start is queued.
+func TestCallerLimitAtCapacityIsNotQueued(t *testing.T) {
+	st := openStore(t)
+	g := newGate()
+	w := register(t, st, gatedWorkflow("capped"))
+	e := newExecutor(t, executor.Config{Store: st, Resources: g, MaxRunsPerCaller: 1, MaxConcurrentExecutions: 1})
+	ctx := t.Context()
+	if _, err := e.Start(ctx, &executor.Request{Workflow: w, Caller: "key:a"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Start(ctx, &executor.Request{Workflow: w, Caller: "key:a"}); !errors.Is(err, executor.ErrCallerLimit) {
+		t.Fatalf("second Start of key:a at both limits: err = %v, want ErrCallerLimit", err)
+	}
+	id, err := e.Start(ctx, &executor.Request{Workflow: w, Caller: "key:b"})
+	if err != nil {
+		t.Fatalf("Start of key:b at the process limit: %v (want it queued)", err)
+	}
+	x, err := st.GetExecution(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if x.Status != store.ExecutionPending || x.Owner != "" {
+		t.Errorf("key:b's execution: status %v owner %q, want queued", x.Status, x.Owner)
+	}
+	close(g.open)
+}

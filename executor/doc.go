@@ -47,20 +47,30 @@
 // A durable execution belongs to the process that runs it
 // (Config.Owner), which heart-beats in the store every
 // Config.HeartbeatInterval from New until Close. Recover, called once at
-// start-up, claims the unfinished executions of owners that stopped
-// heart-beating (Config.StaleAfter; with Config.RecoverAllOnStart, for a
-// store no other process uses, of every previous owner at once) and
-// resumes them: completed nodes keep their journalled results (pass-all
+// start-up, takes back its own owner's unfinished executions, releases
+// into the backlog those of owners that stopped heart-beating
+// (Config.StaleAfter; with Config.RecoverAllOnStart, for a store no other
+// process uses, of every previous owner at once), claims from the backlog
+// what its free slots allow (Config.MaxConcurrentExecutions) and resumes
+// them: completed nodes keep their journalled results (pass-all
 // scopes are rebuilt from them) and are not run again; the other nodes,
 // including the one that was running, run, its attempts numbered on from
 // the journalled count (an interrupted attempt does not use up a retry);
 // seqs continue after the last journalled event, and an ExecutionStarted
 // event with Resumed set marks the resume. The workflow timeout counts from
-// the original start. After Recover the Executor repeats the claim every
-// Config.RecoveryInterval and deletes finished executions older than
-// Config.Retention. Close leaves interrupted durable executions unfinished
-// and without an owner, so that another replica can take them over at
-// once.
+// the original start. After Recover the Executor repeats the lease scan
+// every Config.RecoveryInterval and deletes finished executions older than
+// Config.Retention, on a shared store only while it holds the store's
+// housekeeping lease (Leader), and claims from the backlog whenever a slot
+// is free. Close leaves interrupted durable executions unfinished and
+// without an owner, so that another replica can take them over at once.
+//
+// # Backlog
+//
+// Start runs at most Config.MaxConcurrentExecutions journalled executions
+// at once in this process; past that it journals the execution without an
+// owner (PENDING), and whichever process sharing the store has a free slot
+// first claims it (store.ClaimQueued) and runs it from its start.
 //
 // Subscribe follows an execution from any seq. A subscriber has a bounded
 // buffer; one that falls behind is closed with ErrLagging, whose message says

@@ -48,6 +48,15 @@ const (
 	DefaultMaxResultBytes = 16 << 20
 	// DefaultMaxNodeRestarts is the default of Config.MaxNodeRestarts.
 	DefaultMaxNodeRestarts = 3
+	// DefaultMaxConcurrentExecutions is the default of
+	// Config.MaxConcurrentExecutions: four times DefaultMaxConcurrentNodes,
+	// so that node slots, not executions, bound a replica whose
+	// executions mostly wait on I/O, while a replica flooded with starts
+	// leaves the excess in the shared backlog for the others.
+	DefaultMaxConcurrentExecutions = 4 * DefaultMaxConcurrentNodes
+	// DefaultBacklogPollInterval is the default of
+	// Config.BacklogPollInterval.
+	DefaultBacklogPollInterval = 2 * time.Second
 )
 
 // Retry defaults of DESIGN.md §3 and the size of the finished-run cache.
@@ -91,6 +100,19 @@ type Config struct {
 	// MaxParallelPerExecution bounds nodes running at once in one execution
 	// (default 8).
 	MaxParallelPerExecution int
+	// MaxConcurrentExecutions bounds the journalled executions this
+	// process runs at once (default DefaultMaxConcurrentExecutions). Start
+	// at the limit journals the execution without an owner (PENDING): the
+	// store's backlog, from which every process sharing the store claims
+	// work while it has free slots (store.ClaimQueued). Execute and the
+	// executions taken back at start-up run at once but hold slots too.
+	// Executions whose workflow disables the journal are not counted.
+	MaxConcurrentExecutions int
+	// BacklogPollInterval is how often a process with free slots looks
+	// for queued executions when no notification woke it (default 2 s):
+	// the fallback for stores or poolers that do not deliver
+	// notifications.
+	BacklogPollInterval time.Duration
 	// SubscriberBuffer is how many events a subscriber may fall behind the
 	// live execution before it is closed with ErrLagging (default 256).
 	SubscriberBuffer int
@@ -246,11 +268,30 @@ type Executor struct {
 	// leaseLost is set while this process cannot renew its lease (see
 	// heartbeatLoop): it has stopped its runs and is not ready.
 	leaseLost atomic.Bool
+	// backlogWake wakes the backlog loop (a slot freed, work queued).
+	backlogWake chan struct{}
+	// scanNow wakes the maintenance loop for a lease scan (just elected).
+	scanNow chan struct{}
+	// clockBase is a monotonic origin for leaderUntil.
+	clockBase time.Time
+	// leaderUntil is, as time since clockBase, when this process's hold
+	// on the housekeeping lease ends unless renewed (see elect).
+	leaderUntil atomic.Int64
 
 	mu     sync.Mutex
 	closed bool
-	runs   map[string]*run // live and recently finished, by id
-	byKey  map[string]*run // idempotency index: caller + "\x00" + key
+	slots  int // slots of MaxConcurrentExecutions in use or reserved
+	// claiming counts the slots reserved by claims from the backlog in
+	// flight; claimDone (on mu) is signalled when one ends.
+	claiming  int
+	claimDone *sync.Cond
+	// claimMu orders claims from the backlog (until their runs are
+	// admitted) with cancels of queued executions (cancelQueued).
+	claimMu sync.Mutex
+	// backlogMaybe: the backlog may hold work (see dropSlotLocked).
+	backlogMaybe atomic.Bool
+	runs         map[string]*run // live and recently finished, by id
+	byKey        map[string]*run // idempotency index: caller + "\x00" + key
 	// perCaller counts the runs started here that have not finished, by
 	// caller, when Config.MaxRunsPerCaller is set.
 	perCaller map[string]int
@@ -266,6 +307,12 @@ func New(cfg Config) *Executor {
 	}
 	if cfg.MaxParallelPerExecution <= 0 {
 		cfg.MaxParallelPerExecution = DefaultMaxParallelPerExecution
+	}
+	if cfg.MaxConcurrentExecutions <= 0 {
+		cfg.MaxConcurrentExecutions = DefaultMaxConcurrentExecutions
+	}
+	if cfg.BacklogPollInterval <= 0 {
+		cfg.BacklogPollInterval = DefaultBacklogPollInterval
 	}
 	if cfg.SubscriberBuffer <= 0 {
 		cfg.SubscriberBuffer = DefaultSubscriberBuffer
@@ -322,12 +369,16 @@ func New(cfg Config) *Executor {
 		perCaller: make(map[string]int),
 		caches:    make(map[string]*node.WorkflowCache),
 	}
+	e.claimDone = sync.NewCond(&e.mu)
 	e.progs.m = make(map[progKey]*node.Program)
 	e.plans.m = make(map[planKey]*plan)
 	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
 	e.handoff = make(chan *run)
 	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
 	e.beating = make(chan struct{})
+	e.backlogWake = make(chan struct{}, 1)
+	e.scanNow = make(chan struct{}, 1)
+	e.clockBase = time.Now()
 	if e.st != nil {
 		e.journal = newJournal(e.st, e.log, cfg.Observer)
 		e.loops.Add(1)
@@ -357,7 +408,7 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 	// benchmarks use) cannot make Execute return before the run ends, so
 	// the run may as well run on this goroutine: that saves handing it to
 	// a worker and back, two goroutine switches per execution.
-	r, id, mine, err := e.start(ctx, req, ctx.Done() == nil)
+	r, id, mine, err := e.start(ctx, req, ctx.Done() == nil, false)
 	if err != nil {
 		return nil, err
 	}
@@ -382,9 +433,12 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 // Start starts req and returns the execution id at once. The run belongs to
 // the Executor and continues after ctx ends; ctx bounds only the start
 // (journalling the new execution). With an IdempotencyKey already used by
-// req.Caller it returns the existing execution's id.
+// req.Caller it returns the existing execution's id. When this process
+// already runs Config.MaxConcurrentExecutions journalled executions, the
+// execution is queued in the store instead (status PENDING, no owner) and
+// runs on the first process sharing the store that has a free slot.
 func (e *Executor) Start(ctx context.Context, req *Request) (string, error) {
-	_, id, _, err := e.start(ctx, req, false)
+	_, id, _, err := e.start(ctx, req, false, true)
 	return id, err
 }
 
@@ -412,7 +466,8 @@ func (e *Executor) Get(ctx context.Context, id string) (*store.Execution, error)
 // unfinished execution run by another process is cancelled through the
 // store when it relays cancel requests (store.CancelRelay, PostgreSQL):
 // Cancel then waits until the store shows it ended; other stores give
-// ErrNotLocal. As with
+// ErrNotLocal. An execution that no process runs (queued in the backlog,
+// or released) is ended CANCELLED in the store at once. As with
 // Execute, the returned execution must not be modified.
 func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, error) {
 	if r := e.lookup(id); r != nil {
@@ -425,6 +480,15 @@ func (e *Executor) Cancel(ctx context.Context, id string) (*store.Execution, err
 	}
 	if x.Status.Terminal() {
 		return x, nil
+	}
+	if x.Owner == "" { // queued in the backlog, or released: nobody runs it
+		if final, err := e.cancelQueued(ctx, id); err != nil || final != nil {
+			return final, err
+		}
+		if r := e.lookup(id); r != nil { // claimed here meanwhile
+			r.cancel(errCancelled)
+			return r.wait(ctx)
+		}
 	}
 	relay, ok := e.st.(store.CancelRelay)
 	if !ok {
@@ -464,6 +528,11 @@ func (e *Executor) cancelRemote(ctx context.Context, relay store.CancelRelay, id
 		if x.Status.Terminal() {
 			return x, nil
 		}
+		if x.Owner == "" { // released into the backlog meanwhile
+			if final, err := e.cancelQueued(ctx, id); err != nil || final != nil {
+				return final, err
+			}
+		}
 	}
 }
 
@@ -489,8 +558,14 @@ func (e *Executor) listen(l store.Listener) {
 				r.cancel(errCancelled)
 			}
 		},
-		Events:    e.watchers.wake,
-		Connected: e.watchers.listening.Store,
+		Events:  e.watchers.wake,
+		Backlog: e.backlogQueued,
+		Connected: func(up bool) {
+			e.watchers.listening.Store(up)
+			if up {
+				e.backlogQueued() // what was queued while not listening
+			}
+		},
 		Workflows: func(name string) {
 			if fn := e.onWorkflow.Load(); fn != nil {
 				(*fn)(name)
@@ -536,6 +611,7 @@ func (e *Executor) Close(ctx context.Context) error {
 	e.baseCancel(ErrClosed) // idle workers exit
 	e.workers.Wait()
 	e.stopLoops() // heart-beating until here keeps draining runs owned
+	e.resignLeader()
 	e.closeOnce.Do(func() {
 		if e.journal != nil {
 			e.journal.close()
@@ -573,8 +649,10 @@ func Results(x *store.Execution) map[string]any {
 // start registers and starts a run for req, or finds the one req's
 // idempotency key names. It returns the run (nil when the execution is not
 // run by this process) and its id. With inline, a new run is returned
-// before it starts, with mine set: the caller must run its loop.
-func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run, id string, mine bool, err error) {
+// before it starts, with mine set: the caller must run its loop. With
+// queue, a durable execution that finds no free slot is queued in the
+// store's backlog instead (enqueue; r is then nil).
+func (e *Executor) start(ctx context.Context, req *Request, inline, queue bool) (r *run, id string, mine bool, err error) {
 	if req == nil || req.Workflow == nil {
 		return nil, "", false, fmt.Errorf("start execution: %w: no workflow", ErrInvalidWorkflow)
 	}
@@ -599,7 +677,18 @@ func (e *Executor) start(ctx context.Context, req *Request, inline bool) (r *run
 			return nil, "", false, fmt.Errorf("start execution: %w", ctx.Err())
 		}
 	}
-	r, prev, err := e.register(req, p, inline)
+	reserved := false
+	if queue && durable {
+		if !e.reserveForStart() {
+			id, err := e.enqueue(ctx, req, p)
+			return nil, id, false, err
+		}
+		reserved = true
+	}
+	r, prev, err := e.register(req, p, inline, reserved)
+	if reserved && (err != nil || prev != nil) {
+		e.releaseSlots(1) // not taken by a run
+	}
 	if err != nil {
 		return nil, "", false, fmt.Errorf("start execution: %w", err)
 	}
@@ -633,9 +722,11 @@ func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, s
 }
 
 // register creates and admits the run of req, or returns the run that
-// already has its idempotency key (prev).
-func (e *Executor) register(req *Request, p *plan, inline bool) (r, prev *run, err error) {
+// already has its idempotency key (prev). With reserved, the run takes the
+// slot its caller reserved when it is admitted.
+func (e *Executor) register(req *Request, p *plan, inline, reserved bool) (r, prev *run, err error) {
 	r = e.newRun(req, p, nil)
+	r.reserved = reserved
 	prev, err = e.admit(r, inline)
 	if err != nil || prev != nil {
 		return nil, prev, err
@@ -672,6 +763,7 @@ func (e *Executor) admit(r *run, inline bool) (prev *run, err error) {
 		e.perCaller[r.req.Caller]++
 		r.counted = true
 	}
+	e.takeSlotLocked(r)
 	e.runs[r.id] = r
 	if r.key != "" {
 		e.byKey[r.key] = r
@@ -772,6 +864,7 @@ func (e *Executor) finished(r *run) {
 	r.mu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.dropSlotLocked(r)
 	if fenced {
 		if e.runs[r.id] == r {
 			delete(e.runs, r.id)

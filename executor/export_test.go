@@ -12,6 +12,7 @@ func (e *Executor) Crash() {
 	e.closed = true
 	e.mu.Unlock()
 	e.stopLoops()
+	e.leaderUntil.Store(0) // a killed process does not give its lease up
 	if e.journal != nil {
 		e.journal.crash()
 	}

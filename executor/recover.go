@@ -46,6 +46,7 @@ func (e *Executor) heartbeatLoop() {
 		switch {
 		case err == nil:
 			lastOK = began
+			e.elect()
 			if e.leaseLost.Load() {
 				lost = e.releaseLost(lost)
 				if len(lost) == 0 {
@@ -141,9 +142,14 @@ func (e *Executor) stopLoops() {
 // process runs, and returns how many it resumed. It is what a gateway
 // calls once at start-up, after New and before serving:
 //
-//   - it heart-beats, then claims (store.ClaimExecutions) every unfinished
-//     execution whose owner has not heart-beaten for Config.StaleAfter, or
-//     with Config.RecoverAllOnStart (first call only) of any other owner;
+//   - it heart-beats; at the first call it takes back the unfinished
+//     executions of its own owner name (store.ReclaimExecutions: a
+//     previous life of this process left them);
+//   - it releases into the backlog (store.ReleaseStale, the lease scan)
+//     every unfinished execution whose owner has not heart-beaten for
+//     Config.StaleAfter, or with Config.RecoverAllOnStart (first call
+//     only) of any other owner, then claims from the backlog as many as
+//     it has free slots (Config.MaxConcurrentExecutions);
 //   - each claimed execution resumes: completed nodes keep their journalled
 //     results and are not run again, the others (including the one that was
 //     running) run, event seqs continue after the last journalled one, and
@@ -151,9 +157,15 @@ func (e *Executor) stopLoops() {
 //     whose workflow version no longer exists fails with an error saying
 //     so;
 //   - the first call deletes expired executions (Config.Retention) and
-//     starts a loop, stopped by Close, that repeats the claim every
+//     starts a loop, stopped by Close, that repeats the lease scan every
 //     Config.RecoveryInterval (taking over executions of replicas that
-//     died) and the deletion every 10 minutes.
+//     died) and the deletion every 10 minutes. On a store shared by
+//     replicas (store.LeaderLeases) the loop scans and deletes only while
+//     this process holds the housekeeping lease (Leader): one replica at
+//     a time. An explicit Recover call always scans. The first call also
+//     starts the loop that claims from the backlog whenever a slot is
+//     free (see Config.MaxConcurrentExecutions): until then, executions
+//     queued by Start wait.
 //
 // Without a store Recover does nothing. After Close it fails with
 // ErrClosed. Errors of single executions are logged and the execution is
@@ -170,16 +182,19 @@ func (e *Executor) Recover(ctx context.Context) (int, error) {
 	if closed {
 		return 0, fmt.Errorf("recover: %w", ErrClosed)
 	}
-	n, err := e.recoverPass(ctx, all, first)
+	n, err := e.recoverPass(ctx, all, first, true)
 	e.recovering.Do(func() {
-		if _, err := e.DeleteExpired(ctx); err != nil {
-			e.log.Error("deleting expired executions failed", "error", err)
+		if e.Leader() { // else the elected replica deletes
+			if _, err := e.DeleteExpired(ctx); err != nil {
+				e.log.Error("deleting expired executions failed", "error", err)
+			}
 		}
 		e.mu.Lock()
 		defer e.mu.Unlock()
 		if !e.closed { // Close waits for loops started before it set closed
-			e.loops.Add(1)
+			e.loops.Add(2)
 			go e.maintenanceLoop()
+			go e.backlogLoop()
 		}
 	})
 	return n, err
@@ -193,20 +208,32 @@ func (e *Executor) maintenanceLoop() {
 	retention := time.NewTicker(retentionInterval)
 	defer retention.Stop()
 	for {
+		elected := false
 		select {
 		case <-recovery.C:
-			if e.leaseLost.Load() {
-				continue // fenced: nothing is claimed until the lease is renewed
-			}
-			if _, err := e.recoverPass(e.loopCtx, false, false); err != nil && e.loopCtx.Err() == nil {
-				e.log.Error("recovering executions failed", "error", err)
-			}
+		case <-e.scanNow: // just elected: scan, and delete, at once
+			elected = true
 		case <-retention.C:
+			if !e.Leader() {
+				continue
+			}
 			if _, err := e.DeleteExpired(e.loopCtx); err != nil && e.loopCtx.Err() == nil {
 				e.log.Error("deleting expired executions failed", "error", err)
 			}
+			continue
 		case <-e.loopCtx.Done():
 			return
+		}
+		if elected && e.Leader() {
+			if _, err := e.DeleteExpired(e.loopCtx); err != nil && e.loopCtx.Err() == nil {
+				e.log.Error("deleting expired executions failed", "error", err)
+			}
+		}
+		if e.leaseLost.Load() || !e.Leader() {
+			continue // fenced, or another replica scans
+		}
+		if _, err := e.recoverPass(e.loopCtx, false, false, true); err != nil && e.loopCtx.Err() == nil {
+			e.log.Error("recovering executions failed", "error", err)
 		}
 	}
 }
@@ -229,18 +256,17 @@ func (e *Executor) DeleteExpired(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// recoverPass heart-beats, claims and resumes. With all, executions of
-// every owner that has not heart-beaten since this one did are claimed.
-func (e *Executor) recoverPass(ctx context.Context, all, first bool) (int, error) {
+// recoverPass heart-beats, takes back this owner's executions (first),
+// releases those of stale owners into the backlog (scan; with all, of
+// every owner that has not heart-beaten since this one did) and claims
+// from the backlog what its free slots allow. It returns how many
+// executions it started.
+func (e *Executor) recoverPass(ctx context.Context, all, first, scan bool) (int, error) {
 	now := e.now()
 	if err := e.st.Heartbeat(ctx, e.cfg.Owner, now); err != nil {
 		return 0, fmt.Errorf("recover: %w", err)
 	}
-	staleBefore := now.Add(-e.cfg.StaleAfter)
-	if all {
-		staleBefore = now // this owner's heartbeat is at now: not stale
-	}
-	var claimed []*store.Execution
+	n := 0
 	if first {
 		// A process restarted under the same owner name takes back what
 		// its previous life left at once, instead of waiting for the
@@ -249,33 +275,40 @@ func (e *Executor) recoverPass(ctx context.Context, all, first bool) (int, error
 		if err != nil {
 			return 0, fmt.Errorf("recover: %w", err)
 		}
-		claimed = own
-	}
-	others, err := e.st.ClaimExecutions(ctx, e.cfg.Owner, staleBefore)
-	if err != nil {
-		return 0, fmt.Errorf("recover: %w", err)
-	}
-	claimed = append(claimed, others...)
-	n := 0
-	for _, x := range claimed {
-		if e.lookup(x.ID) != nil {
-			continue // runs here already
+		for _, x := range own {
+			if e.lookup(x.ID) != nil {
+				continue // runs here already
+			}
+			started, err := e.resume(ctx, x, false)
+			if err != nil {
+				e.log.Error("resuming execution failed; it is left for a later attempt",
+					"execution_id", x.ID, "workflow", x.Workflow, "version", x.Version, "error", err)
+				e.release(x)
+				continue
+			}
+			if started {
+				n++
+			}
 		}
-		started, err := e.resume(ctx, x)
+	}
+	if scan || all {
+		staleBefore := now.Add(-e.cfg.StaleAfter)
+		if all {
+			staleBefore = now // this owner's heartbeat is at now: not stale
+		}
+		released, err := e.st.ReleaseStale(ctx, staleBefore)
 		if err != nil {
-			e.log.Error("resuming execution failed; it is left for a later attempt",
-				"execution_id", x.ID, "workflow", x.Workflow, "version", x.Version, "error", err)
-			e.release(x)
-			continue
+			return n, fmt.Errorf("recover: %w", err)
 		}
-		if started {
-			n++
+		if released > 0 {
+			e.log.Info("released the executions of stopped replicas into the backlog", "count", released, "owner", e.cfg.Owner)
 		}
 	}
-	if len(claimed) > 0 {
-		e.log.Info("recovered executions", "claimed", len(claimed), "resumed", n, "owner", e.cfg.Owner)
+	claimed := e.claimBacklog(ctx)
+	if n+claimed > 0 {
+		e.log.Info("recovered executions", "resumed", n+claimed, "owner", e.cfg.Owner)
 	}
-	return n, nil
+	return n + claimed, nil
 }
 
 // release gives up the ownership of a claimed execution that could not be
@@ -289,11 +322,14 @@ func (e *Executor) release(x *store.Execution) {
 	if err := e.st.WriteJournal(ctx, b); err != nil {
 		e.log.Error("releasing execution failed", "execution_id", x.ID, "error", err)
 	}
+	e.backlogMaybe.Store(true) // a later pass retries it
 }
 
 // resume starts a run for the claimed execution x from its journal. It
-// reports false when x cannot run any more and was failed instead.
-func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error) {
+// reports false when x cannot run any more and was failed instead (or
+// runs here already). With reserved, the run takes a slot its caller
+// reserved (and gives back when resume reports false).
+func (e *Executor) resume(ctx context.Context, x *store.Execution, reserved bool) (bool, error) {
 	events, err := e.loadEvents(ctx, x.ID)
 	if err != nil {
 		return false, err
@@ -301,10 +337,14 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 	if limit := e.cfg.MaxNodeRestarts; limit >= 0 && int(x.Restarts) > limit {
 		return false, e.failUnresumable(ctx, x, events, restartLimitError(x, limit))
 	}
+	what := "resume execution after a restart"
+	if len(events) == 0 && x.StartTime.IsZero() {
+		what = "start the execution queued in the backlog"
+	}
 	w, err := e.st.GetWorkflow(ctx, x.Workflow, x.Version)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf(
-			"cannot resume execution after a restart: workflow '%s' version %d was deleted", x.Workflow, x.Version)})
+			"cannot %s: workflow '%s' version %d was deleted", what, x.Workflow, x.Version)})
 	}
 	if err != nil {
 		return false, fmt.Errorf("load workflow %s v%d: %w", x.Workflow, x.Version, err)
@@ -312,12 +352,12 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 	p, err := e.plan(w)
 	if err != nil {
 		return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf(
-			"cannot resume execution after a restart: workflow '%s' version %d: %v", x.Workflow, x.Version, err)})
+			"cannot %s: workflow '%s' version %d: %v", what, x.Workflow, x.Version, err)})
 	}
 	if auth := e.cfg.AuthorizeResume; auth != nil {
 		if err := auth(ctx, x.Caller, x.Request.Resources); err != nil {
 			return false, e.failUnresumable(ctx, x, events, &store.ExecError{Code: CodePermissionDenied,
-				Message: "cannot resume execution after a restart: " + err.Error()})
+				Message: "cannot " + what + ": " + err.Error()})
 		}
 	}
 	req := &Request{
@@ -335,6 +375,7 @@ func (e *Executor) resume(ctx context.Context, x *store.Execution) (bool, error)
 		TraceLink: x.Request.TraceLink,
 	}
 	r := e.newRun(req, p, &resumeFrom{x: x, events: events})
+	r.reserved = reserved
 	prev, err := e.admit(r, false)
 	if err != nil {
 		return false, fmt.Errorf("resume: %w", err)
@@ -389,6 +430,17 @@ func restartLimitError(x *store.Execution, limit int) *store.ExecError {
 // xe when its code is CodeRestartLimit (they are why it stops); every other
 // unfinished node is skipped.
 func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, events []*store.Event, xe *store.ExecError) error {
+	if err := e.endStored(ctx, x, events, store.ExecutionFailed, xe); err != nil {
+		return err
+	}
+	e.log.Error("execution failed at recovery", "execution_id", x.ID, "code", xe.Code, "error", xe.Message)
+	return nil
+}
+
+// endStored ends execution x, which no process runs, in the journal with
+// status and xe and a terminal event after events, fenced by x.Epoch (see
+// failUnresumable for the node states).
+func (e *Executor) endStored(ctx context.Context, x *store.Execution, events []*store.Event, status store.ExecutionStatus, xe *store.ExecError) error {
 	var seq int64
 	for _, ev := range events {
 		seq = max(seq, ev.Seq)
@@ -410,18 +462,17 @@ func (e *Executor) failUnresumable(ctx context.Context, x *store.Execution, even
 		}
 		final.Nodes[i] = &c
 	}
-	final.Status, final.EndTime, final.Owner = store.ExecutionFailed, now, e.cfg.Owner
+	final.Status, final.EndTime, final.Owner = status, now, e.cfg.Owner
 	final.Error = xe
 	h := final
 	h.Nodes, h.Request = nil, store.ExecutionRequest{}
 	b.Executions = []*store.Execution{&h}
 	b.Events = []*store.Event{{
-		ExecutionID: x.ID, Seq: seq + 1, Time: now, Kind: store.EventExecutionFailed, Execution: &final,
+		ExecutionID: x.ID, Seq: seq + 1, Time: now, Kind: terminalKind(status), Execution: &final,
 	}}
 	b.Epochs = map[string]int64{x.ID: x.Epoch}
 	if err := e.st.WriteJournal(ctx, b); err != nil {
-		return fmt.Errorf("fail execution %s: %w", x.ID, err)
+		return fmt.Errorf("end execution %s: %w", x.ID, err)
 	}
-	e.log.Error("execution failed at recovery", "execution_id", x.ID, "code", xe.Code, "error", xe.Message)
 	return nil
 }

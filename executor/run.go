@@ -24,15 +24,20 @@ type run struct {
 	id      string
 	key     string // idempotency index key, "" if none
 	counted bool   // counts towards MaxRunsPerCaller (guarded by e.mu)
-	wf      *store.Workflow
-	p       *plan
-	req     *Request
-	durable bool
-	resumed bool              // continues a journalled execution (see Executor.resume)
-	redact  *secrets.Redactor // of this execution (Config.NewRedactor)
-	span    trace.Span        // "Execution <workflow>" (set by loop)
-	cache   *node.WorkflowCache
-	timeout time.Duration // of the whole execution
+	// slot: the run holds one of the Executor's MaxConcurrentExecutions
+	// slots (guarded by e.mu); reserved: its starter reserved it before
+	// admit (see Executor.takeSlotLocked).
+	slot, reserved bool
+	wf             *store.Workflow
+	p              *plan
+	req            *Request
+	durable        bool
+	resumed        bool              // continues a journalled execution (see Executor.resume)
+	queued         bool              // resumed from the backlog before it ever started
+	redact         *secrets.Redactor // of this execution (Config.NewRedactor)
+	span           trace.Span        // "Execution <workflow>" (set by loop)
+	cache          *node.WorkflowCache
+	timeout        time.Duration // of the whole execution
 
 	// ctx ends when the run is cancelled: the cause says why
 	// (errCancelled, errFailFast, ErrClosed from Close, errWorkflowTimeout
@@ -192,6 +197,11 @@ func (r *run) restore(from *resumeFrom) {
 	if start.IsZero() {
 		start = x.CreateTime
 	}
+	if len(from.events) == 0 && x.StartTime.IsZero() {
+		// Taken from the backlog before it ever ran: it starts now, and
+		// its time in the backlog does not count against its timeout.
+		r.queued, start = true, r.e.now()
+	}
 	r.x.ID, r.x.Status = x.ID, store.ExecutionRunning
 	r.x.Epoch, r.x.Restarts = x.Epoch, x.Restarts
 	r.x.CreateTime, r.x.StartTime = x.CreateTime, start
@@ -309,7 +319,7 @@ func (r *run) begin() {
 	if r.resumed {
 		r.commitLocked(&store.Event{
 			Kind: store.EventExecutionStarted, Time: r.e.now(),
-			Workflow: r.wf.Name, Version: r.wf.Version, Resumed: true,
+			Workflow: r.wf.Name, Version: r.wf.Version, Resumed: !r.queued,
 		}, nil, true, nil)
 		return
 	}
@@ -366,6 +376,7 @@ func (r *run) abandon() {
 	e := r.e
 	e.mu.Lock()
 	e.uncountLocked(r)
+	e.dropSlotLocked(r)
 	delete(e.runs, r.id)
 	if e.byKey[r.key] == r {
 		delete(e.byKey, r.key)
@@ -530,7 +541,7 @@ func (r *run) failFast(o *outcome) {
 func (r *run) runNode(i int, inputs map[string]any) outcome {
 	pn := &r.p.nodes[i]
 	r.mu.Lock()
-	epoch := int32(min(r.x.Epoch, math.MaxInt32/2))
+	epoch := int32(min(r.attemptBase(), math.MaxInt32/2))
 	r.mu.Unlock()
 	var failed int32 // attempts that failed; an interrupted one does not count
 	if r.failedBefore != nil {
@@ -1003,6 +1014,20 @@ func copyExecution(x *store.Execution) *store.Execution {
 		c.Nodes[i] = &states[i]
 	}
 	return &c
+}
+
+// attemptBase is the number of the first attempt of each node in this run:
+// the epoch, or for an execution taken from the backlog before it ever
+// started, the epoch less its claim, so that its first run is attempt 1
+// like that of an execution run where it was started. Either way it is
+// above every attempt an earlier owner may have run: an earlier owner of a
+// never-started execution was itself a claim from the backlog, at an
+// epoch lower than this one. r.mu is held.
+func (r *run) attemptBase() int64 {
+	if r.queued {
+		return r.x.Epoch - 1
+	}
+	return r.x.Epoch
 }
 
 // epoch returns the epoch under which this process holds the execution

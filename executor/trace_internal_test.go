@@ -1,8 +1,12 @@
 package executor
 
 import (
+	"strings"
 	"testing"
 
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/kailash-gateway/kgw/store"
@@ -61,5 +65,149 @@ func BenchmarkSpanHooksOff(b *testing.B) {
 		_, span := r.startNodeSpan(b.Context(), "n", 1)
 		endNodeSpan(span, "completed", nil)
 		r.endExecutionSpan()
+	}
+}
+
+// TestSpanHooksOffAllocateNothing: with no tracer provider installed
+// (tracing off) the span hooks of an execution and an attempt start no
+// span and allocate nothing.
+func TestSpanHooksOffAllocateNothing(t *testing.T) {
+	r := &run{id: "x", wf: &store.Workflow{Name: "noop", Version: 1}, req: &Request{}}
+	n := testing.AllocsPerRun(100, func() {
+		r.startExecutionSpan()
+		_, span := r.startNodeSpan(t.Context(), "n", 1)
+		endNodeSpan(span, "completed", nil)
+		r.endExecutionSpan()
+	})
+	if n != 0 {
+		t.Errorf("span hooks with tracing off: %v allocations, want 0", n)
+	}
+	if r.span.IsRecording() || r.span.SpanContext().IsValid() {
+		t.Error("a span was started with tracing off")
+	}
+}
+
+// TestSpanHooksFollowProvider: a provider installed after the executor
+// started is used at once, a second one replaces the first (the tracer
+// kept from the first is not reused), and removing it turns tracing off.
+func TestSpanHooksFollowProvider(t *testing.T) {
+	prev := otel.GetTracerProvider()
+	t.Cleanup(func() {
+		if otel.GetTracerProvider() != prev {
+			otel.SetTracerProvider(prev)
+		}
+	})
+	r := &run{id: "x", wf: &store.Workflow{Name: "wf", Version: 1}, req: &Request{}}
+	hooks := func() {
+		r.startExecutionSpan()
+		_, span := r.startNodeSpan(t.Context(), "n", 1)
+		endNodeSpan(span, "completed", nil)
+		r.endExecutionSpan()
+	}
+	var recs [2]*tracetest.SpanRecorder
+	for i := range recs {
+		recs[i] = tracetest.NewSpanRecorder()
+		otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recs[i])))
+		hooks()
+	}
+	for i, rec := range recs {
+		var names []string
+		for _, s := range rec.Ended() {
+			names = append(names, s.Name())
+		}
+		if got := strings.Join(names, ","); got != "RunNode wf/n,Execution wf" {
+			t.Errorf("provider %d recorded %q, want its own two spans", i, got)
+		}
+	}
+	otel.SetTracerProvider(prev)
+	hooks()
+	if r.span.IsRecording() || len(recs[1].Ended()) != 2 {
+		t.Error("spans started after the provider was removed")
+	}
+}
+
+// TestUnsampledParentStartsNoSpan: under a caller's span that was not
+// sampled the execution and its attempts start no span and carry the
+// caller's trace; a sampled caller, or a run linked to its caller (a new
+// root), gets its spans.
+func TestUnsampledParentStartsNoSpan(t *testing.T) {
+	prev := otel.GetTracerProvider()
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	rec := tracetest.NewSpanRecorder()
+	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec), sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.AlwaysSample()))))
+	parent := func(flags trace.TraceFlags) trace.SpanContext {
+		return trace.NewSpanContext(trace.SpanContextConfig{
+			TraceID: trace.TraceID{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16},
+			SpanID:  trace.SpanID{1, 2, 3, 4, 5, 6, 7, 8}, TraceFlags: flags, Remote: true,
+		})
+	}
+	hooks := func(req *Request) trace.Span {
+		r := &run{id: "x", wf: &store.Workflow{Name: "wf", Version: 1}, req: req}
+		r.startExecutionSpan()
+		_, span := r.startNodeSpan(t.Context(), "n", 1)
+		endNodeSpan(span, "completed", nil)
+		r.endExecutionSpan()
+		return span
+	}
+	unsampled := parent(0)
+	span := hooks(&Request{Trace: unsampled})
+	if n := len(rec.Ended()); n != 0 {
+		t.Errorf("%d spans under an unsampled caller, want none", n)
+	}
+	if sc := span.SpanContext(); sc.TraceID() != unsampled.TraceID() || span.IsRecording() {
+		t.Errorf("attempt span %+v: want the caller's trace, not recording", sc)
+	}
+	hooks(&Request{Trace: parent(trace.FlagsSampled)})
+	if n := len(rec.Ended()); n != 2 {
+		t.Errorf("%d spans under a sampled caller, want 2", n)
+	}
+	hooks(&Request{Trace: unsampled, TraceLink: true})
+	if n := len(rec.Ended()); n != 4 {
+		t.Errorf("%d spans in all after a linked run, want 4 (a new root is sampled afresh)", n-2)
+	}
+}
+
+// TestUnsampledChildrenAgreeWithSDK checks unsampledSpan's premise against
+// the SDK for every sampler the OTEL_* variables select: when the server's
+// span (a root, or the child of a sampled or unsampled remote caller) is
+// not sampled, a child of it (as the executor starts it: under a remote
+// span context) is not sampled either.
+func TestUnsampledChildrenAgreeWithSDK(t *testing.T) {
+	samplers := map[string]sdktrace.Sampler{
+		"always_on":                sdktrace.AlwaysSample(),
+		"always_off":               sdktrace.NeverSample(),
+		"traceidratio":             sdktrace.TraceIDRatioBased(0.5),
+		"parentbased_always_on":    sdktrace.ParentBased(sdktrace.AlwaysSample()),
+		"parentbased_always_off":   sdktrace.ParentBased(sdktrace.NeverSample()),
+		"parentbased_traceidratio": sdktrace.ParentBased(sdktrace.TraceIDRatioBased(0.5)),
+	}
+	for name, s := range samplers {
+		tr := sdktrace.NewTracerProvider(sdktrace.WithSampler(s)).Tracer("t")
+		unsampledServers := 0
+		for i := range 300 {
+			ctx := t.Context()
+			if i%3 != 0 { // a caller's traceparent, sampled or not
+				var tid trace.TraceID
+				var sid trace.SpanID
+				tid[0], tid[15], tid[8], sid[7] = byte(i), byte(i>>8)|1, byte(i*37), 1
+				ctx = trace.ContextWithRemoteSpanContext(ctx, trace.NewSpanContext(trace.SpanContextConfig{
+					TraceID: tid, SpanID: sid, TraceFlags: trace.TraceFlags(i % 2), Remote: true,
+				}))
+			}
+			_, server := tr.Start(ctx, "server")
+			sc := server.SpanContext()
+			if sc.IsSampled() {
+				continue
+			}
+			unsampledServers++
+			_, child := tr.Start(trace.ContextWithRemoteSpanContext(t.Context(), sc), "Execution")
+			if child.SpanContext().IsSampled() {
+				t.Errorf("%s: the child of an unsampled server span was sampled", name)
+				break
+			}
+		}
+		if name != "always_on" && unsampledServers == 0 {
+			t.Errorf("%s: no unsampled server span to check", name)
+		}
 	}
 }

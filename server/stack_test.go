@@ -62,6 +62,10 @@ type stackOptions struct {
 	registry     *prometheus.Registry
 	maxWorkflows int
 	tracing      bool // server.Config.Tracing
+	// maxConcurrent, when set, is the executor's MaxConcurrentExecutions
+	// (StartExecution past it queues); the stack then calls Recover, which
+	// starts the loop that runs queued executions.
+	maxConcurrent int
 }
 
 // adminKeyOf returns a key with roles, made directly in the stack's store.
@@ -75,18 +79,19 @@ func (s *stack) key(t testing.TB, roles ...string) string {
 }
 
 // bearer is per-RPC credentials sending a bearer token over plaintext
-// (loopback tests only).
-type bearer string
+// (loopback tests only), built once as the Go client's are (gRPC copies
+// the map and never changes it).
+type bearer map[string]string
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+	return b, nil
 }
 func (bearer) RequireTransportSecurity() bool { return false }
 
 // dialAs opens a connection that sends token as a bearer token.
 func (s *stack) dialAs(t testing.TB, token string) *grpc.ClientConn {
 	t.Helper()
-	return s.dial(t, grpc.WithPerRPCCredentials(bearer(token)))
+	return s.dial(t, grpc.WithPerRPCCredentials(bearer{"authorization": "Bearer " + token}))
 }
 
 func startStack(t testing.TB, opts stackOptions) *stack {
@@ -130,7 +135,15 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 		MaxRunsPerCaller: opts.maxPerCaller,
 		Logger:           opts.logger,
 		Observer:         execObs,
+
+		MaxConcurrentExecutions: opts.maxConcurrent,
+		BacklogPollInterval:     20 * time.Millisecond,
 	})
+	if opts.maxConcurrent > 0 {
+		if _, err := exec.Recover(t.Context()); err != nil {
+			t.Fatalf("Recover: %v", err)
+		}
+	}
 	srv, err := server.New(server.Config{
 		Store: st, Executor: exec, Secrets: mgr, Broker: broker, DisableInlineResources: opts.disableInline,
 		AuthRequired: opts.authRequired, Access: authn, Logger: opts.logger, Metrics: reg, Telemetry: tel, Tracing: opts.tracing, AccessLog: opts.accessLog,

@@ -1,58 +1,309 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
 	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
+	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/grpc"
 
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 )
 
 // BenchmarkTracingOverhead measures ExecuteWorkflow of an ephemeral no-op
-// workflow at 128 callers with tracing off (no OTEL_* variable: no stats
-// handler, the no-op tracer) and on (otelgrpc server spans, Execution and
-// RunNode spans, sampler always_on, exported over OTLP/gRPC to a receiver
-// on loopback). Single runs scatter by more than the difference sought, so
-// the two alternate over rounds: compare round by round (off/on pairs).
+// workflow at 128 callers in the three ways `kgw serve` can run
+// (cmd/kgw/tracing.go), each a gateway of its own in this process:
+//
+//   - base: no OTEL_* variable. No stats handler, no tracer provider: the
+//     executor starts no span.
+//   - off: tracing configured (an OTLP endpoint) with the sampler off
+//     (OTEL_TRACES_SAMPLER=always_off): the SDK's provider and the otelgrpc
+//     stats handler are installed, every span is dropped by the sampler.
+//     This is what the issue's "off" is held to (≥ 0.97× of base): with no
+//     OTEL_* variable at all the gateway is base itself.
+//   - always_on: every span sampled and exported in batches (as kgw serve
+//     does) over OTLP/gRPC to a receiver on loopback that counts them
+//     (≥ 0.75× of base). The receiver runs in a process of its own, as a
+//     collector does: in this process, decoding the spans made about a
+//     fifth of the memory that always_on allocates beyond base.
+//
+// A process has one global tracer provider, which the executor reads at
+// each execution: each side installs its own (base: none) while it runs.
+// Each stack is built while its provider is installed, as kgw serve builds
+// its server after setupTracing, so that the stats handler uses it.
+//
+// Single runs on the shared machine scatter by far more than the 3%
+// sought (sub-benchmarks run one after the other gave CPU ratios from
+// 0.76× to 1.42× for the same code), so the three sides take turns in 12
+// short slices, each side first, second and third equally often, and
+// each slice compares off and always_on with base measured in the same
+// slice. The metrics: "off-cpu-ratio" and "on-cpu-ratio", the median over
+// the slices of base's process CPU time per call over the side's (clients,
+// gateway and garbage collection; the spans still queued are flushed
+// before a slice's time is read), with "-min" and "-max" for the range;
+// "off-ratio" and "on-ratio", the same for calls per second of wall clock;
+// and each side's allocations per call. A no-op workflow is bound by the
+// CPUs, so the CPU ratio is the throughput ratio at saturation, and it
+// follows the machine's other load much less than the wall clock does.
 func BenchmarkTracingOverhead(b *testing.B) {
+	const (
+		callers = 128
+		rounds  = 12 // slices
+	)
 	ctx := context.Background()
 	wf := &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}, DisableJournal: true}
-	const callers = 128
-	run := func(b *testing.B, s *stack) {
-		req := &kgwv1.ExecuteWorkflowRequest{Workflow: wf.Name}
-		b.ReportAllocs()
-		b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
-		b.RunParallel(func(pb *testing.PB) {
-			for pb.Next() {
-				if _, err := s.ex.ExecuteWorkflow(ctx, req); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "execs/s")
+
+	recv := startReceiverProcess(b)
+	provider := func(sampler sdktrace.Sampler) *sdktrace.TracerProvider {
+		exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
+		if err != nil {
+			b.Fatal(err)
+		}
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+		b.Cleanup(func() { tp.Shutdown(context.Background()) })
+		return tp
 	}
-	off := startStack(b, stackOptions{})
-	on := startStack(b, stackOptions{tracing: true})
-	for _, s := range []*stack{off, on} {
-		if _, err := s.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf}); err != nil {
+	none := otel.GetTracerProvider()
+	install := func(tp trace.TracerProvider) {
+		if otel.GetTracerProvider() != tp {
+			otel.SetTracerProvider(tp)
+		}
+	}
+	b.Cleanup(func() { install(none) })
+
+	type side struct {
+		name string
+		tp   trace.TracerProvider // none: no provider installed
+		sdk  *sdktrace.TracerProvider
+		s    *stack
+		// per slice: process CPU time, wall clock; and in all: heap
+		// allocations, calls.
+		cpu, wall     []time.Duration
+		allocs, calls uint64
+	}
+	offTP, onTP := provider(sdktrace.NeverSample()), provider(sdktrace.AlwaysSample())
+	sides := []*side{{name: "base", tp: none}, {name: "off", tp: offTP, sdk: offTP}, {name: "on", tp: onTP, sdk: onTP}}
+	for _, sd := range sides {
+		install(sd.tp)
+		sd.s = startStack(b, stackOptions{tracing: sd.sdk != nil})
+		if _, err := sd.s.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	for round := 1; round <= 3; round++ {
-		b.Run(fmt.Sprintf("round=%d/off", round), func(b *testing.B) { run(b, off) })
-		b.Run(fmt.Sprintf("round=%d/always_on", round), func(b *testing.B) {
-			// The provider, batching as kgw serve's does, is installed for
-			// this sub-benchmark only.
-			startTracingWith(b, func(e sdktrace.SpanExporter) sdktrace.TracerProviderOption { return sdktrace.WithBatcher(e) })
-			run(b, on)
-		})
-		if _, ok := otel.GetTracerProvider().(interface{ Shutdown(context.Context) error }); ok {
-			b.Fatal("a tracer provider outlived its round")
+	install(none)
+
+	req := &kgwv1.ExecuteWorkflowRequest{Workflow: wf.Name}
+	// calls makes n calls with callers concurrent clients.
+	calls := func(ex kgwv1.ExecutionServiceClient, n int) {
+		var (
+			next atomic.Int64
+			wg   sync.WaitGroup
+		)
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for next.Add(1) <= int64(n) {
+					if _, err := ex.ExecuteWorkflow(ctx, req); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	run := func(sd *side, n int) {
+		install(sd.tp)
+		defer install(none)
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		c0, t0 := cpuTime(), time.Now()
+		calls(sd.s.ex, n)
+		wall := time.Since(t0)
+		if sd.sdk != nil {
+			// The spans still queued are this side's work.
+			if err := sd.sdk.ForceFlush(ctx); err != nil {
+				b.Error(err)
+			}
+		}
+		sd.cpu = append(sd.cpu, cpuTime()-c0)
+		sd.wall = append(sd.wall, wall)
+		runtime.ReadMemStats(&m1)
+		sd.allocs += m1.Mallocs - m0.Mallocs
+		sd.calls += uint64(n)
+	}
+	for _, sd := range sides {
+		calls(sd.s.ex, 2*callers) // warm up: connections, caches
+	}
+
+	per := max(b.N/rounds, 8*callers)
+	before := recv.count(b)
+	b.ResetTimer()
+	for i := range rounds {
+		for j := range sides {
+			run(sides[(i+j)%len(sides)], per)
 		}
 	}
+	b.StopTimer()
+	spans := recv.count(b) - before
+
+	base := sides[0]
+	for _, sd := range sides[1:] {
+		cpu := make([]float64, rounds)
+		wall := make([]float64, rounds)
+		for i := range rounds {
+			cpu[i] = base.cpu[i].Seconds() / sd.cpu[i].Seconds()
+			wall[i] = base.wall[i].Seconds() / sd.wall[i].Seconds()
+		}
+		b.ReportMetric(medianOf(cpu), sd.name+"-cpu-ratio")
+		b.ReportMetric(slices.Min(cpu), sd.name+"-cpu-ratio-min")
+		b.ReportMetric(slices.Max(cpu), sd.name+"-cpu-ratio-max")
+		b.ReportMetric(medianOf(wall), sd.name+"-ratio")
+	}
+	for _, sd := range sides {
+		b.ReportMetric(float64(sd.allocs)/float64(sd.calls), sd.name+"-allocs/op")
+	}
+	var baseCPU time.Duration
+	for _, c := range base.cpu {
+		baseCPU += c
+	}
+	// What the span hooks with tracing off (BenchmarkSpanHooksOff in
+	// executor) are compared with.
+	b.ReportMetric(float64(baseCPU.Nanoseconds())/float64(base.calls), "base-cpu-ns/op")
+	// Three spans a call (the server's, Execution and RunNode) less those
+	// the batch processor dropped: its queue (2048 spans,
+	// OTEL_BSP_MAX_QUEUE_SIZE) overflows when the machine is busy.
+	if spans == 0 {
+		b.Error("the receiver got no span")
+	}
+	b.ReportMetric(float64(spans)/float64(per*rounds), "on-spans/call")
+}
+
+// medianOf returns the median of v (which it sorts).
+func medianOf(v []float64) float64 {
+	slices.Sort(v)
+	if n := len(v); n%2 == 0 {
+		return (v[n/2-1] + v[n/2]) / 2
+	}
+	return v[len(v)/2]
+}
+
+// receiverProcess is TestOTLPReceiverProcess running in a child process.
+type receiverProcess struct {
+	addr string
+	in   io.Writer
+	out  *bufio.Scanner
+}
+
+// startReceiverProcess runs this test binary again as an OTLP receiver
+// (TestOTLPReceiverProcess), stopped at cleanup.
+func startReceiverProcess(b *testing.B) *receiverProcess {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestOTLPReceiverProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "KGW_BENCH_OTLP_RECEIVER=1")
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		in.Close()
+		cmd.Wait()
+	})
+	p := &receiverProcess{in: in, out: bufio.NewScanner(out)}
+	p.addr = p.line(b, "addr ")
+	return p
+}
+
+// line returns the rest of the receiver's next output line that starts
+// with prefix.
+func (p *receiverProcess) line(b *testing.B, prefix string) string {
+	for p.out.Scan() {
+		if v, ok := strings.CutPrefix(p.out.Text(), prefix); ok {
+			return v
+		}
+	}
+	b.Fatalf("the receiver process ended without %q: %v", prefix, p.out.Err())
+	return ""
+}
+
+// count returns how many spans the receiver got so far.
+func (p *receiverProcess) count(b *testing.B) int64 {
+	if _, err := io.WriteString(p.in, "count\n"); err != nil {
+		b.Fatal(err)
+	}
+	n, err := strconv.ParseInt(p.line(b, "spans "), 10, 64)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return n
+}
+
+// TestOTLPReceiverProcess is BenchmarkTracingOverhead's receiver when run
+// with KGW_BENCH_OTLP_RECEIVER=1 (skipped otherwise): it prints "addr
+// <host:port>", answers each "count" line on its standard input with
+// "spans <n>", and stops when its input closes.
+func TestOTLPReceiverProcess(t *testing.T) {
+	if os.Getenv("KGW_BENCH_OTLP_RECEIVER") != "1" {
+		t.Skip("BenchmarkTracingOverhead's receiver process")
+	}
+	recv := &countingReceiver{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(gs, recv)
+	go gs.Serve(lis)
+	defer gs.Stop()
+	fmt.Printf("addr %s\n", lis.Addr())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if in.Text() == "count" {
+			fmt.Printf("spans %d\n", recv.spans.Load())
+		}
+	}
+}
+
+// countingReceiver is an OpenTelemetry collector's trace service that
+// counts the spans it receives and keeps none (a benchmark sends
+// millions).
+type countingReceiver struct {
+	collectortrace.UnimplementedTraceServiceServer
+	spans atomic.Int64
+}
+
+func (r *countingReceiver) Export(_ context.Context, req *collectortrace.ExportTraceServiceRequest) (*collectortrace.ExportTraceServiceResponse, error) {
+	n := 0
+	for _, rs := range req.GetResourceSpans() {
+		for _, ss := range rs.GetScopeSpans() {
+			n += len(ss.GetSpans())
+		}
+	}
+	r.spans.Add(int64(n))
+	return &collectortrace.ExportTraceServiceResponse{}, nil
 }

@@ -113,6 +113,24 @@ type Store interface {
 	// Epoch grows by one (fencing out the previous life, were it still
 	// alive) and its Restarts by one (it stopped without releasing them).
 	ReclaimExecutions(ctx context.Context, owner string) ([]*Execution, error)
+	// ClaimQueued takes up to limit executions from the backlog: unfinished
+	// executions without an owner (queued by a start that found its
+	// process at capacity, released by a draining process, or released by
+	// ReleaseStale), oldest first. In the same statement each one's Owner
+	// becomes owner and its Epoch grows by one (Restarts is unchanged: a
+	// released execution was counted when it was released). Concurrent
+	// claimers never take the same execution. The returned executions
+	// carry their nodes. limit <= 0 takes nothing.
+	ClaimQueued(ctx context.Context, owner string, limit int) ([]*Execution, error)
+	// ReleaseStale puts back into the backlog (Owner "") every unfinished
+	// execution whose owner has not heart-beaten since staleBefore (or
+	// never did), growing its Restarts by one (the owner stopped without
+	// releasing it), and returns how many it released. It is the lease
+	// scan; ClaimQueued then spreads the released executions over the
+	// processes with capacity, and its epoch increment fences the stale
+	// owner out. (Until then the epoch is unchanged: a stale owner that
+	// comes back and writes first simply keeps the execution.)
+	ReleaseStale(ctx context.Context, staleBefore time.Time) (int, error)
 	// Heartbeat records that owner is alive at now (a heartbeat never moves
 	// an owner's time backwards).
 	Heartbeat(ctx context.Context, owner string, now time.Time) error
@@ -335,16 +353,19 @@ type Execution struct {
 	Caller         string // authenticated principal that created it ("" = anonymous)
 	Owner          string // gateway process that runs it
 	// Epoch numbers the executions's ownerships: 1 when created, one more
-	// at every ClaimExecutions that takes it. It only grows, and it is
-	// committed before the new owner runs anything, so an owner's epoch is
-	// above that of every earlier owner: node attempt numbers are built
-	// on it, and a lease fencing token can be. Only ClaimExecutions
-	// changes it; creates and journal writes ignore the field.
+	// at every claim that takes it (ClaimExecutions, ReclaimExecutions,
+	// ClaimQueued). It only
+	// grows, and it is committed before the new owner runs anything, so
+	// an owner's epoch is above that of every earlier owner: node attempt
+	// numbers are built on it, and a lease fencing token can be. Only
+	// those methods change it; creates and journal writes ignore the
+	// field.
 	Epoch int64
 	// Restarts counts the claims that took the execution from an owner
 	// that had not released it: the times a gateway stopped (crashed, was
 	// killed) while running it. A graceful drain releases its executions
-	// (Owner "") and does not count. Only ClaimExecutions changes it.
+	// (Owner "") and does not count. Only ClaimExecutions,
+	// ReclaimExecutions and ReleaseStale change it.
 	Restarts int32
 }
 
@@ -549,6 +570,11 @@ type Notifications struct {
 	// Workflows gets the name of a workflow registered or deleted (by any
 	// process), after the commit.
 	Workflows func(name string)
+	// Backlog is called when executions were queued into the backlog
+	// (store.Store.ClaimQueued) by any process, after the commit: a new
+	// execution created without an owner, one released by a journal
+	// write that cleared its owner, or released by ReleaseStale.
+	Backlog func()
 	// Connected reports whether notifications are being received: true once
 	// listening, false when the connection is lost (they may be missed
 	// until the next true).
@@ -570,4 +596,23 @@ type Listener interface {
 	// Listen calls the handlers of h until ctx ends, reconnecting after
 	// failures; it returns ctx's error.
 	Listen(ctx context.Context, h Notifications) error
+}
+
+// LeaderLeases is implemented by stores shared by replicas (PostgreSQL) to
+// elect the one process that runs a periodic job (the lease scan and
+// retention) with a lease row: the holder renews it, and another process
+// takes it once it has expired, by the store's clock. A store without it
+// serves one process, which always leads.
+type LeaderLeases interface {
+	// AcquireLease makes holder the holder of the lease called name for
+	// ttl from now (the store's clock) if nobody holds it, its holder's
+	// time has run out, or holder holds it already (a renewal), and
+	// reports whether holder holds it.
+	AcquireLease(ctx context.Context, name, holder string, ttl time.Duration) (bool, error)
+	// ReleaseLease gives the lease up if holder holds it, so that another
+	// process may take it at once.
+	ReleaseLease(ctx context.Context, name, holder string) error
+	// LeaseHolder returns the holder of the lease and whether its time
+	// has not run out yet ("" and false when it was never taken).
+	LeaseHolder(ctx context.Context, name string) (holder string, live bool, err error)
 }

@@ -136,7 +136,7 @@ func Dial(ctx context.Context, target string, opts ...Option) (*Client, error) {
 	dopts := []grpc.DialOption{grpc.WithTransportCredentials(creds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxRecvMsgSize))}
 	if cfg.token != "" {
-		dopts = append(dopts, grpc.WithPerRPCCredentials(bearer(cfg.token)))
+		dopts = append(dopts, grpc.WithPerRPCCredentials(newBearer(cfg.token)))
 	}
 	dopts = append(dopts, unreachableInterceptors(target)...)
 	dopts = append(dopts, cfg.extra...)
@@ -211,11 +211,19 @@ func isLoopbackTarget(target string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// bearer is PerRPCCredentials that send a bearer token.
-type bearer string
+// bearer is PerRPCCredentials that send a bearer token. The header is
+// built once: gRPC copies what GetRequestMetadata returns and never
+// changes it, so every call can share the map (3 allocations a call
+// fewer; API-key auth's share of a no-op call, docs/performance.md
+// "Tracing and auth overhead").
+type bearer struct{ md map[string]string }
+
+func newBearer(token string) bearer {
+	return bearer{md: map[string]string{"authorization": "Bearer " + token}}
+}
 
 func (b bearer) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
-	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+	return b.md, nil
 }
 
 // RequireTransportSecurity is false so that tokens also work with loopback

@@ -27,6 +27,13 @@ const clusterLease = 2 * time.Second
 // crash chain's nodes write (runs, released).
 func startCluster(t *testing.T, n int) ([]*testenv.GatewayProcess, string, *pgxpool.Pool) {
 	t.Helper()
+	return startClusterWith(t, n, nil)
+}
+
+// startClusterWith is startCluster with extra(i) appended to the arguments
+// of replica i (after the defaults, so they win).
+func startClusterWith(t *testing.T, n int, extra func(i int) []string) ([]*testenv.GatewayProcess, string, *pgxpool.Pool) {
+	t.Helper()
 	dsn := testenv.Postgres(t).NewDatabase(t)
 	pool, err := pgxpool.New(t.Context(), dsn)
 	if err != nil {
@@ -40,10 +47,14 @@ func startCluster(t *testing.T, n int) ([]*testenv.GatewayProcess, string, *pgxp
 	rand.Read(key)
 	var gws []*testenv.GatewayProcess
 	for i := range n {
+		args := []string{"--replica-name", fmt.Sprintf("replica-%c", 'a'+i),
+			"--lease-timeout", clusterLease.String(), "--recovery-interval", "500ms"}
+		if extra != nil {
+			args = append(args, extra(i)...)
+		}
 		gws = append(gws, testenv.Gateway(t, testenv.WithGatewayStore(dsn),
 			testenv.WithGatewayEnv("KGW_MASTER_KEY="+base64.StdEncoding.EncodeToString(key)),
-			testenv.WithGatewayArgs("--replica-name", fmt.Sprintf("replica-%c", 'a'+i),
-				"--lease-timeout", clusterLease.String(), "--recovery-interval", "500ms")))
+			testenv.WithGatewayArgs(args...)))
 	}
 	return gws, dsn, pool
 }

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kailash-gateway/kgw/executor"
 	"github.com/kailash-gateway/kgw/secrets"
 )
 
@@ -51,6 +52,10 @@ type serveConfig struct {
 	// MaxExecutionsPerCaller bounds one caller's running executions on
 	// this process; 0 means no limit.
 	MaxExecutionsPerCaller int
+	// MaxConcurrentExecutions bounds the journalled executions this
+	// replica runs at once; StartExecution past it queues the execution
+	// in the store's shared backlog.
+	MaxConcurrentExecutions int
 	// MaxNodeRestarts is how many crashes of the gateway an execution
 	// survives (resumed each time) before recovery fails it with
 	// RESTART_LIMIT; negative means no limit.
@@ -131,7 +136,7 @@ type serveFlagValues struct {
 	maxRestarts, maxResult         string
 	maxPerCaller, recoveryInterval string
 	leaseTimeout, connAge          string
-	connAgeGrace                   string
+	connAgeGrace, maxConcurrent    string
 	maxWf, maxNodes, maxPools      string
 }
 
@@ -191,6 +196,7 @@ func (v *serveFlagValues) declareSecurity(fs *flag.FlagSet, sec *securityFlags) 
 func (v *serveFlagValues) declareLimits(fs *flag.FlagSet, cfg *serveConfig) {
 	env := v.env.or
 	fs.StringVar(&v.maxPerCaller, "max-executions-per-caller", env("KGW_MAX_EXECUTIONS_PER_CALLER", "0"), "running executions one caller may have on this replica; 0 = unlimited (env KGW_MAX_EXECUTIONS_PER_CALLER)")
+	fs.StringVar(&v.maxConcurrent, "max-concurrent-executions", env("KGW_MAX_CONCURRENT_EXECUTIONS", strconv.Itoa(executor.DefaultMaxConcurrentExecutions)), "journalled executions this replica runs at once; StartExecution past it queues the execution in the store's shared backlog, run by the first replica with a free slot (ExecuteWorkflow always runs where it is received, and counts) (env KGW_MAX_CONCURRENT_EXECUTIONS)")
 	fs.StringVar(&v.maxRestarts, "max-node-restarts", env("KGW_MAX_NODE_RESTARTS", "3"), "how many times an execution may be interrupted by a crash or kill of the gateway and still be resumed; past that, recovery fails it with RESTART_LIMIT; a graceful shutdown does not count; at least 1; negative = no limit (env KGW_MAX_NODE_RESTARTS)")
 	fs.StringVar(&v.maxResult, "max-result-bytes", env("KGW_MAX_RESULT_BYTES", strconv.Itoa(16<<20)), "bytes that the node results of one execution may take together (about their JSON size); a node whose result would pass it fails with RESULT_TOO_LARGE (env KGW_MAX_RESULT_BYTES; at most 48 MiB)")
 	fs.StringVar(&v.memLimit, "node-memory-limit", env("KGW_NODE_MEMORY_LIMIT", "0"), "heap size in MiB above which the running node that has built the most is stopped with MEMORY_LIMIT (the backstop of --node-memory-budget); 0 = a quarter of the machine's memory (three quarters of GOMEMLIMIT if set), negative disables (env KGW_NODE_MEMORY_LIMIT)")
@@ -273,6 +279,11 @@ func (v *serveFlagValues) checkLimits(cfg *serveConfig) {
 		v.problem("max executions per caller %q: want 0 (unlimited) or a positive number", v.maxPerCaller)
 	} else {
 		cfg.MaxExecutionsPerCaller = n
+	}
+	if n, err := strconv.Atoi(v.maxConcurrent); err != nil || n < 1 {
+		v.problem("max concurrent executions %q: want a positive number", v.maxConcurrent)
+	} else {
+		cfg.MaxConcurrentExecutions = n
 	}
 	sec.GRPCAddr = cfg.GRPCAddr
 	if err := checkSecurity(*sec); err != nil {

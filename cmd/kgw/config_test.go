@@ -27,8 +27,8 @@ func TestParseServeConfig(t *testing.T) {
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
 		Retention: 168 * time.Hour, MaxNodeRestarts: 3, MaxResultBytes: 16 << 20, NodeMemoryBudget: 256 << 20,
-		RecoveryInterval: 15 * time.Second,
-		ReplicaName:      defaultReplicaName(), LeaseTimeout: 15 * time.Second,
+		RecoveryInterval: 15 * time.Second, MaxConcurrentExecutions: 256,
+		ReplicaName: defaultReplicaName(), LeaseTimeout: 15 * time.Second,
 		MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: time.Minute,
 		MetricsMaxWorkflows: 200, MetricsMaxNodes: 1000, MetricsMaxPools: 200,
 	}
@@ -82,6 +82,10 @@ func TestParseServeConfig(t *testing.T) {
 			func(c *serveConfig) {
 				c.ReplicaName, c.LeaseTimeout, c.MaxConnectionAge, c.MaxConnectionAgeGrace = "gw-c", 30*time.Second, time.Minute, 5*time.Second
 			}},
+		{"backlog limit from env", nil, map[string]string{"KGW_MAX_CONCURRENT_EXECUTIONS": "2"},
+			func(c *serveConfig) { c.MaxConcurrentExecutions = 2 }},
+		{"backlog limit flag wins", []string{"--max-concurrent-executions", "40"}, map[string]string{"KGW_MAX_CONCURRENT_EXECUTIONS": "2"},
+			func(c *serveConfig) { c.MaxConcurrentExecutions = 40 }},
 		{"memory budget flag wins, unlimited", []string{"--node-memory-budget", "-1"}, map[string]string{"KGW_NODE_MEMORY_BUDGET": "64"},
 			func(c *serveConfig) { c.NodeMemoryBudget = -1 }},
 	}
@@ -134,6 +138,8 @@ func TestParseServeConfigErrors(t *testing.T) {
 		{"lease too short", []string{"--lease-timeout", "100ms"}, nil, "lease timeout"},
 		{"bad lease", nil, map[string]string{"KGW_LEASE_TIMEOUT": "15"}, "lease timeout"},
 		{"empty replica name", []string{"--replica-name", " "}, nil, "replica name"},
+		{"zero concurrent executions", []string{"--max-concurrent-executions", "0"}, nil, "max concurrent executions"},
+		{"bad concurrent executions", nil, map[string]string{"KGW_MAX_CONCURRENT_EXECUTIONS": "many"}, "max concurrent executions"},
 		{"negative connection age", []string{"--max-connection-age", "-1s"}, nil, "max connection age"},
 	}
 	for _, tt := range tests {

@@ -162,8 +162,20 @@ result = {"attempt": execution.attempt}
 // in PostgreSQL as it runs. A node whose run was not yet journalled when
 // the gateway died runs again after the restart, and every such re-run
 // must record a higher attempt than the run before it, even when the
-// earlier run's start never reached the journal.
+// earlier run's start never reached the journal. It runs on both stores:
+// on PostgreSQL the gateway restarts under the same --replica-name, so it
+// takes its executions back at start-up (store.ReclaimExecutions) and
+// queued ones from the backlog.
 func TestAttemptsGrowAcrossKills(t *testing.T) {
+	t.Run("sqlite", func(t *testing.T) { testAttemptsGrowAcrossKills(t, "") })
+	t.Run("postgres", func(t *testing.T) {
+		testAttemptsGrowAcrossKills(t, testenv.Postgres(t).NewDatabase(t))
+	})
+}
+
+// testAttemptsGrowAcrossKills is TestAttemptsGrowAcrossKills on the
+// gateway's store storeDSN ("" = its own SQLite file).
+func testAttemptsGrowAcrossKills(t *testing.T, storeDSN string) {
 	pg := testenv.Postgres(t)
 	dsn := pg.NewDatabase(t)
 	ctx := t.Context()
@@ -184,7 +196,12 @@ func TestAttemptsGrowAcrossKills(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	gw := testenv.Gateway(t, testenv.WithGatewayArgs("--max-node-restarts", "-1"))
+	opts := []testenv.GatewayOption{testenv.WithGatewayArgs("--max-node-restarts", "-1",
+		"--replica-name", "attempts-gw", "--lease-timeout", "2s", "--recovery-interval", "500ms")}
+	if storeDSN != "" {
+		opts = append(opts, testenv.WithGatewayStore(storeDSN))
+	}
+	gw := testenv.Gateway(t, opts...)
 	client, err := kgw.Dial(ctx, gw.Addr)
 	if err != nil {
 		t.Fatal(err)

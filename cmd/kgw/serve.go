@@ -264,17 +264,28 @@ func (gw *gateway) newExecutor(watchdog *node.Watchdog) {
 		// An SQLite file has one gateway process, so whatever the previous
 		// process left running is resumed at once; replicas sharing a
 		// PostgreSQL store wait until the owner's heartbeat is stale.
-		RecoverAllOnStart: kind == "sqlite",
-		Retention:         cfg.Retention,
-		MaxRunsPerCaller:  cfg.MaxExecutionsPerCaller,
-		AuthorizeResume:   authorizeResume,
-		MaxNodeRestarts:   cfg.MaxNodeRestarts,
-		MaxResultBytes:    cfg.MaxResultBytes,
-		RecoveryInterval:  cfg.RecoveryInterval,
-		Owner:             cfg.ReplicaName,
-		StaleAfter:        cfg.LeaseTimeout,
-		HeartbeatInterval: cfg.LeaseTimeout / 5,
+		RecoverAllOnStart:       kind == "sqlite",
+		Retention:               cfg.Retention,
+		MaxRunsPerCaller:        cfg.MaxExecutionsPerCaller,
+		MaxConcurrentExecutions: cfg.MaxConcurrentExecutions,
+		AuthorizeResume:         authorizeResume,
+		MaxNodeRestarts:         cfg.MaxNodeRestarts,
+		MaxResultBytes:          cfg.MaxResultBytes,
+		RecoveryInterval:        cfg.RecoveryInterval,
+		Owner:                   cfg.ReplicaName,
+		StaleAfter:              cfg.LeaseTimeout,
+		HeartbeatInterval:       cfg.LeaseTimeout / 5,
 	})
+	exec := gw.exec
+	gw.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "kgw_housekeeping_leader",
+		Help: "1 while this replica runs the lease scan and retention for every replica (elected by a lease row on PostgreSQL; always 1 on SQLite).",
+	}, func() float64 {
+		if exec.Leader() {
+			return 1
+		}
+		return 0
+	}))
 }
 
 // closeExecutor stops the executor, interrupting the executions still

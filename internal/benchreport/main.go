@@ -294,9 +294,9 @@ var scenarios = []scenario{
 	{"  … at 512 callers", rateRatio("server.BenchmarkNoopThroughput/ephemeral/callers=512", "server.BenchmarkNoopThroughput/durable/callers=512", "execs/s")},
 	{"  … executor alone, no RPC (the journal's own cost)", rateRatio("executor.BenchmarkNoopEphemeral", "executor.BenchmarkNoopDurable", "execs/s")},
 	{"no-op workflow with API-key auth vs --auth none, gRPC API", measuredRatio("server.BenchmarkAuthThroughput", 0.90)},
-	{"no-op workflow, tracing always_on (OTLP to loopback) vs off, 128 callers, round 1", rateRatio("server.BenchmarkTracingOverhead/round=1/off", "server.BenchmarkTracingOverhead/round=1/always_on", "execs/s")},
-	{"  … round 2", rateRatio("server.BenchmarkTracingOverhead/round=2/off", "server.BenchmarkTracingOverhead/round=2/always_on", "execs/s")},
-	{"  … round 3", rateRatio("server.BenchmarkTracingOverhead/round=3/off", "server.BenchmarkTracingOverhead/round=3/always_on", "execs/s")},
+	{"no-op workflow, tracing off (no OTEL_* variable) vs without the span hooks", hooksShare("executor.BenchmarkSpanHooksOff", "server.BenchmarkTracingOverhead", 0.97)},
+	{"no-op workflow, tracing on with the sampler off (always_off) vs no OTEL_* variable, 128 callers", sliceRatio("server.BenchmarkTracingOverhead", "off", 0)},
+	{"no-op workflow, tracing always_on (batched OTLP to loopback) vs no OTEL_* variable", sliceRatio("server.BenchmarkTracingOverhead", "on", 0.75)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }
@@ -438,5 +438,53 @@ func main() {
 	externalTable(rs)
 	if missing > 0 {
 		os.Exit(1)
+	}
+}
+
+// sliceRatio reports a ratio that the benchmark key measured itself in
+// slices, its sides taking turns: "<side>-cpu-ratio", the median over the
+// slices of the baseline's process CPU time per call over the side's
+// (held to min; none when min is 0), with its range ("-min", "-max"), the wall-clock median
+// ("<side>-ratio") and the allocations per call of both sides.
+func sliceRatio(key, side string, min float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		r, ok := rs.value(key, side+"-cpu-ratio")
+		if !ok {
+			return "", "", false, false
+		}
+		fig := fmt.Sprintf("%.2f× (CPU per call, median of the slices", r)
+		lo, ok1 := rs.value(key, side+"-cpu-ratio-min")
+		hi, ok2 := rs.value(key, side+"-cpu-ratio-max")
+		if ok1 && ok2 {
+			fig += fmt.Sprintf(", %.2f–%.2f", lo, hi)
+		}
+		if w, ok := rs.value(key, side+"-ratio"); ok {
+			fig += fmt.Sprintf("; wall clock %.2f×", w)
+		}
+		a, ok1 := rs.value(key, side+"-allocs/op")
+		ab, ok2 := rs.value(key, "base-allocs/op")
+		if ok1 && ok2 {
+			fig += fmt.Sprintf("; %.0f allocations a call vs %.0f", a, ab)
+		}
+		if min <= 0 {
+			return fig + ")", "none", true, true
+		}
+		return fig + ")", fmt.Sprintf("≥ %.2f×", min), r >= min, true
+	}
+}
+
+// hooksShare reports the throughput of a no-op call with tracing off
+// against the same call without the executor's span hooks: 1 − the hooks'
+// time per execution (hooks, ns/op) over the CPU time of a whole call
+// (calls, its "base-cpu-ns/op").
+func hooksShare(hooks, calls string, min float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		h, ok1 := nsPerOp(rs, hooks)
+		c, ok2 := rs.value(calls, "base-cpu-ns/op")
+		if !ok1 || !ok2 || c <= 0 {
+			return "", "", false, false
+		}
+		r := 1 - h/c
+		return fmt.Sprintf("%.4f× (hooks %s per execution, a call %s of CPU)", r, dur(h), dur(c)), fmt.Sprintf("≥ %.2f×", min), r >= min, true
 	}
 }

@@ -136,3 +136,49 @@ func TestExternalScenarios(t *testing.T) {
 		})
 	}
 }
+
+// TestSliceRatio: the side's CPU ratio, measured by the benchmark in
+// slices, is held to the target; its range, wall clock and allocations
+// are printed beside it.
+func TestSliceRatio(t *testing.T) {
+	const out = `pkg: github.com/kailash-gateway/kgw/server
+BenchmarkTracingOverhead-2   	 1	 9000000000 ns/op	 0.96 off-cpu-ratio	 0.90 off-cpu-ratio-min	 1.02 off-cpu-ratio-max	 0.99 off-ratio	 0.70 on-cpu-ratio	 0.6 on-cpu-ratio-min	 0.8 on-cpu-ratio-max	 0.72 on-ratio	 214 base-allocs/op	 257 off-allocs/op	 343 on-allocs/op	 3.0 on-spans/call
+`
+	rs, err := parse(strings.NewReader(out), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fig, target, met, ok := sliceRatio("server.BenchmarkTracingOverhead", "off", 0.95)(rs)
+	if want := "0.96× (CPU per call, median of the slices, 0.90–1.02; wall clock 0.99×; 257 allocations a call vs 214)"; !ok || !met || target != "≥ 0.95×" || fig != want {
+		t.Errorf("sliceRatio = %q, %q, met %v, ok %v; want %q", fig, target, met, ok, want)
+	}
+	if _, _, met, _ := sliceRatio("server.BenchmarkTracingOverhead", "on", 0.75)(rs); met {
+		t.Error("0.70 met a 0.75 target")
+	}
+	if _, _, _, ok := sliceRatio("server.BenchmarkTracingOverhead", "sampled", 0.75)(rs); ok {
+		t.Error("a side that did not run reported")
+	}
+	if _, target, met, _ := sliceRatio("server.BenchmarkTracingOverhead", "on", 0)(rs); target != "none" || !met {
+		t.Errorf("without a target: %q, met %v", target, met)
+	}
+}
+
+// TestHooksShare: the span hooks' time against a whole call's CPU time.
+func TestHooksShare(t *testing.T) {
+	const out = `pkg: github.com/kailash-gateway/kgw/executor
+BenchmarkSpanHooksOff-2   	 200000	 50 ns/op	 0 B/op	 0 allocs/op
+pkg: github.com/kailash-gateway/kgw/server
+BenchmarkTracingOverhead-2   	 1	 9000000000 ns/op	 100000 base-cpu-ns/op
+`
+	rs, err := parse(strings.NewReader(out), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fig, target, met, ok := hooksShare("executor.BenchmarkSpanHooksOff", "server.BenchmarkTracingOverhead", 0.97)(rs)
+	if !ok || !met || target != "≥ 0.97×" || !strings.HasPrefix(fig, "0.9995× (hooks ") {
+		t.Errorf("hooksShare = %q, %q, met %v, ok %v", fig, target, met, ok)
+	}
+	if _, _, met, _ := hooksShare("executor.BenchmarkSpanHooksOff", "server.BenchmarkTracingOverhead", 0.9999)(rs); met {
+		t.Error("0.9995 met 0.9999")
+	}
+}

@@ -15,6 +15,7 @@ const (
 	cancelChannel    = "kgw_cancel"
 	eventsChannel    = "kgw_events"
 	workflowsChannel = "kgw_workflows" // payload: workflow name, on register and delete
+	backlogChannel   = "kgw_backlog"   // no payload: executions were queued or released
 )
 
 var (
@@ -63,6 +64,9 @@ func (s *Store) listenOnce(ctx context.Context, h store.Notifications) error {
 	}
 	if h.Workflows != nil {
 		handlers[workflowsChannel] = h.Workflows
+	}
+	if h.Backlog != nil {
+		handlers[backlogChannel] = func(string) { h.Backlog() }
 	}
 	if h.Connected != nil {
 		defer h.Connected(false)

@@ -55,6 +55,9 @@ func (s *Store) CreateExecution(ctx context.Context, e *store.Execution) error {
 	if err := queueCreate(b, e); err != nil {
 		return fmt.Errorf("postgres: create execution %s: %w", e.ID, err)
 	}
+	if queued(e) {
+		b.Queue(sqlNotifyBacklog) // delivered at commit
+	}
 	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("postgres: create execution %s: %w", e.ID, translate(err))
 	}
@@ -231,6 +234,18 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	for _, id := range announced {
 		batch.Queue(`SELECT pg_notify('`+eventsChannel+`', $1)`, id)
 	}
+	// Executions created or released without an owner wake the
+	// processes that claim from the backlog.
+	notifyBacklog := false
+	for _, e := range b.Creates {
+		notifyBacklog = notifyBacklog || queued(e)
+	}
+	for _, e := range b.Executions {
+		notifyBacklog = notifyBacklog || queued(e)
+	}
+	if notifyBacklog {
+		batch.Queue(sqlNotifyBacklog)
+	}
 	fenced := map[string]bool{}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		br := tx.SendBatch(ctx, batch)
@@ -245,6 +260,11 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 			return err
 		}
 		for range announced {
+			if _, err := br.Exec(); err != nil {
+				return translate(err)
+			}
+		}
+		if notifyBacklog {
 			if _, err := br.Exec(); err != nil {
 				return translate(err)
 			}
@@ -455,6 +475,57 @@ func (s *Store) ReclaimExecutions(ctx context.Context, owner string) ([]*store.E
 	return out, nil
 }
 
+// queued reports whether e, created or updated, is in the backlog: not
+// finished and without an owner.
+func queued(e *store.Execution) bool { return e.Owner == "" && !e.Status.Terminal() }
+
+// sqlNotifyBacklog announces that the backlog has work.
+const sqlNotifyBacklog = `SELECT pg_notify('` + backlogChannel + `', '')`
+
+// ClaimQueued implements store.Store: rows another claimer holds are
+// skipped (SKIP LOCKED), so concurrent claimers take disjoint sets.
+func (s *Store) ClaimQueued(ctx context.Context, owner string, limit int) ([]*store.Execution, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	var out []*store.Execution
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, claimQueuedQuery, owner, limit)
+		if err != nil {
+			return err
+		}
+		if out, err = scanExecutions(rows); err != nil {
+			return err
+		}
+		return loadNodes(ctx, tx, out, true)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: claim queued executions for %s: %w", owner, err)
+	}
+	sortByCreation(out)
+	return out, nil
+}
+
+// ReleaseStale implements store.Store; when it released anything, the
+// processes that claim from the backlog are notified at commit.
+func (s *Store) ReleaseStale(ctx context.Context, staleBefore time.Time) (int, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, releaseStaleQuery, codec.Nanos(staleBefore))
+		if err != nil {
+			return err
+		}
+		if n = tag.RowsAffected(); n > 0 {
+			_, err = tx.Exec(ctx, sqlNotifyBacklog)
+		}
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("postgres: release executions of stale owners: %w", err)
+	}
+	return int(n), nil
+}
+
 func sortByCreation(execs []*store.Execution) {
 	sort.Slice(execs, func(i, j int) bool {
 		if !execs[i].CreateTime.Equal(execs[j].CreateTime) {
@@ -500,6 +571,21 @@ var (
 			FOR UPDATE SKIP LOCKED) c
 		WHERE e.id = c.id
 		RETURNING ` + qualified("e", codec.ExecutionColumns)
+	// claimQueuedQuery makes $1 the owner of the $2 oldest unfinished
+	// executions without an owner.
+	claimQueuedQuery = `UPDATE executions e SET owner = $1, epoch = e.epoch + 1
+		FROM (SELECT x.id FROM executions x WHERE x.status < 3 AND x.owner = ''
+			ORDER BY x.create_time, x.id LIMIT $2 FOR UPDATE SKIP LOCKED) c
+		WHERE e.id = c.id
+		RETURNING ` + qualified("e", codec.ExecutionColumns)
+	// releaseStaleQuery releases the unfinished executions of the owners
+	// that have not heart-beaten since $1.
+	releaseStaleQuery = `UPDATE executions e SET owner = '', restarts = e.restarts + 1
+		FROM (SELECT x.id FROM executions x
+			WHERE x.status < 3 AND x.owner <> '' AND NOT EXISTS (
+				SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $1)
+			FOR UPDATE SKIP LOCKED) c
+		WHERE e.id = c.id`
 	// reclaimQuery takes back the unfinished executions $1 holds.
 	reclaimQuery = `UPDATE executions SET epoch = epoch + 1, restarts = restarts + 1
 		WHERE status < 3 AND owner = $1 AND owner <> ''

@@ -34,6 +34,8 @@ func TestBackgroundQueryPlans(t *testing.T) {
 	}{
 		{"claim", claimQuery, []any{"gw-2", int64(2e12)}, "executions_unfinished"},
 		{"expired", deleteExpired, []any{int64(1e12), deleteBatch}, "executions_newest"},
+		{"claim queued", claimQueuedQuery, []any{"gw-2", 10}, "executions_unfinished"},
+		{"release stale", releaseStaleQuery, []any{int64(2e12)}, "executions_unfinished"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

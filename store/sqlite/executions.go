@@ -140,6 +140,85 @@ func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore t
 	return out, nil
 }
 
+// ClaimQueued implements store.Store. SQLite serves one process, whose
+// writes are serialized: one statement takes the rows.
+func (s *Store) ClaimQueued(ctx context.Context, owner string, limit int) ([]*store.Execution, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	// Most ticks find nothing queued: ask the read pool first.
+	var queuedAny bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM executions WHERE status < 3 AND owner = '')`).Scan(&queuedAny); err != nil {
+		return nil, fmt.Errorf("sqlite: claim queued executions for %s: %w", owner, err)
+	}
+	if !queuedAny {
+		return nil, nil
+	}
+	var out []*store.Execution
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		out, err = updateReturning(ctx, tx, `UPDATE executions SET owner = ?1, epoch = epoch + 1
+			WHERE id IN (SELECT id FROM executions WHERE status < 3 AND owner = ''
+				ORDER BY create_time, id LIMIT ?2)
+			RETURNING `+executionColumns, owner, limit)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: claim queued executions for %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+// ReleaseStale implements store.Store.
+func (s *Store) ReleaseStale(ctx context.Context, staleBefore time.Time) (int, error) {
+	var n int64
+	err := s.writeTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE executions SET owner = '', restarts = restarts + 1
+			WHERE status < 3 AND owner <> '' AND NOT EXISTS (
+				SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?1)`, codec.Nanos(staleBefore))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: release executions of stale owners: %w", err)
+	}
+	return int(n), nil
+}
+
+// updateReturning runs an UPDATE … RETURNING executionColumns and returns
+// the executions, oldest first, with their nodes.
+func updateReturning(ctx context.Context, tx *sql.Tx, query string, args ...any) ([]*store.Execution, error) {
+	rows, err := tx.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []*store.Execution
+	for rows.Next() {
+		e, err := scanExecution(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].CreateTime.Equal(out[j].CreateTime) {
+			return out[i].CreateTime.Before(out[j].CreateTime)
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out, loadNodes(ctx, tx, out, true)
+}
+
 // ReclaimExecutions implements store.Store.
 func (s *Store) ReclaimExecutions(ctx context.Context, owner string) ([]*store.Execution, error) {
 	var out []*store.Execution

@@ -24,6 +24,8 @@ func RunReplicas(t *testing.T, open Opener) {
 		{"Replicas/FencingInGroupCommit", testFencingInGroupCommit},
 		{"Replicas/FencedUnknownExecution", testFencedUnknownExecution},
 		{"Replicas/ConcurrentClaimersNeverShare", testConcurrentClaimersNeverShare},
+		{"Replicas/ConcurrentQueueClaimersNeverShare", testConcurrentQueueClaimers},
+		{"Replicas/LeaderLease", testLeaderLease},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -51,6 +51,8 @@ func Run(t *testing.T, open Opener) {
 		{"Execution/ConcurrentClaimsAreDisjoint", testConcurrentClaims},
 		{"Execution/ClaimCountsEpochAndRestarts", testClaimCounters},
 		{"Execution/ReclaimOwn", testReclaimOwn},
+		{"Execution/ClaimQueued", testClaimQueued},
+		{"Execution/ReleaseStale", testReleaseStale},
 		{"Execution/DeleteBefore", testDeleteBefore},
 		{"Execution/DeleteBeforeManyExpired", testDeleteBeforeMany},
 		{"Secret/VersionsGetListDelete", testSecrets},

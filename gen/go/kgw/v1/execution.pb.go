@@ -30,7 +30,9 @@ type ExecutionStatus int32
 const (
 	// Not set; never stored.
 	ExecutionStatus_EXECUTION_STATUS_UNSPECIFIED ExecutionStatus = 0
-	// Accepted and journalled, not yet running.
+	// Accepted and journalled, not yet running: for example queued in the
+	// shared backlog because the replica that received StartExecution was at
+	// its --max-concurrent-executions limit.
 	ExecutionStatus_EXECUTION_STATUS_PENDING ExecutionStatus = 1
 	// Running.
 	ExecutionStatus_EXECUTION_STATUS_RUNNING ExecutionStatus = 2
@@ -315,9 +317,9 @@ type Execution struct {
 	// `--auth none`).
 	Caller string `protobuf:"bytes,12,opt,name=caller,proto3" json:"caller,omitempty"`
 	// Name of the gateway replica (`--replica-name`) that runs the execution,
-	// or that ran it last; empty while no replica holds it (released by a
-	// draining replica, waiting to be taken over) and for executions of
-	// gateways that predate it.
+	// or that ran it last; empty while no replica holds it (queued in the
+	// shared backlog, or released by a draining replica, waiting to be taken
+	// over) and for executions of gateways that predate it.
 	Replica       string `protobuf:"bytes,13,opt,name=replica,proto3" json:"replica,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache

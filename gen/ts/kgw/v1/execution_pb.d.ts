@@ -105,9 +105,9 @@ export declare type Execution = Message<"kgw.v1.Execution"> & {
 
   /**
    * Name of the gateway replica (`--replica-name`) that runs the execution,
-   * or that ran it last; empty while no replica holds it (released by a
-   * draining replica, waiting to be taken over) and for executions of
-   * gateways that predate it.
+   * or that ran it last; empty while no replica holds it (queued in the
+   * shared backlog, or released by a draining replica, waiting to be taken
+   * over) and for executions of gateways that predate it.
    *
    * @generated from field: string replica = 13;
    */
@@ -1134,7 +1134,9 @@ export enum ExecutionStatus {
   UNSPECIFIED = 0,
 
   /**
-   * Accepted and journalled, not yet running.
+   * Accepted and journalled, not yet running: for example queued in the
+   * shared backlog because the replica that received StartExecution was at
+   * its --max-concurrent-executions limit.
    *
    * @generated from enum value: EXECUTION_STATUS_PENDING = 1;
    */
