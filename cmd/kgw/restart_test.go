@@ -210,21 +210,7 @@ func testAttemptsGrowAcrossKills(t *testing.T, storeDSN string) {
 	if _, err := client.StoreSecret(ctx, "attempts_db", map[string]any{"user": "postgres", "password": "unused"}); err != nil {
 		t.Fatal(err)
 	}
-	const chain = 40
-	b := kgw.NewWorkflow("fast_chain")
-	for i := 1; i <= chain; i++ {
-		b.AddCode(fmt.Sprintf("n%d", i), attemptNodeCode, kgw.RequiredResources("db"))
-		if i > 1 {
-			b.Connect(fmt.Sprintf("n%d", i-1), "attempt", fmt.Sprintf("n%d", i), "previous")
-		}
-	}
-	wf, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Register(ctx, wf); err != nil {
-		t.Fatal(err)
-	}
+	registerFastChain(t, client)
 	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: strings.TrimPrefix(u.Path, "/"), CredentialsRef: "attempts_db"}
 
 	var ids []string
@@ -259,6 +245,27 @@ func testAttemptsGrowAcrossKills(t *testing.T, storeDSN string) {
 
 	runs := checkAttemptsGrow(t, pool)
 	t.Logf("%d executions, %d node runs, %d nodes ran more than once", len(ids), runs, reruns)
+}
+
+// registerFastChain registers workflow fast_chain: a chain of 40
+// attemptNodeCode nodes, each using resource db.
+func registerFastChain(t *testing.T, client *kgw.Client) {
+	t.Helper()
+	const chain = 40
+	b := kgw.NewWorkflow("fast_chain")
+	for i := 1; i <= chain; i++ {
+		b.AddCode(fmt.Sprintf("n%d", i), attemptNodeCode, kgw.RequiredResources("db"))
+		if i > 1 {
+			b.Connect(fmt.Sprintf("n%d", i-1), "attempt", fmt.Sprintf("n%d", i), "previous")
+		}
+	}
+	wf, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Register(t.Context(), wf); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // checkAttemptsGrow checks the runs recorded in table attempts: each run
