@@ -19,7 +19,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 # test-go run in each.
 GO_MODULES := . gen/go clients/go tools/loadgen
 
-.PHONY: run build generate check-generate lint test test-go test-python test-ts release-check bench bench-deps bench-external tools deps cc clean
+.PHONY: run build generate check-generate lint test test-go test-python test-ts release-check bench bench-deps bench-external bench-cluster tools deps cc clean
 
 ## cc: a C compiler for cgo (the SQLite store is C), installed with apt when missing
 cc:
@@ -142,6 +142,7 @@ bench: deps bench-deps
 	  for i in 1 2 3 4 5 6; do $(GO) test -run '^$$' -bench Fetchval -benchtime 2s ./server/ || exit 1; done && \
 	  $(LOADGEN); } | \
 	  $(GO) run ./internal/benchreport
+	$(MAKE) --no-print-directory bench-cluster
 
 # The external benchmark measures kgw built here into .bench/ (not bin/,
 # which may be shared), the Python client installed into its venv and the
@@ -163,6 +164,15 @@ bench-deps: cc $(PYCLIENT_VENV)/.installed clients/ts/node_modules/.installed
 	  (cd $(BENCH_DIR)/before-src && $(GO) build -o $(BENCH_DIR)/kgw-before ./cmd/kgw); fi
 	$(PYCLIENT_VENV)/bin/pip install -q --no-deps --force-reinstall '$(PYCLIENT)'
 	cd clients/ts && npm run build >/dev/null
+
+## bench-cluster: only the cluster benchmark (about 1 minute) and its report: two `kgw serve` replicas on one
+##      PostgreSQL, durable no-op throughput with 1 and 2 replicas, cross-replica watch latency (docs/cluster.md);
+##      CLUSTER_FLAGS adds loadgen flags (e.g. -cluster-window 5s; see `cd tools/loadgen && go run . -h`)
+CLUSTER_FLAGS ?=
+bench-cluster: deps
+	$(GO) build -o $(BENCH_DIR)/kgw ./cmd/kgw
+	set -o pipefail; { cd tools/loadgen && $(GO) run . -cluster -kgw $(BENCH_DIR)/kgw $(CLUSTER_FLAGS); } | \
+	  $(GO) run ./internal/benchreport -cluster
 
 ## bench-external: only the external benchmark (about 2 minutes) and its report
 bench-external: deps bench-deps

@@ -115,6 +115,10 @@ type Subscription struct {
 	id     string
 	notify chan struct{} // capacity 1: "something changed"
 	wake   chan struct{} // capacity 1: the store announced new events (store reads only)
+	// notified: the last wait for events (store reads only) ended with a
+	// notification, so the execution cannot have ended unseen: its terminal
+	// event commits with its end and will be read like any other.
+	notified bool
 
 	mu     sync.Mutex
 	r      *run // nil while reading from the store
@@ -346,15 +350,22 @@ func (s *Subscription) fetch(ctx context.Context) error {
 		r.attach(s)
 		return nil
 	}
-	x, err := s.e.st.GetExecution(ctx, s.id)
-	if err != nil {
-		return fmt.Errorf("read execution %s: %w", s.id, err)
-	}
-	if x.Status.Terminal() {
+	if !s.notified {
+		// Whether it ended (unseen: before this subscription asked to
+		// start at or after its end, or with a notification lost) is read
+		// only now: at the first read with nothing new, and after a wait
+		// that no notification ended. Woken by notifications, reading only
+		// the new events keeps one round trip on the path of each event
+		// instead of a read of the whole execution.
+		if err := s.checkEnded(ctx); err != nil {
+			return err
+		}
 		s.mu.Lock()
-		s.done = true
+		done := s.done || len(s.queue) > 0
 		s.mu.Unlock()
-		return nil
+		if done {
+			return nil
+		}
 	}
 	poll := storePoll
 	if s.e.watchers.listening.Load() {
@@ -364,12 +375,42 @@ func (s *Subscription) fetch(ctx context.Context) error {
 	defer t.Stop()
 	select {
 	case <-t.C:
+		s.notified = false
 		return nil
 	case <-s.wake:
+		s.notified = true
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// checkEnded reads the execution and, if it ended, either queues the events
+// committed since the caller's read of the events or marks the history
+// complete.
+func (s *Subscription) checkEnded(ctx context.Context) error {
+	x, err := s.e.st.GetExecution(ctx, s.id)
+	if err != nil {
+		return fmt.Errorf("read execution %s: %w", s.id, err)
+	}
+	if x.Status.Terminal() {
+		// The execution may have ended after the caller's read of the
+		// events: its last events commit with its terminal status, so read
+		// once more. Only no events after the end was seen means the
+		// history is complete.
+		evs, err := s.e.st.ListEvents(ctx, s.id, s.after, 256)
+		if err != nil {
+			return fmt.Errorf("read events of execution %s: %w", s.id, err)
+		}
+		s.mu.Lock()
+		if len(evs) > 0 {
+			s.queue = append(s.queue, evs...)
+		} else {
+			s.done = true
+		}
+		s.mu.Unlock()
+	}
+	return nil
 }
 
 // Close ends the subscription. It may be called from any goroutine, more

@@ -5,7 +5,8 @@
 // Usage: go test -run '^$' -bench . ./... | go run ./internal/benchreport
 //
 // With -external it reports only the scenarios of tools/loadgen, the
-// external benchmark (make bench-external).
+// external benchmark (make bench-external); with -cluster only those of
+// tools/loadgen -cluster (make bench-cluster).
 //
 // A benchmark that ran several times (-count) counts by the median of its
 // runs; see ratio for paired baselines.
@@ -320,6 +321,51 @@ var externalScenarios = []scenario{
 	{"  … before: idle CPU", optional(idleCPU(storeBefore+"empty/idle", storeBefore+rows+"/idle"))},
 }
 
+// Cluster scenarios of tools/loadgen -cluster: two replicas on one
+// PostgreSQL database.
+const cluster = "loadgen.BenchmarkCluster/"
+
+// clusterNote heads the cluster report: on the development machine the
+// replicas, PostgreSQL and the load generator share two cores.
+const clusterNote = "measured on 2 cores shared by PostgreSQL, both replicas and the load generator: overhead, not scale-out"
+
+var clusterScenarios = []scenario{
+	{"cluster: durable no-op throughput, 2 replicas vs 1", unitRatio(cluster+"noop/replicas=1", "calls/s", cluster+"noop/replicas=2", "calls/s", 0, false)},
+	{"  … per replica with 2 vs the single replica", unitRatio(cluster+"noop/replicas=1", "calls/s", cluster+"noop/replicas=2", "per-replica-calls/s", 0, false)},
+	{"  … gateway CPU per call, 2 replicas vs 1", unitRatio(cluster+"noop/replicas=1", "cpu-µs/call", cluster+"noop/replicas=2", "cpu-µs/call", 0, true)},
+	{"  … PostgreSQL CPU per call, 2 replicas vs 1", optional(unitRatio(cluster+"noop/replicas=1", "pg-cpu-µs/call", cluster+"noop/replicas=2", "pg-cpu-µs/call", 0, true))},
+	{"cluster: watch latency, event on A's watcher → on B's, p50", ceiling(cluster+"watch/idle", "p50-ms", 50)},
+	{"  … p99", ceiling(cluster+"watch/idle", "p99-ms", 0)},
+	{"  … end of B's stream after A's, median", ceiling(cluster+"watch/idle", "end-p50-ms", 0)},
+	{"  … histories that differed between A and B", ceiling(cluster+"watch/idle", "mismatches", 0.5)},
+	{"  … under no-op load on both replicas, p50", optional(ceiling(cluster+"watch/loaded", "p50-ms", 50))},
+	{"  … under load, p99", optional(ceiling(cluster+"watch/loaded", "p99-ms", 0))},
+	{"  … under load, histories that differed", optional(ceiling(cluster+"watch/loaded", "mismatches", 0.5))},
+}
+
+// ceiling reports one metric of one benchmark against a maximum; a zero
+// maximum means none (for information).
+func ceiling(key, unit string, maxV float64) func(results) (string, string, bool, bool) {
+	return func(rs results) (string, string, bool, bool) {
+		v, ok := rs.value(key, unit)
+		if !ok {
+			return "", "", false, false
+		}
+		name, ms := strings.CutSuffix(unit, "-ms")
+		fig := fmt.Sprintf("%.0f %s", v, unit)
+		if ms {
+			fig = fmt.Sprintf("%s %.2f ms", name, v)
+		}
+		if maxV == 0 {
+			return fig, "none", true, true
+		}
+		if ms {
+			return fig, fmt.Sprintf("≤ %.0f ms", maxV), v <= maxV, true
+		}
+		return fig, fmt.Sprintf("≤ %.0f", maxV), v <= maxV, true
+	}
+}
+
 // optional marks a scenario that only some runs measure: when its
 // benchmarks are missing it reports "not run" instead of failing.
 func optional(report func(results) (string, string, bool, bool)) func(results) (string, string, bool, bool) {
@@ -407,6 +453,7 @@ func externalTable(rs results) {
 
 func main() {
 	externalOnly := flag.Bool("external", false, "report only the external scenarios (make bench-external)")
+	clusterOnly := flag.Bool("cluster", false, "report only the cluster scenarios (make bench-cluster)")
 	flag.Parse()
 	rs, err := parse(os.Stdin, os.Stdout)
 	if err != nil {
@@ -419,6 +466,10 @@ func main() {
 	all := append(slices.Clone(scenarios), externalScenarios...)
 	if *externalOnly {
 		all = externalScenarios
+	}
+	if *clusterOnly {
+		fmt.Println("(cluster: " + clusterNote + ")")
+		all = clusterScenarios
 	}
 	for _, s := range all {
 		fig, target, met, ok := s.report(rs)

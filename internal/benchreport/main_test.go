@@ -182,3 +182,44 @@ BenchmarkTracingOverhead-2   	 1	 9000000000 ns/op	 100000 base-cpu-ns/op
 		t.Error("0.9995 met 0.9999")
 	}
 }
+
+// clusterSample is tools/loadgen -cluster output (abridged figures).
+const clusterSample = `goos: linux
+pkg: github.com/kailash-gateway/kgw/tools/loadgen
+BenchmarkCluster/noop/replicas=1	2363	1269573 ns/op	787.7 calls/s	73619.1 p50-µs	162055.3 p99-µs	162707.5 p99.9-µs	163807.8 max-µs	262.4 cpu-µs/call	0 errors	279.3 pg-cpu-µs/call	64 callers
+BenchmarkCluster/noop/replicas=2	3614	830105 ns/op	1204.7 calls/s	44940.9 p50-µs	129038.6 p99-µs	167834.1 p99.9-µs	177387.3 max-µs	334.8 cpu-µs/call	0 errors	323.7 pg-cpu-µs/call	602.3 per-replica-calls/s	64 callers
+BenchmarkCluster/watch/idle	502	807903 ns/op	0.81 p50-ms	38.49 p99-ms	61.23 max-ms	1.10 end-p50-ms	24.83 end-max-ms	24 executions	0 mismatches
+BenchmarkCluster/watch/loaded	250	61965834 ns/op	61.97 p50-ms	29.13 p99-ms	62.52 max-ms	2.66 end-p50-ms	13.49 end-max-ms	12 executions	1 mismatches	16 load-callers
+`
+
+func TestClusterScenarios(t *testing.T) {
+	rs, err := parse(strings.NewReader(clusterSample), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]struct {
+		fig string
+		met bool
+	}{
+		"cluster: durable no-op throughput, 2 replicas vs 1":         {"1.53× (1205 calls/s vs 788 calls/s)", true},
+		"  … per replica with 2 vs the single replica":               {"0.76× (602 per-replica-calls/s vs 788 calls/s)", true},
+		"  … PostgreSQL CPU per call, 2 replicas vs 1":               {"1.16× (324 pg-cpu-µs/call vs 279 pg-cpu-µs/call)", true},
+		"cluster: watch latency, event on A's watcher → on B's, p50": {"p50 0.81 ms", true},
+		"  … under no-op load on both replicas, p50":                 {"p50 61.97 ms", false},
+		"  … histories that differed between A and B":                {"0 mismatches", true},
+		"  … under load, histories that differed":                    {"1 mismatches", false},
+	}
+	for _, s := range clusterScenarios {
+		fig, _, met, ok := s.report(rs)
+		if !ok {
+			t.Errorf("%s: not measured", s.name)
+			continue
+		}
+		if w, found := want[s.name]; found && (fig != w.fig || met != w.met) {
+			t.Errorf("%s = %q, met %v; want %q, met %v", s.name, fig, met, w.fig, w.met)
+		}
+	}
+	if _, _, _, ok := ceiling(cluster+"watch/none", "p50-ms", 50)(rs); ok {
+		t.Error("ceiling of a missing benchmark reported ok")
+	}
+}

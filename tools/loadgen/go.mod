@@ -3,6 +3,7 @@ module github.com/kailash-gateway/kgw/tools/loadgen
 go 1.26.8
 
 require (
+	github.com/jackc/pgx/v5 v5.12.0
 	github.com/kailash-gateway/kgw v0.0.0
 	github.com/kailash-gateway/kgw/gen/go v0.0.0
 	github.com/mattn/go-sqlite3 v1.14.53
@@ -13,7 +14,6 @@ require (
 require (
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.12.0 // indirect
 	go.uber.org/goleak v1.3.0 // indirect
 	golang.org/x/net v0.60.0 // indirect
 	golang.org/x/sys v0.49.0 // indirect

@@ -15,6 +15,9 @@
 // Results are printed as `go test -bench` lines for internal/benchreport.
 // With -kgw-before, every gateway scenario also runs on an older binary,
 // in turns with the current one, and is reported under BenchmarkBefore.
+// With -cluster it runs only the cluster benchmark instead (two replicas
+// on one PostgreSQL database, see cluster.go), reported under
+// BenchmarkCluster.
 //
 // Usage (from the repository root, see the Makefile's bench target):
 //
@@ -56,6 +59,8 @@ type options struct {
 	cpuProfile     string
 	skipStore      bool
 	skipClients    bool
+	clusterOnly    bool
+	cluster        clusterConfig
 }
 
 // recoveryInterval is the gateways' recovery tick (KGW_RECOVERY_INTERVAL):
@@ -81,6 +86,15 @@ func main() {
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the gateway under the no-op load at the highest concurrency to this file")
 	flag.BoolVar(&o.skipStore, "skip-store", false, "skip the background-work scenario")
 	flag.BoolVar(&o.skipClients, "skip-clients", false, "skip the Python and TypeScript scenarios")
+	flag.BoolVar(&o.clusterOnly, "cluster", false, "run only the cluster benchmark: two replicas on one PostgreSQL database (make bench-cluster)")
+	flag.IntVar(&o.cluster.callers, "cluster-callers", 64, "cluster: no-op callers in total (split in halves with two replicas)")
+	flag.DurationVar(&o.cluster.window, "cluster-window", 3*time.Second, "cluster: measured time per round of one and of two replicas")
+	flag.IntVar(&o.cluster.rounds, "cluster-rounds", 3, "cluster: rounds of one replica and two replicas, in turns")
+	flag.DurationVar(&o.cluster.watchWindow, "watch-window", 8*time.Second, "cluster: time spent watching executions across replicas, per variant (idle, loaded)")
+	flag.IntVar(&o.cluster.watchNodes, "watch-nodes", 10, "cluster: nodes of the watched workflow")
+	flag.DurationVar(&o.cluster.watchSpacing, "watch-spacing", 20*time.Millisecond, "cluster: how long each node of the watched workflow sleeps")
+	flag.IntVar(&o.cluster.watchPar, "watch-parallel", 2, "cluster: executions watched at a time")
+	flag.IntVar(&o.cluster.loadCallers, "watch-load-callers", 8, "cluster: no-op callers per replica while watching under load (0: skip that variant)")
 	flag.Parse()
 	for _, f := range strings.Split(callers, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
@@ -92,8 +106,11 @@ func main() {
 	if o.kgw == "" {
 		fatalf("-kgw is required")
 	}
-	if o.rounds < 1 {
-		fatalf("-rounds must be at least 1")
+	if o.rounds < 1 || o.cluster.rounds < 1 {
+		fatalf("-rounds and -cluster-rounds must be at least 1")
+	}
+	if o.cluster.callers < 2 || o.cluster.watchNodes < 1 || o.cluster.watchPar < 1 || o.cluster.loadCallers < 0 {
+		fatalf("-cluster-callers must be at least 2, -watch-nodes and -watch-parallel at least 1, -watch-load-callers at least 0")
 	}
 	for _, p := range []*string{&o.kgw, &o.kgwBefore, &o.tsClient} {
 		if *p != "" {
@@ -240,6 +257,13 @@ func benchmark(ctx context.Context, o options) error {
 	began := time.Now()
 	fmt.Println("goos: linux")
 	fmt.Println("pkg: github.com/kailash-gateway/kgw/tools/loadgen")
+	if o.clusterOnly {
+		if err := clusterBenchmark(ctx, o, pg); err != nil {
+			return err
+		}
+		fmt.Printf("# cluster benchmark took %s\n", time.Since(began).Round(time.Second))
+		return nil
+	}
 
 	g, err := startGateway(ctx, o.kgw, pg.Port)
 	if err != nil {
