@@ -57,6 +57,9 @@ func (r *run) journalled(ev *store.Event, err error) {
 		r.err = fmt.Errorf("journal execution %s: %w", r.id, err)
 		r.e.log.Error("journal write failed; execution state is not durable", "execution_id", r.id, "error", err)
 	}
+	if err == nil {
+		r.committed = ev.Seq
+	}
 	r.publishLocked(ev)
 }
 

@@ -408,7 +408,7 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 	// benchmarks use) cannot make Execute return before the run ends, so
 	// the run may as well run on this goroutine: that saves handing it to
 	// a worker and back, two goroutine switches per execution.
-	r, id, mine, err := e.start(ctx, req, ctx.Done() == nil, false)
+	r, id, mine, err := e.start(ctx, req, ctx.Done() == nil, true)
 	if err != nil {
 		return nil, err
 	}
@@ -438,7 +438,7 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 // execution is queued in the store instead (status PENDING, no owner) and
 // runs on the first process sharing the store that has a free slot.
 func (e *Executor) Start(ctx context.Context, req *Request) (string, error) {
-	_, id, _, err := e.start(ctx, req, false, true)
+	_, id, _, err := e.start(ctx, req, false, false)
 	return id, err
 }
 
@@ -649,10 +649,12 @@ func Results(x *store.Execution) map[string]any {
 // start registers and starts a run for req, or finds the one req's
 // idempotency key names. It returns the run (nil when the execution is not
 // run by this process) and its id. With inline, a new run is returned
-// before it starts, with mine set: the caller must run its loop. With
-// queue, a durable execution that finds no free slot is queued in the
-// store's backlog instead (enqueue; r is then nil).
-func (e *Executor) start(ctx context.Context, req *Request, inline, queue bool) (r *run, id string, mine bool, err error) {
+// before it starts, with mine set: the caller must run its loop.
+// With sync (Execute: the caller learns nothing of the run before its end)
+// a new execution without an idempotency key is journalled lazily (see
+// run.lazy). Without sync (Start), a durable execution that finds no free
+// slot is queued in the store's backlog instead (enqueue; r is then nil).
+func (e *Executor) start(ctx context.Context, req *Request, inline, sync bool) (r *run, id string, mine bool, err error) {
 	if req == nil || req.Workflow == nil {
 		return nil, "", false, fmt.Errorf("start execution: %w: no workflow", ErrInvalidWorkflow)
 	}
@@ -678,14 +680,20 @@ func (e *Executor) start(ctx context.Context, req *Request, inline, queue bool) 
 		}
 	}
 	reserved := false
-	if queue && durable {
+	if !sync && durable {
 		if !e.reserveForStart() {
 			id, err := e.enqueue(ctx, req, p)
 			return nil, id, false, err
 		}
 		reserved = true
 	}
-	r, prev, err := e.register(req, p, inline, reserved)
+	r = e.newRun(req, p, nil)
+	r.reserved = reserved
+	if sync && durable && r.key == "" {
+		r.lazy = true
+		r.journalledCreate = closedChan
+	}
+	prev, err := e.admit(r, inline)
 	if reserved && (err != nil || prev != nil) {
 		e.releaseSlots(1) // not taken by a run
 	}
@@ -719,19 +727,6 @@ func (e *Executor) attachKey(ctx context.Context, r *run, req *Request) (*run, s
 		return nil, "", &IdempotencyMismatchError{Key: req.IdempotencyKey, ExecutionID: id}
 	}
 	return ar, id, nil
-}
-
-// register creates and admits the run of req, or returns the run that
-// already has its idempotency key (prev). With reserved, the run takes the
-// slot its caller reserved when it is admitted.
-func (e *Executor) register(req *Request, p *plan, inline, reserved bool) (r, prev *run, err error) {
-	r = e.newRun(req, p, nil)
-	r.reserved = reserved
-	prev, err = e.admit(r, inline)
-	if err != nil || prev != nil {
-		return nil, prev, err
-	}
-	return r, nil, nil
 }
 
 // admit registers r, a new or resumed run, and begins it; unless inline,

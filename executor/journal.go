@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -20,7 +21,10 @@ type journalItem struct {
 	create *store.Execution // the whole new execution (then header and nodes are nil)
 	header *store.Execution
 	nodes  []store.NodeUpdate
-	wait   chan struct{} // closed after the item is written and published
+	// barrier: the item writes nothing; the run waits for it to be
+	// answered, which happens once its earlier items are (waitJournalled).
+	barrier bool
+	wait    chan struct{} // closed after the item is written and published
 }
 
 // journal is the single journal writer. Runs enqueue items (never
@@ -193,6 +197,8 @@ func (j *journal) take(items []*journalItem) []*journalItem {
 	j.mu.Unlock()
 	for _, it := range queued {
 		switch {
+		case it.create != nil && it.wait == nil: // lazy: the run goes on at once
+			j.active++
 		case it.create != nil:
 		case it.event == nil || it.event.Kind.Terminal() || it.wait != nil:
 			j.active--
@@ -212,11 +218,15 @@ func (j *journal) crash() {
 
 func (j *journal) finish(it *journalItem, err error) {
 	switch {
+	case it.create != nil && it.wait == nil: // lazy (counted active by take)
+		it.run.journalled(it.event, err)
 	case it.create != nil && err != nil:
 		it.run.createErr = err // read by the run after wait is closed
 	case it.create != nil:
 		j.active++ // until it waits for its next step, or its last
 		it.run.journalled(it.event, nil)
+	case it.barrier:
+		j.active++ // the run goes on once wait is closed
 	case it.event != nil:
 		if it.wait != nil && !it.event.Kind.Terminal() {
 			j.active++ // the run goes on once wait is closed
@@ -231,6 +241,9 @@ func (j *journal) finish(it *journalItem, err error) {
 }
 
 func (j *journal) writeBatch(items []*journalItem) error {
+	if !slices.ContainsFunc(items, func(it *journalItem) bool { return !it.barrier }) {
+		return nil // barriers only: their runs' earlier items are answered
+	}
 	b := &store.JournalBatch{Events: make([]*store.Event, 0, len(items))}
 	if len(items) == 1 {
 		it := items[0]

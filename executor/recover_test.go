@@ -591,7 +591,9 @@ func (s *holdingStore) WriteJournal(ctx context.Context, b *store.JournalBatch) 
 }
 
 // A node's downstream nodes start only once its completion is journalled,
-// so that a crash between them never runs a completed node again.
+// so that a crash between them never runs a completed node again (for
+// Start and for Execute with an idempotency key; a synchronous Execute
+// without one is journalled lazily: TestExecuteResumedAfterCrashMidChain).
 func TestDownstreamWaitsForJournalledCompletion(t *testing.T) {
 	st := &holdingStore{Store: openStore(t), hold: "a", held: make(chan struct{}), release: make(chan struct{})}
 	var releaseOnce sync.Once
@@ -606,7 +608,9 @@ func TestDownstreamWaitsForJournalledCompletion(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		x, err := e.Execute(t.Context(), &executor.Request{Workflow: chainWorkflow("held"), Parameters: map[string]any{"base": int64(1)}})
+		x, err := e.Execute(t.Context(), &executor.Request{
+			Workflow: chainWorkflow("held"), Parameters: map[string]any{"base": int64(1)}, IdempotencyKey: "held-1",
+		})
 		done <- result{x, err}
 	}()
 	<-st.held

@@ -167,9 +167,10 @@ func (h *Handle) run(ctx context.Context, sql string, args []any, f queryFunc) (
 	if err != nil {
 		return nil, err
 	}
-	defer func() { giveBack(c, clean) }()
+	q := &resetAfter{conn: c.Conn(), try: clean && h.pool.batchReset}
+	defer func() { h.pool.giveBack(c, clean, q.done) }()
 	qctx, w := watchStatement(ctx, c.Conn().PgConn())
-	out, tag, err := f(qctx, c.Conn(), sql, args)
+	out, tag, err := f(qctx, q, sql, args)
 	w.end()
 	if err == nil && !cleanTag(tag) {
 		clean = false
@@ -190,7 +191,7 @@ func (h *Handle) hold(ctx context.Context) (*heldConn, error) {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		c.Release()
+		h.pool.giveBack(c, true, false)
 		return nil, h.checkOpen()
 	}
 	if h.held == nil {
@@ -252,7 +253,7 @@ func (c *heldConn) release() {
 		cancel()
 		c.tx = nil
 	}
-	giveBack(c.conn, !c.dirty)
+	c.h.pool.giveBack(c.conn, !c.dirty, false)
 	c.h.mu.Lock()
 	delete(c.h.held, c)
 	c.h.mu.Unlock()

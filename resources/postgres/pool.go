@@ -41,14 +41,18 @@ type Options struct {
 // Pool is a pgx connection pool for one database resource config. It is
 // safe for concurrent use.
 type Pool struct {
-	cfg  Config
-	opts Options
-	pool *pgxpool.Pool
+	cfg     Config
+	opts    Options
+	pgxPool *pgxpool.Pool
 	// lostAt is when (UnixNano) a connection of the pool last failed
 	// below SQL (EOF, reset, refused): a connection that went idle before
 	// then is pinged before it is handed out (shouldPing), since the server
 	// may have restarted under it.
 	lostAt atomic.Int64
+	// batchReset is whether a call's statement may carry the session
+	// reset (reset.go): not when the config makes pgx use the simple
+	// protocol, which would join them into one query string.
+	batchReset bool
 }
 
 // Stats are a pool's live counters.
@@ -75,27 +79,18 @@ func New(ctx context.Context, cfg Config, opts Options) (*Pool, error) {
 	pc.ConnConfig.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &canceller{conn: c}
 	}
-	pl := &Pool{cfg: cfg, opts: opts}
+	pl := &Pool{cfg: cfg, opts: opts, batchReset: pc.ConnConfig.DefaultQueryExecMode != pgx.QueryExecModeSimpleProtocol}
 	pc.AfterConnect = func(_ context.Context, c *pgx.Conn) error {
 		registerJSON(c.TypeMap())
 		rememberParams(c.PgConn())
 		return nil
-	}
-	pc.AfterRelease = func(c *pgx.Conn) bool {
-		if resetSession(c) {
-			return true
-		}
-		if c.IsClosed() {
-			pl.lostAt.Store(time.Now().UnixNano())
-		}
-		return false
 	}
 	pc.ShouldPing = pl.shouldPing
 	p, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return nil, fmt.Errorf("create database pool: %w", err)
 	}
-	pl.pool = p
+	pl.pgxPool = p
 	return pl, nil
 }
 
@@ -104,7 +99,7 @@ func (p *Pool) Config() Config { return p.cfg }
 
 // Stats returns the pool's live counters.
 func (p *Pool) Stats() Stats {
-	s := p.pool.Stat()
+	s := p.pgxPool.Stat()
 	return Stats{
 		Size:        int(s.TotalConns()),
 		Idle:        int(s.IdleConns()),
@@ -121,7 +116,7 @@ func (p *Pool) Ping(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	defer c.Release()
+	defer p.giveBack(c, true, false)
 	if err := c.Ping(ctx); err != nil {
 		return fmt.Errorf("ping database: %w", err)
 	}
@@ -130,7 +125,7 @@ func (p *Pool) Ping(ctx context.Context) error {
 
 // Close closes the pool. It blocks until every checked-out connection has
 // been returned, so the broker calls it once no handle uses the pool.
-func (p *Pool) Close() { p.pool.Close() }
+func (p *Pool) Close() { p.pgxPool.Close() }
 
 // errAcquireTimeout is the cause of an acquire's context when the pool's
 // timeout passes (rather than the caller's context ending).
@@ -141,14 +136,14 @@ var errAcquireTimeout = errors.New("pool acquire timed out")
 func (p *Pool) acquire(ctx context.Context, name string) (*pgxpool.Conn, error) {
 	start := time.Now()
 	wctx, cancel := context.WithTimeoutCause(ctx, p.cfg.Timeout, errAcquireTimeout)
-	c, err := p.pool.Acquire(wctx)
+	c, err := p.pgxPool.Acquire(wctx)
 	timedOut := err != nil && context.Cause(wctx) == errAcquireTimeout
 	cancel()
 	if err == nil {
 		return c, nil
 	}
 	if ctx.Err() == nil && timedOut {
-		s := p.pool.Stat()
+		s := p.pgxPool.Stat()
 		if s.TotalConns() >= s.MaxConns() || errors.Is(err, poolerr.ErrExhausted) {
 			err = poolerr.Exhausted(name, p.cfg.MaxSize, time.Since(start))
 		} else {

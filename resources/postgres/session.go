@@ -25,7 +25,7 @@ import (
 //     Closing is complete: it also ends extension state (dblink
 //     connections, the random seed) that no reset touches.
 //   - Reset. Every other connection is reset before anyone else can
-//     acquire it (see "The reset" below): this undoes what the
+//     acquire it (reset.go): this undoes what the
 //     classification cannot see, such as a function called by a clean
 //     SELECT that runs set_config('search_path', …, false) or SET ROLE.
 //
@@ -64,7 +64,9 @@ import (
 // they change (session_authorization, TimeZone, DateStyle, search_path on
 // PostgreSQL 18 and later, …) are compared, when the connection is given
 // back, with their values after connecting; a difference makes it dirty.
-// That catches changes made by code the statement ran indirectly.
+// That catches changes made by code the statement ran indirectly (but not
+// on a call whose reset went in its own batch: the reset has restored
+// them before the server reports anything, see reset.go).
 //
 // What the rules cannot see: other session state changed by the database's
 // own code run on a clean statement's behalf — user-defined functions,
@@ -72,46 +74,6 @@ import (
 //
 // Misclassifying in the clean direction would leak; in the dirty direction
 // it costs a reconnect. Every rule errs towards dirty.
-//
-// The reset: every connection that goes back to the pool clean is reset
-// before anyone else can acquire it (resetSession,
-// pgxpool's AfterRelease hook, which pgxpool runs in its own goroutine
-// while the connection is still checked out): session authorization and
-// role back to the login user, every run-time parameter back to its value
-// at connection start (search_path, TimeZone, custom settings such as
-// app.tenant set by set_config(…, false) in a function), cursors closed,
-// LISTEN ended, session advisory locks released, temporary tables
-// dropped, sequence caches (currval/lastval) forgotten. In the same round
-// trip the reset checks that no SQL-level prepared statement exists (pgx's
-// own statements are protocol-level and stay valid), and discards the
-// connection if one does, or if the reset fails. This is DISCARD ALL
-// without DEALLOCATE ALL (and DISCARD PLANS), which would break pgx's
-// statement cache. Running statements unprepared instead (pgx's
-// describe-cache mode) would allow DISCARD ALL, but would decode results
-// with client-side descriptions that go stale when a table changes. What
-// the reset leaves behind is extension state (a dblink connection, the
-// random seed set by setseed) changed by code the rules did not flag, the
-// name — not the value — of a custom setting, and the text (not the
-// parameters) of the statements pgx prepared on the connection, visible in
-// pg_prepared_statements.
-//
-// Cost: one extra round trip per use of a connection, after the node has
-// its result, so the node does not wait for it; the connection is busy
-// that much longer, and both sides spend the CPU. On BenchmarkFetchval
-// (server/, workflow-node: one pooled fetchval per execution, PostgreSQL on
-// the same shared 2-core machine, base and reset binaries run in turns, 2 s
-// each, 10 pairs) the median went from about 104 µs/op to about 264 µs/op:
-// paired ratios 1.7x to 4.4x, median 2.5x (one outlier pair at 19x left
-// out); allocations from 37 to 61 per op (4 of them for masking handle
-// results, mask.go). An empty round trip in its place ("SELECT false")
-// already cost 1.5x to 2.8x: most of the cost is the round trip itself, not
-// the statements (DISCARD ALL alone, with unprepared statements, measured
-// 1.2x to 2.1x in 3 pairs on a busier host — see above for why it is not
-// used). On this benchmark every operation is a new execution, so
-// resetting only when a connection passes to another execution would not
-// help; the alternative, closing every connection, costs a reconnect. The
-// connection being reset is still in use for the pool's statistics, and a
-// node's next call may get another connection.
 
 // sessionFuncs are the names (lower case) whose appearance anywhere in a
 // statement makes it dirty.
@@ -420,50 +382,10 @@ func paramsChanged(c *pgconn.PgConn) bool {
 // closeTimeout bounds closing a dirty connection (sending Terminate).
 const closeTimeout = 5 * time.Second
 
-// giveBack returns c to its pool if it is clean (and its reported
-// parameters are unchanged), and otherwise takes it out of the pool and
-// closes it: the pool's size drops at once, and it opens a new connection
-// when one is needed.
-func giveBack(c pooledConn, clean bool) {
-	if clean && !paramsChanged(c.Conn().PgConn()) {
-		c.Release()
-		return
-	}
-	conn := c.Hijack()
+// closeConn closes a connection taken out of the pool (sends Terminate, no
+// reply awaited; closed either way).
+func closeConn(conn *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
 	defer cancel()
-	_ = conn.Close(ctx) // sends Terminate, no reply awaited; closed either way
-}
-
-// resetSQL restores a pooled connection's session to its state after
-// connecting (see "The reset" above) and reports
-// whether an SQL-level prepared statement survives, which it cannot remove
-// without removing pgx's own.
-const resetSQL = "SET SESSION AUTHORIZATION DEFAULT; RESET ALL; CLOSE ALL; UNLISTEN *; DISCARD TEMP; DISCARD SEQUENCES; " +
-	"SELECT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE from_sql) FROM pg_advisory_unlock_all()"
-
-// resetTimeout bounds a reset; a connection that takes longer is closed.
-const resetTimeout = 5 * time.Second
-
-// resetSession is the pool's AfterRelease hook: it resets c's session and
-// reports whether c may go back to the pool (false closes it).
-func resetSession(c *pgx.Conn) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), resetTimeout)
-	defer cancel()
-	mrr := c.PgConn().Exec(ctx, resetSQL)
-	prepared := true // until the last statement says otherwise
-	for mrr.NextResult() {
-		rr := mrr.ResultReader()
-		for rr.NextRow() {
-			v := rr.Values()
-			prepared = len(v) != 1 || string(v[0]) != "f"
-		}
-		if _, err := rr.Close(); err != nil {
-			break
-		}
-	}
-	if err := mrr.Close(); err != nil || prepared {
-		return false
-	}
-	return c.PgConn().TxStatus() == 'I'
+	_ = conn.Close(ctx)
 }

@@ -21,11 +21,39 @@ type queryTracer struct {
 	port     int
 }
 
+var _ pgx.BatchTracer = queryTracer{}
+
 func (t queryTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryStartData) context.Context {
+	return t.start(ctx, data.SQL)
+}
+
+func (t queryTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+	t.end(ctx, data.Err)
+}
+
+// TraceBatchStart starts one span for a batch (executemany, or a call's
+// statement sent with the session reset, see reset.go), named by its
+// first statement.
+func (t queryTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchStartData) context.Context {
+	if data.Batch == nil || len(data.Batch.QueuedQueries) == 0 {
+		return ctx
+	}
+	return t.start(ctx, data.Batch.QueuedQueries[0].SQL)
+}
+
+func (t queryTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (t queryTracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceBatchEndData) {
+	t.end(ctx, data.Err)
+}
+
+// start starts the client span of a statement, if ctx holds a recording
+// span.
+func (t queryTracer) start(ctx context.Context, sql string) context.Context {
 	if !trace.SpanFromContext(ctx).IsRecording() {
 		return ctx
 	}
-	op := strings.ToUpper(firstWord(data.SQL))
+	op := strings.ToUpper(firstWord(sql))
 	ctx, _ = otel.Tracer("github.com/kailash-gateway/kgw/resources/postgres").Start(ctx, "postgresql "+op,
 		trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 			attribute.String("db.system.name", "postgresql"),
@@ -37,12 +65,13 @@ func (t queryTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, data pgx.
 	return ctx
 }
 
-func (t queryTracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, data pgx.TraceQueryEndData) {
+// end ends the span start started, if any.
+func (t queryTracer) end(ctx context.Context, err error) {
 	span := trace.SpanFromContext(ctx)
 	if !span.IsRecording() {
 		return
 	}
-	if data.Err != nil {
+	if err != nil {
 		span.SetStatus(codes.Error, "query failed")
 	}
 	span.End()

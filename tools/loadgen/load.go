@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -23,6 +24,7 @@ type measurement struct {
 	window    time.Duration // measured time (after the warm-up)
 	latencies []time.Duration
 	cpu       float64 // server CPU seconds during the window; <0 unknown
+	clientCPU float64 // the load generator's or client driver's CPU seconds during the window; <0 unknown
 }
 
 func (m measurement) throughput() float64 { return float64(m.calls) / m.window.Seconds() }
@@ -39,6 +41,11 @@ func (m measurement) add(n measurement) measurement {
 		m.cpu += n.cpu
 	} else {
 		m.cpu = -1
+	}
+	if m.clientCPU >= 0 && n.clientCPU >= 0 {
+		m.clientCPU += n.clientCPU
+	} else {
+		m.clientCPU = -1
 	}
 	m.latencies = append(m.latencies, n.latencies...)
 	slices.Sort(m.latencies)
@@ -64,12 +71,14 @@ func run(ctx context.Context, fn call, callers int, warmup, window time.Duration
 	defer cancel()
 	var (
 		mu   sync.Mutex
-		m    = measurement{window: window, cpu: -1}
+		m    = measurement{window: window, cpu: -1, clientCPU: -1}
 		wg   sync.WaitGroup
 		cpu0 = make(chan float64, 1)
+		own0 = make(chan float64, 1)
 	)
 	go func() {
 		time.Sleep(time.Until(from))
+		own0 <- ownCPU()
 		c, err := serverCPU(admin)
 		if err != nil {
 			c = -1
@@ -109,13 +118,28 @@ func run(ctx context.Context, fn call, callers int, warmup, window time.Duration
 	// The window's CPU ends at the deadline, not when the last call of a
 	// slow scenario returns.
 	time.Sleep(time.Until(until))
+	own1 := ownCPU()
 	c1, err := serverCPU(admin)
 	wg.Wait()
 	if c0 := <-cpu0; err == nil && c0 >= 0 {
 		m.cpu = c1 - c0
 	}
+	if o0 := <-own0; o0 >= 0 && own1 >= o0 {
+		m.clientCPU = own1 - o0
+	}
 	slices.Sort(m.latencies)
 	return m
+}
+
+// ownCPU returns this process's CPU seconds (user and system, all
+// threads), or -1: the Go load generator's cost per call, next to the
+// client drivers' (which report their own).
+func ownCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return -1
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
 
 // serverCPU reads process_cpu_seconds_total from the gateway's /metrics.
@@ -149,6 +173,9 @@ func line(name string, m measurement) string {
 		us(quantile(m.latencies, 0.999)), us(quantile(m.latencies, 1)))
 	if m.cpu >= 0 && m.calls > 0 {
 		fmt.Fprintf(&b, "\t%.1f cpu-µs/call", m.cpu/float64(m.calls)*1e6)
+	}
+	if m.clientCPU >= 0 && m.calls > 0 {
+		fmt.Fprintf(&b, "\t%.1f client-cpu-µs/call", m.clientCPU/float64(m.calls)*1e6)
 	}
 	fmt.Fprintf(&b, "\t%d errors", m.errors)
 	return b.String()

@@ -78,7 +78,7 @@ func main() {
 	flag.DurationVar(&o.warmup, "warmup", 300*time.Millisecond, "warm-up before each measurement")
 	flag.DurationVar(&o.window, "window", 3*time.Second, "measured time per scenario and concurrency")
 	flag.StringVar(&callers, "callers", "1,64", "concurrencies of the Go scenarios")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds per concurrency of the Go scenarios: each round measures every scenario for window/rounds")
+	flag.IntVar(&o.rounds, "rounds", 3, "rounds per concurrency of the Go scenarios and of the client scenarios: each round measures every scenario for window/rounds")
 	flag.IntVar(&o.clientCallers, "client-callers", 16, "concurrency of the Python and TypeScript scenarios")
 	flag.IntVar(&o.storeRows, "store-rows", 500000, "finished executions stored for the background-work scenario")
 	flag.DurationVar(&o.storeWindow, "store-window", 6*time.Second, "measured time of the background-work scenario (one recovery tick per second)")
@@ -343,19 +343,41 @@ func measureGo(ctx context.Context, g, before *gateway, o options) {
 // measureClients measures the Python and TypeScript clients at
 // o.clientCallers, each scenario next to the Go client's figure at the same
 // concurrency, and prints a benchmark line for each.
+//
+// In rounds too: each round measures the health check, then per scenario
+// the Go generator and each client for window/rounds, so that a client and
+// the Go figure it is compared with are measured seconds apart (the
+// machine's other load moves the figures by tens of percent within a
+// minute).
 func measureClients(ctx context.Context, g *gateway, o options) error {
+	part := o
+	part.window = o.window / time.Duration(o.rounds)
 	n := o.clientCallers
-	m := measure(ctx, g, scenarios[0], n, o)
-	fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/health/callers=%d", n), m))
-	for _, s := range scenarios[1:] {
-		m := measure(ctx, g, s, n, o)
-		fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), m))
-		for _, c := range clientRunners(o) {
-			m, err := c.run(ctx, g, s, n, o)
-			if err != nil {
-				return fmt.Errorf("%s client, %s: %w", c.lang, s.name, err)
+	runners := clientRunners(o)
+	health := measurement{}
+	goM := make([]measurement, len(scenarios))
+	clientM := make([][]measurement, len(scenarios))
+	for i := range clientM {
+		clientM[i] = make([]measurement, len(runners))
+	}
+	for range o.rounds {
+		health = health.add(measure(ctx, g, scenarios[0], n, part))
+		for i, s := range scenarios[1:] {
+			goM[i+1] = goM[i+1].add(measure(ctx, g, s, n, part))
+			for j, c := range runners {
+				m, err := c.run(ctx, g, s, n, part)
+				if err != nil {
+					return fmt.Errorf("%s client, %s: %w", c.lang, s.name, err)
+				}
+				clientM[i+1][j] = clientM[i+1][j].add(m)
 			}
-			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/%s/%s/callers=%d", c.lang, s.name, n), m))
+		}
+	}
+	fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/health/callers=%d", n), health))
+	for i, s := range scenarios[1:] {
+		fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), goM[i+1]))
+		for j, c := range runners {
+			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/%s/%s/callers=%d", c.lang, s.name, n), clientM[i+1][j]))
 		}
 	}
 	return nil

@@ -67,6 +67,13 @@ def test_status_names() -> None:
     for value, name in names.items():
         assert Execution.from_proto(execution_pb2.Execution(status=value)).status == name
     assert Execution.from_proto(execution_pb2.Execution(status=99)).status == "unspecified"  # type: ignore[arg-type]
+    # Every value of the enums has its lower-case name (the tables are built once from the enums).
+    for enum_name, status in execution_pb2.ExecutionStatus.items():
+        want = enum_name.removeprefix("EXECUTION_STATUS_").lower()
+        assert Execution.from_proto(execution_pb2.Execution(status=status)).status == want  # type: ignore[arg-type]
+    for enum_name, node_status in execution_pb2.NodeStatus.items():
+        msg = execution_pb2.Execution(nodes=[execution_pb2.NodeExecution(node_id="n", status=node_status)])  # type: ignore[arg-type]
+        assert Execution.from_proto(msg).nodes[0].status == enum_name.removeprefix("NODE_STATUS_").lower()
 
 
 def test_event_views() -> None:

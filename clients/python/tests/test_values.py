@@ -7,9 +7,9 @@ import math
 from typing import Any
 
 import pytest
-from google.protobuf import struct_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
-from kgw._values import from_struct, to_duration, to_struct, to_timestamp
+from kgw._values import from_struct, from_timestamp, to_duration, to_struct, to_timestamp
 
 
 def test_struct_round_trip_keeps_plain_values() -> None:
@@ -92,3 +92,23 @@ def test_naive_datetime_is_taken_as_utc() -> None:
     naive = datetime.datetime(2030, 1, 2, 3, 4, 5)
     ts = to_timestamp(naive)
     assert ts.ToDatetime(tzinfo=datetime.timezone.utc) == naive.replace(tzinfo=datetime.timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos"),
+    [
+        (0, 0),
+        (1796618237, 262288587),  # a gateway timestamp
+        (1796618237, 999_999_999),  # nanoseconds truncate, never round up a second
+        (1796618237, 999),  # below a microsecond
+        (-1, 500_000_000),  # before the epoch
+        (-62135596800, 0),  # 0001-01-01, Timestamp's minimum
+        (253402300799, 999_999_999),  # 9999-12-31T23:59:59.999999999, its maximum
+    ],
+)
+def test_from_timestamp_matches_protobuf(seconds: int, nanos: int) -> None:
+    ts = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    got = from_timestamp(ts, True)
+    assert got == ts.ToDatetime(tzinfo=datetime.timezone.utc)
+    assert got is not None and got.tzinfo is datetime.timezone.utc
+    assert from_timestamp(ts, False) is None

@@ -51,6 +51,7 @@ import {
   workflowInfoFromProto,
   workflowSummaryFromProto,
 } from "./types.js";
+import { createUnaryTransport } from "./unary.js";
 import { dateToTimestamp, durationFromMs, toJsonObject } from "./values.js";
 
 /**
@@ -330,11 +331,22 @@ export class KailashClient {
           throw unreachableHint(err, target);
         }
       };
-      transport = createGrpcTransport({
+      const grpc = createGrpcTransport({
         baseUrl: url,
         sessionManager: this.session,
         interceptors: [addMetadata, ...(options.interceptors ?? [])],
       });
+      // Unary calls take the direct path (src/unary.ts) unless the caller
+      // adds interceptors, which need Connect's request objects.
+      transport =
+        (options.interceptors ?? []).length === 0
+          ? createUnaryTransport({
+              session: this.session,
+              metadata,
+              fallback: grpc,
+              mapError: (err) => unreachableHint(err, target),
+            })
+          : grpc;
     }
     this.workflows = createClient(WorkflowService, transport);
     this.executions = createClient(ExecutionService, transport);

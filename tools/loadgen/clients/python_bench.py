@@ -6,7 +6,8 @@ Runs CALLERS concurrent tasks on one client (one channel) calling
 execute_workflow(WORKFLOW) (with the named resource bench_db as "db" when
 DB is 1) for WARMUP + WINDOW seconds. Prints "window-start" when the
 warm-up ends, "window-end" at the deadline, then one JSON line with the
-calls that started and ended inside the window (see tools/loadgen).
+calls that started and ended inside the window and this process's CPU
+seconds (all threads) between the two marks (see tools/loadgen).
 """
 
 import asyncio
@@ -24,6 +25,7 @@ async def main() -> None:
     latencies: list[float] = []
     errors = 0
     first_error = ""
+    cpu = 0.0  # this process's CPU seconds (all threads) in the window
     async with kgw.KailashClient(target) as client:
         start = time.perf_counter()
         begin, end = start + warmup, start + warmup + window
@@ -51,14 +53,17 @@ async def main() -> None:
                 latencies.append((t1 - t0) * 1e6)
 
         async def marks() -> None:
+            nonlocal cpu
             await asyncio.sleep(max(begin - time.perf_counter(), 0))
+            cpu = time.process_time()
             print("window-start", flush=True)
             await asyncio.sleep(max(end - time.perf_counter(), 0))
+            cpu = time.process_time() - cpu
             print("window-end", flush=True)
 
         await asyncio.gather(marks(), *(caller() for _ in range(callers)))
     print(json.dumps({"calls": len(latencies), "errors": errors, "first_error": first_error,
-                      "latencies_us": latencies}), flush=True)
+                      "cpu_s": cpu, "latencies_us": latencies}), flush=True)
 
 
 asyncio.run(main())

@@ -6,8 +6,8 @@
 // calling executeWorkflow(WORKFLOW) (with the named resource bench_db as
 // "db" when DB is 1) for WARMUP + WINDOW seconds. Prints "window-start"
 // when the warm-up ends, "window-end" at the deadline, then one JSON line
-// with the calls that started and ended inside the window (see
-// tools/loadgen). The client must be built (npm run build).
+// with the calls that started and ended inside the window and this
+// process's CPU seconds between the two marks (see tools/loadgen). The client must be built (npm run build).
 import { performance } from "node:perf_hooks";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -58,13 +58,17 @@ async function caller() {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, Math.max(ms, 0)));
+let cpu = 0; // this process's CPU seconds in the window
 async function marks() {
   await sleep(begin - performance.now());
+  const c0 = process.cpuUsage();
   process.stdout.write("window-start\n");
   await sleep(end - performance.now());
+  const c1 = process.cpuUsage(c0);
+  cpu = (c1.user + c1.system) / 1e6;
   process.stdout.write("window-end\n");
 }
 
 await Promise.all([marks(), ...Array.from({ length: callers }, caller)]);
 client.close();
-process.stdout.write(JSON.stringify({ calls: latencies.length, errors, first_error: firstError, latencies_us: latencies }) + "\n");
+process.stdout.write(JSON.stringify({ calls: latencies.length, errors, first_error: firstError, cpu_s: cpu, latencies_us: latencies }) + "\n");

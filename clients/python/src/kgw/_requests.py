@@ -43,9 +43,16 @@ class WorkflowRequest:
     context: Mapping[str, Any] | None = None
 
 
+_PATHS: dict[tuple[str, str], str] = {}
+
+
 def method_path(service: descriptor.ServiceDescriptor, method: str) -> str:
     """Returns the gRPC path of a method, e.g. /kgw.v1.ExecutionService/ExecuteWorkflow."""
-    return f"/{service.full_name}/{service.methods_by_name[method].name}"
+    key = (service.full_name, method)
+    path = _PATHS.get(key)
+    if path is None:
+        path = _PATHS[key] = f"/{service.full_name}/{service.methods_by_name[method].name}"
+    return path
 
 
 WORKFLOW_SERVICE = workflow_pb2.DESCRIPTOR.services_by_name["WorkflowService"]

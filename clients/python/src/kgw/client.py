@@ -82,6 +82,12 @@ class KailashClient:
         self._options = _channel.options([*_channel.tls_options(tls), *(options or ())])
         self._metadata = _channel.call_metadata(token, metadata)
         self._channel: grpc.aio.Channel | None = None
+        # The unary multi-callables of the open channel, by method path: made
+        # once per method instead of once per call (see _calls.Unary.bind).
+        # With the other per-call savings of the same change (paths, enum
+        # names, timestamps) the client's own CPU per no-op call went from
+        # about 55 to 35 µs on top of grpc.aio's 80 (docs/performance.md, Clients).
+        self._unary: dict[str, Any] = {}
         self.secrets = AsyncSecrets(self)
         self.access = AsyncAccess(self)
 
@@ -101,6 +107,7 @@ class KailashClient:
         """Closes the channel; calls in flight are cancelled. The client can be reopened by using it again."""
         if self._channel is not None:
             channel, self._channel = self._channel, None
+            self._unary = {}
             await channel.close()
 
     async def wait_ready(self, timeout: Seconds | None = None) -> None:
@@ -114,6 +121,7 @@ class KailashClient:
 
     def _open(self) -> grpc.aio.Channel:
         if self._channel is None:
+            self._unary = {}
             if self._credentials is None:
                 self._channel = grpc.aio.insecure_channel(self._address, options=self._options)
             else:
@@ -121,7 +129,10 @@ class KailashClient:
         return self._channel
 
     async def _call(self, call: _calls.Unary[Any, _T]) -> _T:
-        multi = call.bind(self._open().unary_unary)
+        multi = self._unary.get(call.path) if self._channel is not None else None
+        if multi is None:
+            multi = call.bind(self._open().unary_unary)
+            self._unary[call.path] = multi
         try:
             response = await multi(call.request, metadata=self._metadata)
         except grpc.aio.AioRpcError as err:

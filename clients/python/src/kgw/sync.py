@@ -76,6 +76,8 @@ class SyncKailashClient:
         else:
             self._channel = grpc.secure_channel(address, creds, options=opts)
         self._metadata = _channel.call_metadata(token, metadata)
+        # The unary multi-callables by method path, made once per method.
+        self._unary: dict[str, Any] = {}
         self.secrets = Secrets(self)
         self.access = Access(self)
 
@@ -103,7 +105,9 @@ class SyncKailashClient:
             raise TimeoutError(f"gateway at {self.target} not ready after {seconds} s") from None
 
     def _call(self, call: _calls.Unary[Any, _T]) -> _T:
-        multi = call.bind(self._channel.unary_unary)
+        multi = self._unary.get(call.path)
+        if multi is None:
+            multi = self._unary[call.path] = call.bind(self._channel.unary_unary)
         try:
             response = multi(call.request, metadata=self._metadata)
         except grpc.RpcError as err:

@@ -82,11 +82,19 @@ def _enum_name(prefix: str, name: str) -> str:
     return name[len(prefix) :].lower() if name.startswith(prefix) else name.lower()
 
 
+def _enum_names(enum: Any, prefix: str) -> dict[int, str]:
+    """Lower-case names of an enum's values, computed once (a lookup per
+    conversion instead of a scan of the enum's values)."""
+    return {value: _enum_name(prefix, name) or "unspecified" for name, value in enum.items()}
+
+
+_EXECUTION_STATUS_NAMES = _enum_names(execution_pb2.ExecutionStatus, "EXECUTION_STATUS_")
+_NODE_STATUS_NAMES = _enum_names(execution_pb2.NodeStatus, "NODE_STATUS_")
+
+
 def execution_status_name(value: int) -> ExecutionStatus:
-    """Returns the lower-case name of an ExecutionStatus enum value."""
-    name = execution_pb2.ExecutionStatus.Name(value) if value in execution_pb2.ExecutionStatus.values() else ""
-    text = _enum_name("EXECUTION_STATUS_", name) or "unspecified"
-    return text  # type: ignore[return-value]
+    """Returns the lower-case name of an ExecutionStatus enum value ("unspecified" for unknown values)."""
+    return _EXECUTION_STATUS_NAMES.get(value, "unspecified")  # type: ignore[return-value]
 
 
 def execution_status_value(name: str) -> int:
@@ -100,9 +108,7 @@ def execution_status_value(name: str) -> int:
 
 
 def _node_status_name(value: int) -> NodeStatus:
-    name = execution_pb2.NodeStatus.Name(value) if value in execution_pb2.NodeStatus.values() else ""
-    text = _enum_name("NODE_STATUS_", name) or "unspecified"
-    return text  # type: ignore[return-value]
+    return _NODE_STATUS_NAMES.get(value, "unspecified")  # type: ignore[return-value]
 
 
 def _has(msg: _message.Message, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -109,6 +110,24 @@ async def test_failed_node_is_a_response_not_an_exception(gateway: str) -> None:
     assert response.error is not None
     assert response.error.node_id == "boom"
     assert "no luck" in response.error.message
+
+
+async def test_concurrent_calls_share_one_channel_and_survive_reopening(gateway: str) -> None:
+    workflow = kgw.AsyncWorkflowBuilder("noop").add_async_code("n", "result = {'x': 1}").build()
+    client = kgw.KailashClient(gateway)
+    await client.register_workflow("noop", workflow)
+    results = await asyncio.gather(*(client.execute_workflow("noop") for _ in range(32)))
+    assert [r.result for r in results] == [{"n": {"x": 1}}] * 32
+    channel = client._channel
+    # One multi-callable per method, reused by every call on this channel.
+    assert set(client._unary) == {"/kgw.v1.WorkflowService/RegisterWorkflow", "/kgw.v1.ExecutionService/ExecuteWorkflow"}
+    await client.close()
+    # Reopened: the calls go through a new channel, not callables of the closed one.
+    again = await client.execute_workflow("noop")
+    assert again.status == "completed"
+    assert client._channel is not channel
+    assert set(client._unary) == {"/kgw.v1.ExecutionService/ExecuteWorkflow"}
+    await client.close()
 
 
 async def test_unknown_workflow_raises_workflow_not_found(gateway: str) -> None:
