@@ -78,13 +78,13 @@ check-generate: generate
 	if ! git diff --quiet --exit-code -- gen; then \
 		git --no-pager diff --stat -- gen; echo "gen/ is stale: run make generate and commit"; exit 1; fi
 
-## lint: buf lint, buf breaking (FILE rules, against main), go vet and staticcheck in every Go module, the import layering of DESIGN §2, gofmt
+## lint: buf lint, buf breaking (FILE rules, against main), go vet and staticcheck in every Go module, the import layering of DESIGN §2, function length (docs/development.md), gofmt
 lint: $(BIN)/buf $(BIN)/staticcheck
 	$(BIN)/buf lint
 	$(BIN)/buf breaking --against '.git#branch=main' 
 	set -e; for m in $(GO_MODULES); do echo "go vet, staticcheck: $$m"; \
 		(cd $$m && $(GO) vet ./... && $(BIN)/staticcheck ./...); done
-	$(GO) test -count=1 ./internal/layering/
+	$(GO) test -count=1 ./internal/layering/ ./internal/funclen/
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## deps: install the services the tests run for real (redis-server; PostgreSQL binaries must be present)

@@ -85,27 +85,38 @@ func TestAPIKeys(t *testing.T) {
 		t.Errorf("key checked under another HMAC key: %v", err)
 	}
 
-	// last-used: written on first use, not again within a minute.
-	k1, _ := st.GetAPIKey(ctx, rec.ID)
+	checkLastUsed(t, st, b, clk, rec.ID, key)
+	checkRevokeAndExpire(t, a, b, clk, rec.ID, key)
+}
+
+// checkLastUsed: a key's last-used time (key id, secret key, authenticated
+// on b) is written on first use, not again within a minute.
+func checkLastUsed(t *testing.T, st store.Store, b *access.Keys, clk *clock, id, key string) {
+	ctx := t.Context()
+	k1, _ := st.GetAPIKey(ctx, id)
 	if k1.LastUsedTime.IsZero() {
 		t.Fatalf("last-used time not written")
 	}
 	clk.add(30 * time.Second)
 	b.Authenticate(ctx, key)
-	k2, _ := st.GetAPIKey(ctx, rec.ID)
+	k2, _ := st.GetAPIKey(ctx, id)
 	if !k2.LastUsedTime.Equal(k1.LastUsedTime) {
 		t.Errorf("last-used time rewritten within a minute")
 	}
 	clk.add(31 * time.Second)
 	b.Authenticate(ctx, key)
-	k3, _ := st.GetAPIKey(ctx, rec.ID)
+	k3, _ := st.GetAPIKey(ctx, id)
 	if !k3.LastUsedTime.After(k1.LastUsedTime) {
 		t.Errorf("last-used time not rewritten after a minute")
 	}
+}
 
-	// Revocation on replica a: replica b, which has the key cached, refuses
-	// it once KeyTTL has passed.
-	if err := a.Revoke(ctx, rec.ID); err != nil {
+// checkRevokeAndExpire: a key revoked on replica a is refused by replica
+// b, which has it cached, once KeyTTL has passed; a key expires at its
+// expire time; an unknown role is refused.
+func checkRevokeAndExpire(t *testing.T, a, b *access.Keys, clk *clock, id, key string) {
+	ctx := t.Context()
+	if err := a.Revoke(ctx, id); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := a.Authenticate(ctx, key); err == nil {

@@ -20,7 +20,31 @@ func TestCacheMethods(t *testing.T) {
 	b := resources.NewBroker(resources.Config{Logger: quiet})
 	defer b.Close()
 	specs := map[string]store.ResourceSpec{"cache": cacheSpec(r.Addr)}
-	code := strings.ReplaceAll(`
+	code := strings.ReplaceAll(cacheScript, "PFX", r.KeyPrefix(t))
+	g := mustExec(t, b, specs, code)
+	want := map[string]string{
+		"set_ok": "True", "get_v": `"v1"`, "get_none": "None", "nx_blocked": "None", "xx_ok": "True",
+		"num": `"42"`, "set_ex": "True", "ttl_ex": "100", "set_px": "True", "setex_ok": "True",
+		"exists_n": "2", "expire_ok": "True", "ttl_k": "30", "incr1": "1", "incr5": "5",
+		"incr_amount": "15", "decr1": "14", "mset_ok": "True", "mget_v": `["1", "2.5", None]`,
+		"mget_list": `["1", "2.5"]`, "lpush_n": "2", "rpush_n": "3", "lrange_v": `["b", "a", "c"]`,
+		"llen_v": "3", "lpop_v": `"b"`, "rpop_v": `"c"`, "ltrim_ok": "True", "lpop_empty": "None",
+		"hset_n": "1", "hset_map": "2", "hget_v": `"y"`, "hgetall_v": `{"f1": "x", "f2": "y", "f3": "3"}`,
+		"hdel_n": "1", "sadd_n": "3", "srem_n": "1", "smembers_v": `["a", "b"]`,
+		"sismember_t": "True", "sismember_f": "False", "zadd_n": "2", "zrange_v": `["low", "high"]`,
+		"zrange_s": `[("low", 1.0), ("high", 10.5)]`, "published": "0", "do_v": "1",
+		"do_list": "[]", "delete_n": "3", "after_delete": "None",
+	}
+	for name, w := range want {
+		t.Run(name, func(t *testing.T) { expect(t, g[name], w) })
+	}
+
+	checkCacheRefusals(t, b, specs)
+}
+
+// cacheScript calls every method of a cache handle, on keys prefixed PFX,
+// keeping each result in a global that TestCacheMethods checks.
+const cacheScript = `
 c = get_resource("cache")
 p = "PFX"
 set_ok = c.set(p + "k", "v1")
@@ -69,25 +93,12 @@ do_v = c.do("STRLEN", p + "a")
 do_list = c.do("LRANGE", p + "l", 0, -1)
 delete_n = c.delete(p + "k", p + "a", p + "b")
 after_delete = c.get(p + "k")
-`, "PFX", r.KeyPrefix(t))
-	g := mustExec(t, b, specs, code)
-	want := map[string]string{
-		"set_ok": "True", "get_v": `"v1"`, "get_none": "None", "nx_blocked": "None", "xx_ok": "True",
-		"num": `"42"`, "set_ex": "True", "ttl_ex": "100", "set_px": "True", "setex_ok": "True",
-		"exists_n": "2", "expire_ok": "True", "ttl_k": "30", "incr1": "1", "incr5": "5",
-		"incr_amount": "15", "decr1": "14", "mset_ok": "True", "mget_v": `["1", "2.5", None]`,
-		"mget_list": `["1", "2.5"]`, "lpush_n": "2", "rpush_n": "3", "lrange_v": `["b", "a", "c"]`,
-		"llen_v": "3", "lpop_v": `"b"`, "rpop_v": `"c"`, "ltrim_ok": "True", "lpop_empty": "None",
-		"hset_n": "1", "hset_map": "2", "hget_v": `"y"`, "hgetall_v": `{"f1": "x", "f2": "y", "f3": "3"}`,
-		"hdel_n": "1", "sadd_n": "3", "srem_n": "1", "smembers_v": `["a", "b"]`,
-		"sismember_t": "True", "sismember_f": "False", "zadd_n": "2", "zrange_v": `["low", "high"]`,
-		"zrange_s": `[("low", 1.0), ("high", 10.5)]`, "published": "0", "do_v": "1",
-		"do_list": "[]", "delete_n": "3", "after_delete": "None",
-	}
-	for name, w := range want {
-		t.Run(name, func(t *testing.T) { expect(t, g[name], w) })
-	}
+`
 
+// checkCacheRefusals: commands a node must not send (subscriptions,
+// SELECT, unknown commands) and values Redis cannot store fail.
+func checkCacheRefusals(t *testing.T, b *resources.Broker, specs map[string]store.ResourceSpec) {
+	t.Helper()
 	sess := b.Session(specs, nil)
 	defer sess.Close()
 	for _, bad := range []string{

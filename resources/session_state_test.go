@@ -143,6 +143,41 @@ func equal(t *testing.T, x, y starlark.Value) bool {
 	return eq
 }
 
+// stateSetPaths are the ways a node can run the statements STMTS against
+// a database handle db: each code sets seen to the state the statements
+// set, when it can tell (on an acquired connection).
+var stateSetPaths = []struct {
+	name string
+	code string // runs STMTS; sets seen to the state it set, if it can tell
+}{
+	{"handle", `
+for s in STMTS:
+    db.execute(s)
+seen = None
+`},
+	{"acquire", `
+c = db.acquire()
+for s in STMTS:
+    c.execute(s)
+seen = c.fetchrow(OBSERVE)
+`},
+	{"transaction", `
+def set_state(tx):
+    for s in STMTS:
+        tx.execute(s)
+db.transaction(set_state)
+seen = None
+`},
+	{"acquired transaction", `
+c = db.acquire()
+def set_state(tx):
+    for s in STMTS:
+        tx.execute(s)
+c.transaction(set_state)
+seen = c.fetchrow(OBSERVE)
+`},
+}
+
 // TestSessionStateDoesNotOutliveAttempt sets each kind of session state in
 // one session — through the handle (a pool connection per call), an
 // acquired connection and a transaction — and checks that the next
@@ -182,39 +217,8 @@ func TestSessionStateDoesNotOutliveAttempt(t *testing.T) {
 		{"advisory locks by a function", []string{"SELECT leak_lock()"}},
 		{"settings changed quietly by a function", []string{"SELECT leak_timezone_quietly()"}},
 	}
-	paths := []struct {
-		name string
-		code string // runs STMTS; sets seen to the state it set, if it can tell
-	}{
-		{"handle", `
-for s in STMTS:
-    db.execute(s)
-seen = None
-`},
-		{"acquire", `
-c = db.acquire()
-for s in STMTS:
-    c.execute(s)
-seen = c.fetchrow(OBSERVE)
-`},
-		{"transaction", `
-def set_state(tx):
-    for s in STMTS:
-        tx.execute(s)
-db.transaction(set_state)
-seen = None
-`},
-		{"acquired transaction", `
-c = db.acquire()
-def set_state(tx):
-    for s in STMTS:
-        tx.execute(s)
-c.transaction(set_state)
-seen = c.fetchrow(OBSERVE)
-`},
-	}
 	for _, k := range kinds {
-		for _, p := range paths {
+		for _, p := range stateSetPaths {
 			t.Run(k.name+"/"+p.name, func(t *testing.T) {
 				g := f.run(t, "STMTS = "+starlarkList(k.stmts)+"\n"+p.code)
 				// On an acquired connection the state lasts as long as the

@@ -171,10 +171,28 @@ func testStoreGetListDelete(t *testing.T, b backend) {
 		t.Errorf("Get() mismatch (-want +got):\n%s", diff)
 	}
 
+	if diff := cmp.Diff([]string{"api.key-1@1", "db_creds@2"}, listAll(t, m)); diff != "" {
+		t.Errorf("List() names mismatch (-want +got):\n%s", diff)
+	}
+
+	if err := m.Delete(ctx, "db_creds"); err != nil {
+		t.Fatalf("Delete() error = %v", err)
+	}
+	checkDeleted(t, m, "db_creds")
+	// A deleted name starts again at version 1.
+	if md := mustStore(t, m, secrets.StoreRequest{Name: "db_creds", Value: map[string]any{"a": "b"}}); md.Version != 1 {
+		t.Errorf("Store(after delete) version = %d, want 1", md.Version)
+	}
+}
+
+// listAll lists the secrets of m a page of one at a time, as
+// "name@version", checking that no listed metadata holds a secret.
+func listAll(t *testing.T, m *secrets.Manager) []string {
+	t.Helper()
 	var names []string
 	page := store.Page{Limit: 1}
 	for {
-		mds, next, err := m.List(ctx, page)
+		mds, next, err := m.List(t.Context(), page)
 		if err != nil {
 			t.Fatalf("List() error = %v", err)
 		}
@@ -183,35 +201,31 @@ func testStoreGetListDelete(t *testing.T, b backend) {
 			assertNoSecret(t, "listed metadata", fmt.Sprintf("%#v", md))
 		}
 		if next == "" {
-			break
+			return names
 		}
 		page.After = next
 	}
-	if diff := cmp.Diff([]string{"api.key-1@1", "db_creds@2"}, names); diff != "" {
-		t.Errorf("List() names mismatch (-want +got):\n%s", diff)
-	}
+}
 
-	if err := m.Delete(ctx, "db_creds"); err != nil {
-		t.Fatalf("Delete() error = %v", err)
-	}
+// checkDeleted checks that Get, Resolve and Delete of the deleted secret
+// name fail with store.ErrNotFound and a message naming it.
+func checkDeleted(t *testing.T, m *secrets.Manager, name string) {
+	t.Helper()
+	ctx := t.Context()
 	for _, op := range []struct {
 		name string
 		call func() error
 	}{
-		{"Get", func() error { _, err := m.Get(ctx, "db_creds"); return err }},
-		{"Resolve", func() error { _, err := m.Resolve(ctx, "db_creds"); return err }},
-		{"Delete", func() error { return m.Delete(ctx, "db_creds") }},
+		{"Get", func() error { _, err := m.Get(ctx, name); return err }},
+		{"Resolve", func() error { _, err := m.Resolve(ctx, name); return err }},
+		{"Delete", func() error { return m.Delete(ctx, name) }},
 	} {
 		err := op.call()
 		if !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("%s(deleted) error = %v, want store.ErrNotFound", op.name, err)
-		} else if err.Error() != "secret 'db_creds' not found" {
-			t.Errorf("%s(deleted) error = %q, want %q", op.name, err, "secret 'db_creds' not found")
+		} else if want := "secret '" + name + "' not found"; err.Error() != want {
+			t.Errorf("%s(deleted) error = %q, want %q", op.name, err, want)
 		}
-	}
-	// A deleted name starts again at version 1.
-	if md := mustStore(t, m, secrets.StoreRequest{Name: "db_creds", Value: map[string]any{"a": "b"}}); md.Version != 1 {
-		t.Errorf("Store(after delete) version = %d, want 1", md.Version)
 	}
 }
 
@@ -412,94 +426,119 @@ func testCache(t *testing.T, b backend) {
 	}
 }
 
+// testTamper changes stored secret records behind the manager's back:
+// every change fails decryption (ErrDecrypt, a message naming the secret
+// and no secret in it), and an untouched record still opens.
 func testTamper(t *testing.T, b backend) {
 	st := b.open(t)
-	m := newManager(t, st, secrets.NewMasterKey(), secrets.Options{CacheTTL: -1})
-	store2 := func(name, pw string) {
-		mustStore(t, m, secrets.StoreRequest{Name: name, Value: map[string]any{"password": pw, "token": secretToken}})
-	}
-	checkDecryptError := func(t *testing.T, name string, version int32) {
-		t.Helper()
-		_, err := m.Resolve(t.Context(), name)
-		if !errors.Is(err, secrets.ErrDecrypt) {
-			t.Fatalf("Resolve(%q) error = %v, want ErrDecrypt", name, err)
-		}
-		if want := fmt.Sprintf("secret '%s' version %d cannot be decrypted", name, version); !strings.HasPrefix(err.Error(), want) {
-			t.Errorf("Resolve(%q) error = %q, want it to start with %q", name, err, want)
-		}
-		assertNoSecret(t, "decrypt error", err.Error())
-	}
+	tm := &tamperer{st: st, m: newManager(t, st, secrets.NewMasterKey(), secrets.Options{CacheTTL: -1})}
+	testTamperSeal(t, tm)
+	testTamperBinding(t, tm)
+}
 
+// tamperer is a store and a manager over it, for testTamper.
+type tamperer struct {
+	st store.Store
+	m  *secrets.Manager
+}
+
+// store stores a secret with password pw.
+func (tm *tamperer) store(t *testing.T, name, pw string) {
+	mustStore(t, tm.m, secrets.StoreRequest{Name: name, Value: map[string]any{"password": pw, "token": secretToken}})
+}
+
+// checkDecryptError checks that resolving name fails as version version
+// of it cannot be decrypted.
+func (tm *tamperer) checkDecryptError(t *testing.T, name string, version int32) {
+	t.Helper()
+	_, err := tm.m.Resolve(t.Context(), name)
+	if !errors.Is(err, secrets.ErrDecrypt) {
+		t.Fatalf("Resolve(%q) error = %v, want ErrDecrypt", name, err)
+	}
+	if want := fmt.Sprintf("secret '%s' version %d cannot be decrypted", name, version); !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("Resolve(%q) error = %q, want it to start with %q", name, err, want)
+	}
+	assertNoSecret(t, "decrypt error", err.Error())
+}
+
+// testTamperSeal changes the sealed parts: a byte of the ciphertext or of
+// the wrapped key, or swaps them between records.
+func testTamperSeal(t *testing.T, tm *tamperer) {
 	t.Run("flip ciphertext byte", func(t *testing.T) {
-		store2("flip_ct", secretPassword)
-		rec := getRecord(t, st, "flip_ct", 0)
+		tm.store(t, "flip_ct", secretPassword)
+		rec := getRecord(t, tm.st, "flip_ct", 0)
 		rec.Ciphertext[len(rec.Ciphertext)/2] ^= 0x01
-		replaceRecord(t, st, rec)
-		checkDecryptError(t, "flip_ct", 1)
+		replaceRecord(t, tm.st, rec)
+		tm.checkDecryptError(t, "flip_ct", 1)
 	})
 	t.Run("flip wrapped key byte", func(t *testing.T) {
-		store2("flip_wk", secretPassword)
-		rec := getRecord(t, st, "flip_wk", 0)
+		tm.store(t, "flip_wk", secretPassword)
+		rec := getRecord(t, tm.st, "flip_wk", 0)
 		rec.WrappedKey[len(rec.WrappedKey)-1] ^= 0x80
-		replaceRecord(t, st, rec)
-		checkDecryptError(t, "flip_wk", 1)
+		replaceRecord(t, tm.st, rec)
+		tm.checkDecryptError(t, "flip_wk", 1)
 	})
 	t.Run("swap ciphertexts", func(t *testing.T) {
-		store2("swap_a", secretPassword)
-		store2("swap_b", "other-password-value")
-		a, bb := getRecord(t, st, "swap_a", 0), getRecord(t, st, "swap_b", 0)
+		tm.store(t, "swap_a", secretPassword)
+		tm.store(t, "swap_b", "other-password-value")
+		a, bb := getRecord(t, tm.st, "swap_a", 0), getRecord(t, tm.st, "swap_b", 0)
 		a.Ciphertext, bb.Ciphertext = bb.Ciphertext, a.Ciphertext
-		replaceRecord(t, st, a)
-		replaceRecord(t, st, bb)
-		checkDecryptError(t, "swap_a", 1)
-		checkDecryptError(t, "swap_b", 1)
+		replaceRecord(t, tm.st, a)
+		replaceRecord(t, tm.st, bb)
+		tm.checkDecryptError(t, "swap_a", 1)
+		tm.checkDecryptError(t, "swap_b", 1)
 	})
 	t.Run("swap whole sealed pair", func(t *testing.T) {
-		store2("pair_a", secretPassword)
-		store2("pair_b", "other-password-value")
-		a, bb := getRecord(t, st, "pair_a", 0), getRecord(t, st, "pair_b", 0)
+		tm.store(t, "pair_a", secretPassword)
+		tm.store(t, "pair_b", "other-password-value")
+		a, bb := getRecord(t, tm.st, "pair_a", 0), getRecord(t, tm.st, "pair_b", 0)
 		a.Ciphertext, bb.Ciphertext = bb.Ciphertext, a.Ciphertext
 		a.WrappedKey, bb.WrappedKey = bb.WrappedKey, a.WrappedKey
-		replaceRecord(t, st, a)
-		replaceRecord(t, st, bb)
-		checkDecryptError(t, "pair_a", 1)
-		checkDecryptError(t, "pair_b", 1)
+		replaceRecord(t, tm.st, a)
+		replaceRecord(t, tm.st, bb)
+		tm.checkDecryptError(t, "pair_a", 1)
+		tm.checkDecryptError(t, "pair_b", 1)
 	})
+}
+
+// testTamperBinding changes what the seals are bound to: the name, the
+// version, the allowed hosts, the expiry.
+func testTamperBinding(t *testing.T, tm *tamperer) {
 	t.Run("rename", func(t *testing.T) {
-		store2("original", secretPassword)
-		rec := getRecord(t, st, "original", 0)
+		tm.store(t, "original", secretPassword)
+		rec := getRecord(t, tm.st, "original", 0)
 		rec.Name = "renamed"
-		if err := st.InsertSecretVersion(t.Context(), rec); err != nil {
+		if err := tm.st.InsertSecretVersion(t.Context(), rec); err != nil {
 			t.Fatal(err)
 		}
-		checkDecryptError(t, "renamed", 1)
+		tm.checkDecryptError(t, "renamed", 1)
 	})
 	t.Run("renumber", func(t *testing.T) {
-		store2("renumber", secretPassword)
-		rec := getRecord(t, st, "renumber", 0)
+		tm.store(t, "renumber", secretPassword)
+		rec := getRecord(t, tm.st, "renumber", 0)
 		rec.Version = 2
-		if err := st.InsertSecretVersion(t.Context(), rec); err != nil {
+		if err := tm.st.InsertSecretVersion(t.Context(), rec); err != nil {
 			t.Fatal(err)
 		}
-		checkDecryptError(t, "renumber", 2)
+		tm.checkDecryptError(t, "renumber", 2)
 	})
 	t.Run("allowed hosts widened", func(t *testing.T) {
-		mustStore(t, m, secrets.StoreRequest{Name: "hosts", Value: map[string]any{"password": secretPassword}, AllowedHosts: []string{"db.example.com"}})
-		rec := getRecord(t, st, "hosts", 0)
+		mustStore(t, tm.m, secrets.StoreRequest{Name: "hosts", Value: map[string]any{"password": secretPassword}, AllowedHosts: []string{"db.example.com"}})
+		rec := getRecord(t, tm.st, "hosts", 0)
 		rec.AllowedHosts = []string{"db.example.com", "evil.example"}
-		replaceRecord(t, st, rec)
-		checkDecryptError(t, "hosts", 1)
+		replaceRecord(t, tm.st, rec)
+		tm.checkDecryptError(t, "hosts", 1)
 	})
 	t.Run("expiry extended", func(t *testing.T) {
-		mustStore(t, m, secrets.StoreRequest{Name: "exp", Value: map[string]any{"password": secretPassword}, TTL: time.Hour})
-		rec := getRecord(t, st, "exp", 0)
+		mustStore(t, tm.m, secrets.StoreRequest{Name: "exp", Value: map[string]any{"password": secretPassword}, TTL: time.Hour})
+		rec := getRecord(t, tm.st, "exp", 0)
 		rec.ExpireTime = rec.ExpireTime.Add(24 * time.Hour)
-		replaceRecord(t, st, rec)
-		checkDecryptError(t, "exp", 1)
+		replaceRecord(t, tm.st, rec)
+		tm.checkDecryptError(t, "exp", 1)
 	})
 	t.Run("untouched still opens", func(t *testing.T) {
-		store2("untouched", secretPassword)
-		r, err := m.Resolve(t.Context(), "untouched")
+		tm.store(t, "untouched", secretPassword)
+		r, err := tm.m.Resolve(t.Context(), "untouched")
 		if err != nil || r.Values["password"] != secretPassword {
 			t.Errorf("Resolve(untouched) = %v; want the value", err)
 		}
@@ -559,17 +598,7 @@ func testRotation(t *testing.T, b backend) {
 	if err := secrets.RotateMasterKey(ctx, st, k1, k2); err != nil {
 		t.Fatalf("RotateMasterKey() error = %v", err)
 	}
-	for i, n := range names {
-		for v := int32(1); v <= int32(i+1); v++ {
-			old, now := before[fmt.Sprint(n, v)], getRecord(t, st, n, v)
-			if bytes.Equal(old.WrappedKey, now.WrappedKey) {
-				t.Errorf("%s version %d: wrapped key unchanged by rotation", n, v)
-			}
-			if !bytes.Equal(old.Ciphertext, now.Ciphertext) {
-				t.Errorf("%s version %d: ciphertext changed by rotation", n, v)
-			}
-		}
-	}
+	checkRewrapped(t, st, names, before)
 	if _, err := secrets.NewManager(ctx, st, k1, secrets.Options{}); !errors.Is(err, secrets.ErrWrongMasterKey) {
 		t.Errorf("NewManager(old key) after rotation error = %v, want ErrWrongMasterKey", err)
 	}
@@ -591,6 +620,32 @@ func testRotation(t *testing.T, b backend) {
 		}
 	}
 
+	testManagerRotate(t, st, m2, k1, k3)
+}
+
+// checkRewrapped checks that a rotation gave every version of the secrets
+// names (name i has i+1 versions, as they were before it) a new wrapped
+// key and left its ciphertext as it was.
+func checkRewrapped(t *testing.T, st store.Store, names []string, before map[string]*store.SecretRecord) {
+	t.Helper()
+	for i, n := range names {
+		for v := int32(1); v <= int32(i+1); v++ {
+			old, now := before[fmt.Sprint(n, v)], getRecord(t, st, n, v)
+			if bytes.Equal(old.WrappedKey, now.WrappedKey) {
+				t.Errorf("%s version %d: wrapped key unchanged by rotation", n, v)
+			}
+			if !bytes.Equal(old.Ciphertext, now.Ciphertext) {
+				t.Errorf("%s version %d: ciphertext changed by rotation", n, v)
+			}
+		}
+	}
+}
+
+// testManagerRotate rotates m2 (on key k2, over st) to k3 with
+// Manager.Rotate, then shows that a record whose wrapped key does not open
+// stops the next rotation (to k1) with nothing changed.
+func testManagerRotate(t *testing.T, st store.Store, m2 *secrets.Manager, k1, k3 secrets.MasterKey) {
+	ctx := t.Context()
 	// Manager.Rotate switches the manager itself.
 	if err := m2.Rotate(ctx, k3); err != nil {
 		t.Fatalf("Rotate() error = %v", err)

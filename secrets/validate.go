@@ -68,39 +68,59 @@ func validate(req *StoreRequest, now time.Time) (*validated, error) {
 	if !ValidName(req.Name) {
 		verr.add("name", nameRule)
 	}
-
 	out := &validated{}
-	switch {
-	case len(req.Value) == 0:
-		verr.add("value", "must have at least one field")
-	default:
-		badKey := false
-		for k := range req.Value {
-			if k == "" || len(k) > MaxKeyLen {
-				badKey = true
-				continue
-			}
-			out.keys = append(out.keys, k)
-		}
-		slices.Sort(out.keys)
-		if badKey {
-			verr.add("value", "field names must have 1 to %d characters", MaxKeyLen)
-		}
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(req.Value); err != nil {
-			// The encoder's message may quote the offending value; don't pass it on.
-			verr.add("value", "must hold only JSON values (strings, numbers, booleans, null, lists and objects)")
-			clear(buf.Bytes())
-		} else if buf.Len() > MaxValueSize {
-			verr.add("value", "must be at most %d bytes when JSON-encoded", MaxValueSize)
-			clear(buf.Bytes())
-		} else {
-			out.plaintext = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-		}
+	out.setValue(req.Value, verr)
+	out.setExpireTime(req, now, verr)
+	if len(req.Description) > MaxDescriptionLen {
+		verr.add("description", "must be at most %d bytes", MaxDescriptionLen)
 	}
+	out.setAllowedHosts(req.AllowedHosts, verr)
+	if err := verr.err(); err != nil {
+		clear(out.plaintext)
+		return nil, err
+	}
+	return out, nil
+}
 
+// setValue checks the value and sets its sorted field names and, when it
+// is valid, its JSON encoding; problems go to verr, without quoting the
+// value.
+func (out *validated) setValue(value map[string]any, verr *ValidationError) {
+	if len(value) == 0 {
+		verr.add("value", "must have at least one field")
+		return
+	}
+	badKey := false
+	for k := range value {
+		if k == "" || len(k) > MaxKeyLen {
+			badKey = true
+			continue
+		}
+		out.keys = append(out.keys, k)
+	}
+	slices.Sort(out.keys)
+	if badKey {
+		verr.add("value", "field names must have 1 to %d characters", MaxKeyLen)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(value); err != nil {
+		// The encoder's message may quote the offending value; don't pass it on.
+		verr.add("value", "must hold only JSON values (strings, numbers, booleans, null, lists and objects)")
+		clear(buf.Bytes())
+	} else if buf.Len() > MaxValueSize {
+		verr.add("value", "must be at most %d bytes when JSON-encoded", MaxValueSize)
+		clear(buf.Bytes())
+	} else {
+		out.plaintext = bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	}
+}
+
+// setExpireTime sets the expiry req asks for (a TTL from now, or a time
+// that must be in the future), in UTC to the microsecond; problems go to
+// verr.
+func (out *validated) setExpireTime(req *StoreRequest, now time.Time, verr *ValidationError) {
 	switch {
 	case !req.ExpireTime.IsZero() && req.TTL != 0:
 		verr.add("ttl", "set either expire_time or ttl, not both")
@@ -118,29 +138,23 @@ func validate(req *StoreRequest, now time.Time) (*validated, error) {
 	if !out.expireTime.IsZero() {
 		out.expireTime = out.expireTime.UTC().Truncate(time.Microsecond)
 	}
+}
 
-	if len(req.Description) > MaxDescriptionLen {
-		verr.add("description", "must be at most %d bytes", MaxDescriptionLen)
-	}
-
-	if len(req.AllowedHosts) > MaxAllowedHosts {
+// setAllowedHosts sets the normalized host patterns, without duplicates;
+// problems go to verr.
+func (out *validated) setAllowedHosts(patterns []string, verr *ValidationError) {
+	if len(patterns) > MaxAllowedHosts {
 		verr.add("allowed_hosts", "must have at most %d patterns", MaxAllowedHosts)
-	} else {
-		for i, p := range req.AllowedHosts {
-			n, err := normalizeHostPattern(p)
-			if err != nil {
-				verr.add("allowed_hosts["+strconv.Itoa(i)+"]", "%s", err.Error())
-				continue
-			}
-			if !slices.Contains(out.allowedHosts, n) {
-				out.allowedHosts = append(out.allowedHosts, n)
-			}
+		return
+	}
+	for i, p := range patterns {
+		n, err := normalizeHostPattern(p)
+		if err != nil {
+			verr.add("allowed_hosts["+strconv.Itoa(i)+"]", "%s", err.Error())
+			continue
+		}
+		if !slices.Contains(out.allowedHosts, n) {
+			out.allowedHosts = append(out.allowedHosts, n)
 		}
 	}
-
-	if err := verr.err(); err != nil {
-		clear(out.plaintext)
-		return nil, err
-	}
-	return out, nil
 }

@@ -118,136 +118,8 @@ func TestRoleRPCMatrix(t *testing.T) {
 	ctx := t.Context()
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {}))
 	defer upstream.Close()
+	m := &matrixRequests{s: s, upstream: upstream.URL}
 	s.register(t, &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}})
-
-	var seq atomic.Int64
-	fresh := func(prefix string) string { return fmt.Sprintf("%s%d", prefix, seq.Add(1)) }
-	admin := kgwv1.NewAccessServiceClient(s.conn)
-	adminExecution := func(t *testing.T) string {
-		r, err := s.ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "noop"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.GetExecution().GetId()
-	}
-	adminSecret := func(t *testing.T) string {
-		name := fresh("sec")
-		v, _ := structpb.NewStruct(map[string]any{"token": "s3cr3t-matrix"})
-		if _, err := s.sec.StoreSecret(ctx, &kgwv1.StoreSecretRequest{Name: name, Value: v}); err != nil {
-			t.Fatal(err)
-		}
-		return name
-	}
-	httpSpec := func() *kgwv1.ResourceSpec {
-		cfg, _ := structpb.NewStruct(map[string]any{"base_url": upstream.URL})
-		return &kgwv1.ResourceSpec{Type: "http_client", Config: cfg}
-	}
-	adminResource := func(t *testing.T) string {
-		name := fresh("res")
-		if _, err := s.res.PutResource(ctx, &kgwv1.PutResourceRequest{Name: name, Spec: httpSpec()}); err != nil {
-			t.Fatal(err)
-		}
-		return name
-	}
-
-	// request builds a request that succeeds for a caller allowed the RPC.
-	// conn is the caller's; as is whether the caller may call it (things
-	// it must own are then made through conn).
-	request := func(t *testing.T, method string, conn *grpc.ClientConn, as bool) proto.Message {
-		switch method {
-		case "WorkflowService/RegisterWorkflow":
-			return &kgwv1.RegisterWorkflowRequest{Workflow: &kgwv1.Workflow{Name: fresh("wf"), Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}}}
-		case "WorkflowService/GetWorkflow":
-			return &kgwv1.GetWorkflowRequest{Name: "noop"}
-		case "WorkflowService/ListWorkflows":
-			return &kgwv1.ListWorkflowsRequest{}
-		case "WorkflowService/DeleteWorkflow":
-			name := fresh("wf")
-			c := s.wf
-			if as {
-				c = kgwv1.NewWorkflowServiceClient(conn) // its creator deletes it
-			}
-			if _, err := c.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: &kgwv1.Workflow{Name: name, Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}}}); err != nil {
-				t.Fatal(err)
-			}
-			return &kgwv1.DeleteWorkflowRequest{Name: name}
-		case "ExecutionService/ExecuteWorkflow":
-			return &kgwv1.ExecuteWorkflowRequest{Workflow: "noop"}
-		case "ExecutionService/StartExecution":
-			return &kgwv1.StartExecutionRequest{Workflow: "noop"}
-		case "ExecutionService/StreamExecution":
-			return &kgwv1.StreamExecutionRequest{Workflow: "noop"}
-		case "ExecutionService/WatchExecution", "ExecutionService/GetExecution", "ExecutionService/CancelExecution":
-			id := adminExecution(t)
-			if r, err := kgwv1.NewExecutionServiceClient(conn).ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "noop"}); err == nil {
-				id = r.GetExecution().GetId() // its own, for executors
-			}
-			switch method {
-			case "ExecutionService/WatchExecution":
-				return &kgwv1.WatchExecutionRequest{ExecutionId: id}
-			case "ExecutionService/GetExecution":
-				return &kgwv1.GetExecutionRequest{ExecutionId: id}
-			}
-			return &kgwv1.CancelExecutionRequest{ExecutionId: id}
-		case "ExecutionService/ListExecutions":
-			return &kgwv1.ListExecutionsRequest{}
-		case "SecretService/StoreSecret":
-			v, _ := structpb.NewStruct(map[string]any{"token": "s3cr3t-matrix"})
-			return &kgwv1.StoreSecretRequest{Name: fresh("sec"), Value: v}
-		case "SecretService/GetSecret":
-			return &kgwv1.GetSecretRequest{Name: adminSecret(t)}
-		case "SecretService/ListSecrets":
-			return &kgwv1.ListSecretsRequest{}
-		case "SecretService/DeleteSecret":
-			return &kgwv1.DeleteSecretRequest{Name: adminSecret(t)}
-		case "SecretService/UpdateSecretAccess":
-			return &kgwv1.UpdateSecretAccessRequest{Name: adminSecret(t), AllowedCallers: []string{"role:executor"}}
-		case "ResourceService/PutResource":
-			return &kgwv1.PutResourceRequest{Name: fresh("res"), Spec: httpSpec()}
-		case "ResourceService/GetResource":
-			return &kgwv1.GetResourceRequest{Name: adminResource(t)}
-		case "ResourceService/ListResources":
-			return &kgwv1.ListResourcesRequest{}
-		case "ResourceService/DeleteResource":
-			name := fresh("res")
-			c := s.res
-			if as {
-				c = kgwv1.NewResourceServiceClient(conn)
-			}
-			if _, err := c.PutResource(ctx, &kgwv1.PutResourceRequest{Name: name, Spec: httpSpec()}); err != nil {
-				t.Fatal(err)
-			}
-			return &kgwv1.DeleteResourceRequest{Name: name}
-		case "ResourceService/ListPools":
-			return &kgwv1.ListPoolsRequest{}
-		case "ResourceService/CheckResource":
-			return &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Spec{Spec: httpSpec()}}
-		case "AccessService/CreateApiKey":
-			return &kgwv1.CreateApiKeyRequest{Name: "k", Roles: []string{"viewer"}}
-		case "AccessService/ListApiKeys":
-			return &kgwv1.ListApiKeysRequest{}
-		case "AccessService/RevokeApiKey":
-			r, err := admin.CreateApiKey(ctx, &kgwv1.CreateApiKeyRequest{Name: "k", Roles: []string{"viewer"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return &kgwv1.RevokeApiKeyRequest{Id: r.GetApiKey().GetId()}
-		case "AccessService/CreateRoleBinding":
-			return &kgwv1.CreateRoleBindingRequest{Principal: "spiffe://mesh.test/ns/a/*", Roles: []string{"viewer"}}
-		case "AccessService/DeleteRoleBinding":
-			r, err := admin.CreateRoleBinding(ctx, &kgwv1.CreateRoleBindingRequest{Principal: "jwt:x", Roles: []string{"viewer"}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return &kgwv1.DeleteRoleBindingRequest{Id: r.GetRoleBinding().GetId()}
-		case "AccessService/ListRoleBindings":
-			return &kgwv1.ListRoleBindingsRequest{}
-		case "AccessService/WhoAmI":
-			return &kgwv1.WhoAmIRequest{}
-		}
-		t.Fatalf("no request for %s: add one to the matrix test", method)
-		return nil
-	}
 
 	methods := kgwMethods(t)
 	for _, role := range access.Roles {
@@ -260,7 +132,7 @@ func TestRoleRPCMatrix(t *testing.T) {
 			}
 			may := role == access.RoleAdmin || want == "*" || strings.Contains(" "+want+" ", " "+role+" ")
 			t.Run(role+"/"+method, func(t *testing.T) {
-				err := invoke(ctx, conn, md, request(t, method, conn, may))
+				err := invoke(ctx, conn, md, m.request(t, method, conn, may))
 				switch {
 				case may && err != nil:
 					t.Errorf("%s as %s: %v, want success", method, role, err)
@@ -281,10 +153,212 @@ func TestRoleRPCMatrix(t *testing.T) {
 	} {
 		for _, md := range methods {
 			method := string(md.Parent().Name()) + "/" + string(md.Name())
-			err := invoke(ctx, tc.conn, md, request(t, method, s.conn, false))
+			err := invoke(ctx, tc.conn, md, m.request(t, method, s.conn, false))
 			if status.Code(err) != codes.Unauthenticated {
 				t.Errorf("%s with %s: %v, want UNAUTHENTICATED", method, tc.name, err)
 			}
 		}
 	}
+}
+
+// matrixRequests builds, for TestRoleRPCMatrix, a request of each method
+// that succeeds for a caller allowed the method, making what it needs
+// (executions, secrets, resources, keys) as the admin of stack s.
+type matrixRequests struct {
+	s        *stack
+	upstream string // base URL of the http_client resources
+	seq      atomic.Int64
+}
+
+// fresh returns a new name starting with prefix.
+func (m *matrixRequests) fresh(prefix string) string {
+	return fmt.Sprintf("%s%d", prefix, m.seq.Add(1))
+}
+
+// admin is the admin's AccessService client.
+func (m *matrixRequests) admin() kgwv1.AccessServiceClient {
+	return kgwv1.NewAccessServiceClient(m.s.conn)
+}
+
+// adminExecution runs workflow noop as the admin and returns its id.
+func (m *matrixRequests) adminExecution(t *testing.T) string {
+	r, err := m.s.ex.ExecuteWorkflow(t.Context(), &kgwv1.ExecuteWorkflowRequest{Workflow: "noop"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.GetExecution().GetId()
+}
+
+// adminSecret stores a new secret as the admin and returns its name.
+func (m *matrixRequests) adminSecret(t *testing.T) string {
+	name := m.fresh("sec")
+	v, _ := structpb.NewStruct(map[string]any{"token": "s3cr3t-matrix"})
+	if _, err := m.s.sec.StoreSecret(t.Context(), &kgwv1.StoreSecretRequest{Name: name, Value: v}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// httpSpec is an inline http_client spec for the upstream.
+func (m *matrixRequests) httpSpec() *kgwv1.ResourceSpec {
+	cfg, _ := structpb.NewStruct(map[string]any{"base_url": m.upstream})
+	return &kgwv1.ResourceSpec{Type: "http_client", Config: cfg}
+}
+
+// adminResource stores a new named resource as the admin and returns its
+// name.
+func (m *matrixRequests) adminResource(t *testing.T) string {
+	name := m.fresh("res")
+	if _, err := m.s.res.PutResource(t.Context(), &kgwv1.PutResourceRequest{Name: name, Spec: m.httpSpec()}); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// request builds a request of method that succeeds for a caller allowed
+// it. conn is the caller's; as is whether the caller may call it (things
+// it must own are then made through conn).
+func (m *matrixRequests) request(t *testing.T, method string, conn *grpc.ClientConn, as bool) proto.Message {
+	svc, _, _ := strings.Cut(method, "/")
+	var req proto.Message
+	switch svc {
+	case "WorkflowService":
+		req = m.workflowRequest(t, method, conn, as)
+	case "ExecutionService":
+		req = m.executionRequest(t, method, conn, as)
+	case "SecretService":
+		req = m.secretRequest(t, method, conn, as)
+	case "ResourceService":
+		req = m.resourceRequest(t, method, conn, as)
+	case "AccessService":
+		req = m.accessRequest(t, method, conn, as)
+	}
+	if req == nil {
+		t.Fatalf("no request for %s: add one to the matrix test", method)
+	}
+	return req
+}
+
+// workflowRequest is request for the methods of WorkflowService.
+func (m *matrixRequests) workflowRequest(t *testing.T, method string, conn *grpc.ClientConn, as bool) proto.Message {
+	switch method {
+	case "WorkflowService/RegisterWorkflow":
+		return &kgwv1.RegisterWorkflowRequest{Workflow: &kgwv1.Workflow{Name: m.fresh("wf"), Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}}}
+	case "WorkflowService/GetWorkflow":
+		return &kgwv1.GetWorkflowRequest{Name: "noop"}
+	case "WorkflowService/ListWorkflows":
+		return &kgwv1.ListWorkflowsRequest{}
+	case "WorkflowService/DeleteWorkflow":
+		name := m.fresh("wf")
+		c := m.s.wf
+		if as {
+			c = kgwv1.NewWorkflowServiceClient(conn) // its creator deletes it
+		}
+		if _, err := c.RegisterWorkflow(t.Context(), &kgwv1.RegisterWorkflowRequest{Workflow: &kgwv1.Workflow{Name: name, Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}}}); err != nil {
+			t.Fatal(err)
+		}
+		return &kgwv1.DeleteWorkflowRequest{Name: name}
+	}
+	return nil
+}
+
+// executionRequest is request for the methods of ExecutionService.
+func (m *matrixRequests) executionRequest(t *testing.T, method string, conn *grpc.ClientConn, as bool) proto.Message {
+	switch method {
+	case "ExecutionService/ExecuteWorkflow":
+		return &kgwv1.ExecuteWorkflowRequest{Workflow: "noop"}
+	case "ExecutionService/StartExecution":
+		return &kgwv1.StartExecutionRequest{Workflow: "noop"}
+	case "ExecutionService/StreamExecution":
+		return &kgwv1.StreamExecutionRequest{Workflow: "noop"}
+	case "ExecutionService/WatchExecution", "ExecutionService/GetExecution", "ExecutionService/CancelExecution":
+		id := m.adminExecution(t)
+		if r, err := kgwv1.NewExecutionServiceClient(conn).ExecuteWorkflow(t.Context(), &kgwv1.ExecuteWorkflowRequest{Workflow: "noop"}); err == nil {
+			id = r.GetExecution().GetId() // its own, for executors
+		}
+		switch method {
+		case "ExecutionService/WatchExecution":
+			return &kgwv1.WatchExecutionRequest{ExecutionId: id}
+		case "ExecutionService/GetExecution":
+			return &kgwv1.GetExecutionRequest{ExecutionId: id}
+		}
+		return &kgwv1.CancelExecutionRequest{ExecutionId: id}
+	case "ExecutionService/ListExecutions":
+		return &kgwv1.ListExecutionsRequest{}
+	}
+	return nil
+}
+
+// secretRequest is request for the methods of SecretService.
+func (m *matrixRequests) secretRequest(t *testing.T, method string, conn *grpc.ClientConn, as bool) proto.Message {
+	switch method {
+	case "SecretService/StoreSecret":
+		v, _ := structpb.NewStruct(map[string]any{"token": "s3cr3t-matrix"})
+		return &kgwv1.StoreSecretRequest{Name: m.fresh("sec"), Value: v}
+	case "SecretService/GetSecret":
+		return &kgwv1.GetSecretRequest{Name: m.adminSecret(t)}
+	case "SecretService/ListSecrets":
+		return &kgwv1.ListSecretsRequest{}
+	case "SecretService/DeleteSecret":
+		return &kgwv1.DeleteSecretRequest{Name: m.adminSecret(t)}
+	case "SecretService/UpdateSecretAccess":
+		return &kgwv1.UpdateSecretAccessRequest{Name: m.adminSecret(t), AllowedCallers: []string{"role:executor"}}
+	}
+	return nil
+}
+
+// resourceRequest is request for the methods of ResourceService.
+func (m *matrixRequests) resourceRequest(t *testing.T, method string, conn *grpc.ClientConn, as bool) proto.Message {
+	switch method {
+	case "ResourceService/PutResource":
+		return &kgwv1.PutResourceRequest{Name: m.fresh("res"), Spec: m.httpSpec()}
+	case "ResourceService/GetResource":
+		return &kgwv1.GetResourceRequest{Name: m.adminResource(t)}
+	case "ResourceService/ListResources":
+		return &kgwv1.ListResourcesRequest{}
+	case "ResourceService/DeleteResource":
+		name := m.fresh("res")
+		c := m.s.res
+		if as {
+			c = kgwv1.NewResourceServiceClient(conn)
+		}
+		if _, err := c.PutResource(t.Context(), &kgwv1.PutResourceRequest{Name: name, Spec: m.httpSpec()}); err != nil {
+			t.Fatal(err)
+		}
+		return &kgwv1.DeleteResourceRequest{Name: name}
+	case "ResourceService/ListPools":
+		return &kgwv1.ListPoolsRequest{}
+	case "ResourceService/CheckResource":
+		return &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Spec{Spec: m.httpSpec()}}
+	}
+	return nil
+}
+
+// accessRequest is request for the methods of AccessService.
+func (m *matrixRequests) accessRequest(t *testing.T, method string, conn *grpc.ClientConn, as bool) proto.Message {
+	switch method {
+	case "AccessService/CreateApiKey":
+		return &kgwv1.CreateApiKeyRequest{Name: "k", Roles: []string{"viewer"}}
+	case "AccessService/ListApiKeys":
+		return &kgwv1.ListApiKeysRequest{}
+	case "AccessService/RevokeApiKey":
+		r, err := m.admin().CreateApiKey(t.Context(), &kgwv1.CreateApiKeyRequest{Name: "k", Roles: []string{"viewer"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgwv1.RevokeApiKeyRequest{Id: r.GetApiKey().GetId()}
+	case "AccessService/CreateRoleBinding":
+		return &kgwv1.CreateRoleBindingRequest{Principal: "spiffe://mesh.test/ns/a/*", Roles: []string{"viewer"}}
+	case "AccessService/DeleteRoleBinding":
+		r, err := m.admin().CreateRoleBinding(t.Context(), &kgwv1.CreateRoleBindingRequest{Principal: "jwt:x", Roles: []string{"viewer"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgwv1.DeleteRoleBindingRequest{Id: r.GetRoleBinding().GetId()}
+	case "AccessService/ListRoleBindings":
+		return &kgwv1.ListRoleBindingsRequest{}
+	case "AccessService/WhoAmI":
+		return &kgwv1.WhoAmIRequest{}
+	}
+	return nil
 }

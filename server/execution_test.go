@@ -463,32 +463,6 @@ func TestListExecutions(t *testing.T) {
 		ids = append(ids, resp.GetExecution().GetId())
 	}
 
-	list := func(req *kgwv1.ListExecutionsRequest) []string {
-		t.Helper()
-		var got []string
-		for pages := 0; ; pages++ {
-			resp, err := s.ex.ListExecutions(ctx, req)
-			if err != nil {
-				t.Fatalf("ListExecutions(%v): %v", req, err)
-			}
-			if len(resp.GetExecutions()) > int(req.GetPageSize()) {
-				t.Fatalf("page of %d, want at most %d", len(resp.GetExecutions()), req.GetPageSize())
-			}
-			for _, x := range resp.GetExecutions() {
-				if req.GetWorkflow() != "" && x.GetWorkflow() != req.GetWorkflow() ||
-					req.GetStatus() != 0 && x.GetStatus() != req.GetStatus() {
-					t.Fatalf("ListExecutions(%v) returned %v", req, x)
-				}
-				got = append(got, x.GetId())
-			}
-			if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
-				return got
-			}
-			if pages > 10 {
-				t.Fatal("ListExecutions never ends")
-			}
-		}
-	}
 	newestFirst := func(keep func(i int) bool) []string {
 		var out []string
 		for i := len(ids) - 1; i >= 0; i-- {
@@ -510,7 +484,7 @@ func TestListExecutions(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if diff := cmp.Diff(tt.want, list(tt.req)); diff != "" {
+			if diff := cmp.Diff(tt.want, listExecutionIDs(t, s, tt.req)); diff != "" {
 				t.Fatalf("ListExecutions ids (-want +got):\n%s", diff)
 			}
 		})
@@ -528,6 +502,36 @@ func TestListExecutions(t *testing.T) {
 	_, err = s.ex.ListExecutions(ctx, &kgwv1.ListExecutionsRequest{Status: 42})
 	if code, _, _ := details(t, err); code != codes.InvalidArgument {
 		t.Fatalf("ListExecutions(status 42) = %v, want INVALID_ARGUMENT", code)
+	}
+}
+
+// listExecutionIDs lists the executions req asks for, page by page (req's
+// page token is overwritten), checking each page's size and filters, and
+// returns their ids.
+func listExecutionIDs(t *testing.T, s *stack, req *kgwv1.ListExecutionsRequest) []string {
+	t.Helper()
+	var got []string
+	for pages := 0; ; pages++ {
+		resp, err := s.ex.ListExecutions(t.Context(), req)
+		if err != nil {
+			t.Fatalf("ListExecutions(%v): %v", req, err)
+		}
+		if len(resp.GetExecutions()) > int(req.GetPageSize()) {
+			t.Fatalf("page of %d, want at most %d", len(resp.GetExecutions()), req.GetPageSize())
+		}
+		for _, x := range resp.GetExecutions() {
+			if req.GetWorkflow() != "" && x.GetWorkflow() != req.GetWorkflow() ||
+				req.GetStatus() != 0 && x.GetStatus() != req.GetStatus() {
+				t.Fatalf("ListExecutions(%v) returned %v", req, x)
+			}
+			got = append(got, x.GetId())
+		}
+		if req.PageToken = resp.GetNextPageToken(); req.PageToken == "" {
+			return got
+		}
+		if pages > 10 {
+			t.Fatal("ListExecutions never ends")
+		}
 	}
 }
 

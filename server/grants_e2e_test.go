@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -28,21 +29,9 @@ import (
 // the logs, the store's files or any error message.
 func TestSecretGrantsEndToEnd(t *testing.T) {
 	const token = "tok-GRANT-never-shown-7f3a"
-	var (
-		mu   sync.Mutex
-		seen []string
-	)
-	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		seen = append(seen, r.Header.Get("Authorization"))
-		mu.Unlock()
-	}))
+	rec := &headerRecorder{}
+	upstream := httptest.NewServer(rec)
 	defer upstream.Close()
-	saw := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return append([]string(nil), seen...)
-	}
 
 	logs := &lockedBuffer{}
 	s := startStack(t, stackOptions{authRequired: true, logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
@@ -75,6 +64,77 @@ func TestSecretGrantsEndToEnd(t *testing.T) {
 		return status.Convert(err).Message()
 	}
 
+	checkDeniedWithoutGrants(t, s, rec, ex, devRes, inline, deny)
+	byRef := map[string]*kgwv1.ResourceSpec{"api": {Ref: "api_res"}}
+
+	// Grant the secret to the executor's key: the call goes out with the
+	// credential.
+	up, err := s.sec.UpdateSecretAccess(ctx, &kgwv1.UpdateSecretAccessRequest{Name: "api_token", AllowedCallers: []string{execID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := up.GetSecret().GetAllowedCallers(); len(got) != 1 || got[0] != execID {
+		t.Errorf("UpdateSecretAccess allowed_callers = %v", got)
+	}
+	x, err := ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "call", Resources: inline("api_token")})
+	if err != nil || x.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+		t.Fatalf("execute with a granted secret: %v %v", x, err)
+	}
+	if x.GetExecution().GetCaller() != execID {
+		t.Errorf("Execution.caller = %q, want %q", x.GetExecution().GetCaller(), execID)
+	}
+	if got := rec.saw(); len(got) != 1 || got[0] != "Bearer "+token {
+		t.Fatalf("upstream saw %d calls, want 1 with the credential", len(got))
+	}
+	// Still no use of the named resource without a grant on it; with
+	// role:executor on it, it works.
+	_, err = ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "call", Resources: byRef})
+	deny("execute with an ungranted named resource after the secret's grant", err)
+	if _, err := s.res.PutResource(ctx, &kgwv1.PutResourceRequest{Name: "api_res", Spec: inline("api_token")["api"], AllowedCallers: []string{"role:executor"}}); err != nil {
+		t.Fatal(err)
+	}
+	if x, err := ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "call", Resources: byRef}); err != nil || x.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+		t.Fatalf("execute with a granted named resource: %v %v", x, err)
+	}
+
+	checkOwnExecutions(t, s, ex, devConn, execID, x.GetExecution().GetId())
+
+	needles := []string{token}
+	for _, k := range keys {
+		needles = append(needles, k, k[len(k)-64:])
+	}
+	checkAuditAndLeaks(t, logs.String(), errs, s.storePath, execID, needles)
+}
+
+// headerRecorder is an HTTP handler that records the Authorization header
+// of each request.
+type headerRecorder struct {
+	mu   sync.Mutex
+	seen []string
+}
+
+func (h *headerRecorder) ServeHTTP(_ http.ResponseWriter, r *http.Request) {
+	h.mu.Lock()
+	h.seen = append(h.seen, r.Header.Get("Authorization"))
+	h.mu.Unlock()
+}
+
+// saw returns the Authorization headers recorded so far.
+func (h *headerRecorder) saw() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.seen...)
+}
+
+// checkDeniedWithoutGrants: before any grant, the executor (ex) cannot
+// use the secret api_token inline, with the message a missing secret
+// gets, nor the named resource api_res over it, which the developer
+// (devRes) can neither store nor check; the admin stores it. The upstream
+// (rec) sees no call.
+func checkDeniedWithoutGrants(t *testing.T, s *stack, rec *headerRecorder, ex kgwv1.ExecutionServiceClient, devRes kgwv1.ResourceServiceClient,
+	inline func(secret string) map[string]*kgwv1.ResourceSpec, deny func(what string, err error) string) {
+	t.Helper()
+	ctx := t.Context()
 	// Inline spec: denied, with the message of a secret that does not exist.
 	_, err := ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "call", Resources: inline("api_token")})
 	msgExists := deny("execute with an ungranted secret", err)
@@ -100,43 +160,19 @@ func TestSecretGrantsEndToEnd(t *testing.T) {
 	deny("execute with an ungranted named resource", err)
 	_, err = devRes.CheckResource(ctx, &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Name{Name: "api_res"}})
 	deny("CheckResource of an ungranted named resource", err)
-	if got := saw(); len(got) != 0 {
+	if got := rec.saw(); len(got) != 0 {
 		t.Fatalf("the upstream was called %d times (%q) before any grant", len(got), got)
 	}
+}
 
-	// Grant the secret to the executor's key: the call goes out with the
-	// credential.
-	up, err := s.sec.UpdateSecretAccess(ctx, &kgwv1.UpdateSecretAccessRequest{Name: "api_token", AllowedCallers: []string{execID}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := up.GetSecret().GetAllowedCallers(); len(got) != 1 || got[0] != execID {
-		t.Errorf("UpdateSecretAccess allowed_callers = %v", got)
-	}
-	x, err := ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "call", Resources: inline("api_token")})
-	if err != nil || x.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
-		t.Fatalf("execute with a granted secret: %v %v", x, err)
-	}
-	if x.GetExecution().GetCaller() != execID {
-		t.Errorf("Execution.caller = %q, want %q", x.GetExecution().GetCaller(), execID)
-	}
-	if got := saw(); len(got) != 1 || got[0] != "Bearer "+token {
-		t.Fatalf("upstream saw %d calls, want 1 with the credential", len(got))
-	}
-	// Still no use of the named resource without a grant on it; with
-	// role:executor on it, it works.
-	_, err = ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "call", Resources: byRef})
-	deny("execute with an ungranted named resource after the secret's grant", err)
-	if _, err := s.res.PutResource(ctx, &kgwv1.PutResourceRequest{Name: "api_res", Spec: inline("api_token")["api"], AllowedCallers: []string{"role:executor"}}); err != nil {
-		t.Fatal(err)
-	}
-	if x, err := ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "call", Resources: byRef}); err != nil || x.GetExecution().GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
-		t.Fatalf("execute with a granted named resource: %v %v", x, err)
-	}
-
+// checkOwnExecutions: the executor (ex, principal execID, whose latest
+// execution is mine) sees and cancels only its own executions, its
+// idempotency keys are its own, and an operator (devConn) lists by caller.
+func checkOwnExecutions(t *testing.T, s *stack, ex kgwv1.ExecutionServiceClient, devConn *grpc.ClientConn, execID, mine string) {
+	t.Helper()
+	ctx := t.Context()
 	// Executors see only their own executions.
 	other := kgwv1.NewExecutionServiceClient(s.dialAs(t, s.key(t, access.RoleExecutor)))
-	mine := x.GetExecution().GetId()
 	theirs, err := other.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "noop_missing"})
 	if status.Code(err) != codes.NotFound {
 		t.Fatalf("execute unknown workflow: %v", err)
@@ -176,8 +212,15 @@ func TestSecretGrantsEndToEnd(t *testing.T) {
 		t.Errorf("ListExecutions(caller) = %d, %v; want 3", len(byCaller.GetExecutions()), err)
 	}
 
+}
+
+// checkAuditAndLeaks: the logs out hold the audit lines of denials and of
+// secret store, use and access change, naming execID; no needle (secret
+// value, API key or key secret) is in the logs, the store files next to
+// storePath or the error messages errs.
+func checkAuditAndLeaks(t *testing.T, out string, errs []string, storePath, execID string, needles []string) {
+	t.Helper()
 	// Audit: denials, secret store and use are logged, with principals.
-	out := logs.String()
 	for _, want := range []string{`"msg":"audit: permission denied"`, `"msg":"audit: secret stored"`, `"msg":"audit: secret use"`, `"msg":"audit: secret access changed"`, execID} {
 		if !strings.Contains(out, want) {
 			t.Errorf("logs lack %s", want)
@@ -185,12 +228,8 @@ func TestSecretGrantsEndToEnd(t *testing.T) {
 	}
 	// Grep: no secret value, key or key secret in logs, errors or store
 	// files.
-	needles := []string{token}
-	for _, k := range keys {
-		needles = append(needles, k, k[len(k)-64:])
-	}
 	var files []byte
-	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(s.storePath), "*"))
+	matches, _ := filepath.Glob(filepath.Join(filepath.Dir(storePath), "*"))
 	for _, m := range matches {
 		b, err := os.ReadFile(m)
 		if err == nil {
@@ -198,7 +237,7 @@ func TestSecretGrantsEndToEnd(t *testing.T) {
 		}
 	}
 	if len(files) == 0 {
-		t.Fatalf("read no store files next to %s", s.storePath)
+		t.Fatalf("read no store files next to %s", storePath)
 	}
 	for _, n := range needles {
 		if strings.Contains(out, n) {

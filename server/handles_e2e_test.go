@@ -56,65 +56,7 @@ func TestDatabaseHandleMethods(t *testing.T) {
 	db.exec(t, "CREATE TABLE items (id int8 PRIMARY KEY, name text NOT NULL, qty int4)")
 	s := startStack(t, stackOptions{})
 	const maxSize = 4
-	got := s.runNode(t, "db_methods", `
-db = get_resource("db")
-out = {}
-out["execute"] = db.execute("INSERT INTO items VALUES ($1, $2, $3)", 1, "one", 10)
-out["executemany"] = db.executemany("INSERT INTO items VALUES ($1, $2, $3)", [(2, "two", 20), (3, "three", 30), [4, "four", None]])
-out["fetch"] = db.fetch("SELECT id, name, qty FROM items WHERE id = ANY($1) ORDER BY id", [1, 2, 4])
-out["fetch_empty"] = db.fetch("SELECT id FROM items WHERE id < $1", 0)
-out["fetchrow"] = db.fetchrow("SELECT id, name FROM items WHERE name = $1", "three")
-out["fetchrow_none"] = db.fetchrow("SELECT id FROM items WHERE id = $1", 99)
-out["fetchval"] = db.fetchval("SELECT sum(qty) FROM items")
-out["fetchval_none"] = db.fetchval("SELECT qty FROM items WHERE id = $1", 4)
-out["update"] = db.execute("UPDATE items SET qty = qty + 1 WHERE id <= $1", 2)
-out["no_args_multi"] = db.execute("CREATE TABLE audit (note text); INSERT INTO audit VALUES ('created')")
-out["injection_is_data"] = db.fetchval("SELECT count(*) FROM items WHERE name = $1", "x' OR '1'='1")
-
-def commit(tx):
-    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 5, "five", 50)
-    tx.execute("UPDATE items SET qty = 0 WHERE id = $1", 3)
-    tx.executemany("INSERT INTO audit VALUES ($1)", [("tx-a",), ("tx-b",)])
-    return {"count": tx.fetchval("SELECT count(*) FROM items"), "row": tx.fetchrow("SELECT qty FROM items WHERE id = 3"),
-            "rows": len(tx.fetch("SELECT 1 FROM audit"))}
-out["tx_commit"] = db.transaction(commit)
-
-def rollback(tx):
-    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 6, "six", 60)
-    tx.execute("DELETE FROM items WHERE id = $1", 1)
-    fail("abort the transaction")
-r = catch(db.transaction, rollback)
-out["tx_fail"] = {"ok": r.ok, "error": r.error}
-
-def sql_error(tx):
-    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 7, "seven", 70)
-    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 1, "duplicate", 0)
-r = catch(db.transaction, sql_error)
-out["tx_sql_error"] = {"ok": r.ok, "error": r.error}
-
-db.execute("CREATE TABLE scratch (v int4)")  # DDL: that connection is closed, not reused
-held = db.acquire()
-pid = held.fetchval("SELECT pg_backend_pid()")
-held.executemany("INSERT INTO scratch VALUES ($1)", [(1,), (2,), (3,)])
-out["acquire"] = {
-    "same_backend": held.fetchval("SELECT pg_backend_pid()") == pid,
-    "fetch": held.fetch("SELECT v FROM scratch WHERE v >= $1 ORDER BY v", 2),
-    "fetchrow": held.fetchrow("SELECT count(*) AS n, sum(v) AS total FROM scratch"),
-    "execute": held.execute("DELETE FROM scratch WHERE v = $1", 1),
-    "tx": held.transaction(lambda tx: tx.fetchval("SELECT pg_backend_pid() = $1", pid)),
-    "size": db.size, "freesize": db.freesize,
-}
-free_held = db.freesize
-held.release()
-# The connection is free again once its session has been reset, just
-# after release.
-for _ in range(1000):
-    if db.freesize > free_held:
-        break
-    time.sleep(0.005)
-out["after_release"] = {"size": db.size, "freesize": db.freesize, "before": free_held}
-result = out
-`, map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": maxSize})}, nil)
+	got := s.runNode(t, "db_methods", dbMethodsNode, map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": maxSize})}, nil)
 
 	acq := got["acquire"].(map[string]any)
 	rel := got["after_release"].(map[string]any)
@@ -172,8 +114,77 @@ result = out
 		"after_release": map[string]any{},
 	})
 
-	// The effects: committed writes are there, rolled-back ones are not.
-	c, err := pgx.Connect(t.Context(), db.dsn)
+	checkDatabaseEffects(t, db.dsn)
+}
+
+// dbMethodsNode calls every method of the database handle "db" on the
+// table items; TestDatabaseHandleMethods checks its result and
+// checkDatabaseEffects what it left in the database.
+const dbMethodsNode = `
+db = get_resource("db")
+out = {}
+out["execute"] = db.execute("INSERT INTO items VALUES ($1, $2, $3)", 1, "one", 10)
+out["executemany"] = db.executemany("INSERT INTO items VALUES ($1, $2, $3)", [(2, "two", 20), (3, "three", 30), [4, "four", None]])
+out["fetch"] = db.fetch("SELECT id, name, qty FROM items WHERE id = ANY($1) ORDER BY id", [1, 2, 4])
+out["fetch_empty"] = db.fetch("SELECT id FROM items WHERE id < $1", 0)
+out["fetchrow"] = db.fetchrow("SELECT id, name FROM items WHERE name = $1", "three")
+out["fetchrow_none"] = db.fetchrow("SELECT id FROM items WHERE id = $1", 99)
+out["fetchval"] = db.fetchval("SELECT sum(qty) FROM items")
+out["fetchval_none"] = db.fetchval("SELECT qty FROM items WHERE id = $1", 4)
+out["update"] = db.execute("UPDATE items SET qty = qty + 1 WHERE id <= $1", 2)
+out["no_args_multi"] = db.execute("CREATE TABLE audit (note text); INSERT INTO audit VALUES ('created')")
+out["injection_is_data"] = db.fetchval("SELECT count(*) FROM items WHERE name = $1", "x' OR '1'='1")
+
+def commit(tx):
+    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 5, "five", 50)
+    tx.execute("UPDATE items SET qty = 0 WHERE id = $1", 3)
+    tx.executemany("INSERT INTO audit VALUES ($1)", [("tx-a",), ("tx-b",)])
+    return {"count": tx.fetchval("SELECT count(*) FROM items"), "row": tx.fetchrow("SELECT qty FROM items WHERE id = 3"),
+            "rows": len(tx.fetch("SELECT 1 FROM audit"))}
+out["tx_commit"] = db.transaction(commit)
+
+def rollback(tx):
+    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 6, "six", 60)
+    tx.execute("DELETE FROM items WHERE id = $1", 1)
+    fail("abort the transaction")
+r = catch(db.transaction, rollback)
+out["tx_fail"] = {"ok": r.ok, "error": r.error}
+
+def sql_error(tx):
+    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 7, "seven", 70)
+    tx.execute("INSERT INTO items VALUES ($1, $2, $3)", 1, "duplicate", 0)
+r = catch(db.transaction, sql_error)
+out["tx_sql_error"] = {"ok": r.ok, "error": r.error}
+
+db.execute("CREATE TABLE scratch (v int4)")  # DDL: that connection is closed, not reused
+held = db.acquire()
+pid = held.fetchval("SELECT pg_backend_pid()")
+held.executemany("INSERT INTO scratch VALUES ($1)", [(1,), (2,), (3,)])
+out["acquire"] = {
+    "same_backend": held.fetchval("SELECT pg_backend_pid()") == pid,
+    "fetch": held.fetch("SELECT v FROM scratch WHERE v >= $1 ORDER BY v", 2),
+    "fetchrow": held.fetchrow("SELECT count(*) AS n, sum(v) AS total FROM scratch"),
+    "execute": held.execute("DELETE FROM scratch WHERE v = $1", 1),
+    "tx": held.transaction(lambda tx: tx.fetchval("SELECT pg_backend_pid() = $1", pid)),
+    "size": db.size, "freesize": db.freesize,
+}
+free_held = db.freesize
+held.release()
+# The connection is free again once its session has been reset, just
+# after release.
+for _ in range(1000):
+    if db.freesize > free_held:
+        break
+    time.sleep(0.005)
+out["after_release"] = {"size": db.size, "freesize": db.freesize, "before": free_held}
+result = out
+`
+
+// checkDatabaseEffects reads what dbMethodsNode left in the database at
+// dsn: committed writes are there, rolled-back ones are not.
+func checkDatabaseEffects(t *testing.T, dsn string) {
+	t.Helper()
+	c, err := pgx.Connect(t.Context(), dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,13 +236,7 @@ func TestDatabaseTypeMapping(t *testing.T) {
 	db := newPGDB(t, testenv.Postgres(t))
 	s := startStack(t, stackOptions{})
 	rawBytes := []byte("\x00\x01binary\xff")
-	tests := []struct {
-		pgType   string
-		in       string // Starlark expression bound as $1
-		typ      string // type() of the value read back
-		want     any    // in Execution.result
-		wantTime string // for time values: the instant, compared after parsing
-	}{
+	tests := []typeCase{
 		{pgType: "int2", in: "7", typ: "int", want: 7.0},
 		{pgType: "int4", in: "-2147483648", typ: "int", want: -2147483648.0},
 		{pgType: "int8", in: "9007199254740991", typ: "int", want: 9007199254740991.0},
@@ -285,29 +290,45 @@ result = out
 			if !ok {
 				t.Fatalf("no result for row %d: %v", i, got)
 			}
-			wantPG := strings.NewReplacer("int2", "smallint", "int4", "integer", "int8", "bigint", "float4", "real",
-				"float8", "double precision", "varchar", "character varying", "bool", "boolean", "timestamptz",
-				"timestamp with time zone").Replace(tt.pgType)
-			if r["type"] != tt.typ || r["equal"] != true || r["pg"] != wantPG {
-				t.Errorf("read back as Starlark %v (equal to the value sent: %v), PostgreSQL type %v; want %s, equal, %s",
-					r["type"], r["equal"], r["pg"], tt.typ, wantPG)
-			}
-			if tt.wantTime != "" {
-				s, _ := r["value"].(string)
-				gotT, err := time.Parse(time.RFC3339Nano, s)
-				wantT, _ := time.Parse(time.RFC3339Nano, tt.wantTime)
-				if err != nil || !gotT.Equal(wantT) {
-					t.Errorf("result value %q, want an RFC 3339 time equal to %s", r["value"], tt.wantTime)
-				}
-				return
-			}
-			if diff := cmp.Diff(tt.want, r["value"], cmpopts.EquateEmpty()); diff != "" {
-				t.Errorf("result value (-want +got):\n%s", diff)
-			}
+			tt.check(t, r)
 		})
 	}
 	diffResult(t, map[string]any{"any_int": got["any_int"], "any_text": got["any_text"], "any_empty": got["any_empty"]},
 		map[string]any{"any_int": []any{1.0, 3.0}, "any_text": []any{2.0, 4.0}, "any_empty": []any{}})
+}
+
+// A typeCase is one value of TestDatabaseTypeMapping: sent as pgType,
+// read back and returned in the execution's result.
+type typeCase struct {
+	pgType   string
+	in       string // Starlark expression bound as $1
+	typ      string // type() of the value read back
+	want     any    // in Execution.result
+	wantTime string // for time values: the instant, compared after parsing
+}
+
+// check checks the result row r of tt: the Starlark type, equality with
+// the value sent, PostgreSQL's name of the type, and the value.
+func (tt typeCase) check(t *testing.T, r map[string]any) {
+	wantPG := strings.NewReplacer("int2", "smallint", "int4", "integer", "int8", "bigint", "float4", "real",
+		"float8", "double precision", "varchar", "character varying", "bool", "boolean", "timestamptz",
+		"timestamp with time zone").Replace(tt.pgType)
+	if r["type"] != tt.typ || r["equal"] != true || r["pg"] != wantPG {
+		t.Errorf("read back as Starlark %v (equal to the value sent: %v), PostgreSQL type %v; want %s, equal, %s",
+			r["type"], r["equal"], r["pg"], tt.typ, wantPG)
+	}
+	if tt.wantTime != "" {
+		s, _ := r["value"].(string)
+		gotT, err := time.Parse(time.RFC3339Nano, s)
+		wantT, _ := time.Parse(time.RFC3339Nano, tt.wantTime)
+		if err != nil || !gotT.Equal(wantT) {
+			t.Errorf("result value %q, want an RFC 3339 time equal to %s", r["value"], tt.wantTime)
+		}
+		return
+	}
+	if diff := cmp.Diff(tt.want, r["value"], cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("result value (-want +got):\n%s", diff)
+	}
 }
 
 // respConn is a raw RESP connection to Redis, for a subscriber whose
@@ -391,7 +412,51 @@ func TestCacheHandleMethods(t *testing.T) {
 		t.Fatalf("SUBSCRIBE = %v, %v", ack, err)
 	}
 
-	got := s.runNode(t, "cache_methods", `
+	got := s.runNode(t, "cache_methods", cacheMethodsNode, map[string]*kgwv1.ResourceSpec{"cache": {Type: "cache", Config: params(t, map[string]any{"host": "127.0.0.1", "port": r.Port})}},
+		map[string]any{"p": prefix, "channel": channel})
+
+	if w, _ := got["wrongtype"].(string); !strings.Contains(w, "WRONGTYPE") {
+		t.Errorf("lpush on a string = %q, want a WRONGTYPE error", w)
+	}
+	delete(got, "wrongtype")
+	diffResult(t, got, map[string]any{
+		"set": true, "get": "v1", "get_missing": nil,
+		"set_nx_exists": nil, "set_xx_missing": nil, "set_xx": true,
+		"set_ex": true, "set_px": true, "setex": true,
+		"ttl_persistent": -1.0, "ttl_missing": -2.0, "expire": true, "expire_missing": false, "ttl_in_range": true,
+		"exists": 2.0,
+		"incr":   1.0, "incr_amount": 6.0, "incrby": 16.0, "decr": 15.0, "decr_amount": 10.0,
+		"mset": true, "mget": []any{"a", nil, "2"}, "mget_list": []any{"2", "a"},
+		"lpush": 2.0, "rpush": 5.0, "lrange": []any{"a", "b", "c", "d", "e"},
+		"lpop": "a", "rpop": "e", "lpop_count": []any{"b", "c"}, "rpop_missing": nil,
+		"rpush_more": 4.0, "ltrim": true, "llen": 3.0,
+		"hset": 1.0, "hset_mapping": 2.0, "hget": "v2", "hget_missing": nil, "hdel": 1.0,
+		"hgetall": map[string]any{"f2": "v2", "f3": "3"},
+		"sadd":    3.0, "srem": 1.0, "smembers": []any{"x", "y"}, "sismember": true, "sismember_not": false,
+		"zadd": 3.0, "zadd_nx": 1.0, "zrange": []any{"new", "low", "mid", "high"},
+		"zrange_scores": []any{[]any{"new", 0.0}, []any{"low", 1.0}},
+		"publish":       1.0,
+		"do_ping":       "PONG", "do_hincrby": 7.0, "do_strlen": 2.0, "do_lrange": []any{"d", "x", "y"}, "do_nil": nil,
+		"do_select_refused": false,
+		"delete":            2.0,
+	})
+
+	// The subscriber got the message.
+	if err := nc.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := sub.read()
+	if m, ok := msg.([]any); err != nil || !ok || len(m) != 3 || m[0] != "message" || m[1] != channel || !strings.HasPrefix(m[2].(string), "hello ") {
+		t.Errorf("subscriber read %v, %v; want the published message", msg, err)
+	}
+
+	checkCacheEffects(t, r.Addr, prefix)
+}
+
+// cacheMethodsNode calls every method of the cache handle "cache", on keys
+// prefixed p, and publishes to channel; TestCacheHandleMethods checks its
+// result and checkCacheEffects what it left in Redis.
+const cacheMethodsNode = `
 c = get_resource("cache")
 def k(name):
     return p + name
@@ -455,46 +520,13 @@ out["do_select_refused"] = catch(c.do, "SELECT", 1).ok
 out["delete"] = c.delete(k("m1"), k("m2"), k("missing"))
 out["wrongtype"] = catch(c.lpush, k("s"), "x").error
 result = out
-`, map[string]*kgwv1.ResourceSpec{"cache": {Type: "cache", Config: params(t, map[string]any{"host": "127.0.0.1", "port": r.Port})}},
-		map[string]any{"p": prefix, "channel": channel})
+`
 
-	if w, _ := got["wrongtype"].(string); !strings.Contains(w, "WRONGTYPE") {
-		t.Errorf("lpush on a string = %q, want a WRONGTYPE error", w)
-	}
-	delete(got, "wrongtype")
-	diffResult(t, got, map[string]any{
-		"set": true, "get": "v1", "get_missing": nil,
-		"set_nx_exists": nil, "set_xx_missing": nil, "set_xx": true,
-		"set_ex": true, "set_px": true, "setex": true,
-		"ttl_persistent": -1.0, "ttl_missing": -2.0, "expire": true, "expire_missing": false, "ttl_in_range": true,
-		"exists": 2.0,
-		"incr":   1.0, "incr_amount": 6.0, "incrby": 16.0, "decr": 15.0, "decr_amount": 10.0,
-		"mset": true, "mget": []any{"a", nil, "2"}, "mget_list": []any{"2", "a"},
-		"lpush": 2.0, "rpush": 5.0, "lrange": []any{"a", "b", "c", "d", "e"},
-		"lpop": "a", "rpop": "e", "lpop_count": []any{"b", "c"}, "rpop_missing": nil,
-		"rpush_more": 4.0, "ltrim": true, "llen": 3.0,
-		"hset": 1.0, "hset_mapping": 2.0, "hget": "v2", "hget_missing": nil, "hdel": 1.0,
-		"hgetall": map[string]any{"f2": "v2", "f3": "3"},
-		"sadd":    3.0, "srem": 1.0, "smembers": []any{"x", "y"}, "sismember": true, "sismember_not": false,
-		"zadd": 3.0, "zadd_nx": 1.0, "zrange": []any{"new", "low", "mid", "high"},
-		"zrange_scores": []any{[]any{"new", 0.0}, []any{"low", 1.0}},
-		"publish":       1.0,
-		"do_ping":       "PONG", "do_hincrby": 7.0, "do_strlen": 2.0, "do_lrange": []any{"d", "x", "y"}, "do_nil": nil,
-		"do_select_refused": false,
-		"delete":            2.0,
-	})
-
-	// The subscriber got the message.
-	if err := nc.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	msg, err := sub.read()
-	if m, ok := msg.([]any); err != nil || !ok || len(m) != 3 || m[0] != "message" || m[1] != channel || !strings.HasPrefix(m[2].(string), "hello ") {
-		t.Errorf("subscriber read %v, %v; want the published message", msg, err)
-	}
-
-	// The effects, read with a client of our own.
-	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{r.Addr}, DisableCache: true})
+// checkCacheEffects reads what cacheMethodsNode left in the Redis server at
+// addr (keys prefixed prefix) with a client of its own.
+func checkCacheEffects(t *testing.T, addr, prefix string) {
+	t.Helper()
+	rc, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, DisableCache: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,32 +677,7 @@ func TestHTTPClientHandleMethods(t *testing.T) {
 	spec := &kgwv1.ResourceSpec{Type: "http_client", CredentialsRef: "api_token", Config: params(t, map[string]any{
 		"base_url": srv.URL + "/api/v1", "headers": map[string]any{"X-Default": "d"}, "timeout": 10,
 	})}
-	got := s.runNode(t, "http_methods", `
-api = get_resource("api")
-out = {}
-r = api.get("echo", params={"q": "a b", "multi": ["x", "y"]}, headers={"X-Custom": "c1"})
-out["get"] = {"status": r.status, "status_code": r.status_code, "ok": r.ok, "reason": r.reason, "json": r.json(),
-              "served_by": r.headers["x-served-by"], "content_type": r.headers["content-type"],
-              "url_ends": r.url.endswith("/api/v1/echo?multi=x&multi=y&q=a+b")}
-out["post"] = api.post("/echo", json={"amount": 100, "tags": ["a"]}).json()
-out["put"] = api.put("echo/1", data="raw text").json()
-out["put_bytes"] = api.put("echo/2", data=b"\x00\x01").json()["method"]
-out["patch"] = api.patch("echo/1", data={"a": "1", "b": "two"}).json()
-out["delete"] = api.delete("echo/1", params={"hard": "yes"}).json()
-r = api.head("echo")
-out["head"] = {"status": r.status, "text": r.text, "served_by": r.headers["x-served-by"]}
-out["options"] = api.request("OPTIONS", "echo", timeout=5, headers={"X-Custom": "opt"}).json()
-r = api.get("text")
-out["text"] = {"text": r.text, "multi": r.headers["x-multi"], "body": r.body, "is_bytes": type(r.body) == "bytes"}
-out["bytes"] = api.get("bytes").body
-r = api.get("missing")
-out["missing"] = {"status": r.status, "ok": r.ok, "text": r.text, "reason": r.reason}
-out["raise_404"] = catch(r.raise_for_status).error
-out["raise_200"] = api.get("echo").raise_for_status()
-out["timeout"] = catch(api.get, "slow", timeout=0.2).error
-out["json_and_data"] = catch(api.post, "echo", json={}, data="x").ok
-result = out
-`, map[string]*kgwv1.ResourceSpec{"api": spec}, nil)
+	got := s.runNode(t, "http_methods", httpMethodsNode, map[string]*kgwv1.ResourceSpec{"api": spec}, nil)
 
 	raise404, _ := got["raise_404"].(string)
 	timeout, _ := got["timeout"].(string)
@@ -705,9 +712,45 @@ result = out
 		"json_and_data": false,
 	})
 
+	checkHTTPRequestsSeen(t, rec.requests(), token)
+}
+
+// httpMethodsNode calls every method of the HTTP client handle "api"
+// against the recorder of newRecorder; TestHTTPClientHandleMethods checks
+// its result and checkHTTPRequestsSeen what the recorder saw.
+const httpMethodsNode = `
+api = get_resource("api")
+out = {}
+r = api.get("echo", params={"q": "a b", "multi": ["x", "y"]}, headers={"X-Custom": "c1"})
+out["get"] = {"status": r.status, "status_code": r.status_code, "ok": r.ok, "reason": r.reason, "json": r.json(),
+              "served_by": r.headers["x-served-by"], "content_type": r.headers["content-type"],
+              "url_ends": r.url.endswith("/api/v1/echo?multi=x&multi=y&q=a+b")}
+out["post"] = api.post("/echo", json={"amount": 100, "tags": ["a"]}).json()
+out["put"] = api.put("echo/1", data="raw text").json()
+out["put_bytes"] = api.put("echo/2", data=b"\x00\x01").json()["method"]
+out["patch"] = api.patch("echo/1", data={"a": "1", "b": "two"}).json()
+out["delete"] = api.delete("echo/1", params={"hard": "yes"}).json()
+r = api.head("echo")
+out["head"] = {"status": r.status, "text": r.text, "served_by": r.headers["x-served-by"]}
+out["options"] = api.request("OPTIONS", "echo", timeout=5, headers={"X-Custom": "opt"}).json()
+r = api.get("text")
+out["text"] = {"text": r.text, "multi": r.headers["x-multi"], "body": r.body, "is_bytes": type(r.body) == "bytes"}
+out["bytes"] = api.get("bytes").body
+r = api.get("missing")
+out["missing"] = {"status": r.status, "ok": r.ok, "text": r.text, "reason": r.reason}
+out["raise_404"] = catch(r.raise_for_status).error
+out["raise_200"] = api.get("echo").raise_for_status()
+out["timeout"] = catch(api.get, "slow", timeout=0.2).error
+out["json_and_data"] = catch(api.post, "echo", json={}, data="x").ok
+result = out
+`
+
+// checkHTTPRequestsSeen checks the requests seen by the recorder while
+// httpMethodsNode ran with the bearer token token.
+func checkHTTPRequestsSeen(t *testing.T, seen []seenRequest, token string) {
+	t.Helper()
 	// What the server saw: every request with the token, the default header
 	// and kgw's User-Agent; bodies with their content types.
-	seen := rec.requests()
 	type key struct{ Method, Path string }
 	byReq := map[key]seenRequest{}
 	for _, r := range seen {

@@ -83,19 +83,7 @@ func TestIdempotencyKeyReuse(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			req := base()
 			tt.change(req)
-			_, err := s.ex.ExecuteWorkflow(ctx, req)
-			wantReused(t, "ExecuteWorkflow", err, "order-42", id)
-			_, err = s.ex.StartExecution(ctx, &kgwv1.StartExecutionRequest{Workflow: req.Workflow, Version: req.Version,
-				Parameters: req.Parameters, Context: req.Context, Resources: req.Resources, Timeout: req.Timeout,
-				IdempotencyKey: req.IdempotencyKey})
-			wantReused(t, "StartExecution", err, "order-42", id)
-			stream, err := s.ex.StreamExecution(ctx, &kgwv1.StreamExecutionRequest{Workflow: req.Workflow, Version: req.Version,
-				Parameters: req.Parameters, Context: req.Context, Resources: req.Resources, Timeout: req.Timeout,
-				IdempotencyKey: req.IdempotencyKey})
-			if err == nil {
-				_, err = stream.Recv()
-			}
-			wantReused(t, "StreamExecution", err, "order-42", id)
+			wantReusedEverywhere(t, s, req, id)
 		})
 	}
 
@@ -105,6 +93,28 @@ func TestIdempotencyKeyReuse(t *testing.T) {
 	if r, err := s.ex.ExecuteWorkflow(ctx, other); err != nil || r.GetExecution().GetId() == id {
 		t.Fatalf("new key = %v, %v; want a new execution", r.GetExecution().GetId(), err)
 	}
+}
+
+// wantReusedEverywhere sends req, whose idempotency key execution id
+// already holds for another request, through each RPC that starts
+// executions, and checks each is refused (wantReused).
+func wantReusedEverywhere(t *testing.T, s *stack, req *kgwv1.ExecuteWorkflowRequest, id string) {
+	t.Helper()
+	ctx := t.Context()
+	key := req.IdempotencyKey
+	_, err := s.ex.ExecuteWorkflow(ctx, req)
+	wantReused(t, "ExecuteWorkflow", err, key, id)
+	_, err = s.ex.StartExecution(ctx, &kgwv1.StartExecutionRequest{Workflow: req.Workflow, Version: req.Version,
+		Parameters: req.Parameters, Context: req.Context, Resources: req.Resources, Timeout: req.Timeout,
+		IdempotencyKey: key})
+	wantReused(t, "StartExecution", err, key, id)
+	stream, err := s.ex.StreamExecution(ctx, &kgwv1.StreamExecutionRequest{Workflow: req.Workflow, Version: req.Version,
+		Parameters: req.Parameters, Context: req.Context, Resources: req.Resources, Timeout: req.Timeout,
+		IdempotencyKey: key})
+	if err == nil {
+		_, err = stream.Recv()
+	}
+	wantReused(t, "StreamExecution", err, key, id)
 }
 
 func wantReused(t *testing.T, rpc string, err error, key, id string) {
@@ -193,37 +203,7 @@ func TestNestingLimit(t *testing.T) {
 		}},
 	}
 	for _, c := range calls {
-		t.Run(c.name, func(t *testing.T) {
-			for _, depth := range []int{65, 200, 1500} {
-				err := c.call(depth)
-				code, info, br := details(t, err)
-				if code != codes.InvalidArgument || info.GetReason() != server.ReasonInvalidRequest {
-					t.Fatalf("depth %d: %v, want INVALID_ARGUMENT", depth, err)
-				}
-				found := false
-				for _, v := range br.GetFieldViolations() {
-					if v.GetField() == c.field && strings.Contains(v.GetDescription(), "nested deeper than 64 levels") {
-						found = true
-					}
-				}
-				if !found {
-					t.Errorf("depth %d: violations %v, want one on %s saying nested deeper than 64 levels", depth, br.GetFieldViolations(), c.field)
-				}
-			}
-			// 64 levels is not refused for its depth (a cache config that
-			// deep may still be refused for its keys).
-			if err := c.call(64); err != nil {
-				_, _, br := details(t, err)
-				for _, v := range br.GetFieldViolations() {
-					if strings.Contains(v.GetDescription(), "nested deeper") {
-						t.Errorf("depth 64 refused for its depth: %v", v)
-					}
-				}
-				if status.Code(err) == codes.Internal {
-					t.Errorf("depth 64: %v", err)
-				}
-			}
-		})
+		t.Run(c.name, func(t *testing.T) { checkNestingRefused(t, c.field, c.call) })
 	}
 	// Deeper than the protobuf decoder accepts at all (10,000 messages
 	// inside one another): still INVALID_ARGUMENT, from the codec.
@@ -233,6 +213,41 @@ func TestNestingLimit(t *testing.T) {
 		if code != codes.InvalidArgument || len(br.GetFieldViolations()) != 1 ||
 			!strings.Contains(br.GetFieldViolations()[0].GetDescription(), "nested too deeply") {
 			t.Errorf("%d levels: %v, want INVALID_ARGUMENT saying nested too deeply", depth, err)
+		}
+	}
+}
+
+// checkNestingRefused: call with a value nested deeper than 64 levels is
+// INVALID_ARGUMENT with a violation on field saying so; 64 levels are not
+// refused for their depth.
+func checkNestingRefused(t *testing.T, field string, call func(depth int) error) {
+	for _, depth := range []int{65, 200, 1500} {
+		err := call(depth)
+		code, info, br := details(t, err)
+		if code != codes.InvalidArgument || info.GetReason() != server.ReasonInvalidRequest {
+			t.Fatalf("depth %d: %v, want INVALID_ARGUMENT", depth, err)
+		}
+		found := false
+		for _, v := range br.GetFieldViolations() {
+			if v.GetField() == field && strings.Contains(v.GetDescription(), "nested deeper than 64 levels") {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("depth %d: violations %v, want one on %s saying nested deeper than 64 levels", depth, br.GetFieldViolations(), field)
+		}
+	}
+	// 64 levels is not refused for its depth (a cache config that
+	// deep may still be refused for its keys).
+	if err := call(64); err != nil {
+		_, _, br := details(t, err)
+		for _, v := range br.GetFieldViolations() {
+			if strings.Contains(v.GetDescription(), "nested deeper") {
+				t.Errorf("depth 64 refused for its depth: %v", v)
+			}
+		}
+		if status.Code(err) == codes.Internal {
+			t.Errorf("depth 64: %v", err)
 		}
 	}
 }
@@ -309,22 +324,7 @@ func TestUndecodableRequests(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var err error
-			if tt.stream {
-				var cs grpc.ClientStream
-				cs, err = conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, tt.method)
-				if err == nil {
-					body := tt.body
-					if err = cs.SendMsg(&body); err == nil {
-						_ = cs.CloseSend()
-						var out []byte
-						err = cs.RecvMsg(&out)
-					}
-				}
-			} else {
-				body, out := tt.body, []byte(nil)
-				err = conn.Invoke(ctx, tt.method, &body, &out)
-			}
+			err := invokeRaw(ctx, conn, tt.method, tt.body, tt.stream)
 			code, info, br := details(t, err)
 			if code != codes.InvalidArgument || info.GetReason() != server.ReasonInvalidRequest {
 				t.Fatalf("%s = %v, want INVALID_ARGUMENT %s", tt.method, err, server.ReasonInvalidRequest)
@@ -353,6 +353,26 @@ func TestUndecodableRequests(t *testing.T) {
 	if _, err := s.ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "pipe", Parameters: params(t, map[string]any{"n": 1})}); err != nil {
 		t.Fatalf("ExecuteWorkflow after the bad requests: %v", err)
 	}
+}
+
+// invokeRaw calls method with the raw message body (conn uses rawCodec):
+// a unary call, or a server stream whose first message it receives. It
+// returns the call's error.
+func invokeRaw(ctx context.Context, conn *grpc.ClientConn, method string, body []byte, stream bool) error {
+	if !stream {
+		var out []byte
+		return conn.Invoke(ctx, method, &body, &out)
+	}
+	cs, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, method)
+	if err != nil {
+		return err
+	}
+	if err := cs.SendMsg(&body); err != nil {
+		return err
+	}
+	_ = cs.CloseSend()
+	var out []byte
+	return cs.RecvMsg(&out)
 }
 
 // A message above the receive limit is RESOURCE_EXHAUSTED, not INTERNAL.

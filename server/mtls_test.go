@@ -134,14 +134,7 @@ func TestMutualTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	dialCert := func(certs ...tls.Certificate) *grpc.ClientConn {
-		conn, err := grpc.NewClient(s.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: certs})))
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		return conn
-	}
+	dialCert := func(certs ...tls.Certificate) *grpc.ClientConn { return dialTLS(t, s.addr, roots, certs...) }
 	whoami := func(conn *grpc.ClientConn) (*kgwv1.WhoAmIResponse, error) {
 		return kgwv1.NewAccessServiceClient(conn).WhoAmI(ctx, &kgwv1.WhoAmIRequest{})
 	}
@@ -183,8 +176,36 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	// Replace the server's files: new connections get the new certificate.
+	checkCertReload(t, s.addr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{admin}, NextProtos: []string{"h2"}},
+		func() {
+			sc, sk := ca.issue(t, "gateway-2", true, "")
+			writeFile(t, keyFile, sk)
+			writeFile(t, certFile, sc)
+		})
+	if _, err := whoami(dialCert(ca.pair(t, "batch-job", false, ""))); err != nil {
+		t.Errorf("WhoAmI after the rotation: %v", err)
+	}
+}
+
+// dialTLS connects to addr over TLS, trusting roots and presenting certs;
+// the connection is closed at the end of the test.
+func dialTLS(t *testing.T, addr string, roots *x509.CertPool, certs ...tls.Certificate) *grpc.ClientConn {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: roots, Certificates: certs})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// checkCertReload checks that the gateway at addr serves certificate
+// gateway-1 (dialing with cfg), then, after replace has written
+// gateway-2's files, serves gateway-2 within 5 s.
+func checkCertReload(t *testing.T, addr string, cfg *tls.Config, replace func()) {
+	t.Helper()
 	served := func() string {
-		c, err := tls.Dial("tcp", s.addr, &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{admin}, NextProtos: []string{"h2"}})
+		c, err := tls.Dial("tcp", addr, cfg)
 		if err != nil {
 			t.Fatalf("dial: %v", err)
 		}
@@ -194,18 +215,13 @@ func TestMutualTLS(t *testing.T) {
 	if got := served(); got != "gateway-1" {
 		t.Fatalf("served certificate %q, want gateway-1", got)
 	}
-	sc, sk = ca.issue(t, "gateway-2", true, "")
-	writeFile(t, keyFile, sk)
-	writeFile(t, certFile, sc)
+	replace()
 	deadline := time.Now().Add(5 * time.Second)
 	for served() != "gateway-2" {
 		if time.Now().After(deadline) {
 			t.Fatalf("the replaced certificate was not served within 5 s")
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	if _, err := whoami(dialCert(ca.pair(t, "batch-job", false, ""))); err != nil {
-		t.Errorf("WhoAmI after the rotation: %v", err)
 	}
 }
 

@@ -154,7 +154,24 @@ func TestDatabaseResourceEndToEnd(t *testing.T) {
 		t.Fatalf("ListResources = %v, %v, want orders_db", list, err)
 	}
 
-	// The pool the executions used, without credentials.
+	checkSharedPool(t, s, app)
+	checkResourceHealth(t, s, app)
+
+	if _, err := s.res.DeleteResource(ctx, &kgwv1.DeleteResourceRequest{Name: "orders_db"}); err != nil {
+		t.Fatalf("DeleteResource: %v", err)
+	}
+	_, err = s.res.GetResource(ctx, &kgwv1.GetResourceRequest{Name: "orders_db"})
+	if code, info, _ := details(t, err); code != codes.NotFound || info.GetReason() != server.ReasonResourceNotFound {
+		t.Fatalf("GetResource after delete = %v %v, want NOT_FOUND RESOURCE_NOT_FOUND", code, info)
+	}
+}
+
+// checkSharedPool: the executions of TestDatabaseResourceEndToEnd (an
+// inline spec and the named resource orders_db, the same pool) used one
+// pool, listed without credentials.
+func checkSharedPool(t *testing.T, s *stack, app *pgApp) {
+	t.Helper()
+	ctx := t.Context()
 	pools, err := s.res.ListPools(ctx, &kgwv1.ListPoolsRequest{})
 	if err != nil {
 		t.Fatalf("ListPools: %v", err)
@@ -173,8 +190,14 @@ func TestDatabaseResourceEndToEnd(t *testing.T) {
 	if err != nil || len(paged.GetPools()) != 1 || paged.GetNextPageToken() != "" {
 		t.Fatalf("ListPools(page_size 1) = %v, %v, want the pool and no next page", paged, err)
 	}
+}
 
-	// Health checks.
+// checkResourceHealth: CheckResource reports the named resource orders_db
+// and the same inline spec healthy, a missing database and a closed port
+// unhealthy, an unknown name NOT_FOUND; no response holds the password.
+func checkResourceHealth(t *testing.T, s *stack, app *pgApp) {
+	t.Helper()
+	ctx := t.Context()
 	check := func(req *kgwv1.CheckResourceRequest) *kgwv1.CheckResourceResponse {
 		t.Helper()
 		resp, err := s.res.CheckResource(ctx, req)
@@ -204,17 +227,9 @@ func TestDatabaseResourceEndToEnd(t *testing.T) {
 	if resp := check(&kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Spec{Spec: closed}}); resp.GetHealthy() {
 		t.Fatalf("CheckResource(closed port) = %v, want unhealthy", resp)
 	}
-	_, err = s.res.CheckResource(ctx, &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Name{Name: "nope"}})
+	_, err := s.res.CheckResource(ctx, &kgwv1.CheckResourceRequest{Target: &kgwv1.CheckResourceRequest_Name{Name: "nope"}})
 	if code, info, _ := details(t, err); code != codes.NotFound || info.GetReason() != server.ReasonResourceNotFound {
 		t.Fatalf("CheckResource(unknown) = %v %v, want NOT_FOUND RESOURCE_NOT_FOUND", code, info)
-	}
-
-	if _, err := s.res.DeleteResource(ctx, &kgwv1.DeleteResourceRequest{Name: "orders_db"}); err != nil {
-		t.Fatalf("DeleteResource: %v", err)
-	}
-	_, err = s.res.GetResource(ctx, &kgwv1.GetResourceRequest{Name: "orders_db"})
-	if code, info, _ := details(t, err); code != codes.NotFound || info.GetReason() != server.ReasonResourceNotFound {
-		t.Fatalf("GetResource after delete = %v %v, want NOT_FOUND RESOURCE_NOT_FOUND", code, info)
 	}
 }
 

@@ -295,30 +295,7 @@ func TestResourcePoolSharedAcrossExecutions(t *testing.T) {
 	spec := db.spec(t, map[string]any{"max_size": maxSize})
 
 	// Sample pg_stat_activity while the executions run, until they end.
-	done := make(chan struct{})
-	sampled := make(chan []backendStats, 1)
-	go func() {
-		var got []backendStats
-		defer func() { sampled <- got }()
-		for finished := false; ; {
-			select {
-			case <-done:
-				finished = true // one last sample, after every execution ended
-			default:
-			}
-			st, err := db.backends(t.Context(), t)
-			if err != nil {
-				t.Errorf("sampling pg_stat_activity: %v", err)
-				return
-			}
-			got = append(got, st)
-			if finished {
-				return
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}()
-
+	samplesUntil := sampleBackends(t, db)
 	var wg sync.WaitGroup
 	for i := range runs {
 		wg.Go(func() {
@@ -342,8 +319,7 @@ func TestResourcePoolSharedAcrossExecutions(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	close(done)
-	samples := <-sampled
+	samples := samplesUntil()
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -374,6 +350,39 @@ func TestResourcePoolSharedAcrossExecutions(t *testing.T) {
 	}
 	if p.GetAcquireCount() < runs || p.GetMaxSize() != maxSize || p.GetSize() > maxSize || p.GetInUse() != 0 || p.GetDraining() {
 		t.Fatalf("pool = %v, want at least %d acquisitions, max_size %d, size <= max, none in use", p, runs, maxSize)
+	}
+}
+
+// sampleBackends samples db's pg_stat_activity every millisecond until the
+// function it returns is called, which takes one last sample and returns
+// them all.
+func sampleBackends(t *testing.T, db *pgDB) func() []backendStats {
+	done := make(chan struct{})
+	sampled := make(chan []backendStats, 1)
+	go func() {
+		var got []backendStats
+		defer func() { sampled <- got }()
+		for finished := false; ; {
+			select {
+			case <-done:
+				finished = true // one last sample, after every execution ended
+			default:
+			}
+			st, err := db.backends(t.Context(), t)
+			if err != nil {
+				t.Errorf("sampling pg_stat_activity: %v", err)
+				return
+			}
+			got = append(got, st)
+			if finished {
+				return
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return func() []backendStats {
+		close(done)
+		return <-sampled
 	}
 }
 
@@ -572,32 +581,6 @@ else:
 		t.Helper()
 		return mustComplete(t, s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "who", Resources: res}))["user"].(string)
 	}
-	usersConnected := func() map[string]int {
-		t.Helper()
-		c, err := pgx.Connect(ctx, pg.DSN)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close(context.Background())
-		rows, err := c.Query(ctx, `SELECT usename, count(*) FROM pg_stat_activity
-			WHERE datname = $1 AND application_name = $2 GROUP BY usename`, db.name, db.appName)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]int{}
-		for rows.Next() {
-			var u string
-			var n int
-			if err := rows.Scan(&u, &n); err != nil {
-				t.Fatal(err)
-			}
-			got[u] = n
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-		return got
-	}
 
 	store(oldUser, oldPW)
 	if u := who(); u != oldHash {
@@ -618,22 +601,8 @@ else:
 	if len(during) != 2 {
 		t.Fatalf("ListPools during drain = %v, want the old and the new pool", during)
 	}
-	for _, p := range during {
-		noValue(t, "ListPools", p, oldPW, newPW)
-		switch p.GetSecretVersion() {
-		case 1:
-			if !p.GetDraining() || p.GetInUse() != 1 {
-				t.Errorf("old pool = %v, want draining with the holder's connection in use", p)
-			}
-		case 2:
-			if p.GetDraining() || p.GetKey() == before[0].GetKey() {
-				t.Errorf("new pool = %v, want a new key, not draining", p)
-			}
-		default:
-			t.Errorf("pool of secret version %d, want 1 and 2: %v", p.GetSecretVersion(), p)
-		}
-	}
-	if got := usersConnected(); got[oldUser] < 1 || got[newUser] < 1 {
+	checkDrainingPools(t, during, before[0].GetKey(), oldPW, newPW)
+	if got := usersConnected(t, pg.DSN, db); got[oldUser] < 1 || got[newUser] < 1 {
 		t.Fatalf("backends by role = %v, want both roles connected while the old pool drains", got)
 	}
 
@@ -646,13 +615,65 @@ else:
 		if len(p) != 1 || p[0].GetSecretVersion() != 2 {
 			return fmt.Sprintf("ListPools = %v, want only the v2 pool", p)
 		}
-		if got := usersConnected(); got[oldUser] != 0 || got[newUser] < 1 {
+		if got := usersConnected(t, pg.DSN, db); got[oldUser] != 0 || got[newUser] < 1 {
 			return fmt.Sprintf("backends by role = %v, want none of the old role", got)
 		}
 		return ""
 	})
 	if u := who(); u != newHash {
 		t.Fatalf("session_user hash after the drain = %q, want %q", u, newHash)
+	}
+}
+
+// usersConnected counts db's server connections (those of the gateway's
+// pools, by application name) per role, read through adminDSN.
+func usersConnected(t *testing.T, adminDSN string, db *pgDB) map[string]int {
+	t.Helper()
+	ctx := t.Context()
+	c, err := pgx.Connect(ctx, adminDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	rows, err := c.Query(ctx, `SELECT usename, count(*) FROM pg_stat_activity
+		WHERE datname = $1 AND application_name = $2 GROUP BY usename`, db.name, db.appName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for rows.Next() {
+		var u string
+		var n int
+		if err := rows.Scan(&u, &n); err != nil {
+			t.Fatal(err)
+		}
+		got[u] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// checkDrainingPools checks the two pools of a rotated secret while the
+// old one drains: version 1 draining with its holder's connection in use,
+// version 2 under a key other than oldKey; neither shows a password.
+func checkDrainingPools(t *testing.T, pools []*kgwv1.Pool, oldKey string, passwords ...string) {
+	t.Helper()
+	for _, p := range pools {
+		noValue(t, "ListPools", p, passwords...)
+		switch p.GetSecretVersion() {
+		case 1:
+			if !p.GetDraining() || p.GetInUse() != 1 {
+				t.Errorf("old pool = %v, want draining with the holder's connection in use", p)
+			}
+		case 2:
+			if p.GetDraining() || p.GetKey() == oldKey {
+				t.Errorf("new pool = %v, want a new key, not draining", p)
+			}
+		default:
+			t.Errorf("pool of secret version %d, want 1 and 2: %v", p.GetSecretVersion(), p)
+		}
 	}
 }
 
@@ -663,22 +684,7 @@ else:
 func TestResourceServerFailures(t *testing.T) {
 	s := startStack(t, stackOptions{})
 	s.register(t, pipeline("pipe"))
-	keepsServing := func() {
-		t.Helper()
-		x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "pipe", Parameters: params(t, map[string]any{"n": 1})})
-		if x.GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
-			t.Fatalf("unrelated execution: %v %v, want COMPLETED", x.GetStatus(), x.GetError())
-		}
-		if _, err := s.res.ListPools(t.Context(), &kgwv1.ListPoolsRequest{}); err != nil {
-			t.Fatalf("ListPools: %v", err)
-		}
-	}
-	tests := []struct {
-		name   string
-		spec   func(t *testing.T) (spec *kgwv1.ResourceSpec, target string, kill, restart func() error)
-		body   string
-		method string
-	}{
+	tests := []serverFailure{
 		{
 			name: "redis",
 			spec: func(t *testing.T) (*kgwv1.ResourceSpec, string, func() error, func() error) {
@@ -714,43 +720,75 @@ result = {"v": v, "want": "v-" + execution.id}
 		},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			wf := "kill_" + tt.name
-			s.register(t, gatedWorkflow(wf, []string{"r"}, tt.body))
-			spec, target, kill, restart := tt.spec(t)
-			res := map[string]*kgwv1.ResourceSpec{"r": spec}
-			req := func(gate string) *kgwv1.ExecuteWorkflowRequest {
-				return &kgwv1.ExecuteWorkflowRequest{Workflow: wf, Resources: res, Parameters: params(t, map[string]any{"gate": gate}),
-					Timeout: durationpb.New(time.Minute)}
-			}
-			check := func(x *kgwv1.Execution) {
-				t.Helper()
-				if r := mustComplete(t, x); r["v"] != r["want"] {
-					t.Fatalf("result = %v, want v = want", r)
-				}
-			}
-			s.open(t, wf, "open")
-			check(s.run(t, req("open")))
+		t.Run(tt.name, func(t *testing.T) { testServerFailure(t, s, tt) })
+	}
+}
 
-			r := req("killed")
-			id := s.startUntilLog(t, &kgwv1.StartExecutionRequest{Workflow: wf, Resources: res, Parameters: r.Parameters, Timeout: r.Timeout}, "ready")
-			if err := kill(); err != nil {
-				t.Fatalf("kill: %v", err)
-			}
-			s.open(t, wf, "killed")
-			e := mustFail(t, s.wait(t, id), "RESOURCE_ERROR", tt.method+":")
-			t.Logf("%s killed: %s", tt.name, e.GetMessage())
-			if p := s.pools(t, spec.GetType(), target); len(p) != 1 || p[0].GetErrorCount() < 1 || p[0].GetLastError() == "" {
-				t.Errorf("ListPools after the failure = %v, want the pool with its error counted", p)
-			}
-			keepsServing()
+// A serverFailure is a resource server that TestResourceServerFailures
+// kills while an execution uses it: spec starts the server and returns
+// the spec of a resource on it, the pool's target and how to kill and
+// restart it; body is a node that uses resource "r", logs "ready" and
+// waits for the gate parameters["gate"]; method is the handle method
+// that fails.
+type serverFailure struct {
+	name   string
+	spec   func(t *testing.T) (spec *kgwv1.ResourceSpec, target string, kill, restart func() error)
+	body   string
+	method string
+}
 
-			if err := restart(); err != nil {
-				t.Fatalf("restart: %v", err)
-			}
-			check(s.run(t, req("open")))
-			keepsServing()
-		})
+// testServerFailure runs tt's node once, kills its server while a second
+// execution waits at the gate, checks that execution fails with a
+// RESOURCE_ERROR from tt.method (counted on the pool) while the gateway
+// keeps serving, and that after a restart the node runs again.
+func testServerFailure(t *testing.T, s *stack, tt serverFailure) {
+	wf := "kill_" + tt.name
+	s.register(t, gatedWorkflow(wf, []string{"r"}, tt.body))
+	spec, target, kill, restart := tt.spec(t)
+	res := map[string]*kgwv1.ResourceSpec{"r": spec}
+	req := func(gate string) *kgwv1.ExecuteWorkflowRequest {
+		return &kgwv1.ExecuteWorkflowRequest{Workflow: wf, Resources: res, Parameters: params(t, map[string]any{"gate": gate}),
+			Timeout: durationpb.New(time.Minute)}
+	}
+	check := func(x *kgwv1.Execution) {
+		t.Helper()
+		if r := mustComplete(t, x); r["v"] != r["want"] {
+			t.Fatalf("result = %v, want v = want", r)
+		}
+	}
+	s.open(t, wf, "open")
+	check(s.run(t, req("open")))
+
+	r := req("killed")
+	id := s.startUntilLog(t, &kgwv1.StartExecutionRequest{Workflow: wf, Resources: res, Parameters: r.Parameters, Timeout: r.Timeout}, "ready")
+	if err := kill(); err != nil {
+		t.Fatalf("kill: %v", err)
+	}
+	s.open(t, wf, "killed")
+	e := mustFail(t, s.wait(t, id), "RESOURCE_ERROR", tt.method+":")
+	t.Logf("%s killed: %s", tt.name, e.GetMessage())
+	if p := s.pools(t, spec.GetType(), target); len(p) != 1 || p[0].GetErrorCount() < 1 || p[0].GetLastError() == "" {
+		t.Errorf("ListPools after the failure = %v, want the pool with its error counted", p)
+	}
+	checkKeepsServing(t, s)
+
+	if err := restart(); err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	check(s.run(t, req("open")))
+	checkKeepsServing(t, s)
+}
+
+// checkKeepsServing: an execution that uses no resource completes and
+// ListPools answers.
+func checkKeepsServing(t *testing.T, s *stack) {
+	t.Helper()
+	x := s.run(t, &kgwv1.ExecuteWorkflowRequest{Workflow: "pipe", Parameters: params(t, map[string]any{"n": 1})})
+	if x.GetStatus() != kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+		t.Fatalf("unrelated execution: %v %v, want COMPLETED", x.GetStatus(), x.GetError())
+	}
+	if _, err := s.res.ListPools(t.Context(), &kgwv1.ListPoolsRequest{}); err != nil {
+		t.Fatalf("ListPools: %v", err)
 	}
 }
 
@@ -766,106 +804,18 @@ func TestResourceNoLeaks(t *testing.T) {
 	db := newPGDB(t, testenv.Postgres(t))
 	db.exec(t, "CREATE TABLE log (i int8 PRIMARY KEY)")
 	s := startStack(t, stackOptions{})
-	code := `
-db = get_resource("db")
-
-def insert_then(tx, then):
-    tx.execute("INSERT INTO log (i) VALUES ($1)", i)
-    if then == "commit":
-        return tx.fetchval("SELECT count(*) FROM log WHERE i = $1", i)
-    if then == "sql_error":
-        tx.execute("INSERT INTO nowhere VALUES (1)")
-    if then == "fail":
-        fail("giving up on %d" % i)
-    if then == "hold":
-        logger.info("holding")
-        time.sleep(60)
-
-if kind == "fetchval":
-    result = {"v": db.fetchval("SELECT $1::int8", i)}
-elif kind == "acquire":
-    held = db.acquire()
-    pid = held.fetchval("SELECT pg_backend_pid()")
-    result = {"v": held.fetchval("SELECT $1::int8 WHERE pg_backend_pid() = $2", i, pid)}
-elif kind == "commit":
-    result = {"v": db.transaction(lambda tx: insert_then(tx, "commit"))}
-elif kind == "pg_sleep":
-    held = db.acquire()
-    held.execute("BEGIN")
-    held.execute("INSERT INTO log (i) VALUES ($1)", i)
-    held.fetchval("SELECT 1 FROM pg_sleep(3)")
-    result = {}
-else:
-    db.transaction(lambda tx: insert_then(tx, kind))
-    result = {}
-`
-	s.register(t, &kgwv1.Workflow{Name: "mix", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: code}}})
-	s.register(t, &kgwv1.Workflow{Name: "mix_short", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: code,
+	s.register(t, &kgwv1.Workflow{Name: "mix", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: leakMixNode}}})
+	s.register(t, &kgwv1.Workflow{Name: "mix_short", Nodes: []*kgwv1.Node{{Id: "n", RequiredResources: []string{"db"}, Code: leakMixNode,
 		Timeout: durationpb.New(300 * time.Millisecond)}}})
 	res := map[string]*kgwv1.ResourceSpec{"db": db.spec(t, map[string]any{"max_size": maxSize, "timeout": 30})}
 
-	type outcome struct {
-		wf, kind string
-		timeout  time.Duration                      // request timeout, 0 for the default
-		cancel   bool                               // cancel once the node logged "holding"
-		status   kgwv1.ExecutionStatus              // expected
-		code     string                             // expected error code, if failed
-		commits  bool                               // its row stays in log
-		check    func(r map[string]any, i int) bool // on a completed result
-	}
-	vIsI := func(r map[string]any, i int) bool { return r["v"] == float64(i) }
-	mix := []outcome{
-		{wf: "mix", kind: "fetchval", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
-		{wf: "mix", kind: "acquire", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
-		{wf: "mix", kind: "commit", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, commits: true,
-			check: func(r map[string]any, _ int) bool { return r["v"] == 1.0 }},
-		{wf: "mix", kind: "sql_error", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "RESOURCE_ERROR"},
-		{wf: "mix", kind: "fail", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "NODE_ERROR"},
-		{wf: "mix_short", kind: "hold", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT, code: "TIMEOUT"},               // the node's timeout
-		{wf: "mix", kind: "pg_sleep", timeout: 300 * time.Millisecond, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT}, // the execution's
-		{wf: "mix", kind: "hold", cancel: true, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_CANCELLED},
-	}
-
+	mix := leakMix()
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range workers {
 		wg.Go(func() {
 			for i := range jobs {
-				o := mix[i%len(mix)]
-				var x *kgwv1.Execution
-				p := params(t, map[string]any{"i": i, "kind": o.kind})
-				if o.cancel {
-					id, err := s.startUntil(t.Context(), &kgwv1.StartExecutionRequest{Workflow: o.wf, Resources: res, Parameters: p}, "holding")
-					if err != nil {
-						t.Errorf("execution %d: %v", i, err)
-						continue
-					}
-					resp, err := s.ex.CancelExecution(t.Context(), &kgwv1.CancelExecutionRequest{ExecutionId: id})
-					if err != nil {
-						t.Errorf("CancelExecution %d: %v", i, err)
-						continue
-					}
-					x = resp.GetExecution()
-				} else {
-					req := &kgwv1.ExecuteWorkflowRequest{Workflow: o.wf, Resources: res, Parameters: p}
-					if o.timeout > 0 {
-						req.Timeout = durationpb.New(o.timeout)
-					}
-					resp, err := s.ex.ExecuteWorkflow(t.Context(), req)
-					if err != nil {
-						t.Errorf("ExecuteWorkflow %d: %v", i, err)
-						continue
-					}
-					x = resp.GetExecution()
-				}
-				ok := x.GetStatus() == o.status && (o.code == "" || x.GetError().GetCode() == o.code)
-				if o.status == kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
-					ok = ok && o.check(x.GetResult()["n"].AsMap(), i)
-				}
-				if !ok {
-					t.Errorf("execution %d (%s %s): %v %v result %v; want %v code %q", i, o.wf, o.kind,
-						x.GetStatus(), x.GetError(), x.GetResult(), o.status, o.code)
-				}
+				mix[i%len(mix)].run(t, s, res, i)
 			}
 		})
 	}
@@ -905,5 +855,110 @@ else:
 	db.query(t, "SELECT count(*) FROM log WHERE i % $1 <> 2", &wrong, len(mix))
 	if want := runs / len(mix); rows != want || wrong != 0 {
 		t.Fatalf("log has %d rows (%d not from committed transactions), want exactly the %d committed ones", rows, wrong, want)
+	}
+}
+
+// leakMixNode is TestResourceNoLeaks's node: parameter kind says what it
+// does with the database handle db, parameter i is its row.
+const leakMixNode = `
+db = get_resource("db")
+
+def insert_then(tx, then):
+    tx.execute("INSERT INTO log (i) VALUES ($1)", i)
+    if then == "commit":
+        return tx.fetchval("SELECT count(*) FROM log WHERE i = $1", i)
+    if then == "sql_error":
+        tx.execute("INSERT INTO nowhere VALUES (1)")
+    if then == "fail":
+        fail("giving up on %d" % i)
+    if then == "hold":
+        logger.info("holding")
+        time.sleep(60)
+
+if kind == "fetchval":
+    result = {"v": db.fetchval("SELECT $1::int8", i)}
+elif kind == "acquire":
+    held = db.acquire()
+    pid = held.fetchval("SELECT pg_backend_pid()")
+    result = {"v": held.fetchval("SELECT $1::int8 WHERE pg_backend_pid() = $2", i, pid)}
+elif kind == "commit":
+    result = {"v": db.transaction(lambda tx: insert_then(tx, "commit"))}
+elif kind == "pg_sleep":
+    held = db.acquire()
+    held.execute("BEGIN")
+    held.execute("INSERT INTO log (i) VALUES ($1)", i)
+    held.fetchval("SELECT 1 FROM pg_sleep(3)")
+    result = {}
+else:
+    db.transaction(lambda tx: insert_then(tx, kind))
+    result = {}
+`
+
+// A leakOutcome is one kind of execution of TestResourceNoLeaks and what
+// must come of it.
+type leakOutcome struct {
+	wf, kind string
+	timeout  time.Duration                      // request timeout, 0 for the default
+	cancel   bool                               // cancel once the node logged "holding"
+	status   kgwv1.ExecutionStatus              // expected
+	code     string                             // expected error code, if failed
+	commits  bool                               // its row stays in log
+	check    func(r map[string]any, i int) bool // on a completed result
+}
+
+// leakMix is the mix of executions of TestResourceNoLeaks; execution i is
+// leakMix()[i % len].
+func leakMix() []leakOutcome {
+	vIsI := func(r map[string]any, i int) bool { return r["v"] == float64(i) }
+	return []leakOutcome{
+		{wf: "mix", kind: "fetchval", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
+		{wf: "mix", kind: "acquire", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, check: vIsI},
+		{wf: "mix", kind: "commit", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED, commits: true,
+			check: func(r map[string]any, _ int) bool { return r["v"] == 1.0 }},
+		{wf: "mix", kind: "sql_error", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "RESOURCE_ERROR"},
+		{wf: "mix", kind: "fail", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_FAILED, code: "NODE_ERROR"},
+		{wf: "mix_short", kind: "hold", status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT, code: "TIMEOUT"},               // the node's timeout
+		{wf: "mix", kind: "pg_sleep", timeout: 300 * time.Millisecond, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_TIMED_OUT}, // the execution's
+		{wf: "mix", kind: "hold", cancel: true, status: kgwv1.ExecutionStatus_EXECUTION_STATUS_CANCELLED},
+	}
+}
+
+// run runs execution i as o says (workflow, kind, timeout; cancelled once
+// its node logs "holding") with the resources res, and reports an outcome
+// other than o's.
+func (o leakOutcome) run(t *testing.T, s *stack, res map[string]*kgwv1.ResourceSpec, i int) {
+	var x *kgwv1.Execution
+	p := params(t, map[string]any{"i": i, "kind": o.kind})
+	if o.cancel {
+		id, err := s.startUntil(t.Context(), &kgwv1.StartExecutionRequest{Workflow: o.wf, Resources: res, Parameters: p}, "holding")
+		if err != nil {
+			t.Errorf("execution %d: %v", i, err)
+			return
+		}
+		resp, err := s.ex.CancelExecution(t.Context(), &kgwv1.CancelExecutionRequest{ExecutionId: id})
+		if err != nil {
+			t.Errorf("CancelExecution %d: %v", i, err)
+			return
+		}
+		x = resp.GetExecution()
+	} else {
+		req := &kgwv1.ExecuteWorkflowRequest{Workflow: o.wf, Resources: res, Parameters: p}
+		if o.timeout > 0 {
+			req.Timeout = durationpb.New(o.timeout)
+		}
+		resp, err := s.ex.ExecuteWorkflow(t.Context(), req)
+		if err != nil {
+			t.Errorf("ExecuteWorkflow %d: %v", i, err)
+			return
+		}
+		x = resp.GetExecution()
+	}
+	ok := x.GetStatus() == o.status && (o.code == "" || x.GetError().GetCode() == o.code)
+	if o.status == kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+		ok = ok && o.check(x.GetResult()["n"].AsMap(), i)
+	}
+	if !ok {
+		t.Errorf("execution %d (%s %s): %v %v result %v; want %v code %q", i, o.wf, o.kind,
+			x.GetStatus(), x.GetError(), x.GetResult(), o.status, o.code)
 	}
 }

@@ -134,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: Config.Store is required")
 	}
+	if cfg.AuthRequired && cfg.Access == nil {
+		return nil, errors.New("server: Config.Access is required with AuthRequired")
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -151,6 +154,30 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server: %w", err)
 	}
+	failures, err := newAuthFailures(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("server: register auth metrics: %w", err)
+	}
+	authz := &authorizer{required: cfg.AuthRequired, auth: cfg.Access, trustXFCC: cfg.TrustForwardedClientCert, log: log, failures: failures,
+		rules: maps.Clone(rules)}
+
+	s := &Server{health: health.NewServer(), log: log, metrics: m, accessLog: cfg.AccessLog, authz: authz}
+	s.grpc = grpc.NewServer(s.serverOptions(cfg, authz)...)
+	registerServices(s.grpc, cfg, pages, log)
+	healthpb.RegisterHealthServer(s.grpc, s.health)
+	reflection.Register(s.grpc)
+	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	for _, name := range serviceNames {
+		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
+	}
+	return s, nil
+}
+
+// serverOptions are the gRPC server's options for cfg: message size
+// limits, the request codec, the interceptor chains (observe, errors,
+// authorization, recover, undecodable requests, outermost first),
+// keepalive, TLS and tracing.
+func (s *Server) serverOptions(cfg Config, authz *authorizer) []grpc.ServerOption {
 	recv, send := cfg.MaxRecvMsgSize, cfg.MaxSendMsgSize
 	if recv <= 0 {
 		recv = DefaultMaxRecvMsgSize
@@ -158,24 +185,6 @@ func New(cfg Config) (*Server, error) {
 	if send <= 0 {
 		send = DefaultMaxSendMsgSize
 	}
-
-	compile := cfg.Compile
-	if compile == nil {
-		compile = CompileNode
-	}
-
-	if cfg.AuthRequired && cfg.Access == nil {
-		return nil, errors.New("server: Config.Access is required with AuthRequired")
-	}
-	failures, err := newAuthFailures(cfg.Metrics)
-	if err != nil {
-		return nil, fmt.Errorf("server: register auth metrics: %w", err)
-	}
-	authz := &authorizer{required: cfg.AuthRequired, auth: cfg.Access, trustXFCC: cfg.TrustForwardedClientCert, log: log, failures: failures,
-		rules: maps.Clone(rules)}
-	g := &guard{st: cfg.Store, required: cfg.AuthRequired, log: log}
-
-	s := &Server{health: health.NewServer(), log: log, metrics: m, accessLog: cfg.AccessLog, authz: authz}
 	codec := newRequestCodec()
 	opts := []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(recv),
@@ -197,43 +206,44 @@ func New(cfg Config) (*Server, error) {
 		// (the global propagator) as their parent.
 		opts = append(opts, grpc.StatsHandler(otelgrpc.NewServerHandler()))
 	}
-	s.grpc = grpc.NewServer(opts...)
+	return opts
+}
 
+// registerServices registers the kgw.v1 services on g; a service whose
+// component cfg lacks (Executor, Secrets) answers UNIMPLEMENTED.
+func registerServices(g *grpc.Server, cfg Config, pages *pagetoken.Codec, log *slog.Logger) {
+	compile := cfg.Compile
+	if compile == nil {
+		compile = CompileNode
+	}
+	gd := &guard{st: cfg.Store, required: cfg.AuthRequired, log: log}
 	workflows := newWorkflowCache(cfg.Store)
 	if cfg.Executor != nil {
 		// Changes made through other replicas (PostgreSQL NOTIFY).
 		cfg.Executor.OnWorkflowChange(workflows.forget)
 	}
-	kgwv1.RegisterWorkflowServiceServer(s.grpc, &workflowService{
-		store: cfg.Store, cache: workflows, compile: compile, pages: pages, log: log, guard: g,
+	kgwv1.RegisterWorkflowServiceServer(g, &workflowService{
+		store: cfg.Store, cache: workflows, compile: compile, pages: pages, log: log, guard: gd,
 	})
 	if cfg.Executor != nil {
-		kgwv1.RegisterExecutionServiceServer(s.grpc, &executionService{
-			store: cfg.Store, workflows: workflows, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log, guard: g,
+		kgwv1.RegisterExecutionServiceServer(g, &executionService{
+			store: cfg.Store, workflows: workflows, exec: cfg.Executor, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log, guard: gd,
 			telemetry: cfg.Telemetry,
 		})
 	} else {
-		kgwv1.RegisterExecutionServiceServer(s.grpc, kgwv1.UnimplementedExecutionServiceServer{})
+		kgwv1.RegisterExecutionServiceServer(g, kgwv1.UnimplementedExecutionServiceServer{})
 	}
 	if cfg.Secrets != nil {
-		kgwv1.RegisterSecretServiceServer(s.grpc, &secretService{secrets: cfg.Secrets, pages: pages, log: log, guard: g})
+		kgwv1.RegisterSecretServiceServer(g, &secretService{secrets: cfg.Secrets, pages: pages, log: log, guard: gd})
 	} else {
-		kgwv1.RegisterSecretServiceServer(s.grpc, kgwv1.UnimplementedSecretServiceServer{})
+		kgwv1.RegisterSecretServiceServer(g, kgwv1.UnimplementedSecretServiceServer{})
 	}
-	rs := &resourceService{store: cfg.Store, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log, guard: g}
+	rs := &resourceService{store: cfg.Store, pages: pages, inlineDisabled: cfg.DisableInlineResources, log: log, guard: gd}
 	if cfg.Broker != nil {
 		rs.broker = cfg.Broker
 	}
-	kgwv1.RegisterResourceServiceServer(s.grpc, rs)
-	kgwv1.RegisterAccessServiceServer(s.grpc, &accessService{auth: cfg.Access, pages: pages, log: log})
-
-	healthpb.RegisterHealthServer(s.grpc, s.health)
-	reflection.Register(s.grpc)
-	s.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
-	for _, name := range serviceNames {
-		s.health.SetServingStatus(name, healthpb.HealthCheckResponse_SERVING)
-	}
-	return s, nil
+	kgwv1.RegisterResourceServiceServer(g, rs)
+	kgwv1.RegisterAccessServiceServer(g, &accessService{auth: cfg.Access, pages: pages, log: log})
 }
 
 // RegisterService registers an additional service (before Serve). It makes

@@ -96,31 +96,11 @@ func (s *stack) dialAs(t testing.TB, token string) *grpc.ClientConn {
 
 func startStack(t testing.TB, opts stackOptions) *stack {
 	t.Helper()
-	ctx := t.Context()
-	storePath := t.TempDir() + "/kgw.db"
-	st, err := sqlite.Open(ctx, storePath)
-	if err != nil {
-		t.Fatalf("sqlite.Open: %v", err)
-	}
-	mgr, err := secrets.NewManager(ctx, st, secrets.NewMasterKey(), secrets.Options{})
-	if err != nil {
-		st.Close()
-		t.Fatalf("secrets.NewManager: %v", err)
-	}
-	mac, err := mgr.SystemKey(ctx, "api-key-hmac")
-	if err != nil {
-		t.Fatal(err)
-	}
-	authn := &access.Authenticator{Keys: access.NewKeys(st, mac, nil), Bindings: access.NewBindings(st, nil), JWT: opts.jwt}
-	var tel *server.Telemetry
+	st, storePath, mgr, authn := openStackStore(t, opts)
+	tel, reg := stackTelemetry(t, opts)
 	var execObs executor.Observer
 	var brokerObs resources.Observer
-	reg := opts.metrics
-	if opts.registry != nil {
-		reg = opts.registry
-		if tel, err = server.NewTelemetry(server.TelemetryConfig{Registry: opts.registry, MaxWorkflows: opts.maxWorkflows}); err != nil {
-			t.Fatal(err)
-		}
+	if tel != nil {
 		execObs, brokerObs = tel, tel
 	}
 	broker := resources.NewBroker(resources.Config{Resources: st, Secrets: mgr, DisableInline: opts.disableInline, Observer: brokerObs})
@@ -185,6 +165,45 @@ func startStack(t testing.TB, opts stackOptions) *stack {
 	s.sec = kgwv1.NewSecretServiceClient(s.conn)
 	s.res = kgwv1.NewResourceServiceClient(s.conn)
 	return s
+}
+
+// openStackStore opens a SQLite store in a temporary directory, a secrets
+// manager over it, and the authenticator of API keys, role bindings and
+// opts.jwt.
+func openStackStore(t testing.TB, opts stackOptions) (*sqlite.Store, string, *secrets.Manager, *access.Authenticator) {
+	t.Helper()
+	ctx := t.Context()
+	storePath := t.TempDir() + "/kgw.db"
+	st, err := sqlite.Open(ctx, storePath)
+	if err != nil {
+		t.Fatalf("sqlite.Open: %v", err)
+	}
+	mgr, err := secrets.NewManager(ctx, st, secrets.NewMasterKey(), secrets.Options{})
+	if err != nil {
+		st.Close()
+		t.Fatalf("secrets.NewManager: %v", err)
+	}
+	mac, err := mgr.SystemKey(ctx, "api-key-hmac")
+	if err != nil {
+		t.Fatal(err)
+	}
+	authn := &access.Authenticator{Keys: access.NewKeys(st, mac, nil), Bindings: access.NewBindings(st, nil), JWT: opts.jwt}
+	return st, storePath, mgr, authn
+}
+
+// stackTelemetry is the gateway's telemetry when opts.registry is set (the
+// registry for the server's metrics too); else none, and opts.metrics.
+func stackTelemetry(t testing.TB, opts stackOptions) (*server.Telemetry, prometheus.Registerer) {
+	t.Helper()
+	reg := opts.metrics
+	if opts.registry == nil {
+		return nil, reg
+	}
+	tel, err := server.NewTelemetry(server.TelemetryConfig{Registry: opts.registry, MaxWorkflows: opts.maxWorkflows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tel, opts.registry
 }
 
 // dial opens another client connection to the stack, closed at cleanup

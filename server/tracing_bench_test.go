@@ -75,109 +75,136 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	wf := &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}, DisableJournal: true}
 
 	recv := startReceiverProcess(b)
-	provider := func(sampler sdktrace.Sampler) *sdktrace.TracerProvider {
-		var exp sdktrace.SpanExporter
-		var err error
-		switch p := os.Getenv("KGW_BENCH_OTLP_PROTOCOL"); p {
-		case "", "grpc":
-			exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
-		case "http/protobuf":
-			exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(recv.httpAddr), otlptracehttp.WithInsecure())
-		default:
-			b.Fatalf("KGW_BENCH_OTLP_PROTOCOL %q: want grpc or http/protobuf", p)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
-		b.Cleanup(func() { tp.Shutdown(context.Background()) })
-		return tp
-	}
 	none := otel.GetTracerProvider()
-	install := func(tp trace.TracerProvider) {
-		if otel.GetTracerProvider() != tp {
-			otel.SetTracerProvider(tp)
-		}
-	}
-	b.Cleanup(func() { install(none) })
-
-	type side struct {
-		name string
-		tp   trace.TracerProvider // none: no provider installed
-		sdk  *sdktrace.TracerProvider
-		s    *stack
-		// per slice: process CPU time, wall clock; and in all: heap
-		// allocations, calls.
-		cpu, wall     []time.Duration
-		allocs, calls uint64
-	}
-	offTP, onTP := provider(sdktrace.NeverSample()), provider(sdktrace.AlwaysSample())
-	sides := []*side{{name: "base", tp: none}, {name: "off", tp: offTP, sdk: offTP}, {name: "on", tp: onTP, sdk: onTP}}
+	b.Cleanup(func() { installProvider(none) })
+	offTP, onTP := exportingProvider(b, recv, sdktrace.NeverSample()), exportingProvider(b, recv, sdktrace.AlwaysSample())
+	sides := []*tracingSide{{name: "base", tp: none}, {name: "off", tp: offTP, sdk: offTP}, {name: "on", tp: onTP, sdk: onTP}}
 	for _, sd := range sides {
-		install(sd.tp)
+		installProvider(sd.tp)
 		sd.s = startStack(b, stackOptions{tracing: sd.sdk != nil})
 		if _, err := sd.s.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf}); err != nil {
 			b.Fatal(err)
 		}
 	}
-	install(none)
+	installProvider(none)
 
 	req := &kgwv1.ExecuteWorkflowRequest{Workflow: wf.Name}
-	// calls makes n calls with callers concurrent clients.
-	calls := func(ex kgwv1.ExecutionServiceClient, n int) {
-		var (
-			next atomic.Int64
-			wg   sync.WaitGroup
-		)
-		for range callers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(n) {
-					if _, err := ex.ExecuteWorkflow(ctx, req); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-	}
-	run := func(sd *side, n int) {
-		install(sd.tp)
-		defer install(none)
-		var m0, m1 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		c0, t0 := cpuTime(), time.Now()
-		calls(sd.s.ex, n)
-		wall := time.Since(t0)
-		if sd.sdk != nil {
-			// The spans still queued are this side's work.
-			if err := sd.sdk.ForceFlush(ctx); err != nil {
-				b.Error(err)
-			}
-		}
-		sd.cpu = append(sd.cpu, cpuTime()-c0)
-		sd.wall = append(sd.wall, wall)
-		runtime.ReadMemStats(&m1)
-		sd.allocs += m1.Mallocs - m0.Mallocs
-		sd.calls += uint64(n)
-	}
 	for _, sd := range sides {
-		calls(sd.s.ex, 2*callers) // warm up: connections, caches
+		callConcurrently(b, sd.s.ex, req, callers, 2*callers) // warm up: connections, caches
 	}
-
 	per := max(b.N/rounds, 8*callers)
 	before := recv.count(b)
 	b.ResetTimer()
 	for i := range rounds {
 		for j := range sides {
-			run(sides[(i+j)%len(sides)], per)
+			sides[(i+j)%len(sides)].measure(b, none, req, callers, per)
 		}
 	}
 	b.StopTimer()
 	spans := recv.count(b) - before
+	reportTracingSides(b, sides, rounds)
+	// Three spans a call (the server's, Execution and RunNode) less those
+	// the batch processor dropped: its queue (2048 spans,
+	// OTEL_BSP_MAX_QUEUE_SIZE) overflows when the machine is busy.
+	if spans == 0 {
+		b.Error("the receiver got no span")
+	}
+	b.ReportMetric(float64(spans)/float64(per*rounds), "on-spans/call")
+}
 
+// exportingProvider is an SDK tracer provider with sampler that exports
+// in batches over OTLP/gRPC to the receiver at addr; it is shut down at
+// the end of the benchmark.
+func exportingProvider(b *testing.B, recv *receiverProcess, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
+	ctx := context.Background()
+	var exp sdktrace.SpanExporter
+	var err error
+	switch p := os.Getenv("KGW_BENCH_OTLP_PROTOCOL"); p {
+	case "", "grpc":
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
+	case "http/protobuf":
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(recv.httpAddr), otlptracehttp.WithInsecure())
+	default:
+		b.Fatalf("KGW_BENCH_OTLP_PROTOCOL %q: want grpc or http/protobuf", p)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+	b.Cleanup(func() { tp.Shutdown(context.Background()) })
+	return tp
+}
+
+// installProvider makes tp the global tracer provider.
+func installProvider(tp trace.TracerProvider) {
+	if otel.GetTracerProvider() != tp {
+		otel.SetTracerProvider(tp)
+	}
+}
+
+// A tracingSide is one of the three gateways of BenchmarkTracingOverhead
+// and what was measured on it.
+type tracingSide struct {
+	name string
+	tp   trace.TracerProvider // none: no provider installed
+	sdk  *sdktrace.TracerProvider
+	s    *stack
+	// per slice: process CPU time, wall clock; and in all: heap
+	// allocations, calls.
+	cpu, wall     []time.Duration
+	allocs, calls uint64
+}
+
+// callConcurrently makes n calls of req with callers concurrent clients.
+func callConcurrently(b *testing.B, ex kgwv1.ExecutionServiceClient, req *kgwv1.ExecuteWorkflowRequest, callers, n int) {
+	var (
+		next atomic.Int64
+		wg   sync.WaitGroup
+	)
+	for range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= int64(n) {
+				if _, err := ex.ExecuteWorkflow(context.Background(), req); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// measure makes n calls on sd with its provider installed (none after),
+// and records one slice: CPU time (its queued spans flushed), wall clock,
+// allocations and calls.
+func (sd *tracingSide) measure(b *testing.B, none trace.TracerProvider, req *kgwv1.ExecuteWorkflowRequest, callers, n int) {
+	installProvider(sd.tp)
+	defer installProvider(none)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	c0, t0 := cpuTime(), time.Now()
+	callConcurrently(b, sd.s.ex, req, callers, n)
+	wall := time.Since(t0)
+	if sd.sdk != nil {
+		// The spans still queued are this side's work.
+		if err := sd.sdk.ForceFlush(context.Background()); err != nil {
+			b.Error(err)
+		}
+	}
+	sd.cpu = append(sd.cpu, cpuTime()-c0)
+	sd.wall = append(sd.wall, wall)
+	runtime.ReadMemStats(&m1)
+	sd.allocs += m1.Mallocs - m0.Mallocs
+	sd.calls += uint64(n)
+}
+
+// reportTracingSides reports, for off and on, the median, least and
+// greatest CPU ratio to base over the rounds slices and the median
+// wall-clock ratio; each side's allocations per call; and base's CPU per
+// call.
+func reportTracingSides(b *testing.B, sides []*tracingSide, rounds int) {
 	base := sides[0]
 	for _, sd := range sides[1:] {
 		cpu := make([]float64, rounds)
@@ -201,13 +228,6 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	// What the span hooks with tracing off (BenchmarkSpanHooksOff in
 	// executor) are compared with.
 	b.ReportMetric(float64(baseCPU.Nanoseconds())/float64(base.calls), "base-cpu-ns/op")
-	// Three spans a call (the server's, Execution and RunNode) less those
-	// the batch processor dropped: its queue (2048 spans,
-	// OTEL_BSP_MAX_QUEUE_SIZE) overflows when the machine is busy.
-	if spans == 0 {
-		b.Error("the receiver got no span")
-	}
-	b.ReportMetric(float64(spans)/float64(per*rounds), "on-spans/call")
 }
 
 // medianOf returns the median of v (which it sorts).

@@ -101,29 +101,37 @@ func TestRegisterWorkflowInvalid(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ts.wf.RegisterWorkflow(t.Context(), &kgwv1.RegisterWorkflowRequest{Workflow: tt.w})
-			code, info, br := details(t, err)
-			if code != codes.InvalidArgument {
-				t.Fatalf("RegisterWorkflow code = %v (%v), want INVALID_ARGUMENT", code, err)
-			}
-			if info.GetReason() != server.ReasonInvalidWorkflow || info.GetDomain() != "kgw" {
-				t.Fatalf("ErrorInfo = %v, want reason %s domain kgw", info, server.ReasonInvalidWorkflow)
-			}
-			var fields []string
-			for _, v := range br.GetFieldViolations() {
-				fields = append(fields, v.GetField())
-			}
-			if !slices.Equal(fields, tt.fields) {
-				t.Fatalf("violations on %q, want %q (all: %v)", fields, tt.fields, br.GetFieldViolations())
-			}
-			if d := br.GetFieldViolations()[0].GetDescription(); !strings.Contains(d, tt.substr) {
-				t.Fatalf("description %q, want it to contain %q", d, tt.substr)
-			}
+			wantInvalidWorkflow(t, err, tt.fields, tt.substr)
 		})
 	}
 	// None of the invalid definitions was stored.
 	resp, err := ts.wf.ListWorkflows(t.Context(), &kgwv1.ListWorkflowsRequest{})
 	if err != nil || len(resp.GetWorkflows()) != 0 {
 		t.Fatalf("ListWorkflows after invalid registrations = %v, %v, want none", resp.GetWorkflows(), err)
+	}
+}
+
+// wantInvalidWorkflow checks that err is RegisterWorkflow's
+// INVALID_ARGUMENT for an invalid workflow, with violations on exactly
+// fields, in order, the first description containing substr.
+func wantInvalidWorkflow(t *testing.T, err error, fields []string, substr string) {
+	t.Helper()
+	code, info, br := details(t, err)
+	if code != codes.InvalidArgument {
+		t.Fatalf("RegisterWorkflow code = %v (%v), want INVALID_ARGUMENT", code, err)
+	}
+	if info.GetReason() != server.ReasonInvalidWorkflow || info.GetDomain() != "kgw" {
+		t.Fatalf("ErrorInfo = %v, want reason %s domain kgw", info, server.ReasonInvalidWorkflow)
+	}
+	var got []string
+	for _, v := range br.GetFieldViolations() {
+		got = append(got, v.GetField())
+	}
+	if !slices.Equal(got, fields) {
+		t.Fatalf("violations on %q, want %q (all: %v)", got, fields, br.GetFieldViolations())
+	}
+	if d := br.GetFieldViolations()[0].GetDescription(); !strings.Contains(d, substr) {
+		t.Fatalf("description %q, want it to contain %q", d, substr)
 	}
 }
 

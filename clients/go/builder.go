@@ -198,68 +198,90 @@ func (b *WorkflowBuilder) Build() (*kgwv1.Workflow, error) {
 // checkWorkflow makes the structural checks of Build, naming fields as the
 // gateway does.
 func checkWorkflow(wf *kgwv1.Workflow) []FieldViolation {
-	var v []FieldViolation
-	add := func(field, format string, args ...any) {
-		v = append(v, FieldViolation{field, fmt.Sprintf(format, args...)})
-	}
+	var v violations
 	switch {
 	case wf.GetName() == "":
-		add("workflow.name", "required")
+		v.add("workflow.name", "required")
 	case !workflowNameRE.MatchString(wf.GetName()):
-		add("workflow.name", "%q is not a valid workflow name: want [a-z0-9][a-z0-9_-]{0,62}", wf.GetName())
+		v.add("workflow.name", "%q is not a valid workflow name: want [a-z0-9][a-z0-9_-]{0,62}", wf.GetName())
 	}
 	if len(wf.GetNodes()) == 0 {
-		add("workflow.nodes", "a workflow needs at least one node")
+		v.add("workflow.nodes", "a workflow needs at least one node")
 	}
+	index := v.checkNodes(wf.GetNodes())
+	next := v.checkConnections(wf.GetConnections(), index)
+	if cycle := findCycle(wf.GetNodes(), next); cycle != nil {
+		v.add("workflow.connections", "cycle: %s", joinArrow(cycle))
+	}
+	return v
+}
+
+// violations collects the problems checkWorkflow finds.
+type violations []FieldViolation
+
+func (v *violations) add(field, format string, args ...any) {
+	*v = append(*v, FieldViolation{field, fmt.Sprintf(format, args...)})
+}
+
+// checkNodes checks each node's id, code and resource names, and returns
+// the index of each valid id (the first, for a duplicate).
+func (v *violations) checkNodes(nodes []*kgwv1.Node) map[string]int {
 	index := map[string]int{}
-	for i, n := range wf.GetNodes() {
+	for i, n := range nodes {
 		p := fmt.Sprintf("workflow.nodes[%d]", i)
 		switch id := n.GetId(); {
 		case id == "":
-			add(p+".id", "required")
+			v.add(p+".id", "required")
 		case !nodeIDRE.MatchString(id):
-			add(p+".id", "%q is not a valid node id: want [A-Za-z_][A-Za-z0-9_-]{0,62}", id)
+			v.add(p+".id", "%q is not a valid node id: want [A-Za-z_][A-Za-z0-9_-]{0,62}", id)
 		default:
 			if j, dup := index[id]; dup {
-				add(p+".id", "duplicate node id '%s' (also workflow.nodes[%d])", id, j)
+				v.add(p+".id", "duplicate node id '%s' (also workflow.nodes[%d])", id, j)
 			} else {
 				index[id] = i
 			}
 		}
 		if n.GetCode() == "" {
-			add(p+".code", "node '%s': code is required", n.GetId())
+			v.add(p+".code", "node '%s': code is required", n.GetId())
 		}
 		seen := map[string]bool{}
 		for j, r := range n.GetRequiredResources() {
 			f := fmt.Sprintf("%s.required_resources[%d]", p, j)
 			switch {
 			case !resourceNameRE.MatchString(r):
-				add(f, "node '%s': %q is not a valid resource name: want [a-z][a-z0-9_]{0,62}", n.GetId(), r)
+				v.add(f, "node '%s': %q is not a valid resource name: want [a-z][a-z0-9_]{0,62}", n.GetId(), r)
 			case seen[r]:
-				add(f, "node '%s': resource '%s' listed twice", n.GetId(), r)
+				v.add(f, "node '%s': resource '%s' listed twice", n.GetId(), r)
 			}
 			seen[r] = true
 		}
 	}
+	return index
+}
+
+// checkConnections checks each connection's ends (against the node index)
+// and the input it feeds, and returns the graph of the valid ones (node id
+// to the ids it feeds).
+func (v *violations) checkConnections(conns []*kgwv1.Connection, index map[string]int) map[string][]string {
 	fed := map[[2]string]int{} // (to_node, input) -> connection index
 	next := map[string][]string{}
-	for i, c := range wf.GetConnections() {
+	for i, c := range conns {
 		p := fmt.Sprintf("workflow.connections[%d]", i)
 		_, okFrom := index[c.GetFromNode()]
 		_, okTo := index[c.GetToNode()]
 		if !okFrom {
-			add(p+".from_node", "unknown node '%s'", c.GetFromNode())
+			v.add(p+".from_node", "unknown node '%s'", c.GetFromNode())
 		}
 		if !okTo {
-			add(p+".to_node", "unknown node '%s'", c.GetToNode())
+			v.add(p+".to_node", "unknown node '%s'", c.GetToNode())
 		}
 		if okFrom && okTo && c.GetFromNode() == c.GetToNode() {
-			add(p, "node '%s' is connected to itself", c.GetFromNode())
+			v.add(p, "node '%s' is connected to itself", c.GetFromNode())
 			continue
 		}
 		if c.GetFromOutput() == "" {
 			if c.GetToInput() != "" {
-				add(p+".to_input", "must be empty when from_output is empty (pass all)")
+				v.add(p+".to_input", "must be empty when from_output is empty (pass all)")
 			}
 		} else {
 			input := c.GetToInput()
@@ -267,9 +289,9 @@ func checkWorkflow(wf *kgwv1.Workflow) []FieldViolation {
 				input = c.GetFromOutput()
 			}
 			if !identRE.MatchString(input) {
-				add(p+".to_input", "%q is not a valid variable name", input)
+				v.add(p+".to_input", "%q is not a valid variable name", input)
 			} else if j, dup := fed[[2]string{c.GetToNode(), input}]; dup {
-				add(p+".to_input", "input '%s' of node '%s' is already fed by workflow.connections[%d]", input, c.GetToNode(), j)
+				v.add(p+".to_input", "input '%s' of node '%s' is already fed by workflow.connections[%d]", input, c.GetToNode(), j)
 			} else {
 				fed[[2]string{c.GetToNode(), input}] = i
 			}
@@ -278,10 +300,7 @@ func checkWorkflow(wf *kgwv1.Workflow) []FieldViolation {
 			next[c.GetFromNode()] = append(next[c.GetFromNode()], c.GetToNode())
 		}
 	}
-	if cycle := findCycle(wf.GetNodes(), next); cycle != nil {
-		add("workflow.connections", "cycle: %s", joinArrow(cycle))
-	}
-	return v
+	return next
 }
 
 // findCycle returns the node ids of one cycle of the graph, or nil.

@@ -271,90 +271,113 @@ func yamlError(err error) error {
 func jsonTree(data []byte) (*yaml.Node, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
-	pos := func(off int64) (line, col int) {
-		for off < int64(len(data)) && strings.IndexByte(" \t\r\n,:", data[off]) >= 0 {
-			off++
-		}
-		line = 1 + bytes.Count(data[:off], []byte{'\n'})
-		col = int(off) - bytes.LastIndexByte(data[:off], '\n')
-		return line, col
-	}
-	syntax := func(err error) error {
-		var se *json.SyntaxError
-		if errors.As(err, &se) {
-			l, c := pos(se.Offset)
-			return &FileError{Problems: []FileProblem{{Line: l, Column: c, Message: "JSON: " + se.Error()}}}
-		}
-		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-			return errors.New("JSON: unexpected end of file")
-		}
-		return fmt.Errorf("JSON: %w", err)
-	}
-	var value func(depth int) (*yaml.Node, error)
-	value = func(depth int) (*yaml.Node, error) {
-		l, c := pos(dec.InputOffset())
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, syntax(err)
-		}
-		n := &yaml.Node{Line: l, Column: c}
-		if depth > maxFileDepth {
-			return nil, &FileError{Problems: []FileProblem{{Line: l, Column: c, Message: "JSON nested too deeply"}}}
-		}
-		switch t := tok.(type) {
-		case json.Delim:
-			switch t {
-			case '{':
-				n.Kind, n.Tag = yaml.MappingNode, "!!map"
-				for dec.More() {
-					kl, kc := pos(dec.InputOffset())
-					kt, err := dec.Token()
-					if err != nil {
-						return nil, syntax(err)
-					}
-					key, _ := kt.(string) // the decoder only yields string keys
-					v, err := value(depth + 1)
-					if err != nil {
-						return nil, err
-					}
-					n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: kl, Column: kc}, v)
-				}
-			case '[':
-				n.Kind, n.Tag = yaml.SequenceNode, "!!seq"
-				for dec.More() {
-					v, err := value(depth + 1)
-					if err != nil {
-						return nil, err
-					}
-					n.Content = append(n.Content, v)
-				}
-			}
-			if _, err := dec.Token(); err != nil { // the closing delimiter
-				return nil, syntax(err)
-			}
-		case string:
-			n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!str", t
-		case json.Number:
-			n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!int", t.String()
-			if strings.ContainsAny(t.String(), ".eE") {
-				n.Tag = "!!float"
-			}
-		case bool:
-			n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!bool", fmt.Sprint(t)
-		case nil:
-			n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!null", "null"
-		}
-		return n, nil
-	}
-	root, err := value(0)
+	r := &jsonTreeReader{data: data, dec: dec}
+	root, err := r.value(0)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		l, c := pos(dec.InputOffset())
+		l, c := r.pos(dec.InputOffset())
 		return nil, &FileError{Problems: []FileProblem{{Line: l, Column: c, Message: "JSON: data after the top-level object"}}}
 	}
 	return root, nil
+}
+
+// jsonTreeReader reads the tokens of data into yaml.Nodes for jsonTree.
+type jsonTreeReader struct {
+	data []byte
+	dec  *json.Decoder
+}
+
+// pos is the line and column of the token at byte offset off (separators
+// skipped), both from 1.
+func (r *jsonTreeReader) pos(off int64) (line, col int) {
+	for off < int64(len(r.data)) && strings.IndexByte(" \t\r\n,:", r.data[off]) >= 0 {
+		off++
+	}
+	line = 1 + bytes.Count(r.data[:off], []byte{'\n'})
+	col = int(off) - bytes.LastIndexByte(r.data[:off], '\n')
+	return line, col
+}
+
+// syntax turns a decoder error into a problem at its position.
+func (r *jsonTreeReader) syntax(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		l, c := r.pos(se.Offset)
+		return &FileError{Problems: []FileProblem{{Line: l, Column: c, Message: "JSON: " + se.Error()}}}
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errors.New("JSON: unexpected end of file")
+	}
+	return fmt.Errorf("JSON: %w", err)
+}
+
+// value reads the next value, depth levels deep, into a node: a scalar, or
+// a mapping or sequence read to its closing delimiter.
+func (r *jsonTreeReader) value(depth int) (*yaml.Node, error) {
+	l, c := r.pos(r.dec.InputOffset())
+	tok, err := r.dec.Token()
+	if err != nil {
+		return nil, r.syntax(err)
+	}
+	n := &yaml.Node{Line: l, Column: c}
+	if depth > maxFileDepth {
+		return nil, &FileError{Problems: []FileProblem{{Line: l, Column: c, Message: "JSON nested too deeply"}}}
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		if err := r.container(n, t, depth); err != nil {
+			return nil, err
+		}
+	case string:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!str", t
+	case json.Number:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!int", t.String()
+		if strings.ContainsAny(t.String(), ".eE") {
+			n.Tag = "!!float"
+		}
+	case bool:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!bool", fmt.Sprint(t)
+	case nil:
+		n.Kind, n.Tag, n.Value = yaml.ScalarNode, "!!null", "null"
+	}
+	return n, nil
+}
+
+// container reads the members of the object or array opened by delim
+// into n, then its closing delimiter.
+func (r *jsonTreeReader) container(n *yaml.Node, delim json.Delim, depth int) error {
+	switch delim {
+	case '{':
+		n.Kind, n.Tag = yaml.MappingNode, "!!map"
+		for r.dec.More() {
+			kl, kc := r.pos(r.dec.InputOffset())
+			kt, err := r.dec.Token()
+			if err != nil {
+				return r.syntax(err)
+			}
+			key, _ := kt.(string) // the decoder only yields string keys
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return err
+			}
+			n.Content = append(n.Content, &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: key, Line: kl, Column: kc}, v)
+		}
+	case '[':
+		n.Kind, n.Tag = yaml.SequenceNode, "!!seq"
+		for r.dec.More() {
+			v, err := r.value(depth + 1)
+			if err != nil {
+				return err
+			}
+			n.Content = append(n.Content, v)
+		}
+	}
+	if _, err := r.dec.Token(); err != nil { // the closing delimiter
+		return r.syntax(err)
+	}
+	return nil
 }
 
 // fileDecoder turns the tree of a workflow file into a Workflow, collecting

@@ -31,62 +31,11 @@ var authGroup = &group{
 // serve does, and prints the key on stdout, once. It is how the first
 // admin key is made: no gateway needs to run, and nobody needs a key yet.
 func runAuthCreateKey(ctx context.Context, c *cli, args []string) error {
-	fset := flag.NewFlagSet("kgw auth create-key", flag.ContinueOnError)
-	fset.SetOutput(c.stderr)
-	env := func(name, def string) string {
-		if v := c.getenv(name); v != "" {
-			return v
-		}
-		return def
+	f, err := parseCreateKeyFlags(c, args)
+	if err != nil {
+		return err
 	}
-	var (
-		dataDir, storeDSN, keyFile, name, ttl string
-		roleList                              stringsFlag
-	)
-	fset.StringVar(&dataDir, "data-dir", env("KGW_DATA_DIR", "./kgw-data"), "data directory of the gateway (env KGW_DATA_DIR)")
-	fset.StringVar(&storeDSN, "store", env("KGW_STORE", ""), "store DSN (env KGW_STORE; default sqlite://<data-dir>/kgw.db)")
-	fset.StringVar(&keyFile, "master-key-file", env("KGW_MASTER_KEY_FILE", ""), "master key file (env KGW_MASTER_KEY_FILE; default <data-dir>/master.key; KGW_MASTER_KEY wins if set)")
-	fset.StringVar(&name, "name", "", "name of the key, for people (required)")
-	fset.Var(&roleList, "role", "a `role` of the key: "+strings.Join(access.Roles, ", ")+" (repeatable; at least one)")
-	fset.StringVar(&ttl, "ttl", "", "expire the key this `duration` from now, e.g. 720h (default: never)")
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return errUsage
-	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "kgw auth create-key: unexpected arguments %q\n", fset.Args())
-		return errUsage
-	}
-	if name == "" {
-		fmt.Fprintln(c.stderr, "kgw auth create-key: --name is required")
-		return errUsage
-	}
-	if err := access.CheckKeyName(name); err != nil {
-		fmt.Fprintf(c.stderr, "kgw auth create-key: --name: %v\n", err)
-		return errUsage
-	}
-	if err := access.CheckRoles(roleList); err != nil {
-		fmt.Fprintf(c.stderr, "kgw auth create-key: --role: %v\n", err)
-		return errUsage
-	}
-	var expire time.Time
-	if ttl != "" {
-		d, err := time.ParseDuration(ttl)
-		if err != nil || d <= 0 {
-			fmt.Fprintf(c.stderr, "kgw auth create-key: --ttl %q: want a positive duration such as 720h\n", ttl)
-			return errUsage
-		}
-		expire = time.Now().Add(d)
-	}
-	if storeDSN == "" {
-		storeDSN = "sqlite://" + filepath.Join(dataDir, "kgw.db")
-	}
-	if keyFile == "" {
-		keyFile = filepath.Join(dataDir, "master.key")
-	}
-	cfg := &serveConfig{MasterKeyFile: keyFile}
+	cfg := &serveConfig{MasterKeyFile: f.keyFile}
 	if v := c.getenv("KGW_MASTER_KEY"); v != "" {
 		k, err := secrets.ParseMasterKey(v)
 		if err != nil {
@@ -94,14 +43,14 @@ func runAuthCreateKey(ctx context.Context, c *cli, args []string) error {
 		}
 		cfg.MasterKey = &k
 	}
-	if kind, _, err := storeKind(storeDSN); err != nil {
+	if kind, _, err := storeKind(f.storeDSN); err != nil {
 		return err
 	} else if kind == "sqlite" {
-		if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		if err := os.MkdirAll(f.dataDir, 0o700); err != nil {
 			return fmt.Errorf("create data dir: %w", err)
 		}
 	}
-	st, _, err := openStore(ctx, storeDSN)
+	st, _, err := openStore(ctx, f.storeDSN)
 	if err != nil {
 		return err
 	}
@@ -121,7 +70,7 @@ func runAuthCreateKey(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	k, secret, err := authn.Keys.Create(ctx, access.CreateRequest{Name: name, Roles: roleList, ExpireTime: expire, Creator: "offline"})
+	k, secret, err := authn.Keys.Create(ctx, access.CreateRequest{Name: f.name, Roles: f.roles, ExpireTime: f.expire, Creator: "offline"})
 	if err != nil {
 		return err
 	}
@@ -129,4 +78,71 @@ func runAuthCreateKey(ctx context.Context, c *cli, args []string) error {
 		k.ID, k.ID, strings.Join(k.Roles, ", "))
 	fmt.Fprintln(c.stdout, secret)
 	return nil
+}
+
+// createKeyFlags are the checked flags of `kgw auth create-key`, with the
+// defaults that depend on --data-dir applied.
+type createKeyFlags struct {
+	dataDir, storeDSN, keyFile string
+	name                       string
+	roles                      []string
+	expire                     time.Time // zero: never
+}
+
+// parseCreateKeyFlags parses and checks the flags of `kgw auth create-key`.
+// A bad flag is reported on c.stderr and returns errUsage; -h returns
+// flag.ErrHelp.
+func parseCreateKeyFlags(c *cli, args []string) (*createKeyFlags, error) {
+	fset := flag.NewFlagSet("kgw auth create-key", flag.ContinueOnError)
+	fset.SetOutput(c.stderr)
+	env := environment(c.getenv).or
+	var (
+		f        createKeyFlags
+		ttl      string
+		roleList stringsFlag
+	)
+	fset.StringVar(&f.dataDir, "data-dir", env("KGW_DATA_DIR", "./kgw-data"), "data directory of the gateway (env KGW_DATA_DIR)")
+	fset.StringVar(&f.storeDSN, "store", env("KGW_STORE", ""), "store DSN (env KGW_STORE; default sqlite://<data-dir>/kgw.db)")
+	fset.StringVar(&f.keyFile, "master-key-file", env("KGW_MASTER_KEY_FILE", ""), "master key file (env KGW_MASTER_KEY_FILE; default <data-dir>/master.key; KGW_MASTER_KEY wins if set)")
+	fset.StringVar(&f.name, "name", "", "name of the key, for people (required)")
+	fset.Var(&roleList, "role", "a `role` of the key: "+strings.Join(access.Roles, ", ")+" (repeatable; at least one)")
+	fset.StringVar(&ttl, "ttl", "", "expire the key this `duration` from now, e.g. 720h (default: never)")
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, errUsage
+	}
+	if fset.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "kgw auth create-key: unexpected arguments %q\n", fset.Args())
+		return nil, errUsage
+	}
+	if f.name == "" {
+		fmt.Fprintln(c.stderr, "kgw auth create-key: --name is required")
+		return nil, errUsage
+	}
+	if err := access.CheckKeyName(f.name); err != nil {
+		fmt.Fprintf(c.stderr, "kgw auth create-key: --name: %v\n", err)
+		return nil, errUsage
+	}
+	if err := access.CheckRoles(roleList); err != nil {
+		fmt.Fprintf(c.stderr, "kgw auth create-key: --role: %v\n", err)
+		return nil, errUsage
+	}
+	f.roles = roleList
+	if ttl != "" {
+		d, err := time.ParseDuration(ttl)
+		if err != nil || d <= 0 {
+			fmt.Fprintf(c.stderr, "kgw auth create-key: --ttl %q: want a positive duration such as 720h\n", ttl)
+			return nil, errUsage
+		}
+		f.expire = time.Now().Add(d)
+	}
+	if f.storeDSN == "" {
+		f.storeDSN = "sqlite://" + filepath.Join(f.dataDir, "kgw.db")
+	}
+	if f.keyFile == "" {
+		f.keyFile = filepath.Join(f.dataDir, "master.key")
+	}
+	return &f, nil
 }

@@ -191,6 +191,25 @@ func TestCLISecretsAndRun(t *testing.T) {
 	host, port, db := helloDB(t)
 	password := "pw-" + strconv.FormatInt(int64(os.Getpid()), 36) + "-Zq9xK" // trust auth ignores it
 
+	cliSecrets(t, k, password)
+	config := cliResources(t, k, host, port, db)
+	cliRun(t, k, config)
+
+	k.want(t, 0, []string{"resources", "pools"}, "KEY", "database", "pg@1")
+	k.want(t, 0, []string{"resources", "delete", "hello2"}, "deleted resource hello2")
+	k.want(t, 3, []string{"resources", "get", "hello2"}, "NOT_FOUND")
+	k.want(t, 3, []string{"resources", "check", "hello2"}, "NOT_FOUND")
+
+	if strings.Contains(k.seen.String(), password) {
+		t.Errorf("a secret value appeared in the CLI's output:\n%s", k.seen.String())
+	}
+}
+
+// cliSecrets stores, lists, shows and deletes secrets with the CLI k, and
+// stores secret pg (holding password) for the steps after it; broken
+// values are refused.
+func cliSecrets(t *testing.T, k *kgwCLI, password string) {
+	t.Helper()
 	code, out, errs := k.run(t, `{"user": "postgres", "password": "`+password+`"}`,
 		"secrets", "put", "pg", "--from-stdin", "--description", "hello db", "--allowed-host", "127.0.0.1", "--ttl", "24h")
 	if code != 0 || !strings.Contains(out, "stored secret pg version 1 (keys: password, user)") {
@@ -216,8 +235,14 @@ func TestCLISecretsAndRun(t *testing.T) {
 	k.want(t, 2, []string{"secrets", "put", "x", "--from-stdin", "--ttl", "1h", "--expire-time", "2099-01-02T03:04:05Z"}, "exclude each other")
 	k.want(t, 0, []string{"secrets", "delete", "other"}, "deleted secret other")
 	k.want(t, 3, []string{"secrets", "get", "other"}, "NOT_FOUND")
+}
 
-	config := `{"host": "` + host + `", "port": ` + strconv.Itoa(port) + `, "database": "` + db + `", "sslmode": "disable"}`
+// cliResources stores, lists, shows and checks named resources hello and
+// hello2 on the database db at host:port with the CLI k, and returns
+// hello's config as JSON.
+func cliResources(t *testing.T, k *kgwCLI, host string, port int, db string) (config string) {
+	t.Helper()
+	config = `{"host": "` + host + `", "port": ` + strconv.Itoa(port) + `, "database": "` + db + `", "sslmode": "disable"}`
 	k.want(t, 0, []string{"resources", "put", "hello", "--type", "database", "--config", config, "--credentials-ref", "pg"},
 		"stored resource hello (database {")
 	k.want(t, 2, []string{"resources", "put", "leaky", "--type", "database", "--config", `{"password": "x"}`}, `config key "password" is a credential`)
@@ -226,7 +251,14 @@ func TestCLISecretsAndRun(t *testing.T) {
 	k.want(t, 0, []string{"resources", "check", "hello"}, "hello: healthy")
 	specFile := writeFile(t, t.TempDir(), "spec.yaml", "type: database\nconfig:\n  host: "+host+"\n  port: "+strconv.Itoa(port)+"\n  database: "+db+"\n  sslmode: disable\ncredentials_ref: pg\n")
 	k.want(t, 0, []string{"resources", "put", "hello2", "-f", specFile}, "stored resource hello2")
+	return config
+}
 
+// cliRun runs workflow hello_db with the CLI k through the named
+// resources, an inline spec (config and secret pg), --watch and -o json,
+// and checks the exit statuses of failures.
+func cliRun(t *testing.T, k *kgwCLI, config string) {
+	t.Helper()
 	k.want(t, 0, []string{"workflow", "register", "-f", filepath.Join(repoRoot(t), "examples/hello_db/workflow.yaml")}, "version 1")
 	const hello = "Hello, Grace! You are one of 3 users."
 	k.want(t, 0, []string{"run", "hello_db", "--param", "user_id=2", "--resource", "db=@hello"},
@@ -239,7 +271,7 @@ func TestCLISecretsAndRun(t *testing.T) {
 	k.want(t, 0, []string{"run", "hello_db", "--param", "user_id=1", "--resource", inline}, "Hello, Ada!")
 
 	// --watch: the node's events, then the result.
-	out = k.want(t, 0, []string{"run", "hello_db", "--param", "user_id=2", "--resource", "db=@hello", "--watch"}, hello)
+	out := k.want(t, 0, []string{"run", "hello_db", "--param", "user_id=2", "--resource", "db=@hello", "--watch"}, hello)
 	for _, re := range []string{
 		`(?m)^\s+1  \S+  execution_started\s+-\s+workflow hello_db version 1$`,
 		`(?m)^\s+\d+  \S+  node_started\s+query\s+attempt 1$`,
@@ -275,15 +307,6 @@ func TestCLISecretsAndRun(t *testing.T) {
 	k.want(t, 2, []string{"run", "hello_db", "--param", "user_id"}, "want key=value")
 	k.want(t, 2, []string{"run", "hello_db", "--resource", "db"}, "want name=@ref")
 	k.want(t, 2, []string{"run"}, "missing arguments")
-
-	k.want(t, 0, []string{"resources", "pools"}, "KEY", "database", "pg@1")
-	k.want(t, 0, []string{"resources", "delete", "hello2"}, "deleted resource hello2")
-	k.want(t, 3, []string{"resources", "get", "hello2"}, "NOT_FOUND")
-	k.want(t, 3, []string{"resources", "check", "hello2"}, "NOT_FOUND")
-
-	if strings.Contains(k.seen.String(), password) {
-		t.Errorf("a secret value appeared in the CLI's output:\n%s", k.seen.String())
-	}
 }
 
 // TestCLIExecutions starts a slow execution, lists, gets, cancels and

@@ -110,8 +110,7 @@ func TestClusterTakeover(t *testing.T) {
 		t.Skip("starts three gateways")
 	}
 	gws, dsn, pool := startCluster(t, 3)
-	cs := dialAll(t, gws)
-	ctx := t.Context()
+	k := &takeover{gws: gws, cs: dialAll(t, gws), pool: pool}
 	u, err := url.Parse(dsn)
 	if err != nil {
 		t.Fatal(err)
@@ -120,155 +119,150 @@ func TestClusterTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs[0].StoreSecret(ctx, "runs_db", map[string]any{"user": "postgres", "password": "unused"}); err != nil {
+	if _, err := k.cs[0].StoreSecret(t.Context(), "runs_db", map[string]any{"user": "postgres", "password": "unused"}); err != nil {
 		t.Fatal(err)
 	}
-	b := kgw.NewWorkflow("cluster_chain")
-	for i := 1; i <= 5; i++ {
-		b.AddCode(fmt.Sprintf("n%d", i), crashNodeCode, kgw.RequiredResources("db"), kgw.NodeTimeout(3*time.Minute))
-		if i > 1 {
-			b.Connect(fmt.Sprintf("n%d", i-1), "node", fmt.Sprintf("n%d", i), "previous")
-		}
+	registerCrashChain(t, k.cs[0], "cluster_chain") // registered on A
+	k.db = kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: strings.TrimPrefix(u.Path, "/"), CredentialsRef: "runs_db"}
+
+	t.Run("register on A, execute on B", k.executeElsewhere)
+	t.Run("cancel from C", k.cancelFromC)
+	t.Run("SIGKILL mid-node", k.killMidNode)
+	t.Run("SIGSTOP past the lease, then SIGCONT", k.stopPastLease)
+}
+
+// takeover is the cluster of TestClusterTakeover: replicas A, B and C
+// (gws, dialed as cs) on one database, workflow cluster_chain registered,
+// pool on the database of its node's table runs, db the resource spec of
+// that database.
+type takeover struct {
+	gws  []*testenv.GatewayProcess
+	cs   []*kgw.Client
+	pool *pgxpool.Pool
+	db   kgw.DatabaseSpec
+}
+
+// executeElsewhere starts on B, right after registering on A; the
+// execution completes on B.
+func (k *takeover) executeElsewhere(t *testing.T) {
+	id, err := k.cs[1].Start(t.Context(), "cluster_chain", kgw.Params(map[string]any{"gate": "none", "mode": "before"}), kgw.Resource("db", k.db))
+	if err != nil {
+		t.Fatalf("start on B right after registering on A: %v", err)
 	}
-	wf, err := b.Build()
+	ex := waitForEnd(t, k.cs[1], id)
+	if ex.Status != kgw.StatusCompleted {
+		t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
+	}
+	if r := ex.Proto.GetReplica(); r != "replica-b" {
+		t.Errorf("Execution.replica = %q, want replica-b (where it was started)", r)
+	}
+}
+
+// cancelFromC cancels on C an execution running on A, within a second.
+func (k *takeover) cancelFromC(t *testing.T) {
+	id, err := k.cs[0].Start(t.Context(), "cluster_chain", kgw.Params(map[string]any{"gate": "n2", "mode": "before"}), kgw.Resource("db", k.db))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs[0].Register(ctx, wf); err != nil { // registered on A
+	waitForEvent(t, k.cs[0], id, kgw.EventNodeStarted, "n2")
+	began := time.Now()
+	ex, err := k.cs[2].CancelExecution(t.Context(), id)
+	if err != nil {
+		t.Fatalf("cancel on C of an execution running on A: %v", err)
+	}
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("cancel took %v, want within a second", took)
+	}
+	if ex.Status != kgw.StatusCancelled {
+		t.Errorf("status after cancel from C = %s, want CANCELLED", ex.Status)
+	}
+	if got, err := k.cs[0].GetExecution(t.Context(), id); err != nil || got.Status != kgw.StatusCancelled {
+		t.Errorf("GetExecution on A = %v, %v; want CANCELLED", got, err)
+	}
+	checkHistory(t, k.cs[1], id)
+}
+
+// killMidNode SIGKILLs A while a node runs: B or C takes the execution
+// over within the lease and completes it, the node run twice.
+func (k *takeover) killMidNode(t *testing.T) {
+	id, err := k.cs[0].Start(t.Context(), "cluster_chain", kgw.Params(map[string]any{"gate": "n3", "mode": "after"}), kgw.Resource("db", k.db))
+	if err != nil {
 		t.Fatal(err)
 	}
-	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: strings.TrimPrefix(u.Path, "/"), CredentialsRef: "runs_db"}
+	waitForEvent(t, k.cs[0], id, kgw.EventNodeStarted, "n3")
+	waitForRun(t, k.pool, id, "n3")
+	if err := k.gws[0].Kill(); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	if _, err := k.pool.Exec(t.Context(), `INSERT INTO released (exec_id) VALUES ($1)`, id); err != nil {
+		t.Fatal(err)
+	}
+	ex := waitForEnd(t, k.cs[1], id)
+	// Lease timeout + one scan (500 ms) + the rest of the chain.
+	if took := time.Since(killed); took > clusterLease+5*time.Second {
+		t.Errorf("completed %v after the kill, want within the lease (%v) plus a scan and the chain", took, clusterLease)
+	}
+	if ex.Status != kgw.StatusCompleted {
+		t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
+	}
+	if r := ex.Proto.GetReplica(); r != "replica-b" && r != "replica-c" {
+		t.Errorf("Execution.replica = %q, want the replica that took over (replica-b or replica-c)", r)
+	}
+	checkRanOnce(t, k.pool, id, "n3")
+	checkHistory(t, k.cs[2], id)
+	if err := k.gws[0].Start(); err != nil {
+		t.Fatal(err)
+	}
+}
 
-	t.Run("register on A, execute on B", func(t *testing.T) {
-		id, err := cs[1].Start(ctx, "cluster_chain", kgw.Params(map[string]any{"gate": "none", "mode": "before"}), kgw.Resource("db", db))
-		if err != nil {
-			t.Fatalf("start on B right after registering on A: %v", err)
-		}
-		ex := waitForEnd(t, cs[1], id)
-		if ex.Status != kgw.StatusCompleted {
-			t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
-		}
-		if r := ex.Proto.GetReplica(); r != "replica-b" {
-			t.Errorf("Execution.replica = %q, want replica-b (where it was started)", r)
-		}
-	})
-
-	// checkOnce checks that the nodes of id ran once each, except twice.
-	checkOnce := func(t *testing.T, id, twice string) {
-		t.Helper()
-		counts := runCounts(t, pool, id)
-		for i := 1; i <= 5; i++ {
-			node := fmt.Sprintf("n%d", i)
-			want := 1
-			if node == twice {
-				want = 2
-			}
-			if counts[node] != want {
-				t.Errorf("node %s ran %d times, want %d (all runs: %v)", node, counts[node], want, counts)
+// stopPastLease pauses A (SIGSTOP) past the lease while a node runs: B or
+// C takes over and completes the execution; A, continued, runs nothing
+// further and still serves.
+func (k *takeover) stopPastLease(t *testing.T) {
+	c0, err := kgw.Dial(t.Context(), k.gws[0].Addr) // A was restarted
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c0.Close()
+	id, err := c0.Start(t.Context(), "cluster_chain", kgw.Params(map[string]any{"gate": "n3", "mode": "after"}), kgw.Resource("db", k.db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForEvent(t, c0, id, kgw.EventNodeStarted, "n3")
+	waitForRun(t, k.pool, id, "n3")
+	if err := k.gws[0].Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	continued := false
+	cont := func() {
+		if !continued {
+			continued = true
+			if err := k.gws[0].Signal(syscall.SIGCONT); err != nil {
+				t.Error(err)
 			}
 		}
 	}
-
-	t.Run("cancel from C", func(t *testing.T) {
-		id, err := cs[0].Start(ctx, "cluster_chain", kgw.Params(map[string]any{"gate": "n2", "mode": "before"}), kgw.Resource("db", db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitForEvent(t, cs[0], id, kgw.EventNodeStarted, "n2")
-		began := time.Now()
-		ex, err := cs[2].CancelExecution(ctx, id)
-		if err != nil {
-			t.Fatalf("cancel on C of an execution running on A: %v", err)
-		}
-		if took := time.Since(began); took > time.Second {
-			t.Errorf("cancel took %v, want within a second", took)
-		}
-		if ex.Status != kgw.StatusCancelled {
-			t.Errorf("status after cancel from C = %s, want CANCELLED", ex.Status)
-		}
-		if got, err := cs[0].GetExecution(ctx, id); err != nil || got.Status != kgw.StatusCancelled {
-			t.Errorf("GetExecution on A = %v, %v; want CANCELLED", got, err)
-		}
-		checkHistory(t, cs[1], id)
-	})
-
-	t.Run("SIGKILL mid-node", func(t *testing.T) {
-		id, err := cs[0].Start(ctx, "cluster_chain", kgw.Params(map[string]any{"gate": "n3", "mode": "after"}), kgw.Resource("db", db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitForEvent(t, cs[0], id, kgw.EventNodeStarted, "n3")
-		waitForRun(t, pool, id, "n3")
-		if err := gws[0].Kill(); err != nil {
-			t.Fatal(err)
-		}
-		killed := time.Now()
-		if _, err := pool.Exec(ctx, `INSERT INTO released (exec_id) VALUES ($1)`, id); err != nil {
-			t.Fatal(err)
-		}
-		ex := waitForEnd(t, cs[1], id)
-		// Lease timeout + one scan (500 ms) + the rest of the chain.
-		if took := time.Since(killed); took > clusterLease+5*time.Second {
-			t.Errorf("completed %v after the kill, want within the lease (%v) plus a scan and the chain", took, clusterLease)
-		}
-		if ex.Status != kgw.StatusCompleted {
-			t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
-		}
-		if r := ex.Proto.GetReplica(); r != "replica-b" && r != "replica-c" {
-			t.Errorf("Execution.replica = %q, want the replica that took over (replica-b or replica-c)", r)
-		}
-		checkOnce(t, id, "n3")
-		checkHistory(t, cs[2], id)
-		if err := gws[0].Start(); err != nil {
-			t.Fatal(err)
-		}
-	})
-
-	t.Run("SIGSTOP past the lease, then SIGCONT", func(t *testing.T) {
-		c0, err := kgw.Dial(ctx, gws[0].Addr) // A was restarted
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c0.Close()
-		id, err := c0.Start(ctx, "cluster_chain", kgw.Params(map[string]any{"gate": "n3", "mode": "after"}), kgw.Resource("db", db))
-		if err != nil {
-			t.Fatal(err)
-		}
-		waitForEvent(t, c0, id, kgw.EventNodeStarted, "n3")
-		waitForRun(t, pool, id, "n3")
-		if err := gws[0].Signal(syscall.SIGSTOP); err != nil {
-			t.Fatal(err)
-		}
-		continued := false
-		cont := func() {
-			if !continued {
-				continued = true
-				if err := gws[0].Signal(syscall.SIGCONT); err != nil {
-					t.Error(err)
-				}
-			}
-		}
-		defer cont()
-		if _, err := pool.Exec(ctx, `INSERT INTO released (exec_id) VALUES ($1)`, id); err != nil {
-			t.Fatal(err)
-		}
-		ex := waitForEnd(t, cs[1], id) // taken over by B or C while A is paused
-		if ex.Status != kgw.StatusCompleted {
-			t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
-		}
-		cont()
-		// A's held n3 attempt now completes; its write is fenced and it runs
-		// nothing further. Give it time to try.
-		time.Sleep(clusterLease)
-		after, err := c0.GetExecution(ctx, id) // A still serves
-		if err != nil {
-			t.Fatalf("GetExecution on the continued replica: %v", err)
-		}
-		if after.Status != kgw.StatusCompleted {
-			t.Errorf("status after A continued = %s, want still completed", after.Status)
-		}
-		checkOnce(t, id, "n3")
-		checkHistory(t, cs[2], id)
-		checkHistory(t, c0, id)
-	})
+	defer cont()
+	if _, err := k.pool.Exec(t.Context(), `INSERT INTO released (exec_id) VALUES ($1)`, id); err != nil {
+		t.Fatal(err)
+	}
+	ex := waitForEnd(t, k.cs[1], id) // taken over by B or C while A is paused
+	if ex.Status != kgw.StatusCompleted {
+		t.Fatalf("status %s, error %+v", ex.Status, ex.Error)
+	}
+	cont()
+	// A's held n3 attempt now completes; its write is fenced and it runs
+	// nothing further. Give it time to try.
+	time.Sleep(clusterLease)
+	after, err := c0.GetExecution(t.Context(), id) // A still serves
+	if err != nil {
+		t.Fatalf("GetExecution on the continued replica: %v", err)
+	}
+	if after.Status != kgw.StatusCompleted {
+		t.Errorf("status after A continued = %s, want still completed", after.Status)
+	}
+	checkRanOnce(t, k.pool, id, "n3")
+	checkHistory(t, k.cs[2], id)
+	checkHistory(t, c0, id)
 }

@@ -46,9 +46,8 @@ func TestClusterWatch(t *testing.T) {
 	}
 	gws, _, _ := startCluster(t, 2)
 	cs := dialAll(t, gws)
-	ctx := t.Context()
-	b := kgw.NewWorkflow("watch_chain")
 	const nodes = 5
+	b := kgw.NewWorkflow("watch_chain")
 	for i := 1; i <= nodes; i++ {
 		b.AddCode(fmt.Sprintf("n%d", i), `
 time.sleep(0.1)
@@ -62,62 +61,19 @@ result = {"node": execution.node}
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cs[0].Register(ctx, wf); err != nil {
+	if _, err := cs[0].Register(t.Context(), wf); err != nil {
 		t.Fatal(err)
 	}
 	for round := range 3 {
-		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		wctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 		id, err := cs[0].Start(wctx, "watch_chain")
 		if err != nil {
 			cancel()
 			t.Fatal(err)
 		}
-		type result struct {
-			evs []watchedEvent
-			end time.Time
-			err error
-		}
-		var (
-			wg             sync.WaitGroup
-			onA, onB, rest result
-			resumeAt       = make(chan int64, 1)
-		)
-		wg.Add(3)
-		go func() {
-			defer wg.Done()
-			var sent bool
-			for ev, err := range cs[0].Watch(wctx, id, 0) {
-				if err != nil {
-					onA.err = err
-					break
-				}
-				onA.evs = append(onA.evs, watchedEvent{seq: ev.Seq, kind: ev.Kind, node: ev.NodeID, at: time.Now()})
-				if !sent && ev.Kind == kgw.EventNodeCompleted && ev.NodeID == "n2" {
-					resumeAt <- ev.Seq
-					sent = true
-				}
-			}
-			onA.end = time.Now()
-			if !sent {
-				close(resumeAt)
-			}
-		}()
-		go func() {
-			defer wg.Done()
-			onB.evs, onB.end, onB.err = watchAll(wctx, cs[1], id, 0)
-		}()
-		go func() {
-			defer wg.Done()
-			after, ok := <-resumeAt
-			if !ok {
-				rest.err = fmt.Errorf("A's watcher never saw n2 complete")
-				return
-			}
-			rest.evs, rest.end, rest.err = watchAll(wctx, cs[1], id, after)
-		}()
-		wg.Wait()
+		onA, onB, rest := watchOnBoth(wctx, cs, id)
 		cancel()
-		for name, r := range map[string]result{"A": onA, "B": onB, "B resuming": rest} {
+		for name, r := range map[string]watchResult{"A": onA, "B": onB, "B resuming": rest} {
 			if r.err != nil {
 				t.Fatalf("round %d: watcher on %s: %v (A saw %+v)", round, name, r.err, onA.evs)
 			}
@@ -125,39 +81,99 @@ result = {"node": execution.node}
 		if len(onA.evs) < 2*nodes+2 || !(&kgw.Event{Kind: onA.evs[len(onA.evs)-1].kind}).Terminal() {
 			t.Fatalf("round %d: A's watcher saw %d events ending %v", round, len(onA.evs), onA.evs[len(onA.evs)-1].kind)
 		}
-		same := func(name string, got, want []watchedEvent) {
-			if len(got) != len(want) {
-				t.Errorf("round %d: %s saw %d events, A saw %d", round, name, len(got), len(want))
-				return
+		checkWatchedAlike(t, round, onA, onB, rest)
+	}
+}
+
+// watchResult is what one watcher of an execution saw.
+type watchResult struct {
+	evs []watchedEvent
+	end time.Time // when its stream ended
+	err error
+}
+
+// watchOnBoth watches execution id from its start on replica A (cs[0]) and
+// on replica B (cs[1]), and on B again from where A saw node n2 complete
+// (rest), all at once, until the execution ends.
+func watchOnBoth(ctx context.Context, cs []*kgw.Client, id string) (onA, onB, rest watchResult) {
+	var wg sync.WaitGroup
+	resumeAt := make(chan int64, 1)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		var sent bool
+		for ev, err := range cs[0].Watch(ctx, id, 0) {
+			if err != nil {
+				onA.err = err
+				break
 			}
-			for i := range want {
-				if got[i].seq != want[i].seq || got[i].kind != want[i].kind || got[i].node != want[i].node {
-					t.Errorf("round %d: %s event %d = %+v, A saw %+v", round, name, i, got[i], want[i])
-					return
-				}
+			onA.evs = append(onA.evs, watchedEvent{seq: ev.Seq, kind: ev.Kind, node: ev.NodeID, at: time.Now()})
+			if !sent && ev.Kind == kgw.EventNodeCompleted && ev.NodeID == "n2" {
+				resumeAt <- ev.Seq
+				sent = true
 			}
 		}
-		same("B", onB.evs, onA.evs)
-		first := rest.evs
-		if len(first) > 0 {
-			k := int(first[0].seq - 1)
-			if k < 1 || k > len(onA.evs) {
-				t.Fatalf("round %d: resuming watcher started at seq %d", round, first[0].seq)
-			}
-			same("B resuming", rest.evs, onA.evs[k:])
-		} else {
-			t.Errorf("round %d: resuming watcher on B saw nothing", round)
+		onA.end = time.Now()
+		if !sent {
+			close(resumeAt)
 		}
-		var lag time.Duration
-		for i := range onB.evs {
-			lag = max(lag, onB.evs[i].at.Sub(onA.evs[i].at))
+	}()
+	go func() {
+		defer wg.Done()
+		onB.evs, onB.end, onB.err = watchAll(ctx, cs[1], id, 0)
+	}()
+	go func() {
+		defer wg.Done()
+		after, ok := <-resumeAt
+		if !ok {
+			rest.err = fmt.Errorf("A's watcher never saw n2 complete")
+			return
 		}
-		t.Logf("round %d: %d events; B's stream ended %v after A's, largest event lag %v", round, len(onA.evs), onB.end.Sub(onA.end), lag)
-		if d := onB.end.Sub(onA.end); d > 300*time.Millisecond {
-			t.Errorf("round %d: B's watcher ended %v after A's, want within 300ms", round, d)
+		rest.evs, rest.end, rest.err = watchAll(ctx, cs[1], id, after)
+	}()
+	wg.Wait()
+	return onA, onB, rest
+}
+
+// checkWatchedAlike checks that B's watchers saw the events A's saw (the
+// resuming one from where it resumed), and ended within 300ms of A's.
+func checkWatchedAlike(t *testing.T, round int, onA, onB, rest watchResult) {
+	t.Helper()
+	sameEvents(t, round, "B", onB.evs, onA.evs)
+	first := rest.evs
+	if len(first) > 0 {
+		k := int(first[0].seq - 1)
+		if k < 1 || k > len(onA.evs) {
+			t.Fatalf("round %d: resuming watcher started at seq %d", round, first[0].seq)
 		}
-		if d := rest.end.Sub(onA.end); d > 300*time.Millisecond {
-			t.Errorf("round %d: B's resuming watcher ended %v after A's, want within 300ms", round, d)
+		sameEvents(t, round, "B resuming", rest.evs, onA.evs[k:])
+	} else {
+		t.Errorf("round %d: resuming watcher on B saw nothing", round)
+	}
+	var lag time.Duration
+	for i := range onB.evs {
+		lag = max(lag, onB.evs[i].at.Sub(onA.evs[i].at))
+	}
+	t.Logf("round %d: %d events; B's stream ended %v after A's, largest event lag %v", round, len(onA.evs), onB.end.Sub(onA.end), lag)
+	if d := onB.end.Sub(onA.end); d > 300*time.Millisecond {
+		t.Errorf("round %d: B's watcher ended %v after A's, want within 300ms", round, d)
+	}
+	if d := rest.end.Sub(onA.end); d > 300*time.Millisecond {
+		t.Errorf("round %d: B's resuming watcher ended %v after A's, want within 300ms", round, d)
+	}
+}
+
+// sameEvents checks that the watcher name saw want (what A saw).
+func sameEvents(t *testing.T, round int, name string, got, want []watchedEvent) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("round %d: %s saw %d events, A saw %d", round, name, len(got), len(want))
+		return
+	}
+	for i := range want {
+		if got[i].seq != want[i].seq || got[i].kind != want[i].kind || got[i].node != want[i].node {
+			t.Errorf("round %d: %s event %d = %+v, A saw %+v", round, name, i, got[i], want[i])
+			return
 		}
 	}
 }

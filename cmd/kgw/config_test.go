@@ -21,8 +21,10 @@ func envOf(m map[string]string) func(string) string {
 	return func(k string) string { return m[k] }
 }
 
-func TestParseServeConfig(t *testing.T) {
-	defaults := serveConfig{
+// defaultServeConfig is the configuration of kgw serve without flags or
+// environment (but the security defaults, which parseServeConfig fills).
+func defaultServeConfig() serveConfig {
+	return serveConfig{
 		GRPCAddr: "127.0.0.1:50051", AdminAddr: "127.0.0.1:9464", DataDir: "./kgw-data",
 		Store: "sqlite://kgw-data/kgw.db", MasterKeyFile: "kgw-data/master.key",
 		LogLevel: slog.LevelInfo, LogFormat: "text", ShutdownTimeout: 30 * time.Second,
@@ -32,6 +34,10 @@ func TestParseServeConfig(t *testing.T) {
 		MaxConnectionAge: 5 * time.Minute, MaxConnectionAgeGrace: time.Minute,
 		MetricsMaxWorkflows: 200, MetricsMaxNodes: 1000, MetricsMaxPools: 200,
 	}
+}
+
+func TestParseServeConfig(t *testing.T) {
+	defaults := defaultServeConfig()
 	tests := []struct {
 		name string
 		args []string

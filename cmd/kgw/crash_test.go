@@ -44,25 +44,8 @@ result = {"node": execution.node}
 // finished nodes ran exactly once and that only the interrupted node ran
 // again.
 func TestCrashRecovery(t *testing.T) {
-	pg := testenv.Postgres(t)
-	dsn := pg.NewDatabase(t)
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE runs (exec_id text, node text, attempt int); CREATE TABLE released (exec_id text)`); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(u.Port())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, port, dbName := newRunsDB(t, testenv.Postgres(t))
 
 	gw := testenv.Gateway(t)
 	client, err := kgw.Dial(ctx, gw.Addr)
@@ -73,21 +56,8 @@ func TestCrashRecovery(t *testing.T) {
 	if _, err := client.StoreSecret(ctx, "runs_db", map[string]any{"user": "postgres", "password": "unused"}); err != nil {
 		t.Fatal(err)
 	}
-	b := kgw.NewWorkflow("crash_chain")
-	for i := 1; i <= 5; i++ {
-		b.AddCode(fmt.Sprintf("n%d", i), crashNodeCode, kgw.RequiredResources("db"), kgw.NodeTimeout(3*time.Minute))
-		if i > 1 {
-			b.Connect(fmt.Sprintf("n%d", i-1), "node", fmt.Sprintf("n%d", i), "previous")
-		}
-	}
-	wf, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Register(ctx, wf); err != nil {
-		t.Fatal(err)
-	}
-	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: strings.TrimPrefix(u.Path, "/"), CredentialsRef: "runs_db"}
+	registerCrashChain(t, client, "crash_chain")
+	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: dbName, CredentialsRef: "runs_db"}
 
 	cases := []struct {
 		name string
@@ -123,28 +93,86 @@ func TestCrashRecovery(t *testing.T) {
 			if err := gw.Start(); err != nil {
 				t.Fatal(err)
 			}
-			ex := waitForEnd(t, client, id)
-			if ex.Status != kgw.StatusCompleted {
-				t.Fatalf("after restart: status %s, error %+v", ex.Status, ex.Error)
-			}
-			for i := 1; i <= 5; i++ {
-				node := fmt.Sprintf("n%d", i)
-				if got := ex.Result[node]["node"]; got != node {
-					t.Errorf("result[%s] = %v, want node %s", node, ex.Result[node], node)
-				}
-			}
-			counts := runCounts(t, pool, id)
-			for i := 1; i <= 5; i++ {
-				node := fmt.Sprintf("n%d", i)
-				want := 1
-				if node == tc.twice {
-					want = 2
-				}
-				if counts[node] != want {
-					t.Errorf("node %s ran %d times, want %d (all runs: %v)", node, counts[node], want, counts)
-				}
-			}
+			checkRecovered(t, pool, id, waitForEnd(t, client, id), tc.twice)
 		})
+	}
+}
+
+// newRunsDB creates a database on pg with the tables runs and released of
+// crashNodeCode, and returns a pool on it (closed at the end of the test),
+// its port and its name.
+func newRunsDB(t *testing.T, pg *testenv.PostgresServer) (pool *pgxpool.Pool, port int, dbName string) {
+	t.Helper()
+	dsn := pg.NewDatabase(t)
+	pool, err := pgxpool.New(t.Context(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if _, err := pool.Exec(t.Context(), `CREATE TABLE runs (exec_id text, node text, attempt int); CREATE TABLE released (exec_id text)`); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if port, err = strconv.Atoi(u.Port()); err != nil {
+		t.Fatal(err)
+	}
+	return pool, port, strings.TrimPrefix(u.Path, "/")
+}
+
+// registerCrashChain registers workflow name: five crashNodeCode nodes
+// (n1 to n5) in a chain, each using resource db.
+func registerCrashChain(t *testing.T, client *kgw.Client, name string) {
+	t.Helper()
+	b := kgw.NewWorkflow(name)
+	for i := 1; i <= 5; i++ {
+		b.AddCode(fmt.Sprintf("n%d", i), crashNodeCode, kgw.RequiredResources("db"), kgw.NodeTimeout(3*time.Minute))
+		if i > 1 {
+			b.Connect(fmt.Sprintf("n%d", i-1), "node", fmt.Sprintf("n%d", i), "previous")
+		}
+	}
+	wf, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Register(t.Context(), wf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkRecovered checks execution id (ex) of crash_chain after the gateway
+// was killed and restarted: completed with every node's result, each node
+// run once but twice (or none), as recorded in pool's table runs.
+func checkRecovered(t *testing.T, pool *pgxpool.Pool, id string, ex *kgw.Execution, twice string) {
+	t.Helper()
+	if ex.Status != kgw.StatusCompleted {
+		t.Fatalf("after restart: status %s, error %+v", ex.Status, ex.Error)
+	}
+	for i := 1; i <= 5; i++ {
+		node := fmt.Sprintf("n%d", i)
+		if got := ex.Result[node]["node"]; got != node {
+			t.Errorf("result[%s] = %v, want node %s", node, ex.Result[node], node)
+		}
+	}
+	checkRanOnce(t, pool, id, twice)
+}
+
+// checkRanOnce checks that the nodes n1 to n5 of execution id ran once
+// each, as recorded in pool's table runs, except twice (if not "") twice.
+func checkRanOnce(t *testing.T, pool *pgxpool.Pool, id, twice string) {
+	t.Helper()
+	counts := runCounts(t, pool, id)
+	for i := 1; i <= 5; i++ {
+		node := fmt.Sprintf("n%d", i)
+		want := 1
+		if node == twice {
+			want = 2
+		}
+		if counts[node] != want {
+			t.Errorf("node %s ran %d times, want %d (all runs: %v)", node, counts[node], want, counts)
+		}
 	}
 }
 

@@ -133,21 +133,7 @@ func TestDashboardMetricsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	resp, err := http.Get("http://" + admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	families := map[string]bool{}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
-			families[f[2]] = true
-		}
-	}
+	families := metricFamilies(t, admin)
 	for _, name := range dashboardMetrics(t) {
 		family := name
 		if !families[family] {
@@ -161,4 +147,26 @@ func TestDashboardMetricsExist(t *testing.T) {
 			t.Errorf("the dashboard queries %s, which the live /metrics does not have", name)
 		}
 	}
+}
+
+// metricFamilies returns the metric families (their # TYPE lines) that
+// the admin server at admin serves on /metrics.
+func metricFamilies(t *testing.T, admin string) (families map[string]bool) {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	families = map[string]bool{}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
+			families[f[2]] = true
+		}
+	}
+	return families
 }

@@ -639,17 +639,7 @@ func TestExampleReadmes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var names []string
-	for _, m := range regexp.MustCompile(`(?m)^\| \[(\w+)\]\((\w+)\) \|`).FindAllStringSubmatch(string(index), -1) {
-		names = append(names, m[1])
-	}
-	var checked []string
-	for _, c := range readmeChecks {
-		checked = append(checked, c.name)
-	}
-	if diff := cmp.Diff(names, checked); diff != "" {
-		t.Fatalf("the examples of examples/README.md's table (-) and the checks of this test (+) differ:\n%s", diff)
-	}
+	names := exampleNames(t, string(index))
 	setup, err := readmeCommands(string(index), "Running an example by hand")
 	if err != nil {
 		t.Fatalf("examples/README.md: %v", err)
@@ -701,6 +691,46 @@ func TestExampleReadmes(t *testing.T) {
 	if nSetup != 4 {
 		t.Errorf("examples/README.md has %d setup commands, want 4 (two secrets, two resources)", nSetup)
 	}
+	checkWalkThrough(t, root, walkThrough)
+
+	for _, c := range readmeChecks {
+		t.Run(c.name, func(t *testing.T) {
+			c.check(t, s.runExample(t, c.name))
+		})
+		if c.name == "hello_db" {
+			t.Run("hello_db_grpcurl", func(t *testing.T) {
+				checkGrpcurlHello(t, s, grpcurlCmd)
+			})
+		}
+	}
+	if t.Failed() {
+		t.Logf("gateway log:\n%s\nupstream log:\n%s", s.gw.Logs(), s.upLog.String())
+	}
+}
+
+// exampleNames returns the examples listed in the table of
+// examples/README.md (index), which must be those of readmeChecks, in
+// order.
+func exampleNames(t *testing.T, index string) []string {
+	t.Helper()
+	var names []string
+	for _, m := range regexp.MustCompile(`(?m)^\| \[(\w+)\]\((\w+)\) \|`).FindAllStringSubmatch(index, -1) {
+		names = append(names, m[1])
+	}
+	var checked []string
+	for _, c := range readmeChecks {
+		checked = append(checked, c.name)
+	}
+	if diff := cmp.Diff(names, checked); diff != "" {
+		t.Fatalf("the examples of examples/README.md's table (-) and the checks of this test (+) differ:\n%s", diff)
+	}
+	return names
+}
+
+// checkWalkThrough checks that the hello_db commands of examples/README.md
+// (walkThrough) are those of examples/hello_db/README.md under root.
+func checkWalkThrough(t *testing.T, root string, walkThrough []string) {
+	t.Helper()
 	helloDB, err := os.ReadFile(filepath.Join(root, "examples", "hello_db", "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -712,31 +742,24 @@ func TestExampleReadmes(t *testing.T) {
 	if diff := cmp.Diff(helloCmds, walkThrough); diff != "" {
 		t.Errorf("the hello_db walk-through of examples/README.md (+) is not examples/hello_db/README.md's (-):\n%s", diff)
 	}
+}
 
-	for _, c := range readmeChecks {
-		t.Run(c.name, func(t *testing.T) {
-			c.check(t, s.runExample(t, c.name))
-		})
-		if c.name == "hello_db" {
-			t.Run("hello_db_grpcurl", func(t *testing.T) {
-				code, out := s.run(t, grpcurlCmd)
-				var resp struct {
-					Execution struct {
-						Status string
-						Result map[string]map[string]any
-					}
-				}
-				if err := json.Unmarshal([]byte(out), &resp); code != 0 || err != nil {
-					t.Fatalf("examples/README.md grpcurl: exit %d, %v:\n%s", code, err, out)
-				}
-				if resp.Execution.Status != "EXECUTION_STATUS_COMPLETED" || !strings.HasPrefix(fmt.Sprint(resp.Execution.Result["query"]["message"]), "Hello, Grace!") {
-					t.Errorf("examples/README.md grpcurl: %s", out)
-				}
-			})
+// checkGrpcurlHello runs the grpcurl command of examples/README.md in the
+// shell s and checks the hello_db execution it prints.
+func checkGrpcurlHello(t *testing.T, s *readmeShell, cmd string) {
+	t.Helper()
+	code, out := s.run(t, cmd)
+	var resp struct {
+		Execution struct {
+			Status string
+			Result map[string]map[string]any
 		}
 	}
-	if t.Failed() {
-		t.Logf("gateway log:\n%s\nupstream log:\n%s", s.gw.Logs(), s.upLog.String())
+	if err := json.Unmarshal([]byte(out), &resp); code != 0 || err != nil {
+		t.Fatalf("examples/README.md grpcurl: exit %d, %v:\n%s", code, err, out)
+	}
+	if resp.Execution.Status != "EXECUTION_STATUS_COMPLETED" || !strings.HasPrefix(fmt.Sprint(resp.Execution.Result["query"]["message"]), "Hello, Grace!") {
+		t.Errorf("examples/README.md grpcurl: %s", out)
 	}
 }
 

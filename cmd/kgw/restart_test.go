@@ -93,7 +93,25 @@ func TestRestartLimitEndsKillLoop(t *testing.T) {
 	if err := gw.Start(); err != nil {
 		t.Fatal(err)
 	}
-	ex := waitForEnd(t, client, id)
+	wantRestartLimit(t, waitForEnd(t, client, id))
+	// It stays failed: a further restart does not resume it.
+	if err := gw.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if again := waitForEnd(t, client, id); again.Status != kgw.StatusFailed || again.Error.Code != "RESTART_LIMIT" {
+		t.Errorf("after another restart: %s %+v", again.Status, again.Error)
+	}
+	checkStillServing(t, client)
+}
+
+// wantRestartLimit checks that ex, whose node boom was running at each of
+// three kills of a gateway with --max-node-restarts 2, failed with
+// RESTART_LIMIT saying so.
+func wantRestartLimit(t *testing.T, ex *kgw.Execution) {
+	t.Helper()
 	if ex.Status != kgw.StatusFailed || ex.Error == nil {
 		t.Fatalf("after the third kill: status %s, error %+v; want FAILED", ex.Status, ex.Error)
 	}
@@ -108,27 +126,21 @@ func TestRestartLimitEndsKillLoop(t *testing.T) {
 	if len(ex.Nodes) != 1 || ex.Nodes[0].Status != kgw.NodeStatusFailed {
 		t.Errorf("nodes = %+v, want boom FAILED", ex.Nodes)
 	}
-	// It stays failed: a further restart does not resume it.
-	if err := gw.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	if err := gw.Start(); err != nil {
-		t.Fatal(err)
-	}
-	if again := waitForEnd(t, client, id); again.Status != kgw.StatusFailed || again.Error.Code != "RESTART_LIMIT" {
-		t.Errorf("after another restart: %s %+v", again.Status, again.Error)
-	}
+}
 
+// checkStillServing registers and runs a one-node workflow through client.
+func checkStillServing(t *testing.T, client *kgw.Client) {
+	t.Helper()
 	ok := kgw.NewWorkflow("still_serving")
 	ok.AddCode("n", `result = {"ok": True}`)
 	okWF, err := ok.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Register(ctx, okWF); err != nil {
+	if _, err := client.Register(t.Context(), okWF); err != nil {
 		t.Fatal(err)
 	}
-	res, err := client.Execute(ctx, "still_serving")
+	res, err := client.Execute(t.Context(), "still_serving")
 	if err != nil || res.Status != kgw.StatusCompleted {
 		t.Fatalf("Execute after the failed execution = %+v, %v", res, err)
 	}
@@ -198,21 +210,7 @@ func testAttemptsGrowAcrossKills(t *testing.T, storeDSN string) {
 	if _, err := client.StoreSecret(ctx, "attempts_db", map[string]any{"user": "postgres", "password": "unused"}); err != nil {
 		t.Fatal(err)
 	}
-	const chain = 40
-	b := kgw.NewWorkflow("fast_chain")
-	for i := 1; i <= chain; i++ {
-		b.AddCode(fmt.Sprintf("n%d", i), attemptNodeCode, kgw.RequiredResources("db"))
-		if i > 1 {
-			b.Connect(fmt.Sprintf("n%d", i-1), "attempt", fmt.Sprintf("n%d", i), "previous")
-		}
-	}
-	wf, err := b.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := client.Register(ctx, wf); err != nil {
-		t.Fatal(err)
-	}
+	registerFastChain(t, client)
 	db := kgw.DatabaseSpec{Host: "127.0.0.1", Port: port, Database: strings.TrimPrefix(u.Path, "/"), CredentialsRef: "attempts_db"}
 
 	var ids []string
@@ -245,14 +243,44 @@ func testAttemptsGrowAcrossKills(t *testing.T, storeDSN string) {
 		t.Fatalf("no node ran twice in %d executions: the kills never caught a node mid-run, the test shows nothing", len(ids))
 	}
 
-	rows, err := pool.Query(ctx, `SELECT exec_id, node, attempt FROM attempts ORDER BY exec_id, node, id`)
+	runs := checkAttemptsGrow(t, pool)
+	t.Logf("%d executions, %d node runs, %d nodes ran more than once", len(ids), runs, reruns)
+}
+
+// registerFastChain registers workflow fast_chain: a chain of 40
+// attemptNodeCode nodes, each using resource db.
+func registerFastChain(t *testing.T, client *kgw.Client) {
+	t.Helper()
+	const chain = 40
+	b := kgw.NewWorkflow("fast_chain")
+	for i := 1; i <= chain; i++ {
+		b.AddCode(fmt.Sprintf("n%d", i), attemptNodeCode, kgw.RequiredResources("db"))
+		if i > 1 {
+			b.Connect(fmt.Sprintf("n%d", i-1), "attempt", fmt.Sprintf("n%d", i), "previous")
+		}
+	}
+	wf, err := b.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Register(t.Context(), wf); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkAttemptsGrow checks the runs recorded in table attempts: each run
+// of a node of an execution has a higher attempt than the run before it.
+// It returns the number of runs.
+func checkAttemptsGrow(t *testing.T, pool *pgxpool.Pool) (runs int) {
+	t.Helper()
+	rows, err := pool.Query(t.Context(), `SELECT exec_id, node, attempt FROM attempts ORDER BY exec_id, node, id`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	type key struct{ exec, node string }
 	last := map[key]int{}
-	runs := 0
+	runs = 0
 	for rows.Next() {
 		var k key
 		var attempt int
@@ -268,7 +296,7 @@ func testAttemptsGrowAcrossKills(t *testing.T, storeDSN string) {
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d executions, %d node runs, %d nodes ran more than once", len(ids), runs, reruns)
+	return runs
 }
 
 // A gateway whose admin address is not loopback says so in its log; one

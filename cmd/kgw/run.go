@@ -34,70 +34,39 @@ Exit status: 0 COMPLETED; 1 FAILED, TIMED_OUT or CANCELLED; 2 usage error; 3 RPC
 
 func runRun(ctx context.Context, c *cli, args []string) error {
 	k := newClientCmd(c, "run", "WORKFLOW [flags]", runSummary)
-	var (
-		version                     int
-		params, resources           stringsFlag
-		paramsJSON, paramsFile, ctj string
-		timeout                     time.Duration
-		idemKey                     string
-		watch, detach               bool
-	)
-	k.fs.IntVar(&version, "version", 0, "workflow version to run (0 = latest)")
-	k.fs.Var(&params, "param", "parameter `k=v`; v is JSON if valid JSON, else a string (repeatable)")
-	k.fs.StringVar(&paramsJSON, "params-json", "", "parameters as a JSON object")
-	k.fs.StringVar(&paramsFile, "params-file", "", "parameters from a JSON or YAML `file` holding an object (- for standard input)")
-	k.fs.StringVar(&ctj, "context-json", "", "request context as a JSON object (what nodes see as context)")
-	k.fs.Var(&resources, "resource", "resource `name=@ref` (a named resource) or name=JSON-spec (repeatable)")
-	k.fs.DurationVar(&timeout, "timeout", 0, "execution timeout, overriding the workflow's (0 = the workflow's); the command waits until the execution ends")
-	k.fs.StringVar(&idemKey, "idempotency-key", "", "a repeated run with the same key attaches to the first execution")
-	k.fs.BoolVar(&watch, "watch", false, "stream the execution's events, then print the result")
-	k.fs.BoolVar(&detach, "detach", false, "start the execution and print its id without waiting (follow it with 'kgw executions watch ID')")
+	var f runFlags
+	k.fs.IntVar(&f.version, "version", 0, "workflow version to run (0 = latest)")
+	k.fs.Var(&f.params, "param", "parameter `k=v`; v is JSON if valid JSON, else a string (repeatable)")
+	k.fs.StringVar(&f.paramsJSON, "params-json", "", "parameters as a JSON object")
+	k.fs.StringVar(&f.paramsFile, "params-file", "", "parameters from a JSON or YAML `file` holding an object (- for standard input)")
+	k.fs.StringVar(&f.contextJSON, "context-json", "", "request context as a JSON object (what nodes see as context)")
+	k.fs.Var(&f.resources, "resource", "resource `name=@ref` (a named resource) or name=JSON-spec (repeatable)")
+	k.fs.DurationVar(&f.timeout, "timeout", 0, "execution timeout, overriding the workflow's (0 = the workflow's); the command waits until the execution ends")
+	k.fs.StringVar(&f.idemKey, "idempotency-key", "", "a repeated run with the same key attaches to the first execution")
+	k.fs.BoolVar(&f.watch, "watch", false, "stream the execution's events, then print the result")
+	k.fs.BoolVar(&f.detach, "detach", false, "start the execution and print its id without waiting (follow it with 'kgw executions watch ID')")
 	pos, err := k.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
-	if version < 0 {
+	if f.version < 0 {
 		return k.usageErr("--version must not be negative")
 	}
-	if timeout < 0 {
+	if f.timeout < 0 {
 		return k.usageErr("--timeout must not be negative")
 	}
-	if watch && detach {
+	if f.watch && f.detach {
 		return k.usageErr("--watch and --detach exclude each other")
 	}
-	opts := []kgw.ExecOption{kgw.Version(version)}
-	p, err := buildParams(c, paramsJSON, paramsFile, params)
+	opts, err := f.execOptions(c, k)
 	if err != nil {
-		return k.usageErr("%v", err)
-	}
-	if p != nil {
-		opts = append(opts, kgw.Params(p))
-	}
-	if ctj != "" {
-		m, err := jsonObject([]byte(ctj))
-		if err != nil {
-			return k.usageErr("--context-json: %v", err)
-		}
-		opts = append(opts, kgw.Context(m))
-	}
-	specs, err := parseResources(resources)
-	if err != nil {
-		return k.usageErr("%v", err)
-	}
-	if len(specs) > 0 {
-		opts = append(opts, kgw.Resources(specs))
-	}
-	if timeout > 0 {
-		opts = append(opts, kgw.Timeout(timeout))
-	}
-	if idemKey != "" {
-		opts = append(opts, kgw.IdempotencyKey(idemKey))
+		return err
 	}
 	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
 		switch {
-		case watch:
+		case f.watch:
 			return followEvents(ctx, k, cl, cl.Stream(ctx, pos[0], opts...))
-		case detach:
+		case f.detach:
 			id, err := cl.Start(ctx, pos[0], opts...)
 			if err != nil {
 				return err
@@ -122,6 +91,51 @@ func runRun(ctx context.Context, c *cli, args []string) error {
 		}
 		return exitFor(ex)
 	})
+}
+
+// runFlags are the flags of `kgw run` but the client's.
+type runFlags struct {
+	version                             int
+	params, resources                   stringsFlag
+	paramsJSON, paramsFile, contextJSON string
+	timeout                             time.Duration
+	idemKey                             string
+	watch, detach                       bool
+}
+
+// execOptions turns the flags that shape the execution into its options
+// (f.version and f.timeout are checked already); a bad parameter, context
+// or resource is a usage error of k.
+func (f *runFlags) execOptions(c *cli, k *clientCmd) ([]kgw.ExecOption, error) {
+	opts := []kgw.ExecOption{kgw.Version(f.version)}
+	p, err := buildParams(c, f.paramsJSON, f.paramsFile, f.params)
+	if err != nil {
+		return nil, k.usageErr("%v", err)
+	}
+	if p != nil {
+		opts = append(opts, kgw.Params(p))
+	}
+	if f.contextJSON != "" {
+		m, err := jsonObject([]byte(f.contextJSON))
+		if err != nil {
+			return nil, k.usageErr("--context-json: %v", err)
+		}
+		opts = append(opts, kgw.Context(m))
+	}
+	specs, err := parseResources(f.resources)
+	if err != nil {
+		return nil, k.usageErr("%v", err)
+	}
+	if len(specs) > 0 {
+		opts = append(opts, kgw.Resources(specs))
+	}
+	if f.timeout > 0 {
+		opts = append(opts, kgw.Timeout(f.timeout))
+	}
+	if f.idemKey != "" {
+		opts = append(opts, kgw.IdempotencyKey(f.idemKey))
+	}
+	return opts, nil
 }
 
 // exitFor returns nil for a completed execution and errNotCompleted

@@ -37,26 +37,21 @@ history and in the process list of this machine.
 
 func runSecretsPut(ctx context.Context, c *cli, args []string) error {
 	k := newClientCmd(c, "secrets put", "NAME (--from-stdin | --value-file F | --value JSON) [flags]", secretsPutSummary)
-	var (
-		value, valueFile, ttl, expire, description string
-		fromStdin                                  bool
-		hosts                                      stringsFlag
-	)
-	k.fs.BoolVar(&fromStdin, "from-stdin", false, "read the value (a JSON object) from standard input")
-	k.fs.StringVar(&valueFile, "value-file", "", "read the value from a JSON (or .yaml/.yml) `file` holding an object (- for standard input)")
-	k.fs.StringVar(&value, "value", "", "the value as a JSON object (lands in shell history: prefer --from-stdin)")
-	k.fs.StringVar(&ttl, "ttl", "", "expire this `duration` after storing, e.g. 24h")
-	k.fs.StringVar(&expire, "expire-time", "", "expire at this RFC 3339 `time`, e.g. 2030-01-02T15:04:05Z")
-	k.fs.StringVar(&description, "description", "", "what the secret is for")
-	k.fs.Var(&hosts, "allowed-host", "a `host` pattern the credentials may be sent to, e.g. db.internal or *.example.com (repeatable; none = any host)")
-	var callers stringsFlag
-	k.fs.Var(&callers, "allowed-caller", callerHelp)
+	var f secretsPutFlags
+	k.fs.BoolVar(&f.fromStdin, "from-stdin", false, "read the value (a JSON object) from standard input")
+	k.fs.StringVar(&f.valueFile, "value-file", "", "read the value from a JSON (or .yaml/.yml) `file` holding an object (- for standard input)")
+	k.fs.StringVar(&f.value, "value", "", "the value as a JSON object (lands in shell history: prefer --from-stdin)")
+	k.fs.StringVar(&f.ttl, "ttl", "", "expire this `duration` after storing, e.g. 24h")
+	k.fs.StringVar(&f.expire, "expire-time", "", "expire at this RFC 3339 `time`, e.g. 2030-01-02T15:04:05Z")
+	k.fs.StringVar(&f.description, "description", "", "what the secret is for")
+	k.fs.Var(&f.hosts, "allowed-host", "a `host` pattern the credentials may be sent to, e.g. db.internal or *.example.com (repeatable; none = any host)")
+	k.fs.Var(&f.callers, "allowed-caller", callerHelp)
 	pos, err := k.parse(args, 1, 1)
 	if err != nil {
 		return err
 	}
 	sources := 0
-	for _, set := range []bool{fromStdin, valueFile != "", flagGiven(k, "value")} {
+	for _, set := range []bool{f.fromStdin, f.valueFile != "", flagGiven(k, "value")} {
 		if set {
 			sources++
 		}
@@ -64,55 +59,13 @@ func runSecretsPut(ctx context.Context, c *cli, args []string) error {
 	if sources != 1 {
 		return k.usageErr("give the value with exactly one of --from-stdin, --value-file or --value")
 	}
-	var opts []kgw.SecretOption
-	switch {
-	case ttl != "" && expire != "":
-		return k.usageErr("--ttl and --expire-time exclude each other")
-	case ttl != "":
-		d, err := time.ParseDuration(ttl)
-		if err != nil || d <= 0 {
-			return k.usageErr("--ttl %q: want a positive duration such as 24h", ttl)
-		}
-		opts = append(opts, kgw.TTL(d))
-	case expire != "":
-		t, err := time.Parse(time.RFC3339, expire)
-		if err != nil {
-			return k.usageErr("--expire-time %q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", expire)
-		}
-		opts = append(opts, kgw.ExpireTime(t))
-	}
-	if description != "" {
-		opts = append(opts, kgw.SecretDescription(description))
-	}
-	if len(hosts) > 0 {
-		opts = append(opts, kgw.AllowedHosts(hosts...))
-	}
-	if len(callers) > 0 {
-		opts = append(opts, kgw.AllowedCallers(callers...))
-	}
-
-	var (
-		data []byte
-		yaml bool
-	)
-	switch {
-	case fromStdin:
-		data, err = c.readInput("-")
-	case valueFile != "":
-		data, err = c.readInput(valueFile)
-		ext := strings.ToLower(filepath.Ext(valueFile))
-		yaml = ext == ".yaml" || ext == ".yml"
-	default:
-		fmt.Fprintln(c.stderr, "kgw secrets put: warning: --value puts the secret in your shell history and the process list; prefer --from-stdin or --value-file")
-		data = []byte(value)
-	}
+	opts, err := f.options(k)
 	if err != nil {
-		return k.usageErr("read the value: %v", err)
+		return err
 	}
-	secret, err := secretValue(data, yaml)
+	secret, err := f.readValue(c, k)
 	if err != nil {
-		// The message never quotes the value.
-		return k.usageErr("value: %v", err)
+		return err
 	}
 	return k.withClient(ctx, func(ctx context.Context, cl *kgw.Client) error {
 		md, err := cl.StoreSecret(ctx, pos[0], secret, opts...)
@@ -125,6 +78,76 @@ func runSecretsPut(ctx context.Context, c *cli, args []string) error {
 		fmt.Fprintf(c.stdout, "stored secret %s version %d (keys: %s)\n", md.GetName(), md.GetVersion(), strings.Join(md.GetKeys(), ", "))
 		return nil
 	})
+}
+
+// secretsPutFlags are the flags of `kgw secrets put` but the client's.
+type secretsPutFlags struct {
+	value, valueFile, ttl, expire, description string
+	fromStdin                                  bool
+	hosts, callers                             stringsFlag
+}
+
+// options turns the flags other than the value's into the secret's
+// options; a bad one is a usage error of k.
+func (f *secretsPutFlags) options(k *clientCmd) ([]kgw.SecretOption, error) {
+	var opts []kgw.SecretOption
+	switch {
+	case f.ttl != "" && f.expire != "":
+		return nil, k.usageErr("--ttl and --expire-time exclude each other")
+	case f.ttl != "":
+		d, err := time.ParseDuration(f.ttl)
+		if err != nil || d <= 0 {
+			return nil, k.usageErr("--ttl %q: want a positive duration such as 24h", f.ttl)
+		}
+		opts = append(opts, kgw.TTL(d))
+	case f.expire != "":
+		t, err := time.Parse(time.RFC3339, f.expire)
+		if err != nil {
+			return nil, k.usageErr("--expire-time %q: want an RFC 3339 time such as 2030-01-02T15:04:05Z", f.expire)
+		}
+		opts = append(opts, kgw.ExpireTime(t))
+	}
+	if f.description != "" {
+		opts = append(opts, kgw.SecretDescription(f.description))
+	}
+	if len(f.hosts) > 0 {
+		opts = append(opts, kgw.AllowedHosts(f.hosts...))
+	}
+	if len(f.callers) > 0 {
+		opts = append(opts, kgw.AllowedCallers(f.callers...))
+	}
+	return opts, nil
+}
+
+// readValue reads and decodes the secret's value from the one source the
+// flags name (standard input, a file, or --value, with a warning on
+// c.stderr); an unreadable or malformed value is a usage error of k whose
+// message never quotes the value.
+func (f *secretsPutFlags) readValue(c *cli, k *clientCmd) (map[string]any, error) {
+	var (
+		data []byte
+		yaml bool
+		err  error
+	)
+	switch {
+	case f.fromStdin:
+		data, err = c.readInput("-")
+	case f.valueFile != "":
+		data, err = c.readInput(f.valueFile)
+		ext := strings.ToLower(filepath.Ext(f.valueFile))
+		yaml = ext == ".yaml" || ext == ".yml"
+	default:
+		fmt.Fprintln(c.stderr, "kgw secrets put: warning: --value puts the secret in your shell history and the process list; prefer --from-stdin or --value-file")
+		data = []byte(f.value)
+	}
+	if err != nil {
+		return nil, k.usageErr("read the value: %v", err)
+	}
+	secret, err := secretValue(data, yaml)
+	if err != nil {
+		return nil, k.usageErr("value: %v", err)
+	}
+	return secret, nil
 }
 
 // flagGiven reports whether the flag name was set on the command line.

@@ -193,9 +193,19 @@ func TestServeReadmeQuickStart(t *testing.T) {
 	// is replaced by the test server's (its superuser trusts loopback).
 	pgPort := strconv.Itoa(testenv.Postgres(t).Port)
 	p := startKGW(t, root)
+	runQuickStartBlocks(t, root, p.grpcAddr, pgPort, blocks)
+	checkAdminEndpoints(t, p.adminAddr)
+	checkStoppedLog(t, p)
+}
+
+// runQuickStartBlocks runs the README's quick-start blocks against the
+// gateway at grpcAddr (the README's PostgreSQL port replaced by pgPort),
+// with the tools of root/bin on PATH. Each block's output must contain
+// one of its RPC's wanted strings, and every wanted string must be seen
+// in some block.
+func runQuickStartBlocks(t *testing.T, root, grpcAddr, pgPort string, blocks []string) {
+	t.Helper()
 	rpcRE := regexp.MustCompile(`kgw\.v1\.\w+Service/(\w+)`)
-	// Each block's output must contain one of its RPC's wanted strings, and
-	// every wanted string must be seen in some block.
 	expect := map[string][]string{
 		"list":             {"kgw.v1.WorkflowService"},
 		"RegisterWorkflow": {`"version": 1`},
@@ -207,7 +217,7 @@ func TestServeReadmeQuickStart(t *testing.T) {
 	}
 	seen := map[string]bool{}
 	for i, block := range blocks {
-		script := strings.ReplaceAll(block, "127.0.0.1:50051", p.grpcAddr)
+		script := strings.ReplaceAll(block, "127.0.0.1:50051", grpcAddr)
 		script = strings.ReplaceAll(script, `"port": 5432`, `"port": `+pgPort)
 		cmd := exec.CommandContext(t.Context(), "bash", "-euo", "pipefail", "-c", script)
 		cmd.Env = append(os.Environ(), "PATH="+filepath.Join(root, "bin")+string(os.PathListSeparator)+os.Getenv("PATH"))
@@ -253,8 +263,13 @@ func TestServeReadmeQuickStart(t *testing.T) {
 			}
 		}
 	}
+}
 
-	admin := "http://" + p.adminAddr
+// checkAdminEndpoints checks the health, readiness and metrics endpoints
+// of the admin server at adminAddr after the quick start.
+func checkAdminEndpoints(t *testing.T, adminAddr string) {
+	t.Helper()
+	admin := "http://" + adminAddr
 	if code, body := httpGet(t, admin+"/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz = %d %q, want 200", code, body)
 	}
@@ -266,7 +281,14 @@ func TestServeReadmeQuickStart(t *testing.T) {
 	if code != http.StatusOK || !strings.Contains(metrics, want) || !strings.Contains(metrics, "kgw_grpc_request_duration_seconds_bucket") {
 		t.Errorf("/metrics = %d, want it to contain %q and the duration histogram", code, want)
 	}
+}
 
+// checkStoppedLog stops the gateway p with SIGTERM and checks its log: a
+// clean shutdown, request logs without payloads, and the master key file
+// created 0600 on this first start, logged once, its key nowhere in the
+// log.
+func checkStoppedLog(t *testing.T, p *kgwProcess) {
+	t.Helper()
 	if err := p.stop(t); err != nil {
 		t.Fatalf("kgw serve after SIGTERM: %v, want exit status 0\n%s", err, p.log.String())
 	}

@@ -40,22 +40,6 @@ func TestServeTLSFlags(t *testing.T) {
 		KeyUsage: x509.KeyUsageCertSign, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	caDER, _ := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
 	ca, _ := x509.ParseCertificate(caDER)
-	issue := func(serial int64, server bool, uri string) ([]byte, []byte) {
-		key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "x"},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-		if server {
-			tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		} else {
-			u, _ := url.Parse(uri)
-			tmpl.URIs = []*url.URL{u}
-			tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		}
-		der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		kb, _ := x509.MarshalECPrivateKey(key)
-		return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
-	}
 	write := func(name string, b []byte) string {
 		p := filepath.Join(dir, name)
 		if err := os.WriteFile(p, b, 0o600); err != nil {
@@ -63,8 +47,8 @@ func TestServeTLSFlags(t *testing.T) {
 		}
 		return p
 	}
-	sc, sk := issue(2, true, "")
-	cc, ck := issue(3, false, "spiffe://mesh.test/ns/a/sa/b")
+	sc, sk := issueCert(ca, caKey, 2, true, "")
+	cc, ck := issueCert(ca, caKey, 3, false, "spiffe://mesh.test/ns/a/sa/b")
 	caPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
 	pub, priv, _ := ed25519.GenerateKey(rand.Reader)
 	b64 := base64.RawURLEncoding
@@ -110,12 +94,39 @@ func TestServeTLSFlags(t *testing.T) {
 	if err != nil || who.GetPrincipal() != "spiffe://mesh.test/ns/a/sa/b" || who.GetMethod() != "mtls" {
 		t.Fatalf("WhoAmI with the client certificate = %v, %v", who, err)
 	}
-	hb, _ := json.Marshal(map[string]any{"alg": "EdDSA", "kid": "k"})
-	cb, _ := json.Marshal(map[string]any{"iss": "https://idp.test", "aud": "kgw", "sub": "svc", "exp": time.Now().Add(time.Hour).Unix(), "roles": []string{"viewer"}})
-	signed := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
-	jwt := signed + "." + b64.EncodeToString(ed25519.Sign(priv, []byte(signed)))
+	jwt := signJWT(priv, map[string]any{"iss": "https://idp.test", "aud": "kgw", "sub": "svc", "exp": time.Now().Add(time.Hour).Unix(), "roles": []string{"viewer"}})
 	who, err = acc.WhoAmI(metadata.AppendToOutgoingContext(t.Context(), "authorization", "Bearer "+jwt), &kgwv1.WhoAmIRequest{})
 	if err != nil || who.GetPrincipal() != "jwt:svc" || len(who.GetRoles()) != 1 || who.GetRoles()[0] != "viewer" {
 		t.Fatalf("WhoAmI with a JWT = %v, %v", who, err)
 	}
+}
+
+// issueCert issues a certificate signed by ca (key caKey): a server
+// certificate for 127.0.0.1, or a client certificate with the URI SAN
+// uri. It returns the certificate and its key in PEM.
+func issueCert(ca *x509.Certificate, caKey *ecdsa.PrivateKey, serial int64, server bool, uri string) (certPEM, keyPEM []byte) {
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "x"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	if server {
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	} else {
+		u, _ := url.Parse(uri)
+		tmpl.URIs = []*url.URL{u}
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	kb, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// signJWT returns the compact JWT of claims signed with priv (EdDSA, key
+// id k).
+func signJWT(priv ed25519.PrivateKey, claims map[string]any) string {
+	b64 := base64.RawURLEncoding
+	hb, _ := json.Marshal(map[string]any{"alg": "EdDSA", "kid": "k"})
+	cb, _ := json.Marshal(claims)
+	signed := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
+	return signed + "." + b64.EncodeToString(ed25519.Sign(priv, []byte(signed)))
 }

@@ -4,9 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"net"
-	"net/url"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -75,38 +72,14 @@ func TestTracingResumeAfterKill(t *testing.T) {
 }
 
 func testTracingResumeAfterKill(t *testing.T, pg *testenv.PostgresServer, viaStart bool) {
-	sink := &spanSink{}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	collectortrace.RegisterTraceServiceServer(gs, sink)
-	go gs.Serve(lis)
-	t.Cleanup(gs.Stop)
+	sink, collector := startSpanSink(t)
 
-	dsn := pg.NewDatabase(t)
 	ctx := t.Context()
-	pool, err := pgxpool.New(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `CREATE TABLE runs (exec_id text, node text, attempt int); CREATE TABLE released (exec_id text)`); err != nil {
-		t.Fatal(err)
-	}
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(u.Port())
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, port, dbName := newRunsDB(t, pg)
 
 	gw := testenv.Gateway(t, testenv.WithGatewayEnv(
 		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
-		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+lis.Addr().String(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+collector,
 		"OTEL_TRACES_SAMPLER=parentbased_always_on",
 	))
 	client, err := kgw.Dial(ctx, gw.Addr)
@@ -132,7 +105,7 @@ func testTracingResumeAfterKill(t *testing.T, pg *testenv.PostgresServer, viaSta
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := structpb.NewStruct(map[string]any{"host": "127.0.0.1", "port": port, "database": strings.TrimPrefix(u.Path, "/")})
+	res, err := structpb.NewStruct(map[string]any{"host": "127.0.0.1", "port": port, "database": dbName})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,17 +123,7 @@ func testTracingResumeAfterKill(t *testing.T, pg *testenv.PostgresServer, viaSta
 	}()
 
 	// The node has recorded its run and holds: kill the gateway under it.
-	var id string
-	deadline := time.Now().Add(time.Minute)
-	for id == "" {
-		if time.Now().After(deadline) {
-			t.Fatalf("the node never recorded its run; gateway log:\n%s", gw.Logs())
-		}
-		if err := pool.QueryRow(ctx, `SELECT coalesce(max(exec_id), '') FROM runs`).Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	id := waitForRecordedRun(t, pool, gw)
 	if err := gw.Kill(); err != nil {
 		t.Fatal(err)
 	}
@@ -185,6 +148,49 @@ func testTracingResumeAfterKill(t *testing.T, pg *testenv.PostgresServer, viaSta
 		t.Fatal(err)
 	}
 
+	checkResumedSpans(t, sink, id, traceID, viaStart)
+}
+
+// startSpanSink starts an OTLP trace collector on loopback, stopped at the
+// end of the test, and returns what it receives and its address.
+func startSpanSink(t *testing.T) (*spanSink, string) {
+	t.Helper()
+	sink := &spanSink{}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	collectortrace.RegisterTraceServiceServer(gs, sink)
+	go gs.Serve(lis)
+	t.Cleanup(gs.Stop)
+	return sink, lis.Addr().String()
+}
+
+// waitForRecordedRun waits up to a minute for a node to record its run in
+// pool's table runs and returns the run's execution id.
+func waitForRecordedRun(t *testing.T, pool *pgxpool.Pool, gw *testenv.GatewayProcess) (id string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for id == "" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the node never recorded its run; gateway log:\n%s", gw.Logs())
+		}
+		if err := pool.QueryRow(t.Context(), `SELECT coalesce(max(exec_id), '') FROM runs`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return id
+}
+
+// checkResumedSpans checks the spans sink received for execution id,
+// resumed after a kill: one Execution span, marked resumed, in the
+// caller's trace traceID (ExecuteWorkflow) or a new root linked to it
+// (StartExecution, viaStart), with the resumed node's RunNode spans under
+// it.
+func checkResumedSpans(t *testing.T, sink *spanSink, id, traceID string, viaStart bool) {
+	t.Helper()
 	runs := sink.named("Execution trace_resume")
 	if len(runs) != 1 {
 		t.Fatalf("%d Execution spans exported, want 1 (the resumed run's)", len(runs))

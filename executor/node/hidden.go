@@ -417,64 +417,11 @@ func chargeMethod(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 	var n int64
 	switch b.Name() {
 	case "join":
-		s, _ := recv.(starlark.String)
-		if len(args) != 1 {
-			return nil
-		}
-		count := elems(args[0])
-		n = mul(int64(len(s)), count)
-		if it, ok := args[0].(starlark.Iterable); ok {
-			iter := it.Iterate()
-			var x starlark.Value
-			for iter.Next(&x) {
-				if xs, ok := x.(starlark.String); ok {
-					n = sat(n, int64(len(xs)))
-				}
-			}
-			iter.Done()
-		}
+		n = joinSize(recv, args)
 	case "replace":
-		s, ok := recv.(starlark.String)
-		if !ok || len(args) < 2 {
-			return nil
-		}
-		old, ok1 := args[0].(starlark.String)
-		repl, ok2 := args[1].(starlark.String)
-		if !ok1 || !ok2 {
-			return nil
-		}
-		count := int64(strings.Count(string(s), string(old)))
-		if len(args) > 2 {
-			if c, ok := args[2].(starlark.Int); ok {
-				if c64, ok := c.Int64(); ok && c64 >= 0 {
-					count = min(count, c64)
-				}
-			}
-		}
-		n = sat(int64(len(s)), mul(count, max(int64(len(repl)-len(old)), 0)))
+		n = replaceSize(recv, args)
 	case "format":
-		s, _ := recv.(starlark.String)
-		fields := int64(strings.Count(string(s), "{"))
-		vals := append(starlark.Tuple(nil), args...)
-		for _, kv := range kwargs {
-			vals = append(vals, kv[1])
-		}
-		if err := charge(th, what, int64(len(s))+valueHeader); err != nil {
-			return err
-		}
-		// Each field prints one argument; charge the largest for each.
-		r := runOf(th)
-		if r == nil {
-			return nil
-		}
-		var largest, visits int64
-		for _, v := range vals {
-			largest = max(largest, textSize(v, r.mem.remaining(), &visits))
-		}
-		if visits > 64 && !r.budget.charge(th, visits) {
-			return fmt.Errorf("%s: too many steps: its values exceed the remaining step budget of the node", what)
-		}
-		return r.mem.add(what, mul(largest, fields))
+		return chargeFormatMethod(th, what, recv, args, kwargs)
 	case "split", "rsplit", "splitlines":
 		s, _ := recv.(starlark.String)
 		parts := int64(len(s))/2 + 1
@@ -509,6 +456,77 @@ func chargeMethod(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple,
 		n = mul(n, hashEntry)
 	}
 	return charge(th, what, n)
+}
+
+// joinSize estimates sep.join(args[0]): the separator once per element
+// plus the length of every string element; 0 for a call that will fail.
+func joinSize(recv starlark.Value, args starlark.Tuple) int64 {
+	s, _ := recv.(starlark.String)
+	if len(args) != 1 {
+		return 0
+	}
+	n := mul(int64(len(s)), elems(args[0]))
+	if it, ok := args[0].(starlark.Iterable); ok {
+		iter := it.Iterate()
+		var x starlark.Value
+		for iter.Next(&x) {
+			if xs, ok := x.(starlark.String); ok {
+				n = sat(n, int64(len(xs)))
+			}
+		}
+		iter.Done()
+	}
+	return n
+}
+
+// replaceSize estimates s.replace(old, new[, count]): s grown by each
+// replacement that lengthens it; 0 for a call that will fail.
+func replaceSize(recv starlark.Value, args starlark.Tuple) int64 {
+	s, ok := recv.(starlark.String)
+	if !ok || len(args) < 2 {
+		return 0
+	}
+	old, ok1 := args[0].(starlark.String)
+	repl, ok2 := args[1].(starlark.String)
+	if !ok1 || !ok2 {
+		return 0
+	}
+	count := int64(strings.Count(string(s), string(old)))
+	if len(args) > 2 {
+		if c, ok := args[2].(starlark.Int); ok {
+			if c64, ok := c.Int64(); ok && c64 >= 0 {
+				count = min(count, c64)
+			}
+		}
+	}
+	return sat(int64(len(s)), mul(count, max(int64(len(repl)-len(old)), 0)))
+}
+
+// chargeFormatMethod charges s.format(*args, **kwargs): the format string, then
+// for each field the text of the largest argument (measuring the
+// arguments costs steps when they are large).
+func chargeFormatMethod(th *starlark.Thread, what string, recv starlark.Value, args starlark.Tuple, kwargs []starlark.Tuple) error {
+	s, _ := recv.(starlark.String)
+	fields := int64(strings.Count(string(s), "{"))
+	vals := append(starlark.Tuple(nil), args...)
+	for _, kv := range kwargs {
+		vals = append(vals, kv[1])
+	}
+	if err := charge(th, what, int64(len(s))+valueHeader); err != nil {
+		return err
+	}
+	r := runOf(th)
+	if r == nil {
+		return nil
+	}
+	var largest, visits int64
+	for _, v := range vals {
+		largest = max(largest, textSize(v, r.mem.remaining(), &visits))
+	}
+	if visits > 64 && !r.budget.charge(th, visits) {
+		return fmt.Errorf("%s: too many steps: its values exceed the remaining step budget of the node", what)
+	}
+	return r.mem.add(what, mul(largest, fields))
 }
 
 // sliceOp implements $slice(x, lo, hi, step): x[lo:hi:step], charging a

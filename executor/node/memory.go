@@ -200,15 +200,9 @@ func (w *Watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- 
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	sample := []metrics.Sample{{Name: heapMetric}, {Name: liveMetric}, {Name: gogcMetric}}
-	var tripped []*run        // stopped attempts not yet ended
-	var cleanup chan struct{} // closed when the collection after a trip is done
-	var base int64            // heap size when that collection started
-	hurried := false          // sampling at the fast rate
-	defer func() {
-		if cleanup != nil {
-			<-cleanup
-		}
-	}()
+	var st tripState
+	defer st.wait()
+	hurried := false // sampling at the fast rate
 	w.mu.Lock()
 	seen := w.started
 	w.mu.Unlock()
@@ -218,60 +212,95 @@ func (w *Watchdog) loop(stop <-chan struct{}, prev <-chan struct{}, done chan<- 
 			return
 		case <-t.C:
 		}
-		w.mu.Lock()
-		limit := w.cfg.Limit
-		if len(w.runs) == 0 && w.started == seen && tripped == nil {
-			// Idle for a whole interval: exit; the next attempt restarts us.
-			if w.stop == stop {
-				w.running = false
-			}
-			w.mu.Unlock()
+		limit, busy := w.observe(stop, &seen, &st)
+		if !busy {
 			return
 		}
-		seen = w.started
-		tripped = slices.DeleteFunc(tripped, func(r *run) bool {
-			_, ok := w.runs[r]
-			return !ok
-		})
-		w.mu.Unlock()
-		if limit == 0 {
-			limit = DefaultMemoryLimit()
-		}
 		heap, live, gogc := readHeap(sample)
-		if cleanup != nil {
-			select {
-			case <-cleanup:
-				cleanup = nil
-			default:
-			}
-		}
-		switch {
-		case tripped != nil:
-			// Wait for the stopped attempts to end, then collect their
-			// garbage in the background and keep watching meanwhile.
-			if len(tripped) == 0 {
-				tripped = nil
-				cleanup, base = make(chan struct{}), heap
-				go func(done chan<- struct{}) {
-					defer close(done)
-					debug.FreeOSMemory()
-				}(cleanup)
-			}
-		case limit < 0:
-		case cleanup != nil:
-			// The heap still holds the garbage of the stopped attempts and
-			// live is stale: watch the growth beyond it.
-			if heap-base > limit {
-				tripped = w.trip(heap, limit)
-			}
-		case live > limit || heap > heapCeiling(limit, gogc):
-			tripped = w.trip(max(heap, live), limit)
-		}
+		w.check(&st, limit, heap, live, gogc)
 		// Sample faster near the limit: a doubling value gets there quickly.
 		if fast := heap > limit/2; fast != hurried {
 			hurried = fast
 			t.Reset(cond(fast, max(interval/5, time.Millisecond), interval))
 		}
+	}
+}
+
+// tripState is what loop remembers between samples about its last trip.
+type tripState struct {
+	tripped []*run        // stopped attempts not yet ended
+	cleanup chan struct{} // closed when the collection after a trip is done
+	base    int64         // heap size when that collection started
+}
+
+// wait waits for the collection after a trip, if one is running.
+func (st *tripState) wait() {
+	if st.cleanup != nil {
+		<-st.cleanup
+	}
+}
+
+// observe is loop's look at the registered attempts, under w.mu: it
+// forgets the tripped attempts that have ended and returns the limit in
+// force. It returns busy false, marking the watchdog stopped (when stop is
+// still its channel), when no attempt was registered or started during
+// the last interval and none it stopped is still running: loop then exits
+// and the next attempt starts a new one. seen is the count of attempts
+// started at the previous look.
+func (w *Watchdog) observe(stop <-chan struct{}, seen *uint64, st *tripState) (limit int64, busy bool) {
+	w.mu.Lock()
+	limit = w.cfg.Limit
+	if len(w.runs) == 0 && w.started == *seen && st.tripped == nil {
+		if w.stop == stop {
+			w.running = false
+		}
+		w.mu.Unlock()
+		return 0, false
+	}
+	*seen = w.started
+	st.tripped = slices.DeleteFunc(st.tripped, func(r *run) bool {
+		_, ok := w.runs[r]
+		return !ok
+	})
+	w.mu.Unlock()
+	if limit == 0 {
+		limit = DefaultMemoryLimit()
+	}
+	return limit, true
+}
+
+// check compares one sample of the heap with limit and trips the
+// watchdog when it is over (see loop); after a trip, once the stopped
+// attempts have ended, it starts a collection in the background.
+func (w *Watchdog) check(st *tripState, limit, heap, live, gogc int64) {
+	if st.cleanup != nil {
+		select {
+		case <-st.cleanup:
+			st.cleanup = nil
+		default:
+		}
+	}
+	switch {
+	case st.tripped != nil:
+		// Wait for the stopped attempts to end, then collect their
+		// garbage in the background and keep watching meanwhile.
+		if len(st.tripped) == 0 {
+			st.tripped = nil
+			st.cleanup, st.base = make(chan struct{}), heap
+			go func(done chan<- struct{}) {
+				defer close(done)
+				debug.FreeOSMemory()
+			}(st.cleanup)
+		}
+	case limit < 0:
+	case st.cleanup != nil:
+		// The heap still holds the garbage of the stopped attempts and
+		// live is stale: watch the growth beyond it.
+		if heap-st.base > limit {
+			st.tripped = w.trip(heap, limit)
+		}
+	case live > limit || heap > heapCeiling(limit, gogc):
+		st.tripped = w.trip(max(heap, live), limit)
 	}
 }
 

@@ -40,110 +40,120 @@ func (s *stringOrBytes) Unpack(v starlark.Value) error {
 	return nil
 }
 
+// jsonModule is the json module: encode, decode (also loads), indent and
+// dumps, each charging its result to the node's memory budget first.
 func jsonModule() *starlarkstruct.Module {
-	encode := func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var x starlark.Value
-		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &x); err != nil {
-			return nil, err
-		}
-		if err := chargeText(th, b.Name(), 1, x); err != nil {
-			return nil, err
-		}
-		out, err := starval.EncodeJSON(x, 0)
-		if err != nil {
-			return nil, err
-		}
-		return starlark.String(out), nil
+	return module("json", map[string]builtinFunc{
+		"encode": jsonEncode, "decode": jsonDecode, "indent": jsonIndent,
+		"dumps": jsonDumps, "loads": jsonDecode,
+	})
+}
+
+// jsonEncode implements json.encode(x).
+func jsonEncode(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var x starlark.Value
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &x); err != nil {
+		return nil, err
 	}
-	decode := func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var s stringOrBytes
-		if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &s); err != nil {
-			return nil, err
-		}
-		if err := charge(th, b.Name(), jsonDecodeSize(s)); err != nil {
-			return nil, err
-		}
-		v, err := starval.DecodeJSON(s, 0)
-		if err != nil {
-			return nil, err
-		}
-		return v, nil
+	if err := chargeText(th, b.Name(), 1, x); err != nil {
+		return nil, err
 	}
-	indent := func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var s stringOrBytes
-		prefix, ind := "", "\t"
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "s", &s, "prefix?", &prefix, "indent?", &ind); err != nil {
-			return nil, err
+	out, err := starval.EncodeJSON(x, 0)
+	if err != nil {
+		return nil, err
+	}
+	return starlark.String(out), nil
+}
+
+// jsonDecode implements json.decode(s) and json.loads(s).
+func jsonDecode(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var s stringOrBytes
+	if err := starlark.UnpackPositionalArgs(b.Name(), args, kwargs, 1, &s); err != nil {
+		return nil, err
+	}
+	if err := charge(th, b.Name(), jsonDecodeSize(s)); err != nil {
+		return nil, err
+	}
+	v, err := starval.DecodeJSON(s, 0)
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// jsonIndent implements json.indent(s, prefix="", indent="\t").
+func jsonIndent(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var s stringOrBytes
+	prefix, ind := "", "\t"
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "s", &s, "prefix?", &prefix, "indent?", &ind); err != nil {
+		return nil, err
+	}
+	if err := charge(th, b.Name(), jsonIndentSize(s, len(prefix), len(ind))); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if err := json.Indent(&buf, s, prefix, ind); err != nil {
+		return nil, fmt.Errorf("%s: %w", b.Name(), err)
+	}
+	return starlark.String(buf.String()), nil
+}
+
+// jsonDumps implements json.dumps(obj, indent=None, sort_keys=False).
+func jsonDumps(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
+	var x, ind starlark.Value = nil, starlark.None
+	sortKeys := false
+	if err := starlark.UnpackArgs(b.Name(), args, kwargs, "obj", &x, "indent?", &ind, "sort_keys?", &sortKeys); err != nil {
+		return nil, err
+	}
+	times := int64(1)
+	if sortKeys {
+		times = 4 // encoded, decoded into Go maps, encoded again
+	}
+	if err := chargeText(th, b.Name(), times, x); err != nil {
+		return nil, err
+	}
+	out, err := starval.EncodeJSON(x, 0)
+	if err != nil {
+		return nil, err
+	}
+	if sortKeys { // decode into Go maps (sorted on output), keeping number text
+		d := json.NewDecoder(bytes.NewReader(out))
+		d.UseNumber()
+		var v any
+		if err := d.Decode(&v); err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name(), err)
 		}
-		if err := charge(th, b.Name(), jsonIndentSize(s, len(prefix), len(ind))); err != nil {
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
+			return nil, fmt.Errorf("%s: %w", b.Name(), err)
+		}
+		out = bytes.TrimRight(buf.Bytes(), "\n")
+	}
+	var indentStr string
+	switch ind := ind.(type) {
+	case starlark.NoneType:
+	case starlark.Int:
+		n, ok := ind.Int64()
+		if !ok || n < 0 || n > 16 {
+			return nil, fmt.Errorf("%s: indent must be between 0 and 16", b.Name())
+		}
+		indentStr = strings.Repeat(" ", int(n))
+	case starlark.String:
+		indentStr = string(ind)
+	default:
+		return nil, fmt.Errorf("%s: indent must be an int or a str, got %s", b.Name(), ind.Type())
+	}
+	if ind != starlark.None {
+		if err := charge(th, b.Name(), jsonIndentSize(out, 0, len(indentStr))); err != nil {
 			return nil, err
 		}
 		var buf bytes.Buffer
-		if err := json.Indent(&buf, s, prefix, ind); err != nil {
-			return nil, fmt.Errorf("%s: %w", b.Name(), err)
-		}
-		return starlark.String(buf.String()), nil
+		_ = json.Indent(&buf, out, "", indentStr) // out is valid JSON
+		out = buf.Bytes()
 	}
-	dumps := func(th *starlark.Thread, b *starlark.Builtin, args starlark.Tuple, kwargs []starlark.Tuple) (starlark.Value, error) {
-		var x, ind starlark.Value = nil, starlark.None
-		sortKeys := false
-		if err := starlark.UnpackArgs(b.Name(), args, kwargs, "obj", &x, "indent?", &ind, "sort_keys?", &sortKeys); err != nil {
-			return nil, err
-		}
-		times := int64(1)
-		if sortKeys {
-			times = 4 // encoded, decoded into Go maps, encoded again
-		}
-		if err := chargeText(th, b.Name(), times, x); err != nil {
-			return nil, err
-		}
-		out, err := starval.EncodeJSON(x, 0)
-		if err != nil {
-			return nil, err
-		}
-		if sortKeys { // decode into Go maps (sorted on output), keeping number text
-			d := json.NewDecoder(bytes.NewReader(out))
-			d.UseNumber()
-			var v any
-			if err := d.Decode(&v); err != nil {
-				return nil, fmt.Errorf("%s: %w", b.Name(), err)
-			}
-			var buf bytes.Buffer
-			enc := json.NewEncoder(&buf)
-			enc.SetEscapeHTML(false)
-			if err := enc.Encode(v); err != nil {
-				return nil, fmt.Errorf("%s: %w", b.Name(), err)
-			}
-			out = bytes.TrimRight(buf.Bytes(), "\n")
-		}
-		var indentStr string
-		switch ind := ind.(type) {
-		case starlark.NoneType:
-		case starlark.Int:
-			n, ok := ind.Int64()
-			if !ok || n < 0 || n > 16 {
-				return nil, fmt.Errorf("%s: indent must be between 0 and 16", b.Name())
-			}
-			indentStr = strings.Repeat(" ", int(n))
-		case starlark.String:
-			indentStr = string(ind)
-		default:
-			return nil, fmt.Errorf("%s: indent must be an int or a str, got %s", b.Name(), ind.Type())
-		}
-		if ind != starlark.None {
-			if err := charge(th, b.Name(), jsonIndentSize(out, 0, len(indentStr))); err != nil {
-				return nil, err
-			}
-			var buf bytes.Buffer
-			_ = json.Indent(&buf, out, "", indentStr) // out is valid JSON
-			out = buf.Bytes()
-		}
-		return starlark.String(out), nil
-	}
-	return module("json", map[string]builtinFunc{
-		"encode": encode, "decode": decode, "indent": indent,
-		"dumps": dumps, "loads": decode,
-	})
+	return starlark.String(out), nil
 }
 
 // jsonIndentSize bounds the size of json.indent of s: every token that

@@ -167,6 +167,22 @@ func TestGoModule(t *testing.T) {
 	root := repoRoot(t)
 	tg := setup(t)
 	dir := t.TempDir()
+	writeQuickStartModule(t, root, dir)
+	env := []string{"GOFLAGS=-mod=mod", "GOWORK=off"}
+	run(t, dir, env, "go", "mod", "tidy")
+	for i := 0; i < 2; i++ {
+		if out := run(t, dir, env, "go", "run", ".", tg.gateway, strconv.Itoa(tg.port), tg.db); out != "Hello from kgw\n" {
+			t.Fatalf("quick start printed %q", out)
+		}
+	}
+	checkClientDeps(t, dir, env)
+}
+
+// writeQuickStartModule writes into dir a module whose main runs the Go
+// quick start of README.md (arguments: gateway address, PostgreSQL port,
+// database), requiring the Go client of the repository at root.
+func writeQuickStartModule(t *testing.T, root, dir string) {
+	t.Helper()
 	data, err := os.ReadFile(filepath.Join(root, "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -215,16 +231,13 @@ var _ = errors.Is
 	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"GOFLAGS=-mod=mod", "GOWORK=off"}
-	run(t, dir, env, "go", "mod", "tidy")
-	for i := 0; i < 2; i++ {
-		if out := run(t, dir, env, "go", "run", ".", tg.gateway, strconv.Itoa(tg.port), tg.db); out != "Hello from kgw\n" {
-			t.Fatalf("quick start printed %q", out)
-		}
-	}
-	// What a user's build pulls in, and what go get adds to their module
-	// graph (go list -m all): none of the server's dependencies, nor the
-	// server module itself.
+}
+
+// checkClientDeps checks what a build of the module in dir pulls in, and
+// what go get adds to its module graph (go list -m all): none of the
+// server's dependencies, nor the server module itself.
+func checkClientDeps(t *testing.T, dir string, env []string) {
+	t.Helper()
 	server := []string{"github.com/jackc/pgx", "github.com/redis/rueidis", "go.starlark.net", "modernc.org/sqlite", "github.com/mattn/go-sqlite3"}
 	mods := run(t, dir, env, "go", "list", "-deps", "-f", "{{with .Module}}{{.Path}}{{end}}", ".")
 	for _, dep := range server {

@@ -237,112 +237,130 @@ func TestResetSimpleProtocol(t *testing.T) {
 // is reported as failed.
 func TestResetAttacks(t *testing.T) {
 	f := newResetFixture(t)
-	ctx := t.Context()
 	f.state(t)
 
-	t.Run("statement fails after changing state", func(t *testing.T) {
-		// Session advisory locks survive the rollback: only the hook's
-		// reset releases them.
-		// pgx forgets the statements of a failed batch, so each call here
-		// prepares again: 3 round trips, the last the hook's reset.
-		for range 2 {
-			_, trips, err := f.call(t, ctx, "SELECT leak_lock(), leak_search_path(), 1/0", nil, fetchValue)
-			if err == nil || !strings.Contains(err.Error(), "division by zero") {
-				t.Fatalf("error %v, want division by zero", err)
-			}
-			if trips != 3 {
-				t.Errorf("%d round trips, want 3 (prepare, the call, the hook's reset)", trips)
-			}
-			if st, _ := f.state(t); st != freshState {
-				t.Fatalf("next call sees %q, want %q", st, freshState)
-			}
-		}
-	})
+	t.Run("statement fails after changing state", func(t *testing.T) { testResetStatementFails(t, f) })
+	t.Run("commit fails after the reset", func(t *testing.T) { testResetCommitFails(t, f) })
+	t.Run("first statement opens a transaction", func(t *testing.T) { testResetOpensTransaction(t, f) })
+	t.Run("cancelled while sleeping", func(t *testing.T) { testResetCancelledSleeping(t, f) })
+	t.Run("cancelled at commit, after the reset statements", func(t *testing.T) { testResetCancelledAtCommit(t, f) })
+	t.Run("cancelled at any point", func(t *testing.T) { testResetCancelledAnyPoint(t, f) })
+}
 
-	t.Run("commit fails after the reset", func(t *testing.T) {
-		// The foreign key is checked at commit, after the reset statements:
-		// the insert is rolled back with them, and the call says so.
-		_, _, err := f.call(t, ctx, "INSERT INTO child SELECT $1::int, leak_lock() || leak_search_path()", []any{int64(999)}, execute)
-		if err == nil || !strings.Contains(err.Error(), "statement rolled back") || !strings.Contains(err.Error(), "child_parent_id_fkey") {
-			t.Fatalf("error %v, want the rolled back statement and the foreign key", err)
+// testResetStatementFails: a statement that fails after changing session state: the hook's reset cleans up.
+func testResetStatementFails(t *testing.T, f *resetFixture) {
+	ctx := t.Context()
+	// Session advisory locks survive the rollback: only the hook's
+	// reset releases them.
+	// pgx forgets the statements of a failed batch, so each call here
+	// prepares again: 3 round trips, the last the hook's reset.
+	for range 2 {
+		_, trips, err := f.call(t, ctx, "SELECT leak_lock(), leak_search_path(), 1/0", nil, fetchValue)
+		if err == nil || !strings.Contains(err.Error(), "division by zero") {
+			t.Fatalf("error %v, want division by zero", err)
 		}
-		var n int
-		if err := f.admin.QueryRow(ctx, "SELECT count(*) FROM child").Scan(&n); err != nil || n != 0 {
-			t.Fatalf("child rows %d (%v), want 0", n, err)
+		if trips != 3 {
+			t.Errorf("%d round trips, want 3 (prepare, the call, the hook's reset)", trips)
 		}
 		if st, _ := f.state(t); st != freshState {
 			t.Fatalf("next call sees %q, want %q", st, freshState)
 		}
-	})
+	}
+}
 
-	t.Run("first statement opens a transaction", func(t *testing.T) {
-		_, pid := f.state(t)
-		for _, sql := range []string{"BEGIN", "START TRANSACTION", "begin; SELECT leak_search_path()"} {
-			if _, _, err := f.call(t, ctx, sql, nil, execute); err != nil {
-				t.Fatalf("%s: %v", sql, err)
-			}
-			st, p := f.state(t)
-			if st != freshState {
-				t.Fatalf("after %s the next call sees %q, want %q", sql, st, freshState)
-			}
-			if p == pid {
-				t.Fatalf("after %s the connection with an open transaction was pooled", sql)
-			}
-			pid = p
-		}
-		// A transaction statement never carries the reset, even with
-		// parameters.
-		if batchable("BEGIN") || batchable("COMMIT") || batchable("SAVEPOINT a") {
-			t.Fatal("a transaction statement is batchable")
-		}
-	})
+// testResetCommitFails: a commit that fails after the reset statements rolls the statement back with them, and the call says so.
+func testResetCommitFails(t *testing.T, f *resetFixture) {
+	ctx := t.Context()
+	// The foreign key is checked at commit, after the reset statements:
+	// the insert is rolled back with them, and the call says so.
+	_, _, err := f.call(t, ctx, "INSERT INTO child SELECT $1::int, leak_lock() || leak_search_path()", []any{int64(999)}, execute)
+	if err == nil || !strings.Contains(err.Error(), "statement rolled back") || !strings.Contains(err.Error(), "child_parent_id_fkey") {
+		t.Fatalf("error %v, want the rolled back statement and the foreign key", err)
+	}
+	var n int
+	if err := f.admin.QueryRow(ctx, "SELECT count(*) FROM child").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("child rows %d (%v), want 0", n, err)
+	}
+	if st, _ := f.state(t); st != freshState {
+		t.Fatalf("next call sees %q, want %q", st, freshState)
+	}
+}
 
-	t.Run("cancelled while sleeping", func(t *testing.T) {
-		cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
-		defer cancel()
-		_, _, err := f.call(t, cctx, "SELECT leak_lock(), leak_search_path(), pg_sleep(10)", nil, fetchValue)
-		if err == nil || !errors.Is(cancelled(cctx, err), context.DeadlineExceeded) {
-			t.Fatalf("error %v, want the deadline", err)
+// testResetOpensTransaction: a statement that opens a transaction: the connection is not pooled, and no transaction statement carries the reset.
+func testResetOpensTransaction(t *testing.T, f *resetFixture) {
+	ctx := t.Context()
+	_, pid := f.state(t)
+	for _, sql := range []string{"BEGIN", "START TRANSACTION", "begin; SELECT leak_search_path()"} {
+		if _, _, err := f.call(t, ctx, sql, nil, execute); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		st, p := f.state(t)
+		if st != freshState {
+			t.Fatalf("after %s the next call sees %q, want %q", sql, st, freshState)
+		}
+		if p == pid {
+			t.Fatalf("after %s the connection with an open transaction was pooled", sql)
+		}
+		pid = p
+	}
+	// A transaction statement never carries the reset, even with
+	// parameters.
+	if batchable("BEGIN") || batchable("COMMIT") || batchable("SAVEPOINT a") {
+		t.Fatal("a transaction statement is batchable")
+	}
+}
+
+// testResetCancelledSleeping: a call cancelled while its statement sleeps.
+func testResetCancelledSleeping(t *testing.T, f *resetFixture) {
+	ctx := t.Context()
+	cctx, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, _, err := f.call(t, cctx, "SELECT leak_lock(), leak_search_path(), pg_sleep(10)", nil, fetchValue)
+	if err == nil || !errors.Is(cancelled(cctx, err), context.DeadlineExceeded) {
+		t.Fatalf("error %v, want the deadline", err)
+	}
+	if st, _ := f.state(t); st != freshState {
+		t.Fatalf("next call sees %q, want %q", st, freshState)
+	}
+}
+
+// testResetCancelledAtCommit: a call cancelled at commit, after the reset statements: the statement is rolled back and reported.
+func testResetCancelledAtCommit(t *testing.T, f *resetFixture) {
+	ctx := t.Context()
+	cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	_, _, err := f.call(t, cctx, "INSERT INTO slow_commit SELECT leak_lock() || leak_search_path() || $1", []any{"x"}, execute)
+	if err == nil || !errors.Is(cancelled(cctx, err), context.DeadlineExceeded) || !strings.Contains(err.Error(), "statement rolled back") {
+		t.Fatalf("error %v, want the deadline and the rolled back statement", err)
+	}
+	var n int
+	if err := f.admin.QueryRow(ctx, "SELECT count(*) FROM slow_commit").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("slow_commit rows %d (%v), want 0", n, err)
+	}
+	if st, _ := f.state(t); st != freshState {
+		t.Fatalf("next call sees %q, want %q", st, freshState)
+	}
+}
+
+// testResetCancelledAnyPoint: calls cancelled at any point, before, during or after the statement and the reset.
+func testResetCancelledAnyPoint(t *testing.T, f *resetFixture) {
+	ctx := t.Context()
+	// Deadlines from before the call to after it: some cancel the
+	// statement, some the reset statements after it, some nothing.
+	failed := 0
+	for i := range 60 {
+		d := time.Duration(i) * 10 * time.Microsecond
+		cctx, cancel := context.WithTimeout(ctx, d)
+		_, _, err := f.call(t, cctx, "SELECT leak_lock() || leak_search_path() || $1", []any{fmt.Sprint(i)}, fetchValue)
+		cancel()
+		if err != nil {
+			failed++
 		}
 		if st, _ := f.state(t); st != freshState {
-			t.Fatalf("next call sees %q, want %q", st, freshState)
+			t.Fatalf("deadline %s (error %v): next call sees %q, want %q", d, err, st, freshState)
 		}
-	})
-
-	t.Run("cancelled at commit, after the reset statements", func(t *testing.T) {
-		cctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
-		defer cancel()
-		_, _, err := f.call(t, cctx, "INSERT INTO slow_commit SELECT leak_lock() || leak_search_path() || $1", []any{"x"}, execute)
-		if err == nil || !errors.Is(cancelled(cctx, err), context.DeadlineExceeded) || !strings.Contains(err.Error(), "statement rolled back") {
-			t.Fatalf("error %v, want the deadline and the rolled back statement", err)
-		}
-		var n int
-		if err := f.admin.QueryRow(ctx, "SELECT count(*) FROM slow_commit").Scan(&n); err != nil || n != 0 {
-			t.Fatalf("slow_commit rows %d (%v), want 0", n, err)
-		}
-		if st, _ := f.state(t); st != freshState {
-			t.Fatalf("next call sees %q, want %q", st, freshState)
-		}
-	})
-
-	t.Run("cancelled at any point", func(t *testing.T) {
-		// Deadlines from before the call to after it: some cancel the
-		// statement, some the reset statements after it, some nothing.
-		failed := 0
-		for i := range 60 {
-			d := time.Duration(i) * 10 * time.Microsecond
-			cctx, cancel := context.WithTimeout(ctx, d)
-			_, _, err := f.call(t, cctx, "SELECT leak_lock() || leak_search_path() || $1", []any{fmt.Sprint(i)}, fetchValue)
-			cancel()
-			if err != nil {
-				failed++
-			}
-			if st, _ := f.state(t); st != freshState {
-				t.Fatalf("deadline %s (error %v): next call sees %q, want %q", d, err, st, freshState)
-			}
-		}
-		t.Logf("%d of 60 calls cancelled", failed)
-	})
+	}
+	t.Logf("%d of 60 calls cancelled", failed)
 }
 
 // TestGiveBack: a connection whose caller says the reset ran after its

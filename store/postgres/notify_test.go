@@ -27,44 +27,7 @@ func TestListenNotifications(t *testing.T) {
 		return s
 	}
 	a, b := open(), open()
-	type note struct{ kind, payload string }
-	notes := make(chan note, 16)
-	up := make(chan bool, 4)
-	lctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() {
-		done <- b.Listen(lctx, store.Notifications{
-			Cancel:    func(id string) { notes <- note{"cancel", id} },
-			Events:    func(id string) { notes <- note{"events", id} },
-			Workflows: func(name string) { notes <- note{"workflows", name} },
-			Connected: func(ok bool) { up <- ok },
-		})
-	}()
-	defer func() {
-		stop()
-		if err := <-done; !errors.Is(err, context.Canceled) {
-			t.Errorf("Listen returned %v, want context.Canceled", err)
-		}
-	}()
-	select {
-	case ok := <-up:
-		if !ok {
-			t.Fatal("Connected(false) before listening")
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("Listen never connected")
-	}
-	expect := func(kind, payload string) {
-		t.Helper()
-		select {
-		case n := <-notes:
-			if n != (note{kind, payload}) {
-				t.Fatalf("got notification %+v, want %s %s", n, kind, payload)
-			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("no %s notification for %s", kind, payload)
-		}
-	}
+	l := listen(t, b)
 	now := time.Now().UTC()
 	x := &store.Execution{ID: "x1", Workflow: "w", Version: 1, Status: store.ExecutionRunning, CreateTime: now, StartTime: now}
 	if err := a.WriteJournal(ctx, &store.JournalBatch{Creates: []*store.Execution{x}}); err != nil {
@@ -76,19 +39,32 @@ func TestListenNotifications(t *testing.T) {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	expect("events", "x1") // one per execution and commit, not per event
+	l.expect(t, "events", "x1") // one per execution and commit, not per event
 	if evs, err := b.ListEvents(ctx, "x1", 0, 0); err != nil || len(evs) != 2 {
 		t.Fatalf("events readable when notified: %d, %v; want 2", len(evs), err)
 	}
+	checkWorkflowNotifications(t, a, b, l)
+	if err := a.RequestCancel(ctx, "x1"); err != nil {
+		t.Fatal(err)
+	}
+	// The failed delete sent nothing: the next notification is the cancel.
+	l.expect(t, "cancel", "x1")
+}
 
+// checkWorkflowNotifications: creating two versions of a workflow on a
+// and deleting it notify b (listening through l), which then reads the
+// versions; deleting it again fails and notifies nothing.
+func checkWorkflowNotifications(t *testing.T, a, b *postgres.Store, l *noteListener) {
+	t.Helper()
+	ctx := t.Context()
 	if _, err := a.CreateWorkflowVersion(ctx, &store.Workflow{Name: "wf", Nodes: []store.Node{{ID: "n"}}}); err != nil {
 		t.Fatal(err)
 	}
-	expect("workflows", "wf")
+	l.expect(t, "workflows", "wf")
 	if _, err := a.CreateWorkflowVersion(ctx, &store.Workflow{Name: "wf", Nodes: []store.Node{{ID: "n"}}}); err != nil {
 		t.Fatal(err)
 	}
-	expect("workflows", "wf")
+	l.expect(t, "workflows", "wf")
 	for _, c := range []struct{ asked, want int32 }{{0, 2}, {1, 1}, {2, 2}} {
 		if v, err := b.WorkflowVersion(ctx, "wf", c.asked); err != nil || v != c.want {
 			t.Errorf("WorkflowVersion(wf, %d) = %d, %v; want %d", c.asked, v, err, c.want)
@@ -100,16 +76,65 @@ func TestListenNotifications(t *testing.T) {
 	if err := a.DeleteWorkflow(ctx, "wf"); err != nil {
 		t.Fatal(err)
 	}
-	expect("workflows", "wf")
+	l.expect(t, "workflows", "wf")
 	if _, err := b.WorkflowVersion(ctx, "wf", 0); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("WorkflowVersion after delete: %v, want ErrNotFound", err)
 	}
 	if err := a.DeleteWorkflow(ctx, "wf"); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("deleting again: %v, want ErrNotFound", err)
 	}
-	if err := a.RequestCancel(ctx, "x1"); err != nil {
-		t.Fatal(err)
+}
+
+type note struct{ kind, payload string }
+
+// noteListener receives the notifications of a store's Listen.
+type noteListener struct {
+	notes chan note
+}
+
+// listen runs b.Listen until the test ends (then checks it returned
+// context.Canceled) and waits for it to connect.
+func listen(t *testing.T, b *postgres.Store) *noteListener {
+	t.Helper()
+	l := &noteListener{notes: make(chan note, 16)}
+	up := make(chan bool, 4)
+	lctx, stop := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- b.Listen(lctx, store.Notifications{
+			Cancel:    func(id string) { l.notes <- note{"cancel", id} },
+			Events:    func(id string) { l.notes <- note{"events", id} },
+			Workflows: func(name string) { l.notes <- note{"workflows", name} },
+			Connected: func(ok bool) { up <- ok },
+		})
+	}()
+	t.Cleanup(func() {
+		stop()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("Listen returned %v, want context.Canceled", err)
+		}
+	})
+	select {
+	case ok := <-up:
+		if !ok {
+			t.Fatal("Connected(false) before listening")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen never connected")
 	}
-	// The failed delete sent nothing: the next notification is the cancel.
-	expect("cancel", "x1")
+	return l
+}
+
+// expect waits up to 5 s for the next notification, which must be kind
+// with payload.
+func (l *noteListener) expect(t *testing.T, kind, payload string) {
+	t.Helper()
+	select {
+	case n := <-l.notes:
+		if n != (note{kind, payload}) {
+			t.Fatalf("got notification %+v, want %s %s", n, kind, payload)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %s notification for %s", kind, payload)
+	}
 }

@@ -14,11 +14,24 @@ import (
 	"github.com/kailash-gateway/kgw/store"
 )
 
+// testJournalWrite writes an execution's journal in two batches, checking
+// the execution after each, then lists its events by range.
 func testJournalWrite(t *testing.T, s store.Store) {
 	ctx := t.Context()
 	e := sampleExecution("j1", at(0))
 	must(t, "CreateExecution", s.CreateExecution(ctx, e))
+	want, first := journalWriteStart(t, s)
+	final := journalWriteEnd(t, s, want)
+	checkJournalEvents(t, s, append(first, final...))
+	// An empty batch is fine.
+	must(t, "WriteJournal(empty)", s.WriteJournal(ctx, &store.JournalBatch{}))
+}
 
+// journalWriteStart writes the first batch of execution j1 (made by
+// sampleExecution): it starts, and its first node starts. It returns the
+// execution as stored and the batch's events.
+func journalWriteStart(t *testing.T, s store.Store) (*store.Execution, []*store.Event) {
+	ctx := t.Context()
 	started := &store.Event{ExecutionID: "j1", Seq: 1, Time: at(time.Second), Kind: store.EventExecutionStarted,
 		Workflow: "orders", Version: 2, Resumed: true}
 	nodeStarted := &store.Event{ExecutionID: "j1", Seq: 2, Time: at(2 * time.Second), Kind: store.EventNodeStarted,
@@ -43,7 +56,14 @@ func testJournalWrite(t *testing.T, s store.Store) {
 	if d := diff(want, got); d != "" {
 		t.Errorf("after WriteJournal #1 (-want +got):\n%s", d)
 	}
+	return want, b1.Events
+}
 
+// journalWriteEnd writes the second batch of j1, whose stored form is want:
+// its node logs, retries and completes, and the execution fails. It
+// returns the batch's events.
+func journalWriteEnd(t *testing.T, s store.Store, want *store.Execution) []*store.Event {
+	ctx := t.Context()
 	log := &store.Event{ExecutionID: "j1", Seq: 3, Time: at(3 * time.Second), Kind: store.EventNodeLog,
 		NodeID: "fetch", Attempt: 1, Level: store.LogWarning, Message: "slow", Fields: jsonValue()}
 	retry := &store.Event{ExecutionID: "j1", Seq: 4, Time: at(4 * time.Second), Kind: store.EventNodeRetrying,
@@ -65,13 +85,18 @@ func testJournalWrite(t *testing.T, s store.Store) {
 		Events: []*store.Event{log, retry, completed, final},
 	}
 	must(t, "WriteJournal #2", s.WriteJournal(ctx, b2))
-	got, err = s.GetExecution(ctx, "j1")
+	got, err := s.GetExecution(ctx, "j1")
 	must(t, "GetExecution", err)
 	if d := diff(want, got); d != "" {
 		t.Errorf("after WriteJournal #2 (-want +got):\n%s", d)
 	}
+	return b2.Events
+}
 
-	allEvents := []*store.Event{started, nodeStarted, log, retry, completed, final}
+// checkJournalEvents lists the events of j1, all of them allEvents, in
+// whole and by range, and those of an unknown execution.
+func checkJournalEvents(t *testing.T, s store.Store, allEvents []*store.Event) {
+	ctx := t.Context()
 	events, err := s.ListEvents(ctx, "j1", 0, 0)
 	must(t, "ListEvents", err)
 	if d := diff(allEvents, events); d != "" {
@@ -92,8 +117,6 @@ func testJournalWrite(t *testing.T, s store.Store) {
 	if len(events) != 0 {
 		t.Errorf("ListEvents(unknown) = %d events, want 0", len(events))
 	}
-	// An empty batch is fine.
-	must(t, "WriteJournal(empty)", s.WriteJournal(ctx, &store.JournalBatch{}))
 }
 
 // Executions created in a batch are inserted before the batch's other

@@ -186,8 +186,33 @@ func clusterBenchmark(ctx context.Context, o options, pg *testenv.PostgresServer
 	}
 
 	// Throughput: one replica (B stopped, so that its LISTEN connection
-	// and heartbeats cost nothing) and two, in turns. PostgreSQL's CPU is
-	// measured over the same windows.
+	// and heartbeats cost nothing) and two, in turns.
+	if err := clusterThroughput(ctx, o, pg, a, b); err != nil {
+		return err
+	}
+
+	// Cross-replica watch latency, with the cluster otherwise idle, then
+	// while both replicas serve no-op calls.
+	w, err := watchLatency(ctx, a, b, c)
+	if err != nil {
+		return fmt.Errorf("watch latency: %w", err)
+	}
+	fmt.Println(w.line("BenchmarkCluster/watch/idle"))
+	if c.loadCallers > 0 {
+		if err := watchUnderLoad(ctx, o, a, b); err != nil {
+			return err
+		}
+	}
+	fmt.Println(clusterLabel)
+	return nil
+}
+
+// clusterThroughput measures no-op calls on one replica (a, with b
+// stopped, so that its LISTEN connection and heartbeats cost nothing) and
+// on two (a and b), in turns for o.cluster.rounds, with PostgreSQL's CPU
+// over the same windows, and prints the benchmark lines.
+func clusterThroughput(ctx context.Context, o options, pg *testenv.PostgresServer, a, b *replica) error {
+	c := o.cluster
 	var one, two, onA, onB measurement
 	var pgOne, pgTwo pgCPU
 	for range c.rounds {
@@ -214,44 +239,41 @@ func clusterBenchmark(ctx context.Context, o options, pg *testenv.PostgresServer
 		fmt.Sprintf("\t%.1f per-replica-calls/s", two.throughput()/2) + callers)
 	fmt.Println(line("BenchmarkCluster/noop/replicas=2/replica-a", onA) + fmt.Sprintf("\t%d callers", c.callers/2))
 	fmt.Println(line("BenchmarkCluster/noop/replicas=2/replica-b", onB) + fmt.Sprintf("\t%d callers", c.callers-c.callers/2))
+	return nil
+}
 
-	// Cross-replica watch latency, with the cluster otherwise idle, then
-	// while both replicas serve no-op calls.
-	w, err := watchLatency(ctx, a, b, c)
-	if err != nil {
-		return fmt.Errorf("watch latency: %w", err)
-	}
-	fmt.Println(w.line("BenchmarkCluster/watch/idle"))
-	if c.loadCallers > 0 {
-		stop := make(chan struct{})
-		var wg sync.WaitGroup
-		for _, r := range []*replica{a, b} {
-			for range c.loadCallers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					fn := r.noop()
-					for {
-						select {
-						case <-stop:
-							return
-						default:
-						}
-						_ = fn(ctx)
+// watchUnderLoad measures the cross-replica watch latency while both
+// replicas serve no-op calls from o.cluster.loadCallers callers each, and
+// prints its line.
+func watchUnderLoad(ctx context.Context, o options, a, b *replica) error {
+	c := o.cluster
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, r := range []*replica{a, b} {
+		for range c.loadCallers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				fn := r.noop()
+				for {
+					select {
+					case <-stop:
+						return
+					default:
 					}
-				}()
-			}
+					_ = fn(ctx)
+				}
+			}()
 		}
-		time.Sleep(o.warmup)
-		w, err := watchLatency(ctx, a, b, c)
-		close(stop)
-		wg.Wait()
-		if err != nil {
-			return fmt.Errorf("watch latency under load: %w", err)
-		}
-		fmt.Println(w.line("BenchmarkCluster/watch/loaded") + fmt.Sprintf("\t%d load-callers", 2*c.loadCallers))
 	}
-	fmt.Println(clusterLabel)
+	time.Sleep(o.warmup)
+	w, err := watchLatency(ctx, a, b, c)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		return fmt.Errorf("watch latency under load: %w", err)
+	}
+	fmt.Println(w.line("BenchmarkCluster/watch/loaded") + fmt.Sprintf("\t%d load-callers", 2*c.loadCallers))
 	return nil
 }
 

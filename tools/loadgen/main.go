@@ -278,10 +278,46 @@ func benchmark(ctx context.Context, o options) error {
 		defer before.close()
 	}
 
-	// Each concurrency runs in rounds: every round measures every scenario
-	// (and the older binary's, in turns) for window/rounds, so that a
-	// scenario and its health check are measured seconds apart however
-	// the machine's other load changes during the run.
+	measureGo(ctx, g, before, o)
+	if o.cpuProfile != "" {
+		top := o.callers[len(o.callers)-1]
+		if err := profileUnder(ctx, g, scenarios[1], top, o); err != nil {
+			fmt.Fprintln(os.Stderr, "loadgen: cpu profile:", err)
+		} else {
+			fmt.Fprintf(os.Stderr, "loadgen: CPU profile of the gateway (no-op at %d callers) in %s\n", top, o.cpuProfile)
+		}
+	}
+	if !o.skipClients && (o.python != "" || o.node != "") {
+		if err := measureClients(ctx, g, o); err != nil {
+			return err
+		}
+	}
+	if !o.skipStore {
+		if err := storeScenario(ctx, o, o.kgw, "BenchmarkStore", pg.Port); err != nil {
+			return err
+		}
+		if o.kgwBefore != "" {
+			before := o
+			before.storeWindow = max(o.storeWindow, 16*time.Second)
+			before.idleWindow = max(o.idleWindow, 31*time.Second) // two of its ticks
+			if err := storeScenario(ctx, before, o.kgwBefore, "BenchmarkStoreBefore", pg.Port); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Printf("# external benchmark took %s\n", time.Since(began).Round(time.Second))
+	return nil
+}
+
+// measureGo measures every scenario with the Go client at each number of
+// callers, against g and, when before is not nil, against the older
+// binary, and prints a benchmark line for each.
+//
+// Each concurrency runs in rounds: every round measures every scenario
+// (and the older binary's, in turns) for window/rounds, so that a
+// scenario and its health check are measured seconds apart however
+// the machine's other load changes during the run.
+func measureGo(ctx context.Context, g, before *gateway, o options) {
 	part := o
 	part.window = o.window / time.Duration(o.rounds)
 	for _, n := range o.callers {
@@ -302,65 +338,48 @@ func benchmark(ctx context.Context, o options) error {
 			}
 		}
 	}
-	if o.cpuProfile != "" {
-		top := o.callers[len(o.callers)-1]
-		if err := profileUnder(ctx, g, scenarios[1], top, o); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen: cpu profile:", err)
-		} else {
-			fmt.Fprintf(os.Stderr, "loadgen: CPU profile of the gateway (no-op at %d callers) in %s\n", top, o.cpuProfile)
-		}
-	}
+}
 
-	if !o.skipClients && (o.python != "" || o.node != "") {
-		// In rounds too: each round measures the health check, then per
-		// scenario the Go generator and each client for window/rounds, so
-		// that a client and the Go figure it is compared with are measured
-		// seconds apart (the machine's other load moves the figures by tens
-		// of percent within a minute).
-		n := o.clientCallers
-		runners := clientRunners(o)
-		health := measurement{}
-		goM := make([]measurement, len(scenarios))
-		clientM := make([][]measurement, len(scenarios))
-		for i := range clientM {
-			clientM[i] = make([]measurement, len(runners))
-		}
-		for range o.rounds {
-			health = health.add(measure(ctx, g, scenarios[0], n, part))
-			for i, s := range scenarios[1:] {
-				goM[i+1] = goM[i+1].add(measure(ctx, g, s, n, part))
-				for j, c := range runners {
-					m, err := c.run(ctx, g, s, n, part)
-					if err != nil {
-						return fmt.Errorf("%s client, %s: %w", c.lang, s.name, err)
-					}
-					clientM[i+1][j] = clientM[i+1][j].add(m)
-				}
-			}
-		}
-		fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/health/callers=%d", n), health))
+// measureClients measures the Python and TypeScript clients at
+// o.clientCallers, each scenario next to the Go client's figure at the same
+// concurrency, and prints a benchmark line for each.
+//
+// In rounds too: each round measures the health check, then per scenario
+// the Go generator and each client for window/rounds, so that a client and
+// the Go figure it is compared with are measured seconds apart (the
+// machine's other load moves the figures by tens of percent within a
+// minute).
+func measureClients(ctx context.Context, g *gateway, o options) error {
+	part := o
+	part.window = o.window / time.Duration(o.rounds)
+	n := o.clientCallers
+	runners := clientRunners(o)
+	health := measurement{}
+	goM := make([]measurement, len(scenarios))
+	clientM := make([][]measurement, len(scenarios))
+	for i := range clientM {
+		clientM[i] = make([]measurement, len(runners))
+	}
+	for range o.rounds {
+		health = health.add(measure(ctx, g, scenarios[0], n, part))
 		for i, s := range scenarios[1:] {
-			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), goM[i+1]))
+			goM[i+1] = goM[i+1].add(measure(ctx, g, s, n, part))
 			for j, c := range runners {
-				fmt.Println(line(fmt.Sprintf("BenchmarkExternal/%s/%s/callers=%d", c.lang, s.name, n), clientM[i+1][j]))
+				m, err := c.run(ctx, g, s, n, part)
+				if err != nil {
+					return fmt.Errorf("%s client, %s: %w", c.lang, s.name, err)
+				}
+				clientM[i+1][j] = clientM[i+1][j].add(m)
 			}
 		}
 	}
-
-	if !o.skipStore {
-		if err := storeScenario(ctx, o, o.kgw, "BenchmarkStore", pg.Port); err != nil {
-			return err
-		}
-		if o.kgwBefore != "" {
-			before := o
-			before.storeWindow = max(o.storeWindow, 16*time.Second)
-			before.idleWindow = max(o.idleWindow, 31*time.Second) // two of its ticks
-			if err := storeScenario(ctx, before, o.kgwBefore, "BenchmarkStoreBefore", pg.Port); err != nil {
-				return err
-			}
+	fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/health/callers=%d", n), health))
+	for i, s := range scenarios[1:] {
+		fmt.Println(line(fmt.Sprintf("BenchmarkExternal/go/%s/callers=%d", s.name, n), goM[i+1]))
+		for j, c := range runners {
+			fmt.Println(line(fmt.Sprintf("BenchmarkExternal/%s/%s/callers=%d", c.lang, s.name, n), clientM[i+1][j]))
 		}
 	}
-	fmt.Printf("# external benchmark took %s\n", time.Since(began).Round(time.Second))
 	return nil
 }
 
