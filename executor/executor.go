@@ -302,6 +302,40 @@ type Executor struct {
 // New returns an Executor configured by cfg. It starts the journal writer
 // goroutine when cfg.Store is set.
 func New(cfg Config) *Executor {
+	cfg = cfg.withDefaults()
+	realClock := cfg.Now == nil
+	if realClock {
+		cfg.Now = time.Now
+	}
+	e := &Executor{
+		cfg:       cfg,
+		realClock: realClock,
+		st:        cfg.Store,
+		log:       cfg.Logger,
+		now:       cfg.Now,
+		sem:       make(chan struct{}, cfg.MaxConcurrentNodes),
+		runs:      make(map[string]*run),
+		byKey:     make(map[string]*run),
+		perCaller: make(map[string]int),
+		caches:    make(map[string]*node.WorkflowCache),
+	}
+	e.claimDone = sync.NewCond(&e.mu)
+	e.progs.m = make(map[progKey]*node.Program)
+	e.plans.m = make(map[planKey]*plan)
+	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
+	e.handoff = make(chan *run)
+	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
+	e.beating = make(chan struct{})
+	e.backlogWake = make(chan struct{}, 1)
+	e.scanNow = make(chan struct{}, 1)
+	e.clockBase = time.Now()
+	e.startStoreLoops()
+	return e
+}
+
+// withDefaults returns cfg with every unset limit, interval and hook set to
+// its default (Now is left to New, which notes whether it was set).
+func (cfg Config) withDefaults() Config {
 	if cfg.MaxConcurrentNodes <= 0 {
 		cfg.MaxConcurrentNodes = DefaultMaxConcurrentNodes
 	}
@@ -353,47 +387,27 @@ func New(cfg Config) *Executor {
 	if cfg.Observer == nil {
 		cfg.Observer = nopObserver{}
 	}
-	realClock := cfg.Now == nil
-	if realClock {
-		cfg.Now = time.Now
-	}
-	e := &Executor{
-		cfg:       cfg,
-		realClock: realClock,
-		st:        cfg.Store,
-		log:       cfg.Logger,
-		now:       cfg.Now,
-		sem:       make(chan struct{}, cfg.MaxConcurrentNodes),
-		runs:      make(map[string]*run),
-		byKey:     make(map[string]*run),
-		perCaller: make(map[string]int),
-		caches:    make(map[string]*node.WorkflowCache),
-	}
-	e.claimDone = sync.NewCond(&e.mu)
-	e.progs.m = make(map[progKey]*node.Program)
-	e.plans.m = make(map[planKey]*plan)
-	e.baseCtx, e.baseCancel = context.WithCancelCause(context.Background())
-	e.handoff = make(chan *run)
-	e.loopCtx, e.loopCancel = context.WithCancel(context.Background())
-	e.beating = make(chan struct{})
-	e.backlogWake = make(chan struct{}, 1)
-	e.scanNow = make(chan struct{}, 1)
-	e.clockBase = time.Now()
-	if e.st != nil {
-		e.journal = newJournal(e.st, e.log, cfg.Observer)
-		e.loops.Add(1)
-		go e.heartbeatLoop()
-		if l, ok := e.st.(store.Listener); ok {
-			e.loops.Add(1)
-			go e.listen(l)
-		} else if relay, ok := e.st.(store.CancelRelay); ok {
-			e.loops.Add(1)
-			go e.listenCancels(relay)
-		}
-	} else {
+	return cfg
+}
+
+// startStoreLoops starts, with a store, the journal writer, the heartbeat
+// loop and the loop that follows the store's notifications (or its cancel
+// relay); without one, nothing needs a heartbeat before executions start.
+func (e *Executor) startStoreLoops() {
+	if e.st == nil {
 		close(e.beating)
+		return
 	}
-	return e
+	e.journal = newJournal(e.st, e.log, e.cfg.Observer)
+	e.loops.Add(1)
+	go e.heartbeatLoop()
+	if l, ok := e.st.(store.Listener); ok {
+		e.loops.Add(1)
+		go e.listen(l)
+	} else if relay, ok := e.st.(store.CancelRelay); ok {
+		e.loops.Add(1)
+		go e.listenCancels(relay)
+	}
 }
 
 // Execute runs req and waits for the end. A workflow that fails is not an

@@ -89,7 +89,16 @@ func TestRestartLimit(t *testing.T) {
 	if n, err := last.Recover(t.Context()); err != nil || n != 0 {
 		t.Fatalf("Recover past the limit = %d, %v; want 0 resumed and no error", n, err)
 	}
-	x, err = st.GetExecution(t.Context(), id)
+	checkRestartLimitReached(t, st, tr, last, id)
+}
+
+// checkRestartLimitReached checks execution id after its third crash with
+// --max-node-restarts 2: FAILED with RESTART_LIMIT on node c, the rest
+// skipped, node c run four times with attempts 1 to 4, and still readable
+// through the executor.
+func checkRestartLimitReached(t *testing.T, st store.Store, tr *tracker, last *executor.Executor, id string) {
+	t.Helper()
+	x, err := st.GetExecution(t.Context(), id)
 	if err != nil {
 		t.Fatal(err)
 	}

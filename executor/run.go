@@ -590,33 +590,9 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			return r.interrupted(i, last)
 		}
 		last = attempt
-		started := r.nodeStarted(i, attempt)
-		spanCtx, span := r.startNodeSpan(r.ctx, pn.def.ID, attempt)
-		res, err, nodeTimeout := r.attempt(spanCtx, i, attempt, inputs, started, span)
-		<-r.e.sem
-		how := r.attemptOutcome(err, nodeTimeout)
-		r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, how, r.e.now().Sub(started))
-		if span.IsRecording() {
-			var xe *store.ExecError
-			if how == OutcomeFailed || how == OutcomeTimedOut {
-				xe = r.execError(pn, err, nodeTimeout)
-			}
-			r.endNodeSpan(span, pn.def.ID, attempt, how, xe)
-		} else {
-			span.End()
-		}
+		res, err, nodeTimeout, started := r.runAttempt(i, attempt, inputs)
 		if err == nil {
-			res = r.redactResult(res)
-			if xe := r.chargeResult(pn, res); xe != nil {
-				r.nodeFailed(i, attempt, xe, store.NodeFailed)
-				return outcome{i: i, err: xe}
-			}
-			if journalled := r.nodeCompleted(i, attempt, res, started); journalled != nil {
-				// Downstream nodes start once this node's result is
-				// durable: a crash from then on never runs it again.
-				<-journalled
-			}
-			return outcome{i: i, result: res}
+			return r.completed(i, attempt, res, started)
 		}
 		if r.ctx.Err() != nil {
 			return r.interrupted(i, attempt)
@@ -630,27 +606,75 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			r.nodeFailed(i, attempt, xe, status)
 			return outcome{i: i, err: xe}
 		}
-		wait := backoff(pn.retry, failed)
-		if journalled := r.nodeRetrying(i, attempt, xe, wait); journalled != nil {
-			// The next attempt starts once this failure is durable, which
-			// the attempt numbering relies on.
-			<-journalled
-		}
-		d, late := wait, false // late: the run's deadline comes first
-		if left := time.Until(r.deadline); left < d {
-			d, late = left, true
-		}
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-			if late {
-				r.cancel(errWorkflowTimeout)
-				return r.interrupted(i, attempt)
-			}
-		case <-r.ctx.Done():
-			t.Stop()
+		if !r.retryAfter(i, attempt, xe, failed) {
 			return r.interrupted(i, attempt)
 		}
+	}
+}
+
+// runAttempt runs one attempt of node i, holding a node slot it releases,
+// under its RunNode span, and reports it to the Observer.
+func (r *run) runAttempt(i int, attempt int32, inputs map[string]any) (res map[string]any, err error, nodeTimeout bool, started time.Time) {
+	pn := &r.p.nodes[i]
+	started = r.nodeStarted(i, attempt)
+	spanCtx, span := r.startNodeSpan(r.ctx, pn.def.ID, attempt)
+	res, err, nodeTimeout = r.attempt(spanCtx, i, attempt, inputs, started, span)
+	<-r.e.sem
+	how := r.attemptOutcome(err, nodeTimeout)
+	r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, how, r.e.now().Sub(started))
+	if span.IsRecording() {
+		var xe *store.ExecError
+		if how == OutcomeFailed || how == OutcomeTimedOut {
+			xe = r.execError(pn, err, nodeTimeout)
+		}
+		r.endNodeSpan(span, pn.def.ID, attempt, how, xe)
+	} else {
+		span.End()
+	}
+	return res, err, nodeTimeout, started
+}
+
+// completed records node i's result: the node fails instead if the result
+// is over the execution's result budget.
+func (r *run) completed(i int, attempt int32, res map[string]any, started time.Time) outcome {
+	res = r.redactResult(res)
+	if xe := r.chargeResult(&r.p.nodes[i], res); xe != nil {
+		r.nodeFailed(i, attempt, xe, store.NodeFailed)
+		return outcome{i: i, err: xe}
+	}
+	if journalled := r.nodeCompleted(i, attempt, res, started); journalled != nil {
+		// Downstream nodes start once this node's result is
+		// durable: a crash from then on never runs it again.
+		<-journalled
+	}
+	return outcome{i: i, result: res}
+}
+
+// retryAfter records the failed attempt as retrying and waits out its
+// backoff. It reports false when the run ends first (cancelled, or its
+// deadline comes before the next attempt could start).
+func (r *run) retryAfter(i int, attempt int32, xe *store.ExecError, failed int32) bool {
+	wait := backoff(r.p.nodes[i].retry, failed)
+	if journalled := r.nodeRetrying(i, attempt, xe, wait); journalled != nil {
+		// The next attempt starts once this failure is durable, which
+		// the attempt numbering relies on.
+		<-journalled
+	}
+	d, late := wait, false // late: the run's deadline comes first
+	if left := time.Until(r.deadline); left < d {
+		d, late = left, true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		if late {
+			r.cancel(errWorkflowTimeout)
+			return false
+		}
+		return true
+	case <-r.ctx.Done():
+		return false
 	}
 }
 
@@ -948,27 +972,41 @@ func (r *run) finish(failure *outcome) {
 		r.e.mu.Unlock()
 	}
 	r.mu.Lock()
-	now := r.e.now()
 	var cause error
 	if r.ctx.Err() != nil {
 		cause = context.Cause(r.ctx)
 	}
-	allDone := true
-	for _, s := range r.x.Nodes {
-		allDone = allDone && s.Status == store.NodeCompleted
-	}
-	var (
-		status store.ExecutionStatus
-		xe     *store.ExecError
-	)
-	switch {
-	case r.fenced || errors.Is(cause, ErrFenced):
+	if r.fenced || errors.Is(cause, ErrFenced) {
 		// Lost to another process (or this one lost its lease): stop
 		// without writing or publishing anything, whatever its nodes
 		// did; the new owner finishes.
 		r.fenceLocked()
 		r.mu.Unlock()
 		return
+	}
+	status, xe, release := r.endStatusLocked(failure, cause)
+	if release {
+		r.releaseLocked()
+		r.mu.Unlock()
+		return
+	}
+	journalled := r.endLocked(status, xe)
+	r.mu.Unlock()
+	if journalled != nil {
+		<-journalled
+	}
+}
+
+// endStatusLocked decides how the run ends, given its first failed node
+// (if any) and why its context ended (if it did): the final status and
+// error, or release for a durable run interrupted by Close, which is left
+// unfinished for recovery. r.mu must be held.
+func (r *run) endStatusLocked(failure *outcome, cause error) (status store.ExecutionStatus, xe *store.ExecError, release bool) {
+	allDone := true
+	for _, s := range r.x.Nodes {
+		allDone = allDone && s.Status == store.NodeCompleted
+	}
+	switch {
 	case failure != nil:
 		status, xe = store.ExecutionFailed, failure.err
 		if xe.Code == CodeTimeout {
@@ -988,16 +1026,7 @@ func (r *run) finish(failure *outcome) {
 		}
 	case errors.Is(cause, ErrClosed):
 		if r.durable {
-			// Left unfinished in the journal, without an owner, so that
-			// recovery (here after a restart, or by another replica at
-			// once) resumes it.
-			r.err = ErrClosed
-			r.closeSubsLocked(fmt.Errorf("execution %s: %w", r.id, ErrClosed))
-			h := *r.x
-			h.Nodes, h.Request, h.Owner = nil, store.ExecutionRequest{}, ""
-			r.e.journal.enqueue(&journalItem{run: r, header: &h})
-			r.mu.Unlock()
-			return
+			return 0, nil, true
 		}
 		status = store.ExecutionCancelled
 		xe = &store.ExecError{Code: CodeCancelled, Message: "gateway shutting down"}
@@ -1008,6 +1037,25 @@ func (r *run) finish(failure *outcome) {
 		status = store.ExecutionFailed
 		xe = &store.ExecError{Code: CodeNodeError, Message: fmt.Sprintf("execution stopped: %v", cause)}
 	}
+	return status, xe, false
+}
+
+// releaseLocked leaves a durable run interrupted by Close unfinished in the
+// journal, without an owner, so that recovery (here after a restart, or by
+// another replica at once) resumes it. r.mu must be held.
+func (r *run) releaseLocked() {
+	r.err = ErrClosed
+	r.closeSubsLocked(fmt.Errorf("execution %s: %w", r.id, ErrClosed))
+	h := *r.x
+	h.Nodes, h.Request, h.Owner = nil, store.ExecutionRequest{}, ""
+	r.e.journal.enqueue(&journalItem{run: r, header: &h})
+}
+
+// endLocked marks the nodes that never ran SKIPPED, sets the final state
+// and commits the terminal event. For a durable run it returns a channel
+// closed once that event is journalled. r.mu must be held.
+func (r *run) endLocked(status store.ExecutionStatus, xe *store.ExecError) (journalled chan struct{}) {
+	now := r.e.now()
 	var skipped []int
 	for i, s := range r.x.Nodes {
 		if s.Status == store.NodePending {
@@ -1017,15 +1065,11 @@ func (r *run) finish(failure *outcome) {
 	}
 	r.x.Status, r.x.Error, r.x.EndTime = status, xe, now
 	r.final = r.x // never modified from here on
-	var journalled chan struct{}
 	if r.durable {
 		journalled = make(chan struct{})
 	}
 	r.commitLocked(&store.Event{Kind: terminalKind(status), Time: now, Execution: r.final}, skipped, true, journalled)
-	r.mu.Unlock()
-	if journalled != nil {
-		<-journalled
-	}
+	return journalled
 }
 
 func terminalKind(s store.ExecutionStatus) store.EventKind {
