@@ -590,9 +590,10 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 			return r.interrupted(i, last)
 		}
 		last = attempt
-		res, err, nodeTimeout, started := r.runAttempt(i, attempt, inputs)
+		a := r.runAttempt(i, attempt, inputs)
+		err, nodeTimeout := a.err, a.nodeTimeout
 		if err == nil {
-			return r.completed(i, attempt, res, started)
+			return r.completed(i, attempt, a.res, a.started)
 		}
 		if r.ctx.Err() != nil {
 			return r.interrupted(i, attempt)
@@ -612,13 +613,22 @@ func (r *run) runNode(i int, inputs map[string]any) outcome {
 	}
 }
 
+// attemptResult is what one attempt of a node returned: its result, or its
+// error (nodeTimeout: the node's own timeout ended it), and when it started.
+type attemptResult struct {
+	res         map[string]any
+	err         error
+	nodeTimeout bool
+	started     time.Time
+}
+
 // runAttempt runs one attempt of node i, holding a node slot it releases,
 // under its RunNode span, and reports it to the Observer.
-func (r *run) runAttempt(i int, attempt int32, inputs map[string]any) (res map[string]any, err error, nodeTimeout bool, started time.Time) {
+func (r *run) runAttempt(i int, attempt int32, inputs map[string]any) attemptResult {
 	pn := &r.p.nodes[i]
-	started = r.nodeStarted(i, attempt)
+	started := r.nodeStarted(i, attempt)
 	spanCtx, span := r.startNodeSpan(r.ctx, pn.def.ID, attempt)
-	res, err, nodeTimeout = r.attempt(spanCtx, i, attempt, inputs, started, span)
+	res, err, nodeTimeout := r.attempt(spanCtx, i, attempt, inputs, started, span)
 	<-r.e.sem
 	how := r.attemptOutcome(err, nodeTimeout)
 	r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, how, r.e.now().Sub(started))
@@ -631,7 +641,7 @@ func (r *run) runAttempt(i int, attempt int32, inputs map[string]any) (res map[s
 	} else {
 		span.End()
 	}
-	return res, err, nodeTimeout, started
+	return attemptResult{res: res, err: err, nodeTimeout: nodeTimeout, started: started}
 }
 
 // completed records node i's result: the node fails instead if the result
