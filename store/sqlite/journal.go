@@ -151,7 +151,7 @@ func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
 	if err != nil {
 		return nil, err
 	}
-	enc := &encodedBatch{}
+	enc := &encodedBatch{creates: make([]any, 0, insertExecutionsCols*len(b.Creates))}
 	if err := enc.addEvents(ws, b.Events); err != nil {
 		return nil, err
 	}
@@ -268,11 +268,10 @@ func (enc *encodedBatch) addNodes(ws *execWrites, nodes []store.NodeUpdate, posi
 func (enc *encodedBatch) addExecutions(order []*execWrite) error {
 	for _, w := range order {
 		if w.create != nil {
-			args, err := createArgs(w)
-			if err != nil {
+			var err error
+			if enc.creates, err = appendCreate(enc.creates, w); err != nil {
 				return fmt.Errorf("create execution %s: %w", w.id, err)
 			}
-			enc.creates = append(enc.creates, args...)
 			continue
 		}
 		hasHeader, status, start, end, owner := 0, int32(0), int64(0), int64(0), ""
@@ -290,9 +289,9 @@ func (enc *encodedBatch) addExecutions(order []*execWrite) error {
 	return nil
 }
 
-// createArgs returns the values of the executions row of a new execution,
-// with the header update and inline events of its batch.
-func createArgs(w *execWrite) ([]any, error) {
+// appendCreate appends to args the values of the executions row of a new
+// execution, with the header update and inline events of its batch.
+func appendCreate(args []any, w *execWrite) ([]any, error) {
 	e := w.create
 	status, errState, start, end, owner := e.Status, e.Error, e.StartTime, e.EndTime, e.Owner
 	if h := w.header; h != nil {
@@ -300,19 +299,19 @@ func createArgs(w *execWrite) ([]any, error) {
 	}
 	req, err := codec.EncodeRequest(&e.Request)
 	if err != nil {
-		return nil, err
+		return args, err
 	}
 	errJSON, err := codec.EncodeError(errState)
 	if err != nil {
-		return nil, err
+		return args, err
 	}
 	ids := make([]string, len(e.Nodes))
 	for i, n := range e.Nodes {
 		ids[i] = n.NodeID
 	}
-	return []any{e.ID, e.Workflow, e.Version, int32(status), req, errJSON,
+	return append(args, e.ID, e.Workflow, e.Version, int32(status), req, errJSON,
 		codec.Nanos(e.CreateTime), codec.Nanos(start), codec.Nanos(end),
-		e.IdempotencyKey, e.Caller, owner, codec.EncodeStrings(ids), string(w.events), w.seqs}, nil
+		e.IdempotencyKey, e.Caller, owner, codec.EncodeStrings(ids), string(w.events), w.seqs), nil
 }
 
 // applyBatch writes an encoded batch in tx.

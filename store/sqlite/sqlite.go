@@ -232,6 +232,9 @@ func (s *Store) closeDBs() error {
 // with FAIL rather than the default ABORT, which would keep a statement
 // journal to undo a failed statement alone: a failed journal write rolls
 // back its whole transaction anyway (see journalTx).
+// insertExecutionsCols is how many values insertExecutionsSQL takes per row.
+const insertExecutionsCols = 15
+
 const (
 	insertExecutionsSQL = `INSERT OR FAIL INTO executions (id, workflow, version, status, request, error,
 		create_time, start_time, end_time, idempotency_key, caller, owner, node_ids, events, event_seqs)
@@ -266,7 +269,7 @@ func (s *Store) multiStmts() map[*multiStmt]string {
 }
 
 func (s *Store) prepare(ctx context.Context) error {
-	s.insertExecutions.cols = 15
+	s.insertExecutions.cols = insertExecutionsCols
 	s.updateExecutions.cols = 9
 	s.upsertNodes.cols = 9
 	s.insertEvents.cols = 5
