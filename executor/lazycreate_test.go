@@ -177,17 +177,7 @@ func TestExecuteCreatedWhileFirstNodeRuns(t *testing.T) {
 	}
 	tr.unblock("a")
 
-	b := newExecutor(t, executor.Config{Store: st, Resources: tr, RecoverAllOnStart: true})
-	if n, err := b.Recover(t.Context()); err != nil || n != 1 {
-		t.Fatalf("Recover = %d, %v; want 1", n, err)
-	}
-	sub, err := b.Subscribe(t.Context(), id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	evs := readAll(t, sub)
-	x := evs[len(evs)-1].Execution
+	x := resumeElsewhere(t, st, tr, id)
 	wantStatus(t, x, store.ExecutionCompleted)
 	if got := num(t, executor.Results(x)["e"].(map[string]any)["total"]); got != 67 {
 		t.Errorf("total = %v, want 67", got)

@@ -195,6 +195,24 @@ func startBlocked(t *testing.T, e *executor.Executor, tr *tracker, w *store.Work
 	return id
 }
 
+// resumeElsewhere recovers execution id in a new executor on st (the one
+// unfinished execution there) and returns its final state, read from the
+// terminal event of its history.
+func resumeElsewhere(t *testing.T, st store.Store, tr *tracker, id string) *store.Execution {
+	t.Helper()
+	b := newExecutor(t, executor.Config{Store: st, Resources: tr, RecoverAllOnStart: true})
+	if n, err := b.Recover(t.Context()); err != nil || n != 1 {
+		t.Fatalf("Recover = %d, %v; want 1", n, err)
+	}
+	sub, err := b.Subscribe(t.Context(), id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	evs := readAll(t, sub)
+	return evs[len(evs)-1].Execution
+}
+
 // checkResumedChain checks the end state of a chain resumed after node c
 // was interrupted: everything ran once except c, which ran twice, the
 // result is complete and the journal's events are dense and unique.

@@ -192,17 +192,7 @@ result = {"attempt": execution.attempt}
 	a.Crash()
 	tr.unblock("r")
 
-	b := newExecutor(t, executor.Config{Store: st, Resources: tr, RecoverAllOnStart: true})
-	if n, err := b.Recover(t.Context()); err != nil || n != 1 {
-		t.Fatalf("Recover = %d, %v; want 1", n, err)
-	}
-	sub, err := b.Subscribe(t.Context(), id, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sub.Close()
-	evs := readAll(t, sub)
-	x := evs[len(evs)-1].Execution
+	x := resumeElsewhere(t, st, tr, id)
 	wantStatus(t, x, store.ExecutionCompleted)
 	if got := num(t, executor.Results(x)["r"].(map[string]any)["attempt"]); got != 3 {
 		t.Errorf("attempt of the run after the crash = %v, want 3 (epoch 2 + 1 failed attempt)", got)
