@@ -428,7 +428,7 @@ func (e *Executor) Execute(ctx context.Context, req *Request) (*store.Execution,
 	}
 	if mine {
 		r.loop()
-		r, id, err = e.attach(ctx, r)
+		r, id, err = e.attachKey(ctx, r, req)
 		if err != nil {
 			return nil, err
 		}

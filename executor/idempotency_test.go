@@ -1,6 +1,7 @@
 package executor_test
 
 import (
+	"context"
 	"errors"
 	"testing"
 
@@ -34,6 +35,11 @@ func TestIdempotencyFingerprint(t *testing.T) {
 		}
 		if _, err := e.Execute(t.Context(), req("")); !errors.Is(err, executor.ErrIdempotencyMismatch) {
 			t.Errorf("Execute without a fingerprint = %v, want ErrIdempotencyMismatch", err)
+		}
+		// A context that never ends runs the execution on the caller's
+		// goroutine: the same check applies.
+		if _, err := e.Execute(context.Background(), req("")); !errors.Is(err, executor.ErrIdempotencyMismatch) {
+			t.Errorf("Execute without a fingerprint, context.Background = %v, want ErrIdempotencyMismatch", err)
 		}
 	}
 	// Another caller's key is another key.
