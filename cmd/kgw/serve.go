@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 	"sync/atomic"
 	"time"
 
@@ -107,7 +108,12 @@ func serve(ctx context.Context, cfg *serveConfig, log *slog.Logger) (err error) 
 	defer gw.broker.Close()
 	// The heap watchdog outlives the executor: it closes after the
 	// executor (deferred below, so run earlier) has waited for every attempt.
-	watchdog := node.NewWatchdog(node.MemoryConfig{Limit: cfg.NodeMemoryLimit})
+	nodeLimit := cfg.NodeMemoryLimit
+	if nodeLimit == 0 { // resolved before tuneGC sets a Go memory limit
+		nodeLimit = node.DefaultMemoryLimit()
+	}
+	tuneGC(log)
+	watchdog := node.NewWatchdog(node.MemoryConfig{Limit: nodeLimit})
 	defer watchdog.Close()
 	gw.newExecutor(watchdog)
 	defer gw.closeExecutor()
@@ -507,4 +513,37 @@ func pageTokenKey(key secrets.MasterKey) []byte {
 		panic(fmt.Sprintf("derive page token key: %v", err)) // only for lengths HKDF-SHA256 cannot produce
 	}
 	return k
+}
+
+// gatewayGOGC is the collector's target that tuneGC sets. A gateway's live
+// heap is small and every execution leaves a few KB of garbage, so at the
+// default (100) the collector runs every few hundred executions and its
+// workers take CPU from the calls. make bench-external, GOGC=400 against
+// the default, in turns in one run on the 2-core machine: no-op throughput
+// at 64 callers 1.12× (1.37–1.40× in two earlier paired runs), p99 at one
+// caller 1.65 → 1.31 ms (no-op) and 2.12 → 1.63 ms (three-node chain);
+// peak RSS about 78 MB instead of 59 MB under that load.
+const gatewayGOGC = 400
+
+// tuneGC sets Go's collector for a gateway unless the operator chose:
+// with GOGC unset it raises the target to gatewayGOGC, but only under a
+// memory limit, so that the extra garbage cannot outgrow the machine:
+// GOMEMLIMIT when set, else three quarters of the memory available to the
+// process (cgroup limit or total memory), which kgw then sets itself. When
+// neither GOGC nor the memory is known it leaves the defaults. The node
+// memory watchdog's default limit is resolved before (serve), so the
+// memory limit set here does not loosen it.
+func tuneGC(log *slog.Logger) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		avail := node.AvailableMemory()
+		if avail <= 0 {
+			return
+		}
+		debug.SetMemoryLimit(avail / 4 * 3)
+	}
+	debug.SetGCPercent(gatewayGOGC)
+	log.Debug("garbage collector tuned", "gogc", gatewayGOGC, "memory_limit_bytes", debug.SetMemoryLimit(-1))
 }

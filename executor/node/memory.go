@@ -48,7 +48,7 @@ func DefaultMemoryLimit() int64 {
 	if gl := debug.SetMemoryLimit(-1); gl > 0 && gl < math.MaxInt64 {
 		return gl / 4 * 3
 	}
-	if total := availableMemory(); total > 0 {
+	if total := AvailableMemory(); total > 0 {
 		return total / 4
 	}
 	return fallbackMemoryLimit
@@ -380,10 +380,10 @@ var memTotal struct {
 	n    int64
 }
 
-// availableMemory returns the memory available to the process: the
+// AvailableMemory returns the memory available to the process: the
 // smaller of the cgroup limit and the machine's total memory, or 0 if
 // neither is known.
-func availableMemory() int64 {
+func AvailableMemory() int64 {
 	memTotal.once.Do(func() {
 		n := meminfoTotal()
 		for _, path := range []string{"/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"} {
