@@ -94,22 +94,11 @@ type Store interface {
 	// in seq order (limit <= 0 means the backend's default, 1000). An unknown
 	// execution has no events (no error).
 	ListEvents(ctx context.Context, executionID string, afterSeq int64, limit int) ([]*Event, error)
-	// ClaimExecutions makes owner the owner of every unfinished execution whose
-	// owner's heartbeat is older than staleBefore (or that has no owner, or
-	// whose owner never heart-beat), and returns them with their nodes, oldest
-	// first. Used for recovery after a crash. Concurrent claimers take
-	// disjoint sets. In the same statement each claimed execution's Epoch
-	// grows by one, and its Restarts by one when it still had an owner
-	// (one that stopped without releasing it: a crash); the returned
-	// executions carry the new values. A claimer should Heartbeat before claiming, or another
-	// claimer may take over what it just claimed; owner names should be
-	// unique per process.
-	ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*Execution, error)
 	// ReclaimExecutions takes back the unfinished executions that owner
 	// itself holds, whatever its heartbeat: what a process restarted
 	// under the same owner name calls once at start-up, before it runs
 	// anything, since the executions its previous life ran are not
-	// running any more. As with ClaimExecutions each returned execution's
+	// running any more. As with ClaimQueued each returned execution's
 	// Epoch grows by one (fencing out the previous life, were it still
 	// alive) and its Restarts by one (it stopped without releasing them).
 	ReclaimExecutions(ctx context.Context, owner string) ([]*Execution, error)
@@ -353,8 +342,7 @@ type Execution struct {
 	Caller         string // authenticated principal that created it ("" = anonymous)
 	Owner          string // gateway process that runs it
 	// Epoch numbers the executions's ownerships: 1 when created, one more
-	// at every claim that takes it (ClaimExecutions, ReclaimExecutions,
-	// ClaimQueued). It only
+	// at every claim that takes it (ClaimQueued, ReclaimExecutions). It only
 	// grows, and it is committed before the new owner runs anything, so
 	// an owner's epoch is above that of every earlier owner: node attempt
 	// numbers are built on it, and a lease fencing token can be. Only
@@ -364,8 +352,8 @@ type Execution struct {
 	// Restarts counts the claims that took the execution from an owner
 	// that had not released it: the times a gateway stopped (crashed, was
 	// killed) while running it. A graceful drain releases its executions
-	// (Owner "") and does not count. Only ClaimExecutions,
-	// ReclaimExecutions and ReleaseStale change it.
+	// (Owner "") and does not count. Only ReclaimExecutions and
+	// ReleaseStale change it.
 	Restarts int32
 }
 

@@ -434,27 +434,6 @@ func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int
 	return out, nil
 }
 
-// ClaimExecutions implements store.Store. Rows another claimer holds are
-// skipped (SKIP LOCKED), so concurrent claimers take disjoint sets.
-func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
-	var out []*store.Execution
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, claimQuery, owner, codec.Nanos(staleBefore))
-		if err != nil {
-			return err
-		}
-		if out, err = scanExecutions(rows); err != nil {
-			return err
-		}
-		return loadNodes(ctx, tx, out, true)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: claim executions for %s: %w", owner, err)
-	}
-	sortByCreation(out)
-	return out, nil
-}
-
 // ReclaimExecutions implements store.Store.
 func (s *Store) ReclaimExecutions(ctx context.Context, owner string) ([]*store.Execution, error) {
 	var out []*store.Execution
@@ -561,16 +540,6 @@ func (s *Store) Heartbeat(ctx context.Context, owner string, now time.Time) erro
 // retention cutoff (index executions_newest). TestBackgroundQueryPlans
 // checks the plans.
 var (
-	// claimQuery makes $1 the owner of the unfinished executions whose
-	// owner has not heart-beaten since $2.
-	claimQuery = `UPDATE executions e SET owner = $1, epoch = e.epoch + 1,
-		restarts = e.restarts + CASE WHEN e.owner <> '' THEN 1 ELSE 0 END
-		FROM (SELECT x.id FROM executions x
-			WHERE x.status < 3 AND (x.owner = '' OR NOT EXISTS (
-				SELECT 1 FROM owners o WHERE o.owner = x.owner AND o.heartbeat >= $2))
-			FOR UPDATE SKIP LOCKED) c
-		WHERE e.id = c.id
-		RETURNING ` + qualified("e", codec.ExecutionColumns)
 	// claimQueuedQuery makes $1 the owner of the $2 oldest unfinished
 	// executions without an owner.
 	claimQueuedQuery = `UPDATE executions e SET owner = $1, epoch = e.epoch + 1

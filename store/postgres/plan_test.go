@@ -32,7 +32,6 @@ func TestBackgroundQueryPlans(t *testing.T) {
 		args        []any
 		index       string
 	}{
-		{"claim", claimQuery, []any{"gw-2", int64(2e12)}, "executions_unfinished"},
 		{"expired", deleteExpired, []any{int64(1e12), deleteBatch}, "executions_newest"},
 		{"claim queued", claimQueuedQuery, []any{"gw-2", 10}, "executions_unfinished"},
 		{"release stale", releaseStaleQuery, []any{int64(2e12)}, "executions_unfinished"},

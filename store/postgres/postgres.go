@@ -1,8 +1,8 @@
 // Package postgres is the shared store backend: PostgreSQL through a pgx
 // connection pool. Several gateway replicas may use one database at once:
 // migrations are serialized by an advisory lock, workflow versions are
-// allocated under a row lock, and ClaimExecutions uses SKIP LOCKED so that
-// concurrent claimers never take the same execution.
+// allocated under a row lock, and ClaimQueued and ReleaseStale use SKIP
+// LOCKED so that concurrent claimers never take the same execution.
 //
 // The schema is applied by Open from embedded, versioned migrations
 // recorded in the schema_migrations table.

@@ -94,52 +94,6 @@ func (s *Store) ListExecutions(ctx context.Context, q store.ExecutionQuery) ([]*
 // sqliteDialect is how SQLite writes the queries package paging builds.
 var sqliteDialect = paging.Dialect{Placeholder: paging.Question}
 
-// ClaimExecutions implements store.Store.
-func (s *Store) ClaimExecutions(ctx context.Context, owner string, staleBefore time.Time) ([]*store.Execution, error) {
-	// Most ticks find nothing to claim: ask the read pool first, so that
-	// they never take the writer that journal commits wait for.
-	var claimable bool
-	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM executions WHERE `+claimableWhere+`)`,
-		codec.Nanos(staleBefore)).Scan(&claimable); err != nil {
-		return nil, fmt.Errorf("sqlite: claim executions for %s: %w", owner, err)
-	}
-	if !claimable {
-		return nil, nil
-	}
-	var out []*store.Execution
-	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.QueryContext(ctx, claimQuery, codec.Nanos(staleBefore), owner)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			e, err := scanExecution(rows)
-			if err != nil {
-				return err
-			}
-			out = append(out, e)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if err := rows.Close(); err != nil {
-			return err
-		}
-		sort.Slice(out, func(i, j int) bool {
-			if !out[i].CreateTime.Equal(out[j].CreateTime) {
-				return out[i].CreateTime.Before(out[j].CreateTime)
-			}
-			return out[i].ID < out[j].ID
-		})
-		return loadNodes(ctx, tx, out, true)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: claim executions for %s: %w", owner, err)
-	}
-	return out, nil
-}
-
 // ClaimQueued implements store.Store. SQLite serves one process, whose
 // writes are serialized: one statement takes the rows.
 func (s *Store) ClaimQueued(ctx context.Context, owner string, limit int) ([]*store.Execution, error) {
@@ -171,11 +125,19 @@ func (s *Store) ClaimQueued(ctx context.Context, owner string, limit int) ([]*st
 
 // ReleaseStale implements store.Store.
 func (s *Store) ReleaseStale(ctx context.Context, staleBefore time.Time) (int, error) {
+	// Most ticks find no stale owner: ask the read pool first, so that
+	// they never take the writer that journal commits wait for.
+	var staleAny bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM executions WHERE `+staleWhere+`)`,
+		codec.Nanos(staleBefore)).Scan(&staleAny); err != nil {
+		return 0, fmt.Errorf("sqlite: release executions of stale owners: %w", err)
+	}
+	if !staleAny {
+		return 0, nil
+	}
 	var n int64
 	err := s.writeTx(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE executions SET owner = '', restarts = restarts + 1
-			WHERE status < 3 AND owner <> '' AND NOT EXISTS (
-				SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?1)`, codec.Nanos(staleBefore))
+		res, err := tx.ExecContext(ctx, releaseStaleQuery, codec.Nanos(staleBefore))
 		if err != nil {
 			return err
 		}
@@ -263,13 +225,12 @@ func (s *Store) ReclaimExecutions(ctx context.Context, owner string) ([]*store.E
 // cutoff (index executions_newest). TestBackgroundQueryPlans checks the
 // plans.
 const (
-	// claimableWhere selects the unfinished executions whose owner is not
-	// alive; ?1 is the stale-before time.
-	claimableWhere = `status < 3 AND (owner = '' OR NOT EXISTS (
-		SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?1))`
-	// claimQuery makes ?2 the owner of the claimable executions.
-	claimQuery = `UPDATE executions SET owner = ?2, epoch = epoch + 1, restarts = restarts + (owner <> '') WHERE ` + claimableWhere + `
-		RETURNING ` + executionColumns
+	// staleWhere selects the unfinished executions whose owner has not
+	// heart-beaten since ?1 (or never did).
+	staleWhere = `status < 3 AND owner <> '' AND NOT EXISTS (
+		SELECT 1 FROM owners o WHERE o.owner = executions.owner AND o.heartbeat >= ?1)`
+	// releaseStaleQuery puts them back into the backlog (ReleaseStale).
+	releaseStaleQuery = `UPDATE executions SET owner = '', restarts = restarts + 1 WHERE ` + staleWhere
 	// expiredBatch selects the ids of at most ?2 finished executions that
 	// ended before ?1, oldest first. The id order makes the same
 	// statement select the same rows again within one transaction.

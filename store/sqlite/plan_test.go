@@ -36,8 +36,8 @@ func TestBackgroundQueryPlans(t *testing.T) {
 		args        []any
 		index       string
 	}{
-		{"claimable", `SELECT EXISTS (SELECT 1 FROM executions WHERE ` + claimableWhere + `)`, []any{cutoff}, "executions_unfinished"},
-		{"claim", claimQuery, []any{cutoff, "gw-2"}, "executions_unfinished"},
+		{"stale", `SELECT EXISTS (SELECT 1 FROM executions WHERE ` + staleWhere + `)`, []any{cutoff}, "executions_unfinished"},
+		{"release stale", releaseStaleQuery, []any{cutoff}, "executions_unfinished"},
 		{"expired events", `DELETE FROM execution_events WHERE execution_id IN (` + expiredBatch + `)`, []any{cutoff, deleteBatch}, "executions_newest"},
 		{"expired nodes", `DELETE FROM execution_nodes WHERE execution_id IN (` + expiredBatch + `)`, []any{cutoff, deleteBatch}, "executions_newest"},
 		{"expired executions", `DELETE FROM executions WHERE id IN (` + expiredBatch + `)`, []any{cutoff, deleteBatch}, "executions_newest"},

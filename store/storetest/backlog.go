@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -253,4 +254,15 @@ func testLeaderLease(t *testing.T, s store.Store) {
 	if after := acquireAll(time.Minute, next[0]); len(after) != 1 {
 		t.Fatalf("AcquireLease after release: holders %v, want exactly one", after)
 	}
+}
+
+// claimStale is a lease scan followed by a claim, as an executor makes
+// them: ReleaseStale puts the executions of owners stale since
+// staleBefore back into the backlog, then ClaimQueued takes everything in
+// the backlog for owner.
+func claimStale(ctx context.Context, s store.Store, owner string, staleBefore time.Time) ([]*store.Execution, error) {
+	if _, err := s.ReleaseStale(ctx, staleBefore); err != nil {
+		return nil, err
+	}
+	return s.ClaimQueued(ctx, owner, 1<<20)
 }

@@ -258,10 +258,10 @@ func testClaim(t *testing.T, s store.Store) {
 	create("fresh-owner", "c", store.ExecutionRunning)
 
 	staleBefore := t0.Add(time.Minute)
-	got, err := s.ClaimExecutions(ctx, "d", staleBefore)
-	must(t, "ClaimExecutions(d)", err)
+	got, err := claimStale(ctx, s, "d", staleBefore)
+	must(t, "claimStale(d)", err)
 	if d := diff([]string{"never-beat", "no-owner", "stale-owner"}, claimedIDs(got)); d != "" {
-		t.Fatalf("ClaimExecutions(d) ids (-want +got):\n%s", d)
+		t.Fatalf("claimStale(d) ids (-want +got):\n%s", d)
 	}
 	for _, e := range got {
 		if e.Owner != "d" || len(e.Nodes) != 3 {
@@ -281,17 +281,17 @@ func testClaim(t *testing.T, s store.Store) {
 
 	// Once d heart-beats, nobody can take its executions.
 	must(t, "Heartbeat(d)", s.Heartbeat(ctx, "d", t0.Add(5*time.Minute)))
-	got, err = s.ClaimExecutions(ctx, "e", staleBefore)
-	must(t, "ClaimExecutions(e)", err)
+	got, err = claimStale(ctx, s, "e", staleBefore)
+	must(t, "claimStale(e)", err)
 	if len(got) != 0 {
-		t.Errorf("ClaimExecutions(e) = %v, want none", claimedIDs(got))
+		t.Errorf("claimStale(e) = %v, want none", claimedIDs(got))
 	}
 	// When c stops heart-beating (its last beat is now older than the
 	// threshold), its execution can be claimed.
-	got, err = s.ClaimExecutions(ctx, "e", t0.Add(time.Hour))
-	must(t, "ClaimExecutions(e, later)", err)
+	got, err = claimStale(ctx, s, "e", t0.Add(time.Hour))
+	must(t, "claimStale(e, later)", err)
 	if d := diff([]string{"fresh-owner", "never-beat", "no-owner", "stale-owner"}, claimedIDs(got)); d != "" {
-		t.Errorf("ClaimExecutions(e, later) ids (-want +got):\n%s", d)
+		t.Errorf("claimStale(e, later) ids (-want +got):\n%s", d)
 	}
 }
 
@@ -317,7 +317,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got, err := s.ClaimExecutions(ctx, claimer(i), t0)
+			got, err := claimStale(ctx, s, claimer(i), t0)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -334,7 +334,7 @@ func testConcurrentClaims(t *testing.T, s store.Store) {
 	}
 	wg.Wait()
 	if len(errs) > 0 {
-		t.Fatalf("concurrent ClaimExecutions: %v", errs)
+		t.Fatalf("concurrent claims: %v", errs)
 	}
 	if len(claimed) != executions {
 		t.Errorf("concurrent claims took %d executions, want %d", len(claimed), executions)
@@ -435,10 +435,11 @@ func testCancelled(t *testing.T, s store.Store) {
 		"WriteJournal": func() error {
 			return s.WriteJournal(ctx, &store.JournalBatch{Events: []*store.Event{{ExecutionID: "x", Seq: 1, Time: at(0), Kind: store.EventExecutionStarted}}})
 		},
-		"ListEvents":      func() error { _, err := s.ListEvents(ctx, "x", 0, 10); return err },
-		"ClaimExecutions": func() error { _, err := s.ClaimExecutions(ctx, "o", at(0)); return err },
-		"Heartbeat":       func() error { return s.Heartbeat(ctx, "o", at(0)) },
-		"GetSecret":       func() error { _, err := s.GetSecret(ctx, "s", 0); return err },
+		"ListEvents":   func() error { _, err := s.ListEvents(ctx, "x", 0, 10); return err },
+		"ReleaseStale": func() error { _, err := s.ReleaseStale(ctx, at(0)); return err },
+		"ClaimQueued":  func() error { _, err := s.ClaimQueued(ctx, "o", 1); return err },
+		"Heartbeat":    func() error { return s.Heartbeat(ctx, "o", at(0)) },
+		"GetSecret":    func() error { _, err := s.GetSecret(ctx, "s", 0); return err },
 		"PutResource": func() error {
 			_, err := s.PutResource(ctx, &store.Resource{Name: "r", Spec: store.ResourceSpec{Ref: "x"}})
 			return err
@@ -660,10 +661,10 @@ func testClaimCounters(t *testing.T, s store.Store) {
 	// heart-beat, so it is stale at any time).
 	claim := func(owner string) *store.Execution {
 		t.Helper()
-		got, err := s.ClaimExecutions(ctx, owner, time.Now().Add(time.Hour))
-		must(t, "ClaimExecutions("+owner+")", err)
+		got, err := claimStale(ctx, s, owner, time.Now().Add(time.Hour))
+		must(t, "claimStale("+owner+")", err)
 		if d := diff([]string{"counted"}, claimedIDs(got)); d != "" {
-			t.Fatalf("ClaimExecutions(%s) ids (-want +got):\n%s", owner, d)
+			t.Fatalf("claimStale(%s) ids (-want +got):\n%s", owner, d)
 		}
 		return got[0]
 	}

@@ -89,18 +89,18 @@ func testLeaseThenFencing(t *testing.T, s store.Store) {
 	must(t, "WriteJournal(a, epoch 1)", s.WriteJournal(ctx, step("leased", 1, 1)))
 
 	// The lease still holds: a's beat is newer than the threshold.
-	got, err := s.ClaimExecutions(ctx, "b", t0.Add(-time.Second))
-	must(t, "ClaimExecutions(b) within the lease", err)
+	got, err := claimStale(ctx, s, "b", t0.Add(-time.Second))
+	must(t, "claimStale(b) within the lease", err)
 	if len(got) != 0 {
-		t.Fatalf("ClaimExecutions(b) within a's lease took %v", claimedIDs(got))
+		t.Fatalf("claimStale(b) within a's lease took %v", claimedIDs(got))
 	}
 	must(t, "WriteJournal(a, epoch 1) within the lease", s.WriteJournal(ctx, step("leased", 2, 1)))
 
 	// a stops beating; past its lease b takes the execution at epoch 2.
-	got, err = s.ClaimExecutions(ctx, "b", t0.Add(time.Second))
-	must(t, "ClaimExecutions(b) past the lease", err)
+	got, err = claimStale(ctx, s, "b", t0.Add(time.Second))
+	must(t, "claimStale(b) past the lease", err)
 	if len(got) != 1 || got[0].Epoch != 2 || got[0].Owner != "b" {
-		t.Fatalf("ClaimExecutions(b) past the lease = %v (epoch %v), want leased at epoch 2", claimedIDs(got), got)
+		t.Fatalf("claimStale(b) past the lease = %v (epoch %v), want leased at epoch 2", claimedIDs(got), got)
 	}
 	// a comes back and writes with its epoch: refused, nothing applied.
 	err = s.WriteJournal(ctx, step("leased", 3, 1))
@@ -137,10 +137,10 @@ func testFencingInGroupCommit(t *testing.T, s store.Store) {
 		must(t, "CreateExecution", s.CreateExecution(ctx, e))
 	}
 	// "lost" is claimed by b (a never beat, so it is stale).
-	got, err := s.ClaimExecutions(ctx, "b", time.Now().Add(time.Hour))
-	must(t, "ClaimExecutions(b)", err)
+	got, err := claimStale(ctx, s, "b", time.Now().Add(time.Hour))
+	must(t, "claimStale(b)", err)
 	if len(got) != 3 {
-		t.Fatalf("ClaimExecutions(b) = %v, want 3", claimedIDs(got))
+		t.Fatalf("claimStale(b) = %v, want 3", claimedIDs(got))
 	}
 	// a's group commit still carries epoch 1 for lost, 2 for kept (as if
 	// it had claimed it too), none for unfenced; plus a new execution.
@@ -209,7 +209,7 @@ func testConcurrentClaimersNeverShare(t *testing.T, s store.Store) {
 		go func() {
 			defer wg.Done()
 			for range rounds {
-				got, err := s.ClaimExecutions(ctx, claimer(c), time.Now().Add(time.Hour))
+				got, err := claimStale(ctx, s, claimer(c), time.Now().Add(time.Hour))
 				mu.Lock()
 				if err != nil {
 					errs = append(errs, err)
@@ -284,7 +284,7 @@ func testReclaimOwn(t *testing.T, s store.Store) {
 		}
 	}
 	if got, err := s.ReclaimExecutions(ctx, ""); err != nil || len(got) != 0 {
-		t.Errorf("ReclaimExecutions(\"\") = %v, %v; want none (unowned executions are for ClaimExecutions)", claimedIDs(got), err)
+		t.Errorf("ReclaimExecutions(\"\") = %v, %v; want none (unowned executions are for ClaimQueued)", claimedIDs(got), err)
 	}
 	theirs, err := s.GetExecution(ctx, "theirs")
 	must(t, "GetExecution", err)
