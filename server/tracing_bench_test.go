@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +20,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -27,7 +29,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	execnode "github.com/kailash-gateway/kgw/executor/node"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/internal/otlpexport"
 )
 
 // BenchmarkTracingOverhead measures ExecuteWorkflow of an ephemeral no-op
@@ -72,6 +76,7 @@ func BenchmarkTracingOverhead(b *testing.B) {
 		rounds  = 12 // slices
 	)
 	ctx := context.Background()
+	b.ReportMetric(float64(collectorAsServe(b)), "gogc")
 	wf := &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}, DisableJournal: true}
 
 	recv := startReceiverProcess(b)
@@ -103,13 +108,52 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	b.StopTimer()
 	spans := recv.count(b) - before
 	reportTracingSides(b, sides, rounds)
-	// Three spans a call (the server's, Execution and RunNode) less those
-	// the batch processor dropped: its queue (2048 spans,
-	// OTEL_BSP_MAX_QUEUE_SIZE) overflows when the machine is busy.
+	// Three spans a call (the server's, Execution and RunNode); fewer if
+	// the batch processor's queue overflowed (see exportingProvider).
 	if spans == 0 {
 		b.Error("the receiver got no span")
 	}
 	b.ReportMetric(float64(spans)/float64(per*rounds), "on-spans/call")
+}
+
+// serveGOGC is the collector's target that kgw serve sets when the
+// operator sets no GOGC (cmd/kgw/serve.go, gatewayGOGC and tuneGC).
+const serveGOGC = 400
+
+// collectorAsServe runs the benchmark's process with the garbage
+// collector kgw serve runs with (tuneGC): GOGC=400 under a memory limit
+// of three quarters of the memory available (or GOMEMLIMIT) — unless
+// GOGC is set in the environment, which then rules as it does for kgw
+// serve (GOGC=100: Go's default). Tracing's cost is mostly allocation, so
+// the collector's rate weighs on the figure: at Go's default it is charged
+// at a rate the gateway does not run with. The settings are restored at
+// cleanup. It returns the GOGC in effect (-1: off).
+func collectorAsServe(b *testing.B) int {
+	if v := os.Getenv("GOGC"); v != "" {
+		if v == "off" {
+			return -1
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("GOGC %q", v)
+		}
+		return n
+	}
+	limit := int64(-1) // read only
+	if os.Getenv("GOMEMLIMIT") == "" {
+		avail := execnode.AvailableMemory()
+		if avail <= 0 {
+			return 100 // as tuneGC: the defaults when the memory is unknown
+		}
+		limit = avail / 4 * 3
+	}
+	oldLimit := debug.SetMemoryLimit(limit)
+	oldGOGC := debug.SetGCPercent(serveGOGC)
+	b.Cleanup(func() {
+		debug.SetGCPercent(oldGOGC)
+		debug.SetMemoryLimit(oldLimit)
+	})
+	return serveGOGC
 }
 
 // exportingProvider is an SDK tracer provider with sampler that exports
@@ -117,20 +161,34 @@ func BenchmarkTracingOverhead(b *testing.B) {
 // the end of the benchmark.
 func exportingProvider(b *testing.B, recv *receiverProcess, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
 	ctx := context.Background()
-	var exp sdktrace.SpanExporter
-	var err error
+	var client otlptrace.Client
 	switch p := os.Getenv("KGW_BENCH_OTLP_PROTOCOL"); p {
 	case "", "grpc":
-		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
+		client = otlptracegrpc.NewClient(otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
 	case "http/protobuf":
-		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(recv.httpAddr), otlptracehttp.WithInsecure())
+		client = otlptracehttp.NewClient(otlptracehttp.WithEndpoint(recv.httpAddr), otlptracehttp.WithInsecure())
 	default:
 		b.Fatalf("KGW_BENCH_OTLP_PROTOCOL %q: want grpc or http/protobuf", p)
+	}
+	var exp sdktrace.SpanExporter
+	var err error
+	switch e := os.Getenv("KGW_BENCH_EXPORTER"); e {
+	case "", "otlpexport":
+		exp, err = otlpexport.New(ctx, client) // as kgw serve (cmd/kgw/tracing.go)
+	case "otlptrace":
+		exp, err = otlptrace.New(ctx, client) // the SDK's own conversion, for comparison
+	default:
+		b.Fatalf("KGW_BENCH_EXPORTER %q: want otlpexport or otlptrace", e)
 	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+	// The batch processor's queue is large enough for a slice's spans:
+	// with the SDK's 2048 it overflowed when the exporter fell behind (2.4
+	// to 2.9 spans a call arrived in some runs), and a dropped span is
+	// work not done, which flattered the slower exporter. Batches keep the
+	// SDK's size (512, OTEL_BSP_MAX_EXPORT_BATCH_SIZE), as kgw serve's.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithMaxQueueSize(1<<16)), sdktrace.WithSampler(sampler))
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
 	return tp
 }
