@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -31,7 +30,6 @@ import (
 
 	execnode "github.com/kailash-gateway/kgw/executor/node"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
-	"github.com/kailash-gateway/kgw/internal/otlpexport"
 )
 
 // BenchmarkTracingOverhead measures ExecuteWorkflow of an ephemeral no-op
@@ -51,6 +49,10 @@ import (
 //     (≥ 0.75× of base). The receiver runs in a process of its own, as a
 //     collector does: in this process, decoding the spans made about a
 //     fifth of the memory that always_on allocates beyond base.
+//
+// The process runs with kgw serve's garbage collector settings (GOGC=400
+// under a memory limit, collectorAsServe) unless GOGC is set: GOGC=100
+// gives the figures at Go's default, which the "gogc" metric reports.
 //
 // A process has one global tracer provider, which the executor reads at
 // each execution: each side installs its own (base: none) while it runs.
@@ -157,37 +159,29 @@ func collectorAsServe(b *testing.B) int {
 }
 
 // exportingProvider is an SDK tracer provider with sampler that exports
-// in batches over OTLP/gRPC to the receiver at addr; it is shut down at
-// the end of the benchmark.
+// in batches over OTLP/gRPC (or KGW_BENCH_OTLP_PROTOCOL) to recv with the
+// SDK's OTLP exporter, as kgw serve (cmd/kgw/tracing.go); it is shut down
+// at the end of the benchmark.
 func exportingProvider(b *testing.B, recv *receiverProcess, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
 	ctx := context.Background()
-	var client otlptrace.Client
-	switch p := os.Getenv("KGW_BENCH_OTLP_PROTOCOL"); p {
-	case "", "grpc":
-		client = otlptracegrpc.NewClient(otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
-	case "http/protobuf":
-		client = otlptracehttp.NewClient(otlptracehttp.WithEndpoint(recv.httpAddr), otlptracehttp.WithInsecure())
-	default:
-		b.Fatalf("KGW_BENCH_OTLP_PROTOCOL %q: want grpc or http/protobuf", p)
-	}
 	var exp sdktrace.SpanExporter
 	var err error
-	switch e := os.Getenv("KGW_BENCH_EXPORTER"); e {
-	case "", "otlpexport":
-		exp, err = otlpexport.New(ctx, client) // as kgw serve (cmd/kgw/tracing.go)
-	case "otlptrace":
-		exp, err = otlptrace.New(ctx, client) // the SDK's own conversion, for comparison
+	switch p := os.Getenv("KGW_BENCH_OTLP_PROTOCOL"); p {
+	case "", "grpc":
+		exp, err = otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(recv.addr), otlptracegrpc.WithInsecure())
+	case "http/protobuf":
+		exp, err = otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(recv.httpAddr), otlptracehttp.WithInsecure())
 	default:
-		b.Fatalf("KGW_BENCH_EXPORTER %q: want otlpexport or otlptrace", e)
+		b.Fatalf("KGW_BENCH_OTLP_PROTOCOL %q: want grpc or http/protobuf", p)
 	}
 	if err != nil {
 		b.Fatal(err)
 	}
-	// The batch processor's queue is large enough for a slice's spans:
-	// with the SDK's 2048 it overflowed when the exporter fell behind (2.4
-	// to 2.9 spans a call arrived in some runs), and a dropped span is
-	// work not done, which flattered the slower exporter. Batches keep the
-	// SDK's size (512, OTEL_BSP_MAX_EXPORT_BATCH_SIZE), as kgw serve's.
+	// The batch processor's queue holds a whole slice's spans: with the
+	// SDK's 2048 it overflowed whenever the exporter fell behind (2.4 to
+	// 2.9 spans a call arrived in some runs), and a dropped span is export
+	// work not done, which made the figure of a slower or busier run look
+	// better. Batches keep the SDK's size (512), as kgw serve's.
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithMaxQueueSize(1<<16)), sdktrace.WithSampler(sampler))
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
 	return tp

@@ -20,7 +20,6 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
-	"github.com/kailash-gateway/kgw/internal/otlpexport"
 	"github.com/kailash-gateway/kgw/internal/testenv"
 )
 
@@ -50,8 +49,8 @@ func (r *otlpReceiver) all() []*tracepb.Span {
 }
 
 // startTracing runs an OTLP receiver on 127.0.0.1 and installs, for the
-// test, a global tracer provider exporting to it synchronously (through
-// the gateway's exporter, internal/otlpexport) and the W3C propagator.
+// test, a global tracer provider exporting to it synchronously and the W3C
+// propagator.
 func startTracing(t testing.TB) *otlpReceiver { return startTracingWith(t, sdktrace.WithSyncer) }
 
 // startTracingWith is startTracing with the span processor of register
@@ -67,9 +66,7 @@ func startTracingWith(t testing.TB, register func(sdktrace.SpanExporter) sdktrac
 	collectortrace.RegisterTraceServiceServer(gs, recv)
 	go gs.Serve(lis)
 	t.Cleanup(gs.Stop)
-	// The gateway's exporter (kgw serve's, cmd/kgw/tracing.go) on the SDK's
-	// gRPC transport.
-	exp, err := otlpexport.New(t.Context(), otlptracegrpc.NewClient(otlptracegrpc.WithEndpoint(lis.Addr().String()), otlptracegrpc.WithInsecure()))
+	exp, err := otlptracegrpc.New(t.Context(), otlptracegrpc.WithEndpoint(lis.Addr().String()), otlptracegrpc.WithInsecure())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,8 +13,6 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/kailash-gateway/kgw/internal/otlpexport"
 )
 
 // otelVars are the OTEL_* variables whose presence turns tracing on.
@@ -39,9 +37,8 @@ func tracingWanted(getenv func(string) string) bool {
 	return !strings.EqualFold(strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER")), "none")
 }
 
-// setupTracing installs the global tracer provider (OTLP exporter,
-// internal/otlpexport, on the SDK's transport client for gRPC or
-// HTTP/protobuf per OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL, default
+// setupTracing installs the global tracer provider (OTLP exporter over gRPC
+// or HTTP/protobuf per OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL, default
 // http/protobuf; endpoint, headers, sampler, service name and resource
 // attributes from the standard OTEL_* variables, read by the SDK) and the
 // W3C trace-context and baggage propagator. shutdown flushes the spans.
@@ -53,18 +50,15 @@ func setupTracing(ctx context.Context, getenv func(string) string) (shutdown fun
 	if proto == "" {
 		proto = getenv("OTEL_EXPORTER_OTLP_PROTOCOL")
 	}
-	// The SDK's transport clients, configured by the OTEL_EXPORTER_OTLP_*
-	// variables; the conversion to OTLP is otlpexport's.
-	var client otlptrace.Client
+	var exp *otlptrace.Exporter
 	switch proto {
 	case "grpc":
-		client = otlptracegrpc.NewClient()
+		exp, err = otlptracegrpc.New(ctx)
 	case "", "http/protobuf":
-		client = otlptracehttp.NewClient()
+		exp, err = otlptracehttp.New(ctx)
 	default:
 		return nil, fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", proto)
 	}
-	exp, err := otlpexport.New(ctx, client)
 	if err != nil {
 		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
 	}
