@@ -142,7 +142,8 @@ var serviceNames = []string{
 
 // New builds a Server with every kgw.v1 service, health and reflection
 // registered. Services whose component is missing from cfg answer
-// UNIMPLEMENTED.
+// UNIMPLEMENTED. New starts gRPC's stream workers (streamWorkers): Stop
+// ends them, also for a Server that never served.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("server: Config.Store is required")
