@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -148,5 +149,74 @@ func TestWorkflowTimeoutWaitingForSlot(t *testing.T) {
 	}
 	if _, err := e.Cancel(t.Context(), id); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Execute with Request.OnCaller runs the workflow on the calling goroutine
+// with a context that can end: results and journal are the same, and when
+// the context ends first, Execute returns only once the run has ended (on
+// a worker it returns at once) and the run completes as it would have.
+func TestExecuteOnCaller(t *testing.T) {
+	st := openStore(t)
+	e := newExecutor(t, executor.Config{Store: st})
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	w := workflow("oncaller", []store.Node{
+		codeNode("a", `result = {"v": 1}`),
+		codeNode("b", `result = {"v": v + 1}`),
+	}, conn("a", "v", "b", "v"))
+	x, err := e.Execute(ctx, &executor.Request{Workflow: w, OnCaller: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, x, store.ExecutionCompleted)
+	if got := num(t, executor.Results(x)["b"].(map[string]any)["v"]); got != 2 {
+		t.Errorf("b.v = %v, want 2", got)
+	}
+	stored, err := st.GetExecution(t.Context(), x.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, stored, store.ExecutionCompleted)
+
+	const sleep = 200 * time.Millisecond
+	slow := workflow("oncaller-slow", []store.Node{codeNode("s", "time.sleep(0.2)\nresult = {\"done\": True}")})
+	for _, onCaller := range []bool{false, true} {
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(20*time.Millisecond, cancel)
+		start := time.Now()
+		x, err := e.Execute(ctx, &executor.Request{Workflow: slow, OnCaller: onCaller})
+		took := time.Since(start)
+		switch {
+		case onCaller && took < sleep:
+			t.Errorf("OnCaller: Execute returned after %v, before the node's %v sleep ended", took, sleep)
+		case !onCaller && took >= sleep:
+			t.Errorf("on a worker: Execute returned after %v, want at once when ctx ends", took)
+		case err == nil:
+			wantStatus(t, x, store.ExecutionCompleted)
+		case !errors.Is(err, context.Canceled):
+			t.Errorf("OnCaller %v: Execute error = %v, want a result or context.Canceled", onCaller, err)
+		}
+	}
+	// Both runs completed, although their callers' contexts ended.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		xs, _, err := st.ListExecutions(t.Context(), store.ExecutionQuery{Workflow: "oncaller-slow"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := 0
+		for _, x := range xs {
+			if x.Status == store.ExecutionCompleted {
+				done++
+			}
+		}
+		if done == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 2 executions completed after their callers left: %+v", done, xs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

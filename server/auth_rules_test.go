@@ -42,6 +42,7 @@ func TestEveryRPCHasARule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer s.Stop(t.Context()) // its stream workers
 	for svc, info := range s.grpc.GetServiceInfo() {
 		for _, m := range info.Methods {
 			full := "/" + svc + "/" + m.Name

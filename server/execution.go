@@ -157,6 +157,10 @@ func (s *executionService) ExecuteWorkflow(ctx context.Context, req *kgwv1.Execu
 	if err != nil {
 		return nil, err
 	}
+	// Run on this goroutine, one of gRPC's stream workers (see
+	// streamWorkers): a caller whose context ends has gone, so nobody
+	// waits for the earlier return that a run on an executor worker allows.
+	xr.OnCaller = true
 	x, err := s.exec.Execute(ctx, xr)
 	if err != nil {
 		return nil, err

@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc"
@@ -605,5 +607,32 @@ func TestExecuteWorkflowSeesNewVersion(t *testing.T) {
 	}
 	if _, err := run(); status.Code(err) != codes.NotFound {
 		t.Errorf("ExecuteWorkflow after delete = %v, want NotFound", err)
+	}
+}
+
+// A caller that leaves while ExecuteWorkflow runs (its deadline passes)
+// gets DEADLINE_EXCEEDED, and the execution, which runs on the handler's
+// goroutine, still completes and is journalled.
+func TestExecuteWorkflowCallerGone(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	s.register(t, &kgwv1.Workflow{Name: "gone", Nodes: []*kgwv1.Node{{Id: "s", Code: "time.sleep(0.3)\nresult = {\"done\": True}"}}})
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	_, err := s.ex.ExecuteWorkflow(ctx, &kgwv1.ExecuteWorkflowRequest{Workflow: "gone"})
+	if status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("ExecuteWorkflow past the caller's deadline = %v, want DEADLINE_EXCEEDED", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := s.ex.ListExecutions(t.Context(), &kgwv1.ListExecutionsRequest{Workflow: "gone"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if xs := resp.GetExecutions(); len(xs) == 1 && xs[0].GetStatus() == kgwv1.ExecutionStatus_EXECUTION_STATUS_COMPLETED {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("executions after the caller left = %v, want one COMPLETED", xs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -14,7 +14,7 @@ import (
 )
 
 // TestServeTunesGC: with neither GOGC nor GOMEMLIMIT set, kgw serve runs
-// with GOGC=400 under a memory limit of three quarters of the memory
+// with GOGC=800 under a memory limit of three quarters of the memory
 // available to it; an operator's GOGC is left alone (and no limit set); an
 // operator's GOMEMLIMIT is kept, with GOGC raised under it. Read from the
 // Go runtime's own gauges on the admin /metrics.
@@ -30,9 +30,9 @@ func TestServeTunesGC(t *testing.T) {
 		env         []string
 		gogc, limit float64
 	}{
-		{nil, 400, float64(avail / 4 * 3)},
+		{nil, 800, float64(avail / 4 * 3)},
 		{[]string{"GOGC=150"}, 150, math.MaxInt64},
-		{[]string{"GOMEMLIMIT=512MiB"}, 400, 512 << 20},
+		{[]string{"GOMEMLIMIT=512MiB"}, 800, 512 << 20},
 	} {
 		gw := testenv.Gateway(t, testenv.WithGatewayEnv(tc.env...))
 		got := gaugeValues(t, gw.AdminAddr, "go_gc_gogc_percent", "go_gc_gomemlimit_bytes")

@@ -522,8 +522,12 @@ func pageTokenKey(key secrets.MasterKey) []byte {
 // the default, in turns in one run on the 2-core machine: no-op throughput
 // at 64 callers 1.12× (1.37–1.40× in two earlier paired runs), p99 at one
 // caller 1.65 → 1.31 ms (no-op) and 2.12 → 1.63 ms (three-node chain);
-// peak RSS about 78 MB instead of 59 MB under that load.
-const gatewayGOGC = 400
+// peak RSS about 78 MB instead of 59 MB under that load. GOGC=800 against
+// 400 (tools/loadgen at 64 callers, six runs in turns, issue 20's fourth
+// round): gateway CPU per no-op call 0.90x (median; 0.78-1.02), no-op
+// throughput 1.27x (median; 0.80-2.27 on a busy host), peak RSS 77 ->
+// 108 MB.
+const gatewayGOGC = 800
 
 // tuneGC sets Go's collector for a gateway unless the operator chose:
 // with GOGC unset it raises the target to gatewayGOGC, but only under a
