@@ -50,7 +50,7 @@ import (
 //     collector does: in this process, decoding the spans made about a
 //     fifth of the memory that always_on allocates beyond base.
 //
-// The process runs with kgw serve's garbage collector settings (GOGC=400
+// The process runs with kgw serve's garbage collector settings (GOGC=800
 // under a memory limit, collectorAsServe) unless GOGC is set: GOGC=100
 // gives the figures at Go's default, which the "gogc" metric reports.
 //
@@ -119,11 +119,12 @@ func BenchmarkTracingOverhead(b *testing.B) {
 }
 
 // serveGOGC is the collector's target that kgw serve sets when the
-// operator sets no GOGC (cmd/kgw/serve.go, gatewayGOGC and tuneGC).
-const serveGOGC = 400
+// operator sets no GOGC: keep it equal to gatewayGOGC in cmd/kgw/serve.go
+// (tuneGC), which this package cannot import.
+const serveGOGC = 800
 
 // collectorAsServe runs the benchmark's process with the garbage
-// collector kgw serve runs with (tuneGC): GOGC=400 under a memory limit
+// collector kgw serve runs with (tuneGC): serveGOGC under a memory limit
 // of three quarters of the memory available (or GOMEMLIMIT) — unless
 // GOGC is set in the environment, which then rules as it does for kgw
 // serve (GOGC=100: Go's default). Tracing's cost is mostly allocation, so
