@@ -176,7 +176,9 @@ func (e *Executor) newRun(req *Request, p *plan, from *resumeFrom) *run {
 		Owner:          e.cfg.Owner,
 		Epoch:          1, // as the store journals a new execution
 	}
-	journalTrace(req, &r.x.Request)
+	if r.durable { // only the journal reads it (trace.go)
+		journalTrace(req, &r.x.Request)
+	}
 	states := make([]store.NodeState, len(p.nodes))
 	for i := range p.nodes {
 		states[i] = store.NodeState{NodeID: p.nodes[i].def.ID, Status: store.NodePending}

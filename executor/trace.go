@@ -207,6 +207,11 @@ func traceAttrs(span trace.Span) []any {
 // request as W3C traceparent and tracestate values (baggage is never
 // journalled: it may carry anything the caller put there). Nothing is
 // written when the call carried no valid span context (tracing off).
+// newRun calls it for durable runs only: for a run without a journal it
+// wrote values nobody reads, 5 allocations a call whenever the call
+// carried a span context (BenchmarkTracingOverhead, whose no-op workflow
+// has the journal disabled: always_on 280.4 → 275.4 allocations a call,
+// sampler off 257.6 → 252.7).
 func journalTrace(req *Request, into *store.ExecutionRequest) {
 	if !req.Trace.IsValid() {
 		return

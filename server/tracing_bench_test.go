@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
+	execnode "github.com/kailash-gateway/kgw/executor/node"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
 )
 
@@ -47,6 +49,10 @@ import (
 //     (≥ 0.75× of base). The receiver runs in a process of its own, as a
 //     collector does: in this process, decoding the spans made about a
 //     fifth of the memory that always_on allocates beyond base.
+//
+// The process runs with kgw serve's garbage collector settings (GOGC=800
+// under a memory limit, collectorAsServe) unless GOGC is set: GOGC=100
+// gives the figures at Go's default, which the "gogc" metric reports.
 //
 // A process has one global tracer provider, which the executor reads at
 // each execution: each side installs its own (base: none) while it runs.
@@ -72,6 +78,7 @@ func BenchmarkTracingOverhead(b *testing.B) {
 		rounds  = 12 // slices
 	)
 	ctx := context.Background()
+	b.ReportMetric(float64(collectorAsServe(b)), "gogc")
 	wf := &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}, DisableJournal: true}
 
 	recv := startReceiverProcess(b)
@@ -103,18 +110,59 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	b.StopTimer()
 	spans := recv.count(b) - before
 	reportTracingSides(b, sides, rounds)
-	// Three spans a call (the server's, Execution and RunNode) less those
-	// the batch processor dropped: its queue (2048 spans,
-	// OTEL_BSP_MAX_QUEUE_SIZE) overflows when the machine is busy.
+	// Three spans a call (the server's, Execution and RunNode); fewer if
+	// the batch processor's queue overflowed (see exportingProvider).
 	if spans == 0 {
 		b.Error("the receiver got no span")
 	}
 	b.ReportMetric(float64(spans)/float64(per*rounds), "on-spans/call")
 }
 
+// serveGOGC is the collector's target that kgw serve sets when the
+// operator sets no GOGC: keep it equal to gatewayGOGC in cmd/kgw/serve.go
+// (tuneGC), which this package cannot import.
+const serveGOGC = 800
+
+// collectorAsServe runs the benchmark's process with the garbage
+// collector kgw serve runs with (tuneGC): serveGOGC under a memory limit
+// of three quarters of the memory available (or GOMEMLIMIT) — unless
+// GOGC is set in the environment, which then rules as it does for kgw
+// serve (GOGC=100: Go's default). Tracing's cost is mostly allocation, so
+// the collector's rate weighs on the figure: at Go's default it is charged
+// at a rate the gateway does not run with. The settings are restored at
+// cleanup. It returns the GOGC in effect (-1: off).
+func collectorAsServe(b *testing.B) int {
+	if v := os.Getenv("GOGC"); v != "" {
+		if v == "off" {
+			return -1
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("GOGC %q", v)
+		}
+		return n
+	}
+	limit := int64(-1) // read only
+	if os.Getenv("GOMEMLIMIT") == "" {
+		avail := execnode.AvailableMemory()
+		if avail <= 0 {
+			return 100 // as tuneGC: the defaults when the memory is unknown
+		}
+		limit = avail / 4 * 3
+	}
+	oldLimit := debug.SetMemoryLimit(limit)
+	oldGOGC := debug.SetGCPercent(serveGOGC)
+	b.Cleanup(func() {
+		debug.SetGCPercent(oldGOGC)
+		debug.SetMemoryLimit(oldLimit)
+	})
+	return serveGOGC
+}
+
 // exportingProvider is an SDK tracer provider with sampler that exports
-// in batches over OTLP/gRPC to the receiver at addr; it is shut down at
-// the end of the benchmark.
+// in batches over OTLP/gRPC (or KGW_BENCH_OTLP_PROTOCOL) to recv with the
+// SDK's OTLP exporter, as kgw serve (cmd/kgw/tracing.go); it is shut down
+// at the end of the benchmark.
 func exportingProvider(b *testing.B, recv *receiverProcess, sampler sdktrace.Sampler) *sdktrace.TracerProvider {
 	ctx := context.Background()
 	var exp sdktrace.SpanExporter
@@ -130,7 +178,12 @@ func exportingProvider(b *testing.B, recv *receiverProcess, sampler sdktrace.Sam
 	if err != nil {
 		b.Fatal(err)
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithSampler(sampler))
+	// The batch processor's queue holds a whole slice's spans: with the
+	// SDK's 2048 it overflowed whenever the exporter fell behind (2.4 to
+	// 2.9 spans a call arrived in some runs), and a dropped span is export
+	// work not done, which made the figure of a slower or busier run look
+	// better. Batches keep the SDK's size (512), as kgw serve's.
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp, sdktrace.WithMaxQueueSize(1<<16)), sdktrace.WithSampler(sampler))
 	b.Cleanup(func() { tp.Shutdown(context.Background()) })
 	return tp
 }

@@ -517,6 +517,9 @@ func sliceRatio(key, side string, min float64) func(results) (string, string, bo
 		if ok1 && ok2 {
 			fig += fmt.Sprintf("; %.0f allocations a call vs %.0f", a, ab)
 		}
+		if g, ok := rs.value(key, "gogc"); ok { // the collector's target it ran at
+			fig += fmt.Sprintf("; GOGC=%.0f", g)
+		}
 		if min <= 0 {
 			return fig + ")", "none", true, true
 		}

@@ -161,6 +161,14 @@ BenchmarkTracingOverhead-2   	 1	 9000000000 ns/op	 0.96 off-cpu-ratio	 0.90 off
 	if _, target, met, _ := sliceRatio("server.BenchmarkTracingOverhead", "on", 0)(rs); target != "none" || !met {
 		t.Errorf("without a target: %q, met %v", target, met)
 	}
+	// The collector's target the benchmark ran at is printed when reported.
+	rs, err = parse(strings.NewReader(strings.Replace(out, "3.0 on-spans/call", "3.0 on-spans/call	 400 gogc", 1)), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fig, _, _, _ := sliceRatio("server.BenchmarkTracingOverhead", "on", 0.75)(rs); !strings.HasSuffix(fig, "; GOGC=400)") {
+		t.Errorf("with gogc reported: %q", fig)
+	}
 }
 
 // TestHooksShare: the span hooks' time against a whole call's CPU time.
