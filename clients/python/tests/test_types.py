@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import datetime
+import pickle
 from typing import Any
+
+import pytest
 
 from google.protobuf import struct_pb2
 
@@ -40,6 +45,39 @@ def test_execution_view() -> None:
     assert node.status == "completed"
     assert node.duration == datetime.timedelta(milliseconds=1500)
     assert node.start_time is None
+
+
+def _eager(msg: execution_pb2.Execution) -> Execution:
+    """The Execution every field of which is converted at once (the constructor)."""
+    ex = Execution.from_proto(msg)
+    return Execution(**{f.name: getattr(ex, f.name) for f in dataclasses.fields(Execution)})
+
+
+def test_lazy_fields_match_eager_conversion() -> None:
+    msg = _execution(execution_pb2.EXECUTION_STATUS_COMPLETED)
+    msg.start_time.FromDatetime(datetime.datetime(2030, 1, 1, 0, 0, 1, 250, tzinfo=datetime.timezone.utc))
+    eager = _eager(msg)
+    lazy = Execution.from_proto(msg)
+    # Nothing read yet: the lazy fields are not in the instance.
+    assert {"nodes", "create_time", "start_time", "end_time"}.isdisjoint(vars(lazy))
+    assert lazy == eager
+    assert repr(Execution.from_proto(msg)) == repr(eager)
+    assert lazy.nodes is lazy.nodes  # converted once, then stored
+    assert lazy.start_time == datetime.datetime(2030, 1, 1, 0, 0, 1, 250, tzinfo=datetime.timezone.utc)
+    assert lazy.end_time is None
+    assert dataclasses.asdict(Execution.from_proto(msg)) == dataclasses.asdict(eager)
+    for fresh in (
+        pickle.loads(pickle.dumps(Execution.from_proto(msg))),
+        copy.copy(Execution.from_proto(msg)),
+        copy.deepcopy(Execution.from_proto(msg)),
+    ):
+        assert fresh == eager
+    changed = dataclasses.replace(Execution.from_proto(msg), status="failed")
+    assert changed.status == "failed" and changed.nodes == eager.nodes
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        getattr(lazy, "nope")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        lazy.nodes = []  # type: ignore[misc]
 
 
 def test_failed_execution_carries_error() -> None:

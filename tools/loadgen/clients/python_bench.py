@@ -8,14 +8,25 @@ DB is 1) for WARMUP + WINDOW seconds. Prints "window-start" when the
 warm-up ends, "window-end" at the deadline, then one JSON line with the
 calls that started and ended inside the window and this process's CPU
 seconds (all threads) between the two marks (see tools/loadgen).
+
+With KGW_BENCH_BARE=1 in the environment the calls skip the client: a bare
+grpc.aio multi-callable on one channel sends a request built once and
+decodes the ExecuteWorkflowResponse, nothing more. That is the floor of
+any asyncio client on grpcio (docs/performance.md, section Clients):
+`KGW_BENCH_BARE=1 make bench-external` reports it in place of the client.
 """
 
 import asyncio
 import json
+import os
 import sys
 import time
+from collections.abc import Awaitable, Callable
+
+import grpc
 
 import kgw
+from kgw.v1 import execution_pb2, resource_pb2
 
 
 async def main() -> None:
@@ -27,6 +38,9 @@ async def main() -> None:
     first_error = ""
     cpu = 0.0  # this process's CPU seconds (all threads) in the window
     async with kgw.KailashClient(target) as client:
+        call = execute(client, workflow, resources)
+        if os.environ.get("KGW_BENCH_BARE") == "1":
+            call = bare(client, workflow, db)
         start = time.perf_counter()
         begin, end = start + warmup, start + warmup + window
 
@@ -38,10 +52,8 @@ async def main() -> None:
                     return
                 failure = ""
                 try:
-                    ex = await client.execute_workflow(workflow, resources=resources)
-                    if ex.status != "completed":
-                        failure = f"status {ex.status}: {ex.error}"
-                except kgw.KailashError as e:
+                    failure = await call()
+                except (kgw.KailashError, grpc.aio.AioRpcError) as e:
                     failure = str(e)
                 t1 = time.perf_counter()
                 if t0 < begin or t1 > end:
@@ -64,6 +76,37 @@ async def main() -> None:
         await asyncio.gather(marks(), *(caller() for _ in range(callers)))
     print(json.dumps({"calls": len(latencies), "errors": errors, "first_error": first_error,
                       "cpu_s": cpu, "latencies_us": latencies}), flush=True)
+
+
+def execute(client: kgw.KailashClient, workflow: str, resources: dict | None) -> Callable[[], Awaitable[str]]:
+    """One call through the client; returns "" or what went wrong."""
+
+    async def call() -> str:
+        ex = await client.execute_workflow(workflow, resources=resources)
+        return "" if ex.status == "completed" else f"status {ex.status}: {ex.error}"
+
+    return call
+
+
+def bare(client: kgw.KailashClient, workflow: str, db: bool) -> Callable[[], Awaitable[str]]:
+    """One call on a bare grpc.aio multi-callable of the client's channel
+    (same target and options), with a request built once."""
+    request = execution_pb2.ExecuteWorkflowRequest(workflow=workflow)
+    if db:
+        request.resources["db"].CopyFrom(resource_pb2.ResourceSpec(ref="bench_db"))
+    method = client._open().unary_unary(
+        "/kgw.v1.ExecutionService/ExecuteWorkflow",
+        request_serializer=execution_pb2.ExecuteWorkflowRequest.SerializeToString,
+        response_deserializer=execution_pb2.ExecuteWorkflowResponse.FromString,
+    )
+    completed = execution_pb2.EXECUTION_STATUS_COMPLETED
+
+    async def call() -> str:
+        response = await method(request)
+        status = response.execution.status
+        return "" if status == completed else f"status {status}"
+
+    return call
 
 
 asyncio.run(main())

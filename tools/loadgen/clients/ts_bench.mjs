@@ -8,6 +8,14 @@
 // when the warm-up ends, "window-end" at the deadline, then one JSON line
 // with the calls that started and ended inside the window and this
 // process's CPU seconds between the two marks (see tools/loadgen). The client must be built (npm run build).
+//
+// With KGW_BENCH_BARE=1 in the environment the calls skip the client: one
+// node:http2 session, a gRPC frame encoded once, one stream per call whose
+// response message is decoded with protobuf-es, nothing more. That is the
+// floor of any Node.js client on node:http2 (docs/performance.md, section
+// Clients): `KGW_BENCH_BARE=1 make bench-external` reports it in place of
+// the client.
+import { connect } from "node:http2";
 import { performance } from "node:perf_hooks";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -21,6 +29,50 @@ const { KailashClient } = await import(pathToFileURL(join(dir, "dist", "src", "i
 
 const client = new KailashClient(target);
 const resources = db === "1" ? { db: client.ref("bench_db") } : undefined;
+let call = async () => {
+  const ex = await client.executeWorkflow(workflow, { resources });
+  return ex.status === "completed" ? "" : `status ${ex.status}: ${JSON.stringify(ex.error)}`;
+};
+let session;
+if (process.env.KGW_BENCH_BARE === "1") {
+  const gen = (path) => import(pathToFileURL(join(dir, path)).href);
+  const { create, fromBinary, toBinary } = await gen("node_modules/@bufbuild/protobuf/dist/esm/index.js");
+  const pb = await gen("gen/kgw/v1/execution_pb.js");
+  const body = toBinary(
+    pb.ExecuteWorkflowRequestSchema,
+    create(pb.ExecuteWorkflowRequestSchema, { workflow, resources: db === "1" ? { db: { ref: "bench_db" } } : {} }),
+  );
+  const frame = Buffer.alloc(5 + body.length);
+  frame.writeUInt32BE(body.length, 1);
+  frame.set(body, 5);
+  const headers = {
+    ":method": "POST",
+    ":path": "/kgw.v1.ExecutionService/ExecuteWorkflow",
+    "content-type": "application/grpc+proto",
+    te: "trailers",
+  };
+  session = connect(`http://${target}`);
+  call = () =>
+    new Promise((resolve, reject) => {
+      const stream = session.request(headers);
+      const chunks = [];
+      let status = "";
+      stream.on("data", (chunk) => chunks.push(chunk));
+      stream.on("trailers", (t) => {
+        status = t["grpc-status"];
+      });
+      stream.on("error", reject);
+      stream.on("close", () => {
+        if (status !== "0") {
+          resolve(`grpc-status ${status}`);
+          return;
+        }
+        const res = fromBinary(pb.ExecuteWorkflowResponseSchema, Buffer.concat(chunks).subarray(5));
+        resolve(res.execution?.status === pb.ExecutionStatus.COMPLETED ? "" : `status ${res.execution?.status}`);
+      });
+      stream.end(frame);
+    });
+}
 const callers = Number(callersArg);
 const start = performance.now();
 const begin = start + Number(warmupArg) * 1000;
@@ -37,10 +89,7 @@ async function caller() {
     }
     let failure = "";
     try {
-      const ex = await client.executeWorkflow(workflow, { resources });
-      if (ex.status !== "completed") {
-        failure = `status ${ex.status}: ${JSON.stringify(ex.error)}`;
-      }
+      failure = await call();
     } catch (e) {
       failure = String(e);
     }
@@ -71,4 +120,5 @@ async function marks() {
 
 await Promise.all([marks(), ...Array.from({ length: callers }, caller)]);
 client.close();
+session?.close();
 process.stdout.write(JSON.stringify({ calls: latencies.length, errors, first_error: firstError, cpu_s: cpu, latencies_us: latencies }) + "\n");
