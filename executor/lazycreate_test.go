@@ -134,6 +134,47 @@ func journalOnce(t *testing.T, st store.Store, e *executor.Executor, obs *commit
 	return commits
 }
 
+// A lazy run that never waits for the journal (a long pure node) is
+// committed anyway, by the commit the journal writer makes once its gather
+// window has passed.
+func TestExecuteLazyCommittedWithoutWaiting(t *testing.T) {
+	st := openStore(t)
+	e := newExecutor(t, executor.Config{Store: st})
+	// The node ends after 3 s, when the execution is committed anyway.
+	w := workflow("sleepy", []store.Node{codeNode("n", "time.sleep(3)\nresult = {}")})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Execute(ctx, &executor.Request{Workflow: w})
+		done <- err
+	}()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		xs, _, err := st.ListExecutions(t.Context(), store.ExecutionQuery{Workflow: w.Name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(xs) == 1 {
+			x, err := st.GetExecution(t.Context(), xs[0].ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if x.Nodes[0].Status == store.NodeRunning {
+				wantStatus(t, x, store.ExecutionRunning)
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the execution and its running node were never in the store while it ran")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
 // What survives a crash of a synchronous Execute without a key: its
 // creation is committed within the journal writer's gather window even
 // while its first node still runs, so a crash after that resumes it like

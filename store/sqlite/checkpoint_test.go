@@ -19,7 +19,7 @@ func TestCheckpointsOffTheCommitPath(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	var auto int
-	if err := s.w.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
+	if err := s.wc.QueryRowContext(t.Context(), "PRAGMA wal_autocheckpoint").Scan(&auto); err != nil || auto != 0 {
 		t.Fatalf("writer wal_autocheckpoint = %d, %v; want 0", auto, err)
 	}
 	// About 4 MB of log per 250 executions, written without a pause:

@@ -136,7 +136,7 @@ func (s *Store) WriteJournal(ctx context.Context, b *store.JournalBatch) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: write journal: %w", err)
 	}
-	err = s.journalTx(ctx, func(ctx context.Context, tx *sql.Tx) error { return s.applyBatch(ctx, tx, enc) })
+	err = s.journalTx(ctx, func(ctx context.Context) error { return s.applyBatch(ctx, enc) })
 	if err != nil {
 		return fmt.Errorf("sqlite: write journal: %w", err)
 	}
@@ -314,22 +314,22 @@ func appendCreate(args []any, w *execWrite) ([]any, error) {
 		e.IdempotencyKey, e.Caller, owner, codec.EncodeStrings(ids), string(w.events), w.seqs), nil
 }
 
-// applyBatch writes an encoded batch in tx.
-func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, enc *encodedBatch) error {
-	if _, err := execRows(ctx, tx, &s.insertExecutions, enc.creates); err != nil {
+// applyBatch writes an encoded batch in the transaction journalTx opened.
+func (s *Store) applyBatch(ctx context.Context, enc *encodedBatch) error {
+	if _, err := execRows(ctx, &s.insertExecutions, enc.creates); err != nil {
 		return fmt.Errorf("create executions: %w", translate(err))
 	}
-	n, err := execRows(ctx, tx, &s.updateExecutions, enc.updates)
+	n, err := execRows(ctx, &s.updateExecutions, enc.updates)
 	if err != nil {
 		return translate(err)
 	}
 	if n < int64(len(enc.updateIDs)) {
-		return unchangedError(ctx, tx, enc.updateIDs)
+		return unchangedError(ctx, s.wc, enc.updateIDs)
 	}
-	if _, err := execRows(ctx, tx, &s.upsertNodes, enc.nodes); err != nil {
+	if _, err := execRows(ctx, &s.upsertNodes, enc.nodes); err != nil {
 		return translate(err)
 	}
-	if _, err := execRows(ctx, tx, &s.insertEvents, enc.events); err != nil {
+	if _, err := execRows(ctx, &s.insertEvents, enc.events); err != nil {
 		if isUnique(err) {
 			return fmt.Errorf("event seq already journalled: %w", store.ErrConflict)
 		}
@@ -341,9 +341,9 @@ func (s *Store) applyBatch(ctx context.Context, tx *sql.Tx, enc *encodedBatch) e
 // unchangedError explains why an update of the executions ids changed
 // fewer rows than there are ids: an unknown execution (store.ErrNotFound)
 // or, if all exist, a seq journalled before (store.ErrConflict).
-func unchangedError(ctx context.Context, tx *sql.Tx, ids []any) error {
+func unchangedError(ctx context.Context, q querier, ids []any) error {
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM executions WHERE id IN (`+placeholders(len(ids))+`)`,
+	if err := q.QueryRowContext(ctx, `SELECT count(*) FROM executions WHERE id IN (`+placeholders(len(ids))+`)`,
 		ids...).Scan(&n); err != nil {
 		return err
 	}

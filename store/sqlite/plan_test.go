@@ -22,12 +22,12 @@ func TestBackgroundQueryPlans(t *testing.T) {
 	t.Cleanup(func() { _ = s.Close() })
 	// Finished executions, as a store that retains many would hold, and
 	// statistics, so that the planner chooses as it would in production.
-	if _, err := s.w.ExecContext(t.Context(), `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
+	if _, err := s.wc.ExecContext(t.Context(), `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 5000)
 		INSERT INTO executions (id, workflow, version, status, request, create_time, start_time, end_time, idempotency_key, caller, owner)
 		SELECT printf('e%06d', i), 'wf', 1, 3, '{}', i, i, i + 1, '', '', 'gw' FROM n`); err != nil {
 		t.Fatalf("insert finished executions: %v", err)
 	}
-	if _, err := s.w.ExecContext(t.Context(), `ANALYZE`); err != nil {
+	if _, err := s.wc.ExecContext(t.Context(), `ANALYZE`); err != nil {
 		t.Fatalf("ANALYZE: %v", err)
 	}
 	cutoff := codec.Nanos(time.Now())
@@ -44,7 +44,7 @@ func TestBackgroundQueryPlans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			rows, err := s.w.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+tt.query, tt.args...)
+			rows, err := s.wc.QueryContext(t.Context(), `EXPLAIN QUERY PLAN `+tt.query, tt.args...)
 			if err != nil {
 				t.Fatalf("EXPLAIN QUERY PLAN: %v", err)
 			}

@@ -69,16 +69,22 @@ type multiStmt struct {
 // concurrent use by many goroutines of one process; only one process may
 // open a file at a time.
 type Store struct {
-	w *sql.DB // single write connection
-	r *sql.DB // read-only pool
+	// w is the pool of the single write connection, which the store
+	// holds as wc for its whole life: every write runs on wc under wmu.
+	// The journal's transactions are its own BEGIN IMMEDIATE and COMMIT
+	// statements, prepared once (see journalTx).
+	w                       *sql.DB
+	wc                      *sql.Conn
+	begin, commit, rollback *sql.Stmt
+	r                       *sql.DB // read-only pool
 
 	// The checkpointer (see checkpoint.go): its connection, and the
-	// channels that stop it and tell that it stopped; nil for ":memory:".
+	// channels that stop it and tell that it stopped.
 	ckpt        *sql.DB
 	ckptStop    chan struct{}
 	ckptStopped chan struct{}
 
-	// Prepared statements of the journal hot path, on w.
+	// Prepared statements of the journal hot path, on wc.
 	insertExecutions multiStmt
 	updateExecutions multiStmt
 	upsertNodes      multiStmt
@@ -88,7 +94,7 @@ type Store struct {
 	// the nodes it was created with: each new node row takes the next.
 	position atomic.Int64
 
-	// Journal writes, one at a time (see journalTx), and closing.
+	// Writes, one at a time (see journalTx and writeTx), and closing.
 	wmu    sync.Mutex
 	closed bool
 }
@@ -96,25 +102,19 @@ type Store struct {
 var _ store.Store = (*Store)(nil)
 
 // Open opens (creating if needed) the SQLite database at path, a file
-// name, and applies pending migrations. The special path ":memory:" gives a
-// private in-memory database (one connection, for tests).
+// name, and applies pending migrations.
 func Open(ctx context.Context, path string) (*Store, error) {
-	if path == "" {
-		return nil, errors.New("sqlite: empty database path")
+	if path == "" || path == ":memory:" {
+		return nil, fmt.Errorf("sqlite: database path %q: want a file name", path)
 	}
 	const common = "_busy_timeout=10000&_foreign_keys=1"
 	s := &Store{}
 	s.position.Store(time.Now().UnixNano())
-	var err error
-	if path == ":memory:" {
-		s.w, err = sql.Open("sqlite3", "file::memory:?"+common+"&_txlock=immediate")
-		s.r = s.w
-	} else {
-		if err := createPrivate(path); err != nil {
-			return nil, err
-		}
-		s.w, err = sql.Open(writerDriver, path+"?"+common+"&_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
+	if err := createPrivate(path); err != nil {
+		return nil, err
 	}
+	var err error
+	s.w, err = sql.Open(writerDriver, path+"?"+common+"&_txlock=immediate&_journal_mode=WAL&_synchronous=NORMAL")
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -122,38 +122,35 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	s.w.SetMaxIdleConns(1)
 	s.w.SetConnMaxLifetime(0)
 	s.w.SetConnMaxIdleTime(0)
-	if err := s.migrate(ctx); err != nil {
+	if s.wc, err = s.w.Conn(ctx); err != nil {
 		_ = s.w.Close()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	if err := s.migrate(ctx); err != nil {
+		_ = s.closeDBs()
 		return nil, err
 	}
-	if s.r == nil {
-		s.r, err = sql.Open("sqlite3", path+"?"+common+"&_query_only=1")
-		if err != nil {
-			_ = s.w.Close()
-			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-		}
-		s.r.SetMaxOpenConns(readConns)
-		s.r.SetMaxIdleConns(readConns)
-		s.r.SetConnMaxLifetime(0)
-		s.r.SetConnMaxIdleTime(0)
+	if s.r, err = sql.Open("sqlite3", path+"?"+common+"&_query_only=1"); err != nil {
+		_ = s.closeDBs()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
-	if path != ":memory:" {
-		if s.ckpt, err = sql.Open("sqlite3", path+"?"+common+"&_synchronous=NORMAL"); err != nil {
-			_ = s.closeDBs()
-			return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
-		}
-		s.ckpt.SetMaxOpenConns(1)
-		s.ckpt.SetConnMaxLifetime(0)
-		s.ckpt.SetConnMaxIdleTime(0)
+	s.r.SetMaxOpenConns(readConns)
+	s.r.SetMaxIdleConns(readConns)
+	s.r.SetConnMaxLifetime(0)
+	s.r.SetConnMaxIdleTime(0)
+	if s.ckpt, err = sql.Open("sqlite3", path+"?"+common+"&_synchronous=NORMAL"); err != nil {
+		_ = s.closeDBs()
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
+	s.ckpt.SetMaxOpenConns(1)
+	s.ckpt.SetConnMaxLifetime(0)
+	s.ckpt.SetConnMaxIdleTime(0)
 	if err := s.prepare(ctx); err != nil {
 		_ = s.closeDBs()
 		return nil, err
 	}
-	if s.ckpt != nil {
-		s.ckptStop, s.ckptStopped = make(chan struct{}), make(chan struct{})
-		go s.checkpointLoop(s.ckptStop, s.ckptStopped)
-	}
+	s.ckptStop, s.ckptStopped = make(chan struct{}), make(chan struct{})
+	go s.checkpointLoop(s.ckptStop, s.ckptStopped)
 	return s, nil
 }
 
@@ -208,7 +205,7 @@ func (s *Store) closeDBs() error {
 	if s.ckpt != nil {
 		errs = append(errs, s.ckpt.Close())
 	}
-	var stmts []*sql.Stmt
+	stmts := []*sql.Stmt{s.begin, s.commit, s.rollback}
 	for m := range s.multiStmts() {
 		stmts = append(stmts, m.stmts[:]...)
 	}
@@ -217,8 +214,11 @@ func (s *Store) closeDBs() error {
 			errs = append(errs, st.Close())
 		}
 	}
-	if s.r != s.w {
+	if s.r != nil {
 		errs = append(errs, s.r.Close())
+	}
+	if s.wc != nil {
+		errs = append(errs, s.wc.Close())
 	}
 	errs = append(errs, s.w.Close())
 	if err := errors.Join(errs...); err != nil {
@@ -269,6 +269,13 @@ func (s *Store) multiStmts() map[*multiStmt]string {
 }
 
 func (s *Store) prepare(ctx context.Context) error {
+	txStmts := map[**sql.Stmt]string{&s.begin: "BEGIN IMMEDIATE", &s.commit: "COMMIT", &s.rollback: "ROLLBACK"}
+	for st, query := range txStmts {
+		var err error
+		if *st, err = s.wc.PrepareContext(ctx, query); err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+	}
 	s.insertExecutions.cols = insertExecutionsCols
 	s.updateExecutions.cols = 9
 	s.upsertNodes.cols = 9
@@ -278,7 +285,7 @@ func (s *Store) prepare(ctx context.Context) error {
 		for k, n := range chunkSizes {
 			list := strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
 			var err error
-			if m.stmts[k], err = s.w.PrepareContext(ctx, strings.Replace(query, "VALUES_LIST", list, 1)); err != nil {
+			if m.stmts[k], err = s.wc.PrepareContext(ctx, strings.Replace(query, "VALUES_LIST", list, 1)); err != nil {
 				return fmt.Errorf("sqlite: prepare: %w", err)
 			}
 		}
@@ -286,10 +293,10 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
-// execRows runs m in tx for rows (len(args)/m.cols of them, args row after
+// execRows runs m for rows (len(args)/m.cols of them, args row after
 // row), as few statements as the chunk sizes allow, and returns how many
 // rows they changed in all.
-func execRows(ctx context.Context, tx *sql.Tx, m *multiStmt, args []any) (int64, error) {
+func execRows(ctx context.Context, m *multiStmt, args []any) (int64, error) {
 	var changed int64
 	for rows := len(args) / m.cols; rows > 0; {
 		k := 0
@@ -297,7 +304,7 @@ func execRows(ctx context.Context, tx *sql.Tx, m *multiStmt, args []any) (int64,
 			k++
 		}
 		n := chunkSizes[k] * m.cols
-		res, err := tx.StmtContext(ctx, m.stmts[k]).ExecContext(ctx, args[:n]...)
+		res, err := m.stmts[k].ExecContext(ctx, args[:n]...)
 		if err != nil {
 			return 0, err
 		}
@@ -315,7 +322,7 @@ func execRows(ctx context.Context, tx *sql.Tx, m *multiStmt, args []any) (int64,
 // migrate applies the embedded migrations not yet recorded in
 // schema_migrations, each in its own transaction.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+	if _, err := s.wc.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
 		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
@@ -358,9 +365,17 @@ func (s *Store) migrate(ctx context.Context) error {
 }
 
 // writeTx runs fn in a write transaction (BEGIN IMMEDIATE on the single
-// write connection), committing if fn returns nil.
+// write connection), committing if fn returns nil. The transaction itself
+// does not end with ctx (fn's statements do, and it is then rolled back):
+// database/sql discards the connection of a transaction whose context
+// ends, and the store has only the one it holds.
 func (s *Store) writeTx(ctx context.Context, fn func(*sql.Tx) error) error {
-	tx, err := s.w.BeginTx(ctx, nil)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	tx, err := s.wc.BeginTx(context.WithoutCancel(ctx), nil)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,8 @@
 package sqlite_test
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -28,16 +30,6 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return openTemp(t) })
 }
 
-func TestConformanceInMemory(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store {
-		s, err := sqlite.Open(t.Context(), ":memory:")
-		if err != nil {
-			t.Fatalf("Open(:memory:): %v", err)
-		}
-		return s
-	})
-}
-
 func TestReopenKeepsDataAndSkipsApplied(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "kgw.db")
 	s, err := sqlite.Open(t.Context(), path)
@@ -62,10 +54,12 @@ func TestReopenKeepsDataAndSkipsApplied(t *testing.T) {
 	}
 }
 
-func TestOpenRejectsEmptyPath(t *testing.T) {
-	if s, err := sqlite.Open(t.Context(), ""); err == nil {
-		s.Close()
-		t.Fatalf("Open(\"\") succeeded, want an error")
+func TestOpenRejectsEmptyAndInMemoryPaths(t *testing.T) {
+	for _, path := range []string{"", ":memory:"} {
+		if s, err := sqlite.Open(t.Context(), path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded, want an error", path)
+		}
 	}
 }
 
@@ -125,5 +119,32 @@ func TestFileModes(t *testing.T) {
 	defer s.Close()
 	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode of a reopened 0644 database = %v, %v; want 600", fi.Mode().Perm(), err)
+	}
+}
+
+// Writes whose context ends at any moment fail or succeed, and the store's
+// one write connection outlives them all.
+func TestWriteConnectionSurvivesCancelledWrites(t *testing.T) {
+	s := openTemp(t)
+	w := &store.Workflow{Name: "cancelled", Nodes: []store.Node{{ID: "a", Code: "result = {}"}}}
+	for i := range 300 {
+		ctx, cancel := context.WithCancel(t.Context())
+		if i%3 == 0 {
+			cancel()
+		} else {
+			go cancel()
+		}
+		_, _ = s.CreateWorkflowVersion(ctx, w)
+		_ = s.WriteJournal(ctx, &store.JournalBatch{Creates: []*store.Execution{{
+			ID: fmt.Sprintf("x%03d", i), Workflow: "cancelled", Version: 1, Status: store.ExecutionRunning,
+			Nodes: []*store.NodeState{{NodeID: "a", Status: store.NodePending}},
+		}}})
+		cancel()
+	}
+	if _, err := s.CreateWorkflowVersion(t.Context(), w); err != nil {
+		t.Fatalf("CreateWorkflowVersion after cancelled writes: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
 	}
 }
