@@ -207,8 +207,8 @@ class Execution:
         this way 0.8 µs. With the cheaper request path of the same change
         (kgw._calls.execute_workflow), the loadgen Python driver (16
         callers, one channel, no-op workflow; docs/performance.md, section
-        Clients): client CPU per call, median of 7 paired loadgen cycles on
-        the loaded 2-core machine, 91 -> 81 µs (-11%; bare grpc.aio 78 µs);
+        Clients): client CPU per call, median of 9 paired loadgen cycles on
+        the loaded 2-core machine, 89 -> 79 µs (-11%; bare grpc.aio 78 µs);
         8 alternations of the driver alone, 89 -> 82 µs (-8%). The
         client's own work without the network: 6.9 -> 3.8 µs per call.
         """
