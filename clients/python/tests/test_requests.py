@@ -97,6 +97,32 @@ def test_execution_request_leaves_unset_fields_unset() -> None:
     assert request.idempotency_key == ""
 
 
+def test_execution_request_sets_given_empty_values() -> None:
+    # Given but empty is not the same as not given: the field is present.
+    request = _requests.execution_request(
+        execution_pb2.ExecuteWorkflowRequest(),
+        "hello",
+        parameters={},
+        resources={},
+        context={},
+        timeout=0,
+        idempotency_key="",
+        version=0,
+    )
+    assert request.HasField("parameters") and not request.parameters.fields
+    assert request.HasField("context") and not request.context.fields
+    assert request.HasField("timeout") and request.timeout.seconds == 0
+    assert not request.resources
+    # Bad values are refused whether or not other arguments are given.
+    for bad in ({"parameters": [1]}, {"context": "x"}, {"timeout": "5s"}):
+        args: dict[str, Any] = dict(
+            parameters=None, resources=None, context=None, timeout=None, idempotency_key=None, version=0
+        )
+        args.update(bad)
+        with pytest.raises(TypeError):
+            _requests.execution_request(execution_pb2.ExecuteWorkflowRequest(), "hello", **args)
+
+
 def test_execution_request_needs_a_name() -> None:
     with pytest.raises(ValueError, match="workflow name is empty"):
         _requests.execution_request(

@@ -12,7 +12,7 @@ import pytest
 
 from google.protobuf import struct_pb2
 
-from kgw.types import Execution, ExecutionEvent, Secret
+from kgw.types import Execution, ExecutionError, ExecutionEvent, NodeExecution, Secret
 from kgw.v1 import execution_pb2, secret_pb2
 
 
@@ -58,8 +58,8 @@ def test_lazy_fields_match_eager_conversion() -> None:
     msg.start_time.FromDatetime(datetime.datetime(2030, 1, 1, 0, 0, 1, 250, tzinfo=datetime.timezone.utc))
     eager = _eager(msg)
     lazy = Execution.from_proto(msg)
-    # Nothing read yet: the lazy fields are not in the instance.
-    assert {"nodes", "create_time", "start_time", "end_time"}.isdisjoint(vars(lazy))
+    # Nothing read yet: no field is converted, the instance holds the message only.
+    assert vars(lazy) == {"proto": msg}
     assert lazy == eager
     assert repr(Execution.from_proto(msg)) == repr(eager)
     assert lazy.nodes is lazy.nodes  # converted once, then stored
@@ -78,6 +78,53 @@ def test_lazy_fields_match_eager_conversion() -> None:
         getattr(lazy, "nope")
     with pytest.raises(dataclasses.FrozenInstanceError):
         lazy.nodes = []  # type: ignore[misc]
+
+
+def test_every_execution_field_is_converted_on_first_read() -> None:
+    utc = datetime.timezone.utc
+    msg = _execution(execution_pb2.EXECUTION_STATUS_FAILED)
+    msg.error.CopyFrom(execution_pb2.ExecutionError(node_id="query", code="NODE_ERROR", message="boom", traceback="tb"))
+    msg.end_time.FromDatetime(datetime.datetime(2030, 1, 1, 0, 0, 2, tzinfo=utc))
+    # Written out by hand, not through from_proto: what each field must read.
+    want = Execution(
+        execution_id="ex-1",
+        workflow="hello",
+        version=2,
+        status="failed",
+        result={"query": {"message": "Hello from kgw", "rows": 2}},
+        error=ExecutionError(node_id="query", code="NODE_ERROR", message="boom", traceback="tb"),
+        nodes=[
+            NodeExecution(
+                node_id="query",
+                status="completed",
+                attempts=1,
+                start_time=None,
+                end_time=None,
+                duration=datetime.timedelta(milliseconds=1500),
+                error=None,
+            )
+        ],
+        create_time=datetime.datetime(2030, 1, 1, tzinfo=utc),
+        start_time=None,
+        end_time=datetime.datetime(2030, 1, 1, 0, 0, 2, tzinfo=utc),
+        idempotency_key="k",
+        proto=msg,
+    )
+    names = [f.name for f in dataclasses.fields(Execution) if f.name != "proto"]
+    for name in names:
+        # A fresh view per field: reading one converts that one only, and stores it.
+        ex = Execution.from_proto(msg)
+        assert getattr(ex, name) == getattr(want, name), name
+        assert set(vars(ex)) == {"proto", name}
+        assert getattr(ex, name) is vars(ex)[name]
+    assert Execution.from_proto(msg) == want
+    # An Execution made by its constructor holds its own values, whatever its proto says.
+    other = dataclasses.replace(want, status="completed", error=None)
+    assert other.status == "completed" and other.error is None and other.proto is msg
+    # Without a message there is nothing to convert from: a plain AttributeError.
+    bare = object.__new__(Execution)
+    with pytest.raises(AttributeError, match="no attribute 'status'"):
+        bare.status
 
 
 def test_failed_execution_carries_error() -> None:

@@ -62,7 +62,7 @@ def test_to_struct_rejects_what_json_cannot_carry(value: Any, error: type[Except
 
 def test_to_struct_rejects_non_dict() -> None:
     with pytest.raises(TypeError, match="expected a dict, got list"):
-        to_struct([1, 2])  # type: ignore[arg-type]
+        to_struct([1, 2])  # type: ignore[call-overload]
 
 
 def test_duration_from_seconds_and_timedelta() -> None:
@@ -83,7 +83,7 @@ def test_duration_rejects_negative_and_non_finite(bad: float) -> None:
 
 def test_duration_rejects_other_types() -> None:
     with pytest.raises(TypeError):
-        to_duration("5s")  # type: ignore[arg-type]
+        to_duration("5s")  # type: ignore[call-overload]
     with pytest.raises(TypeError):
         to_duration(True)
 

@@ -14,7 +14,7 @@
 // call when the caller adds interceptors, still go through Connect's
 // transport (`fallback`). Figures: docs/performance.md, section Clients.
 
-import { type DescMessage, type DescMethodUnary, type MessageInitShape, create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type DescMessage, type DescMethodUnary, type DescService, type MessageInitShape, type MessageShape, create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues, type Transport, type UnaryResponse } from "@connectrpc/connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import type { Http2SessionManager } from "@connectrpc/connect-node";
@@ -97,25 +97,40 @@ export function createUnaryTransport(options: UnaryTransportOptions): Transport 
         }
         const stream = await session.request("POST", pathOf(method), headers, {});
         const raw = await exchange(stream, frame, signal, timeoutMs, readMaxBytes, () => session.notifyResponseByteRead(stream));
-        const message = fromBinary(method.output, raw.message);
-        return {
-          stream: false,
-          service: method.parent,
-          method,
-          message,
-          get header() {
-            return raw.header === undefined ? emptyHeaders() : toHeaders(raw.header);
-          },
-          get trailer() {
-            return raw.trailer === undefined ? emptyHeaders() : toHeaders(raw.trailer);
-          },
-        } as UnaryResponse<I, O>;
+        return new DirectResponse(method, fromBinary(method.output, raw.message), raw);
       } catch (err) {
         throw mapError(toConnectError(err));
       }
     },
     stream: fallback.stream.bind(fallback),
   };
+}
+
+/**
+ * The UnaryResponse of a direct call. Its header and trailer are built
+ * from Node's header objects only when read, by getters on the prototype.
+ * It replaced an object literal with two getters, which V8 builds through
+ * a slow path with two new closures per call: the client's own CPU per
+ * no-op call without the network (a stub session, 16 callers) went from
+ * 10.6–11.4 to 5.9–6.2 µs, −45%; on the loopback gateway, in turns, from
+ * 88–96 to 86–90 µs (docs/performance.md, section Clients).
+ */
+class DirectResponse<I extends DescMessage, O extends DescMessage> implements UnaryResponse<I, O> {
+  readonly stream = false;
+  readonly service: DescService;
+  constructor(
+    readonly method: DescMethodUnary<I, O>,
+    readonly message: MessageShape<O>,
+    private readonly raw: RawResponse,
+  ) {
+    this.service = method.parent;
+  }
+  get header(): Headers {
+    return this.raw.header === undefined ? emptyHeaders() : toHeaders(this.raw.header);
+  }
+  get trailer(): Headers {
+    return this.raw.trailer === undefined ? emptyHeaders() : toHeaders(this.raw.trailer);
+  }
 }
 
 interface RawResponse {

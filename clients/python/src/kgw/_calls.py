@@ -54,7 +54,7 @@ _R = TypeVar(
 EventResponse = Union[execution_pb2.StreamExecutionResponse, execution_pb2.WatchExecutionResponse]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Call(Generic[_Resp]):
     """A gRPC method, its request and the type of its responses."""
 
@@ -72,14 +72,14 @@ class _Call(Generic[_Resp]):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Unary(_Call[_Resp], Generic[_Resp, _T]):
     """A unary call and the conversion of its response into what the client method returns."""
 
     convert: Callable[[_Resp], _T]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Stream(_Call[EventResponse]):
     """A call of StreamExecution or WatchExecution (each response carries one event)."""
 
@@ -225,15 +225,18 @@ def execution_args(
     return ExecutionArgs(name, parameters, resources, context, timeout, idempotency_key, version)
 
 
+def _execution_of(response: Any) -> Execution:
+    """The Execution of a response that carries one (ExecuteWorkflow, GetExecution, CancelExecution)."""
+    return Execution.from_proto(response.execution)
+
+
+_EXECUTE_WORKFLOW = _requests.method_path(_EX, "ExecuteWorkflow")
+
+
 def execute_workflow(args: ExecutionArgs) -> Unary[Any, Execution]:
     """ExecuteWorkflow."""
-    return _unary(
-        _EX,
-        "ExecuteWorkflow",
-        args.fill(execution_pb2.ExecuteWorkflowRequest()),
-        execution_pb2.ExecuteWorkflowResponse,
-        lambda r: Execution.from_proto(r.execution),
-    )
+    request = args.fill(execution_pb2.ExecuteWorkflowRequest())
+    return Unary(_EXECUTE_WORKFLOW, request, execution_pb2.ExecuteWorkflowResponse, _execution_of)
 
 
 def start_execution(args: ExecutionArgs) -> Unary[Any, str]:
@@ -266,7 +269,7 @@ def get_execution(execution_id: str) -> Unary[Any, Execution]:
         "GetExecution",
         execution_pb2.GetExecutionRequest(execution_id=execution_id),
         execution_pb2.GetExecutionResponse,
-        lambda r: Execution.from_proto(r.execution),
+        _execution_of,
     )
 
 
@@ -290,7 +293,7 @@ def cancel_execution(execution_id: str) -> Unary[Any, Execution]:
         "CancelExecution",
         execution_pb2.CancelExecutionRequest(execution_id=execution_id),
         execution_pb2.CancelExecutionResponse,
-        lambda r: Execution.from_proto(r.execution),
+        _execution_of,
     )
 
 

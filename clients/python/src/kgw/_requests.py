@@ -78,19 +78,19 @@ def execution_request(
         raise ValueError("workflow name is empty")
     request.workflow = name
     request.version = version
-    params = to_struct(parameters)
-    if params is not None:
-        request.parameters.CopyFrom(params)
-    ctx = to_struct(context)
-    if ctx is not None:
-        request.context.CopyFrom(ctx)
-    duration = to_duration(timeout)
-    if duration is not None:
-        request.timeout.CopyFrom(duration)
+    # Each optional argument is converted only when given: a call with the
+    # workflow name alone (the common case) converts nothing.
+    if parameters is not None:
+        request.parameters.CopyFrom(to_struct(parameters))
+    if context is not None:
+        request.context.CopyFrom(to_struct(context))
+    if timeout is not None:
+        request.timeout.CopyFrom(to_duration(timeout))
     if idempotency_key:
         request.idempotency_key = idempotency_key
-    for res_name, spec in (resources or {}).items():
-        request.resources[res_name].CopyFrom(resource_spec(spec))
+    if resources:
+        for res_name, spec in resources.items():
+            request.resources[res_name].CopyFrom(resource_spec(spec))
     return request
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Union, overload
 
 from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
 
@@ -18,6 +18,12 @@ Seconds = Union[int, float, datetime.timedelta]
 _MAX_SAFE_INT = 2**53
 
 
+@overload
+def to_struct(value: Mapping[str, Any]) -> struct_pb2.Struct: ...
+@overload
+def to_struct(value: None) -> None: ...
+@overload
+def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None: ...
 def to_struct(value: Mapping[str, Any] | None) -> struct_pb2.Struct | None:
     """Converts a dict of JSON-compatible values to a Struct (None stays None).
 
@@ -95,6 +101,12 @@ def from_value(value: struct_pb2.Value) -> Any:
     return None
 
 
+@overload
+def to_duration(value: Seconds) -> duration_pb2.Duration: ...
+@overload
+def to_duration(value: None) -> None: ...
+@overload
+def to_duration(value: Seconds | None) -> duration_pb2.Duration | None: ...
 def to_duration(value: Seconds | None) -> duration_pb2.Duration | None:
     """Converts seconds or a timedelta to a Duration (None stays None)."""
     if value is None:

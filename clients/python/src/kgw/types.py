@@ -10,9 +10,9 @@ view leaves out.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 
 from kgw._values import from_duration, from_struct, from_timestamp
@@ -197,52 +197,71 @@ class Execution:
     def from_proto(cls, msg: execution_pb2.Execution) -> Execution:
         """Converts an Execution message.
 
-        ``nodes`` and the three times are converted from ``proto`` when first
-        read (see ``__getattr__``); every other field at once. Converting them
-        all eagerly was the larger part of the client's own CPU per call:
-        paired in-process runs of 16 callers on one channel, no-op workflow,
-        6 rounds in turns on a quiet machine, median client CPU per call: bare
-        grpc.aio 69 µs, with the eager conversion 92 µs, with this one 74 µs.
-        The loadgen Python driver, eager and lazy in turns, 5 pairs of 3 s:
-        median 109 -> 92 µs of client CPU per call (-16%), 6819 -> 7646
-        calls/s; the client's own work without the network 16 -> 6.3 µs. See
-        docs/performance.md, section Clients.
+        Every field is converted from ``proto`` when first read, then stored
+        in the instance (see ``_Converted``): a caller that reads
+        ``status`` pays for the status only, one that reads ``result`` for
+        the result when it reads it. Reading a field of a freshly decoded
+        message is what costs (the protobuf runtime builds its wrappers on
+        first access): converting status, ids, result and error at once
+        took 2.2 µs of a fresh no-op response (timeit), reading the status
+        this way 0.8 µs. With the cheaper request path of the same change
+        (kgw._calls.execute_workflow), the loadgen Python driver (16
+        callers, one channel, no-op workflow; docs/performance.md, section
+        Clients): client CPU per call, median of 9 paired loadgen cycles on
+        the loaded 2-core machine, 89 -> 79 µs (-11%; bare grpc.aio 78 µs);
+        8 alternations of the driver alone, 89 -> 82 µs (-8%). The
+        client's own work without the network: 6.9 -> 3.8 µs per call.
         """
-        results = msg.result  # keys, then lookups: a third of the cost of .items() on a protobuf map
         out = object.__new__(cls)
-        out.__dict__.update(
-            execution_id=msg.id,
-            workflow=msg.workflow,
-            version=msg.version,
-            status=execution_status_name(msg.status),
-            result={node: from_struct(results[node]) for node in results},
-            error=ExecutionError.from_proto(msg.error) if msg.HasField("error") else None,
-            idempotency_key=msg.idempotency_key,
-            proto=msg,
-        )
+        object.__setattr__(out, "proto", msg)
         return out
 
-    if not TYPE_CHECKING:  # type checkers see the declared fields, not a catch-all
 
-        def __getattr__(self, name: str) -> Any:
-            # Called only for attributes missing from the instance: the fields
-            # from_proto leaves to first use. The value is stored, so the
-            # conversion runs once and later reads are plain attribute reads.
-            convert = _LAZY_EXECUTION_FIELDS.get(name)
-            if convert is None or "proto" not in self.__dict__:
-                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-            value = convert(self.__dict__["proto"])
-            object.__setattr__(self, name, value)
-            return value
+class _Converted:
+    """A field of :class:`Execution` converted from its ``proto`` when first
+    read; the value is then stored in the instance, where later reads find
+    it without calling this (a non-data descriptor yields to the instance
+    dict). An Execution made by its constructor has every field in its
+    dict and never reaches this."""
+
+    __slots__ = ("_name", "_convert")
+
+    def __init__(self, name: str, convert: Callable[[execution_pb2.Execution], Any]) -> None:
+        self._name = name
+        self._convert = convert
+
+    def __get__(self, obj: Any, owner: Any = None) -> Any:
+        if obj is None:
+            return self
+        fields = obj.__dict__
+        msg = fields.get("proto")
+        if msg is None:
+            raise AttributeError(f"{type(obj).__name__!r} object has no attribute {self._name!r}")
+        value = fields[self._name] = self._convert(msg)
+        return value
 
 
-#: The fields of an Execution made by from_proto that are converted when first read.
-_LAZY_EXECUTION_FIELDS: dict[str, Any] = {
-    "nodes": lambda msg: [NodeExecution.from_proto(n) for n in msg.nodes],
-    "create_time": lambda msg: from_timestamp(msg.create_time, msg.HasField("create_time")),
-    "start_time": lambda msg: from_timestamp(msg.start_time, msg.HasField("start_time")),
-    "end_time": lambda msg: from_timestamp(msg.end_time, msg.HasField("end_time")),
-}
+def _result(msg: execution_pb2.Execution) -> dict[str, dict[str, Any]]:
+    results = msg.result  # keys, then lookups: a third of the cost of .items() on a protobuf map
+    return {node: from_struct(results[node]) for node in results}
+
+
+# Set after the dataclass is made, so that they are not taken for defaults.
+for _name, _convert in (
+    ("execution_id", lambda msg: msg.id),
+    ("workflow", lambda msg: msg.workflow),
+    ("version", lambda msg: msg.version),
+    ("status", lambda msg: _EXECUTION_STATUS_NAMES.get(msg.status, "unspecified")),
+    ("result", _result),
+    ("error", lambda msg: ExecutionError.from_proto(msg.error) if msg.HasField("error") else None),
+    ("nodes", lambda msg: [NodeExecution.from_proto(n) for n in msg.nodes]),
+    ("create_time", lambda msg: from_timestamp(msg.create_time, msg.HasField("create_time"))),
+    ("start_time", lambda msg: from_timestamp(msg.start_time, msg.HasField("start_time"))),
+    ("end_time", lambda msg: from_timestamp(msg.end_time, msg.HasField("end_time"))),
+    ("idempotency_key", lambda msg: msg.idempotency_key),
+):
+    setattr(Execution, _name, _Converted(_name, _convert))
+del _name, _convert
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import * as http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { after, before, describe, it } from "node:test";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor, createClient } from "@connectrpc/connect";
 import { Http2SessionManager, createGrpcTransport } from "@connectrpc/connect-node";
 import { ExecutionService, GetExecutionRequestSchema, GetExecutionResponseSchema, ExecutionStatus } from "#gen/kgw/v1/execution_pb.js";
 import {
@@ -64,6 +64,11 @@ function answer(stream: http2.ServerHttp2Stream, id: string): void {
       stream.respond(ok, { waitForTrailers: true });
       stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
       stream.end(frame(execution("ok", "hi")));
+      return;
+    case "meta":
+      stream.respond({ ...ok, "x-served-by": "test" }, { waitForTrailers: true });
+      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0", "x-took": "3ms" }));
+      stream.end(frame(execution("meta", "hi")));
       return;
     case "big": {
       // One message of ~1 MiB, written in small pieces (many DATA frames).
@@ -260,6 +265,43 @@ describe("unary calls, direct and through Connect", () => {
       });
     });
   }
+
+  it("gives the response's message, headers and trailers", async () => {
+    const url = `http://${target}`;
+    const session = new Http2SessionManager(url);
+    const transport = createUnaryTransport({
+      session,
+      metadata: {},
+      fallback: createGrpcTransport({ baseUrl: url, sessionManager: session }),
+    });
+    try {
+      const method = ExecutionService.method.getExecution;
+      const res = await transport.unary(method, undefined, undefined, undefined, { executionId: "meta" });
+      assert.equal(res.stream, false);
+      assert.equal(res.method, method);
+      assert.equal(res.service, ExecutionService);
+      assert.equal(res.message.execution?.id, "meta");
+      assert.equal(res.header.get("x-served-by"), "test");
+      assert.ok([...res.header.keys()].every((k) => !k.startsWith(":"))); // pseudo-headers are not metadata
+      assert.equal(res.trailer.get("x-took"), "3ms");
+      assert.equal(res.trailer.get("grpc-status"), "0");
+      // Read twice: each read builds the same Headers.
+      assert.equal(res.header.get("x-served-by"), "test");
+      // Connect's callbacks see them too.
+      let header: Headers | undefined;
+      let trailer: Headers | undefined;
+      const client = createClient(ExecutionService, transport);
+      const msg = await client.getExecution(
+        { executionId: "meta" },
+        { onHeader: (h) => (header = h), onTrailer: (t) => (trailer = t) },
+      );
+      assert.equal(msg.execution?.id, "meta");
+      assert.equal(header?.get("x-served-by"), "test");
+      assert.equal(trailer?.get("x-took"), "3ms");
+    } finally {
+      session.abort();
+    }
+  });
 
   it("sends grpc-timeout and gives up at the deadline", async () => {
     const url = `http://${target}`;
