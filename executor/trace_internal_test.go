@@ -1,10 +1,12 @@
 package executor
 
 import (
+	"context"
 	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -67,6 +69,54 @@ func BenchmarkSpanHooksOff(b *testing.B) {
 		r.endExecutionSpan()
 	}
 }
+
+// BenchmarkSpanHooksOn measures the hooks of one execution with one
+// attempt with always_on and a span processor that drops the ended spans
+// (after the SDK's snapshot), under a sampled parent as a traced call
+// gives them ("hooks"), against the same two spans made by calling the SDK
+// directly with everything the hooks build per call built beforehand
+// ("sdk"): the difference is the gateway's own work in the hooks (span
+// names, attribute slices, the parent's context).
+func BenchmarkSpanHooksOn(b *testing.B) {
+	prev := otel.GetTracerProvider()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(dropSpans{}), sdktrace.WithSampler(sdktrace.AlwaysSample()))
+	otel.SetTracerProvider(tp)
+	b.Cleanup(func() { otel.SetTracerProvider(prev) })
+	parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled})
+	b.Run("hooks", func(b *testing.B) {
+		r := &run{id: "01JEXAMPLE0000000000000000", wf: &store.Workflow{Name: "noop", Version: 1}, req: &Request{Trace: parent}}
+		b.ReportAllocs()
+		for b.Loop() {
+			r.startExecutionSpan()
+			_, span := r.startNodeSpan(b.Context(), "n", 1)
+			r.endNodeSpan(span, "n", 1, "completed", nil)
+			r.endExecutionSpan()
+		}
+	})
+	b.Run("sdk", func(b *testing.B) {
+		t := tp.Tracer(tracerName)
+		pctx := trace.ContextWithRemoteSpanContext(b.Context(), parent)
+		execAttrs := []attribute.KeyValue{attribute.String("kgw.execution_id", "01JEXAMPLE0000000000000000"), attribute.String("kgw.workflow", "noop"), attribute.Int("kgw.workflow_version", 1)}
+		nodeAttrs := []attribute.KeyValue{attribute.String("kgw.execution_id", "01JEXAMPLE0000000000000000"), attribute.String("kgw.node", "n"), attribute.Int("kgw.attempt", 1), attribute.String("kgw.outcome", "completed")}
+		b.ReportAllocs()
+		for b.Loop() {
+			ectx, exec := t.Start(pctx, "Execution noop")
+			_, node := t.Start(ectx, "RunNode noop/n")
+			node.SetAttributes(nodeAttrs...)
+			node.End()
+			exec.SetAttributes(execAttrs...)
+			exec.End()
+		}
+	})
+}
+
+// dropSpans is a span processor that drops every span.
+type dropSpans struct{}
+
+func (dropSpans) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (dropSpans) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (dropSpans) Shutdown(context.Context) error                  { return nil }
+func (dropSpans) ForceFlush(context.Context) error                { return nil }
 
 // TestSpanHooksOffAllocateNothing: with no tracer provider installed
 // (tracing off) the span hooks of an execution and an attempt start no

@@ -22,14 +22,17 @@ import (
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/protobuf/proto"
 
 	execnode "github.com/kailash-gateway/kgw/executor/node"
 	kgwv1 "github.com/kailash-gateway/kgw/gen/go/kgw/v1"
+	"github.com/kailash-gateway/kgw/server"
 )
 
 // BenchmarkTracingOverhead measures ExecuteWorkflow of an ephemeral no-op
@@ -73,22 +76,53 @@ import (
 // CPUs, so the CPU ratio is the throughput ratio at saturation, and it
 // follows the machine's other load much less than the wall clock does.
 func BenchmarkTracingOverhead(b *testing.B) {
-	const (
-		callers = 128
-		rounds  = 12 // slices
-	)
-	ctx := context.Background()
 	b.ReportMetric(float64(collectorAsServe(b)), "gogc")
-	wf := &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}, DisableJournal: true}
-
 	recv := startReceiverProcess(b)
 	none := otel.GetTracerProvider()
-	b.Cleanup(func() { installProvider(none) })
 	offTP, onTP := exportingProvider(b, recv, sdktrace.NeverSample()), exportingProvider(b, recv, sdktrace.AlwaysSample())
-	sides := []*tracingSide{{name: "base", tp: none}, {name: "off", tp: offTP, sdk: offTP}, {name: "on", tp: onTP, sdk: onTP}}
+	sides := []*tracingSide{{name: "base", tp: none}, {name: "off", tp: offTP, sdk: offTP, handler: true}, {name: "on", tp: onTP, sdk: onTP, handler: true}}
+	before := recv.count(b)
+	per := runTracingSides(b, sides, 12)
+	spans := recv.count(b) - before
+	reportTracingSides(b, sides)
+	// Three spans a call (the server's, Execution and RunNode); fewer if
+	// the batch processor's queue overflowed (see exportingProvider).
+	if spans == 0 {
+		b.Error("the receiver got no span")
+	}
+	b.ReportMetric(float64(spans)/float64(per*len(sides[0].cpu)), "on-spans/call")
+}
+
+// runTracingSides builds a gateway for each side (sides[0] the base,
+// without a provider), each while its provider is installed, registers
+// the no-op workflow on each, warms them up and makes them take turns in
+// at least rounds slices (a multiple of len(sides), so that each side is
+// in each position equally often) of at least 8×128 calls at 128 callers
+// in all b.N calls per side. It returns the calls per slice.
+func runTracingSides(b *testing.B, sides []*tracingSide, rounds int) int {
+	const callers = 128
+	ctx := context.Background()
+	wf := &kgwv1.Workflow{Name: "noop", Nodes: []*kgwv1.Node{{Id: "n", Code: "result = {}"}}, DisableJournal: true}
+	none := otel.GetTracerProvider()
+	// The propagator kgw serve installs with tracing (setupTracing), which
+	// otelgrpc's handler extracts the caller's context with.
+	prop := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	b.Cleanup(func() {
+		installProvider(none)
+		otel.SetTextMapPropagator(prop)
+	})
 	for _, sd := range sides {
+		if sd.tp == nil {
+			sd.tp = none
+		}
 		installProvider(sd.tp)
-		sd.s = startStack(b, stackOptions{tracing: sd.sdk != nil})
+		restore := func() {}
+		if sd.stats != nil {
+			restore = server.SetTracingStatsHandler(sd.stats)
+		}
+		sd.s = startStack(b, stackOptions{tracing: sd.handler})
+		restore()
 		if _, err := sd.s.wf.RegisterWorkflow(ctx, &kgwv1.RegisterWorkflowRequest{Workflow: wf}); err != nil {
 			b.Fatal(err)
 		}
@@ -99,8 +133,8 @@ func BenchmarkTracingOverhead(b *testing.B) {
 	for _, sd := range sides {
 		callConcurrently(b, sd.s.ex, req, callers, 2*callers) // warm up: connections, caches
 	}
+	rounds = (rounds + len(sides) - 1) / len(sides) * len(sides)
 	per := max(b.N/rounds, 8*callers)
-	before := recv.count(b)
 	b.ResetTimer()
 	for i := range rounds {
 		for j := range sides {
@@ -108,15 +142,113 @@ func BenchmarkTracingOverhead(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	spans := recv.count(b) - before
-	reportTracingSides(b, sides, rounds)
-	// Three spans a call (the server's, Execution and RunNode); fewer if
-	// the batch processor's queue overflowed (see exportingProvider).
-	if spans == 0 {
-		b.Error("the receiver got no span")
-	}
-	b.ReportMetric(float64(spans)/float64(per*rounds), "on-spans/call")
+	return per
 }
+
+// BenchmarkTracingFloor measures what the mandated tracing components
+// cost a no-op ExecuteWorkflow call by themselves: the OpenTelemetry SDK
+// with the otelgrpc stats handler and the three recording spans (the
+// server's, Execution, RunNode, with their attributes), but a span
+// processor that drops every ended span (after the SDK's snapshot of it),
+// so that nothing is exported. It runs as BenchmarkTracingOverhead does
+// (128 callers, kgw serve's GC, the sides in turns in slices, CPU per
+// call), with the sides KGW_BENCH_TRACING_SIDES lists (comma-separated,
+// the first the base; default all):
+//
+//   - base: no OTEL_* variable (no provider, no stats handler).
+//   - stats: no provider, a gRPC stats handler that does nothing: what
+//     gRPC itself does per call for any stats handler.
+//   - off: the stats handler and the SDK with the sampler off, exporting
+//     as always_on does (nothing to export): the handler's and gRPC's
+//     stats work and one non-recording span.
+//   - spans: the SDK, always_on, spans dropped, no stats handler: the
+//     executor's two spans (Execution, a root here, and RunNode) through
+//     its hooks.
+//   - floor: the stats handler and the SDK, always_on, spans dropped:
+//     the three spans and the handler, the least that always_on can cost
+//     with the SDK and otelgrpc whatever the exporter.
+//   - batch: floor with the SDK's batch processor (as on) in front of an
+//     exporter that drops each batch: the queue and its goroutine.
+//   - on: always_on exported with the SDK's OTLP exporter, as kgw serve
+//     does (BenchmarkTracingOverhead's on side).
+//
+// "<side>-added-cpu-ns/op" is the median over the slices of the CPU time
+// a call the side adds to the base's in the same slice; on minus floor is
+// the export path (batch processor, conversion, marshalling, send), of
+// which batch minus floor is the queue's share. docs/observability.md
+// ("Where always_on's cost goes") has the figures.
+func BenchmarkTracingFloor(b *testing.B) {
+	names := []string{"base", "stats", "off", "spans", "floor", "batch", "on"}
+	if v := os.Getenv("KGW_BENCH_TRACING_SIDES"); v != "" {
+		names = strings.Split(v, ",")
+	}
+	b.ReportMetric(float64(collectorAsServe(b)), "gogc")
+	var recv *receiverProcess
+	sides := make([]*tracingSide, len(names))
+	for i, name := range names {
+		sides[i] = floorSide(b, name, &recv)
+	}
+	runTracingSides(b, sides, 12)
+	reportTracingSides(b, sides)
+}
+
+// floorSide returns BenchmarkTracingFloor's side name, starting the
+// receiver process into *recv if it needs one and none runs yet.
+func floorSide(b *testing.B, name string, recv **receiverProcess) *tracingSide {
+	sd := &tracingSide{name: name}
+	always := sdktrace.WithSampler(sdktrace.AlwaysSample())
+	switch name {
+	case "base":
+	case "stats":
+		sd.stats, sd.handler = nopStats{}, true
+	case "off", "on":
+		if *recv == nil {
+			*recv = startReceiverProcess(b)
+		}
+		sampler := sdktrace.NeverSample()
+		if name != "off" {
+			sampler = sdktrace.AlwaysSample()
+		}
+		sd.sdk, sd.handler = exportingProvider(b, *recv, sampler), true
+	case "spans", "floor":
+		sd.sdk = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(discardSpans{}), always)
+		sd.handler = name == "floor"
+	case "batch":
+		sd.sdk = sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardBatches{}, sdktrace.WithMaxQueueSize(1<<16)), always)
+		sd.handler = true
+	default:
+		b.Fatalf("KGW_BENCH_TRACING_SIDES: unknown side %q (base, stats, off, spans, floor, batch, on)", name)
+	}
+	if sd.sdk != nil {
+		sd.tp = sd.sdk
+		b.Cleanup(func() { sd.sdk.Shutdown(context.Background()) })
+	}
+	return sd
+}
+
+// nopStats is a gRPC stats handler that does nothing.
+type nopStats struct{}
+
+func (nopStats) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context   { return ctx }
+func (nopStats) HandleRPC(context.Context, stats.RPCStats)                         {}
+func (nopStats) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context { return ctx }
+func (nopStats) HandleConn(context.Context, stats.ConnStats)                       {}
+
+// discardSpans is a span processor that drops every span: the SDK still
+// snapshots each recording span when it ends for it (it skips that
+// without any processor), as it does for the batch processor.
+type discardSpans struct{}
+
+func (discardSpans) OnStart(context.Context, sdktrace.ReadWriteSpan) {}
+func (discardSpans) OnEnd(sdktrace.ReadOnlySpan)                     {}
+func (discardSpans) Shutdown(context.Context) error                  { return nil }
+func (discardSpans) ForceFlush(context.Context) error                { return nil }
+
+// discardBatches is a span exporter that drops each batch.
+type discardBatches struct{}
+
+func (discardBatches) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardBatches) Shutdown(context.Context) error                             { return nil }
 
 // serveGOGC is the collector's target that kgw serve sets when the
 // operator sets no GOGC: keep it equal to gatewayGOGC in cmd/kgw/serve.go
@@ -199,9 +331,13 @@ func installProvider(tp trace.TracerProvider) {
 // and what was measured on it.
 type tracingSide struct {
 	name string
-	tp   trace.TracerProvider // none: no provider installed
+	tp   trace.TracerProvider // nil: no provider installed
 	sdk  *sdktrace.TracerProvider
-	s    *stack
+	// handler: the gateway is built with server.Config.Tracing (the
+	// otelgrpc stats handler).
+	handler bool
+	stats   stats.Handler // the handler instead of otelgrpc's
+	s       *stack
 	// per slice: process CPU time, wall clock; and in all: heap
 	// allocations, calls.
 	cpu, wall     []time.Duration
@@ -253,23 +389,31 @@ func (sd *tracingSide) measure(b *testing.B, none trace.TracerProvider, req *kgw
 	sd.calls += uint64(n)
 }
 
-// reportTracingSides reports, for off and on, the median, least and
-// greatest CPU ratio to base over the rounds slices and the median
-// wall-clock ratio; each side's allocations per call; and base's CPU per
-// call.
-func reportTracingSides(b *testing.B, sides []*tracingSide, rounds int) {
+// reportTracingSides reports, for each side after the first (the base),
+// the median, least and greatest CPU ratio to the base over the slices,
+// the median wall-clock ratio and the median CPU time a call it adds to
+// the base's in the same slice ("<side>-added-cpu-ns/op"); each side's
+// allocations per call; and the base's CPU per call.
+func reportTracingSides(b *testing.B, sides []*tracingSide) {
 	base := sides[0]
+	rounds := len(base.cpu)
+	perCall := func(sd *tracingSide, i int) float64 {
+		return float64(sd.cpu[i].Nanoseconds()) * float64(rounds) / float64(sd.calls)
+	}
 	for _, sd := range sides[1:] {
 		cpu := make([]float64, rounds)
 		wall := make([]float64, rounds)
+		added := make([]float64, rounds)
 		for i := range rounds {
 			cpu[i] = base.cpu[i].Seconds() / sd.cpu[i].Seconds()
 			wall[i] = base.wall[i].Seconds() / sd.wall[i].Seconds()
+			added[i] = perCall(sd, i) - perCall(base, i)
 		}
 		b.ReportMetric(medianOf(cpu), sd.name+"-cpu-ratio")
 		b.ReportMetric(slices.Min(cpu), sd.name+"-cpu-ratio-min")
 		b.ReportMetric(slices.Max(cpu), sd.name+"-cpu-ratio-max")
 		b.ReportMetric(medianOf(wall), sd.name+"-ratio")
+		b.ReportMetric(medianOf(added), sd.name+"-added-cpu-ns/op")
 	}
 	for _, sd := range sides {
 		b.ReportMetric(float64(sd.allocs)/float64(sd.calls), sd.name+"-allocs/op")
@@ -280,7 +424,7 @@ func reportTracingSides(b *testing.B, sides []*tracingSide, rounds int) {
 	}
 	// What the span hooks with tracing off (BenchmarkSpanHooksOff in
 	// executor) are compared with.
-	b.ReportMetric(float64(baseCPU.Nanoseconds())/float64(base.calls), "base-cpu-ns/op")
+	b.ReportMetric(float64(baseCPU.Nanoseconds())/float64(base.calls), base.name+"-cpu-ns/op")
 }
 
 // medianOf returns the median of v (which it sorts).

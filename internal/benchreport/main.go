@@ -298,6 +298,7 @@ var scenarios = []scenario{
 	{"no-op workflow, tracing off (no OTEL_* variable) vs without the span hooks", hooksShare("executor.BenchmarkSpanHooksOff", "server.BenchmarkTracingOverhead", 0.97)},
 	{"no-op workflow, tracing on with the sampler off (always_off) vs no OTEL_* variable, 128 callers", sliceRatio("server.BenchmarkTracingOverhead", "off", 0)},
 	{"no-op workflow, tracing always_on (batched OTLP to loopback) vs no OTEL_* variable", sliceRatio("server.BenchmarkTracingOverhead", "on", 0.75)},
+	{"  … always_on's floor: SDK + otelgrpc, the three spans dropped, no export", sliceRatio("server.BenchmarkTracingFloor", "floor", 0)},
 	{"events delivered to one watcher (durable, SQLite)", rate("executor.BenchmarkEventsToWatcherDurable", "executor.BenchmarkEventsToWatcherEphemeral", "events/s")},
 	{"db.fetchval(\"SELECT 1\") in a workflow node vs bare pgxpool", ratio("server.BenchmarkFetchval/bare-pgxpool", "server.BenchmarkFetchval/workflow-node", 0.5)},
 }
