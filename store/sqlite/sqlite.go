@@ -14,7 +14,10 @@
 // executions row and the rows of the nodes that ran: its first events
 // (seq <= 16, small bodies) are lines of text in its row, nodes that never
 // ran have no row (the row lists the node ids), so that each step of an
-// execution updates one row instead of inserting several. WriteJournal
+// execution updates one row instead of inserting several. An execution
+// that a batch creates already finished, as the executor journals a short
+// workflow run at once, has no node rows at all when its node states are
+// small: they are lines in its row too (migration 0007). WriteJournal
 // encodes everything before it takes the write connection, writes each
 // kind of row with a few multi-row statements prepared at Open, in one
 // transaction (see journalTx). A terminal event written in the same
@@ -233,11 +236,11 @@ func (s *Store) closeDBs() error {
 // journal to undo a failed statement alone: a failed journal write rolls
 // back its whole transaction anyway (see journalTx).
 // insertExecutionsCols is how many values insertExecutionsSQL takes per row.
-const insertExecutionsCols = 15
+const insertExecutionsCols = 16
 
 const (
 	insertExecutionsSQL = `INSERT OR FAIL INTO executions (id, workflow, version, status, request, error,
-		create_time, start_time, end_time, idempotency_key, caller, owner, node_ids, events, event_seqs)
+		create_time, start_time, end_time, idempotency_key, caller, owner, node_ids, nodes, events, event_seqs)
 		VALUES VALUES_LIST`
 	// Updates of executions the batch does not create: the header if the
 	// second value is 1, and inline events appended. A row whose execution

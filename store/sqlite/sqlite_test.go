@@ -81,6 +81,12 @@ func BenchmarkJournalGrouped(b *testing.B) {
 	storetest.BenchmarkJournalGrouped(b, s, 32)
 }
 
+func BenchmarkJournalFinished(b *testing.B) {
+	s := openTemp(b)
+	defer s.Close()
+	storetest.BenchmarkJournalFinished(b, s, 16)
+}
+
 // The database file and its WAL and shared-memory files are private to
 // their owner (0600) whatever the umask, and a database left readable by
 // others is restricted when opened.

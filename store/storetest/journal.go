@@ -735,3 +735,110 @@ func testDeleteBeforeMany(t *testing.T, s store.Store) {
 		t.Errorf("second DeleteExecutionsBefore = %d, want 0", n)
 	}
 }
+
+// testJournalCreateFinished writes executions that a batch creates already
+// finished (how the journal writes a short workflow run at once), with
+// node states in the creation and in the batch's node updates, and reads
+// them back every way the store reads executions.
+func testJournalCreateFinished(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	odd := map[string]any{"tab": "a\tb", "newline": "x\ny", "dash": "-", "empty": "", "nested": map[string]any{"list": []any{"\t", "é", 1.5}}}
+	big := map[string]any{"blob": strings.Repeat("x", 4096)}
+	type variant struct {
+		id    string
+		nodes []*store.NodeState // the creation's
+		ups   []*store.NodeState // the batch's node updates
+		want  []*store.NodeState
+	}
+	done := func(id string, res map[string]any) *store.NodeState {
+		return &store.NodeState{NodeID: id, Status: store.NodeCompleted, Attempts: 1, StartTime: at(time.Second), EndTime: at(2 * time.Second), Result: res}
+	}
+	failed := &store.NodeState{NodeID: "transform", Status: store.NodeFailed, Attempts: 3, StartTime: at(time.Second),
+		EndTime: at(3 * time.Second), Error: &store.ExecError{NodeID: "transform", Code: "E", Message: "bad\tinput\n", Traceback: "line 1"}}
+	pending := func(id string) *store.NodeState { return &store.NodeState{NodeID: id, Status: store.NodePending} }
+	variants := []variant{
+		{id: "fin-updates", nodes: []*store.NodeState{pending("fetch"), pending("transform")},
+			ups:  []*store.NodeState{done("fetch", odd), done("transform", map[string]any{})},
+			want: []*store.NodeState{done("fetch", odd), done("transform", map[string]any{})}},
+		{id: "fin-in-create", nodes: []*store.NodeState{done("fetch", nil), failed, pending("store")},
+			want: []*store.NodeState{done("fetch", nil), failed, pending("store")}},
+		{id: "fin-appended", nodes: []*store.NodeState{pending("fetch")},
+			ups:  []*store.NodeState{done("extra", map[string]any{"n": int64(1)}), done("fetch", nil)},
+			want: []*store.NodeState{done("fetch", nil), done("extra", map[string]any{"n": int64(1)})}},
+		{id: "fin-big", nodes: []*store.NodeState{pending("fetch"), pending("transform")},
+			ups:  []*store.NodeState{done("fetch", big)},
+			want: []*store.NodeState{done("fetch", big), pending("transform")}},
+		{id: "fin-odd-id", nodes: []*store.NodeState{done("a\tb", odd)}, want: []*store.NodeState{done("a\tb", odd)}},
+	}
+	b := &store.JournalBatch{}
+	for i, v := range variants {
+		e := sampleExecution(v.id, at(time.Duration(i)*time.Millisecond))
+		e.Nodes, e.StartTime = v.nodes, at(0)
+		final := *e
+		final.Status, final.EndTime, final.Nodes = store.ExecutionCompleted, at(3*time.Second), v.want
+		if i%2 == 0 {
+			e.Status, e.EndTime = store.ExecutionCompleted, final.EndTime // finished in the creation
+		} else {
+			e.Status = store.ExecutionRunning // finished by the batch's header update
+			b.Executions = append(b.Executions, &final)
+		}
+		b.Creates = append(b.Creates, e)
+		for _, n := range v.ups {
+			b.Nodes = append(b.Nodes, store.NodeUpdate{ExecutionID: v.id, State: n})
+		}
+		b.Events = append(b.Events,
+			&store.Event{ExecutionID: v.id, Seq: 1, Time: at(0), Kind: store.EventExecutionStarted, Workflow: "orders", Version: 2},
+			&store.Event{ExecutionID: v.id, Seq: 2, Time: at(3 * time.Second), Kind: store.EventExecutionCompleted, Execution: &final})
+	}
+	must(t, "WriteJournal", s.WriteJournal(ctx, b))
+
+	listed, _, err := s.ListExecutions(ctx, store.ExecutionQuery{})
+	must(t, "ListExecutions", err)
+	bare, _, err := s.ListExecutions(ctx, store.ExecutionQuery{OmitResults: true})
+	must(t, "ListExecutions(OmitResults)", err)
+	byID := func(list []*store.Execution, id string) *store.Execution {
+		for _, e := range list {
+			if e.ID == id {
+				return e
+			}
+		}
+		t.Fatalf("execution %s not listed", id)
+		return nil
+	}
+	for _, v := range variants {
+		want := sampleExecution(v.id, time.Time{})
+		want.Status, want.StartTime, want.EndTime, want.Nodes = store.ExecutionCompleted, at(0), at(3*time.Second), v.want
+		got, err := s.GetExecution(ctx, v.id)
+		must(t, "GetExecution", err)
+		want.CreateTime = got.CreateTime
+		if d := diff(want, got); d != "" {
+			t.Errorf("GetExecution(%s) (-want +got):\n%s", v.id, d)
+		}
+		if d := diff(want, byID(listed, v.id)); d != "" {
+			t.Errorf("ListExecutions, %s (-want +got):\n%s", v.id, d)
+		}
+		events, err := s.ListEvents(ctx, v.id, 0, 0)
+		must(t, "ListEvents", err)
+		if len(events) != 2 || events[1].Execution == nil {
+			t.Fatalf("ListEvents(%s): %d events, want 2, the last with the execution", v.id, len(events))
+		}
+		if d := diff(want.Nodes, events[1].Execution.Nodes); d != "" {
+			t.Errorf("nodes of the execution of the completion event of %s (-want +got):\n%s", v.id, d)
+		}
+		bareWant := *want
+		bareWant.Nodes = nil
+		for _, n := range want.Nodes {
+			c := *n
+			c.Result = nil
+			bareWant.Nodes = append(bareWant.Nodes, &c)
+		}
+		if d := diff(&bareWant, byID(bare, v.id)); d != "" {
+			t.Errorf("ListExecutions(OmitResults), %s (-want +got):\n%s", v.id, d)
+		}
+	}
+	n, err := s.DeleteExecutionsBefore(ctx, at(time.Hour))
+	must(t, "DeleteExecutionsBefore", err)
+	if n != len(variants) {
+		t.Errorf("DeleteExecutionsBefore = %d, want %d", n, len(variants))
+	}
+}

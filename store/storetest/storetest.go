@@ -42,6 +42,7 @@ func Run(t *testing.T, open Opener) {
 		{"Execution/ListWithoutResults", testExecutionListOmitResults},
 		{"Journal/WriteAndListEvents", testJournalWrite},
 		{"Journal/CreateInBatch", testJournalCreate},
+		{"Journal/CreateFinished", testJournalCreateFinished},
 		{"Journal/DuplicateSeqAppliesNothing", testJournalConflict},
 		{"Journal/UnknownExecution", testJournalUnknownExecution},
 		{"Journal/ManyEvents", testJournalManyEvents},

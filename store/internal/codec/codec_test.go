@@ -498,3 +498,68 @@ func TestEventBodyByRef(t *testing.T) {
 		t.Errorf("decodeEventBody(%s) = byRef %v, %v; want false, nil", s, byRef, err)
 	}
 }
+
+// Node lines round-trip every field, whatever the strings in errors and
+// results hold; a node id that cannot be a line is refused, and damaged
+// lines are errors.
+func TestNodeLines(t *testing.T) {
+	at := time.Unix(1_700_000_000, 123).UTC()
+	states := []*store.NodeState{
+		{NodeID: "pending", Status: store.NodePending},
+		{NodeID: "done", Status: store.NodeCompleted, Attempts: 2, StartTime: at, EndTime: at.Add(time.Second),
+			Result: map[string]any{"tab": "a\tb", "nl": "a\nb", "dash": "-", "empty": "", "u": "é\u2028", "n": 1.5, "list": []any{"\t\n", nil, true}}},
+		{NodeID: "empty-result", Status: store.NodeCompleted, Attempts: 1, Result: map[string]any{}},
+		{NodeID: "failed", Status: store.NodeFailed, Attempts: 3, StartTime: at,
+			Error: &store.ExecError{NodeID: "failed", Code: "E", Message: "line\none\ttab", Traceback: "-"}},
+	}
+	var b []byte
+	for _, n := range states {
+		var ok bool
+		var err error
+		if b, ok, err = AppendNodeLine(b, n); err != nil || !ok {
+			t.Fatalf("AppendNodeLine(%s) = %v, %v", n.NodeID, ok, err)
+		}
+	}
+	if got := strings.Count(string(b), "\n"); got != len(states) {
+		t.Fatalf("%d lines for %d states:\n%s", got, len(states), b)
+	}
+	got, err := DecodeNodeLines(string(b), true)
+	if err != nil {
+		t.Fatalf("DecodeNodeLines: %v", err)
+	}
+	if d := cmp.Diff(states, got); d != "" {
+		t.Errorf("round trip (-want +got):\n%s", d)
+	}
+	got, err = DecodeNodeLines(string(b), false)
+	if err != nil {
+		t.Fatalf("DecodeNodeLines without results: %v", err)
+	}
+	for i, n := range got {
+		if n.Result != nil || n.NodeID != states[i].NodeID || (n.Error == nil) != (states[i].Error == nil) {
+			t.Errorf("without results, node %d = %+v", i, n)
+		}
+	}
+
+	for _, id := range []string{"a\tb", "a\nb"} {
+		out, ok, err := AppendNodeLine([]byte("x"), &store.NodeState{NodeID: id})
+		if ok || err != nil || string(out) != "x" {
+			t.Errorf("AppendNodeLine(id %q) = %q, %v, %v; want it refused and the buffer unchanged", id, out, ok, err)
+		}
+	}
+	if _, _, err := AppendNodeLine(nil, &store.NodeState{NodeID: "nan", Result: map[string]any{"x": math.NaN()}}); err == nil {
+		t.Errorf("AppendNodeLine with a NaN result succeeded")
+	}
+
+	line := strings.SplitAfter(string(b), "\n")[1]
+	for name, bad := range map[string]string{
+		"too few fields":  "done\t4\t1\t0\t0\t-\n",
+		"too many fields": strings.TrimSuffix(line, "\n") + "\t-\n",
+		"bad number":      strings.Replace(line, "\t2\t", "\tx\t", 1),
+		"bad JSON":        "done\t4\t1\t0\t0\t-\t{\"a\":\n",
+		"bad error JSON":  "done\t4\t1\t0\t0\t[\t-\n",
+	} {
+		if _, err := DecodeNodeLines(bad, true); err == nil {
+			t.Errorf("DecodeNodeLines(%s) succeeded", name)
+		}
+	}
+}

@@ -2,6 +2,8 @@ package codec
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/kailash-gateway/kgw/store"
 )
@@ -194,4 +196,77 @@ func ScanSecret(row Row) (*store.SecretRecord, error) {
 		return nil, err
 	}
 	return &r, nil
+}
+
+// AppendNodeLine appends n to b as one line of an inline node list (see
+// DecodeNodeLines): node id, status, attempts, start and end times, error
+// and result, tab-separated, the last two as JSON ('-' when unset, which
+// no JSON value is). ok is false, and b unchanged, for a node id with a
+// tab or newline, which has no line.
+func AppendNodeLine(b []byte, n *store.NodeState) (out []byte, ok bool, err error) {
+	if strings.ContainsAny(n.NodeID, "\t\n") {
+		return b, false, nil
+	}
+	errJSON, err := EncodeError(n.Error)
+	if err != nil {
+		return b, false, err
+	}
+	res, err := EncodeMap(n.Result)
+	if err != nil {
+		return b, false, err
+	}
+	b = append(b, n.NodeID...)
+	for _, v := range []int64{int64(n.Status), int64(n.Attempts), Nanos(n.StartTime), Nanos(n.EndTime)} {
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, v, 10)
+	}
+	for _, s := range []*string{errJSON, res} {
+		b = append(b, '\t')
+		if s == nil {
+			b = append(b, '-')
+		} else {
+			b = append(b, *s...) // JSON: tabs and newlines only escaped
+		}
+	}
+	return append(b, '\n'), true, nil
+}
+
+// DecodeNodeLines decodes the node states AppendNodeLine wrote, in order;
+// without results, every Result is nil.
+func DecodeNodeLines(s string, results bool) ([]*store.NodeState, error) {
+	out := make([]*store.NodeState, 0, strings.Count(s, "\n"))
+	for line := range strings.Lines(s) {
+		f := strings.Split(strings.TrimSuffix(line, "\n"), "\t")
+		if len(f) != 7 {
+			return nil, fmt.Errorf("malformed inline node state %q", line)
+		}
+		var ints [4]int64
+		for i := range ints {
+			var err error
+			if ints[i], err = strconv.ParseInt(f[1+i], 10, 64); err != nil {
+				return nil, fmt.Errorf("malformed inline node state %q: %w", line, err)
+			}
+		}
+		n := &store.NodeState{NodeID: f[0], Status: store.NodeStatus(ints[0]), Attempts: int32(ints[1]),
+			StartTime: FromNanos(ints[2]), EndTime: FromNanos(ints[3])}
+		var err error
+		if n.Error, err = decodeError(orNull(f[5])); err != nil {
+			return nil, err
+		}
+		if results {
+			if n.Result, err = decodeMap(orNull(f[6])); err != nil {
+				return nil, err
+			}
+		}
+		out = append(out, n)
+	}
+	return out, nil
+}
+
+// orNull is nil for AppendNodeLine's '-', else a pointer to s.
+func orNull(s string) *string {
+	if s == "-" {
+		return nil
+	}
+	return &s
 }
