@@ -245,8 +245,8 @@ const maxInlineNodes = 1024
 // row, not one plus one per node. BenchmarkJournalFinished (one-node
 // executions, 16 per batch), four runs in turns: 17.4 → 14.8 µs per
 // execution (−15%). kgw serve at 64 callers (loadgen, both builds in
-// turns): no-op 1.06× the throughput and 8% less gateway CPU a call,
-// chain3 1.06× (docs/performance.md).
+// turns, three runs): chain3 1.02–1.10× the throughput, no-op 0.97–1.06×
+// (docs/performance.md, sixth part).
 func (ws *execWrites) inlineNodes(nodes []store.NodeUpdate) ([]store.NodeUpdate, error) {
 	var final map[string][]*store.NodeState
 	for _, w := range ws.order {

@@ -736,27 +736,27 @@ func testDeleteBeforeMany(t *testing.T, s store.Store) {
 	}
 }
 
-// testJournalCreateFinished writes executions that a batch creates already
-// finished (how the journal writes a short workflow run at once), with
-// node states in the creation and in the batch's node updates, and reads
-// them back every way the store reads executions.
-func testJournalCreateFinished(t *testing.T, s store.Store) {
-	ctx := t.Context()
+// finishedCase is an execution that a batch creates finished: its nodes
+// in the creation, the batch's node updates, and the node states it must
+// read back with.
+type finishedCase struct {
+	id               string
+	nodes, ups, want []*store.NodeState
+}
+
+// finishedCases covers node states in the creation and in updates, nodes
+// that never ran, a node added by an update, large results, and strings
+// with the characters a line format must keep.
+func finishedCases() []finishedCase {
 	odd := map[string]any{"tab": "a\tb", "newline": "x\ny", "dash": "-", "empty": "", "nested": map[string]any{"list": []any{"\t", "é", 1.5}}}
 	big := map[string]any{"blob": strings.Repeat("x", 4096)}
-	type variant struct {
-		id    string
-		nodes []*store.NodeState // the creation's
-		ups   []*store.NodeState // the batch's node updates
-		want  []*store.NodeState
-	}
 	done := func(id string, res map[string]any) *store.NodeState {
 		return &store.NodeState{NodeID: id, Status: store.NodeCompleted, Attempts: 1, StartTime: at(time.Second), EndTime: at(2 * time.Second), Result: res}
 	}
 	failed := &store.NodeState{NodeID: "transform", Status: store.NodeFailed, Attempts: 3, StartTime: at(time.Second),
 		EndTime: at(3 * time.Second), Error: &store.ExecError{NodeID: "transform", Code: "E", Message: "bad\tinput\n", Traceback: "line 1"}}
 	pending := func(id string) *store.NodeState { return &store.NodeState{NodeID: id, Status: store.NodePending} }
-	variants := []variant{
+	return []finishedCase{
 		{id: "fin-updates", nodes: []*store.NodeState{pending("fetch"), pending("transform")},
 			ups:  []*store.NodeState{done("fetch", odd), done("transform", map[string]any{})},
 			want: []*store.NodeState{done("fetch", odd), done("transform", map[string]any{})}},
@@ -770,12 +770,18 @@ func testJournalCreateFinished(t *testing.T, s store.Store) {
 			want: []*store.NodeState{done("fetch", big), pending("transform")}},
 		{id: "fin-odd-id", nodes: []*store.NodeState{done("a\tb", odd)}, want: []*store.NodeState{done("a\tb", odd)}},
 	}
+}
+
+// finishedBatch creates the cases in one batch, every other one finished
+// in its creation and the others by the batch's header update, each with
+// a start and a completion event.
+func finishedBatch(cases []finishedCase) *store.JournalBatch {
 	b := &store.JournalBatch{}
-	for i, v := range variants {
-		e := sampleExecution(v.id, at(time.Duration(i)*time.Millisecond))
-		e.Nodes, e.StartTime = v.nodes, at(0)
+	for i, c := range cases {
+		e := sampleExecution(c.id, at(time.Duration(i)*time.Millisecond))
+		e.Nodes, e.StartTime = c.nodes, at(0)
 		final := *e
-		final.Status, final.EndTime, final.Nodes = store.ExecutionCompleted, at(3*time.Second), v.want
+		final.Status, final.EndTime, final.Nodes = store.ExecutionCompleted, at(3*time.Second), c.want
 		if i%2 == 0 {
 			e.Status, e.EndTime = store.ExecutionCompleted, final.EndTime // finished in the creation
 		} else {
@@ -783,47 +789,46 @@ func testJournalCreateFinished(t *testing.T, s store.Store) {
 			b.Executions = append(b.Executions, &final)
 		}
 		b.Creates = append(b.Creates, e)
-		for _, n := range v.ups {
-			b.Nodes = append(b.Nodes, store.NodeUpdate{ExecutionID: v.id, State: n})
+		for _, n := range c.ups {
+			b.Nodes = append(b.Nodes, store.NodeUpdate{ExecutionID: c.id, State: n})
 		}
 		b.Events = append(b.Events,
-			&store.Event{ExecutionID: v.id, Seq: 1, Time: at(0), Kind: store.EventExecutionStarted, Workflow: "orders", Version: 2},
-			&store.Event{ExecutionID: v.id, Seq: 2, Time: at(3 * time.Second), Kind: store.EventExecutionCompleted, Execution: &final})
+			&store.Event{ExecutionID: c.id, Seq: 1, Time: at(0), Kind: store.EventExecutionStarted, Workflow: "orders", Version: 2},
+			&store.Event{ExecutionID: c.id, Seq: 2, Time: at(3 * time.Second), Kind: store.EventExecutionCompleted, Execution: &final})
 	}
-	must(t, "WriteJournal", s.WriteJournal(ctx, b))
+	return b
+}
 
+// testJournalCreateFinished writes executions that a batch creates already
+// finished (how the journal writes a short workflow run at once) and reads
+// them back every way the store reads executions.
+func testJournalCreateFinished(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	cases := finishedCases()
+	must(t, "WriteJournal", s.WriteJournal(ctx, finishedBatch(cases)))
 	listed, _, err := s.ListExecutions(ctx, store.ExecutionQuery{})
 	must(t, "ListExecutions", err)
 	bare, _, err := s.ListExecutions(ctx, store.ExecutionQuery{OmitResults: true})
 	must(t, "ListExecutions(OmitResults)", err)
-	byID := func(list []*store.Execution, id string) *store.Execution {
-		for _, e := range list {
-			if e.ID == id {
-				return e
-			}
-		}
-		t.Fatalf("execution %s not listed", id)
-		return nil
-	}
-	for _, v := range variants {
-		want := sampleExecution(v.id, time.Time{})
-		want.Status, want.StartTime, want.EndTime, want.Nodes = store.ExecutionCompleted, at(0), at(3*time.Second), v.want
-		got, err := s.GetExecution(ctx, v.id)
+	for _, c := range cases {
+		want := sampleExecution(c.id, time.Time{})
+		want.Status, want.StartTime, want.EndTime, want.Nodes = store.ExecutionCompleted, at(0), at(3*time.Second), c.want
+		got, err := s.GetExecution(ctx, c.id)
 		must(t, "GetExecution", err)
 		want.CreateTime = got.CreateTime
 		if d := diff(want, got); d != "" {
-			t.Errorf("GetExecution(%s) (-want +got):\n%s", v.id, d)
+			t.Errorf("GetExecution(%s) (-want +got):\n%s", c.id, d)
 		}
-		if d := diff(want, byID(listed, v.id)); d != "" {
-			t.Errorf("ListExecutions, %s (-want +got):\n%s", v.id, d)
+		if d := diff(want, listedByID(t, listed, c.id)); d != "" {
+			t.Errorf("ListExecutions, %s (-want +got):\n%s", c.id, d)
 		}
-		events, err := s.ListEvents(ctx, v.id, 0, 0)
+		events, err := s.ListEvents(ctx, c.id, 0, 0)
 		must(t, "ListEvents", err)
 		if len(events) != 2 || events[1].Execution == nil {
-			t.Fatalf("ListEvents(%s): %d events, want 2, the last with the execution", v.id, len(events))
+			t.Fatalf("ListEvents(%s): %d events, want 2, the last with the execution", c.id, len(events))
 		}
 		if d := diff(want.Nodes, events[1].Execution.Nodes); d != "" {
-			t.Errorf("nodes of the execution of the completion event of %s (-want +got):\n%s", v.id, d)
+			t.Errorf("nodes of the execution of the completion event of %s (-want +got):\n%s", c.id, d)
 		}
 		bareWant := *want
 		bareWant.Nodes = nil
@@ -832,13 +837,25 @@ func testJournalCreateFinished(t *testing.T, s store.Store) {
 			c.Result = nil
 			bareWant.Nodes = append(bareWant.Nodes, &c)
 		}
-		if d := diff(&bareWant, byID(bare, v.id)); d != "" {
-			t.Errorf("ListExecutions(OmitResults), %s (-want +got):\n%s", v.id, d)
+		if d := diff(&bareWant, listedByID(t, bare, c.id)); d != "" {
+			t.Errorf("ListExecutions(OmitResults), %s (-want +got):\n%s", c.id, d)
 		}
 	}
 	n, err := s.DeleteExecutionsBefore(ctx, at(time.Hour))
 	must(t, "DeleteExecutionsBefore", err)
-	if n != len(variants) {
-		t.Errorf("DeleteExecutionsBefore = %d, want %d", n, len(variants))
+	if n != len(cases) {
+		t.Errorf("DeleteExecutionsBefore = %d, want %d", n, len(cases))
 	}
+}
+
+// listedByID returns the execution of list with the given id.
+func listedByID(t *testing.T, list []*store.Execution, id string) *store.Execution {
+	t.Helper()
+	for _, e := range list {
+		if e.ID == id {
+			return e
+		}
+	}
+	t.Fatalf("execution %s not listed", id)
+	return nil
 }
