@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -89,5 +90,37 @@ func TestMigrationKeepsJournal(t *testing.T) {
 	}
 	if n, err := s.DeleteExecutionsBefore(ctx, x.EndTime.Add(1)); n != 1 || err != nil {
 		t.Errorf("DeleteExecutionsBefore = %d, %v; want 1, nil", n, err)
+	}
+}
+
+// A database that a newer kgw migrated past this one's migrations is
+// refused with an error saying so, and left as it was.
+func TestOpenRefusesNewerSchema(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "kgw.db")
+	s, err := Open(ctx, path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	if _, err := s.wc.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (9999, '9999_future.sql', 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := Open(ctx, path); err == nil {
+		s.Close()
+		t.Fatal("Open of a database at a newer schema version succeeded")
+	} else if !strings.Contains(err.Error(), "schema version 9999, newer than this kgw's") {
+		t.Errorf("Open: %v; want it to name the newer schema version", err)
+	}
+	db, err := sql.Open("sqlite3", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE version = 9999`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("the newer version's record after the refused Open: %d rows, %v", n, err)
 	}
 }

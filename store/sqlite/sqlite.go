@@ -38,6 +38,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -334,13 +335,19 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
 	sort.Strings(files)
-	for _, f := range files {
+	versions := make([]int, len(files))
+	for i, f := range files {
 		base := strings.TrimPrefix(f, "migrations/")
 		num, _, ok := strings.Cut(base, "_")
-		version, err := strconv.Atoi(num)
-		if !ok || err != nil {
+		if versions[i], err = strconv.Atoi(num); !ok || err != nil {
 			return fmt.Errorf("sqlite: migration %s: name must start with a number and '_'", base)
 		}
+	}
+	if err := s.checkNotNewer(ctx, slices.Max(versions)); err != nil {
+		return err
+	}
+	for i, f := range files {
+		base, version := strings.TrimPrefix(f, "migrations/"), versions[i]
 		body, err := migrations.ReadFile(f)
 		if err != nil {
 			return fmt.Errorf("sqlite: migration %s: %w", base, err)
@@ -363,6 +370,23 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: migration %s: %w", base, err)
 		}
+	}
+	return nil
+}
+
+// checkNotNewer refuses a database that a newer kgw migrated past latest,
+// the last migration this one knows: what it writes there, this version
+// would not read (migration 0007 moved the node states of finished
+// executions into a column that earlier versions ignore, for one). The
+// SQLite file belongs to one process, so no older replica needs to share
+// it; PostgreSQL has no such check, for rolling upgrades (docs/cluster.md).
+func (s *Store) checkNotNewer(ctx context.Context, latest int) error {
+	var newest int
+	if err := s.wc.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("sqlite: migrate: %w", err)
+	}
+	if newest > latest {
+		return fmt.Errorf("sqlite: the database is at schema version %d, newer than this kgw's %d: it was written by a newer kgw, which must be used (downgrading a SQLite store is not supported)", newest, latest)
 	}
 	return nil
 }
