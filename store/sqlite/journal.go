@@ -243,8 +243,8 @@ const maxInlineNodes = 1024
 // execution changes no more, so its states need no rows of their own:
 // a short workflow run at once (the journal's lazy creations) is then one
 // row, not one plus one per node. BenchmarkJournalFinished (one-node
-// executions, 16 per batch), four runs in turns: 17.4 → 14.8 µs per
-// execution (−15%). kgw serve at 64 callers (loadgen, both builds in
+// executions, 16 per batch, as the executor writes them), five runs in
+// turns: 15.2 → 12.1 µs per execution (−20%). kgw serve at 64 callers (loadgen, both builds in
 // turns, three runs): chain3 1.02–1.10× the throughput, no-op 0.97–1.06×
 // (docs/performance.md, sixth part).
 func (ws *execWrites) inlineNodes(nodes []store.NodeUpdate) ([]store.NodeUpdate, error) {

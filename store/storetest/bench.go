@@ -127,9 +127,11 @@ func BenchmarkJournalGrouped(b *testing.B, s store.Store, group int) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/exec")
 }
 
-// BenchmarkJournalFinished journals one-node executions created finished,
-// group per batch, with their four events: how the journal writes short
-// workflows run at once (its lazy creations) under load.
+// BenchmarkJournalFinished journals one-node executions that start and
+// finish before their first write, group per batch, as the executor's
+// journal writes a short workflow run at once: each execution's creation
+// (running, its node pending), its node's updates, its final header and
+// its four events, the last referring to the execution.
 func BenchmarkJournalFinished(b *testing.B, s store.Store, group int) {
 	ctx := context.Background()
 	result := map[string]any{}
@@ -140,18 +142,23 @@ func BenchmarkJournalFinished(b *testing.B, s store.Store, group int) {
 		batch := &store.JournalBatch{}
 		for k := range group {
 			id := "finished-" + strconv.Itoa(n+k)
-			done := &store.NodeState{NodeID: "n", Status: store.NodeCompleted, Attempts: 1, StartTime: now, EndTime: now, Result: result}
 			e := &store.Execution{
-				ID: id, Workflow: "noop", Version: 1, Status: store.ExecutionCompleted,
-				Nodes:      []*store.NodeState{done},
-				CreateTime: now, StartTime: now, EndTime: now, Caller: "local", Owner: "bench-owner-0123456789",
+				ID: id, Workflow: "noop", Version: 1, Status: store.ExecutionRunning,
+				Nodes:      []*store.NodeState{{NodeID: "n", Status: store.NodePending}},
+				CreateTime: now, StartTime: now, Caller: "local", Owner: "bench-owner-0123456789",
 			}
+			running := &store.NodeState{NodeID: "n", Status: store.NodeRunning, Attempts: 1, StartTime: now}
+			done := &store.NodeState{NodeID: "n", Status: store.NodeCompleted, Attempts: 1, StartTime: now, EndTime: now, Result: result}
+			final := *e
+			final.Status, final.EndTime, final.Nodes, final.Request = store.ExecutionCompleted, now, nil, store.ExecutionRequest{}
 			batch.Creates = append(batch.Creates, e)
+			batch.Executions = append(batch.Executions, &final)
+			batch.Nodes = append(batch.Nodes, store.NodeUpdate{ExecutionID: id, State: running}, store.NodeUpdate{ExecutionID: id, State: done})
 			batch.Events = append(batch.Events,
 				&store.Event{ExecutionID: id, Seq: 1, Time: now, Kind: store.EventExecutionStarted, Workflow: "noop", Version: 1},
 				&store.Event{ExecutionID: id, Seq: 2, Time: now, Kind: store.EventNodeStarted, NodeID: "n", Attempt: 1},
 				&store.Event{ExecutionID: id, Seq: 3, Time: now, Kind: store.EventNodeCompleted, NodeID: "n", Attempt: 1},
-				&store.Event{ExecutionID: id, Seq: 4, Time: now, Kind: store.EventExecutionCompleted, Execution: e})
+				&store.Event{ExecutionID: id, Seq: 4, Time: now, Kind: store.EventExecutionCompleted, Execution: &final})
 		}
 		if err := s.WriteJournal(ctx, batch); err != nil {
 			b.Fatalf("WriteJournal: %v", err)
