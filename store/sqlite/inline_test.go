@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/kailash-gateway/kgw/store"
+	"github.com/kailash-gateway/kgw/store/storetest"
 )
 
 // An execution that a batch creates finished keeps its node states in its
@@ -49,6 +50,33 @@ func TestFinishedExecutionNodesInline(t *testing.T) {
 		}
 		if rows != w.rows || (nodes != "") != w.inline || (ids == "") != w.inline {
 			t.Errorf("%s: %d node rows, node_ids %q, nodes %q; want %d rows, inline %v", id, rows, ids, nodes, w.rows, w.inline)
+		}
+	}
+}
+
+// The events of a short run that says nothing its row does not are
+// derived, not stored; any other run keeps its events as written
+// (storetest's Journal/ShortRunEvents reads them all back).
+func TestShortRunEventsDerived(t *testing.T) {
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "kgw.db"))
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	derived := map[string]bool{"noop": true, "chain": true, "seven": true, "late-event": true}
+	for _, r := range storetest.ShortRuns() {
+		b, _ := storetest.ShortRunBatch(r)
+		if err := s.WriteJournal(t.Context(), b); err != nil {
+			t.Fatalf("WriteJournal(%s): %v", r.Name, err)
+		}
+		var events string
+		var rows int
+		if err := s.wc.QueryRowContext(t.Context(), `SELECT events, (SELECT count(*) FROM execution_events WHERE execution_id = ?1)
+			FROM executions WHERE id = ?1`, storetest.ShortRunID(r)).Scan(&events, &rows); err != nil {
+			t.Fatalf("read %s: %v", r.Name, err)
+		}
+		if got := events == derivedLine; got != derived[r.Name] {
+			t.Errorf("%s: events %q and %d event rows; derived = %v, want %v", r.Name, events, rows, got, derived[r.Name])
 		}
 	}
 }

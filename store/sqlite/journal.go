@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
@@ -132,6 +133,12 @@ type execWrite struct {
 	events []byte           // inline event lines
 	nodes  []byte           // inline node states, if the batch creates it finished
 	seqs   int64            // bits of the seqs <= inlineEvents the batch journals
+
+	// For markDerived: the node states in nodes, whether the events with
+	// seqs up to inlineEvents are derived, and how many were compared.
+	states   []*store.NodeState
+	derived  bool
+	compared int
 }
 
 // encodedBatch is a JournalBatch encoded as statement arguments (see
@@ -173,6 +180,7 @@ func (s *Store) encodeBatch(b *store.JournalBatch) (*encodedBatch, error) {
 		return nil, err
 	}
 	enc := &encodedBatch{creates: make([]any, 0, insertExecutionsCols*len(b.Creates))}
+	ws.markDerived(b.Events)
 	if err := enc.addEvents(ws, b.Events); err != nil {
 		return nil, err
 	}
@@ -289,7 +297,7 @@ func (ws *execWrites) inlineNodes(nodes []store.NodeUpdate) ([]store.NodeUpdate,
 			delete(final, id)
 			continue
 		}
-		ws.byID[id].nodes = lines
+		ws.byID[id].nodes, ws.byID[id].states = lines, states
 	}
 	// nodes is the batch's own list (addExecutions), not b.Nodes.
 	return slices.DeleteFunc(nodes, func(u store.NodeUpdate) bool { _, ok := final[u.ExecutionID]; return ok }), nil
@@ -304,10 +312,22 @@ func (w *execWrite) status() store.ExecutionStatus {
 }
 
 // addEvents encodes events: small early ones inline in their execution's
-// row, the others as event rows.
+// row, the others as event rows. The early events of an execution marked
+// derived (markDerived) are not encoded at all.
 func (enc *encodedBatch) addEvents(ws *execWrites, events []*store.Event) error {
 	for _, ev := range events {
 		w := ws.touch(ev.ExecutionID)
+		early := ev.Seq >= 1 && ev.Seq <= inlineEvents
+		if early {
+			bit := int64(1) << (ev.Seq - 1)
+			if w.seqs&bit != 0 {
+				return fmt.Errorf("event %d of %s twice in a batch: %w", ev.Seq, ev.ExecutionID, store.ErrConflict)
+			}
+			w.seqs |= bit
+			if w.derived {
+				continue
+			}
+		}
 		encode := codec.EncodeEventBody
 		if ev.Execution != nil && w.header != nil {
 			// The batch journals the final state that the event carries:
@@ -318,16 +338,9 @@ func (enc *encodedBatch) addEvents(ws *execWrites, events []*store.Event) error 
 		if err != nil {
 			return err
 		}
-		if ev.Seq >= 1 && ev.Seq <= inlineEvents {
-			bit := int64(1) << (ev.Seq - 1)
-			if w.seqs&bit != 0 {
-				return fmt.Errorf("event %d of %s twice in a batch: %w", ev.Seq, ev.ExecutionID, store.ErrConflict)
-			}
-			w.seqs |= bit
-			if len(body) <= maxInlineBody {
-				w.events = appendInline(w.events, ev, body)
-				continue
-			}
+		if early && len(body) <= maxInlineBody {
+			w.events = appendInline(w.events, ev, body)
+			continue
 		}
 		enc.events = append(enc.events, ev.ExecutionID, ev.Seq, codec.Nanos(ev.Time), int32(ev.Kind), body)
 	}
@@ -396,6 +409,10 @@ func appendCreate(args []any, w *execWrite) ([]any, error) {
 	if err != nil {
 		return args, err
 	}
+	events := string(w.events)
+	if w.derived {
+		events = derivedLine
+	}
 	nodeIDs := ""
 	if w.nodes == nil {
 		ids := make([]string, len(e.Nodes))
@@ -406,7 +423,7 @@ func appendCreate(args []any, w *execWrite) ([]any, error) {
 	}
 	return append(args, e.ID, e.Workflow, e.Version, int32(status), req, errJSON,
 		codec.Nanos(e.CreateTime), codec.Nanos(start), codec.Nanos(end),
-		e.IdempotencyKey, e.Caller, owner, nodeIDs, string(w.nodes), string(w.events), w.seqs), nil
+		e.IdempotencyKey, e.Caller, owner, nodeIDs, string(w.nodes), events, w.seqs), nil
 }
 
 // applyBatch writes an encoded batch in the transaction journalTx opened.
@@ -524,9 +541,17 @@ func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int
 		case err != nil:
 			return err
 		}
+		lines, derived := cutDerived(lines)
 		inline, refs, err := parseInline(executionID, lines, afterSeq)
 		if err != nil {
 			return err
+		}
+		var x *store.Execution
+		if derived {
+			if x, err = getExecution(ctx, tx, `id = ?`, executionID); err != nil {
+				return fmt.Errorf("execution of derived events: %w", err)
+			}
+			inline = mergeEvents(deriveEvents(x, afterSeq), inline, math.MaxInt)
 		}
 		rows, err := tx.QueryContext(ctx, `SELECT `+codec.EventColumns+` FROM execution_events
 			WHERE execution_id = ? AND seq > ? ORDER BY seq LIMIT ?`, executionID, afterSeq, limit)
@@ -555,9 +580,10 @@ func (s *Store) ListEvents(ctx context.Context, executionID string, afterSeq int
 		if len(refs) == 0 {
 			return nil
 		}
-		x, err := getExecution(ctx, tx, `id = ?`, executionID)
-		if err != nil {
-			return fmt.Errorf("execution of event %d: %w", refs[0].Seq, err)
+		if x == nil {
+			if x, err = getExecution(ctx, tx, `id = ?`, executionID); err != nil {
+				return fmt.Errorf("execution of event %d: %w", refs[0].Seq, err)
+			}
 		}
 		for _, ev := range refs {
 			ev.Execution = x

@@ -43,6 +43,7 @@ func Run(t *testing.T, open Opener) {
 		{"Journal/WriteAndListEvents", testJournalWrite},
 		{"Journal/CreateInBatch", testJournalCreate},
 		{"Journal/CreateFinished", testJournalCreateFinished},
+		{"Journal/ShortRunEvents", testJournalShortRuns},
 		{"Journal/DuplicateSeqAppliesNothing", testJournalConflict},
 		{"Journal/UnknownExecution", testJournalUnknownExecution},
 		{"Journal/ManyEvents", testJournalManyEvents},
