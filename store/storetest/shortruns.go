@@ -57,11 +57,13 @@ func ShortRuns() []ShortRun {
 			evs[0].Time = evs[0].Time.Add(5 * time.Microsecond)
 			return evs
 		}},
-		{Name: "result-copy", Nodes: 1, Edit: func(evs []*store.Event, _ *store.Execution) []*store.Event {
+		{Name: "result-copy", Nodes: 1, Edit: func(evs []*store.Event, final *store.Execution) []*store.Event {
+			final.Nodes[0].Result = map[string]any{"k": int64(0), "s": "a\tb"}
 			evs[2].Result = map[string]any{"k": int64(0), "s": "a\tb"} // equal to the node's, another map
 			return evs
 		}},
-		{Name: "other-result", Nodes: 1, Edit: func(evs []*store.Event, _ *store.Execution) []*store.Event {
+		{Name: "other-result", Nodes: 1, Edit: func(evs []*store.Event, final *store.Execution) []*store.Event {
+			final.Nodes[0].Result = map[string]any{"k": int64(0), "s": "a\tb"}
 			evs[2].Result = map[string]any{"k": int64(1)}
 			return evs
 		}},
@@ -129,9 +131,6 @@ func ShortRunBatch(r ShortRun) (*store.JournalBatch, []*store.Event) {
 		res := map[string]any{}
 		if k > 0 {
 			res = map[string]any{"k": int64(k), "s": "a\tb\n", "nested": []any{1.5, "é"}}
-		}
-		if r.Name == "result-copy" || r.Name == "other-result" {
-			res = map[string]any{"k": int64(0), "s": "a\tb"}
 		}
 		running := &store.NodeState{NodeID: nid, Status: store.NodeRunning, Attempts: 1, StartTime: start}
 		done := &store.NodeState{NodeID: nid, Status: store.NodeCompleted, Attempts: 1, StartTime: start, EndTime: end, Result: res}
