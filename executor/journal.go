@@ -3,8 +3,10 @@ package executor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"time"
@@ -305,7 +307,22 @@ func (j *journal) writeBatch(items []*journalItem) error {
 	ctx, cancel := context.WithTimeout(context.Background(), writeTimeout)
 	defer cancel()
 	start := time.Now()
-	err := j.st.WriteJournal(ctx, b)
+	err := j.writeStore(ctx, b)
 	j.obs.JournalCommit(len(items), time.Since(start))
 	return err
+}
+
+// writeStore writes b to the store. A panic there (a bug in a store) fails
+// the batch instead of the process: write then retries each item alone,
+// so only the executions whose writes panic fail.
+func (j *journal) writeStore(ctx context.Context, b *store.JournalBatch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			j.log.Error("panic in a journal write", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			// The panic's value may hold journalled data: the log has it,
+			// the callers' errors do not.
+			err = errors.New("journal write panicked (an internal error; the gateway's log has it)")
+		}
+	}()
+	return j.st.WriteJournal(ctx, b)
 }

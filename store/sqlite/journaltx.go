@@ -33,7 +33,8 @@ var errClosed = errors.New("sqlite: store is closed")
 //
 // fn runs with a context that is not cancelled (a statement cancelled
 // halfway would leave the transaction to roll back anyway); a write whose
-// ctx is done before it starts is skipped with ctx's error.
+// ctx is done before it starts is skipped with ctx's error. If fn panics,
+// the transaction is rolled back and the panic goes on.
 func (s *Store) journalTx(ctx context.Context, fn func(ctx context.Context) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -47,6 +48,14 @@ func (s *Store) journalTx(ctx context.Context, fn func(ctx context.Context) erro
 	if _, err := s.begin.ExecContext(bg); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
+	defer func() {
+		// A panic in fn (a bug) must not leave the transaction open on
+		// the held connection, where every later BEGIN would fail.
+		if p := recover(); p != nil {
+			_, _ = s.rollback.ExecContext(bg)
+			panic(p)
+		}
+	}()
 	err := fn(context.WithoutCancel(ctx))
 	if err == nil {
 		if _, err = s.commit.ExecContext(bg); err != nil {
