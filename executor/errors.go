@@ -65,7 +65,8 @@ const (
 	// CodeCancelled: the execution was cancelled, or a node was cancelled
 	// because another node failed.
 	CodeCancelled = "CANCELLED"
-	// CodePanic: the runtime or a resource panicked during an attempt.
+	// CodePanic: the runtime or a resource panicked during an attempt, or
+	// the executor while running the node (containNodePanic).
 	CodePanic = "PANIC"
 	// CodeNodeError: any other failure of a node.
 	CodeNodeError = "NODE_ERROR"

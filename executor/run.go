@@ -7,6 +7,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"log/slog"
 	"math"
+	"runtime/debug"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -572,7 +573,8 @@ func (r *run) failFast(o *outcome) {
 
 // runNode runs the attempts of node i until one succeeds, the retries are
 // exhausted or the run is interrupted.
-func (r *run) runNode(i int, inputs map[string]any) outcome {
+func (r *run) runNode(i int, inputs map[string]any) (o outcome) {
+	defer r.containNodePanic(i, &o)
 	pn := &r.p.nodes[i]
 	r.mu.Lock()
 	epoch := int32(min(r.attemptBase(), math.MaxInt32/2))
@@ -624,26 +626,55 @@ type attemptResult struct {
 	started     time.Time
 }
 
+// containNodePanic, deferred by runNode, turns a panic while running node
+// i outside its attempts (attempt turns those into node errors) into the
+// node's failure with CodePanic: the execution fails, not the process.
+func (r *run) containNodePanic(i int, o *outcome) {
+	p := recover()
+	if p == nil {
+		return
+	}
+	id := r.p.nodes[i].def.ID
+	msg := r.redact.String(fmt.Sprint(p))
+	r.e.log.Error("panic while running a node", "execution_id", r.id, "node", id, "panic", msg, "stack", string(debug.Stack()))
+	xe := &store.ExecError{NodeID: id, Code: CodePanic, Message: "internal error: " + msg}
+	*o = outcome{i: i, err: xe}
+	defer func() {
+		if p := recover(); p != nil { // recording the failure panicked too: it fails in memory only
+			r.e.log.Error("panic while recording a node's panic", "execution_id", r.id, "node", id)
+		}
+	}()
+	r.nodeFailed(i, 0, xe, store.NodeFailed)
+}
+
 // runAttempt runs one attempt of node i, holding a node slot it releases,
 // under its RunNode span, and reports it to the Observer.
 func (r *run) runAttempt(i int, attempt int32, inputs map[string]any) attemptResult {
 	pn := &r.p.nodes[i]
-	started := r.nodeStarted(i, attempt)
-	spanCtx, span := r.startNodeSpan(r.ctx, pn.def.ID, attempt)
-	res, err, nodeTimeout := r.attempt(spanCtx, i, attempt, inputs, started, span)
-	<-r.e.sem
-	how := r.attemptOutcome(err, nodeTimeout)
-	r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, how, r.e.now().Sub(started))
+	a, span := r.attemptInSlot(i, attempt, inputs)
+	how := r.attemptOutcome(a.err, a.nodeTimeout)
+	r.e.cfg.Observer.NodeAttempt(r.wf.Name, pn.def.ID, how, r.e.now().Sub(a.started))
 	if span.IsRecording() {
 		var xe *store.ExecError
 		if how == OutcomeFailed || how == OutcomeTimedOut {
-			xe = r.execError(pn, err, nodeTimeout)
+			xe = r.execError(pn, a.err, a.nodeTimeout)
 		}
 		r.endNodeSpan(span, pn.def.ID, attempt, how, xe)
 	} else {
 		span.End()
 	}
-	return attemptResult{res: res, err: err, nodeTimeout: nodeTimeout, started: started}
+	return a
+}
+
+// attemptInSlot starts the attempt of node i and runs it, releasing the
+// node slot acquire took on every path: a panic here (see
+// containNodePanic) must not keep the slot.
+func (r *run) attemptInSlot(i int, attempt int32, inputs map[string]any) (a attemptResult, span trace.Span) {
+	defer func() { <-r.e.sem }()
+	a.started = r.nodeStarted(i, attempt)
+	spanCtx, span := r.startNodeSpan(r.ctx, r.p.nodes[i].def.ID, attempt)
+	a.res, a.err, a.nodeTimeout = r.attempt(spanCtx, i, attempt, inputs, a.started, span)
+	return a, span
 }
 
 // completed records node i's result: the node fails instead if the result
